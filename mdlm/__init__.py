@@ -1,0 +1,33 @@
+"""mdlm — masked-diffusion models of text and images: one core, one sampler.
+
+    from mdlm import MDLMConfig, MDLMForMaskedLM, get_schedule, mask_tokens, diffusion_loss, elbo_nll
+"""
+
+from .elbo import ElboResult, elbo_nll
+from .loss import diffusion_loss
+from .masking import mask_tokens, sample_times
+from .modeling import MDLMConfig, MDLMForMaskedLM, MDLMModel
+from .schedules import Schedule, even_masked_counts, get_schedule
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ElboResult",
+    "MDLMConfig",
+    "MDLMForMaskedLM",
+    "MDLMModel",
+    "Schedule",
+    "diffusion_loss",
+    "elbo_nll",
+    "even_masked_counts",
+    "get_schedule",
+    "mask_tokens",
+    "sample_times",
+]
+
+try:  # the sampler package (mdlm.sampling)
+    from .sampling import SampleOutput, SamplerConfig, generate  # noqa: F401
+
+    __all__ += ["SampleOutput", "SamplerConfig", "generate"]
+except ImportError:  # pragma: no cover - while the sampler is absent
+    pass

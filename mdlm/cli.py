@@ -1,0 +1,88 @@
+"""Command-line plumbing shared by the recipes: YAML config + ``--key value`` overrides parsed by
+``HfArgumentParser`` into dataclasses, and one clear error line (exit 2) on bad input."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import yaml
+from transformers import HfArgumentParser
+
+
+class UserError(ValueError):
+    """Bad input from the user: printed as one line, exit status 2."""
+
+
+def _yaml_to_argv(cfg: dict[str, Any]) -> list[str]:
+    argv: list[str] = []
+    for k, v in cfg.items():
+        if isinstance(v, (list, tuple)):
+            argv += [f"--{k}", *[str(x) for x in v]]
+        elif isinstance(v, dict):
+            argv += [f"--{k}", json.dumps(v)]
+        elif v is None:
+            continue
+        else:
+            argv += [f"--{k}", str(v)]
+    return argv
+
+
+def parse_config_and_args(dataclass_types: Sequence[type], argv: Sequence[str] | None = None) -> tuple:
+    """``--config FILE.yaml`` (optional) then ``--key value`` overrides → one instance per dataclass.
+
+    Keys from the YAML and the command line go through the same parser, so an unknown key in either
+    is an error naming it; command-line values override the file.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    cfg_args: list[str] = []
+    if "--config" in argv:
+        i = argv.index("--config")
+        if i + 1 >= len(argv):
+            raise UserError("--config needs a YAML file")
+        path = argv[i + 1]
+        del argv[i : i + 2]
+        try:
+            with open(path, encoding="utf-8") as f:
+                cfg = yaml.safe_load(f) or {}
+        except OSError as e:
+            raise UserError(f"cannot read config {path!r}: {e.strerror}") from None
+        if not isinstance(cfg, dict):
+            raise UserError(f"config {path!r} must be a mapping of key: value")
+        parser = HfArgumentParser(dataclass_types)
+        known = {a.dest for a in parser._actions}
+        unknown = sorted(k for k in cfg if k not in known)
+        if unknown:
+            raise UserError(f"unknown config key(s) in {path}: {', '.join(unknown)}")
+        cfg_args = _yaml_to_argv(cfg)
+    parser = HfArgumentParser(dataclass_types)
+    out = parser.parse_args_into_dataclasses(args=cfg_args + argv, return_remaining_strings=True)
+    *parsed, rest = out
+    if rest:
+        raise UserError(f"unknown argument(s): {' '.join(rest)}")
+    return tuple(parsed)
+
+
+def run_cli(main: Callable[[], int | None]) -> Callable[[], None]:
+    """Wrap a recipe's ``main``: a UserError / ValueError (input checks) becomes one line
+    ``error: ...`` on stderr and exit status 2 (set MDLM_DEBUG=1 for the traceback); Ctrl-C exits 130."""
+
+    @functools.wraps(main)
+    def wrapped() -> None:
+        try:
+            code = main()
+        except (UserError, ValueError, FileNotFoundError) as e:
+            if os.environ.get("MDLM_DEBUG"):
+                raise
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            sys.exit(130)
+        sys.exit(code or 0)
+
+    return wrapped

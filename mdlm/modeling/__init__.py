@@ -1,0 +1,12 @@
+"""The bidirectional transformer, registered with transformers' Auto classes."""
+
+from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM
+
+from .configuration import MDLMConfig
+from .modeling import MDLMForMaskedLM, MDLMModel, MDLMPreTrainedModel
+
+AutoConfig.register("mdlm", MDLMConfig, exist_ok=True)
+AutoModel.register(MDLMConfig, MDLMModel, exist_ok=True)
+AutoModelForMaskedLM.register(MDLMConfig, MDLMForMaskedLM, exist_ok=True)
+
+__all__ = ["MDLMConfig", "MDLMModel", "MDLMForMaskedLM", "MDLMPreTrainedModel"]

@@ -1,0 +1,255 @@
+"""Bidirectional transformer for masked diffusion (LLaDA / MDLM backbone), HF-native.
+
+Pre-norm blocks of RMSNorm → attention with RoPE (Su et al. 2021) → RMSNorm → SwiGLU MLP
+(Shazeer 2020). Attention is full (no causal mask) and goes through transformers' attention
+interface (``config._attn_implementation``: ``sdpa`` by default, ``eager``, ``flash_attention_2``
+where installed); padded keys are masked out. Linear layers are named
+q_proj/k_proj/v_proj/o_proj/gate_proj/up_proj/down_proj so peft's LoRA finds them.
+No time input: the MDM ELBO does not need one (MDLM §3.3, LLaDA §2.1).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from transformers import PreTrainedModel
+from transformers.modeling_outputs import BaseModelOutput, MaskedLMOutput
+
+try:  # transformers ≥ 4.48
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+except ImportError:  # pragma: no cover
+    ALL_ATTENTION_FUNCTIONS = {}
+try:
+    from transformers.modeling_layers import GradientCheckpointingLayer
+except ImportError:  # pragma: no cover
+    GradientCheckpointingLayer = nn.Module
+
+from .configuration import MDLMConfig
+
+Tensor = torch.Tensor
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.eps = eps
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.rms_norm(x.float(), (x.shape[-1],), self.weight.float(), self.eps).to(x.dtype)
+
+
+def rope_cos_sin(position_ids: Tensor, head_dim: int, theta: float, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """Rotary tables for the given positions. position_ids (B, L) → cos, sin (B, 1, L, D)."""
+    inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 2, device=position_ids.device, dtype=torch.float32) / head_dim)
+    freqs = position_ids[..., None].float() * inv_freq  # (B, L, D/2)
+    emb = torch.cat([freqs, freqs], dim=-1)  # (B, L, D)
+    return emb.cos().to(dtype)[:, None], emb.sin().to(dtype)[:, None]
+
+
+def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """x (B, H, L, D) rotated by RoPE (rotate-half convention)."""
+    x1, x2 = x.chunk(2, dim=-1)
+    return x * cos + torch.cat([-x2, x1], dim=-1) * sin
+
+
+def eager_attention(module, q, k, v, attention_mask, dropout=0.0, scaling=None, **kwargs):
+    """Plain softmax attention. q (B, H, L, D); k, v (B, Hkv, S, D); mask (B, 1, L|1, S) bool."""
+    rep = q.shape[1] // k.shape[1]
+    k = k.repeat_interleave(rep, dim=1)
+    v = v.repeat_interleave(rep, dim=1)
+    scores = torch.matmul(q, k.transpose(2, 3)) * (scaling or q.shape[-1] ** -0.5)  # (B, H, L, S)
+    if attention_mask is not None:
+        scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
+    if getattr(module, "is_causal", False):
+        L, S = scores.shape[-2:]
+        causal = torch.ones(L, S, dtype=torch.bool, device=q.device).tril(S - L)
+        scores = scores.masked_fill(~causal, torch.finfo(scores.dtype).min)
+    probs = F.dropout(scores.softmax(dim=-1, dtype=torch.float32).to(q.dtype), p=dropout, training=module.training)
+    return torch.matmul(probs, v).transpose(1, 2).contiguous(), probs
+
+
+class MDLMAttention(nn.Module):
+    def __init__(self, config: MDLMConfig, layer_idx: int):
+        super().__init__()
+        self.config = config
+        self.layer_idx = layer_idx
+        self.head_dim = config.head_dim
+        self.num_heads = config.num_attention_heads
+        self.num_kv_heads = config.num_key_value_heads
+        self.num_key_value_groups = self.num_heads // self.num_kv_heads
+        self.scaling = self.head_dim**-0.5
+        self.is_causal = bool(getattr(config, "is_causal", False))
+        h = config.hidden_size
+        self.q_proj = nn.Linear(h, self.num_heads * self.head_dim, bias=False)
+        self.k_proj = nn.Linear(h, self.num_kv_heads * self.head_dim, bias=False)
+        self.v_proj = nn.Linear(h, self.num_kv_heads * self.head_dim, bias=False)
+        self.o_proj = nn.Linear(self.num_heads * self.head_dim, h, bias=False)
+
+    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, attention_mask: Tensor | None) -> Tensor:
+        B, L, _ = x.shape
+        q = self.q_proj(x).view(B, L, self.num_heads, self.head_dim).transpose(1, 2)  # (B, H, L, D)
+        k = self.k_proj(x).view(B, L, self.num_kv_heads, self.head_dim).transpose(1, 2)  # (B, Hkv, L, D)
+        v = self.v_proj(x).view(B, L, self.num_kv_heads, self.head_dim).transpose(1, 2)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        impl = self.config._attn_implementation or "sdpa"
+        fn = eager_attention if impl == "eager" else ALL_ATTENTION_FUNCTIONS[impl]
+        out, _ = fn(
+            self,
+            q,
+            k,
+            v,
+            attention_mask,
+            dropout=self.config.attention_dropout if self.training else 0.0,
+            scaling=self.scaling,
+            is_causal=self.is_causal,
+        )
+        return self.o_proj(out.reshape(B, L, -1))
+
+
+class MDLMMLP(nn.Module):
+    def __init__(self, config: MDLMConfig):
+        super().__init__()
+        self.gate_proj = nn.Linear(config.hidden_size, config.intermediate_size, bias=False)
+        self.up_proj = nn.Linear(config.hidden_size, config.intermediate_size, bias=False)
+        self.down_proj = nn.Linear(config.intermediate_size, config.hidden_size, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class MDLMBlock(GradientCheckpointingLayer):
+    def __init__(self, config: MDLMConfig, layer_idx: int):
+        super().__init__()
+        self.input_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        self.self_attn = MDLMAttention(config, layer_idx)
+        self.post_attention_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        self.mlp = MDLMMLP(config)
+        self.dropout = nn.Dropout(config.hidden_dropout)
+
+    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, attention_mask: Tensor | None) -> Tensor:
+        x = x + self.dropout(self.self_attn(self.input_layernorm(x), cos, sin, attention_mask))
+        return x + self.dropout(self.mlp(self.post_attention_layernorm(x)))
+
+
+class MDLMPreTrainedModel(PreTrainedModel):
+    config_class = MDLMConfig
+    base_model_prefix = "model"
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["MDLMBlock"]
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_flex_attn = False
+    _supports_attention_backend = True
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        std = self.config.initializer_range
+        if isinstance(module, nn.Linear):
+            module.weight.normal_(0.0, std)
+            if module.bias is not None:
+                module.bias.zero_()
+        elif isinstance(module, nn.Embedding):
+            module.weight.normal_(0.0, std)
+        elif isinstance(module, RMSNorm):
+            module.weight.fill_(1.0)
+
+
+def padding_to_attention_mask(attention_mask: Tensor | None) -> Tensor | None:
+    """(B, L) 1 = token / 0 = pad → (B, 1, 1, L) bool for SDPA, or None when nothing is padded
+    (None lets SDPA pick its flash kernel)."""
+    if attention_mask is None:
+        return None
+    am = attention_mask.bool()
+    if bool(am.all()):
+        return None
+    return am[:, None, None, :]
+
+
+def default_position_ids(input_ids: Tensor, attention_mask: Tensor | None) -> Tensor:
+    """0, 1, 2, … counted over real tokens, so a left-padded row gets the same positions as unpadded."""
+    if attention_mask is None:
+        return torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
+    return (attention_mask.long().cumsum(dim=1) - 1).clamp_min(0)
+
+
+class MDLMModel(MDLMPreTrainedModel):
+    def __init__(self, config: MDLMConfig):
+        super().__init__(config)
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.layers = nn.ModuleList(MDLMBlock(config, i) for i in range(config.num_hidden_layers))
+        self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        self.gradient_checkpointing = False
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.embed_tokens
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.embed_tokens = value
+
+    def forward(
+        self,
+        input_ids: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        position_ids: Tensor | None = None,
+        inputs_embeds: Tensor | None = None,
+        **kwargs,
+    ) -> BaseModelOutput:
+        if inputs_embeds is None:
+            inputs_embeds = self.embed_tokens(input_ids)  # (B, L, H)
+        B, L, _ = inputs_embeds.shape
+        if L > self.config.max_position_embeddings:
+            raise ValueError(
+                f"sequence length {L} exceeds the model's max_position_embeddings {self.config.max_position_embeddings}"
+            )
+        if position_ids is None:
+            ref = input_ids if input_ids is not None else inputs_embeds[..., 0]
+            position_ids = default_position_ids(ref, attention_mask)
+        cos, sin = rope_cos_sin(position_ids, self.config.head_dim, self.config.rope_theta, inputs_embeds.dtype)
+        mask = padding_to_attention_mask(attention_mask)
+        h = inputs_embeds
+        for layer in self.layers:
+            h = layer(h, cos, sin, mask)
+        return BaseModelOutput(last_hidden_state=self.norm(h))
+
+
+class MDLMForMaskedLM(MDLMPreTrainedModel):
+    """The denoiser p_θ(x0 | x_t): logits over the vocabulary at every position."""
+
+    _tied_weights_keys = {"lm_head.weight": "model.embed_tokens.weight"}
+
+    def __init__(self, config: MDLMConfig):
+        super().__init__(config)
+        self.model = MDLMModel(config)
+        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.model.embed_tokens
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.model.embed_tokens = value
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.lm_head
+
+    def set_output_embeddings(self, value: nn.Linear) -> None:
+        self.lm_head = value
+
+    def forward(
+        self,
+        input_ids: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        position_ids: Tensor | None = None,
+        inputs_embeds: Tensor | None = None,
+        logits_positions: Tensor | None = None,
+        **kwargs,
+    ) -> MaskedLMOutput:
+        """``logits_positions`` (B, L) bool, optional: return logits only there, as (M, V) — the
+        training loss needs them only at masked positions, which saves most of the LM-head cost."""
+        h = self.model(input_ids, attention_mask, position_ids, inputs_embeds).last_hidden_state  # (B, L, H)
+        if logits_positions is not None:
+            h = h[logits_positions]  # (M, H)
+        return MaskedLMOutput(logits=self.lm_head(h))

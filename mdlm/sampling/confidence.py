@@ -1,0 +1,71 @@
+"""Confidence of a prediction and selection of the most confident positions.
+
+All computed from the model distribution p = softmax(logits) at temperature 1 (suppressed ids have
+p = 0), in float64 so that the order of positions does not depend on rounding:
+
+  prob     p(x̂)            probability of the chosen token x̂ (MaskGIT eq. 2; LLaDA "low_confidence")
+  margin   p₁ − p₂           top-1 minus top-2 probability, independent of x̂ (Kim et al. 2025)
+  entropy  −H(p) = Σ p log p  negative entropy (higher = more certain; Ben-Hamu et al. 2025)
+  random   U(0, 1)           a random order (same as ``remasking="random"``)
+
+``score`` is the quantity positions are ranked by and to which MaskGIT's choice noise is added:
+log p(x̂) for prob, log(p₁ − p₂) for margin, −H for entropy, U for random.
+
+MaskGIT choice noise (Chang et al. 2022, their released code): ``score + α·G`` with G ~ Gumbel(0, 1)
+in float64 and α = choice_temperature · s, s = 1 − (i+1)/steps the (linear) time left after step i
+of the block, so the noise anneals to 0 at the block's last step.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .token_choice import gumbel
+
+Tensor = torch.Tensor
+
+
+def confidence_and_score(logits: Tensor, tokens: Tensor, kind: str,
+                         generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Confidence and ranking score of ``tokens`` under softmax(logits).
+
+    logits (..., V) float, tokens (...) long → (conf, score), both (...) float64.
+    """
+    if kind == "random":
+        u = torch.rand(tokens.shape, generator=generator, device=tokens.device, dtype=torch.float64)
+        return u, u
+    logp = torch.log_softmax(logits.double(), dim=-1)  # (..., V)
+    if kind == "prob":
+        score = logp.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)  # (...)
+        return score.exp(), score
+    if kind == "margin":
+        top2 = logp.topk(2, dim=-1).values.exp()  # (..., 2)
+        conf = top2[..., 0] - top2[..., 1]
+        return conf, torch.log(conf.clamp_min(1e-300))
+    if kind == "entropy":
+        p = logp.exp()
+        neg_h = torch.where(p > 0, p * logp, torch.zeros_like(p)).sum(-1)  # (...)
+        return neg_h, neg_h
+    raise ValueError(f"unknown confidence {kind!r}")
+
+
+def add_choice_noise(score: Tensor, alpha: float, generator: torch.Generator) -> Tensor:
+    """MaskGIT's annealed choice noise: ``score + α·G``, G ~ Gumbel(0, 1) float64. Shape follows score."""
+    if alpha <= 0:
+        return score
+    return score.double() + alpha * gumbel(tuple(score.shape), generator, score.device)
+
+
+def select_top(score: Tensor, eligible: Tensor, n: Tensor) -> Tensor:
+    """Per row, the ``n[b]`` eligible positions with the largest score (ties → lower index).
+
+    score (B, W), eligible (B, W) bool, n (B,) long (clamped to the eligible count).
+    Returns (B, W) bool. Vectorised: a stable descending sort gives every position its rank.
+    """
+    key = score.double().nan_to_num(nan=-1e300, posinf=1e300, neginf=-1e300)  # eligible -inf still rank first
+    masked = torch.where(eligible, key, torch.full_like(key, float("-inf")))
+    order = torch.argsort(masked, dim=-1, descending=True, stable=True)  # (B, W)
+    ranks = torch.empty_like(order).scatter_(-1, order, torch.arange(order.shape[-1], device=order.device)
+                                             .expand_as(order).contiguous())
+    n = torch.minimum(n.long(), eligible.sum(-1))
+    return (ranks < n.unsqueeze(-1)) & eligible

@@ -1,0 +1,321 @@
+"""``generate``: the masked-diffusion sampling loop (MaskGIT / LLaDA / MDLM / moment sampler).
+
+Loop structure (vectorised over the batch; Python loops only over blocks and steps):
+
+  for each block b (semi-autoregressive, left to right over each row's generated positions):
+      N_b = masked positions of the row in block b          # (B,)
+      counts = masked_counts(N_b, S_b)  or even_masked_counts  # (B, S_b + 1), per row
+      for step i < S_b:
+          logits = model(canvas)  (+ unconditional pass and CFG when guided)
+          suppress ids; sample tokens / score positions (maskgit) or score / sample (moment)
+          n = masked_now − counts[i+1]      (exact schedule; re-masked tokens are re-committed)
+              threshold: n = max(n, #(conf ≥ threshold), 1)   (Fast-dLLM; ends the block early)
+              ancestral: independent Bernoulli commits instead of a count
+          commit the chosen n positions; optionally re-mask committed ones; EOS check; callback
+
+Only masked positions of the current block are candidates (everything right of the block has
+−inf confidence, as in LLaDA). Logits are processed only on the block's column span.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import torch
+
+from mdlm.schedules import even_masked_counts, get_schedule
+
+from .adapters import LogitsFn, as_logits_fn
+from .callbacks import Callback, StepInfo
+from .cfg import cfg_active, guide, schedule_time_after, unconditional_input
+from .config import SamplerConfig
+from .confidence import add_choice_noise, confidence_and_score, select_top
+from .eos import eos_fill
+from .moment import moment_choose, moment_log_probs, moment_tokens
+from .remasking import ancestral_commit, ancestral_commit_prob, choose_remask
+from .token_choice import apply_suppression, sample_tokens, suppress_ids
+
+Tensor = torch.Tensor
+
+
+@dataclass
+class SampleOutput:
+    """Result of :func:`generate`.
+
+    Attributes:
+        sequences: (B, L) long, every generated position filled (non-generated positions unchanged).
+        nfe: number of network evaluations per sequence: +1 for each conditional pass and +1 for each
+            unconditional (CFG) pass, also when both run as one batched call of 2B rows; steps
+            whose canvas did not change reuse the previous logits and cost nothing.
+        history: with ``return_history``: the canvas before the first step and after every step,
+            ``len(history) == steps + 1``; else None.
+        steps: number of sampler steps run (≤ ``config.steps``).
+    """
+
+    sequences: Tensor
+    nfe: int
+    history: list[Tensor] | None = None
+    steps: int = 0
+
+
+class _Evaluator:
+    """Calls the model (conditional and, when guided, unconditional) and caches the result until
+    the canvas changes."""
+
+    def __init__(self, fn: LogitsFn, model_am: Tensor | None, cond: Tensor, mask_id: int, batch_cfg: bool):
+        self.fn, self.model_am, self.cond, self.mask_id, self.batch_cfg = fn, model_am, cond, mask_id, batch_cfg
+        self.c: Tensor | None = None
+        self.u: Tensor | None = None
+        self.nfe = 0
+
+    def invalidate(self) -> None:
+        self.c = self.u = None
+
+    def __call__(self, x: Tensor, need_u: bool) -> tuple[Tensor, Tensor | None]:
+        need_c, need_u = self.c is None, need_u and self.u is None
+        am = self.model_am
+        if need_c and need_u and self.batch_cfg:
+            xx = torch.cat([x, unconditional_input(x, self.cond, self.mask_id)])  # (2B, L)
+            out = self.fn(xx, None if am is None else torch.cat([am, am]))  # (2B, L, V)
+            self.c, self.u = out.chunk(2, dim=0)
+            self.nfe += 2
+        else:
+            if need_c:
+                self.c = self.fn(x, am)
+                self.nfe += 1
+            if need_u:
+                self.u = self.fn(unconditional_input(x, self.cond, self.mask_id), am)
+                self.nfe += 1
+        return self.c, self.u  # type: ignore[return-value]
+
+
+def _scatter(where: Tensor, values: Tensor, fill: float | int) -> Tensor:
+    """Place the (M,) ``values`` at the True entries of ``where`` (B, W), ``fill`` elsewhere."""
+    out = torch.full(where.shape, fill, dtype=values.dtype, device=values.device)
+    out[where] = values
+    return out
+
+
+def _as_bool_mask(name: str, m: Any, shape: torch.Size, device: torch.device) -> Tensor:
+    if not isinstance(m, Tensor):
+        m = torch.as_tensor(m)
+    if m.shape != shape:
+        raise ValueError(f"{name} must have the canvas shape {tuple(shape)}, got {tuple(m.shape)}")
+    return m.to(device=device) != 0 if m.dtype != torch.bool else m.to(device)
+
+
+def _prepare(canvas: Tensor, mask_id: int | None, generate_mask: Any, cond_mask: Any, attention_mask: Any):
+    if mask_id is None:
+        raise ValueError("mask_id is required (the id of the [MASK] token)")
+    if not isinstance(canvas, Tensor) or canvas.dim() != 2:
+        raise ValueError(f"canvas must be a (B, L) tensor of token ids, got {getattr(canvas, 'shape', type(canvas))}")
+    if canvas.dtype.is_floating_point or canvas.dtype == torch.bool or canvas.dtype.is_complex:
+        raise ValueError(f"canvas must hold integer token ids, got dtype {canvas.dtype}")
+    x = canvas.to(torch.long).clone()
+    shape, dev = x.shape, x.device
+    model_am = None
+    if attention_mask is None:
+        am = torch.ones(shape, dtype=torch.bool, device=dev)
+    else:
+        am = _as_bool_mask("attention_mask", attention_mask, shape, dev)
+        model_am = am.long()
+    gen = (x == mask_id) if generate_mask is None else _as_bool_mask("generate_mask", generate_mask, shape, dev)
+    gen = gen & am  # padding is never generated
+    if cond_mask is None:
+        cond = am & ~gen & (x != mask_id)
+    else:
+        cond = _as_bool_mask("cond_mask", cond_mask, shape, dev) & am
+        if bool((cond & gen).any()):
+            raise ValueError("cond_mask and generate_mask overlap; condition positions are never generated")
+    x.masked_fill_(gen, mask_id)
+    return x, gen, am, cond, model_am
+
+
+def _check_generator(generator: torch.Generator | None, device: torch.device) -> torch.Generator:
+    if generator is None:
+        g = torch.Generator(device=device)
+        g.seed()
+        return g
+    if torch.device(generator.device).type != device.type:
+        raise ValueError(f"generator is on {generator.device} but the canvas is on {device}")
+    return generator
+
+
+def _block_plan(gen: Tensor, n_max: int, steps: int, block_length: int | None) -> tuple[Tensor, list[int]]:
+    """Block index of each generated position (−1 elsewhere) and the step budget of each block."""
+    bl = block_length or n_max
+    nb = math.ceil(n_max / bl)
+    if steps < nb:
+        raise ValueError(f"steps ({steps}) must be ≥ the number of blocks ({nb} blocks of {bl} positions)")
+    rank = gen.long().cumsum(dim=1) - 1  # (B, L) index among the row's generated positions
+    block_id = torch.where(gen, rank // bl, torch.full_like(rank, -1))
+    return block_id, [steps // nb + int(j < steps % nb) for j in range(nb)]
+
+
+def generate(
+    model_fn: Any,
+    canvas: Tensor,
+    *,
+    mask_id: int,
+    config: SamplerConfig | None = None,
+    generate_mask: Tensor | None = None,
+    cond_mask: Tensor | None = None,
+    attention_mask: Tensor | None = None,
+    suppress_tokens: Iterable[int] | Tensor | None = None,
+    eos_id: int | None = None,
+    generator: torch.Generator | None = None,
+    callback: Callback | None = None,
+) -> SampleOutput:
+    """Fill the masked positions of ``canvas`` with a masked-diffusion model.
+
+    Args:
+        model_fn: ``f(x, attention_mask) -> logits (B, L, V)``, an HF-style model or ``f(x)``
+            (wrapped by :func:`as_logits_fn`). Must be deterministic (eval mode) for ``reuse_logits``.
+        canvas: (B, L) token ids: context tokens plus ``mask_id`` at the positions to generate.
+        mask_id: id of [MASK].
+        config: :class:`SamplerConfig` (defaults if None).
+        generate_mask: (B, L) bool, positions to fill (default ``canvas == mask_id``); they are set to
+            [MASK] first. Positions outside it are never changed.
+        cond_mask: (B, L) bool, condition positions replaced by [MASK] in the unconditional CFG pass
+            (default: every attended, non-generated, non-[MASK] position).
+        attention_mask: (B, L), 0 = left padding: never attended, never generated, never changed.
+        suppress_tokens: ids never sampled; ``mask_id`` is always added (ids ≥ V are ignored).
+        eos_id: enables the EOS policy of :mod:`mdlm.sampling.eos` (``config.stop_at_eos``).
+        generator: the only source of randomness (same device as ``canvas``); a fresh randomly seeded
+            one if None.
+        callback: ``callback(step, canvas, info)`` after every step (:mod:`mdlm.sampling.callbacks`).
+
+    Raises:
+        ValueError: missing ``mask_id``, a mask of the wrong shape, steps < number of blocks, …
+    Warns:
+        UserWarning: when ``config.steps`` exceeds the number of positions to generate (clamped).
+    """
+    cfg = SamplerConfig() if config is None else config
+    if not isinstance(cfg, SamplerConfig):
+        raise TypeError(f"config must be a SamplerConfig, got {type(cfg).__name__}")
+    x, gen, am, cond, model_am = _prepare(canvas, mask_id, generate_mask, cond_mask, attention_mask)
+    generator = _check_generator(generator, x.device)
+    fn = as_logits_fn(model_fn)
+    B, L = x.shape
+    history = [x.clone()] if cfg.return_history else None
+
+    n_gen = gen.sum(dim=1)  # (B,)
+    n_max = int(n_gen.max()) if B > 0 else 0
+    if n_max == 0:
+        return SampleOutput(x, 0, history, 0)
+    steps = cfg.steps
+    if steps > n_max:
+        warnings.warn(f"steps={steps} exceeds the {n_max} positions to generate; using steps={n_max}",
+                      stacklevel=2)
+        steps = n_max
+    block_id, block_steps = _block_plan(gen, n_max, steps, cfg.block_length)
+    max_steps = sum(block_steps)
+    schedule = None if cfg.uses_even_schedule else get_schedule(cfg.schedule)
+    gamma = get_schedule("linear") if schedule is None else schedule  # ancestral only
+
+    evaluator = _Evaluator(fn, model_am, cond, mask_id, cfg.cfg_batch)
+    stored_conf = torch.zeros(B, L, dtype=torch.float64, device=x.device)
+    ids: Tensor | None = None
+    col = torch.arange(L, device=x.device)
+    step = 0
+
+    for b, budget in enumerate(block_steps):
+        in_block = gen & (block_id == b)  # (B, L)
+        n_block = (in_block & (x == mask_id)).sum(dim=1)  # (B,)
+        if int(n_block.max()) == 0:
+            continue
+        S = min(budget, int(n_block.max()))
+        counts = even_masked_counts(n_block, S) if schedule is None else schedule.masked_counts(n_block, S)
+        counts = counts.to(x.device)  # (B, S + 1)
+        cols = col[in_block.any(dim=0)]
+        lo, hi = int(cols[0]), int(cols[-1]) + 1
+        blk = in_block[:, lo:hi]  # (B, W)
+
+        for i in range(S):
+            masked = blk & (x[:, lo:hi] == mask_id)  # (B, W)
+            n_masked = masked.sum(dim=1)  # (B,)
+            if int(n_masked.max()) == 0:
+                break
+            masked_fraction = (gen & (x == mask_id)).sum(dim=1).double() / n_gen.clamp_min(1)  # (B,)
+            if cfg.cfg_scale > 0:
+                guided = cfg_active(cfg.cfg_time, cfg.cfg_interval, masked_fraction, schedule_time_after(i, S))
+                guided &= n_masked > 0
+            else:
+                guided = torch.zeros(B, dtype=torch.bool, device=x.device)
+            if not cfg.reuse_logits:
+                evaluator.invalidate()
+            c, u = evaluator(x, bool(guided.any()))
+            # only the M masked positions of the block need tokens / scores: work on (M, V)
+            logits = c[:, lo:hi][masked].float()  # (M, V)
+            if u is not None and bool(guided.any()):
+                rows = guided.unsqueeze(1).expand_as(masked)[masked]  # (M,)
+                logits = guide(logits, u[:, lo:hi][masked].float(), float(cfg.cfg_scale), rows)
+            if ids is None:
+                ids = suppress_ids(suppress_tokens, mask_id, logits.shape[-1], x.device)
+            logits = apply_suppression(logits, ids)
+
+            s_lin = 1.0 - (i + 1) / S  # linear time after the step
+            target = (n_masked - counts[:, i + 1]).clamp_min(0)  # (B,) exact schedule count
+            if cfg.sampler == "moment":
+                alpha = float(cfg.choice_temperature)
+                logp = moment_log_probs(logits, cfg.temperature, cfg.top_k, cfg.top_p)  # (M, V) f64
+                logw = _scatter(masked, moment_log_weights(logp, alpha), float("-inf"))  # (B, W)
+                commit = moment_choose(logw, masked, target, alpha, float(cfg.hybrid), generator)
+                tok = moment_tokens(logp, alpha, cfg.temperature, generator)  # (M,)
+                conf = _scatter(masked, logp.gather(-1, tok.unsqueeze(-1)).squeeze(-1).exp(), 0.0)
+            else:
+                tok = sample_tokens(logits, cfg.temperature, cfg.top_k, cfg.top_p, generator)  # (M,)
+                kind = "random" if cfg.remasking == "random" else cfg.confidence
+                conf_m, score_m = confidence_and_score(logits, tok, kind, generator)  # (M,) f64
+                conf = _scatter(masked, conf_m, 0.0)  # (B, W)
+                if cfg.remasking == "ancestral":
+                    t_now = torch.tensor(1.0 - i / S, dtype=torch.float64)
+                    t_next = torch.tensor(s_lin, dtype=torch.float64)
+                    p = ancestral_commit_prob(float(gamma.gamma(t_now)), float(gamma.gamma(t_next)))
+                    commit = ancestral_commit(masked, 1.0 if i == S - 1 else p, generator)
+                else:
+                    n = target
+                    if cfg.threshold is not None:
+                        n_thr = (masked & (conf >= float(cfg.threshold))).sum(dim=1)
+                        n = torch.maximum(torch.maximum(n, n_thr), (n_masked > 0).long())
+                    score_m = add_choice_noise(score_m, float(cfg.choice_temperature) * s_lin, generator)
+                    commit = select_top(_scatter(masked, score_m, float("-inf")), masked, n)  # (B, W)
+            tokens = _scatter(masked, tok, mask_id)  # (B, W)
+
+            xw = torch.where(commit, tokens, x[:, lo:hi])
+            stored_conf[:, lo:hi] = torch.where(commit, conf.double(), stored_conf[:, lo:hi])
+            remasked_w = torch.zeros_like(commit)
+            if cfg.remask_committed > 0 and i < S - 1:
+                r_lo, r_hi = cfg.remask_interval
+                if r_lo < s_lin <= r_hi:
+                    old = blk & (xw != mask_id) & ~commit
+                    remasked_w = choose_remask(old, stored_conf[:, lo:hi], float(cfg.remask_committed),
+                                               cfg.remask_strategy, generator)
+                    xw = xw.masked_fill(remasked_w, mask_id)
+            x[:, lo:hi] = xw
+
+            committed = torch.zeros_like(gen)
+            committed[:, lo:hi] = commit
+            remasked = torch.zeros_like(gen)
+            remasked[:, lo:hi] = remasked_w
+            if eos_id is not None and cfg.stop_at_eos:
+                committed |= eos_fill(x, gen, mask_id, eos_id)
+            if bool(committed.any()) or bool(remasked.any()):
+                evaluator.invalidate()
+
+            if history is not None:
+                history.append(x.clone())
+            if callback is not None:
+                info = StepInfo(step=step, block=b, step_in_block=i, steps_in_block=S, committed=committed,
+                                remasked=remasked, masked_fraction=masked_fraction.float(), guided=guided,
+                                nfe=evaluator.nfe, max_steps=max_steps)
+                callback(step, x.clone(), info)
+            step += 1
+
+        if not bool((gen & (x == mask_id)).any()):
+            break
+
+    return SampleOutput(x, evaluator.nfe, history, step)

@@ -1,0 +1,7 @@
+"""Training: argument dataclasses, collator, the MDM Trainer and crash-safe checkpoints."""
+
+from .args import DataArguments, DiffusionArguments, ModelArguments
+from .collator import MDMCollator
+from .trainer import MDMTrainer, NonFiniteLossError
+
+__all__ = ["DataArguments", "DiffusionArguments", "ModelArguments", "MDMCollator", "MDMTrainer", "NonFiniteLossError"]

@@ -1,0 +1,173 @@
+"""``MDMTrainer``: transformers' Trainer with the masked-diffusion loss and an ELBO evaluation.
+
+* ``compute_loss`` samples t (antithetic over the batch), masks x0 → x_t (``mdlm.masking``),
+  applies label dropout to the condition, and returns the weighted cross-entropy of ``mdlm.loss``.
+  The masking RNG is a generator seeded from (seed, global step, micro-step, rank), so a resumed
+  run sees exactly the masks it would have seen.
+* A non-finite loss stops training with ``NonFiniteLossError`` before the optimiser step; the last
+  checkpoint on disk is untouched.
+* ``evaluate`` reports the NELBO (``mdlm.elbo``) as nats/token, bits/token and perplexity bound,
+  with fixed masks so successive evaluations are comparable.
+* Checkpoints are written to ``OUTPUT/.staging/checkpoint-N`` and renamed into place when complete
+  (``mdlm.training.checkpoint``): a kill mid-save never leaves a broken newest checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+
+import torch
+from transformers import Trainer
+
+from ..elbo import elbo_nll
+from ..loss import diffusion_loss
+from ..masking import mask_tokens, sample_times
+from ..modeling import MDLMForMaskedLM
+from ..schedules import get_schedule
+from .args import DiffusionArguments
+from .checkpoint import STAGING, publish_checkpoint
+
+
+class NonFiniteLossError(RuntimeError):
+    pass
+
+
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """Peel DDP / DeepSpeed / torch.compile / peft wrappers down to the transformers model."""
+    while True:
+        if hasattr(model, "module") and isinstance(model.module, torch.nn.Module):
+            model = model.module
+        elif hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        elif hasattr(model, "get_base_model") and model.get_base_model() is not model:
+            model = model.get_base_model()
+        else:
+            return model
+
+
+def masked_logits(model: torch.nn.Module, noisy: torch.Tensor, attention_mask: torch.Tensor, masked: torch.Tensor):
+    """Logits at masked positions only, (M, V). Our model skips the LM head elsewhere; any other HF
+    masked-LM returns (B, L, V), which is then indexed."""
+    if isinstance(_unwrap(model), MDLMForMaskedLM):
+        logits = model(input_ids=noisy, attention_mask=attention_mask, logits_positions=masked).logits
+    else:
+        logits = model(input_ids=noisy, attention_mask=attention_mask).logits
+    return logits[masked] if logits.dim() == 3 else logits
+
+
+class MDMTrainer(Trainer):
+    def __init__(self, *args, diffusion_args: DiffusionArguments, mask_token_id: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.diff = diffusion_args
+        self.mask_token_id = int(mask_token_id)
+        self.schedule = get_schedule(diffusion_args.schedule)
+        self._micro = (-1, 0)
+        self._staging_dir: str | None = None
+
+    # ---- loss -------------------------------------------------------------------------------
+    def _generator(self, device: torch.device) -> torch.Generator:
+        step = self.state.global_step
+        micro = self._micro[1] + 1 if self._micro[0] == step else 0
+        self._micro = (step, micro)
+        seed = (self.args.seed * 1_000_003 + step * 1009 + micro * 101 + self.args.process_index) % (2**63)
+        return torch.Generator(device=device).manual_seed(seed)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        ids = inputs["input_ids"]  # (B, L)
+        attn = inputs["attention_mask"]  # (B, L)
+        eligible = inputs["eligible"].bool()  # (B, L)
+        g = self._generator(ids.device)
+        t = sample_times(
+            ids.shape[0], t_min=self.diff.t_min, antithetic=self.diff.antithetic, device=ids.device, generator=g
+        )  # (B,)
+        noisy, masked = mask_tokens(
+            ids, t, self.schedule, self.mask_token_id, protected=~eligible, mode=self.diff.masking, generator=g
+        )
+        if self.diff.cond_dropout > 0 and "cond_mask" in inputs:
+            drop = torch.rand(ids.shape[0], device=ids.device, generator=g) < self.diff.cond_dropout  # (B,)
+            noisy = noisy.masked_fill(inputs["cond_mask"].bool() & drop[:, None], self.mask_token_id)
+        logits = masked_logits(model, noisy, attn, masked)  # (M, V)
+        out = diffusion_loss(
+            logits,
+            ids,
+            masked,
+            t,
+            self.schedule,
+            eligible=eligible,
+            mask_id=self.mask_token_id,
+            weighting=self.diff.weighting,
+            normalization=self.diff.normalization,
+        )
+        if not torch.isfinite(out.loss):
+            raise NonFiniteLossError(
+                f"loss became {out.loss.item()} at step {self.state.global_step}; training stopped, "
+                f"the last saved checkpoint in {self.args.output_dir} is untouched"
+            )
+        return (out.loss, out) if return_outputs else out.loss
+
+    # ---- evaluation -------------------------------------------------------------------------
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
+        ds = eval_dataset if eval_dataset is not None else self.eval_dataset
+        if ds is None:
+            return {}
+        loader = self.get_eval_dataloader(ds)
+        model = self.model
+        was_training = model.training
+        model.eval()
+        dev = self.args.device
+        g = torch.Generator(device=dev).manual_seed(self.args.seed + 7919 + self.args.process_index)
+
+        def fn(x, am):
+            return model(input_ids=x, attention_mask=am).logits
+
+        nll = torch.zeros((), dtype=torch.float64, device=dev)
+        ntok = torch.zeros((), dtype=torch.float64, device=dev)
+        with torch.no_grad(), self.autocast_smart_context_manager():
+            for batch in loader:
+                batch = self._prepare_inputs(batch)
+                res = elbo_nll(
+                    fn,
+                    batch["input_ids"],
+                    eligible=batch["eligible"],
+                    mask_id=self.mask_token_id,
+                    attention_mask=batch["attention_mask"],
+                    num_samples=self.diff.eval_num_samples,
+                    generator=g,
+                )
+                nll += res.nll_sum.double().sum()
+                ntok += res.num_tokens.double().sum()
+        nll = self.accelerator.reduce(nll, reduction="sum")
+        ntok = self.accelerator.reduce(ntok, reduction="sum")
+        nats = float(nll / ntok.clamp_min(1))
+        metrics = {
+            f"{metric_key_prefix}_nll": nats,
+            f"{metric_key_prefix}_bits_per_token": nats / math.log(2.0),
+            f"{metric_key_prefix}_ppl": math.exp(min(nats, 700.0)),
+            f"{metric_key_prefix}_tokens": float(ntok),
+        }
+        self.log(metrics)
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+        model.train(was_training)
+        return metrics
+
+    # ---- crash-safe checkpoints -------------------------------------------------------------
+    def _get_output_dir(self, trial):
+        return self._staging_dir or super()._get_output_dir(trial)
+
+    def _save_checkpoint(self, model, trial):
+        run_dir = super()._get_output_dir(trial)
+        staging = os.path.join(run_dir, STAGING)
+        if self.args.should_save and os.path.isdir(staging):
+            shutil.rmtree(staging)  # leftovers of a save that was killed
+        self.accelerator.wait_for_everyone()
+        self._staging_dir = staging
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self._staging_dir = None
+        self.accelerator.wait_for_everyone()
+        if self.args.should_save:
+            publish_checkpoint(run_dir, f"checkpoint-{self.state.global_step}", self.args.save_total_limit)
+        self.accelerator.wait_for_everyone()

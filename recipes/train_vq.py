@@ -1,0 +1,200 @@
+"""Train the VQ-VAE image tokenizer (mdlm.tokenizers.image.VQModelForImages) on Fashion-MNIST or a
+folder of images, with ``transformers.Trainer``.
+
+Launch:
+
+    # tiny CPU run (a few minutes): 7×7 tokens, 256 codes
+    nice python recipes/train_vq.py --config recipes/configs/fmnist_vq_tiny.yaml
+    # overrides: any field below or of TrainingArguments
+    python recipes/train_vq.py --config recipes/configs/fmnist_vq_tiny.yaml --max_steps 100 --output_dir runs/vq_x
+    # bigger run on one GPU (512 codes, wider nets, 30 epochs)
+    python recipes/train_vq.py --config recipes/configs/fmnist_vq_gpu.yaml
+    # a folder of images (class = sub-folder), converted to 1×32×32
+    python recipes/train_vq.py --config recipes/configs/fmnist_vq_tiny.yaml --dataset path/to/folder \\
+        --image_size 32 --output_dir runs/vq_folder
+
+Writes ``output_dir/`` = config.json + model.safetensors (loadable with
+``mdlm.tokenizers.image.load_image_tokenizer``), ``metrics.json`` (test-split reconstruction PSNR
+and codebook usage; printed too) and ``reconstructions.png`` (test images, then their
+reconstructions).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import torch  # noqa: E402
+from transformers import Trainer, TrainingArguments, set_seed  # noqa: E402
+
+from mdlm.cli import parse_config_and_args, run_cli  # noqa: E402
+from mdlm.data.images import TensorImageDataset, dataset_to_tensors, load_image_dataset, save_image_grid  # noqa: E402
+from mdlm.metrics.reconstruction import evaluate_reconstruction  # noqa: E402
+from mdlm.tokenizers.image import VQConfig, VQModelForImages, save_pretrained_atomic  # noqa: E402
+
+
+@dataclass
+class VQModelArguments:
+    """The VQ-VAE (see VQConfig); ``model_name_or_path`` continues training a saved one."""
+
+    model_name_or_path: str | None = field(default=None, metadata={"help": "VQ dir to start from"})
+    hidden_channels: list[int] = field(default_factory=lambda: [64, 128], metadata={"help": "one per 2× downsampling"})
+    num_res_blocks: int = 2
+    res_channels: int | None = None
+    embedding_dim: int = 64
+    codebook_size: int = 512
+    commitment_cost: float = field(default=0.25, metadata={"help": "β of the commitment loss"})
+    ema_decay: float = 0.99
+    dead_code_threshold: float = field(default=1.0, metadata={"help": "restart codes whose EMA count < this"})
+
+
+@dataclass
+class ImageDataArguments:
+    dataset: str = field(default="fashion-mnist", metadata={"help": "fashion-mnist, digits, or an image folder"})
+    image_size: int | None = field(default=None, metadata={"help": "default: the data set's (28 for a folder)"})
+    channels: int = field(default=1, metadata={"help": "1 (grayscale) or 3 (RGB)"})
+    max_train_samples: int | None = None
+    max_eval_samples: int | None = None
+    num_preview: int = field(default=16, metadata={"help": "test images in reconstructions.png"})
+
+
+def collate_pixels(rows: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    return {"pixel_values": torch.stack([r["pixel_values"] for r in rows])}  # (B, C, H, W)
+
+
+class VQTrainer(Trainer):
+    """Trainer whose loss is the VQ-VAE's own (reconstruction + β commitment); also logs the
+    reconstruction loss, code perplexity and restarted codes averaged over the logging window."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._extra: dict[str, list[float]] = {}
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        out = model(pixel_values=inputs["pixel_values"])
+        if model.training:
+            vq = self.accelerator.unwrap_model(model).quantizer
+            for k, v in (
+                ("recon_mse", out.reconstruction_loss),
+                ("commit", out.commitment_loss),
+                ("code_ppl", out.perplexity),
+                ("restarts", vq.last_restarts),
+            ):
+                self._extra.setdefault(k, []).append(float(v))
+        return (out.loss, out) if return_outputs else out.loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs and self._extra:
+            logs.update({k: round(sum(v) / len(v), 5) for k, v in self._extra.items()})
+            self._extra = {}
+        super().log(logs, start_time)
+
+
+def build_model(margs: VQModelArguments, channels: int, image_size: int) -> VQModelForImages:
+    if margs.model_name_or_path:
+        model = VQModelForImages.from_pretrained(margs.model_name_or_path)
+        if (model.num_channels, model.image_size) != (channels, image_size):
+            raise ValueError(
+                f"{margs.model_name_or_path} takes {model.num_channels}×{model.image_size}² images, "
+                f"the data are {channels}×{image_size}²"
+            )
+        return model
+    cfg = VQConfig(
+        in_channels=channels,
+        image_size=image_size,
+        hidden_channels=margs.hidden_channels,
+        num_res_blocks=margs.num_res_blocks,
+        res_channels=margs.res_channels,
+        embedding_dim=margs.embedding_dim,
+        codebook_size=margs.codebook_size,
+        commitment_cost=margs.commitment_cost,
+        ema_decay=margs.ema_decay,
+        dead_code_threshold=margs.dead_code_threshold,
+    )
+    return VQModelForImages(cfg)
+
+
+def write_json_atomic(obj: dict, path: str) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(obj, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+@run_cli
+def main() -> int:
+    margs, dargs, targs = parse_config_and_args((VQModelArguments, ImageDataArguments, TrainingArguments))
+    set_seed(targs.seed)
+    t0 = time.time()
+    data = load_image_dataset(dargs.dataset, dargs.image_size, dargs.channels)
+    x_train, _ = dataset_to_tensors(data["train"])  # (N, C, H, W)
+    x_test, _ = dataset_to_tensors(data["test"])
+    if dargs.max_train_samples:
+        x_train = x_train[: dargs.max_train_samples]
+    if dargs.max_eval_samples:
+        x_test = x_test[: dargs.max_eval_samples]
+    channels, image_size = x_train.shape[1], x_train.shape[2]
+    model = build_model(margs, channels, image_size)
+    n_params = sum(p.numel() for p in model.parameters())
+    if targs.process_index == 0:
+        h, w = model.latent_shape
+        print(
+            f"VQ-VAE: {n_params / 1e6:.2f}M parameters | {channels}×{image_size}² → {h}×{w} tokens, "
+            f"{model.codebook_size} codes | train {len(x_train)} / test {len(x_test)} images ({dargs.dataset})"
+        )
+
+    trainer = VQTrainer(
+        model=model,
+        args=targs,
+        train_dataset=TensorImageDataset(x_train),
+        data_collator=collate_pixels,
+    )
+    resume = targs.resume_from_checkpoint
+    trainer.train(resume_from_checkpoint=resume if resume else None)
+    train_s = time.time() - t0
+
+    if not targs.should_save:  # metrics and the final model from the main process only
+        return 0
+    model = trainer.accelerator.unwrap_model(trainer.model).eval()
+    metrics = evaluate_reconstruction(model, x_test.to(model.device), batch_size=targs.per_device_eval_batch_size * 8)
+    metrics.update(
+        {
+            "split": "test",
+            "dataset": dargs.dataset,
+            "latent_shape": list(model.latent_shape),
+            "train_steps": trainer.state.global_step,
+            "train_wall_s": round(train_s, 1),
+            "n_params": n_params,
+        }
+    )
+    os.makedirs(targs.output_dir, exist_ok=True)
+    save_pretrained_atomic(model, targs.output_dir)
+    write_json_atomic(metrics, os.path.join(targs.output_dir, "metrics.json"))
+    write_json_atomic(
+        {"model": asdict(margs), "data": asdict(dargs)}, os.path.join(targs.output_dir, "train_vq_args.json")
+    )
+    if dargs.num_preview:
+        x = x_test[: dargs.num_preview].to(model.device)
+        save_image_grid(
+            torch.cat([x, model.decode(model.encode(x))]).cpu(),
+            os.path.join(targs.output_dir, "reconstructions.png"),
+            nrow=min(dargs.num_preview, 16),
+        )
+    print(
+        f"test reconstruction PSNR {metrics['psnr_db']:.2f} dB (mean over images; "
+        f"{metrics['psnr_of_mean_mse_db']:.2f} dB from the mean MSE) | codebook usage "
+        f"{metrics['codebook_fraction_used']:.3f} ({metrics['codebook_codes_used']}/{model.codebook_size} codes), "
+        f"perplexity {metrics['codebook_perplexity']:.1f} | {train_s:.0f} s"
+    )
+    print(f"saved {targs.output_dir}/ (config.json, model.safetensors, metrics.json)")
+    return 0
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""The bidirectional transformer: HF round-trips, padding, attention backends, peft names, backbones."""
+
+import pytest
+import torch
+from transformers import AutoConfig, AutoModelForMaskedLM
+
+import mdlm  # noqa: F401  (registers the Auto classes)
+from mdlm.modeling import MDLMConfig, MDLMForMaskedLM
+
+
+def tiny(**kw) -> MDLMForMaskedLM:
+    torch.manual_seed(0)
+    cfg = dict(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+               num_key_value_heads=2, max_position_embeddings=32, mask_token_id=63, pad_token_id=62)
+    cfg.update(kw)
+    return MDLMForMaskedLM(MDLMConfig(**cfg)).eval()
+
+
+def test_save_load_gives_identical_logits(tmp_path):
+    m = tiny()
+    x = torch.randint(0, 60, (3, 20))
+    m.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").exists()
+    m2 = AutoModelForMaskedLM.from_pretrained(tmp_path).eval()
+    assert isinstance(m2, MDLMForMaskedLM)
+    with torch.no_grad():
+        assert torch.equal(m(x).logits, m2(x).logits)
+    assert m2.config.mask_token_id == 63
+
+
+def test_attention_is_bidirectional():
+    m = tiny()
+    x = torch.randint(0, 60, (1, 12))
+    y = x.clone()
+    y[0, -1] = (y[0, -1] + 1) % 60  # change the LAST token
+    with torch.no_grad():
+        a, b = m(x).logits, m(y).logits
+    assert not torch.allclose(a[0, 0], b[0, 0])  # the first position sees it
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_padded_batch_equals_one_by_one(side):
+    m = tiny()
+    lens = [20, 13, 7]
+    seqs = [torch.randint(0, 60, (n,)) for n in lens]
+    L = max(lens)
+    ids = torch.full((3, L), 62)
+    am = torch.zeros(3, L, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        if side == "right":
+            ids[i, : len(s)] = s
+            am[i, : len(s)] = 1
+        else:
+            ids[i, L - len(s):] = s
+            am[i, L - len(s):] = 1
+    with torch.no_grad():
+        batch = m(ids, attention_mask=am).logits
+        for i, s in enumerate(seqs):
+            one = m(s[None]).logits[0]
+            got = batch[i, : len(s)] if side == "right" else batch[i, L - len(s):]
+            torch.testing.assert_close(got, one, atol=1e-5, rtol=1e-4)
+
+
+def test_eager_and_sdpa_agree():
+    m = tiny()
+    x = torch.randint(0, 60, (2, 16))
+    am = torch.ones(2, 16, dtype=torch.long)
+    am[1, 10:] = 0
+    with torch.no_grad():
+        a = m(x, attention_mask=am).logits
+        m.config._attn_implementation = "eager"
+        b = m(x, attention_mask=am).logits
+    torch.testing.assert_close(a[0], b[0], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(a[1, :10], b[1, :10], atol=1e-5, rtol=1e-4)
+
+
+def test_logits_positions_match_full_logits():
+    m = tiny()
+    x = torch.randint(0, 60, (2, 16))
+    sel = torch.rand(2, 16) < 0.5
+    with torch.no_grad():
+        torch.testing.assert_close(m(x, logits_positions=sel).logits, m(x).logits[sel])
+
+
+def test_gradient_checkpointing_gives_same_gradients():
+    x = torch.randint(0, 60, (2, 16))
+    grads = []
+    for ckpt in (False, True):
+        m = tiny().train()
+        if ckpt:
+            m.gradient_checkpointing_enable()
+            assert all(layer.gradient_checkpointing for layer in m.model.layers)
+        m(x).logits.float().pow(2).mean().backward()
+        grads.append(m.model.layers[0].mlp.up_proj.weight.grad.clone())
+    torch.testing.assert_close(grads[0], grads[1])
+
+
+def test_peft_finds_the_linear_layers():
+    from peft import LoraConfig, get_peft_model
+
+    m = tiny()
+    names = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    pm = get_peft_model(m, LoraConfig(r=4, target_modules=names))
+    lora = [n for n, _ in pm.named_parameters() if "lora_A" in n]
+    assert len(lora) == 7 * 2  # 7 linears × 2 layers
+
+
+def test_bad_config_is_rejected():
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        MDLMConfig(vocab_size=10, mask_token_id=10, hidden_size=8, num_attention_heads=2)
+    m = tiny()
+    with pytest.raises(ValueError, match="max_position_embeddings"):
+        m(torch.zeros(1, 40, dtype=torch.long))
+
+
+def test_modernbert_backbone_trains_through_the_same_loss():
+    """Any HF masked LM plugs in: the MDM loss on ModernBERT (from config) gives finite gradients."""
+    from mdlm.loss import diffusion_loss
+    from mdlm.masking import mask_tokens, sample_times
+    from mdlm.schedules import get_schedule
+    from mdlm.training.trainer import masked_logits
+
+    cfg = AutoConfig.for_model("modernbert", vocab_size=64, hidden_size=32, intermediate_size=64,
+                               num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=32,
+                               pad_token_id=62, global_attn_every_n_layers=1)
+    model = AutoModelForMaskedLM.from_config(cfg)
+    x = torch.randint(0, 60, (4, 16))
+    g = torch.Generator().manual_seed(0)
+    t = sample_times(4, generator=g)
+    noisy, masked = mask_tokens(x, t, get_schedule("linear"), 63, generator=g)
+    logits = masked_logits(model, noisy, torch.ones_like(x), masked)
+    assert logits.shape == (int(masked.sum()), 64)
+    out = diffusion_loss(logits, x, masked, t, get_schedule("linear"), eligible=torch.ones_like(masked), mask_id=63)
+    out.loss.backward()
+    assert torch.isfinite(out.loss)
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad and p.dim() > 1)
