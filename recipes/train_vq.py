@@ -61,6 +61,9 @@ class ImageDataArguments:
     max_train_samples: int | None = None
     max_eval_samples: int | None = None
     num_preview: int = field(default=16, metadata={"help": "test images in reconstructions.png"})
+    torch_num_threads: int | None = field(
+        default=None, metadata={"help": "CPU threads for torch (1 is fastest on a busy 2-core box)"}
+    )
 
 
 def collate_pixels(rows: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -130,6 +133,8 @@ def write_json_atomic(obj: dict, path: str) -> None:
 @run_cli
 def main() -> int:
     margs, dargs, targs = parse_config_and_args((VQModelArguments, ImageDataArguments, TrainingArguments))
+    if dargs.torch_num_threads:
+        torch.set_num_threads(dargs.torch_num_threads)
     set_seed(targs.seed)
     t0 = time.time()
     data = load_image_dataset(dargs.dataset, dargs.image_size, dargs.channels)

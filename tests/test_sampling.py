@@ -100,7 +100,7 @@ class Recorder:
 
 def llada_reference(model, prompt, gen_length, block_length, steps, cfg_scale=0.0):
     """Our own straightforward re-implementation of LLaDA's low-confidence, greedy, semi-AR sampler
-    (Nie et al. 2025, Alg. / reference ``generate``), with the [MASK] logit suppressed."""
+    (Nie et al. 2025, their reference ``generate``), with the [MASK] logit suppressed."""
     B, P = prompt.shape
     x = torch.full((B, P + gen_length), MASK, dtype=torch.long)
     x[:, :P] = prompt

@@ -150,6 +150,48 @@ def save_image_grid(images: torch.Tensor | np.ndarray, path: str, nrow: int = 8,
     Image.fromarray(grid[0] if c == 1 else grid.transpose(1, 2, 0)).save(path)
 
 
+def save_samples_npz(path: str, images: torch.Tensor | np.ndarray, labels: torch.Tensor | np.ndarray | None = None) -> None:
+    """Write generated images for ``eval/fid.py``: ``images`` (N, C, H, W) in [-1, 1] are stored as
+    uint8 [0, 255] under key ``images``; ``labels`` (N,) = the class each image was asked for."""
+    arrays = {"images": unit_to_uint8(images)}
+    if labels is not None:
+        y = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
+        if len(y) != len(arrays["images"]):
+            raise ValueError(f"{len(arrays['images'])} images but {len(y)} labels")
+        arrays["labels"] = y.astype(np.int64)
+    np.savez_compressed(path, **arrays)
+
+
+def load_samples_npz(path: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Read images (+ optional labels) from an ``.npz``: key ``images`` (falls back to the first
+    array) as (N, C, H, W) or (N, H, W) (one channel added); uint8 is taken as [0, 255], floats
+    must already lie in [-1, 1]. Key ``labels`` (or ``label``/``y``) as (N,) ints. Returns float32
+    (N, C, H, W) in [-1, 1] and int64 labels or None."""
+    with np.load(path) as z:
+        keys = list(z.keys())
+        if not keys:
+            raise ValueError(f"{path}: empty npz")
+        x = z["images"] if "images" in z else z[keys[0]]
+        label_key = next((k for k in ("labels", "label", "y") if k in z), None)
+        y = z[label_key] if label_key else None
+    if x.ndim == 3:
+        x = x[:, None]
+    if x.ndim != 4:
+        raise ValueError(f"{path}: images must be (N, C, H, W) or (N, H, W), got shape {x.shape}")
+    if x.dtype == np.uint8:
+        x = uint8_to_unit(x)
+    else:
+        x = x.astype(np.float32)
+        if x.size and (x.min() < -1.001 or x.max() > 1.001):
+            raise ValueError(f"{path}: float images must lie in [-1, 1], got [{x.min():.3f}, {x.max():.3f}]")
+    labels = None
+    if y is not None:
+        labels = torch.from_numpy(np.asarray(y).astype(np.int64).reshape(-1))
+        if len(labels) != len(x):
+            raise ValueError(f"{path}: {len(x)} images but {len(labels)} labels")
+    return torch.from_numpy(np.ascontiguousarray(x)), labels
+
+
 # ----------------------------------------------------------------------------------------------
 # sources
 
@@ -466,6 +508,8 @@ __all__ = [
     "pil_to_array",
     "read_idx",
     "save_image_grid",
+    "save_samples_npz",
+    "load_samples_npz",
     "token_sequences",
     "uint8_to_unit",
     "unit_to_uint8",

@@ -214,9 +214,10 @@ def word_forms(word: str, exceptions: Mapping[str, set[str]] | None = None) -> s
     return {f for f in forms if f}
 
 
-def _has_form(norm_text: str, forms: set[str]) -> bool:
-    """Whether the normalised ``norm_text`` contains one of the normalised ``forms`` as whole tokens."""
-    tokens = set(norm_text.split())
+def _has_form(norm_text: str, forms: set[str], tokens: set[str] | None = None) -> bool:
+    """Whether the normalised ``norm_text`` contains one of the normalised ``forms`` as whole tokens
+    (``tokens``: ``set(norm_text.split())`` when the caller has it already)."""
+    tokens = set(norm_text.split()) if tokens is None else tokens
     padded = f" {norm_text} "
     return any((f in tokens) if " " not in f else (f" {f} " in padded) for f in forms)
 
@@ -289,7 +290,7 @@ def instruction_pairs(
     for s in synsets:
         words = [w.replace("_", " ") for w in s.lemmas]
         norms = [_norm(w) for w in words]
-        examples = [(e, _norm(e)) for e in s.examples]
+        examples = [(e, ne, set(ne.split())) for e in s.examples for ne in (_norm(e),)]
         for w, nw in zip(words, norms):
             cands: list[tuple[str, str]] = []
             if s.definition:
@@ -299,7 +300,7 @@ def instruction_pairs(
             if syn is not None:
                 cands.append(("synonym", syn))
             forms = (cache.get(w) or cache.setdefault(w, word_forms(w, exceptions))) if examples else set()
-            ex = next((e for e, ne in examples if _has_form(ne, forms)), None)
+            ex = next((e for e, ne, toks in examples if _has_form(ne, forms, toks)), None)
             if ex is not None:
                 cands.append(("sentence", _as_sentence(ex)))
             for task, response in cands:

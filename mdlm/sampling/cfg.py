@@ -1,4 +1,4 @@
-"""Classifier-free guidance for masked diffusion (Ho & Salimans 2022; LLaDA App. B.3; eMIGM Sec. 3.3).
+"""Classifier-free guidance for masked diffusion (Ho & Salimans 2022; as used by LLaDA and eMIGM).
 
 Unconditional input: the condition positions (``cond_mask``: prompt tokens, an image's class token)
 are replaced by [MASK] — the model was trained with the condition dropped that way ("CFG with mask").

@@ -3,7 +3,7 @@
 All computed from the model distribution p = softmax(logits) at temperature 1 (suppressed ids have
 p = 0), in float64 so that the order of positions does not depend on rounding:
 
-  prob     p(x̂)            probability of the chosen token x̂ (MaskGIT eq. 2; LLaDA "low_confidence")
+  prob     p(x̂)            probability of the chosen token x̂ (MaskGIT; LLaDA "low_confidence")
   margin   p₁ − p₂           top-1 minus top-2 probability, independent of x̂ (Kim et al. 2025)
   entropy  −H(p) = Σ p log p  negative entropy (higher = more certain; Ben-Hamu et al. 2025)
   random   U(0, 1)           a random order (same as ``remasking="random"``)

@@ -70,7 +70,10 @@ class SamplerConfig:
         hybrid: moment sampler only: fraction of each step's positions picked greedily (exploit);
             the rest are drawn by the moment rule (explore). 0 = pure moment sampler.
         threshold: Fast-dLLM confidence threshold (``None`` = off): every masked position of the
-            current block whose confidence ≥ threshold is committed, at least one per step.
+            current block whose confidence ≥ threshold is committed, at least one per step and at
+            least the schedule's count (so a block always ends within its steps); ``steps`` becomes
+            a maximum and a block ends as soon as it is filled. Compared with the raw confidence
+            (prob / margin in [0, 1], −entropy ≤ 0), not the noisy choice score.
         remask_committed: ReMDM-style fraction η of the block's previously committed tokens to
             send back to [MASK] after each non-final step (0 = off).
         remask_strategy: which committed tokens are re-masked: ``"low_confidence"`` (lowest

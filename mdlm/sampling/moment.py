@@ -1,7 +1,7 @@
 """The moment sampler of Hayakawa et al. 2025, "Demystifying MaskGIT Sampler and Beyond: Adaptive
 Order Selection in Masked Diffusion" (arXiv:2510.04525), choose-then-sample.
 
-What the paper shows (Sec. 3). MaskGIT samples x_i ~ p_i at every masked position i, then keeps the
+What the paper shows. MaskGIT samples x_i ~ p_i at every masked position i, then keeps the
 top-k of ``log p_i(x_i) + α·G_i`` (G Gumbel). By the Gumbel-top-k trick the ℓ-th chosen position,
 given the tokens, is drawn with probability ∝ p_i(x_i)^{1/α} among those not yet chosen. Replacing
 the denominator by its expectation over x_i ~ p_i gives weights
@@ -23,7 +23,7 @@ What we implement (``sampler="moment"``):
     the token temperature 1/β stays fixed). Our maskgit sampler anneals its choice noise to 0 as
     MaskGIT's code does; at the last steps, where most remaining positions are chosen anyway, the
     asymptotic argument does not apply, so annealing α → 0 there would wrongly make the moment
-    sampler's tokens greedy. The moment sampler with α matches MaskGIT with a constant α (k ≪ N).
+    sampler's tokens greedy. The moment sampler with α approximates MaskGIT with a constant α while k ≪ N.
   * α = 0 is the limit β → ∞: positions are the top-k of max_x p_i(x) (no noise) and tokens are the
     argmax of p_i — with ``temperature == 0`` exactly the greedy maskgit sampler with
     ``confidence="prob"``. (For temperature τ > 0 our maskgit sampler ranks by the untempered p(x̂)
@@ -31,7 +31,7 @@ What we implement (``sampler="moment"``):
     usual τ = 1.)
   * k per step follows the same exact count schedule as the maskgit sampler (blocks included).
   * Hybrid adaptive unmasking (``hybrid`` = h ∈ [0, 1], the paper's exploration/exploitation
-    trade-off, Sec. 5): of the k positions of a step, k_g = ⌊h·k + ½⌋ are taken greedily — the top
+    trade-off): of the k positions of a step, k_g = ⌊h·k + ½⌋ are taken greedily — the top
     ‖p_i‖_β^β (exploitation) — and the other k − k_g are drawn by the moment rule of step 1 among the
     rest (exploration). h = 0 is the pure moment sampler, h = 1 fully greedy position choice.
     NOTE: only summaries of the paper were available to us; this split rule is our reading of its

@@ -1,7 +1,7 @@
 """Position rules that are not "top-k by confidence": MDLM's ancestral commits and ReMDM-style
 re-masking of already committed tokens.
 
-Ancestral (``remasking="ancestral"``; MDLM, Sahoo et al. 2024, eq. 7 / Shi et al. 2024): going from
+Ancestral (``remasking="ancestral"``; MDLM's reverse step, Sahoo et al. 2024; Shi et al. 2024): going from
 time t to s < t, a position that is masked at t is unmasked with probability
 (γ(t) − γ(s)) / γ(t), independently of the others; its token is the one sampled from the model.
 The number committed per step is therefore random (binomial), *not* the exact schedule count; the

@@ -34,7 +34,7 @@ from .cfg import cfg_active, guide, schedule_time_after, unconditional_input
 from .config import SamplerConfig
 from .confidence import add_choice_noise, confidence_and_score, select_top
 from .eos import eos_fill
-from .moment import moment_choose, moment_log_probs, moment_tokens
+from .moment import moment_choose, moment_log_probs, moment_log_weights, moment_tokens
 from .remasking import ancestral_commit, ancestral_commit_prob, choose_remask
 from .token_choice import apply_suppression, sample_tokens, suppress_ids
 
@@ -131,7 +131,7 @@ def _prepare(canvas: Tensor, mask_id: int | None, generate_mask: Any, cond_mask:
         if bool((cond & gen).any()):
             raise ValueError("cond_mask and generate_mask overlap; condition positions are never generated")
     x.masked_fill_(gen, mask_id)
-    return x, gen, am, cond, model_am
+    return x, gen, cond, model_am
 
 
 def _check_generator(generator: torch.Generator | None, device: torch.device) -> torch.Generator:
@@ -196,7 +196,7 @@ def generate(
     cfg = SamplerConfig() if config is None else config
     if not isinstance(cfg, SamplerConfig):
         raise TypeError(f"config must be a SamplerConfig, got {type(cfg).__name__}")
-    x, gen, am, cond, model_am = _prepare(canvas, mask_id, generate_mask, cond_mask, attention_mask)
+    x, gen, cond, model_am = _prepare(canvas, mask_id, generate_mask, cond_mask, attention_mask)
     generator = _check_generator(generator, x.device)
     fn = as_logits_fn(model_fn)
     B, L = x.shape

@@ -1,8 +1,9 @@
 """Token choice: suppression, temperature, top-k / top-p filtering and sampling.
 
-Sampling uses the Gumbel-max trick in float64, ``argmax(logits/τ + G)``, G ~ Gumbel(0, 1): LLaDA
-(Nie et al. 2025, App. B) reports that low-precision Gumbel noise lowers the diversity of masked
-diffusion samples. ``temperature == 0`` is ``argmax(logits)`` (first index on ties) and draws no
+Sampling uses the Gumbel-max trick in float64, ``argmax(logits/τ + G)``, G ~ Gumbel(0, 1): Zheng et
+al. 2024 (arXiv:2409.02908) show that low-precision Gumbel-max sampling in masked diffusion models
+acts like a lower temperature (better perplexity, less diversity); LLaDA samples in float64 for
+this reason. ``temperature == 0`` is ``argmax(logits)`` (first index on ties) and draws no
 random numbers.
 """
 
