@@ -77,6 +77,13 @@ def train(argv: list[str] | None = None, callbacks: tuple = ()) -> MDMTrainer:
             flush=True,
         )
     targs.remove_unused_columns = False
+    from mdlm.schedules import get_schedule
+    from mdlm.training.throughput import ThroughputCallback, expected_masked_share, flops_per_token
+
+    share = expected_masked_share(get_schedule(diff.schedule), diff.t_min)
+    tokens_per_step = targs.per_device_train_batch_size * targs.gradient_accumulation_steps * dargs.seq_len
+    if margs.model_type == "mdlm":
+        callbacks = (ThroughputCallback(tokens_per_step, flops_per_token(model.config, dargs.seq_len, share)),) + tuple(callbacks)
     trainer = MDMTrainer(
         model=model,
         args=targs,

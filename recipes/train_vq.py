@@ -167,7 +167,7 @@ def main() -> int:
     if not targs.should_save:  # metrics and the final model from the main process only
         return 0
     model = trainer.accelerator.unwrap_model(trainer.model).eval()
-    metrics = evaluate_reconstruction(model, x_test.to(model.device), batch_size=targs.per_device_eval_batch_size * 8)
+    metrics = evaluate_reconstruction(model, x_test.to(model.device), batch_size=targs.per_device_eval_batch_size)
     metrics.update(
         {
             "split": "test",

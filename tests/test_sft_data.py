@@ -23,8 +23,11 @@ CORPUS = [
 
 def _tokenizer() -> PreTrainedTokenizerFast:
     core = ByteLevelBPETokenizer()
-    core.train_from_iterator(CORPUS * 4, vocab_size=320, special_tokens=["<eos>", "<pad>", "<mask>"], show_progress=False)
-    return PreTrainedTokenizerFast(tokenizer_object=core._tokenizer, eos_token="<eos>", pad_token="<pad>", mask_token="<mask>")
+    specials = ["<eos>", "<pad>", "<mask>"]
+    core.train_from_iterator(CORPUS * 4, vocab_size=320, special_tokens=specials, show_progress=False)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=core._tokenizer, eos_token="<eos>", pad_token="<pad>", mask_token="<mask>"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +83,8 @@ def test_collator_pads_batch_like_max_length(tok, pad_policy):
     assert L == max(len(x) for x in loose["input_ids"])
     for k in b_loose:  # batch padding == per-example max_length padding, cut to the batch length
         assert torch.equal(b_loose[k], b_fixed[k][:, :L]), k
-    assert sft.SFTCollator.from_tokenizer(tok, pad_policy, pad_to_multiple_of=16)(list(loose))["input_ids"].shape[1] % 16 == 0
+    coll16 = sft.SFTCollator.from_tokenizer(tok, pad_policy, pad_to_multiple_of=16)
+    assert coll16(list(loose))["input_ids"].shape[1] % 16 == 0
 
 
 def test_chat_template_is_used_when_present(tok):
@@ -117,7 +121,10 @@ def test_long_response_is_cut_without_eos(tok):
 # -------------------------------------------------------------------------------------- JSONL
 def test_jsonl_formats_load_and_tokenize(tok, tmp_path):
     pr = tmp_path / "pr.jsonl"
-    pr.write_text('{"prompt": "Define cat.", "response": "a small feline"}\n\n{"prompt": "Define dog.", "response": "a canine"}\n')
+    pr.write_text(
+        '{"prompt": "Define cat.", "response": "a small feline"}\n\n'
+        '{"prompt": "Define dog.", "response": "a canine"}\n'
+    )
     conv = [
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": "Define cat."},
@@ -132,7 +139,7 @@ def test_jsonl_formats_load_and_tokenize(tok, tmp_path):
     assert ds.num_rows == 2 and set(ds.column_names) == {"prompt", "response"}
     out = sft.tokenize_sft_dataset(ds, tok, max_length=32)
     assert set(out.column_names) == {"input_ids", "attention_mask", "prompt_mask", "length", "prompt_length"}
-    m = sft.tokenize_sft_dataset(sft.load_sft_jsonl([ms], cache_dir=cache), tok, max_length=96)[0]
+    m = sft.tokenize_sft_dataset(sft.load_sft_jsonl([ms], cache_dir=cache), tok, max_length=160)[0]
     n_p = m["prompt_length"]
     assert tok.decode(m["input_ids"][:n_p]) == (
         "<|system|>\nBe brief.\n<|user|>\nDefine cat.\n<|assistant|>\na small feline\n"
@@ -233,11 +240,13 @@ def test_tiny_instruction_set(tmp_path):
         ("synonym", "capable"): "able",
     }
     assert next(p for p in pairs if p["task"] == "synonym")["prompt"] == "Give a synonym of dog."
-    dd = wordnet.build_wordnet_sft(tmp_path, heldout_fraction=0.5)
+    dd = wordnet.build_wordnet_sft(tmp_path, heldout_fraction=0.2)  # holds out "dog" and "capable"
     assert set(dd) == {"train", "heldout"} and dd["train"].num_rows + dd["heldout"].num_rows == len(pairs)
+    assert set(dd["heldout"]["word"]) == {"dog", "capable"}
+    assert not {"dog", "capable"} & {p.split(" ", 1)[1] for p in dd["train"]["prompt"] if p.startswith("Define")}
     assert dd["train"].column_names == ["prompt", "response", "task", "word"]
     for split in dd:
-        assert all(wordnet.is_held_out(w, 0.5) == (split == "heldout") for w in dd[split]["word"])
+        assert all(wordnet.is_held_out(w, 0.2) == (split == "heldout") for w in dd[split]["word"])
     out = wordnet.write_wordnet_jsonl(dd, tmp_path / "out")
     rows = [json.loads(x) for x in out["train"].read_text().splitlines()]
     assert rows == dd["train"].to_list()
@@ -269,6 +278,7 @@ def test_check_format():
     assert not cf("sentence", "dog", "Dog.")  # the word alone
     assert not cf("sentence", "dog", "The dog barked.\nThe dog slept.")
     assert not cf("sentence", "dog", "The hotdog sold out.")  # not a whole-word match
+    assert not cf("sentence", "dog", "Use dog in a sentence.")  # the prompt echoed
     assert cf("define", "dog", "a domesticated canine kept as a pet")
     assert not cf("define", "dog", "dog is a canine")
     assert not cf("define", "dog", "dogs are canines")
@@ -277,14 +287,16 @@ def test_check_format():
         cf("rhyme", "dog", "log")
 
 
+@pytest.mark.slow  # ~10 s on a busy 2-core CPU: parses all 117k synsets
 @pytest.mark.skipif(not os.path.isfile("/usr/share/wordnet/data.noun"), reason="WordNet data files not installed")
 def test_real_wordnet_smoke():
     dd = wordnet.build_wordnet_sft()
+    col = lambda split, name: dd[split].data.column(name).to_pylist()  # noqa: E731 (fast, via Arrow)
+    tasks = col("train", "task") + col("heldout", "task")
     for task in wordnet.TASKS:
-        n = sum(dd[s]["task"].count(task) for s in dd)
-        assert n > 10_000, (task, n)
-    train_words = {w.lower() for w in dd["train"]["word"]}
-    held_words = {w.lower() for w in dd["heldout"]["word"]}
+        assert tasks.count(task) > 10_000, (task, tasks.count(task))
+    train_words = {w.lower() for w in col("train", "word")}
+    held_words = {w.lower() for w in col("heldout", "word")}
     assert held_words and not train_words & held_words
     assert 0.03 < len(held_words) / (len(held_words) + len(train_words)) < 0.07
     exc = wordnet.load_exceptions()

@@ -434,6 +434,18 @@ def token_sequences(codes: torch.Tensor, labels: torch.Tensor, layout: ImageToke
     return torch.cat([cls, codes.reshape(codes.shape[0], -1).long()], dim=1)
 
 
+@torch.no_grad()
+def tokens_to_images(tokenizer, input_ids: torch.Tensor, layout: ImageTokenLayout) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generated sequences (B, 1 + h·w) → images (B, C, H, W) in [-1, 1] and their class labels (B,).
+    Raises if a code position still holds [MASK] or a class token (see ``ImageTokenLayout.split``)."""
+    check_codebook_size(tokenizer.codebook_size, layout)
+    h, w = tokenizer.latent_shape
+    if input_ids.dim() != 2 or input_ids.shape[1] != 1 + h * w:
+        raise ValueError(f"expected (B, {1 + h * w}) token sequences for a {h}×{w} latent, got {tuple(input_ids.shape)}")
+    labels, codes = layout.split(input_ids.long())
+    return tokenizer.decode(codes.view(-1, h, w)).cpu(), labels.cpu()
+
+
 def build_image_token_dataset(
     tokenizer,
     dataset: Dataset | DatasetDict,
@@ -511,6 +523,7 @@ __all__ = [
     "save_samples_npz",
     "load_samples_npz",
     "token_sequences",
+    "tokens_to_images",
     "uint8_to_unit",
     "unit_to_uint8",
 ]

@@ -147,7 +147,8 @@ def assemble(
         ids += [eos_token_id] * n_pad
         attn += [1] * n_pad
     else:
-        assert pad_token_id is not None
+        if pad_token_id is None:
+            raise ValueError("pad_policy='mask' needs a pad_token_id")
         ids += [pad_token_id] * n_pad
         attn += [0] * n_pad
     n_prompt = len(prompt_ids)
@@ -298,7 +299,10 @@ def load_sft_jsonl(paths: str | os.PathLike | Sequence[str | os.PathLike], *, ca
 class SFTCollator:
     """Pad SFT features to the batch's longest row (optionally a multiple of ``pad_to_multiple_of``)
     with the module's ``pad_policy``; returns ``input_ids`` (long), ``attention_mask`` (long),
-    ``prompt_mask`` (bool) and ``eligible`` = attended & not prompt (bool, the loss region)."""
+    ``prompt_mask`` (bool) and ``eligible`` = attended & not prompt (bool, the loss region; the key
+    the lead's trainer reads). Features may be unpadded (``padding="longest"``) or already padded to
+    ``max_length`` (then this only stacks them). Padding added here is response under ``"eos"`` —
+    also after a row whose response was cut, when ``pad_to_multiple_of`` lengthens the batch."""
 
     eos_token_id: int
     pad_token_id: int | None = None

