@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import torch  # noqa: E402
 from transformers import Trainer, TrainingArguments, set_seed  # noqa: E402
 
-from mdlm.cli import parse_config_and_args, run_cli  # noqa: E402
+from mdlm.cli import UserError, parse_config_and_args, run_cli  # noqa: E402
 from mdlm.data.images import TensorImageDataset, dataset_to_tensors, load_image_dataset  # noqa: E402
 from mdlm.metrics.classifier import ImageClassifierCNN, ImageClassifierConfig, accuracy  # noqa: E402
 from mdlm.tokenizers.image import save_pretrained_atomic  # noqa: E402
@@ -71,7 +71,10 @@ def main() -> int:
         torch.set_num_threads(dargs.torch_num_threads)
     set_seed(targs.seed)
     t0 = time.time()
-    data = load_image_dataset(dargs.dataset, dargs.image_size, dargs.channels_in)
+    try:
+        data = load_image_dataset(dargs.dataset, dargs.image_size, dargs.channels_in)
+    except ValueError as e:  # bad data settings: one line, exit 2
+        raise UserError(str(e)) from None
     x_train, y_train = dataset_to_tensors(data["train"])  # (N, C, H, W), (N,)
     x_test, y_test = dataset_to_tensors(data["test"])
     if dargs.max_train_samples:

@@ -97,8 +97,27 @@ def train(argv: list[str] | None = None, callbacks: tuple = ()) -> MDMTrainer:
     )
     trainer.train(resume_from_checkpoint=resume)
     metrics = trainer.evaluate()
-    finish_run(trainer, tok, metrics, text_generation_defaults(tok))
+    defaults = text_generation_defaults(tok)
+    finish_run(trainer, tok, metrics, defaults)
+    if diff.sample_on_end and targs.world_size == 1:  # ZeRO-3 would need every rank in the forward
+        print_samples(trainer.model, tok, defaults, diff.sample_on_end, dargs.seq_len, targs.seed)
     return trainer
+
+
+def print_samples(model, tok, defaults: dict, n: int, seq_len: int, seed: int) -> None:
+    """A few samples from the trained model: unconditional and after a prompt (LLaDA-style decoding)."""
+    from mdlm.pipelines.text import generate_text, sampler_config_from
+
+    gen_length = min(64, seq_len // 2)
+    config, _ = sampler_config_from(defaults, {"gen_length": gen_length, "steps": gen_length, "block_length": gen_length // 2})
+    prompts = ([""] + ["ROMEO:\n", "KING HENRY:\n"])[:n] if n > 0 else []
+    was = model.training
+    model.eval()
+    texts, out = generate_text(model, tok, prompts, config, gen_length, seed=seed)
+    model.train(was)
+    for p, t in zip(prompts, texts):
+        head = f"--- sample after {p.strip()!r}" if p else "--- unconditional sample"
+        print(f"{head} ({config.steps} steps, {gen_length} tokens, {out.nfe} NFE)\n{p}{t}", flush=True)
 
 
 @run_cli

@@ -3,7 +3,7 @@ folder of images, with ``transformers.Trainer``.
 
 Launch:
 
-    # tiny CPU run (a few minutes): 7×7 tokens, 256 codes
+    # tiny CPU run (a few minutes): 7×7 tokens, 512 codes
     nice python recipes/train_vq.py --config recipes/configs/fmnist_vq_tiny.yaml
     # overrides: any field below or of TrainingArguments
     python recipes/train_vq.py --config recipes/configs/fmnist_vq_tiny.yaml --max_steps 100 --output_dir runs/vq_x
@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import torch  # noqa: E402
 from transformers import Trainer, TrainingArguments, set_seed  # noqa: E402
 
-from mdlm.cli import parse_config_and_args, run_cli  # noqa: E402
+from mdlm.cli import UserError, parse_config_and_args, run_cli  # noqa: E402
 from mdlm.data.images import TensorImageDataset, dataset_to_tensors, load_image_dataset, save_image_grid  # noqa: E402
 from mdlm.metrics.reconstruction import evaluate_reconstruction  # noqa: E402
 from mdlm.tokenizers.image import VQConfig, VQModelForImages, save_pretrained_atomic  # noqa: E402
@@ -137,7 +137,10 @@ def main() -> int:
         torch.set_num_threads(dargs.torch_num_threads)
     set_seed(targs.seed)
     t0 = time.time()
-    data = load_image_dataset(dargs.dataset, dargs.image_size, dargs.channels)
+    try:
+        data = load_image_dataset(dargs.dataset, dargs.image_size, dargs.channels)
+    except ValueError as e:  # bad data settings: one line, exit 2
+        raise UserError(str(e)) from None
     x_train, _ = dataset_to_tensors(data["train"])  # (N, C, H, W)
     x_test, _ = dataset_to_tensors(data["test"])
     if dargs.max_train_samples:
@@ -145,7 +148,10 @@ def main() -> int:
     if dargs.max_eval_samples:
         x_test = x_test[: dargs.max_eval_samples]
     channels, image_size = x_train.shape[1], x_train.shape[2]
-    model = build_model(margs, channels, image_size)
+    try:
+        model = build_model(margs, channels, image_size)
+    except ValueError as e:
+        raise UserError(str(e)) from None
     n_params = sum(p.numel() for p in model.parameters())
     if targs.process_index == 0:
         h, w = model.latent_shape

@@ -20,7 +20,7 @@ TINY = [
     "--per_device_train_batch_size", "16", "--per_device_eval_batch_size", "64", "--max_eval_sequences", "64",
     "--eval_num_samples", "2", "--learning_rate", "0.004", "--warmup_steps", "5", "--logging_steps", "1",
     "--report_to", "none", "--use_cpu", "true", "--disable_tqdm", "true", "--seed", "0",
-    "--dataloader_num_workers", "0", "--save_strategy", "steps",
+    "--dataloader_num_workers", "0", "--save_strategy", "steps", "--sample_on_end", "0",
 ]
 
 
@@ -40,17 +40,29 @@ def _losses(trainer):
     return {h["step"]: h["loss"] for h in trainer.state.log_history if "loss" in h}
 
 
-def test_tiny_model_validation_elbo_falls_on_shakespeare(recipe, tmp_path):
-    out = tmp_path / "run"
-    trainer = recipe.train(TINY + ["--output_dir", str(out), "--max_steps", "40", "--save_steps", "40"])
-    before = trainer.evaluate  # noqa: F841
-    hist = [h for h in trainer.state.log_history if "eval_nll" in h]
+@pytest.fixture(scope="module")
+def trained(recipe, tmp_path_factory):
+    """One tiny model trained 40 steps on real Shakespeare, shared by the tests below."""
+    import io
+    from contextlib import redirect_stdout
+
+    out = tmp_path_factory.mktemp("trained") / "run"
+    buf = io.StringIO()
+    with redirect_stdout(buf):
+        trainer = recipe.train(TINY + ["--output_dir", str(out), "--max_steps", "40", "--save_steps", "40",
+                                       "--sample_on_end", "2"])
+    return out, trainer, buf.getvalue()
+
+
+def test_tiny_model_validation_elbo_falls_on_shakespeare(trained):
+    out, trainer, printed = trained
     final = json.loads((out / "eval_metrics.json").read_text())
     # an untrained model scores ≈ log(V) = log(384) ≈ 5.95 nats/token; after 40 steps it must be well below
     assert final["eval_nll"] < 5.0, final
     assert final["eval_ppl"] == pytest.approx(torch.tensor(final["eval_nll"]).exp().item(), rel=1e-4)
-    losses = _losses(trainer)
-    assert sum(list(losses.values())[-5:]) / 5 < sum(list(losses.values())[:5]) / 5
+    losses = list(_losses(trainer).values())
+    assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5
+    assert "--- unconditional sample" in printed and "--- sample after 'ROMEO:'" in printed
     # the output dir is a complete HF checkpoint
     for f in ["config.json", "model.safetensors", "tokenizer.json", "generation_config.json"]:
         assert (out / f).exists(), f
@@ -59,7 +71,31 @@ def test_tiny_model_validation_elbo_falls_on_shakespeare(recipe, tmp_path):
     model = AutoModelForMaskedLM.from_pretrained(out)
     tok = AutoTokenizer.from_pretrained(out)
     assert model.config.mask_token_id == tok.mask_token_id
-    assert hist == [] or all("eval_bits_per_token" in h for h in hist)
+
+
+def test_eval_elbo_cli_reports_the_bound(trained, tmp_path):
+    out, _, _ = trained
+    r = subprocess.run([sys.executable, str(ROOT / "eval" / "elbo.py"), "--model", str(out), "--num-samples", "2",
+                        "--max-sequences", "16", "--seq-len", "64", "--json", str(tmp_path / "e.json")],
+                       capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "perplexity ≤" in r.stdout and "bits/token" in r.stdout
+    res = json.loads((tmp_path / "e.json").read_text())
+    assert 1.0 < res["nats_per_token"] < 5.5 and res["tokens"] == 16 * 64
+
+
+def test_generate_cli_prints_text_for_each_prompt(trained):
+    out, _, _ = trained
+    r = subprocess.run([sys.executable, str(ROOT / "recipes" / "generate.py"), "--model", str(out), "--prompt", "ROMEO:",
+                        "--prompt", "To be", "--steps", "8", "--gen-length", "16", "--block-length", "8", "--seed", "3"],
+                       capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "=== 'ROMEO:'" in r.stdout and "=== 'To be'" in r.stdout
+    assert "8 NFE" in r.stderr or "16 NFE" in r.stderr  # 2 blocks × 4 steps, no CFG
+    bad = subprocess.run([sys.executable, str(ROOT / "recipes" / "generate.py"), "--model", str(out), "--prompt", "x" * 10,
+                          "--gen-length", "4000"], capture_output=True, text=True,
+                         env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=300)
+    assert bad.returncode == 2 and "more than the model's context of 64" in bad.stderr
 
 
 class _Crash(TrainerCallback):

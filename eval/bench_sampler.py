@@ -1,0 +1,111 @@
+"""Sampler speed on a checkpoint: tokens/s, NFE and the sampler's own overhead.
+
+    python eval/bench_sampler.py --model runs/shakespeare_tiny --batch 8 --gen-length 128 --steps 64
+
+The overhead is (total time − time inside the model's forward) / total time, where the forward is
+timed by wrapping the logits function (CUDA-synchronised on GPU). Several strategies run on the same
+prompts so their speed and NFE can be compared; one example generation of each is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import torch  # noqa: E402
+
+import mdlm  # noqa: E402,F401
+from mdlm.pipelines import load_for_generation  # noqa: E402
+from mdlm.pipelines.text import build_text_canvas  # noqa: E402
+from mdlm.sampling import SamplerConfig, as_logits_fn, generate, trim_at_eos  # noqa: E402
+
+STRATEGIES = {
+    "llada (even, low-conf, greedy)": dict(schedule="even", remasking="low_confidence", temperature=0.0),
+    "maskgit (cosine, T=0.8, choice-T=2)": dict(schedule="cosine", temperature=0.8, choice_temperature=2.0),
+    "margin confidence (linear)": dict(schedule="linear", confidence="margin", temperature=0.0),
+    "threshold 0.9 (parallel)": dict(schedule="even", temperature=0.0, threshold=0.9),
+    "moment (α=1, hybrid 0.5)": dict(schedule="cosine", sampler="moment", choice_temperature=1.0, hybrid=0.5,
+                                     temperature=1.0),
+}
+
+
+class TimedFn:
+    def __init__(self, fn, cuda: bool):
+        self.fn, self.cuda, self.seconds = fn, cuda, 0.0
+
+    def __call__(self, x, am=None):
+        if self.cuda:
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        out = self.fn(x, am)
+        if self.cuda:
+            torch.cuda.synchronize()
+        self.seconds += time.perf_counter() - t
+        return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--model", required=True)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--gen-length", type=int, default=128)
+    p.add_argument("--block-length", type=int, default=32)
+    p.add_argument("--steps", type=int, default=64)
+    p.add_argument("--prompt", default="ROMEO:\n")
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--dtype", default=None, choices=[None, "bfloat16", "float32"])
+    p.add_argument("--out")
+    a = p.parse_args()
+    dtype = getattr(torch, a.dtype) if a.dtype else None
+    loaded = load_for_generation(a.model, device=a.device, dtype=dtype)
+    tok, model = loaded.tokenizer, loaded.model
+    canvas, attn, prompt = build_text_canvas(tok, [a.prompt] * a.batch, a.gen_length, model.config.max_position_embeddings)
+    canvas, attn, prompt = canvas.to(a.device), attn.to(a.device), prompt.to(a.device)
+    cuda = a.device.startswith("cuda")
+    rows = []
+    for name, kw in STRATEGIES.items():
+        cfg = SamplerConfig(steps=a.steps, block_length=a.block_length, **kw)
+        best = None
+        for r in range(a.repeats + 1):  # the first run warms up
+            fn = TimedFn(as_logits_fn(model), cuda)
+            g = torch.Generator(device=a.device).manual_seed(0)
+            if cuda:
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            with torch.no_grad():
+                out = generate(fn, canvas, mask_id=tok.mask_token_id, config=cfg, attention_mask=attn, cond_mask=prompt,
+                               eos_id=tok.eos_token_id, generator=g)
+            if cuda:
+                torch.cuda.synchronize()
+            total = time.perf_counter() - t0
+            if r and (best is None or total < best[0]):
+                best = (total, fn.seconds, out)
+        total, fwd, out = best
+        gen = out.sequences[:, canvas.shape[1] - a.gen_length:]
+        text = tok.decode(trim_at_eos(gen[:1], tok.eos_token_id)[0], skip_special_tokens=True)
+        rows.append({"strategy": name, "nfe": out.nfe, "seconds": round(total, 4),
+                     "tokens_per_s": round(a.batch * a.gen_length / total, 1),
+                     "overhead_pct": round(100 * (total - fwd) / total, 2), "example": text})
+    print(f"\nmodel {a.model} | device {a.device} | batch {a.batch} × {a.gen_length} tokens | steps {a.steps} | "
+          f"block {a.block_length}\n")
+    print("| strategy | NFE | tokens/s | sampler overhead |\n|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['strategy']} | {r['nfe']} | {r['tokens_per_s']:,} | {r['overhead_pct']:.1f}% |")
+    print()
+    for r in rows:
+        print(f"### {r['strategy']}\n{a.prompt}{r['example']}\n")
+    if a.out:
+        meta = {"device": torch.cuda.get_device_name() if cuda else "cpu", "torch": torch.__version__,
+                "command": " ".join(sys.argv), "date": time.strftime("%Y-%m-%d")}
+        with open(a.out, "w") as f:
+            json.dump({"meta": meta, "rows": rows}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
