@@ -208,6 +208,7 @@ def test_train_vq_recipe_smoke(tmp_path, monkeypatch, capsys):
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     spec = importlib.util.spec_from_file_location("train_vq", os.path.join(root, "recipes", "train_vq.py"))
     mod = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(__import__("sys").modules, "train_vq", mod)  # dataclasses look their module up
     spec.loader.exec_module(mod)
     out = tmp_path / "vq"
     argv = ["train_vq.py", "--dataset", "digits", "--hidden_channels", "8", "8", "--num_res_blocks", "1",

@@ -98,6 +98,19 @@ def _bos(tokenizer: PreTrainedTokenizerBase) -> list[int]:
     return [bos] if bos is not None and bos != eos else []
 
 
+def format_prompt(tokenizer: PreTrainedTokenizerBase, prompt: str, system: str | None = None) -> str:
+    """The text a chat (instruction-tuned) model is prompted with for one user turn: the same rendering
+    as the prompt part of an SFT example (:func:`render_prompt` of ``[system?, user]``, ending with the
+    assistant generation header), with the BOS *text* in front where SFT encoding prepends BOS.
+
+    ``tokenizer(format_prompt(tok, p), add_special_tokens=False)["input_ids"]`` equals the prompt ids
+    :func:`encode_sft_example` produces for ``to_messages(p, response)`` (special-token text such as
+    the BOS string is matched as that token by HF tokenizers)."""
+    messages = to_messages(prompt, "", system)[:-1]
+    bos = tokenizer.bos_token if _bos(tokenizer) else ""
+    return bos + render_prompt(tokenizer, messages)
+
+
 # ------------------------------------------------------------------------------------ tokenising
 def _check_policy(tokenizer: PreTrainedTokenizerBase, pad_policy: str, padding: str, truncate_prompt: str) -> None:
     if tokenizer.eos_token_id is None:

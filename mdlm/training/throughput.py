@@ -71,5 +71,6 @@ class ThroughputCallback(TrainerCallback):
             rec["warmup"] = True
             self._first = False
         if state.is_world_process_zero:
-            print(f"step {state.global_step}: {tps:,.0f} tokens/s, MFU {rec['mfu']:.1%}", flush=True)
+            mfu = f", MFU {rec['mfu']:.1%}" if torch.cuda.is_available() else ""
+            print(f"step {state.global_step}: {tps:,.0f} tokens/s{mfu}", flush=True)
         self._t, self._step = now, state.global_step
