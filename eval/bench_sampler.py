@@ -29,6 +29,7 @@ STRATEGIES = {
     "maskgit (cosine, T=0.8, choice-T=2)": dict(schedule="cosine", temperature=0.8, choice_temperature=2.0),
     "margin confidence (linear)": dict(schedule="linear", confidence="margin", temperature=0.0),
     "threshold 0.9 (parallel)": dict(schedule="even", temperature=0.0, threshold=0.9),
+    "ancestral (MDLM, T=1, linear)": dict(schedule="linear", remasking="ancestral", temperature=1.0),
     "moment (α=1, hybrid 0.5)": dict(schedule="cosine", sampler="moment", choice_temperature=1.0, hybrid=0.5,
                                      temperature=1.0),
 }

@@ -85,7 +85,7 @@ def even_masked_counts(num_tokens: Tensor | int, steps: int) -> Tensor:
     if steps < 1:
         raise ValueError(f"steps must be ≥ 1, got {steps}")
     n = torch.as_tensor(num_tokens, dtype=torch.long).unsqueeze(-1)  # (..., 1)
-    i = torch.arange(steps)  # (S,)
+    i = torch.arange(steps, device=n.device)  # (S,)
     commits = n // steps + (i < n % steps).long()  # (..., S)
     done = torch.cumsum(commits, dim=-1)
     return torch.cat([n, n - done], dim=-1)

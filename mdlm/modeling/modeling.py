@@ -26,6 +26,7 @@ except ImportError:  # pragma: no cover
     GradientCheckpointingLayer = nn.Module
 
 from .configuration import MDLMConfig
+from .kv_cache import BlockKVCache
 
 Tensor = torch.Tensor
 
@@ -87,12 +88,19 @@ class MDLMAttention(nn.Module):
         self.v_proj = nn.Linear(h, self.num_kv_heads * self.head_dim, bias=False)
         self.o_proj = nn.Linear(self.num_heads * self.head_dim, h, bias=False)
 
-    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, attention_mask: Tensor | None) -> Tensor:
+    def forward(
+        self, x: Tensor, cos: Tensor, sin: Tensor, attention_mask: Tensor | None, kv_cache: BlockKVCache | None = None
+    ) -> Tensor:
+        """x (B, L, H) → (B, L, H). With ``kv_cache`` (block decoding, :mod:`.kv_cache`) the fresh
+        K/V of these L columns are stored in / spliced into the cache and the queries attend over all
+        of the cache's columns (``attention_mask`` then masks those keys)."""
         B, L, _ = x.shape
         q = self.q_proj(x).view(B, L, self.num_heads, self.head_dim).transpose(1, 2)  # (B, H, L, D)
         k = self.k_proj(x).view(B, L, self.num_kv_heads, self.head_dim).transpose(1, 2)  # (B, Hkv, L, D)
         v = self.v_proj(x).view(B, L, self.num_kv_heads, self.head_dim).transpose(1, 2)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if kv_cache is not None:
+            k, v = kv_cache.update(self.layer_idx, k, v)  # (B, Hkv, S, D), S = cached canvas length
         impl = self.config._attn_implementation or "sdpa"
         fn = eager_attention if impl == "eager" else ALL_ATTENTION_FUNCTIONS[impl]
         out, _ = fn(
@@ -128,8 +136,10 @@ class MDLMBlock(GradientCheckpointingLayer):
         self.mlp = MDLMMLP(config)
         self.dropout = nn.Dropout(config.hidden_dropout)
 
-    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, attention_mask: Tensor | None) -> Tensor:
-        x = x + self.dropout(self.self_attn(self.input_layernorm(x), cos, sin, attention_mask))
+    def forward(
+        self, x: Tensor, cos: Tensor, sin: Tensor, attention_mask: Tensor | None, kv_cache: BlockKVCache | None = None
+    ) -> Tensor:
+        x = x + self.dropout(self.self_attn(self.input_layernorm(x), cos, sin, attention_mask, kv_cache))
         return x + self.dropout(self.mlp(self.post_attention_layernorm(x)))
 
 
@@ -195,8 +205,13 @@ class MDLMModel(MDLMPreTrainedModel):
         attention_mask: Tensor | None = None,
         position_ids: Tensor | None = None,
         inputs_embeds: Tensor | None = None,
+        kv_cache: BlockKVCache | None = None,
         **kwargs,
     ) -> BaseModelOutput:
+        """``kv_cache`` (optional, inference only): see :mod:`mdlm.modeling.kv_cache`. While it is being
+        filled the input is the whole canvas; afterwards the input is a slice of columns starting at
+        ``kv_cache.fresh_start`` and ``position_ids`` (the slice's) and ``attention_mask`` (the whole
+        canvas's, (B, L)) are required."""
         if inputs_embeds is None:
             inputs_embeds = self.embed_tokens(input_ids)  # (B, L, H)
         B, L, _ = inputs_embeds.shape
@@ -204,6 +219,9 @@ class MDLMModel(MDLMPreTrainedModel):
             raise ValueError(
                 f"sequence length {L} exceeds the model's max_position_embeddings {self.config.max_position_embeddings}"
             )
+        sliced = kv_cache is not None and kv_cache.fresh_start is not None
+        if sliced and position_ids is None:
+            raise ValueError("a forward over a slice of a KV-cached canvas needs the slice's position_ids")
         if position_ids is None:
             ref = input_ids if input_ids is not None else inputs_embeds[..., 0]
             position_ids = default_position_ids(ref, attention_mask)
@@ -211,7 +229,7 @@ class MDLMModel(MDLMPreTrainedModel):
         mask = padding_to_attention_mask(attention_mask)
         h = inputs_embeds
         for layer in self.layers:
-            h = layer(h, cos, sin, mask)
+            h = layer(h, cos, sin, mask) if kv_cache is None else layer(h, cos, sin, mask, kv_cache=kv_cache)
         return BaseModelOutput(last_hidden_state=self.norm(h))
 
 
@@ -219,6 +237,7 @@ class MDLMForMaskedLM(MDLMPreTrainedModel):
     """The denoiser p_θ(x0 | x_t): logits over the vocabulary at every position."""
 
     _tied_weights_keys = {"lm_head.weight": "model.embed_tokens.weight"}
+    supports_block_kv_cache = True  # forward(..., kv_cache=BlockKVCache): see mdlm.modeling.kv_cache
 
     def __init__(self, config: MDLMConfig):
         super().__init__(config)
@@ -245,11 +264,17 @@ class MDLMForMaskedLM(MDLMPreTrainedModel):
         position_ids: Tensor | None = None,
         inputs_embeds: Tensor | None = None,
         logits_positions: Tensor | None = None,
+        kv_cache: BlockKVCache | None = None,
         **kwargs,
     ) -> MaskedLMOutput:
         """``logits_positions`` (B, L) bool, optional: return logits only there, as (M, V) — the
-        training loss needs them only at masked positions, which saves most of the LM-head cost."""
-        h = self.model(input_ids, attention_mask, position_ids, inputs_embeds).last_hidden_state  # (B, L, H)
+        training loss needs them only at masked positions, which saves most of the LM-head cost.
+        ``kv_cache``: block KV cache for cached semi-autoregressive decoding (Fast-dLLM), see
+        :mod:`mdlm.modeling.kv_cache`; None (default) is the plain full forward."""
+        if kv_cache is None:
+            h = self.model(input_ids, attention_mask, position_ids, inputs_embeds).last_hidden_state  # (B, L, H)
+        else:
+            h = self.model(input_ids, attention_mask, position_ids, inputs_embeds, kv_cache=kv_cache).last_hidden_state
         if logits_positions is not None:
             h = h[logits_positions]  # (M, H)
         return MaskedLMOutput(logits=self.lm_head(h))

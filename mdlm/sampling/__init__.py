@@ -34,6 +34,10 @@ Semantics (one module per concept):
 * EOS (``eos.py``): stop a row once everything still masked lies after a committed EOS, filling it
   with EOS; ``trim_at_eos`` for decoding.
 * Callbacks (``callbacks.py``): ``callback(step, canvas, StepInfo)``; ``return_history``.
+* Block KV cache (``config.cache``, Fast-dLLM; ``mdlm/modeling/kv_cache.py``): ``"dual"`` / ``"prefix"``
+  refresh the cache with one full forward at each block start and run only the block (dual) or the
+  block and its suffix (prefix) at the block's later steps; first step of a block exact, later steps
+  approximate. ``SampleOutput.positions`` counts the positions computed.
 * Model adapters (``adapters.py``): ``as_logits_fn`` for HF-style models (position ids that skip
   left padding) and plain callables.
 
@@ -42,7 +46,7 @@ Everything is vectorised over the batch and seeded only through the ``torch.Gene
 
 from .adapters import as_logits_fn, extract_logits, position_ids_from_mask
 from .callbacks import StepInfo, compose, progress_callback
-from .config import CONFIDENCES, REMASKING, SAMPLERS, SamplerConfig
+from .config import CACHE_MODES, CONFIDENCES, REMASKING, SAMPLERS, SamplerConfig
 from .eos import eos_lengths, trim_at_eos
 from .sampler import SampleOutput, generate
 
@@ -61,4 +65,5 @@ __all__ = [
     "SAMPLERS",
     "REMASKING",
     "CONFIDENCES",
+    "CACHE_MODES",
 ]

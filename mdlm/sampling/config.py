@@ -10,6 +10,7 @@ Field groups (see :mod:`mdlm.sampling` for the exact semantics of each):
   ``remask_interval``
 * classifier-free guidance: ``cfg_scale``, ``cfg_interval``, ``cfg_time``, ``cfg_batch``
 * misc: ``stop_at_eos``, ``return_history``, ``reuse_logits``
+* speed: ``cache`` ("none" | "prefix" | "dual", Fast-dLLM block KV cache)
 
 Names are case-insensitive; an unknown name raises ``ValueError`` listing the valid ones.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from mdlm.modeling.kv_cache import CACHE_MODES, check_cache_mode
 from mdlm.schedules import SCHEDULE_NAMES, get_schedule
 
 SAMPLERS = ("maskgit", "moment")
@@ -91,6 +93,13 @@ class SamplerConfig:
         return_history: keep the canvas after every step in ``SampleOutput.history``.
         reuse_logits: reuse the previous logits when the canvas did not change since the last
             model call (no new NFE). Requires a deterministic ``model_fn`` (eval mode).
+        cache: block KV cache (Fast-dLLM, :mod:`mdlm.modeling.kv_cache`): ``"none"`` (default, every
+            step runs the whole canvas), ``"dual"`` (one full forward at each block start caches
+            every position's K/V; the block's later steps recompute only the block) or ``"prefix"``
+            (later steps recompute the block and everything after it). Needs ``block_length``
+            smaller than the generated length and a model with ``supports_block_kv_cache``
+            (``MDLMForMaskedLM``). The first step of each block is exact; later steps are an
+            approximation (cached K/V do not see the block's new tokens beyond layer 1).
     """
 
     steps: int = 64
@@ -115,6 +124,7 @@ class SamplerConfig:
     stop_at_eos: bool = True
     return_history: bool = False
     reuse_logits: bool = True
+    cache: str = "none"
 
     def __post_init__(self) -> None:
         if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
@@ -131,6 +141,12 @@ class SamplerConfig:
         self.cfg_time = _choice("cfg_time", self.cfg_time, CFG_TIMES)
         self.cfg_interval = _interval("cfg_interval", self.cfg_interval)
         self.remask_interval = _interval("remask_interval", self.remask_interval)
+        self.cache = check_cache_mode(self.cache)
+        if self.cache != "none" and self.block_length is None:
+            raise ValueError(
+                f"cache={self.cache!r} caches the K/V outside the current block, so it needs semi-autoregressive "
+                "blocks: set block_length (smaller than the generated length)"
+            )
 
         _nonneg_finite("temperature", self.temperature)
         _nonneg_finite("choice_temperature", self.choice_temperature)

@@ -15,6 +15,12 @@ Loop structure (vectorised over the batch; Python loops only over blocks and ste
 
 Only masked positions of the current block are candidates (everything right of the block has
 −inf confidence, as in LLaDA). Logits are processed only on the block's column span.
+
+Block KV cache (``config.cache``, Fast-dLLM; :mod:`mdlm.modeling.kv_cache`): at each block start one
+full forward (1 NFE, L positions) fills the per-layer K/V cache and gives the block's logits; the
+block's later steps run only the block ("dual", W positions) or the block and its suffix ("prefix",
+L − lo positions) against that cache (1 NFE each). ``SampleOutput.positions`` counts the positions
+actually computed, so that NFE-based speed claims stay honest.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from typing import Any, Iterable
 
 import torch
 
+from mdlm.modeling.kv_cache import BlockCachedLogits, supports_kv_cache
 from mdlm.schedules import even_masked_counts, get_schedule
 
 from .adapters import LogitsFn, as_logits_fn
@@ -53,12 +60,16 @@ class SampleOutput:
         history: with ``return_history``: the canvas before the first step and after every step,
             ``len(history) == steps + 1``; else None.
         steps: number of sampler steps run (≤ ``config.steps``).
+        positions: token positions (canvas columns, padding included) run through the network per
+            sequence, summed over all passes: L per full forward; with ``config.cache`` W per
+            dual-cached step and L − lo per prefix-cached step. Without a cache it is nfe · L.
     """
 
     sequences: Tensor
     nfe: int
     history: list[Tensor] | None = None
     steps: int = 0
+    positions: int = 0
 
 
 class _Evaluator:
@@ -71,8 +82,15 @@ class _Evaluator:
         self.u: Tensor | None = None
         self.nfe = 0
 
+    @property
+    def positions(self) -> int:
+        return self.nfe * self.cond.shape[1]
+
     def invalidate(self) -> None:
         self.c = self.u = None
+
+    def start_block(self) -> None:
+        """Nothing to refresh without a cache (logits stay valid while the canvas is unchanged)."""
 
     def __call__(self, x: Tensor, need_u: bool) -> tuple[Tensor, Tensor | None]:
         need_c, need_u = self.c is None, need_u and self.u is None
@@ -88,6 +106,75 @@ class _Evaluator:
                 self.nfe += 1
             if need_u:
                 self.u = self.fn(unconditional_input(x, self.cond, self.mask_id), am)
+                self.nfe += 1
+        return self.c, self.u  # type: ignore[return-value]
+
+    def window(self, x: Tensor, need_u: bool, lo: int, hi: int) -> tuple[Tensor, Tensor | None]:
+        """Conditional / unconditional logits of columns [lo, hi): (B, W, V) each (u None if unused)."""
+        c, u = self(x, need_u)
+        return c[:, lo:hi], None if u is None else u[:, lo:hi]
+
+
+class _CachedEvaluator:
+    """Model calls with the block KV cache (Fast-dLLM dual / prefix cache, :mod:`mdlm.modeling.kv_cache`).
+
+    The first call of a block is a full forward that refreshes the cache (1 NFE per pass); later
+    calls of the block run only the block (dual) or the block and its suffix (prefix). With CFG the
+    unconditional canvas has its own cache (or its own rows of a 2B-row cache with ``cfg_batch``), so
+    both passes are filled at every block start; with ``cfg_batch`` both also run at every cached
+    step (their rows share one call), otherwise the unconditional pass runs only when a row is guided.
+    """
+
+    def __init__(self, model: Any, mode: str, model_am: Tensor | None, cond: Tensor, mask_id: int,
+                 batch_cfg: bool, cfg_on: bool):
+        self.cond, self.mask_id, self.cfg_on, self.batch_cfg = cond, mask_id, cfg_on, batch_cfg
+        if cfg_on and batch_cfg:
+            am2 = None if model_am is None else torch.cat([model_am, model_am])
+            self.runners = [BlockCachedLogits(model, mode, am2)]  # rows: B conditional, B unconditional
+        else:
+            self.runners = [BlockCachedLogits(model, mode, model_am) for _ in range(2 if cfg_on else 1)]
+        self.span: tuple[int, int] | None = None
+        self.c: Tensor | None = None
+        self.u: Tensor | None = None
+        self.nfe = 0
+
+    @property
+    def positions(self) -> int:
+        per_row = sum(r.positions for r in self.runners)
+        return per_row * (2 if self.cfg_on and self.batch_cfg else 1)
+
+    def invalidate(self) -> None:
+        self.c = self.u = None
+
+    def start_block(self) -> None:
+        """The next call refreshes the cache with a full forward."""
+        self.span = None
+        self.invalidate()
+
+    def window(self, x: Tensor, need_u: bool, lo: int, hi: int) -> tuple[Tensor, Tensor | None]:
+        """Conditional / unconditional logits of columns [lo, hi): (B, W, V) each (u None if unused)."""
+        need_c, need_u = self.c is None, need_u and self.u is None
+        if not (need_c or need_u):
+            return self.c, self.u  # type: ignore[return-value]
+        fill = self.span != (lo, hi)
+        self.span = (lo, hi)
+
+        def run(r: BlockCachedLogits, xx: Tensor) -> Tensor:
+            return r.fill(xx, lo, hi) if fill else r.step(xx, lo, hi)
+
+        if not self.cfg_on:
+            self.c = run(self.runners[0], x)
+            self.nfe += 1
+        elif self.batch_cfg:
+            xx = torch.cat([x, unconditional_input(x, self.cond, self.mask_id)])  # (2B, L)
+            self.c, self.u = run(self.runners[0], xx).chunk(2, dim=0)  # (B, W, V) each
+            self.nfe += 2
+        else:
+            if need_c or fill:
+                self.c = run(self.runners[0], x)
+                self.nfe += 1
+            if need_u or fill:
+                self.u = run(self.runners[1], unconditional_input(x, self.cond, self.mask_id))
                 self.nfe += 1
         return self.c, self.u  # type: ignore[return-value]
 
@@ -142,6 +229,22 @@ def _check_generator(generator: torch.Generator | None, device: torch.device) ->
     if torch.device(generator.device).type != device.type:
         raise ValueError(f"generator is on {generator.device} but the canvas is on {device}")
     return generator
+
+
+def _check_cache(cfg: SamplerConfig, model: Any, n_max: int) -> None:
+    """Clear errors for a block KV cache that cannot work (see ``SamplerConfig.cache``)."""
+    if not supports_kv_cache(model):
+        raise ValueError(
+            f"cache={cfg.cache!r} needs the model itself with the block KV-cache interface "
+            f"(supports_block_kv_cache, e.g. MDLMForMaskedLM), got {type(model).__name__}; "
+            "pass the model, not a wrapped function, or use cache='none'"
+        )
+    if cfg.block_length is None or cfg.block_length >= n_max:
+        raise ValueError(
+            f"cache={cfg.cache!r} needs block_length smaller than the number of positions to generate "
+            f"({n_max}), got block_length={cfg.block_length}: with one block there is nothing outside the "
+            "block to reuse between steps"
+        )
 
 
 def _block_plan(gen: Tensor, n_max: int, steps: int, block_length: int | None) -> tuple[Tensor, list[int]]:
@@ -216,7 +319,12 @@ def generate(
     schedule = None if cfg.uses_even_schedule else get_schedule(cfg.schedule)
     gamma = get_schedule("linear") if schedule is None else schedule  # ancestral only
 
-    evaluator = _Evaluator(fn, model_am, cond, mask_id, cfg.cfg_batch)
+    evaluator: _Evaluator | _CachedEvaluator
+    if cfg.cache == "none":
+        evaluator = _Evaluator(fn, model_am, cond, mask_id, cfg.cfg_batch)
+    else:
+        _check_cache(cfg, model_fn, n_max)
+        evaluator = _CachedEvaluator(model_fn, cfg.cache, model_am, cond, mask_id, cfg.cfg_batch, cfg.cfg_scale > 0)
     stored_conf = torch.zeros(B, L, dtype=torch.float64, device=x.device)
     ids: Tensor | None = None
     col = torch.arange(L, device=x.device)
@@ -228,11 +336,13 @@ def generate(
         if int(n_block.max()) == 0:
             continue
         S = min(budget, int(n_block.max()))
-        counts = even_masked_counts(n_block, S) if schedule is None else schedule.masked_counts(n_block, S)
+        n_cpu = n_block.cpu()  # count tables on the CPU: a short loop over steps, not S tiny GPU kernels
+        counts = even_masked_counts(n_cpu, S) if schedule is None else schedule.masked_counts(n_cpu, S)
         counts = counts.to(x.device)  # (B, S + 1)
         cols = col[in_block.any(dim=0)]
         lo, hi = int(cols[0]), int(cols[-1]) + 1
         blk = in_block[:, lo:hi]  # (B, W)
+        evaluator.start_block()
 
         for i in range(S):
             masked = blk & (x[:, lo:hi] == mask_id)  # (B, W)
@@ -247,12 +357,12 @@ def generate(
                 guided = torch.zeros(B, dtype=torch.bool, device=x.device)
             if not cfg.reuse_logits:
                 evaluator.invalidate()
-            c, u = evaluator(x, bool(guided.any()))
+            c, u = evaluator.window(x, bool(guided.any()), lo, hi)  # (B, W, V) each
             # only the M masked positions of the block need tokens / scores: work on (M, V)
-            logits = c[:, lo:hi][masked].float()  # (M, V)
+            logits = c[masked].float()  # (M, V)
             if u is not None and bool(guided.any()):
                 rows = guided.unsqueeze(1).expand_as(masked)[masked]  # (M,)
-                logits = guide(logits, u[:, lo:hi][masked].float(), float(cfg.cfg_scale), rows)
+                logits = guide(logits, u[masked].float(), float(cfg.cfg_scale), rows)
             if ids is None:
                 ids = suppress_ids(suppress_tokens, mask_id, logits.shape[-1], x.device)
             logits = apply_suppression(logits, ids)
@@ -318,4 +428,4 @@ def generate(
         if not bool((gen & (x == mask_id)).any()):
             break
 
-    return SampleOutput(x, evaluator.nfe, history, step)
+    return SampleOutput(x, evaluator.nfe, history, step, evaluator.positions)

@@ -1,0 +1,190 @@
+"""Block KV cache for semi-autoregressive masked-diffusion decoding (Fast-dLLM, Wu et al. 2025).
+
+Semi-autoregressive samplers (LLaDA §2.4, Fast-dLLM) decode the generated region block by block,
+left to right, with several denoising steps per block. Only the current block changes inside a
+block, so the keys/values (K/V) of every other position can be computed once at the block's start
+and reused for the block's later steps; each later step then runs the network on the block alone.
+
+Modes (``CACHE_MODES``):
+
+* ``"dual"`` (Fast-dLLM's DualCache): at each block start one full forward of the whole canvas
+  stores every layer's K/V (after RoPE) for every position. Each later step of the block recomputes
+  only the block's columns [lo, hi); their queries attend over [cached K/V of the prefix and the
+  suffix] ∪ [fresh K/V of the block]. Cost of a step: W query positions instead of L.
+* ``"prefix"`` (Fast-dLLM's PrefixCache): the same full forward at each block start; each later
+  step recomputes the block AND everything after it, [lo, L), attending over [cached prefix K/V] ∪
+  [fresh K/V of block + suffix]. Positions after the block are **kept** in attention (recomputed),
+  not dropped: dropping them would change the function a bidirectional model computes (it was
+  trained to see the whole canvas), so the first step of a block would no longer match the uncached
+  model. Cost of a step: L − lo query positions.
+
+What is exact and what is not (for a deterministic model, up to floating-point reordering):
+
+* The block-start forward is the full forward: the first step of every block is exact.
+* A later step is exact at layer 1 (its K/V depend only on each position's own token, and the
+  cached positions' tokens do not change inside a block). From layer 2 on, the cached K/V of the
+  prefix (both modes) and of the suffix (dual) were computed while the block still held its older
+  tokens: they do not see the tokens committed since the block began, so a later step is an
+  approximation of the full forward. A one-layer model is therefore exact at every step, and a
+  sampler that takes one step per block is exact for any depth (tests/test_kv_cache.py checks both).
+* Anything written outside the recomputed columns inside a block (e.g. the sampler's EOS fill of
+  the suffix) is seen by dual cache only at the next block start.
+
+Padding is honoured: the full (B, L) attention mask of the canvas masks the cached *and* the fresh
+keys, and the recomputed columns keep the position ids they have in the full canvas, so a
+left-padded ragged batch decodes as its rows would one by one.
+
+The model side is two hooks (``mdlm/modeling/modeling.py``): ``MDLMForMaskedLM.forward(...,
+kv_cache=BlockKVCache)`` passes the cache to every attention layer, which calls
+:meth:`BlockKVCache.update` with its freshly computed, rotated K/V. Any model whose forward takes
+``input_ids, attention_mask, position_ids, logits_positions, kv_cache`` and sets
+``supports_block_kv_cache = True`` works with :class:`BlockCachedLogits`. Inference only: the cache is
+written in place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+Tensor = torch.Tensor
+
+CACHE_MODES = ("none", "prefix", "dual")
+
+
+def check_cache_mode(mode: str) -> str:
+    """Validate a cache mode name (case-insensitive); raise ``ValueError`` listing the valid ones."""
+    if not isinstance(mode, str) or mode.lower() not in CACHE_MODES:
+        raise ValueError(f"unknown cache {mode!r}; valid: {', '.join(CACHE_MODES)}")
+    return mode.lower()
+
+
+def supports_kv_cache(model: Any) -> bool:
+    """True when ``model`` exposes the block KV-cache interface (``supports_block_kv_cache``)."""
+    return bool(getattr(model, "supports_block_kv_cache", False))
+
+
+@dataclass
+class BlockKVCache:
+    """Per-layer keys/values of one canvas, filled by a full forward, then partly refreshed.
+
+    Attributes:
+        keys, values: one (B, Hkv, L, D) tensor per layer, RoPE already applied to the keys,
+            for every column of the canvas (filled by the first forward that receives the cache).
+        fresh_start: None while filling (the forward's input is the whole canvas); else the
+            column where the forward's input slice starts: its fresh K/V overwrite columns
+            [fresh_start, fresh_start + Q) of every layer and the layer attends over all L columns.
+    """
+
+    keys: list[Tensor] = field(default_factory=list)
+    values: list[Tensor] = field(default_factory=list)
+    fresh_start: int | None = None
+
+    @property
+    def filled(self) -> bool:
+        return len(self.keys) > 0
+
+    @property
+    def length(self) -> int:
+        """Number of canvas columns cached (L), 0 before filling."""
+        return self.keys[0].shape[2] if self.keys else 0
+
+    def update(self, layer_idx: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Store or splice one layer's fresh K/V; return the K/V the layer must attend over.
+
+        k, v: (B, Hkv, Q, D) for the forward's input columns → (B, Hkv, L, D) each."""
+        if self.fresh_start is None:  # filling: the input is the whole canvas
+            if layer_idx != len(self.keys):
+                raise RuntimeError(f"KV cache filled out of order: layer {layer_idx} after {len(self.keys)} layers")
+            self.keys.append(k)
+            self.values.append(v)
+            return k, v
+        if layer_idx >= len(self.keys):
+            raise RuntimeError(f"KV cache has {len(self.keys)} layers; layer {layer_idx} was never filled")
+        s, e = self.fresh_start, self.fresh_start + k.shape[2]
+        kc, vc = self.keys[layer_idx], self.values[layer_idx]  # (B, Hkv, L, D)
+        if kc.shape[0] != k.shape[0] or e > kc.shape[2]:
+            raise ValueError(
+                f"cached K/V of shape {tuple(kc.shape)} cannot take columns [{s}, {e}) of a batch of {k.shape[0]}"
+            )
+        kc[:, :, s:e] = k  # in place: the block's slots always hold the latest fresh K/V
+        vc[:, :, s:e] = v
+        return kc, vc
+
+
+def _span_positions(B: int, L: int, lo: int, hi: int, device: torch.device) -> Tensor:
+    """(B, L) bool, True on columns [lo, hi)."""
+    col = torch.arange(L, device=device)
+    return ((col >= lo) & (col < hi)).expand(B, L)
+
+
+class BlockCachedLogits:
+    """Logits of one block at a time from a model with the block KV cache (Fast-dLLM decoding).
+
+    ``fill(x, lo, hi)`` runs the whole canvas (one NFE, L positions), stores every layer's K/V and
+    returns the logits of columns [lo, hi); ``step(x, lo, hi)`` runs only columns [lo, hi) (dual, W
+    positions) or [lo, L) (prefix, L − lo positions) against the cache and returns the same window's
+    logits. ``positions`` counts the query columns computed per row over all calls.
+
+    Args:
+        model: an nn.Module with ``supports_block_kv_cache`` (e.g. ``MDLMForMaskedLM``), eval mode.
+        mode: ``"dual"`` or ``"prefix"``.
+        attention_mask: (B, L) 1 = token / 0 = padding, or None (no padding). Rows of every later
+            call must be these B rows.
+    """
+
+    def __init__(self, model: Any, mode: str, attention_mask: Tensor | None):
+        mode = check_cache_mode(mode)
+        if mode == "none":
+            raise ValueError("BlockCachedLogits needs cache mode 'dual' or 'prefix'")
+        if not supports_kv_cache(model):
+            raise TypeError(
+                f"{type(model).__name__} does not expose the block KV cache (supports_block_kv_cache); "
+                "use cache='none' or an MDLMForMaskedLM"
+            )
+        if bool(getattr(getattr(model, "config", None), "is_causal", False)):
+            raise ValueError("the block KV cache is for bidirectional models; this model has is_causal=True")
+        self.model, self.mode = model, mode
+        self.attention_mask = attention_mask
+        self.position_ids: Tensor | None = None
+        if attention_mask is not None:
+            self.position_ids = (attention_mask.long().cumsum(-1) - 1).clamp_min(0)  # (B, L), skips left padding
+        self.cache: BlockKVCache | None = None
+        self.positions = 0
+        self.calls = 0
+
+    def _positions(self, x: Tensor) -> Tensor:
+        if self.position_ids is None:
+            self.position_ids = torch.arange(x.shape[1], device=x.device).expand_as(x)  # (B, L)
+        return self.position_ids
+
+    @torch.no_grad()
+    def fill(self, x: Tensor, lo: int, hi: int) -> Tensor:
+        """Full forward of ``x`` (B, L): refresh the cache; logits of columns [lo, hi) → (B, W, V)."""
+        B, L = x.shape
+        self.cache = BlockKVCache()
+        want = _span_positions(B, L, lo, hi, x.device)  # (B, L)
+        out = self.model(input_ids=x, attention_mask=self.attention_mask, position_ids=self._positions(x),
+                         logits_positions=want, kv_cache=self.cache)
+        self.positions += L
+        self.calls += 1
+        return out.logits.view(B, hi - lo, -1)  # (B, W, V)
+
+    @torch.no_grad()
+    def step(self, x: Tensor, lo: int, hi: int) -> Tensor:
+        """Forward of the block only, against the cache filled at the block start → (B, W, V)."""
+        if self.cache is None or not self.cache.filled:
+            raise RuntimeError("BlockCachedLogits.step before fill: call fill() at the block start")
+        B, L = x.shape
+        if self.cache.length != L:
+            raise ValueError(f"the cache holds a canvas of {self.cache.length} columns, got {L}")
+        q_hi = hi if self.mode == "dual" else L
+        self.cache.fresh_start = lo
+        want = _span_positions(B, q_hi - lo, 0, hi - lo, x.device)  # (B, Q)
+        out = self.model(input_ids=x[:, lo:q_hi], attention_mask=self.attention_mask,
+                         position_ids=self._positions(x)[:, lo:q_hi], logits_positions=want, kv_cache=self.cache)
+        self.positions += q_hi - lo
+        self.calls += 1
+        return out.logits.view(B, hi - lo, -1)  # (B, W, V)
