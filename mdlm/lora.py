@@ -237,7 +237,8 @@ def _weight_probe(model: torch.nn.Module) -> dict[str, list[float]]:
     probe = {}
     for n in picked:
         flat = _gathered(params[n]).reshape(-1)
-        idx = torch.linspace(0, flat.numel() - 1, min(PROBE_VALUES, flat.numel())).round().long()
+        m = min(PROBE_VALUES, flat.numel())
+        idx = torch.arange(m, dtype=torch.long) * (flat.numel() - 1) // max(m - 1, 1)  # exact in int64 (float32 linspace is not past 2^24)
         probe[n] = [float(f"{v:.6g}") for v in flat[idx].tolist()]
     return probe
 

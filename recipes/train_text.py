@@ -20,6 +20,7 @@ generation_config.json) loadable with ``AutoModelForMaskedLM.from_pretrained`` a
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -35,20 +36,24 @@ from mdlm.training import (  # noqa: E402
     ModelArguments,
     NonFiniteLossError,
 )
+from mdlm.training.ar import ARTrainer, ObjectiveArguments  # noqa: E402
 from mdlm.training.build import build_model, build_text_data, run_fingerprint  # noqa: E402
 from mdlm.training.run import finish_run, prepare_run  # noqa: E402
 from transformers import AutoTokenizer, TrainingArguments  # noqa: E402
 
 
-def text_generation_defaults(tok) -> dict:
-    """Sampler defaults stored in generation_config.json (recipes/generate.py starts from them)."""
+def text_generation_defaults(tok, seq_len: int = 256) -> dict:
+    """Sampler defaults stored in generation_config.json (recipes/generate.py starts from them): LLaDA's
+    greedy low-confidence decoding, 2 tokens per step, 128 tokens (at most half the trained context, so a
+    prompt fits beside it), semi-AR blocks of 32."""
+    gen_length = min(128, seq_len // 2)
     return {
         "mask_token_id": tok.mask_token_id,
         "eos_token_id": tok.eos_token_id,
         "pad_token_id": tok.pad_token_id,
-        "steps": 64,
-        "gen_length": 128,
-        "block_length": 32,
+        "steps": max(1, gen_length // 2),
+        "gen_length": gen_length,
+        "block_length": min(32, gen_length),
         "temperature": 0.0,
         "remasking": "low_confidence",
         "confidence": "prob",
@@ -58,10 +63,15 @@ def text_generation_defaults(tok) -> dict:
 
 def train(argv: list[str] | None = None, callbacks: tuple = ()) -> MDMTrainer:
     """The whole recipe; returns the trainer (tests drive it in-process). Raises on bad input."""
-    margs, dargs, diff, targs = parse_config_and_args(
-        (ModelArguments, DataArguments, DiffusionArguments, TrainingArguments), argv
+    margs, dargs, diff, targs, obj = parse_config_and_args(
+        (ModelArguments, DataArguments, DiffusionArguments, TrainingArguments, ObjectiveArguments), argv
     )
     fingerprint = run_fingerprint(margs, dargs, diff)
+    if obj.objective == "ar":  # the causal baseline (mdlm/training/ar.py): same transformer, causal attention
+        fingerprint += "-ar"
+        if margs.model_type != "mdlm" or margs.model_name_or_path:
+            raise ValueError("--objective ar builds a new causal mdlm model: use model_type mdlm, no model_name_or_path")
+        margs.model_config = json.dumps({**json.loads(margs.model_config or "{}"), "is_causal": True})
     resume = prepare_run(targs, fingerprint, recipe="train_text")
     saved_tok = os.path.join(targs.output_dir, "tokenizer")
     tok_override = AutoTokenizer.from_pretrained(saved_tok) if resume and os.path.isdir(saved_tok) else None
@@ -84,7 +94,8 @@ def train(argv: list[str] | None = None, callbacks: tuple = ()) -> MDMTrainer:
     tokens_per_step = targs.per_device_train_batch_size * targs.gradient_accumulation_steps * dargs.seq_len
     if margs.model_type == "mdlm":
         callbacks = (ThroughputCallback(tokens_per_step, flops_per_token(model.config, dargs.seq_len, share)),) + tuple(callbacks)
-    trainer = MDMTrainer(
+    trainer_cls, extra = (ARTrainer, {"start_id": tok.eos_token_id}) if obj.objective == "ar" else (MDMTrainer, {})
+    trainer = trainer_cls(
         model=model,
         args=targs,
         train_dataset=train,
@@ -94,22 +105,28 @@ def train(argv: list[str] | None = None, callbacks: tuple = ()) -> MDMTrainer:
         diffusion_args=diff,
         mask_token_id=tok.mask_token_id,
         callbacks=list(callbacks),
+        **extra,
     )
     trainer.train(resume_from_checkpoint=resume)
     metrics = trainer.evaluate()
-    defaults = text_generation_defaults(tok)
+    defaults = text_generation_defaults(tok, dargs.seq_len)
     finish_run(trainer, tok, metrics, defaults)
-    if diff.sample_on_end and targs.world_size == 1:  # ZeRO-3 would need every rank in the forward
+    if diff.sample_on_end and targs.world_size == 1 and obj.objective == "mdm":  # ZeRO-3 would need every rank in the forward
         print_samples(trainer.model, tok, defaults, diff.sample_on_end, dargs.seq_len, targs.seed)
     return trainer
 
 
 def print_samples(model, tok, defaults: dict, n: int, seq_len: int, seed: int) -> None:
-    """A few samples from the trained model: unconditional and after a prompt (LLaDA-style decoding)."""
+    """A few samples from the trained model, unconditional and after a prompt, drawn from the model's own
+    distribution (temperature 1, random unmasking order: the ancestral MDM sampler). Greedy
+    confidence-ordered decoding (the checkpoint's default, LLaDA-style) is better for well-trained models
+    but collapses to newlines on a model trained for a few CPU minutes."""
     from mdlm.pipelines.text import generate_text, sampler_config_from
 
     gen_length = min(64, seq_len // 2)
-    config, _ = sampler_config_from(defaults, {"gen_length": gen_length, "steps": gen_length, "block_length": gen_length // 2})
+    config, _ = sampler_config_from(defaults, {"gen_length": gen_length, "steps": gen_length,
+                                               "block_length": gen_length // 2, "temperature": 1.0,
+                                               "remasking": "random"})
     prompts = ([""] + ["ROMEO:\n", "KING HENRY:\n"])[:n] if n > 0 else []
     was = model.training
     model.eval()
@@ -117,7 +134,7 @@ def print_samples(model, tok, defaults: dict, n: int, seq_len: int, seed: int) -
     model.train(was)
     for p, t in zip(prompts, texts):
         head = f"--- sample after {p.strip()!r}" if p else "--- unconditional sample"
-        print(f"{head} ({config.steps} steps, {gen_length} tokens, {out.nfe} NFE)\n{p}{t}", flush=True)
+        print(f"{head} (ancestral, {config.steps} steps, {gen_length} tokens, {out.nfe} NFE)\n{p}{t}", flush=True)
 
 
 @run_cli

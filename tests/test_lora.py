@@ -334,3 +334,13 @@ def test_deepspeed_cpu_trains_and_saves_adapter(world, tmp_path, cfg, port):
     tuned = load_adapter(AutoModelForMaskedLM.from_pretrained(world["base"]), str(out))
     ids, am = _batch(world["tok"])
     assert torch.isfinite(_logits(tuned, ids, am)).all()
+
+
+def test_base_fingerprint_of_a_tensor_past_float32_integers():
+    """GPT-2-sized embeddings (> 2^24 values) are probed without an out-of-range index."""
+    from mdlm.lora import _weight_probe
+
+    m = torch.nn.Module()
+    m.big = torch.nn.Parameter(torch.arange(2**24 + 3, dtype=torch.float32), requires_grad=False)
+    probe = _weight_probe(m)["big"]
+    assert probe[0] == 0.0 and probe[-1] == float(f"{2**24 + 2:.6g}")

@@ -177,6 +177,14 @@ def padding_to_attention_mask(attention_mask: Tensor | None) -> Tensor | None:
     return am[:, None, None, :]
 
 
+def causal_padding_mask(padding: Tensor, length: int) -> Tensor:
+    """(B, 1, 1, L) key-padding mask → (B, 1, L, L): key j visible to query i iff j ≤ i and j is a token;
+    every query also sees itself, so a padding row is never fully masked (no NaN from SDPA)."""
+    idx = torch.arange(length, device=padding.device)
+    causal = idx[None, :] <= idx[:, None]  # (L, L)
+    return (padding & causal) | torch.eye(length, dtype=torch.bool, device=padding.device)
+
+
 def default_position_ids(input_ids: Tensor, attention_mask: Tensor | None) -> Tensor:
     """0, 1, 2, … counted over real tokens, so a left-padded row gets the same positions as unpadded."""
     if attention_mask is None:
@@ -227,6 +235,8 @@ class MDLMModel(MDLMPreTrainedModel):
             position_ids = default_position_ids(ref, attention_mask)
         cos, sin = rope_cos_sin(position_ids, self.config.head_dim, self.config.rope_theta, inputs_embeds.dtype)
         mask = padding_to_attention_mask(attention_mask)
+        if mask is not None and getattr(self.config, "is_causal", False):
+            mask = causal_padding_mask(mask, L)  # SDPA ignores is_causal once a mask is given
         h = inputs_embeds
         for layer in self.layers:
             h = layer(h, cos, sin, mask) if kv_cache is None else layer(h, cos, sin, mask, kv_cache=kv_cache)

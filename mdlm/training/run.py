@@ -45,6 +45,12 @@ def prepare_run(targs: TrainingArguments, fingerprint: str, recipe: str) -> str 
     return resume
 
 
+def unwrapped_config(model):
+    """The config of a model possibly wrapped by DeepSpeed / DDP / peft."""
+    m = getattr(model, "module", model)
+    return getattr(m, "config", None)
+
+
 def finish_run(trainer, tokenizer, metrics: dict[str, float], generation_defaults: dict | None = None) -> None:
     """Save the final model (+ tokenizer, generation_config.json, eval_metrics.json) through a staging
     dir so a crash mid-save never leaves a half-written model in ``output_dir``; print the ELBO line."""
@@ -62,9 +68,11 @@ def finish_run(trainer, tokenizer, metrics: dict[str, float], generation_default
             json.dump(metrics, f, indent=1)
         publish_files(staging, out)
         if "eval_nll" in metrics:
+            exact = bool(getattr(unwrapped_config(trainer.model), "is_causal", False))  # AR baseline: exact NLL
+            what, rel = ("validation NLL", "=") if exact else ("validation ELBO", "≤")
             print(
-                f"validation ELBO: {metrics['eval_nll']:.4f} nats/token | {metrics['eval_bits_per_token']:.4f} "
-                f"bits/token | perplexity ≤ {metrics['eval_ppl']:.2f} | saved to {out}",
+                f"{what}: {metrics['eval_nll']:.4f} nats/token | {metrics['eval_bits_per_token']:.4f} "
+                f"bits/token | perplexity {rel} {metrics['eval_ppl']:.2f} | saved to {out}",
                 flush=True,
             )
     _barrier()
