@@ -13,7 +13,9 @@
     python recipes/generate.py --model runs/wordnet_lora --chat --prompt "Define ocean"
     # images: class-conditional grid with classifier-free guidance in an interval
     python recipes/generate.py --model runs/fmnist_mdm_tiny --class-id 3 --num-samples 16 --out grid.png \\
-        --steps 16 --cfg-scale 2 --cfg-interval 0 0.8 --save-steps
+        --steps 16 --cfg-scale 2 --cfg-interval 0 0.8 --save-steps strip.png
+    python recipes/generate.py --model runs/fmnist_mdm_tiny --class-id all --num-samples 8 --out grid.png \\
+        --samples-npz samples.npz          # one row per class; --force replaces existing files
 
 Sampler defaults come from the checkpoint's generation_config.json; every flag overrides them.
 """
@@ -44,10 +46,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--prompt-file", help="one prompt per line")
     p.add_argument("--chat", action="store_true", help="wrap prompts in the chat template (instruction-tuned models)")
     p.add_argument("--num-samples", type=int, default=None, help="samples per prompt / class (default 1 text, 16 images)")
-    p.add_argument("--class-id", type=int, action="append", help="image class (repeatable); omit for unconditional")
+    p.add_argument("--class-id", action="append", metavar="N|all",
+                   help="image class (repeatable; 'all' = one row per class); omit for unconditional")
     p.add_argument("--out", help="image grid PNG path")
-    p.add_argument("--save-steps", action="store_true", help="also write OUT_steps.png: the canvas over the steps")
-    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    p.add_argument("--save-steps", nargs="?", const=True, default=None, metavar="STRIP.png",
+                   help="also write a strip of the canvas over the steps (default path OUT_steps.png)")
+    p.add_argument("--samples-npz", help="images: also write the samples (+ requested labels) as .npz for eval/fid.py")
+    p.add_argument("--batch-size", type=int, default=None, help="images: rows per sampler call (default: all)")
+    p.add_argument("--force", "--overwrite", action="store_true", help="overwrite existing output files")
     g = p.add_argument_group("sampler (defaults: the checkpoint's generation_config.json)")
     g.add_argument("--steps", type=int)
     g.add_argument("--gen-length", type=int)
@@ -71,6 +77,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     a = p.parse_args(argv)
     if a.num_samples is not None and a.num_samples < 1:
         raise UserError(f"--num-samples must be ≥ 1, got {a.num_samples}")
+    if a.batch_size is not None and a.batch_size < 1:
+        raise UserError(f"--batch-size must be ≥ 1, got {a.batch_size}")
     return a
 
 
@@ -122,8 +130,8 @@ def main() -> int:
 
         run_image_cli(a, loaded)
     else:
-        if a.class_id or a.out:
-            raise UserError(f"{a.model} is a text checkpoint; --class-id/--out are for image checkpoints")
+        if a.class_id or a.out or a.save_steps or a.samples_npz:
+            raise UserError(f"{a.model} is a text checkpoint; --class-id/--out/--save-steps/--samples-npz are for image checkpoints")
         run_text(a, loaded)
     return 0
 

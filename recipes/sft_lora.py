@@ -53,7 +53,8 @@ import mdlm  # noqa: E402,F401  (registers the model with the Auto classes)
 from mdlm.cli import UserError, parse_config_and_args, run_cli  # noqa: E402
 from mdlm.data.wordnet import WORDNET_DIR  # noqa: E402
 from mdlm.lora import LoraArguments  # noqa: E402
-from mdlm.training import DiffusionArguments, MDMTrainer, NonFiniteLossError  # noqa: E402
+from mdlm.training import DiffusionArguments, MDMTrainer  # noqa: E402
+from mdlm.training.run import run_recipe  # noqa: E402
 
 EVAL_SELECT_SEED = 1234  # the held-out subset is the same for every run (comparable eval_nll)
 DATA_CACHE_VERSION = 1
@@ -392,12 +393,7 @@ def main() -> int:
     if argv and argv[0] == "merge":
         merge(argv[1:])
         return 0
-    try:
-        train(argv)
-    except NonFiniteLossError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
+    return run_recipe(train, argv)
 
 
 if __name__ == "__main__":

@@ -34,11 +34,10 @@ from mdlm.training import (  # noqa: E402
     MDMCollator,
     MDMTrainer,
     ModelArguments,
-    NonFiniteLossError,
 )
 from mdlm.training.ar import ARTrainer, ObjectiveArguments  # noqa: E402
 from mdlm.training.build import build_model, build_text_data, run_fingerprint  # noqa: E402
-from mdlm.training.run import finish_run, prepare_run  # noqa: E402
+from mdlm.training.run import finish_run, prepare_run, run_recipe  # noqa: E402
 from transformers import AutoTokenizer, TrainingArguments  # noqa: E402
 
 
@@ -139,12 +138,7 @@ def print_samples(model, tok, defaults: dict, n: int, seq_len: int, seed: int) -
 
 @run_cli
 def main() -> int:
-    try:
-        train()
-    except NonFiniteLossError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
+    return run_recipe(train)
 
 
 if __name__ == "__main__":

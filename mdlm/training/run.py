@@ -76,3 +76,18 @@ def finish_run(trainer, tokenizer, metrics: dict[str, float], generation_default
                 flush=True,
             )
     _barrier()
+
+
+def run_recipe(train_fn, argv: list[str] | None = None) -> int:
+    """A training recipe's ``main`` body: run ``train_fn(argv)``; a non-finite loss (the last good
+    checkpoint is kept) is one ``error:`` line and exit status 1. Bad input is left to ``run_cli``."""
+    import sys
+
+    from .trainer import NonFiniteLossError
+
+    try:
+        train_fn(argv)
+    except NonFiniteLossError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
