@@ -36,6 +36,7 @@ from mdlm.cli import UserError, run_cli  # noqa: E402
 from mdlm.pipelines import generate_text, load_for_generation  # noqa: E402
 from mdlm.pipelines.text import sampler_config_from  # noqa: E402
 from mdlm.sampling import CONFIDENCES, REMASKING, SAMPLERS  # noqa: E402
+from mdlm.modeling.kv_cache import CACHE_MODES  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -71,6 +72,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--remask-committed", type=float, help="ReMDM-style re-masking of committed tokens (share)")
     g.add_argument("--cfg-scale", type=float)
     g.add_argument("--cfg-interval", type=float, nargs=2, metavar=("LO", "HI"))
+    g.add_argument("--cache", choices=CACHE_MODES, help="block KV cache (Fast-dLLM dual / prefix; needs --block-length)")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     g.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default=None)
@@ -85,7 +87,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def sampler_overrides(a: argparse.Namespace) -> dict:
     keys = ["steps", "gen_length", "block_length", "schedule", "temperature", "top_k", "top_p", "sampler",
             "confidence", "remasking", "choice_temperature", "hybrid", "threshold", "remask_committed",
-            "cfg_scale", "cfg_interval"]
+            "cfg_scale", "cfg_interval", "cache"]
     return {k: getattr(a, k) for k in keys}
 
 

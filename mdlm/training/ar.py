@@ -17,7 +17,6 @@ attention a real position never sees the padding after it, and padded positions 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import torch
@@ -129,16 +128,4 @@ class ARTrainer(MDMTrainer):
                 s, n = ar_nll(model, batch["input_ids"], scored, self.start_id)
                 nll += s.double().sum()
                 ntok += n.double().sum()
-        nll = self.accelerator.reduce(nll, reduction="sum")
-        ntok = self.accelerator.reduce(ntok, reduction="sum")
-        nats = float(nll / ntok.clamp_min(1))
-        metrics = {
-            f"{metric_key_prefix}_nll": nats,
-            f"{metric_key_prefix}_bits_per_token": nats / math.log(2.0),
-            f"{metric_key_prefix}_ppl": math.exp(min(nats, 700.0)),
-            f"{metric_key_prefix}_tokens": float(ntok),
-        }
-        self.log(metrics)
-        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
-        model.train(was_training)
-        return metrics
+        return self._report_nll(nll, ntok, metric_key_prefix, model, was_training)

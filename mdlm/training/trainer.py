@@ -138,6 +138,10 @@ class MDMTrainer(Trainer):
                 )
                 nll += res.nll_sum.double().sum()
                 ntok += res.num_tokens.double().sum()
+        return self._report_nll(nll, ntok, metric_key_prefix, model, was_training)
+
+    def _report_nll(self, nll, ntok, metric_key_prefix: str, model, was_training: bool) -> dict[str, float]:
+        """Sum the NLL / token counts over ranks, log nats, bits/token and perplexity, fire on_evaluate."""
         nll = self.accelerator.reduce(nll, reduction="sum")
         ntok = self.accelerator.reduce(ntok, reduction="sum")
         nats = float(nll / ntok.clamp_min(1))
