@@ -418,8 +418,11 @@ def merge_adapter(adapter_dir: str, out_dir: str, base_dir: str | None = None, d
 
 def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
     """(trainable, total) parameter counts (peft-wrapped base weights counted once)."""
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in model.parameters())
+    def n(p: torch.nn.Parameter) -> int:  # ZeRO-3 partitions parameters: numel() is 0, ds_numel the full size
+        return int(getattr(p, "ds_numel", p.numel()))
+
+    trainable = sum(n(p) for p in model.parameters() if p.requires_grad)
+    total = sum(n(p) for p in model.parameters())
     return trainable, total
 
 

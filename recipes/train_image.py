@@ -56,8 +56,9 @@ from dataclasses import dataclass, field
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import numpy as np  # noqa: E402
+import pyarrow as pa  # noqa: E402
 import torch  # noqa: E402
-from transformers import AutoConfig, TrainerCallback, TrainingArguments  # noqa: E402
+from transformers import AutoConfig, TrainerCallback, TrainingArguments, set_seed  # noqa: E402
 
 import mdlm  # noqa: E402,F401  (registers the model with the Auto classes)
 from mdlm.cli import UserError, parse_config_and_args, run_cli  # noqa: E402
@@ -295,7 +296,12 @@ def split_tensor(ds, limit: int | None) -> torch.Tensor:
     """``input_ids`` of a token split as one (N, L) int64 tensor (first ``limit`` rows)."""
     if limit:
         ds = ds.select(range(min(limit, len(ds))))
-    return torch.from_numpy(np.asarray(ds.with_format("numpy")["input_ids"], dtype=np.int64))
+    col = ds.with_format("arrow")["input_ids"]  # one Arrow column: no per-row Python conversion
+    if not isinstance(col, (pa.ChunkedArray, pa.Array)):  # a Table (older datasets versions)
+        col = col.column("input_ids")
+    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    flat = col.flatten().to_numpy(zero_copy_only=False).astype(np.int64)
+    return torch.from_numpy(flat.reshape(len(ds), -1))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -366,6 +372,7 @@ def train(argv: list[str] | None = None, callbacks: tuple = ()) -> MDMTrainer:
                             "validation images; lower per_device_eval_batch_size or drop dataloader_drop_last")
         if main:
             print(f"note: dataloader_drop_last: the validation ELBO uses {kept} of {len(eval_ids)} test images", flush=True)
+    set_seed(targs.seed)  # the initial weights depend on the seed only, not on what ran before
     model = build_model(margs, LayoutVocab(layout), seq_len)
     for k, v in image_config_fields(layout, (h, w), class_names, os.path.abspath(vq_dir), digest).items():
         setattr(model.config, k, v)

@@ -38,7 +38,7 @@ from mdlm.training import (  # noqa: E402
 from mdlm.training.ar import ARTrainer, ObjectiveArguments  # noqa: E402
 from mdlm.training.build import build_model, build_text_data, run_fingerprint  # noqa: E402
 from mdlm.training.run import finish_run, prepare_run, run_recipe  # noqa: E402
-from transformers import AutoTokenizer, TrainingArguments  # noqa: E402
+from transformers import AutoTokenizer, TrainingArguments, set_seed  # noqa: E402
 
 
 def text_generation_defaults(tok, seq_len: int = 256) -> dict:
@@ -77,6 +77,7 @@ def train(argv: list[str] | None = None, callbacks: tuple = ()) -> MDMTrainer:
     tok, train, val = build_text_data(dargs, tok_override, seed=targs.seed)
     if targs.should_save and not os.path.isdir(saved_tok):
         tok.save_pretrained(saved_tok)
+    set_seed(targs.seed)  # the initial weights depend on the seed only, not on what ran before
     model = build_model(margs, tok, dargs.seq_len)
     n_params = sum(p.numel() for p in model.parameters())
     if targs.process_index == 0:

@@ -9,11 +9,13 @@ export PATH=/tmp/site/bin:$PATH PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 HF_DATASETS_
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 nvidia-smi --query-gpu=name,memory.total --format=csv
 BASE_STEPS=${BASE_STEPS:-300}; LORA_STEPS=${LORA_STEPS:-120}; NGPU=${NGPU:-2}
+if [ -f runs/base125/config.json ]; then echo "=== base: reusing runs/base125 (left by eval/gpu/h100_text_speed.sh)"; else
 echo "=== base: gpt2_125m, $BASE_STEPS steps, torchrun $NGPU GPU(s)"
 timeout 200 torchrun --nproc_per_node $NGPU recipes/train_text.py --config recipes/configs/gpt2_125m.yaml \
   --dataset .data/shakespeare_bible --torch_compile false --max_steps $BASE_STEPS --eval_strategy no \
   --save_strategy no --logging_steps 50 --max_eval_sequences 64 --output_dir runs/base125 2>&1 | tr '\r' '\n' \
   | grep -E "^step |validation|rror" | tail -8
+fi
 ls runs/base125 || exit 1
 L="--base_model runs/base125 --config recipes/configs/wordnet_lora_gpu.yaml --data_files .artifacts/wordnet/train.jsonl \
   --eval_files .artifacts/wordnet/heldout.jsonl --max_eval_examples 512 --num_train_epochs 1 \
@@ -21,11 +23,12 @@ L="--base_model runs/base125 --config recipes/configs/wordnet_lora_gpu.yaml --da
 for z in 3 2; do
   steps=$LORA_STEPS; [ $z = 2 ] && steps=${LORA_STEPS_Z2:-100}
   echo "=== LoRA zero$z $NGPU GPU(s)"
-  timeout 200 deepspeed --num_gpus $NGPU recipes/sft_lora.py $L --max_steps $steps --deepspeed recipes/deepspeed/zero$z.json \
+  timeout ${LORA_TIMEOUT:-200} deepspeed --num_gpus $NGPU recipes/sft_lora.py $L --max_steps $steps --deepspeed recipes/deepspeed/zero$z.json \
     --output_dir runs/lora_z$z 2>&1 | tr '\r' '\n' | grep -E "^LoRA|'loss'|eval_nll|rror" | tail -9
   ls runs/lora_z$z | tr '\n' ' '; echo
   cp runs/lora_z$z/eval_metrics.json $OUT/lora_z${z}_eval_metrics.json 2>/dev/null
 done
-echo "=== base vs tuned (ZeRO-3 adapter) on held-out words"
-timeout 150 python3 eval/sft_eval.py --base runs/base125 --adapter runs/lora_z3 --eval-files .artifacts/wordnet/heldout.jsonl \
+EVAL_ADAPTER=${EVAL_ADAPTER:-runs/lora_z3}
+echo "=== base vs tuned ($EVAL_ADAPTER) on held-out words"
+timeout 150 python3 eval/sft_eval.py --base runs/base125 --adapter $EVAL_ADAPTER --eval-files .artifacts/wordnet/heldout.jsonl \
   --num-examples 200 --num-elbo 512 --out $OUT/sft_eval_gpu 2>&1 | tr '\r' '\n' | grep -v "Loading\|examples/s" | tail -40

@@ -81,6 +81,12 @@ class BlockKVCache:
     keys: list[Tensor] = field(default_factory=list)
     values: list[Tensor] = field(default_factory=list)
     fresh_start: int | None = None
+    fresh_index: Tensor | None = None  # (B, Q) long: scattered fresh columns (partial caching) instead of a span
+
+    @property
+    def slicing(self) -> bool:
+        """True once filled and the forward's input is a part of the canvas (a span or scattered columns)."""
+        return self.fresh_start is not None or self.fresh_index is not None
 
     @property
     def filled(self) -> bool:
@@ -95,7 +101,7 @@ class BlockKVCache:
         """Store or splice one layer's fresh K/V; return the K/V the layer must attend over.
 
         k, v: (B, Hkv, Q, D) for the forward's input columns → (B, Hkv, L, D) each."""
-        if self.fresh_start is None:  # filling: the input is the whole canvas
+        if not self.slicing:  # filling: the input is the whole canvas
             if layer_idx != len(self.keys):
                 raise RuntimeError(f"KV cache filled out of order: layer {layer_idx} after {len(self.keys)} layers")
             self.keys.append(k)
@@ -103,8 +109,15 @@ class BlockKVCache:
             return k, v
         if layer_idx >= len(self.keys):
             raise RuntimeError(f"KV cache has {len(self.keys)} layers; layer {layer_idx} was never filled")
-        s, e = self.fresh_start, self.fresh_start + k.shape[2]
         kc, vc = self.keys[layer_idx], self.values[layer_idx]  # (B, Hkv, L, D)
+        if self.fresh_index is not None:  # scattered columns: (B, Q) → every head and channel
+            idx = self.fresh_index[:, None, :, None].expand(-1, kc.shape[1], -1, kc.shape[3])  # (B, Hkv, Q, D)
+            if idx.shape != k.shape:
+                raise ValueError(f"fresh_index {tuple(self.fresh_index.shape)} does not match fresh K/V {tuple(k.shape)}")
+            kc.scatter_(2, idx, k)
+            vc.scatter_(2, idx, v)
+            return kc, vc
+        s, e = self.fresh_start, self.fresh_start + k.shape[2]
         if kc.shape[0] != k.shape[0] or e > kc.shape[2]:
             raise ValueError(
                 f"cached K/V of shape {tuple(kc.shape)} cannot take columns [{s}, {e}) of a batch of {k.shape[0]}"

@@ -227,7 +227,7 @@ class MDLMModel(MDLMPreTrainedModel):
             raise ValueError(
                 f"sequence length {L} exceeds the model's max_position_embeddings {self.config.max_position_embeddings}"
             )
-        sliced = kv_cache is not None and kv_cache.fresh_start is not None
+        sliced = kv_cache is not None and kv_cache.slicing
         if sliced and position_ids is None:
             raise ValueError("a forward over a slice of a KV-cached canvas needs the slice's position_ids")
         if position_ids is None:

@@ -155,6 +155,7 @@ class ImageSamples:
     sequences: Tensor  # (B, 1 + h·w) final token canvases
     nfe: int  # network evaluations per sequence (CFG counts 2 per step); the max over the sampler batches
     history: list[Tensor] | None = None  # with return_history: (B, 1 + h·w) canvas before/after every step
+    positions: int = 0  # token positions run through the network per sequence (SampleOutput.positions), max over batches
 
 
 def _model_vocab(model: Any) -> int:
@@ -198,7 +199,7 @@ def generate_images(
     bs = batch_size or canvas.shape[0]
     seqs: list[Tensor] = []
     hist: list[list[Tensor]] = []
-    nfe = 0
+    nfe = positions = 0
     for i in range(0, canvas.shape[0], bs):  # batches of rows; the sampler is vectorised inside
         out: SampleOutput = generate(
             model,
@@ -213,12 +214,13 @@ def generate_images(
         )
         seqs.append(out.sequences)
         nfe = max(nfe, out.nfe)
+        positions = max(positions, out.positions)
         if out.history is not None:
             hist.append(out.history)
     sequences = torch.cat(seqs)  # (B, L)
     images, _ = tokens_to_images(vq, sequences, layout)  # (B, C, H, W)
     history = [torch.cat(frames) for frames in zip(*hist)] if hist else None  # (steps+1) × (B, L)
-    return ImageSamples(images.float().cpu(), labels.cpu(), sequences.cpu(), nfe, history)
+    return ImageSamples(images.float().cpu(), labels.cpu(), sequences.cpu(), nfe, history, positions)
 
 
 @torch.no_grad()

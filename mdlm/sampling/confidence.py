@@ -34,10 +34,11 @@ def confidence_and_score(logits: Tensor, tokens: Tensor, kind: str,
     if kind == "random":
         u = torch.rand(tokens.shape, generator=generator, device=tokens.device, dtype=torch.float64)
         return u, u
-    logp = torch.log_softmax(logits.double(), dim=-1)  # (..., V)
-    if kind == "prob":
-        score = logp.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)  # (...)
+    if kind == "prob":  # log p(x̂) = ℓ(x̂) − logsumexp(ℓ): no (..., V) log-probability tensor
+        lg = logits.double()  # (..., V)
+        score = lg.gather(-1, tokens.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(lg, dim=-1)  # (...)
         return score.exp(), score
+    logp = torch.log_softmax(logits.double(), dim=-1)  # (..., V)
     if kind == "margin":
         top2 = logp.topk(2, dim=-1).values.exp()  # (..., 2)
         conf = top2[..., 0] - top2[..., 1]

@@ -100,6 +100,14 @@ class SamplerConfig:
             smaller than the generated length and a model with ``supports_block_kv_cache``
             (``MDLMForMaskedLM``). The first step of each block is exact; later steps are an
             approximation (cached K/V do not see the block's new tokens beyond layer 1).
+        substeps: moment sampler only: draw each step's chosen tokens in this many sequential groups
+            (highest moment weight first), each group from logits that see the groups before it
+            (Hayakawa et al. 2025: a longer trajectory at the same positions). 1 = all at once.
+        partial_cache: with ``substeps > 1``: the groups after the first recompute only the step's
+            chosen columns against the K/V cached by the step's full forward
+            (:mod:`mdlm.modeling.partial_cache`; approximate beyond layer 1, Q = k positions per
+            call) instead of a full forward each (exact, L positions per call). Needs a model with
+            ``supports_block_kv_cache``, ``cache="none"`` and, with CFG, ``cfg_batch``.
     """
 
     steps: int = 64
@@ -125,6 +133,8 @@ class SamplerConfig:
     return_history: bool = False
     reuse_logits: bool = True
     cache: str = "none"
+    substeps: int = 1
+    partial_cache: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
@@ -177,6 +187,17 @@ class SamplerConfig:
             raise ValueError("threshold decoding cannot be combined with remasking='ancestral'")
         if self.hybrid > 0 and self.sampler != "moment":
             raise ValueError("hybrid applies to sampler='moment' only")
+        if isinstance(self.substeps, bool) or not isinstance(self.substeps, int) or self.substeps < 1:
+            raise ValueError(f"substeps must be an integer ≥ 1, got {self.substeps!r}")
+        if self.substeps > 1 and self.sampler != "moment":
+            raise ValueError("substeps applies to sampler='moment' only (positions must be chosen before tokens)")
+        if self.partial_cache:
+            if self.substeps < 2:
+                raise ValueError("partial_cache needs substeps ≥ 2 (it speeds up the groups after the first)")
+            if self.cache != "none":
+                raise ValueError(f"partial_cache cannot be combined with cache={self.cache!r}")
+            if self.cfg_scale > 0 and not self.cfg_batch:
+                raise ValueError("partial_cache with classifier-free guidance needs cfg_batch=True")
 
     @property
     def uses_even_schedule(self) -> bool:

@@ -33,6 +33,7 @@ from typing import Any, Iterable
 import torch
 
 from mdlm.modeling.kv_cache import BlockCachedLogits, supports_kv_cache
+from mdlm.modeling.partial_cache import PartialCachedLogits
 from mdlm.schedules import even_masked_counts, get_schedule
 
 from .adapters import LogitsFn, as_logits_fn
@@ -43,6 +44,7 @@ from .confidence import add_choice_noise, confidence_and_score, select_top
 from .eos import eos_fill
 from .moment import moment_choose, moment_log_probs, moment_log_weights, moment_tokens
 from .remasking import ancestral_commit, ancestral_commit_prob, choose_remask
+from .substeps import chosen_columns, substep_groups
 from .token_choice import apply_suppression, sample_tokens, suppress_ids
 
 Tensor = torch.Tensor
@@ -179,10 +181,98 @@ class _CachedEvaluator:
         return self.c, self.u  # type: ignore[return-value]
 
 
-def _scatter(where: Tensor, values: Tensor, fill: float | int) -> Tensor:
-    """Place the (M,) ``values`` at the True entries of ``where`` (B, W), ``fill`` elsewhere."""
+class _Substeps:
+    """The moment sampler's later token groups of a step (:mod:`.substeps`): logits from a full forward
+    each (exact) or from the step's chosen columns against the partial cache."""
+
+    def __init__(self, cfg: SamplerConfig, fn: LogitsFn, partial: PartialCachedLogits | None, model_am: Tensor | None,
+                 cond: Tensor, mask_id: int, suppress_tokens: Any, generator: torch.Generator):
+        self.cfg, self.fn, self.partial, self.am, self.cond, self.mask_id = cfg, fn, partial, model_am, cond, mask_id
+        self.suppress_tokens, self.generator = suppress_tokens, generator
+        self.nfe = 0
+        self.positions = 0  # token positions computed per sequence by the sub-step forwards
+
+    def _both(self, x: Tensor) -> Tensor:
+        return torch.cat([x, unconditional_input(x, self.cond, self.mask_id)])  # (2B, L)
+
+    def _am2(self) -> Tensor | None:
+        return None if self.am is None else torch.cat([self.am, self.am])
+
+    def _logits(self, xs: Tensor, sel_idx: tuple[Tensor, Tensor], guided_rows: Tensor, any_guided: bool,
+                lo: int, slot: Tensor, idx_abs: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Conditional (and unconditional) logits (Ms, V) at the selected window positions."""
+        B, L = xs.shape
+        b, w = sel_idx
+        if self.partial is None:  # exact: full forwards
+            if any_guided:
+                out = self.fn(self._both(xs), self._am2())  # (2B, L, V)
+                self.nfe += 2
+                self.positions += 2 * L
+                c, u = out.chunk(2, dim=0)
+                return c[b, lo + w], u[b, lo + w]
+            c = self.fn(xs, self.am)
+            self.nfe += 1
+            self.positions += L
+            return c[b, lo + w], None
+        rows = self.partial.cache.keys[0].shape[0] if self.partial.cache is not None else 0
+        want = 2 * B if any_guided else B
+        if rows != want:  # the step's forward cached other rows (e.g. reused logits): refill
+            self.partial.fill(self._both(xs) if any_guided else xs, self._am2() if any_guided else self.am)
+            self.nfe += 2 if any_guided else 1
+            self.positions += (2 if any_guided else 1) * L
+        q_slot = slot[b, w]  # (Ms,)
+        if any_guided:
+            q = self.partial.query(self._both(xs), self._am2(), torch.cat([idx_abs, idx_abs]))  # (2B, K, V)
+            self.nfe += 2
+            self.positions += 2 * idx_abs.shape[1]
+            c, u = q.chunk(2, dim=0)
+            return c[b, q_slot], u[b, q_slot]
+        q = self.partial.query(xs, self.am, idx_abs)  # (B, K, V)
+        self.nfe += 1
+        self.positions += idx_abs.shape[1]
+        return q[b, q_slot], None
+
+    def tokens(self, x: Tensor, logw: Tensor, commit: Tensor, tokens_w: Tensor, guided: Tensor, lo: int,
+               hi: int) -> Tensor:
+        """Window tokens (B, W): group 0 keeps ``tokens_w`` (from the step's forward); each later group
+        is redrawn from logits of the canvas holding the earlier groups' tokens."""
+        cfg = self.cfg
+        groups = substep_groups(logw, commit, cfg.substeps)  # (B, W)
+        xs = x.clone()
+        xs[:, lo:hi] = torch.where(groups == 0, tokens_w, xs[:, lo:hi])
+        idx, slot = chosen_columns(commit)  # (B, K), (B, W)
+        idx_abs = idx + lo
+        any_guided = cfg.cfg_scale > 0 and bool(guided.any())
+        ids = None
+        for g in range(1, cfg.substeps):
+            sel = groups == g  # (B, W)
+            sel_idx = sel.nonzero(as_tuple=True)
+            if sel_idx[0].numel() == 0:
+                continue
+            c, u = self._logits(xs, sel_idx, guided, any_guided, lo, slot, idx_abs)
+            logits = c.float()  # (Ms, V)
+            if u is not None:
+                logits = guide(logits, u.float(), float(cfg.cfg_scale), guided[sel_idx[0]])
+            if ids is None:
+                ids = suppress_ids(self.suppress_tokens, self.mask_id, logits.shape[-1], x.device)
+            logits = apply_suppression(logits, ids)
+            logp = moment_log_probs(logits, cfg.temperature, cfg.top_k, cfg.top_p)  # (Ms, V)
+            new = moment_tokens(logp, float(cfg.choice_temperature), cfg.temperature, self.generator)  # (Ms,)
+            tokens_w = tokens_w.index_put(sel_idx, new)
+            xs[:, lo:hi] = torch.where(sel, tokens_w, xs[:, lo:hi])
+        return tokens_w
+
+
+def _scatter(where: Tensor, values: Tensor, fill: float | int, idx: tuple[Tensor, Tensor] | None = None) -> Tensor:
+    """Place the (M,) ``values`` at the True entries of ``where`` (B, W), ``fill`` elsewhere.
+
+    ``idx`` = ``where.nonzero(as_tuple=True)`` when the caller has it: indexing with it needs no
+    host synchronisation (a boolean index does one per call)."""
     out = torch.full(where.shape, fill, dtype=values.dtype, device=values.device)
-    out[where] = values
+    if idx is None:
+        out[where] = values
+    else:
+        out[idx] = values
     return out
 
 
@@ -320,12 +410,24 @@ def generate(
     gamma = get_schedule("linear") if schedule is None else schedule  # ancestral only
 
     evaluator: _Evaluator | _CachedEvaluator
-    if cfg.cache == "none":
+    partial: PartialCachedLogits | None = None
+    if cfg.partial_cache:
+        if not supports_kv_cache(model_fn):
+            raise ValueError(f"partial_cache needs the model itself with the K/V cache interface "
+                             f"(supports_block_kv_cache), got {type(model_fn).__name__}")
+        partial = PartialCachedLogits(model_fn)
+        evaluator = _Evaluator(partial.fill, model_am, cond, mask_id, cfg.cfg_batch)  # full forwards fill the cache
+    elif cfg.cache == "none":
         evaluator = _Evaluator(fn, model_am, cond, mask_id, cfg.cfg_batch)
     else:
         _check_cache(cfg, model_fn, n_max)
         evaluator = _CachedEvaluator(model_fn, cfg.cache, model_am, cond, mask_id, cfg.cfg_batch, cfg.cfg_scale > 0)
     stored_conf = torch.zeros(B, L, dtype=torch.float64, device=x.device)
+    sub = _Substeps(cfg, fn, partial, model_am, cond, mask_id, suppress_tokens, generator)
+    cfg_on = cfg.cfg_scale > 0
+    no_guidance = torch.zeros(B, dtype=torch.bool, device=x.device)
+    remasking_on = cfg.remask_committed > 0
+    eos_on = eos_id is not None and cfg.stop_at_eos
     ids: Tensor | None = None
     col = torch.arange(L, device=x.device)
     step = 0
@@ -346,23 +448,27 @@ def generate(
 
         for i in range(S):
             masked = blk & (x[:, lo:hi] == mask_id)  # (B, W)
-            n_masked = masked.sum(dim=1)  # (B,)
-            if int(n_masked.max()) == 0:
+            # one host sync per step: the (M,) indices of the masked positions, reused for every
+            # gather / scatter below (boolean indexing would synchronise at each use)
+            midx = masked.nonzero(as_tuple=True)  # 2 × (M,)
+            if midx[0].numel() == 0:
                 break
+            n_masked = masked.sum(dim=1)  # (B,)
             masked_fraction = (gen & (x == mask_id)).sum(dim=1).double() / n_gen.clamp_min(1)  # (B,)
-            if cfg.cfg_scale > 0:
+            if cfg_on:
                 guided = cfg_active(cfg.cfg_time, cfg.cfg_interval, masked_fraction, schedule_time_after(i, S))
                 guided &= n_masked > 0
+                any_guided = bool(guided.any())
             else:
-                guided = torch.zeros(B, dtype=torch.bool, device=x.device)
+                guided, any_guided = no_guidance, False
             if not cfg.reuse_logits:
                 evaluator.invalidate()
-            c, u = evaluator.window(x, bool(guided.any()), lo, hi)  # (B, W, V) each
+            c, u = evaluator.window(x, any_guided, lo, hi)  # (B, W, V) each
             # only the M masked positions of the block need tokens / scores: work on (M, V)
-            logits = c[masked].float()  # (M, V)
-            if u is not None and bool(guided.any()):
-                rows = guided.unsqueeze(1).expand_as(masked)[masked]  # (M,)
-                logits = guide(logits, u[masked].float(), float(cfg.cfg_scale), rows)
+            logits = c[midx].float()  # (M, V)
+            if u is not None and any_guided:
+                rows = guided[midx[0]]  # (M,)
+                logits = guide(logits, u[midx].float(), float(cfg.cfg_scale), rows)
             if ids is None:
                 ids = suppress_ids(suppress_tokens, mask_id, logits.shape[-1], x.device)
             logits = apply_suppression(logits, ids)
@@ -372,15 +478,17 @@ def generate(
             if cfg.sampler == "moment":
                 alpha = float(cfg.choice_temperature)
                 logp = moment_log_probs(logits, cfg.temperature, cfg.top_k, cfg.top_p)  # (M, V) f64
-                logw = _scatter(masked, moment_log_weights(logp, alpha), float("-inf"))  # (B, W)
+                logw = _scatter(masked, moment_log_weights(logp, alpha), float("-inf"), midx)  # (B, W)
                 commit = moment_choose(logw, masked, target, alpha, float(cfg.hybrid), generator)
                 tok = moment_tokens(logp, alpha, cfg.temperature, generator)  # (M,)
-                conf = _scatter(masked, logp.gather(-1, tok.unsqueeze(-1)).squeeze(-1).exp(), 0.0)
+                if cfg.substeps > 1:
+                    tok = sub.tokens(x, logw, commit, _scatter(masked, tok, mask_id, midx), guided, lo, hi)[midx]
+                conf = _scatter(masked, logp.gather(-1, tok.unsqueeze(-1)).squeeze(-1).exp(), 0.0, midx)
             else:
                 tok = sample_tokens(logits, cfg.temperature, cfg.top_k, cfg.top_p, generator)  # (M,)
                 kind = "random" if cfg.remasking == "random" else cfg.confidence
                 conf_m, score_m = confidence_and_score(logits, tok, kind, generator)  # (M,) f64
-                conf = _scatter(masked, conf_m, 0.0)  # (B, W)
+                conf = _scatter(masked, conf_m, 0.0, midx)  # (B, W)
                 if cfg.remasking == "ancestral":
                     t_now = torch.tensor(1.0 - i / S, dtype=torch.float64)
                     t_next = torch.tensor(s_lin, dtype=torch.float64)
@@ -392,33 +500,39 @@ def generate(
                         n_thr = (masked & (conf >= float(cfg.threshold))).sum(dim=1)
                         n = torch.maximum(torch.maximum(n, n_thr), (n_masked > 0).long())
                     score_m = add_choice_noise(score_m, float(cfg.choice_temperature) * s_lin, generator)
-                    commit = select_top(_scatter(masked, score_m, float("-inf")), masked, n)  # (B, W)
-            tokens = _scatter(masked, tok, mask_id)  # (B, W)
+                    commit = select_top(_scatter(masked, score_m, float("-inf"), midx), masked, n)  # (B, W)
+            tokens = _scatter(masked, tok, mask_id, midx)  # (B, W)
 
             xw = torch.where(commit, tokens, x[:, lo:hi])
-            stored_conf[:, lo:hi] = torch.where(commit, conf.double(), stored_conf[:, lo:hi])
-            remasked_w = torch.zeros_like(commit)
-            if cfg.remask_committed > 0 and i < S - 1:
+            changed_w = commit
+            remasked_w: Tensor | None = None
+            if remasking_on:
+                stored_conf[:, lo:hi] = torch.where(commit, conf.double(), stored_conf[:, lo:hi])
                 r_lo, r_hi = cfg.remask_interval
-                if r_lo < s_lin <= r_hi:
+                if i < S - 1 and r_lo < s_lin <= r_hi:
                     old = blk & (xw != mask_id) & ~commit
                     remasked_w = choose_remask(old, stored_conf[:, lo:hi], float(cfg.remask_committed),
                                                cfg.remask_strategy, generator)
                     xw = xw.masked_fill(remasked_w, mask_id)
+                    changed_w = commit | remasked_w
             x[:, lo:hi] = xw
 
-            committed = torch.zeros_like(gen)
-            committed[:, lo:hi] = commit
-            remasked = torch.zeros_like(gen)
-            remasked[:, lo:hi] = remasked_w
-            if eos_id is not None and cfg.stop_at_eos:
-                committed |= eos_fill(x, gen, mask_id, eos_id)
-            if bool(committed.any()) or bool(remasked.any()):
+            eos_committed = eos_fill(x, gen, mask_id, eos_id) if eos_on else None  # (B, L) or None
+            # one more host sync: did the canvas change (else the logits stay valid)?
+            changed = changed_w.any() if eos_committed is None else changed_w.any() | eos_committed.any()
+            if bool(changed):
                 evaluator.invalidate()
 
             if history is not None:
                 history.append(x.clone())
             if callback is not None:
+                committed = torch.zeros_like(gen)
+                committed[:, lo:hi] = commit
+                if eos_committed is not None:
+                    committed |= eos_committed
+                remasked = torch.zeros_like(gen)
+                if remasked_w is not None:
+                    remasked[:, lo:hi] = remasked_w
                 info = StepInfo(step=step, block=b, step_in_block=i, steps_in_block=S, committed=committed,
                                 remasked=remasked, masked_fraction=masked_fraction.float(), guided=guided,
                                 nfe=evaluator.nfe, max_steps=max_steps)
@@ -428,4 +542,4 @@ def generate(
         if not bool((gen & (x == mask_id)).any()):
             break
 
-    return SampleOutput(x, evaluator.nfe, history, step, evaluator.positions)
+    return SampleOutput(x, evaluator.nfe + sub.nfe, history, step, evaluator.positions + sub.positions)

@@ -1,0 +1,109 @@
+"""Image sampling ablation (no retraining): steps × schedule × strategy on an image checkpoint, on top of its
+sampler defaults (its classifier-free guidance included); FID + class accuracy per row; its table and plot."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable
+
+from .image_common import (
+    REFERENCE_NOTE,
+    fid_cells,
+    fid_header,
+    fid_log,
+    guidance_text,
+    image_eval_module,
+    image_figure,
+    reference_info,
+    reference_lines,
+)
+from .presets import STRATEGIES
+
+
+def image_sampling_ablation(
+    ckpt, scorer, ev: argparse.Namespace, *, steps: list[int], schedules: list[str], strategies: list[str],
+    num_per_class: int, seed: int, log: Callable[[str], None] = print,
+) -> dict:
+    """``num_per_class`` images per class for every (schedule, strategy, steps) from the checkpoint's
+    sampler defaults (its CFG included) + the sampler flags of ``--image-args``; FID + accuracy of each."""
+    ise = image_eval_module()
+    base = ise.sampler_overrides(ev)
+    rows = []
+    for schedule in schedules:
+        for strategy in strategies:
+            for s in steps:
+                r = ise.sample_and_score(ckpt, scorer, steps=s, overrides={**base, **STRATEGIES[strategy],
+                                                                           "schedule": schedule},
+                                         num_per_class=num_per_class, seed=seed, batch_size=ev.batch_size,
+                                         references=ev.reference)
+                rows.append({"schedule": schedule, "strategy": strategy, **r})
+                log(f"  {schedule:>7} {strategy:<20} steps {s:>3}: {fid_log(r, ev.reference)} | class acc "
+                    f"{r['class_accuracy']:.3f} | NFE {r['nfe']} | {r['sample_wall_s']:.1f}s")
+    from mdlm.pipelines.text import sampler_config_from
+
+    defaults, _ = sampler_config_from(ckpt.defaults, base)
+    sampler = {k: v for k, v in vars(defaults).items() if k in ise.SAMPLER_KEYS}
+    sampler["cfg_interval"] = list(sampler["cfg_interval"])
+    cfg_source = "set by --image-args" if (ev.cfg_scale, ev.cfg_interval) != (None, None) else "the checkpoint's default"
+    return {"model": ckpt.path, "metric": ise.METRIC_NAME, "num_per_class": num_per_class, "seed": seed,
+            "base_sampler": sampler, "cfg_source": cfg_source, "strategies": {k: STRATEGIES[k] for k in strategies},
+            **reference_info(scorer, ckpt, ev, num_per_class), "rows": rows}
+
+
+def image_sampling_markdown(res: dict) -> str:
+    refs = res["references"]
+    n = res["rows"][0]["n_images"] if res["rows"] else 0
+    b = res["base_sampler"]
+    head, align = fid_header(refs)
+    lines = [
+        f"# Image sampling ablation: {res['model']}",
+        "",
+        f"**{guidance_text(b)}** ({res.get('cfg_source', 'the checkpoint default')}, the same in every row). "
+        f"{n} images per row "
+        f"({res['num_per_class']} per class), seed {res['seed']}; every row starts from the checkpoint's sampler "
+        f"defaults (token temperature {b['temperature']:g}, choice temperature {b['choice_temperature']:g}) and "
+        "sets the schedule, the step count and the strategy: "
+        + "; ".join(f"`{k}` = {', '.join(f'{kk}={vv}' for kk, vv in v.items())}" for k, v in res["strategies"].items())
+        + f". {res['metric']}; {REFERENCE_NOTE}",
+        "",
+        *reference_lines(res),
+        "",
+        f"| schedule | strategy | steps | NFE/image | {head} | class acc | sample s |",
+        f"|---|---|---:|---:|{align}|---:|---:|",
+    ]
+    for r in res["rows"]:
+        lines.append(f"| {r['schedule']} | {r['strategy']} | {r['steps']} | {r['nfe']} | {fid_cells(r, refs)} | "
+                     f"{r['class_accuracy']:.3f} | {r['sample_wall_s']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def image_sampling_plot(res: dict, path: str) -> None:
+    refs = res["references"]
+    plt, fig, axes = image_figure(len(refs) + 1)
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in res["rows"]:
+        groups.setdefault((r["schedule"], r["strategy"]), []).append(r)
+    styles = {"cosine": "-", "linear": "--", "exp": ":"}
+    for (sched, strat), rs in groups.items():
+        rs = sorted(rs, key=lambda r: r["steps"])
+        kw = dict(linestyle=styles.get(sched, "-."), marker="o", label=f"{strat}, {sched}")
+        x = [r["steps"] for r in rs]
+        for ax, ref in zip(axes, refs):
+            ax.plot(x, [r["classifier_fid_by_reference"][ref] for r in rs], **kw)
+        axes[-1].plot(x, [r["class_accuracy"] for r in rs], **kw)
+    for ax, ref in zip(axes, refs):
+        pts = res["reference_points"][ref]
+        ax.axhline(pts["vq_reconstructions"], color="k", lw=0.8, ls="--", label="VQ reconstructions")
+        ax.set_ylabel(f"classifier-FID vs {ref} (lower is better)")
+    axes[-1].set_ylabel("class accuracy")
+    for ax in axes:
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("sampler steps")
+        ax.grid(alpha=0.3)
+    axes[-1].legend(fontsize=7)
+    fig.suptitle(f"image sampling ablation: {os.path.basename(res['model'].rstrip('/'))}, "
+                 f"{guidance_text(res['base_sampler'])}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

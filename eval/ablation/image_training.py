@@ -1,0 +1,190 @@
+"""Image training ablation: short runs of recipes/train_image.py for schedule × weighting × t_min, each
+reporting validation NELBO and FID + class accuracy of its samples; a failed run is a row; its table and plot."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .common import free_memory, load_recipe, seed_everything
+from .image_common import (
+    REFERENCE_NOTE,
+    fid_log,
+    guidance_text,
+    image_eval_module,
+    image_figure,
+    load_image_checkpoint,
+    reference_info,
+    reference_lines,
+)
+from .presets import FORCED_IMAGE_TRAIN_ARGS
+
+
+def image_training_ablation(
+    scorer, ev: argparse.Namespace, *, vq: str, schedules: list[str], weightings: list[str], t_mins: list[float],
+    max_steps: int, max_seconds: float | None, base_args: list[str], eval_steps: list[int], num_per_class: int,
+    seed: int, runs_dir: str, on_row: Callable[[dict], None] | None = None, log: Callable[[str], None] = print,
+    recipe=None,
+) -> dict:
+    """One short run of recipes/train_image.py per (schedule, weighting, t_min): its validation NELBO,
+    then FID + class accuracy of its samples at each of ``eval_steps`` (checkpoint sampler defaults).
+    A failed run becomes a row with ``error`` (the grid goes on); ``on_row`` sees the result so far.
+    ``recipe``: recipes/train_image.py as a module (default: loaded here)."""
+    recipe = recipe if recipe is not None else load_recipe("train_image")
+    _share_token_tensors(recipe)
+    res: dict[str, Any] = {"base_args": " ".join(base_args), "vq": vq, "max_steps": max_steps,
+                           "max_train_seconds": max_seconds, "eval_steps": eval_steps, "num_per_class": num_per_class,
+                           "references": list(ev.reference), "rows": []}
+    for sched in schedules:
+        for w in weightings:
+            for t_min in t_mins:
+                row = _image_training_run(recipe, scorer, ev, vq=vq, sched=sched, weighting=w, t_min=t_min,
+                                          max_steps=max_steps, max_seconds=max_seconds, base_args=base_args,
+                                          eval_steps=eval_steps, num_per_class=num_per_class, seed=seed,
+                                          runs_dir=runs_dir, need_info="reference_points" not in res, log=log)
+                res.update(row.pop("reference_info", {}))  # once: the runs share the VQ and the references
+                res["rows"].append(row)
+                if on_row is not None:
+                    on_row(res)
+    return res
+
+
+def _share_token_tensors(recipe) -> None:
+    """The runs of a grid train on the same cached token dataset, and recipes/train_image.py's
+    ``split_tensor`` (Arrow list column → (N, L) tensor) takes seconds for 60k rows: convert each split
+    once per process (the collator copies rows, so sharing the read-only tensor is safe)."""
+    if getattr(recipe, "_split_tensor_shared", False) or not hasattr(recipe, "split_tensor"):
+        return
+    convert, cache = recipe.split_tensor, {}
+
+    def split_tensor(ds, limit):
+        fp = getattr(ds, "_fingerprint", None)
+        if fp is None:
+            return convert(ds, limit)
+        if (fp, limit) not in cache:
+            cache[fp, limit] = convert(ds, limit)
+        return cache[fp, limit]
+
+    recipe.split_tensor = split_tensor
+    recipe._split_tensor_shared = True
+
+
+def _image_training_run(recipe, scorer, ev: argparse.Namespace, *, vq: str, sched: str, weighting: str, t_min: float,
+                        max_steps: int, max_seconds: float | None, base_args: list[str], eval_steps: list[int],
+                        num_per_class: int, seed: int, runs_dir: str, need_info: bool,
+                        log: Callable[[str], None]) -> dict:
+    name = f"{sched}_{weighting}_tmin{t_min:g}"
+    out = os.path.join(runs_dir, name)
+    argv = (["--vq_model", vq] + base_args + ["--schedule", sched, "--weighting", weighting, "--t_min", str(t_min),
+                                              "--max_steps", str(max_steps), "--output_dir", out]
+            + (["--max_train_seconds", str(max_seconds)] if max_seconds else []) + FORCED_IMAGE_TRAIN_ARGS)
+    row: dict[str, Any] = {"schedule": sched, "weighting": weighting, "t_min": t_min, "max_steps": max_steps}
+    buf = io.StringIO()
+    t0 = time.perf_counter()
+    try:
+        seed_everything(seed)  # the same initial weights in every run, whatever ran before in this process
+        with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
+            trainer = recipe.train(argv)
+        row["steps"] = int(trainer.state.global_step)
+        losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+        row["final_train_loss"] = losses[-1] if losses else None
+        del trainer
+        free_memory()
+        row["train_s"] = round(time.perf_counter() - t0, 1)
+        with open(os.path.join(out, "eval_metrics.json"), encoding="utf-8") as f:
+            m = json.load(f)
+        row.update(val_nll=m["eval_nll"], val_bits_per_token=m["eval_bits_per_token"], val_ppl_bound=m["eval_ppl"],
+                   val_tokens=int(m["eval_tokens"]))
+        ckpt = load_image_checkpoint(out, ev)
+        row["samples"] = [_image_eval_row(ckpt, scorer, ev, s, num_per_class, seed) for s in eval_steps]
+        if need_info:
+            row["reference_info"] = reference_info(scorer, ckpt, ev, num_per_class)
+        del ckpt
+        free_memory()
+    except Exception as e:  # noqa: BLE001  (one failed run must not lose the others)
+        tail = " / ".join(buf.getvalue().splitlines()[-3:])
+        row["error"] = f"{type(e).__name__}: {e}"[:500] + (f" (last output: {tail[-300:]})" if tail else "")
+        log(f"  {name:<28} FAILED: {row['error']}")
+        return row
+    fids = "; ".join(f"{r['steps']} steps: {fid_log(r, ev.reference)}, acc {r['class_accuracy']:.3f}"
+                     for r in row["samples"])
+    log(f"  {name:<28} {row['steps']} steps, validation ELBO {row['val_nll']:.4f} nats/token | {fids} "
+        f"({time.perf_counter() - t0:.0f}s)")
+    return row
+
+
+def _image_eval_row(ckpt, scorer, ev: argparse.Namespace, steps: int, num_per_class: int, seed: int) -> dict:
+    ise = image_eval_module()
+    r = ise.sample_and_score(ckpt, scorer, steps=steps, overrides=ise.sampler_overrides(ev), num_per_class=num_per_class,
+                             seed=seed, batch_size=ev.batch_size, references=ev.reference)
+    return {k: r[k] for k in ("steps", "nfe", "classifier_fid", "classifier_fid_by_reference", "class_accuracy",
+                              "sample_wall_s", "sampler")}
+
+
+def image_training_markdown(res: dict) -> str:
+    refs = res["references"]
+    steps = res["eval_steps"]
+    sampler = next((r["samples"][0]["sampler"] for r in res["rows"] if r.get("samples")), None)
+    cols = " | ".join(f"{s} steps: FID vs {x}" for s in steps for x in refs) + " | " + " | ".join(
+        f"{s} steps: acc" for s in steps)
+    n_cols = len(steps) * (len(refs) + 1)
+    budget = f", at most {res['max_train_seconds']:g} s each" if res.get("max_train_seconds") else ""
+    lines = ["# Image training ablation: schedule × weighting × t_min", "",
+             f"Short runs of `recipes/train_image.py` (≤ {res['max_steps']} steps{budget}; same data, seed, model and "
+             f"VQ `{res['vq']}`), eMIGM Table 9 / Fig. 2's axes. val NELBO = the true bound on the test split "
+             "(nats/token, whatever weighting trained the model). Samples: "
+             f"{res['num_per_class']} per class at each step count with the checkpoint's sampler defaults"
+             + (f" ({sampler['schedule']} schedule, {guidance_text(sampler)})" if sampler else "")
+             + f". {REFERENCE_NOTE} Base arguments: `{res['base_args']}`.", ""]
+    if "reference_points" in res:
+        lines += [*reference_lines(res), ""]
+    lines += [f"| schedule | weighting | t_min | steps | val NELBO | bits/token | {cols} | train s |",
+              "|---|---|---:|---:|---:|---:|" + "---:|" * n_cols + "---:|"]
+    for r in res["rows"]:
+        if "error" in r:
+            lines.append(f"| {r['schedule']} | {r['weighting']} | {r['t_min']:g} | failed: {r['error'][:120]} |")
+            continue
+        by = {x["steps"]: x for x in r["samples"]}
+        fids = " | ".join(f"{by[s]['classifier_fid_by_reference'][x]:.2f}" for s in steps for x in refs)
+        accs = " | ".join(f"{by[s]['class_accuracy']:.3f}" for s in steps)
+        lines.append(f"| {r['schedule']} | {r['weighting']} | {r['t_min']:g} | {r['steps']} | {r['val_nll']:.4f} | "
+                     f"{r['val_bits_per_token']:.4f} | {fids} | {accs} | {r['train_s']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def image_training_plot(res: dict, path: str) -> None:
+    rows = [r for r in res["rows"] if "error" not in r]
+    if not rows:
+        return
+    plt, fig, axes = image_figure(2, width=max(5.0, 0.55 * len(rows) + 2))
+    x = np.arange(len(rows))
+    labels = [f"{r['schedule']}\n{r['weighting']}\nt≥{r['t_min']:g}" for r in rows]
+    colors = ["tab:blue" if r["weighting"] == "elbo" else "tab:orange" for r in rows]
+    vals = [r["val_nll"] for r in rows]
+    axes[0].bar(x, vals, color=colors)
+    span = max(vals) - min(vals) + 0.05
+    axes[0].set_ylim(min(vals) - 0.2 * span, max(vals) + 0.2 * span)
+    axes[0].set_ylabel("validation NELBO (nats/token)")
+    axes[0].set_title("blue: ELBO weighting, orange: MaskGIT w=1", fontsize=8)
+    ref = res["references"][0]
+    width = 0.8 / len(res["eval_steps"])
+    for i, s in enumerate(res["eval_steps"]):
+        fid = [next(v for v in r["samples"] if v["steps"] == s)["classifier_fid_by_reference"][ref] for r in rows]
+        axes[1].bar(x - 0.4 + (i + 0.5) * width, fid, width, label=f"{s} steps")
+    axes[1].set_ylabel(f"classifier-FID vs {ref}")
+    axes[1].legend(fontsize=7)
+    for ax in axes:
+        ax.set_xticks(x, labels, fontsize=6)
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle("image training ablation (eMIGM Table 9 axes)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,52 @@
+# Issue 7, image training grid on ONE H100, ≤ 570 s: 16 short runs of recipes/train_image.py
+# (recipes/configs/fmnist_mdm_gpu.yaml's 14M model, bf16) for schedule {linear, cosine, exp, log-exp} ×
+# weighting {elbo, maskgit} × t_min {0.001, 0.2} — eMIGM Table 9 / Fig. 2's axes — each ≤ $STEPS = 400 steps
+# (warm-up 40, cosine LR) and at most $RUN_S = 18 s of training loop, then its validation NELBO on the
+# 10k test images and classifier-FID + class accuracy of 1000 samples (100 per class) at 8 and 16 steps
+# with the checkpoint's sampler defaults (cosine schedule, CFG 1), against the VQ reconstructions of the
+# test images and against the test images. eval/ablate.py rewrites image_training.md and results.json
+# after every run and a failed run is a row saying why, so a timeout keeps the finished runs.
+#
+#   mkdir -p .artifacts/fmnist_idx && cp /usr/share/datasets/fashion-mnist/*.gz .artifacts/fmnist_idx/
+#   run(command="bash eval/gpu/h100_image_train_ablate.sh", kind="nvidia-h100-x1",
+#       carry=[".whl", ".artifacts/vq_tiny", ".artifacts/fmnist_classifier", ".artifacts/fmnist_idx"])
+# Estimate: wheels ~15 s, start-up + token encoding + reference features ~30 s, then per run ~18 s of
+# training + ~8 s (build, validation ELBO, save, 2 × 1000 samples): ≈ 16 × 26 + 45 ≈ 460 s.
+# Files back: run.log, image_training.md, results.json, image_training.png (needs matplotlib on the machine;
+# else draw it here: `python eval/ablate.py --replot DIR` with results.json in DIR).
+T0=$(date +%s)
+DEADLINE=${DEADLINE:-560}
+left() { echo $(( DEADLINE - ($(date +%s) - T0) )); }
+OUT=${OUT:-out_h100_image_train_ablate}; mkdir -p "$OUT"
+LOG="$OUT/run.log"
+say() { echo "=== [$(( $(date +%s) - T0 )) s] $*" | tee -a "$LOG"; }
+if ls .whl/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    && export PYTHONPATH=/tmp/site:$PWD || { echo "wheel install failed" | tee -a "$LOG"; exit 1; }
+fi
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+export MDLM_FASHION_MNIST_DIR=$PWD/.artifacts/fmnist_idx MDLM_CACHE=/tmp/mdlm_cache
+STEPS=${STEPS:-400}; RUN_S=${RUN_S:-18}; NPC=${NPC:-100}
+ABLATE_ARGS=${ABLATE_ARGS:-}  # extra eval/ablate.py flags (later flags win), e.g. "--image-train-t-min 0.2"
+{
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+  python3 -c "import datasets, transformers, torch; print('datasets', datasets.__version__, 'transformers', transformers.__version__, 'torch', torch.__version__)"
+  python3 -c "import matplotlib; print('matplotlib', matplotlib.__version__)" || echo "no matplotlib: tables only (use --replot later)"
+} 2>&1 | tee -a "$LOG"
+for p in .artifacts/vq_tiny/model.safetensors .artifacts/fmnist_classifier/model.safetensors .artifacts/fmnist_idx/train-images-idx3-ubyte.gz; do
+  [ -f "$p" ] || { echo "missing $p: carry .artifacts/vq_tiny .artifacts/fmnist_classifier .artifacts/fmnist_idx" | tee -a "$LOG"; exit 1; }
+done
+
+say "image training grid: runs of ≤ $STEPS steps / ≤ $RUN_S s each, $NPC samples per class at 8 and 16 steps"
+rm -rf /tmp/ablate_image_train
+timeout "$(( $(left) - 8 ))" python3 eval/ablate.py --out /tmp/ablate_image_train --skip-sampling --skip-training \
+  --image-train --classifier .artifacts/fmnist_classifier --image-vq .artifacts/vq_tiny \
+  --image-train-schedules linear cosine exp log-exp --image-train-weightings elbo maskgit --image-train-t-min 0.001 0.2 \
+  --image-train-steps "$STEPS" --image-train-seconds "$RUN_S" --image-train-eval-steps 8 16 --num-per-class "$NPC" \
+  --image-train-args "--config recipes/configs/fmnist_mdm_gpu.yaml --data_dir .artifacts/fmnist_idx --warmup_steps 40 --logging_steps 50" \
+  --image-args "--data-dir .artifacts/fmnist_idx --batch-size 1000" $ABLATE_ARGS 2>&1 \
+  | grep -v "Loading weights\|^$\|^#\|^- \*\*\|^Short runs" | tee -a "$LOG"
+say "ablate.py ended (status ${PIPESTATUS[0]}; 124 = the time limit: the finished runs are in the table)"
+cp /tmp/ablate_image_train/image_training.md /tmp/ablate_image_train/results.json "$OUT/" 2>/dev/null
+cp /tmp/ablate_image_train/image_training.png "$OUT/" 2>/dev/null
+ls -la "$OUT"
