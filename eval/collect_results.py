@@ -158,9 +158,27 @@ def image_speed_figures() -> dict[str, dict]:
     }}
 
 
+def partial_cache_figures() -> dict[str, dict]:
+    path = os.path.join(BENCH, "cpu_partial_cache_fmnist_tiny.json")
+    if not os.path.isfile(path):
+        return {}
+    d = _json(path)
+    part = [r for r in d["rows"] if r["run"].endswith("partial cache")]
+    exact = {r["steps"]: r for r in d["rows"] if r["run"].endswith("exact")}
+    return {"partial_cache_positions_vs_exact": {
+        "value": {str(r["steps"]): round(r["positions_per_image"] / exact[r["steps"]]["positions_per_image"], 3) for r in part},
+        "tokens_equal_to_exact": {str(r["steps"]): r["tokens_equal_to_exact"] for r in part},
+        "fid_recon": {f"{r['steps']}_{r['run']}": r["fid_recon"] for r in d["rows"]},
+        "unit": "positions computed by partial caching / by exact sub-steps (moment sampler, 4 sub-steps)",
+        "device": d["meta"]["device"], "torch": d["meta"]["torch"], "command": d["meta"]["command"],
+        "date": d["meta"]["date"], "source": _rel(path), "note": "CPU shared with another job: seconds not reported",
+    }}
+
+
 def collect() -> dict[str, Any]:
     figures: dict[str, Any] = {}
-    for part in (training_figures, scaling_figure, sampler_figures, image_figures, image_speed_figures):
+    for part in (training_figures, scaling_figure, sampler_figures, image_figures, image_speed_figures,
+                 partial_cache_figures):
         figures.update(part())
     return figures
 

@@ -73,6 +73,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--cfg-scale", type=float)
     g.add_argument("--cfg-interval", type=float, nargs=2, metavar=("LO", "HI"))
     g.add_argument("--cache", choices=CACHE_MODES, help="block KV cache (Fast-dLLM dual / prefix; needs --block-length)")
+    g.add_argument("--substeps", type=int, help="moment sampler: draw each step's chosen tokens in this many groups")
+    g.add_argument("--partial-cache", action="store_true", default=None,
+                   help="with --substeps: later groups recompute only the chosen columns (Hayakawa et al. partial caching)")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     g.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default=None)
@@ -87,7 +90,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def sampler_overrides(a: argparse.Namespace) -> dict:
     keys = ["steps", "gen_length", "block_length", "schedule", "temperature", "top_k", "top_p", "sampler",
             "confidence", "remasking", "choice_temperature", "hybrid", "threshold", "remask_committed",
-            "cfg_scale", "cfg_interval", "cache"]
+            "cfg_scale", "cfg_interval", "cache", "substeps", "partial_cache"]
     return {k: getattr(a, k) for k in keys}
 
 

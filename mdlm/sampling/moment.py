@@ -35,7 +35,11 @@ What we implement (``sampler="moment"``):
     ‖p_i‖_β^β (exploitation) — and the other k − k_g are drawn by the moment rule of step 1 among the
     rest (exploration). h = 0 is the pure moment sampler, h = 1 fully greedy position choice.
     NOTE: only summaries of the paper were available to us; this split rule is our reading of its
-    hybrid strategy, not a transcription. The paper's partial caching is not implemented.
+    hybrid strategy, not a transcription.
+  * Sub-steps and partial caching (``substeps``, ``partial_cache``): the chosen tokens of a step
+    drawn in sequential groups, later groups from logits that see the earlier ones, optionally
+    recomputing only the chosen columns against cached K/V (:mod:`.substeps`,
+    :mod:`mdlm.modeling.partial_cache`).
 """
 
 from __future__ import annotations
