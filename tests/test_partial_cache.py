@@ -15,12 +15,7 @@ from mdlm.sampling.substeps import chosen_columns, substep_groups
 V, MASK, PAD = 64, 63, 62
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+from test_kv_cache import _one_thread  # noqa: E402,F401  (autouse: one CPU thread, deterministic and fast)
 
 
 def tiny(layers: int = 2) -> MDLMForMaskedLM:

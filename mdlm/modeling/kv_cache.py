@@ -66,6 +66,15 @@ def supports_kv_cache(model: Any) -> bool:
     return bool(getattr(model, "supports_block_kv_cache", False))
 
 
+def check_cache_model(model: Any, what: str, hint: str) -> None:
+    """TypeError unless ``model`` has the K/V cache interface; ValueError for a causal model."""
+    if not supports_kv_cache(model):
+        raise TypeError(f"{type(model).__name__} does not expose the K/V cache interface (supports_block_kv_cache) "
+                        f"that {what} needs; {hint}")
+    if bool(getattr(getattr(model, "config", None), "is_causal", False)):
+        raise ValueError(f"{what} is for bidirectional models; this model has is_causal=True")
+
+
 @dataclass
 class BlockKVCache:
     """Per-layer keys/values of one canvas, filled by a full forward, then partly refreshed.
@@ -152,13 +161,7 @@ class BlockCachedLogits:
         mode = check_cache_mode(mode)
         if mode == "none":
             raise ValueError("BlockCachedLogits needs cache mode 'dual' or 'prefix'")
-        if not supports_kv_cache(model):
-            raise TypeError(
-                f"{type(model).__name__} does not expose the block KV cache (supports_block_kv_cache); "
-                "use cache='none' or an MDLMForMaskedLM"
-            )
-        if bool(getattr(getattr(model, "config", None), "is_causal", False)):
-            raise ValueError("the block KV cache is for bidirectional models; this model has is_causal=True")
+        check_cache_model(model, "the block KV cache", "use cache='none' or an MDLMForMaskedLM")
         self.model, self.mode = model, mode
         self.attention_mask = attention_mask
         self.position_ids: Tensor | None = None

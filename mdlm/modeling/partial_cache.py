@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from .kv_cache import BlockKVCache, supports_kv_cache
+from .kv_cache import BlockKVCache, check_cache_model
 
 Tensor = torch.Tensor
 
@@ -40,13 +40,7 @@ class PartialCachedLogits:
     """
 
     def __init__(self, model: Any):
-        if not supports_kv_cache(model):
-            raise TypeError(
-                f"{type(model).__name__} does not expose the K/V cache interface (supports_block_kv_cache); "
-                "partial caching needs e.g. an MDLMForMaskedLM, not a wrapped function"
-            )
-        if bool(getattr(getattr(model, "config", None), "is_causal", False)):
-            raise ValueError("partial caching is for bidirectional models; this model has is_causal=True")
+        check_cache_model(model, "partial caching", "pass e.g. an MDLMForMaskedLM, not a wrapped function")
         self.model = model
         self.cache: BlockKVCache | None = None
         self.positions = 0
