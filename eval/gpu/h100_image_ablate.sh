@@ -13,6 +13,9 @@
 #   mkdir -p .artifacts/fmnist_idx && cp /usr/share/datasets/fashion-mnist/*.gz .artifacts/fmnist_idx/
 #   run(command="bash eval/gpu/h100_image_ablate.sh", kind="nvidia-h100-x1",
 #       carry=[".whl", ".artifacts/vq_tiny", ".artifacts/fmnist_classifier", ".artifacts/fmnist_idx"])
+# Short on device time: DEADLINE (s), TRAIN_S, NPC, DTYPES ("bfloat16"), TRAIN_RESERVE / BENCH_RESERVE (seconds
+# kept for the later steps when capping training / the benchmark). This session's run (≈ 160 s):
+#   DEADLINE=222 TRAIN_S=55 TRAIN_RESERVE=100 BENCH_RESERVE=60 DTYPES=bfloat16 NPC=30 bash eval/gpu/h100_image_ablate.sh
 # Estimate: wheels ~15 s, training ~175 s (encode + 150 s loop + eval/save), bench ~40 s, grid ~80 s,
 # CFG table ~20 s, start-ups ~30 s: ≈ 360 s.
 # Files back (8): run.log, eval_metrics.json, bench_image_bf16.json, bench_image_fp32.json, image_sampling.md,
@@ -46,16 +49,16 @@ done
 
 say "1. train $RUN (loop capped at $TRAIN_S s)"
 rm -rf "$RUN"
-timeout "$(cap $((TRAIN_S + 90)) 200)" python3 recipes/train_image.py --vq_model .artifacts/vq_tiny \
+timeout "$(cap $((TRAIN_S + 60)) ${TRAIN_RESERVE:-200})" python3 recipes/train_image.py --vq_model .artifacts/vq_tiny \
   --config recipes/configs/fmnist_mdm_gpu.yaml --data_dir .artifacts/fmnist_idx --output_dir "$RUN" \
   --max_train_seconds "$TRAIN_S" --max_steps 3000 --warmup_steps 150 --save_strategy no --sample_on_end 0 $TRAIN_ARGS 2>&1 \
   | grep -v "it/s\]\|examples/s\]\|batch/s\]\|^{'loss'\|Loading weights" | tail -12 | tee -a "$LOG"
 cp "$RUN/eval_metrics.json" "$OUT/" 2>/dev/null || { say "training failed: no checkpoint, nothing to evaluate"; exit 1; }
 
 say "2. bench_image.py (batch 256, 8/16/32 steps, CFG off / constant / interval 0-0.5)"
-for dt in bfloat16 float32; do
+for dt in ${DTYPES:-bfloat16 float32}; do
   tag=$([ $dt = bfloat16 ] && echo bf16 || echo fp32)
-  timeout "$(cap 60 150)" python3 eval/bench_image.py --model "$RUN" --steps 8 16 32 --batch 256 --repeats 3 \
+  timeout "$(cap 45 ${BENCH_RESERVE:-150})" python3 eval/bench_image.py --model "$RUN" --steps 8 16 32 --batch 256 --repeats 3 \
     --device cuda --dtype $dt --out "$OUT/bench_image_$tag.json" --force $BENCH_ARGS 2>&1 | grep -v "Loading weights" | tee -a "$LOG"
 done
 
