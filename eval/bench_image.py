@@ -33,6 +33,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import torch  # noqa: E402
 
 import mdlm  # noqa: E402,F401
+from mdlm.cli import run_cli  # noqa: E402
 from mdlm.pipelines import load_for_generation  # noqa: E402
 from mdlm.pipelines.image import generate_images, image_model_info, load_image_vq  # noqa: E402
 from mdlm.pipelines.text import sampler_config_from  # noqa: E402
@@ -157,8 +158,4 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_cli(main)()

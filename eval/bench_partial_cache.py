@@ -81,7 +81,7 @@ def one_run(ckpt, scorer: ImageScorer, steps: int, over: dict[str, Any], a: argp
                  "class_accuracy": round(s["class_accuracy"], 4)}
 
 
-def run(argv: list[str] | None = None) -> list[dict]:
+def main(argv: list[str] | None = None) -> list[dict]:
     """Run the benchmark; return its rows."""
     a = parse_args(argv)
     dtype = getattr(torch, a.dtype) if a.dtype else None
@@ -119,10 +119,6 @@ def run(argv: list[str] | None = None) -> list[dict]:
         with open(a.out, "w", encoding="utf-8") as f:
             json.dump({"meta": meta, "rows": rows}, f, indent=1)
     return rows
-
-
-def main() -> None:
-    run()
 
 
 if __name__ == "__main__":

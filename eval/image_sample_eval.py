@@ -56,6 +56,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import mdlm  # noqa: E402,F401
+from mdlm.cli import run_cli  # noqa: E402
 from fid import METRIC_NAME  # noqa: E402  (eval/fid.py: the metric's one name)
 from mdlm.data.images import dataset_to_tensors, load_fashion_mnist, load_image_dataset, save_samples_npz  # noqa: E402
 from mdlm.metrics.classifier import accuracy, load_classifier  # noqa: E402
@@ -363,8 +364,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_cli(main)()

@@ -67,15 +67,17 @@ def parse_config_and_args(dataclass_types: Sequence[type], argv: Sequence[str] |
     return tuple(parsed)
 
 
-def run_cli(main: Callable[[], int | None]) -> Callable[[], None]:
-    """Wrap a recipe's ``main``: a UserError / ValueError (input checks) becomes one line
-    ``error: ...`` on stderr and exit status 2 (set MDLM_DEBUG=1 for the traceback); Ctrl-C exits 130."""
+def run_cli(main: Callable[[], Any]) -> Callable[[], None]:
+    """Wrap a script's ``main``: a UserError / ValueError (input checks) or an OSError (a missing or
+    unwritable file) becomes one line ``error: ...`` on stderr and exit status 2 (set MDLM_DEBUG=1 for the
+    traceback); Ctrl-C exits 130. An int returned by ``main`` is the exit status; anything else (e.g. the
+    results an eval script also returns to Python callers) means success."""
 
     @functools.wraps(main)
     def wrapped() -> None:
         try:
             code = main()
-        except (UserError, ValueError, FileNotFoundError) as e:
+        except (UserError, ValueError, OSError) as e:
             if os.environ.get("MDLM_DEBUG"):
                 raise
             print(f"error: {e}", file=sys.stderr)
@@ -83,6 +85,6 @@ def run_cli(main: Callable[[], int | None]) -> Callable[[], None]:
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             sys.exit(130)
-        sys.exit(code or 0)
+        sys.exit(code if isinstance(code, int) else 0)
 
     return wrapped

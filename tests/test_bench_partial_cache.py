@@ -14,7 +14,7 @@ def test_runs_costs_and_json(tmp_path, capsys):
     bench = load_eval_module("bench_partial_cache")
     ckpt, clf = make_image_checkpoint(tmp_path / "ckpt"), make_classifier(tmp_path / "clf")
     out = tmp_path / "p.json"
-    rows = bench.run(["--model", str(ckpt), "--classifier", str(clf), "--dataset", "digits", "--steps", "2",
+    rows = bench.main(["--model", str(ckpt), "--classifier", str(clf), "--dataset", "digits", "--steps", "2",
                       "--substeps", "3", "--num-per-class", "2", "--max-reference", "60", "--device", "cpu",
                       "--out", str(out)])
     assert "| steps | run | NFE |" in capsys.readouterr().out

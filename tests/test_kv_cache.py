@@ -22,12 +22,7 @@ from mdlm.sampling import SamplerConfig, as_logits_fn, generate
 V, MASK, PAD = 64, 63, 62
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(layers: int = 2, dtype: torch.dtype = torch.float64, impl: str = "sdpa", **kw) -> MDLMForMaskedLM:

@@ -15,12 +15,7 @@ from mdlm.sampling.remasking import ancestral_commit_prob, choose_remask
 from mdlm.sampling.token_choice import apply_suppression, filter_top_k, filter_top_p, sample_tokens, suppress_ids
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def g(seed: int = 0) -> torch.Generator:

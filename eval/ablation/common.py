@@ -1,5 +1,5 @@
-"""Helpers shared by the training grids (text and image): loading a recipe as a module, seeding the process
-before each run, releasing memory between runs."""
+"""Helpers shared by the training grids (text and image): loading a recipe as a module, releasing memory
+between runs. (Each run's initial weights depend only on its --seed: the recipes seed before building the model.)"""
 
 from __future__ import annotations
 
@@ -22,14 +22,6 @@ def load_recipe(name: str = "train_text"):
     sys.modules[mod_name] = mod
     spec.loader.exec_module(mod)
     return mod
-
-
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch (CPU + CUDA) before a training run: the recipes build the model
-    before the Trainer seeds, so without this a run's initial weights depend on what ran before it."""
-    from transformers import set_seed
-
-    set_seed(seed)
 
 
 def free_memory() -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .common import free_memory, load_recipe, seed_everything
+from .common import free_memory, load_recipe
 from .image_common import (
     REFERENCE_NOTE,
     fid_log,
@@ -39,7 +39,6 @@ def image_training_ablation(
     A failed run becomes a row with ``error`` (the grid goes on); ``on_row`` sees the result so far.
     ``recipe``: recipes/train_image.py as a module (default: loaded here)."""
     recipe = recipe if recipe is not None else load_recipe("train_image")
-    _share_token_tensors(recipe)
     res: dict[str, Any] = {"base_args": " ".join(base_args), "vq": vq, "max_steps": max_steps,
                            "max_train_seconds": max_seconds, "eval_steps": eval_steps, "num_per_class": num_per_class,
                            "references": list(ev.reference), "rows": []}
@@ -57,26 +56,6 @@ def image_training_ablation(
     return res
 
 
-def _share_token_tensors(recipe) -> None:
-    """The runs of a grid train on the same cached token dataset, and recipes/train_image.py's
-    ``split_tensor`` (Arrow list column → (N, L) tensor) takes seconds for 60k rows: convert each split
-    once per process (the collator copies rows, so sharing the read-only tensor is safe)."""
-    if getattr(recipe, "_split_tensor_shared", False) or not hasattr(recipe, "split_tensor"):
-        return
-    convert, cache = recipe.split_tensor, {}
-
-    def split_tensor(ds, limit):
-        fp = getattr(ds, "_fingerprint", None)
-        if fp is None:
-            return convert(ds, limit)
-        if (fp, limit) not in cache:
-            cache[fp, limit] = convert(ds, limit)
-        return cache[fp, limit]
-
-    recipe.split_tensor = split_tensor
-    recipe._split_tensor_shared = True
-
-
 def _image_training_run(recipe, scorer, ev: argparse.Namespace, *, vq: str, sched: str, weighting: str, t_min: float,
                         max_steps: int, max_seconds: float | None, base_args: list[str], eval_steps: list[int],
                         num_per_class: int, seed: int, runs_dir: str, need_info: bool,
@@ -84,13 +63,12 @@ def _image_training_run(recipe, scorer, ev: argparse.Namespace, *, vq: str, sche
     name = f"{sched}_{weighting}_tmin{t_min:g}"
     out = os.path.join(runs_dir, name)
     argv = (["--vq_model", vq] + base_args + ["--schedule", sched, "--weighting", weighting, "--t_min", str(t_min),
-                                              "--max_steps", str(max_steps), "--output_dir", out]
+                                              "--max_steps", str(max_steps), "--output_dir", out, "--seed", str(seed)]
             + (["--max_train_seconds", str(max_seconds)] if max_seconds else []) + FORCED_IMAGE_TRAIN_ARGS)
     row: dict[str, Any] = {"schedule": sched, "weighting": weighting, "t_min": t_min, "max_steps": max_steps}
     buf = io.StringIO()
     t0 = time.perf_counter()
     try:
-        seed_everything(seed)  # the same initial weights in every run, whatever ran before in this process
         with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
             trainer = recipe.train(argv)
         row["steps"] = int(trainer.state.global_step)

@@ -10,7 +10,7 @@ import os
 import time
 from collections.abc import Callable
 
-from .common import load_recipe, seed_everything
+from .common import load_recipe
 from .presets import FORCED_TRAIN_ARGS
 
 
@@ -29,11 +29,10 @@ def training_ablation(
                 name = f"{sched}_{w}_tmin{t_min:g}"
                 out = os.path.join(runs_dir, name)
                 argv = base_args + ["--schedule", sched, "--weighting", w, "--t_min", str(t_min), "--max_steps",
-                                    str(max_steps), "--output_dir", out] + FORCED_TRAIN_ARGS
+                                    str(max_steps), "--output_dir", out, "--seed", str(seed)] + FORCED_TRAIN_ARGS
                 buf = io.StringIO()
                 t0 = time.perf_counter()
                 try:
-                    seed_everything(seed)
                     with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
                         trainer = recipe.train(argv)
                 except Exception as e:

@@ -6,8 +6,7 @@
 # .data/shakespeare_bible. Writes under $OUT: bench_cache/results.json and bench_cache_samples.tgz
 # (samples/G{G}_{run}.jsonl; score later on the CPU with eval/genppl.py). A 300-step base is weak (max
 # token probability < 0.3, so threshold 0.9 never fires): BASE_STEPS=2000 for meaningful threshold rows.
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD || exit
-export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+source eval/gpu/env.sh || exit 1
 nvidia-smi --query-gpu=name,memory.total --format=csv
 python3 -c "import transformers, torch; print('transformers', transformers.__version__, 'torch', torch.__version__)" || exit
 BASE=${BASE:-runs/base125}; BASE_STEPS=${BASE_STEPS:-300}; BATCH=${BATCH:-64}; REPEATS=${REPEATS:-1}

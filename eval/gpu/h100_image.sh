@@ -12,12 +12,7 @@
 # Files back (8 at most): train.log, log_history.json, eval_metrics.json, grid.png, strip.png,
 # sample_eval.json, sample_eval_nocfg.json, run.log.
 set -x
-if ls .whl/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    && export PYTHONPATH=/tmp/site:$PWD || exit 1
-fi
-export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-export MDLM_FASHION_MNIST_DIR=$PWD/.artifacts/fmnist_idx MDLM_CACHE=/tmp/mdlm_cache
+source eval/gpu/env.sh || exit 1
 OUT=${OUT:-out_h100_image}; mkdir -p "$OUT"
 RUN=runs/fmnist_mdm_gpu
 T0=$(date +%s)

@@ -28,12 +28,7 @@ cap() { local want=$1 l; l=$(( $(left) - ${2:-5} )); [ "$l" -lt "$want" ] && wan
 OUT=${OUT:-out_h100_image_ablate}; mkdir -p "$OUT"
 LOG="$OUT/run.log"
 say() { echo "=== [$(( $(date +%s) - T0 )) s] $*" | tee -a "$LOG"; }
-if ls .whl/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    && export PYTHONPATH=/tmp/site:$PWD || { echo "wheel install failed" | tee -a "$LOG"; exit 1; }
-fi
-export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-export MDLM_FASHION_MNIST_DIR=$PWD/.artifacts/fmnist_idx MDLM_CACHE=/tmp/mdlm_cache
+source eval/gpu/env.sh || { echo "wheel install failed" | tee -a "$LOG"; exit 1; }
 RUN=runs/fmnist_mdm_gpu
 TRAIN_S=${TRAIN_S:-150}; NPC=${NPC:-100}
 # extra flags appended to the three commands (later flags win), e.g. ABLATE_ARGS="--image-grid-steps 8 16"

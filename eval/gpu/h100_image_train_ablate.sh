@@ -20,12 +20,7 @@ left() { echo $(( DEADLINE - ($(date +%s) - T0) )); }
 OUT=${OUT:-out_h100_image_train_ablate}; mkdir -p "$OUT"
 LOG="$OUT/run.log"
 say() { echo "=== [$(( $(date +%s) - T0 )) s] $*" | tee -a "$LOG"; }
-if ls .whl/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    && export PYTHONPATH=/tmp/site:$PWD || { echo "wheel install failed" | tee -a "$LOG"; exit 1; }
-fi
-export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-export MDLM_FASHION_MNIST_DIR=$PWD/.artifacts/fmnist_idx MDLM_CACHE=/tmp/mdlm_cache
+source eval/gpu/env.sh || { echo "wheel install failed" | tee -a "$LOG"; exit 1; }
 STEPS=${STEPS:-400}; RUN_S=${RUN_S:-18}; NPC=${NPC:-100}
 ABLATE_ARGS=${ABLATE_ARGS:-}  # extra eval/ablate.py flags (later flags win), e.g. "--image-train-t-min 0.2"
 {

@@ -7,8 +7,7 @@
 #      come back in bench_cache_samples.tgz to be scored on the CPU:
 #      tar xzf bench_cache_samples.tgz && python eval/genppl.py samples/G256_*.jsonl
 #   run(command="bash eval/gpu/h100_text_speed.sh", kind="nvidia-h100-x1", carry=[".whl", ".data/shakespeare_bible"])
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD || exit
-export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+source eval/gpu/env.sh || exit 1
 OUT=${OUT:-out_text_speed}; mkdir -p $OUT
 T0=$(date +%s)
 nvidia-smi --query-gpu=name,memory.total --format=csv

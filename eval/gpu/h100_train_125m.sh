@@ -1,6 +1,5 @@
 set -x
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD || exit
-export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+source eval/gpu/env.sh || exit 1
 nvidia-smi --query-gpu=name,memory.total --format=csv
 python3 -c "import datasets, transformers, torch; print(datasets.__version__, transformers.__version__, torch.__version__)" || exit
 # issue 2: one run of the 125M config (3 min of steps), loss curve + tokens/s + MFU

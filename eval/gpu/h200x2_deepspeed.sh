@@ -1,7 +1,5 @@
 # DeepSpeed on 2×H200: ZeRO-2 and ZeRO-3 train → save → resume (125M), and ZeRO-2 scaling 1→2 GPUs (350M).
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD || exit
-export PATH=/tmp/site/bin:$PATH PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+source eval/gpu/env.sh || exit 1
 nvidia-smi --query-gpu=name,memory.total --format=csv; which deepspeed || exit 1
 C="--dataset .data/shakespeare_bible --torch_compile false --logging_steps 5 --eval_strategy no --max_eval_sequences 64"
 run() { name=$1; shift; echo "=== $name"; timeout 240 deepspeed "$@" 2>&1 | tr '\r' '\n' | grep -E "^step |validation|error|Error|resum|Resum|memory|\{'train_runtime" | tail -14; }

@@ -4,9 +4,7 @@
 # Carried: .whl (datasets, deepspeed, ...), .data/shakespeare_bible, .artifacts/wordnet/{train,heldout}.jsonl
 # (60K train pairs / 2K held-out-word pairs written from mdlm.data.wordnet.build_wordnet_sft on a
 # machine with Debian wordnet-base). Writes under $OUT.
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD || exit
-export PATH=/tmp/site/bin:$PATH PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+source eval/gpu/env.sh || exit 1
 nvidia-smi --query-gpu=name,memory.total --format=csv
 BASE_STEPS=${BASE_STEPS:-300}; LORA_STEPS=${LORA_STEPS:-120}; NGPU=${NGPU:-2}
 if [ -f runs/base125/config.json ]; then echo "=== base: reusing runs/base125 (left by eval/gpu/h100_text_speed.sh)"; else

@@ -198,8 +198,8 @@ class _Substeps:
     def _am2(self) -> Tensor | None:
         return None if self.am is None else torch.cat([self.am, self.am])
 
-    def _logits(self, xs: Tensor, sel_idx: tuple[Tensor, Tensor], guided_rows: Tensor, any_guided: bool,
-                lo: int, slot: Tensor, idx_abs: Tensor) -> tuple[Tensor, Tensor | None]:
+    def _logits(self, xs: Tensor, sel_idx: tuple[Tensor, Tensor], any_guided: bool, lo: int, slot: Tensor,
+                idx_abs: Tensor) -> tuple[Tensor, Tensor | None]:
         """Conditional (and unconditional) logits (Ms, V) at the selected window positions."""
         B, L = xs.shape
         b, w = sel_idx
@@ -249,7 +249,7 @@ class _Substeps:
             sel_idx = sel.nonzero(as_tuple=True)
             if sel_idx[0].numel() == 0:
                 continue
-            c, u = self._logits(xs, sel_idx, guided, any_guided, lo, slot, idx_abs)
+            c, u = self._logits(xs, sel_idx, any_guided, lo, slot, idx_abs)
             logits = c.float()  # (Ms, V)
             if u is not None:
                 logits = guide(logits, u.float(), float(cfg.cfg_scale), guided[sel_idx[0]])

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from .trainer import MDMTrainer, NonFiniteLossError, _unwrap
+from .trainer import MDMTrainer, _unwrap
 
 Tensor = torch.Tensor
 OBJECTIVES = ("mdm", "ar")
@@ -95,37 +95,13 @@ class ARTrainer(MDMTrainer):
         check_causal(self.model)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        ids = inputs["input_ids"]  # (B, L)
-        check_right_padded(inputs["attention_mask"])
-        scored = inputs["eligible"].bool() & inputs["attention_mask"].bool()  # (B, L)
-        nll_sum, n = ar_nll(model, ids, scored, self.start_id)
+        nll_sum, n = self._batch_nll(model, inputs, None)  # (B,) each
         loss = nll_sum.sum() / n.sum().clamp_min(1)
-        if not torch.isfinite(loss):
-            raise NonFiniteLossError(
-                f"loss became {loss.item()} at step {self.state.global_step}; training stopped, "
-                f"the last saved checkpoint in {self.args.output_dir} is untouched"
-            )
+        self._check_finite(loss)
         return (loss, {"loss": loss}) if return_outputs else loss
 
-    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
-        """Exact validation NLL (nats/token, bits/token, perplexity) over the same tokens the MDM
-        trainer's ELBO scores."""
-        ds = eval_dataset if eval_dataset is not None else self.eval_dataset
-        if ds is None:
-            return {}
-        loader = self.get_eval_dataloader(ds)
-        model = self.model
-        was_training = model.training
-        model.eval()
-        dev = self.args.device
-        nll = torch.zeros((), dtype=torch.float64, device=dev)
-        ntok = torch.zeros((), dtype=torch.float64, device=dev)
-        with torch.no_grad(), self.autocast_smart_context_manager():
-            for batch in loader:
-                batch = self._prepare_inputs(batch)
-                check_right_padded(batch["attention_mask"])
-                scored = batch["eligible"].bool() & batch["attention_mask"].bool()
-                s, n = ar_nll(model, batch["input_ids"], scored, self.start_id)
-                nll += s.double().sum()
-                ntok += n.double().sum()
-        return self._report_nll(nll, ntok, metric_key_prefix, model, was_training)
+    def _batch_nll(self, model, batch: dict, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Exact next-token NLL (sum, tokens per row) over the same tokens the MDM trainer's ELBO scores (no randomness)."""
+        check_right_padded(batch["attention_mask"])
+        scored = batch["eligible"].bool() & batch["attention_mask"].bool()
+        return ar_nll(model, batch["input_ids"], scored, self.start_id)

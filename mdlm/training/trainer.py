@@ -100,15 +100,20 @@ class MDMTrainer(Trainer):
             weighting=self.diff.weighting,
             normalization=self.diff.normalization,
         )
-        if not torch.isfinite(out.loss):
+        self._check_finite(out.loss)
+        return (out.loss, out) if return_outputs else out.loss
+
+    def _check_finite(self, loss: torch.Tensor) -> None:
+        """Stop training on a NaN/inf loss before the optimizer step (the saved checkpoints stay good)."""
+        if not torch.isfinite(loss):
             raise NonFiniteLossError(
-                f"loss became {out.loss.item()} at step {self.state.global_step}; training stopped, "
+                f"loss became {loss.item()} at step {self.state.global_step}; training stopped, "
                 f"the last saved checkpoint in {self.args.output_dir} is untouched"
             )
-        return (out.loss, out) if return_outputs else out.loss
 
     # ---- evaluation -------------------------------------------------------------------------
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
+        """Validation NLL over every eligible token (``_batch_nll`` per batch), summed over ranks."""
         ds = eval_dataset if eval_dataset is not None else self.eval_dataset
         if ds is None:
             return {}
@@ -118,27 +123,27 @@ class MDMTrainer(Trainer):
         model.eval()
         dev = self.args.device
         g = torch.Generator(device=dev).manual_seed(self.args.seed + 7919 + self.args.process_index)
-
-        def fn(x, am):
-            return model(input_ids=x, attention_mask=am).logits
-
         nll = torch.zeros((), dtype=torch.float64, device=dev)
         ntok = torch.zeros((), dtype=torch.float64, device=dev)
         with torch.no_grad(), self.autocast_smart_context_manager():
             for batch in loader:
-                batch = self._prepare_inputs(batch)
-                res = elbo_nll(
-                    fn,
-                    batch["input_ids"],
-                    eligible=batch["eligible"],
-                    mask_id=self.mask_token_id,
-                    attention_mask=batch["attention_mask"],
-                    num_samples=self.diff.eval_num_samples,
-                    generator=g,
-                )
-                nll += res.nll_sum.double().sum()
-                ntok += res.num_tokens.double().sum()
+                s, n = self._batch_nll(model, self._prepare_inputs(batch), g)
+                nll += s.double().sum()
+                ntok += n.double().sum()
         return self._report_nll(nll, ntok, metric_key_prefix, model, was_training)
+
+    def _batch_nll(self, model, batch: dict, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """(NLL sum, scored tokens) per row of one batch: the MC ELBO bound (MDLM / LLaDA eq. of the NELBO)."""
+        res = elbo_nll(
+            lambda x, am: model(input_ids=x, attention_mask=am).logits,
+            batch["input_ids"],
+            eligible=batch["eligible"],
+            mask_id=self.mask_token_id,
+            attention_mask=batch["attention_mask"],
+            num_samples=self.diff.eval_num_samples,
+            generator=generator,
+        )
+        return res.nll_sum, res.num_tokens
 
     def _report_nll(self, nll, ntok, metric_key_prefix: str, model, was_training: bool) -> dict[str, float]:
         """Sum the NLL / token counts over ranks, log nats, bits/token and perplexity, fire on_evaluate."""
