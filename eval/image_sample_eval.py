@@ -93,6 +93,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--schedule")
     g.add_argument("--temperature", type=float)
     g.add_argument("--choice-temperature", type=float)
+    g.add_argument("--constant-choice-noise", dest="choice_anneal", action="store_false", default=None,
+                   help="maskgit sampler: no annealing of the choice noise")
     g.add_argument("--confidence")
     g.add_argument("--remasking")
     g.add_argument("--cfg-scale", type=float)
@@ -115,7 +117,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def sampler_overrides(a: argparse.Namespace) -> dict[str, Any]:
     """The sampler flags of ``a`` that were given (None = the checkpoint's default)."""
     return {"sampler": a.sampler, "schedule": a.schedule, "temperature": a.temperature,
-            "choice_temperature": a.choice_temperature, "confidence": a.confidence, "remasking": a.remasking,
+            "choice_temperature": a.choice_temperature, "choice_anneal": a.choice_anneal, "confidence": a.confidence, "remasking": a.remasking,
             "cfg_scale": a.cfg_scale, "cfg_interval": a.cfg_interval}
 
 

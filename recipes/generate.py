@@ -67,6 +67,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--confidence", choices=CONFIDENCES)
     g.add_argument("--remasking", choices=REMASKING)
     g.add_argument("--choice-temperature", type=float)
+    g.add_argument("--constant-choice-noise", dest="choice_anneal", action="store_false", default=None,
+                   help="maskgit sampler: keep the choice noise at --choice-temperature over the steps (no annealing)")
     g.add_argument("--hybrid", type=float, help="moment sampler: share of positions chosen greedily")
     g.add_argument("--threshold", type=float, help="confidence-threshold parallel decoding")
     g.add_argument("--remask-committed", type=float, help="ReMDM-style re-masking of committed tokens (share)")
@@ -89,7 +91,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def sampler_overrides(a: argparse.Namespace) -> dict:
     keys = ["steps", "gen_length", "block_length", "schedule", "temperature", "top_k", "top_p", "sampler",
-            "confidence", "remasking", "choice_temperature", "hybrid", "threshold", "remask_committed",
+            "confidence", "remasking", "choice_temperature", "choice_anneal", "hybrid", "threshold", "remask_committed",
             "cfg_scale", "cfg_interval", "cache", "substeps", "partial_cache"]
     return {k: getattr(a, k) for k in keys}
 

@@ -13,6 +13,10 @@ STRATEGIES: dict[str, dict[str, Any]] = {
     "maskgit-confidence": dict(sampler="maskgit", remasking="low_confidence", confidence="prob"),
     "maskgit-random": dict(sampler="maskgit", remasking="random"),
     "moment": dict(sampler="moment", remasking="low_confidence", choice_temperature=1.0),
+    # MaskGIT with the moment sampler's α = 1 held constant (not annealed): the sampler that Hayakawa et al. 2025
+    # show the moment sampler approximates, so the two are compared at matched token temperature
+    "maskgit-gumbel": dict(sampler="maskgit", remasking="low_confidence", confidence="prob", choice_temperature=1.0,
+                           choice_anneal=False),
 }
 QUICK = dict(steps=[4, 16], schedules=["cosine", "linear"], num_samples=8, gen_length=32,
              train_schedules=["linear", "cosine"], train_weightings=["elbo", "maskgit"], train_t_min=[1e-3],

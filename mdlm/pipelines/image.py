@@ -418,8 +418,8 @@ def run_image_cli(a, loaded) -> None:
     vq = load_image_vq(loaded.base_dir or loaded.model_dir, info, device=device)
     overrides = {k: getattr(a, k, None) for k in (
         "steps", "block_length", "schedule", "temperature", "top_k", "top_p", "sampler", "confidence", "remasking",
-        "choice_temperature", "hybrid", "threshold", "remask_committed", "cfg_scale", "cfg_interval", "substeps",
-        "partial_cache")}
+        "choice_temperature", "choice_anneal", "hybrid", "threshold", "remask_committed", "cfg_scale", "cfg_interval",
+        "substeps", "partial_cache")}
     config, _ = sampler_config_from(loaded.defaults, overrides)
     config = dataclasses.replace(config, return_history="strip" in paths)
     n = a.num_samples or 16

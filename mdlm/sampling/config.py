@@ -69,6 +69,9 @@ class SamplerConfig:
         choice_temperature: maskgit sampler: MaskGIT's Gumbel scale on the log-confidence, annealed
             linearly to 0 over each block's steps (α_i = choice_temperature · (1 − (i+1)/S));
             moment sampler: the constant α of β = 1 + 1/α (0 = greedy).
+        choice_anneal: maskgit sampler: anneal the choice noise as above (MaskGIT's code; default)
+            or keep α constant over the steps (False: the sampler analysed by Hayakawa et al. 2025,
+            which the moment sampler with the same α approximates).
         hybrid: moment sampler only: fraction of each step's positions picked greedily (exploit);
             the rest are drawn by the moment rule (explore). 0 = pure moment sampler.
         threshold: Fast-dLLM confidence threshold (``None`` = off): every masked position of the
@@ -108,6 +111,10 @@ class SamplerConfig:
             (:mod:`mdlm.modeling.partial_cache`; approximate beyond layer 1, Q = k positions per
             call) instead of a full forward each (exact, L positions per call). Needs a model with
             ``supports_block_kv_cache``, ``cache="none"`` and, with CFG, ``cfg_batch``.
+        compile_step: run the greedy confidence step (:mod:`mdlm.sampling.fused_step`) through
+            ``torch.compile`` (fused into a few kernels; the first call compiles). Applies when that step
+            is used: maskgit sampler, ``remasking="low_confidence"``, ``confidence="prob"``,
+            ``temperature=0``, no choice noise, threshold, re-masking or guidance; ignored otherwise.
     """
 
     steps: int = 64
@@ -120,6 +127,7 @@ class SamplerConfig:
     remasking: str = "low_confidence"
     confidence: str = "prob"
     choice_temperature: float = 0.0
+    choice_anneal: bool = True
     hybrid: float = 0.0
     threshold: float | None = None
     remask_committed: float = 0.0
@@ -135,6 +143,7 @@ class SamplerConfig:
     cache: str = "none"
     substeps: int = 1
     partial_cache: bool = False
+    compile_step: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
@@ -185,6 +194,10 @@ class SamplerConfig:
             raise ValueError("threshold decoding is only available with sampler='maskgit'")
         if self.remasking == "ancestral" and self.threshold is not None:
             raise ValueError("threshold decoding cannot be combined with remasking='ancestral'")
+        if not isinstance(self.compile_step, bool):
+            raise ValueError(f"compile_step must be True or False, got {self.compile_step!r}")
+        if not isinstance(self.choice_anneal, bool):
+            raise ValueError(f"choice_anneal must be True or False, got {self.choice_anneal!r}")
         if self.hybrid > 0 and self.sampler != "moment":
             raise ValueError("hybrid applies to sampler='moment' only")
         if isinstance(self.substeps, bool) or not isinstance(self.substeps, int) or self.substeps < 1:
@@ -198,6 +211,13 @@ class SamplerConfig:
                 raise ValueError(f"partial_cache cannot be combined with cache={self.cache!r}")
             if self.cfg_scale > 0 and not self.cfg_batch:
                 raise ValueError("partial_cache with classifier-free guidance needs cfg_batch=True")
+
+    @property
+    def uses_greedy_step(self) -> bool:
+        """True when every step is the fixed-shape greedy confidence step of :mod:`.fused_step`."""
+        return (self.sampler == "maskgit" and self.remasking == "low_confidence" and self.confidence == "prob"
+                and self.temperature == 0 and self.choice_temperature == 0 and self.threshold is None
+                and self.remask_committed == 0 and self.cfg_scale == 0)
 
     @property
     def uses_even_schedule(self) -> bool:

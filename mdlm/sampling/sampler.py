@@ -42,6 +42,7 @@ from .cfg import cfg_active, guide, schedule_time_after, unconditional_input
 from .config import SamplerConfig
 from .confidence import add_choice_noise, confidence_and_score, select_top
 from .eos import eos_fill
+from .fused_step import StepFn, step_function
 from .moment import moment_choose, moment_log_probs, moment_log_weights, moment_tokens
 from .remasking import ancestral_commit, ancestral_commit_prob, choose_remask
 from .substeps import chosen_columns, substep_groups
@@ -348,6 +349,42 @@ def _block_plan(gen: Tensor, n_max: int, steps: int, block_length: int | None) -
     return block_id, [steps // nb + int(j < steps % nb) for j in range(nb)]
 
 
+def _greedy_block(x: Tensor, gen: Tensor, blk: Tensor, lo: int, hi: int, counts: Tensor, S: int, b: int, *,
+                  evaluator: Any, step_fn: StepFn, ids: Tensor | None, suppress_tokens: Any, mask_id: int,
+                  eos_id: int | None, reuse_logits: bool, n_gen: Tensor, history: list[Tensor] | None,
+                  callback: Callback | None, step: int, max_steps: int) -> tuple[int, Tensor | None]:
+    """The steps of one block with the fixed-shape greedy confidence step (:mod:`.fused_step`), ``x``
+    updated in place: one host synchronisation per step (did the canvas change; is the block filled).
+    Returns the step counter and the suppressed ids."""
+    no_guidance = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+    window = torch.arange(lo, hi, device=x.device)  # (W,)
+    for i in range(S):
+        masked_fraction = None
+        if callback is not None:
+            masked_fraction = (gen & (x == mask_id)).sum(dim=1).double() / n_gen.clamp_min(1)  # (B,)
+        if not reuse_logits:
+            evaluator.invalidate()
+        c, _ = evaluator.window(x, False, lo, hi)  # (B, W, V)
+        if ids is None:
+            ids = suppress_ids(suppress_tokens, mask_id, c.shape[-1], x.device)
+        new, committed, flags = step_fn(c, x, window, blk, counts[:, i + 1], ids, gen, mask_id, eos_id)
+        x.copy_(new)
+        changed, left = flags.tolist()  # the step's one host synchronisation
+        if changed:
+            evaluator.invalidate()
+        if history is not None:
+            history.append(x.clone())
+        if callback is not None:
+            info = StepInfo(step=step, block=b, step_in_block=i, steps_in_block=S, committed=committed,
+                            remasked=torch.zeros_like(gen), masked_fraction=masked_fraction.float(),
+                            guided=no_guidance, nfe=evaluator.nfe, max_steps=max_steps)
+            callback(step, x.clone(), info)
+        step += 1
+        if not left:
+            break
+    return step, ids
+
+
 def generate(
     model_fn: Any,
     canvas: Tensor,
@@ -431,6 +468,7 @@ def generate(
     ids: Tensor | None = None
     col = torch.arange(L, device=x.device)
     step = 0
+    greedy_fn = step_function(cfg.compile_step, x.device) if cfg.uses_greedy_step else None
 
     for b, budget in enumerate(block_steps):
         in_block = gen & (block_id == b)  # (B, L)
@@ -445,6 +483,15 @@ def generate(
         lo, hi = int(cols[0]), int(cols[-1]) + 1
         blk = in_block[:, lo:hi]  # (B, W)
         evaluator.start_block()
+        if greedy_fn is not None:
+            step, ids = _greedy_block(x, gen, blk, lo, hi, counts, S, b, evaluator=evaluator, step_fn=greedy_fn,
+                                      ids=ids, suppress_tokens=suppress_tokens, mask_id=mask_id,
+                                      eos_id=eos_id if eos_on else None,
+                                      reuse_logits=cfg.reuse_logits, n_gen=n_gen, history=history,
+                                      callback=callback, step=step, max_steps=max_steps)
+            if not bool((gen & (x == mask_id)).any()):
+                break
+            continue
 
         for i in range(S):
             masked = blk & (x[:, lo:hi] == mask_id)  # (B, W)
@@ -499,7 +546,8 @@ def generate(
                     if cfg.threshold is not None:
                         n_thr = (masked & (conf >= float(cfg.threshold))).sum(dim=1)
                         n = torch.maximum(torch.maximum(n, n_thr), (n_masked > 0).long())
-                    score_m = add_choice_noise(score_m, float(cfg.choice_temperature) * s_lin, generator)
+                    alpha = float(cfg.choice_temperature) * (s_lin if cfg.choice_anneal else 1.0)
+                    score_m = add_choice_noise(score_m, alpha, generator)
                     commit = select_top(_scatter(masked, score_m, float("-inf"), midx), masked, n)  # (B, W)
             tokens = _scatter(masked, tok, mask_id, midx)  # (B, W)
 

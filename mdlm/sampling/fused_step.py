@@ -1,0 +1,82 @@
+"""The greedy confidence step (LLaDA's default decoding) as one pure, fixed-shape function.
+
+The general step of :func:`mdlm.sampling.generate` gathers the M masked positions of the block
+(one host synchronisation for their indices) and runs ~50 small tensor operations on them. The most
+used setting — MaskGIT / LLaDA "low_confidence" remasking with confidence p(x̂), greedy tokens
+(temperature 0), no choice noise, threshold, re-masking or guidance — needs none of that generality.
+This module computes that step on the whole block window (B, W, V) with a fixed shape and no host
+synchronisation:
+
+  x̂_i   = argmax_v ℓ_i(v)                    (suppressed ids at −inf)
+  s_i   = log p_i(x̂_i) = −log Σ_v exp(ℓ_i(v) − ℓ_i(x̂_i))     (one pass, float32 accumulation)
+  n_b   = #masked_b − counts_b[i+1]           (the exact schedule count of the step)
+  commit the n_b masked positions of row b with the largest s_i (ties → lower index)
+
+which is what the general path computes for this setting (its confidence uses a float64
+log-sum-exp; here the sum is accumulated in float32, so positions whose confidences agree to ~1e-6
+may be ordered differently). Because the function has fixed shapes and no data-dependent control
+flow, ``torch.compile`` fuses the pass over the vocabulary into a few kernels
+(``SamplerConfig.compile_step``), which is what keeps the sampler's own share of the time small
+when the model's forward is cheap (short blocks, small batches).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from .confidence import select_top
+from .eos import eos_fill
+
+Tensor = torch.Tensor
+
+StepFn = Callable[..., tuple[Tensor, Tensor, Tensor]]
+
+
+def greedy_confidence_step(logits: Tensor, x: Tensor, window: Tensor, block: Tensor, n_after: Tensor,
+                           suppress: Tensor, gen: Tensor, mask_id: int,
+                           eos_id: int | None) -> tuple[Tensor, Tensor, Tensor]:
+    """One greedy low-confidence step on a block window, then the EOS policy (:mod:`.eos`).
+
+    Args:
+        logits: (B, W, V) logits of the window's columns (any float dtype).
+        x: (B, L) long, the canvas (not modified).
+        window: (W,) long, the canvas columns of the window.
+        block: (B, W) bool, the window positions that belong to the current block.
+        n_after: (B,) long, masked positions the schedule leaves in the block after this step.
+        suppress: (K,) long ids never chosen (the mask id included).
+        gen: (B, L) bool, the generated positions (for the EOS policy).
+        mask_id: id of [MASK]; eos_id: the EOS id, or None for no EOS policy.
+    Returns:
+        (new canvas (B, L) long, committed (B, L) bool — window commits and EOS fills —,
+        flags (2,) bool: [the canvas changed, masked positions are left in the block]).
+    """
+    x_w = x.index_select(1, window)  # (B, W)
+    masked = block & (x_w == mask_id)  # (B, W)
+    lg = logits.float().index_fill(-1, suppress, float("-inf"))  # (B, W, V)
+    top, tok = lg.max(dim=-1)  # (B, W)
+    log_conf = -torch.log(torch.exp(lg - top.unsqueeze(-1)).sum(dim=-1))  # (B, W) log p(x̂) ≤ 0
+    n = (masked.sum(dim=-1) - n_after).clamp_min(0)  # (B,)
+    commit_w = select_top(torch.where(masked, log_conf, float("-inf")), masked, n)  # (B, W)
+    new = x.index_copy(1, window, torch.where(commit_w, tok, x_w))  # (B, L)
+    committed = torch.zeros_like(gen).index_copy(1, window, commit_w)  # (B, L)
+    if eos_id is not None:
+        fill = eos_fill(new, gen, mask_id, eos_id)  # (B, L), ``new`` filled in place
+        committed = committed | fill
+    left = (block & (new.index_select(1, window) == mask_id)).any()
+    return new, committed, torch.stack([committed.any(), left])
+
+
+_COMPILED: dict[str, StepFn] = {}
+
+
+def step_function(compiled: bool, device: torch.device) -> StepFn:
+    """The step, eager or through ``torch.compile`` (compiled once per process and device type;
+    shapes are static per generation, so a new canvas shape recompiles once)."""
+    if not compiled:
+        return greedy_confidence_step
+    key = device.type
+    if key not in _COMPILED:
+        _COMPILED[key] = torch.compile(greedy_confidence_step, dynamic=False, fullgraph=False)
+    return _COMPILED[key]

@@ -1,0 +1,116 @@
+"""eval/ablate.py's two-phase text sampling: ``--judge none`` keeps every row's samples unscored (no judge
+loaded), ``--score-samples OUT`` scores them later with the same numbers as scoring in-process; a directory
+without results.json is one clear error. Same tiny checkpoint and random-Llama judge as tests/test_ablate.py."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from contextlib import redirect_stdout
+
+import pytest
+import torch
+
+from test_ablate import ROOT, TRAIN, _load
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+JUDGE_METRICS = ("genppl", "genppl_sample_mean", "entropy_judge", "judge_tokens")
+SAME = ("schedule", "strategy", "steps", "nfe", "entropy_model", "example", *JUDGE_METRICS)
+
+
+@pytest.fixture(scope="module")
+def ablate():
+    return _load("ablate_score_later", ROOT / "eval" / "ablate.py")
+
+
+@pytest.fixture(scope="module")
+def checkpoint_and_judge(tmp_path_factory):
+    """tests/test_ablate.py's fixture: a 2-step text checkpoint and a random 1-layer Llama judge on its tokenizer."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    d = tmp_path_factory.mktemp("abl_later")
+    recipe = _load("train_text_for_ablate_later", ROOT / "recipes" / "train_text.py")
+    with redirect_stdout(io.StringIO()):
+        recipe.train(TRAIN.split() + ["--output_dir", str(d / "ckpt"), "--max_steps", "2", "--save_strategy", "no",
+                                      "--sample_on_end", "0", "--disable_tqdm", "true"])
+    tok = AutoTokenizer.from_pretrained(d / "ckpt")
+    torch.manual_seed(0)
+    judge = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64))
+    judge.save_pretrained(d / "judge")
+    tok.save_pretrained(d / "judge")
+    return d / "ckpt", d / "judge"
+
+
+def _argv(out, ckpt, judge: str) -> list[str]:
+    # 3 samples in batches of 2: two sampling seeds and a padded judge batch; the reference row too
+    return ["--quick", "--out", str(out), "--model", str(ckpt), "--judge", judge, "--steps", "2",
+            "--schedules", "linear", "--strategies", "maskgit-confidence", "maskgit-random", "--num-samples", "3",
+            "--gen-length", "8", "--batch-size", "2", "--reference-data", "shakespeare", "--skip-training"]
+
+
+def _no_judge(*args, **kwargs):
+    raise AssertionError("a judge was loaded")
+
+
+def test_judge_none_then_score_samples_matches_in_process(ablate, checkpoint_and_judge, tmp_path, monkeypatch):
+    import mdlm.metrics.genppl as genppl
+
+    ckpt, judge = checkpoint_and_judge
+    # (a) --judge none: samples kept, judge metrics None, no judge loaded
+    later = tmp_path / "later"
+    with monkeypatch.context() as m, redirect_stdout(io.StringIO()):
+        m.setattr(genppl, "load_judge", _no_judge)
+        res = ablate.run(ablate.parse_args(_argv(later, ckpt, "none")))
+    rows = res["sampling"]["rows"]
+    assert res["sampling"]["judge"] is None
+    assert [r["samples_file"] for r in rows] == ["text_samples/reference.jsonl",
+                                                 "text_samples/linear_maskgit-confidence_2.jsonl",
+                                                 "text_samples/linear_maskgit-random_2.jsonl"]
+    for r in rows:
+        assert all(r[k] is None for k in (*JUDGE_METRICS, "score_s")) and r["entropy_model"] > 0
+        samples = [json.loads(line) for line in (later / r["samples_file"]).read_text().splitlines()]
+        assert len(samples) == 3 and all(isinstance(x["text"], str) and x["ids"] for x in samples)
+        if r["steps"]:
+            assert r["nfe"] > 0 and r["example"] == samples[0]["text"][:200]
+    md = (later / "sampling.md").read_text()
+    assert f"| linear | maskgit-confidence | 2 | {rows[1]['nfe']} | - | - | {rows[1]['entropy_model']:.3f} | - |" in md
+    assert "3 row(s) not scored yet" in md
+    assert (later / "sampling.png").is_file()
+
+    # (b) scoring later = scoring in-process, same seed and settings
+    now = tmp_path / "now"
+    with redirect_stdout(io.StringIO()):
+        scored = ablate.score_samples(str(later), str(judge))["sampling"]
+        direct = ablate.run(ablate.parse_args(_argv(now, ckpt, str(judge))))["sampling"]
+    assert [[r.get(k) for k in SAME] for r in scored["rows"]] == [[r.get(k) for k in SAME] for r in direct["rows"]]
+    assert all(r["genppl"] > 1 and r["judge_tokens"] > 0 for r in scored["rows"])
+    assert scored["judge"] == direct["judge"] == str(judge)
+    on_disk = json.loads((later / "results.json").read_text())["sampling"]
+    assert [r["genppl"] for r in on_disk["rows"]] == [r["genppl"] for r in direct["rows"]]
+    md = (later / "sampling.md").read_text()
+    assert "--score-samples" not in md and f"{direct['rows'][1]['genppl']:.2f}" in md
+
+    # rows already scored are left as they are (no judge loaded); a missing samples file is one clear error
+    with monkeypatch.context() as m, redirect_stdout(io.StringIO()):
+        m.setattr(genppl, "load_judge", _no_judge)
+        again = ablate.score_samples(str(later), str(judge))["sampling"]
+    assert [r["score_s"] for r in again["rows"]] == [r["score_s"] for r in scored["rows"]]
+    (later / "text_samples" / "linear_maskgit-random_2.jsonl").unlink()
+    with pytest.raises(ValueError, match="samples file.*missing: text_samples/linear_maskgit-random_2.jsonl"):
+        ablate.score_samples(str(later), str(judge), force=True)
+
+
+def test_score_samples_without_results_is_one_error(ablate, tmp_path, monkeypatch, capsys):
+    # (c) the CLI: exit status 2 and one line naming the directory
+    monkeypatch.setattr(sys, "argv", ["ablate.py", "--score-samples", str(tmp_path)])
+    with pytest.raises(SystemExit) as e:
+        ablate.main()
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: --score-samples {tmp_path}: no results.json there"
+    (tmp_path / "results.json").write_text(json.dumps({"training": {"rows": []}}))
+    with pytest.raises(ValueError, match="no text sampling rows"):
+        ablate.score_samples(str(tmp_path))
