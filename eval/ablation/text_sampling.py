@@ -193,10 +193,12 @@ def sampling_plot(res: dict, path: str) -> None:
         if r["steps"]:
             groups.setdefault((r["schedule"], r["strategy"]), []).append(r)
     styles = {"cosine": "-", "linear": "--", "exp": ":"}
+    colors: dict[str, str] = {}  # one colour per strategy, one line style per schedule
     for (sched, strat), rs in groups.items():
         rs = sorted(rs, key=lambda r: r["steps"])
         x = [r["steps"] for r in rs]
-        kw = dict(linestyle=styles.get(sched, "-."), marker="o", label=f"{strat}, {sched}")
+        color = colors.setdefault(strat, f"C{len(colors) % 10}")
+        kw = dict(linestyle=styles.get(sched, "-."), color=color, marker="o", label=f"{strat}, {sched}")
         scored = [r for r in rs if r["genppl"] is not None]  # rows not scored yet have no point
         axes[0].plot([r["steps"] for r in scored], [r["genppl"] for r in scored], **kw)
         axes[1].plot(x, [r["entropy_model"] for r in rs], **kw)
