@@ -274,7 +274,7 @@ def score_samples(out: str, judge_path: str | None = None, *, force: bool = Fals
 
         judge = load_judge(judge_path)
     t0 = time.perf_counter()
-    n = score_sampling(res, out, judge, force=force)
+    n = score_sampling(res, out, judge, force=force, after_row=lambda: save_results(out, results))
     res["score_wall_s"] = round(time.perf_counter() - t0, 1)
     if command:
         res["score_command"] = command

@@ -114,3 +114,30 @@ def test_score_samples_without_results_is_one_error(ablate, tmp_path, monkeypatc
     (tmp_path / "results.json").write_text(json.dumps({"training": {"rows": []}}))
     with pytest.raises(ValueError, match="no text sampling rows"):
         ablate.score_samples(str(tmp_path))
+
+
+def test_interrupted_scoring_keeps_finished_rows(ablate, checkpoint_and_judge, tmp_path, monkeypatch):
+    import genppl  # eval/genppl.py: score_sampling scores through genppl.score_texts
+
+    ckpt, judge = checkpoint_and_judge
+    out = tmp_path / "cut"
+    with redirect_stdout(io.StringIO()):
+        ablate.run(ablate.parse_args(_argv(out, ckpt, "none")))
+    calls = {"n": 0}
+    orig = genppl.score_texts
+
+    def stop_after_one(*args, **kwargs):
+        if calls["n"] == 1:
+            raise KeyboardInterrupt  # the run is cut while scoring its second row
+        calls["n"] += 1
+        return orig(*args, **kwargs)
+
+    with monkeypatch.context() as m, pytest.raises(KeyboardInterrupt), redirect_stdout(io.StringIO()):
+        m.setattr(genppl, "score_texts", stop_after_one)
+        ablate.score_samples(str(out), str(judge))
+    on_disk = json.loads((out / "results.json").read_text())["sampling"]["rows"]
+    assert [r["genppl"] is not None for r in on_disk] == [True, False, False]
+    with redirect_stdout(io.StringIO()):
+        done = ablate.score_samples(str(out), str(judge))["sampling"]["rows"]
+    assert all(r["genppl"] is not None for r in done)
+    assert done[0]["genppl"] == on_disk[0]["genppl"]  # the finished row was kept, not rescored

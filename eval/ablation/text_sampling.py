@@ -132,10 +132,12 @@ def rows_to_score(res: dict, out: str, force: bool = False) -> list[dict]:
     return todo
 
 
-def score_sampling(res: dict, out: str, judge, *, force: bool = False, log: Callable[[str], None] = print) -> int:
+def score_sampling(res: dict, out: str, judge, *, force: bool = False, log: Callable[[str], None] = print,
+                   after_row: Callable[[], None] | None = None) -> int:
     """Score the saved samples of the rows of ``res`` not scored yet (all with ``force``) with ``judge``, in
-    place: the same ``score_texts`` call and batch size as in-process scoring, so the same numbers. Returns
-    how many rows it scored."""
+    place: the same ``score_texts`` call and batch size as in-process scoring, so the same numbers.
+    ``after_row`` runs after every scored row (eval/ablate.py saves results.json there, so an interrupted
+    scoring run keeps the rows it finished). Returns how many rows it scored."""
     from genppl import score_texts
 
     from mdlm.metrics.genppl import mean_unigram_entropy
@@ -149,9 +151,10 @@ def score_sampling(res: dict, out: str, judge, *, force: bool = False, log: Call
         samples = read_samples(os.path.join(out, row["samples_file"]))
         r = score_texts([x["text"] for x in samples], None, judge, batch_size=batch_size)
         row.update(_text_metrics(r, samples, mean_unigram_entropy))
-        log(_row_line(row))
-    if todo:
         res["judge"] = judge.name
+        log(_row_line(row))
+        if after_row is not None:
+            after_row()
     return len(todo)
 
 
