@@ -8,8 +8,7 @@ canvas measured as a run of back-to-back forwards (as a loop with no sampler wou
 figure wraps the logits function in a timer that synchronises the GPU before and after every forward
 ("synced"): it charges the sampler for every host synchronisation, including those that a real run
 overlaps with the GPU's work. Several strategies run on the same prompts so their speed and NFE can be
-compared; one example generation of each is printed. ``llada + compiled step`` is the LLaDA row with
-``SamplerConfig.compile_step`` (the greedy step fused by torch.compile; compiled in the warm-up run).
+compared; one example generation of each is printed.
 """
 
 from __future__ import annotations
@@ -31,7 +30,6 @@ from mdlm.sampling import SamplerConfig, as_logits_fn, generate, trim_at_eos  # 
 
 STRATEGIES = {
     "llada (even, low-conf, greedy)": dict(schedule="even", remasking="low_confidence", temperature=0.0),
-    "llada + compiled step": dict(schedule="even", remasking="low_confidence", temperature=0.0, compile_step=True),
     "maskgit (cosine, T=0.8, choice-T=2)": dict(schedule="cosine", temperature=0.8, choice_temperature=2.0),
     "margin confidence (linear)": dict(schedule="linear", confidence="margin", temperature=0.0),
     "threshold 0.9 (parallel)": dict(schedule="even", temperature=0.0, threshold=0.9),
@@ -106,7 +104,7 @@ def main() -> None:
             sync()
             return time.perf_counter() - t0, out
 
-        run(plain)  # warm-up (and compilation)
+        run(plain)  # warm-up
         total, out = min((run(plain) for _ in range(a.repeats)), key=lambda r: r[0])
         timed = TimedFn(plain, cuda)
         synced_total, _ = run(timed)

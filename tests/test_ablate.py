@@ -33,17 +33,14 @@ def ablate():
     return _load("ablate", ROOT / "eval" / "ablate.py")
 
 
-@pytest.fixture(scope="module")
-def checkpoint_and_judge(tmp_path_factory):
-    from transformers import LlamaConfig, LlamaForCausalLM
+def build_checkpoint_and_judge(d: Path) -> tuple[Path, Path]:
+    """A 2-step text checkpoint (d/ckpt) and a random 1-layer Llama judge on its tokenizer (d/judge)."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    d = tmp_path_factory.mktemp("abl")
     recipe = _load("train_text_for_ablate", ROOT / "recipes" / "train_text.py")
     with redirect_stdout(io.StringIO()):
         recipe.train(TRAIN.split() + ["--output_dir", str(d / "ckpt"), "--max_steps", "2", "--save_strategy", "no",
                                       "--sample_on_end", "0", "--disable_tqdm", "true"])
-    from transformers import AutoTokenizer
-
     tok = AutoTokenizer.from_pretrained(d / "ckpt")  # any tokenizer will do for a random judge
     torch.manual_seed(0)
     judge = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
@@ -51,6 +48,11 @@ def checkpoint_and_judge(tmp_path_factory):
     judge.save_pretrained(d / "judge")
     tok.save_pretrained(d / "judge")
     return d / "ckpt", d / "judge"
+
+
+@pytest.fixture(scope="module")
+def checkpoint_and_judge(tmp_path_factory):
+    return build_checkpoint_and_judge(tmp_path_factory.mktemp("abl"))
 
 
 def test_micro_ablation_writes_tables_and_plots(ablate, checkpoint_and_judge, tmp_path):

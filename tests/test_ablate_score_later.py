@@ -10,9 +10,8 @@ import sys
 from contextlib import redirect_stdout
 
 import pytest
-import torch
 
-from test_ablate import ROOT, TRAIN, _load
+from test_ablate import ROOT, _load, build_checkpoint_and_judge
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -27,21 +26,7 @@ def ablate():
 
 @pytest.fixture(scope="module")
 def checkpoint_and_judge(tmp_path_factory):
-    """tests/test_ablate.py's fixture: a 2-step text checkpoint and a random 1-layer Llama judge on its tokenizer."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    d = tmp_path_factory.mktemp("abl_later")
-    recipe = _load("train_text_for_ablate_later", ROOT / "recipes" / "train_text.py")
-    with redirect_stdout(io.StringIO()):
-        recipe.train(TRAIN.split() + ["--output_dir", str(d / "ckpt"), "--max_steps", "2", "--save_strategy", "no",
-                                      "--sample_on_end", "0", "--disable_tqdm", "true"])
-    tok = AutoTokenizer.from_pretrained(d / "ckpt")
-    torch.manual_seed(0)
-    judge = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64))
-    judge.save_pretrained(d / "judge")
-    tok.save_pretrained(d / "judge")
-    return d / "ckpt", d / "judge"
+    return build_checkpoint_and_judge(tmp_path_factory.mktemp("abl_later"))
 
 
 def _argv(out, ckpt, judge: str) -> list[str]:

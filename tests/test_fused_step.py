@@ -73,18 +73,6 @@ def test_greedy_step_left_padding_and_dual_cache(monkeypatch):
         assert torch.equal(fast.sequences[0, :2], canvas[0, :2])  # padding untouched
 
 
-def test_compiled_step_matches_eager():
-    pytest.importorskip("torch._inductor")
-    toy = ToyLM(seed=5)
-    canvas = make_canvas(rand_prompts(2, 4), 16)
-    eager = generate(toy, canvas, mask_id=MASK, config=SamplerConfig(steps=8, block_length=8, schedule="even",
-                                                                     temperature=0.0), eos_id=EOS)
-    compiled = generate(toy, canvas, mask_id=MASK, config=SamplerConfig(steps=8, block_length=8, schedule="even",
-                                                                        temperature=0.0, compile_step=True), eos_id=EOS)
-    assert torch.equal(eager.sequences, compiled.sequences)
-    assert eager.nfe == compiled.nfe
-
-
 @pytest.mark.parametrize("anneal", [True, False])
 def test_choice_noise_annealed_or_constant(monkeypatch, anneal):
     seen = []
@@ -107,8 +95,6 @@ def test_choice_noise_annealed_or_constant(monkeypatch, anneal):
 def test_switches_validated():
     with pytest.raises(ValueError, match="choice_anneal"):
         SamplerConfig(choice_anneal="no")
-    with pytest.raises(ValueError, match="compile_step"):
-        SamplerConfig(compile_step=1)
     assert SamplerConfig(temperature=0.0).uses_greedy_step
     assert not SamplerConfig(temperature=0.0, threshold=0.9).uses_greedy_step
     assert not SamplerConfig(temperature=0.0, cfg_scale=1.0).uses_greedy_step

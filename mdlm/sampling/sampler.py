@@ -47,7 +47,7 @@ from .cfg import cfg_active, guide, schedule_time_after, unconditional_input
 from .config import SamplerConfig
 from .confidence import add_choice_noise, confidence_and_score, select_top
 from .eos import eos_fill
-from .fused_step import StepFn, step_function
+from .fused_step import greedy_confidence_step
 from .moment import moment_choose, moment_log_probs, moment_log_weights, moment_tokens
 from .remasking import ancestral_commit, ancestral_commit_prob, choose_remask
 from .substeps import chosen_columns, substep_groups
@@ -355,7 +355,7 @@ def _block_plan(gen: Tensor, n_max: int, steps: int, block_length: int | None) -
 
 
 def _greedy_block(x: Tensor, gen: Tensor, blk: Tensor, lo: int, hi: int, counts: Tensor, S: int, b: int, *,
-                  evaluator: Any, step_fn: StepFn, ids: Tensor | None, suppress_tokens: Any, mask_id: int,
+                  evaluator: Any, ids: Tensor | None, suppress_tokens: Any, mask_id: int,
                   eos_id: int | None, reuse_logits: bool, n_gen: Tensor, history: list[Tensor] | None,
                   callback: Callback | None, step: int, max_steps: int) -> tuple[int, Tensor | None]:
     """The steps of one block with the fixed-shape greedy confidence step (:mod:`.fused_step`), ``x``
@@ -372,7 +372,7 @@ def _greedy_block(x: Tensor, gen: Tensor, blk: Tensor, lo: int, hi: int, counts:
         c, _ = evaluator.window(x, False, lo, hi)  # (B, W, V)
         if ids is None:
             ids = suppress_ids(suppress_tokens, mask_id, c.shape[-1], x.device)
-        new, committed, flags = step_fn(c, x, window, blk, counts[:, i + 1], ids, gen, mask_id, eos_id)
+        new, committed, flags = greedy_confidence_step(c, x, window, blk, counts[:, i + 1], ids, gen, mask_id, eos_id)
         x.copy_(new)
         changed, left = flags.tolist()  # the step's one host synchronisation
         if changed:
@@ -473,7 +473,6 @@ def generate(
     ids: Tensor | None = None
     col = torch.arange(L, device=x.device)
     step = 0
-    greedy_fn = step_function(cfg.compile_step, x.device) if cfg.uses_greedy_step else None
 
     for b, budget in enumerate(block_steps):
         in_block = gen & (block_id == b)  # (B, L)
@@ -488,109 +487,105 @@ def generate(
         lo, hi = int(cols[0]), int(cols[-1]) + 1
         blk = in_block[:, lo:hi]  # (B, W)
         evaluator.start_block()
-        if greedy_fn is not None:
-            step, ids = _greedy_block(x, gen, blk, lo, hi, counts, S, b, evaluator=evaluator, step_fn=greedy_fn,
-                                      ids=ids, suppress_tokens=suppress_tokens, mask_id=mask_id,
-                                      eos_id=eos_id if eos_on else None,
-                                      reuse_logits=cfg.reuse_logits, n_gen=n_gen, history=history,
-                                      callback=callback, step=step, max_steps=max_steps)
-            if not bool((gen & (x == mask_id)).any()):
-                break
-            continue
-
-        for i in range(S):
-            masked = blk & (x[:, lo:hi] == mask_id)  # (B, W)
-            # one host sync per step: the (M,) indices of the masked positions, reused for every
-            # gather / scatter below (boolean indexing would synchronise at each use)
-            midx = masked.nonzero(as_tuple=True)  # 2 × (M,)
-            if midx[0].numel() == 0:
-                break
-            n_masked = masked.sum(dim=1)  # (B,)
-            masked_fraction = (gen & (x == mask_id)).sum(dim=1).double() / n_gen.clamp_min(1)  # (B,)
-            if cfg_on:
-                guided = cfg_active(cfg.cfg_time, cfg.cfg_interval, masked_fraction, schedule_time_after(i, S))
-                guided &= n_masked > 0
-                any_guided = bool(guided.any())
-            else:
-                guided, any_guided = no_guidance, False
-            if not cfg.reuse_logits:
-                evaluator.invalidate()
-            c, u = evaluator.window(x, any_guided, lo, hi)  # (B, W, V) each
-            # only the M masked positions of the block need tokens / scores: work on (M, V)
-            logits = c[midx].float()  # (M, V)
-            if u is not None and any_guided:
-                rows = guided[midx[0]]  # (M,)
-                logits = guide(logits, u[midx].float(), float(cfg.cfg_scale), rows)
-            if ids is None:
-                ids = suppress_ids(suppress_tokens, mask_id, logits.shape[-1], x.device)
-            logits = apply_suppression(logits, ids)
-
-            s_lin = 1.0 - (i + 1) / S  # linear time after the step
-            target = (n_masked - counts[:, i + 1]).clamp_min(0)  # (B,) exact schedule count
-            if cfg.sampler == "moment":
-                alpha = float(cfg.choice_temperature)
-                logp = moment_log_probs(logits, cfg.temperature, cfg.top_k, cfg.top_p)  # (M, V) f64
-                logw = _scatter(masked, moment_log_weights(logp, alpha), float("-inf"), midx)  # (B, W)
-                commit = moment_choose(logw, masked, target, alpha, float(cfg.hybrid), generator)
-                tok = moment_tokens(logp, alpha, cfg.temperature, generator)  # (M,)
-                if cfg.substeps > 1:
-                    tok = sub.tokens(x, logw, commit, _scatter(masked, tok, mask_id, midx), guided, lo, hi)[midx]
-                conf = _scatter(masked, logp.gather(-1, tok.unsqueeze(-1)).squeeze(-1).exp(), 0.0, midx)
-            else:
-                tok = sample_tokens(logits, cfg.temperature, cfg.top_k, cfg.top_p, generator)  # (M,)
-                kind = "random" if cfg.remasking == "random" else cfg.confidence
-                conf_m, score_m = confidence_and_score(logits, tok, kind, generator)  # (M,) f64
-                conf = _scatter(masked, conf_m, 0.0, midx)  # (B, W)
-                if cfg.remasking == "ancestral":
-                    t_now = torch.tensor(1.0 - i / S, dtype=torch.float64)
-                    t_next = torch.tensor(s_lin, dtype=torch.float64)
-                    p = ancestral_commit_prob(float(gamma.gamma(t_now)), float(gamma.gamma(t_next)))
-                    commit = ancestral_commit(masked, 1.0 if i == S - 1 else p, generator)
+        if cfg.uses_greedy_step:
+            step, ids = _greedy_block(x, gen, blk, lo, hi, counts, S, b, evaluator=evaluator, ids=ids,
+                                      suppress_tokens=suppress_tokens, mask_id=mask_id,
+                                      eos_id=eos_id if eos_on else None, reuse_logits=cfg.reuse_logits, n_gen=n_gen,
+                                      history=history, callback=callback, step=step, max_steps=max_steps)
+        else:
+            for i in range(S):
+                masked = blk & (x[:, lo:hi] == mask_id)  # (B, W)
+                # one host sync per step: the (M,) indices of the masked positions, reused for every
+                # gather / scatter below (boolean indexing would synchronise at each use)
+                midx = masked.nonzero(as_tuple=True)  # 2 × (M,)
+                if midx[0].numel() == 0:
+                    break
+                n_masked = masked.sum(dim=1)  # (B,)
+                masked_fraction = (gen & (x == mask_id)).sum(dim=1).double() / n_gen.clamp_min(1)  # (B,)
+                if cfg_on:
+                    guided = cfg_active(cfg.cfg_time, cfg.cfg_interval, masked_fraction, schedule_time_after(i, S))
+                    guided &= n_masked > 0
+                    any_guided = bool(guided.any())
                 else:
-                    n = target
-                    if cfg.threshold is not None:
-                        n_thr = (masked & (conf >= float(cfg.threshold))).sum(dim=1)
-                        n = torch.maximum(torch.maximum(n, n_thr), (n_masked > 0).long())
-                    alpha = float(cfg.choice_temperature) * (s_lin if cfg.choice_anneal else 1.0)
-                    score_m = add_choice_noise(score_m, alpha, generator)
-                    commit = select_top(_scatter(masked, score_m, float("-inf"), midx), masked, n)  # (B, W)
-            tokens = _scatter(masked, tok, mask_id, midx)  # (B, W)
+                    guided, any_guided = no_guidance, False
+                if not cfg.reuse_logits:
+                    evaluator.invalidate()
+                c, u = evaluator.window(x, any_guided, lo, hi)  # (B, W, V) each
+                # only the M masked positions of the block need tokens / scores: work on (M, V)
+                logits = c[midx].float()  # (M, V)
+                if u is not None and any_guided:
+                    rows = guided[midx[0]]  # (M,)
+                    logits = guide(logits, u[midx].float(), float(cfg.cfg_scale), rows)
+                if ids is None:
+                    ids = suppress_ids(suppress_tokens, mask_id, logits.shape[-1], x.device)
+                logits = apply_suppression(logits, ids)
 
-            xw = torch.where(commit, tokens, x[:, lo:hi])
-            changed_w = commit
-            remasked_w: Tensor | None = None
-            if remasking_on:
-                stored_conf[:, lo:hi] = torch.where(commit, conf.double(), stored_conf[:, lo:hi])
-                r_lo, r_hi = cfg.remask_interval
-                if i < S - 1 and r_lo < s_lin <= r_hi:
-                    old = blk & (xw != mask_id) & ~commit
-                    remasked_w = choose_remask(old, stored_conf[:, lo:hi], float(cfg.remask_committed),
-                                               cfg.remask_strategy, generator)
-                    xw = xw.masked_fill(remasked_w, mask_id)
-                    changed_w = commit | remasked_w
-            x[:, lo:hi] = xw
+                s_lin = 1.0 - (i + 1) / S  # linear time after the step
+                target = (n_masked - counts[:, i + 1]).clamp_min(0)  # (B,) exact schedule count
+                if cfg.sampler == "moment":
+                    alpha = float(cfg.choice_temperature)
+                    logp = moment_log_probs(logits, cfg.temperature, cfg.top_k, cfg.top_p)  # (M, V) f64
+                    logw = _scatter(masked, moment_log_weights(logp, alpha), float("-inf"), midx)  # (B, W)
+                    commit = moment_choose(logw, masked, target, alpha, float(cfg.hybrid), generator)
+                    tok = moment_tokens(logp, alpha, cfg.temperature, generator)  # (M,)
+                    if cfg.substeps > 1:
+                        tok = sub.tokens(x, logw, commit, _scatter(masked, tok, mask_id, midx), guided, lo, hi)[midx]
+                    conf = _scatter(masked, logp.gather(-1, tok.unsqueeze(-1)).squeeze(-1).exp(), 0.0, midx)
+                else:
+                    tok = sample_tokens(logits, cfg.temperature, cfg.top_k, cfg.top_p, generator)  # (M,)
+                    kind = "random" if cfg.remasking == "random" else cfg.confidence
+                    conf_m, score_m = confidence_and_score(logits, tok, kind, generator)  # (M,) f64
+                    conf = _scatter(masked, conf_m, 0.0, midx)  # (B, W)
+                    if cfg.remasking == "ancestral":
+                        t_now = torch.tensor(1.0 - i / S, dtype=torch.float64)
+                        t_next = torch.tensor(s_lin, dtype=torch.float64)
+                        p = ancestral_commit_prob(float(gamma.gamma(t_now)), float(gamma.gamma(t_next)))
+                        commit = ancestral_commit(masked, 1.0 if i == S - 1 else p, generator)
+                    else:
+                        n = target
+                        if cfg.threshold is not None:
+                            n_thr = (masked & (conf >= float(cfg.threshold))).sum(dim=1)
+                            n = torch.maximum(torch.maximum(n, n_thr), (n_masked > 0).long())
+                        alpha = float(cfg.choice_temperature) * (s_lin if cfg.choice_anneal else 1.0)
+                        score_m = add_choice_noise(score_m, alpha, generator)
+                        commit = select_top(_scatter(masked, score_m, float("-inf"), midx), masked, n)  # (B, W)
+                tokens = _scatter(masked, tok, mask_id, midx)  # (B, W)
 
-            eos_committed = eos_fill(x, gen, mask_id, eos_id) if eos_on else None  # (B, L) or None
-            # one more host sync: did the canvas change (else the logits stay valid)?
-            changed = changed_w.any() if eos_committed is None else changed_w.any() | eos_committed.any()
-            if bool(changed):
-                evaluator.invalidate()
+                xw = torch.where(commit, tokens, x[:, lo:hi])
+                changed_w = commit
+                remasked_w: Tensor | None = None
+                if remasking_on:
+                    stored_conf[:, lo:hi] = torch.where(commit, conf.double(), stored_conf[:, lo:hi])
+                    r_lo, r_hi = cfg.remask_interval
+                    if i < S - 1 and r_lo < s_lin <= r_hi:
+                        old = blk & (xw != mask_id) & ~commit
+                        remasked_w = choose_remask(old, stored_conf[:, lo:hi], float(cfg.remask_committed),
+                                                   cfg.remask_strategy, generator)
+                        xw = xw.masked_fill(remasked_w, mask_id)
+                        changed_w = commit | remasked_w
+                x[:, lo:hi] = xw
 
-            if history is not None:
-                history.append(x.clone())
-            if callback is not None:
-                committed = torch.zeros_like(gen)
-                committed[:, lo:hi] = commit
-                if eos_committed is not None:
-                    committed |= eos_committed
-                remasked = torch.zeros_like(gen)
-                if remasked_w is not None:
-                    remasked[:, lo:hi] = remasked_w
-                info = StepInfo(step=step, block=b, step_in_block=i, steps_in_block=S, committed=committed,
-                                remasked=remasked, masked_fraction=masked_fraction.float(), guided=guided,
-                                nfe=evaluator.nfe, max_steps=max_steps)
-                callback(step, x.clone(), info)
-            step += 1
+                eos_committed = eos_fill(x, gen, mask_id, eos_id) if eos_on else None  # (B, L) or None
+                # one more host sync: did the canvas change (else the logits stay valid)?
+                changed = changed_w.any() if eos_committed is None else changed_w.any() | eos_committed.any()
+                if bool(changed):
+                    evaluator.invalidate()
+
+                if history is not None:
+                    history.append(x.clone())
+                if callback is not None:
+                    committed = torch.zeros_like(gen)
+                    committed[:, lo:hi] = commit
+                    if eos_committed is not None:
+                        committed |= eos_committed
+                    remasked = torch.zeros_like(gen)
+                    if remasked_w is not None:
+                        remasked[:, lo:hi] = remasked_w
+                    info = StepInfo(step=step, block=b, step_in_block=i, steps_in_block=S, committed=committed,
+                                    remasked=remasked, masked_fraction=masked_fraction.float(), guided=guided,
+                                    nfe=evaluator.nfe, max_steps=max_steps)
+                    callback(step, x.clone(), info)
+                step += 1
 
         if not bool((gen & (x == mask_id)).any()):
             break

@@ -1,0 +1,27 @@
+# Sourced (from the repository root) by the eval/gpu/*_ablate.sh scripts after they set OUT and DEADLINE: the
+# run log, time keeping and the environment report they share; then eval/gpu/env.sh (wheels, offline env).
+#   say MSG               "=== [t s] MSG" to stdout and $OUT/run.log
+#   left                  seconds until DEADLINE (counted from T0, the script's start)
+#   run_for RESERVE CMD   CMD under a time limit that keeps RESERVE s for what follows; with fewer than 20 s
+#                         left it prints "skipped" and returns 124 (never `timeout 0`, which means no limit)
+#   need_files HINT F...  exit 1 with "missing F: HINT" unless every F exists
+T0=${T0:-$(date +%s)}
+mkdir -p "$OUT"
+LOG="$OUT/run.log"
+say() { echo "=== [$(( $(date +%s) - T0 )) s] $*" | tee -a "$LOG"; }
+left() { echo $(( DEADLINE - ($(date +%s) - T0) )); }
+run_for() {
+  local t=$(( $(left) - $1 )); shift
+  if [ "$t" -lt 20 ]; then echo "skipped: fewer than 20 s left"; return 124; fi
+  timeout "$t" "$@"
+}
+need_files() {
+  local hint=$1 p; shift
+  for p in "$@"; do [ -f "$p" ] || { echo "missing $p: $hint" | tee -a "$LOG"; exit 1; }; done
+}
+source eval/gpu/env.sh || { echo "wheel install failed" | tee -a "$LOG"; exit 1; }
+{
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+  python3 -c "import datasets, transformers, torch; print('datasets', datasets.__version__, 'transformers', transformers.__version__, 'torch', torch.__version__)"
+  python3 -c "import matplotlib; print('matplotlib', matplotlib.__version__)" || echo "no matplotlib: tables only (use --replot later)"
+} 2>&1 | tee -a "$LOG"
