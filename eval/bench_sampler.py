@@ -8,7 +8,9 @@ canvas measured as a run of back-to-back forwards (as a loop with no sampler wou
 figure wraps the logits function in a timer that synchronises the GPU before and after every forward
 ("synced"): it charges the sampler for every host synchronisation, including those that a real run
 overlaps with the GPU's work. Several strategies run on the same prompts so their speed and NFE can be
-compared; one example generation of each is printed.
+compared; one example generation of each is printed. On a GPU, two more rows run the greedy LLaDA setting
+with ``cuda_graphs=True`` (each step — forward on the block window, greedy step, canvas update — replayed
+as one CUDA graph); their overhead is measured against back-to-back CUDA-graph replays of the forward alone.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import mdlm  # noqa: E402,F401
 from mdlm.pipelines import load_for_generation  # noqa: E402
 from mdlm.pipelines.text import build_text_canvas  # noqa: E402
 from mdlm.sampling import SamplerConfig, as_logits_fn, generate, trim_at_eos  # noqa: E402
+from mdlm.sampling.adapters import WindowLogits  # noqa: E402
 
 STRATEGIES = {
     "llada (even, low-conf, greedy)": dict(schedule="even", remasking="low_confidence", temperature=0.0),
@@ -37,6 +40,37 @@ STRATEGIES = {
     "moment (α=1, hybrid 0.5)": dict(schedule="cosine", sampler="moment", choice_temperature=1.0, hybrid=0.5,
                                      temperature=1.0),
 }
+
+
+GRAPH_BASE = "llada (even, low-conf, greedy)"
+GRAPHED = {  # rows run with the model itself (LM head on the block window) and cuda_graphs=True
+    "llada + CUDA graphs (EOS policy: 1 sync/step)": {"cuda_graphs": True},
+    "llada + CUDA graphs (no EOS policy: no sync)": {"cuda_graphs": True, "stop_at_eos": False},
+}
+
+
+def graphed_forward_seconds(model, canvas, attn, gen_length: int, block_length: int, repeats: int) -> float:
+    """Seconds of one forward (logits of the first block's window) replayed back to back as a CUDA graph:
+    the reference for the graphed rows' overhead."""
+    lo = canvas.shape[1] - gen_length
+    fwd = WindowLogits(model, attn)
+    x = canvas.clone()
+    with torch.no_grad():
+        for _ in range(3):
+            fwd(x, lo, lo + block_length)
+        torch.cuda.synchronize()
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            fwd(x, lo, lo + block_length)
+        best = float("inf")
+        for _ in range(max(1, repeats)):
+            torch.cuda.synchronize()
+            t = time.perf_counter()
+            for _ in range(32):
+                graph.replay()
+            torch.cuda.synchronize()
+            best = min(best, (time.perf_counter() - t) / 32)
+    return best
 
 
 class TimedFn:
@@ -90,6 +124,7 @@ def main() -> None:
                 plain(canvas, attn)
             sync()
             t_fwd = min(t_fwd, (time.perf_counter() - t) / 16)
+    t_graph = graphed_forward_seconds(model, canvas, attn, a.gen_length, a.block_length, a.repeats) if cuda else None
     rows = []
     for name, kw in STRATEGIES.items():
         cfg = SamplerConfig(steps=a.steps, block_length=a.block_length, **kw)
@@ -116,12 +151,37 @@ def main() -> None:
                      "overhead_pct": round(100 * (total - out.nfe * t_fwd) / total, 2),
                      "overhead_synced_pct": round(100 * (synced_total - timed.seconds) / synced_total, 2),
                      "example": text})
+    if cuda:  # the whole step (forward on the block window + greedy step) replayed as one CUDA graph
+        for name, extra in GRAPHED.items():
+            cfg = SamplerConfig(steps=a.steps, block_length=a.block_length, **STRATEGIES[GRAPH_BASE], **extra)
+
+            def run_graphed():
+                sync()
+                t0 = time.perf_counter()
+                with torch.no_grad():
+                    out = generate(model, canvas, mask_id=tok.mask_token_id, config=cfg, attention_mask=attn,
+                                   cond_mask=prompt, eos_id=tok.eos_token_id)
+                sync()
+                return time.perf_counter() - t0, out
+
+            run_graphed()  # warm-up
+            total, out = min((run_graphed() for _ in range(a.repeats)), key=lambda r: r[0])
+            gen = out.sequences[:, canvas.shape[1] - a.gen_length:]
+            text = tok.decode(trim_at_eos(gen[:1], tok.eos_token_id)[0], skip_special_tokens=True)
+            rows.append({"strategy": name, "nfe": out.nfe, "graph_replays": out.graph_replays,
+                         "seconds": round(total, 4), "tokens_per_s": round(a.batch * a.gen_length / total, 1),
+                         "forward_ms": round(1000 * t_graph, 3),
+                         "overhead_pct": round(100 * (total - out.nfe * t_graph) / total, 2),
+                         "overhead_synced_pct": None, "example": text})
     print(f"\nmodel {a.model} | device {a.device} | batch {a.batch} × {a.gen_length} tokens | steps {a.steps} | "
           f"block {a.block_length} | one forward {1000 * t_fwd:.2f} ms\n")
     print("| strategy | NFE | tokens/s | overhead over pure forwards | overhead, synced forwards |\n|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['strategy']} | {r['nfe']} | {r['tokens_per_s']:,} | {r['overhead_pct']:.1f}% | "
-              f"{r['overhead_synced_pct']:.1f}% |")
+        synced = "n/a" if r["overhead_synced_pct"] is None else f"{r['overhead_synced_pct']:.1f}%"
+        print(f"| {r['strategy']} | {r['nfe']} | {r['tokens_per_s']:,} | {r['overhead_pct']:.1f}% | {synced} |")
+    if t_graph is not None:
+        print(f"\nCUDA-graph rows: overhead over back-to-back graph replays of the forward alone "
+              f"(block-window logits), {1000 * t_graph:.3f} ms each")
     print()
     for r in rows:
         print(f"### {r['strategy']}\n{a.prompt}{r['example']}\n")

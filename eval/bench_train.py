@@ -4,7 +4,9 @@ the same MDM loss, the same batches. One command, one table, one JSON.
     python eval/bench_train.py --sizes 125m 350m --seq-len 1024 --out docs/benchmarks/train.json
 
 Per configuration: AdamW (fused) + bf16 autocast, ``--warmup`` untimed steps then ``--steps`` timed
-steps (CUDA-synchronised). MFU counts the FLOPs defined in ``mdlm/training/throughput.py`` against
+steps (CUDA-synchronised). With compile on, the model goes through ``torch.compile`` and the masked-token
+cross-entropy too (``diffusion_loss(fused_ce=True)``, as the Trainer does with ``torch_compile``); the
+first step checks it against the eager loss. MFU counts the FLOPs defined in ``mdlm/training/throughput.py`` against
 ``--peak`` (787 TFLOP/s bf16 measured on the H100). ModernBERT's MFU uses the same formula on its own
 config (its local-attention layers do less attention work, so its MFU is an upper bound).
 """
@@ -29,7 +31,7 @@ from mdlm.schedules import get_schedule  # noqa: E402
 from mdlm.training.throughput import H100_BF16_PEAK, block_params, flops_per_token  # noqa: E402
 from mdlm.training.trainer import masked_logits  # noqa: E402
 
-SIZES = {"125m": (768, 12, 12, 2048), "350m": (1024, 24, 16, 2816)}
+SIZES = {"tiny": (64, 2, 2, 128), "125m": (768, 12, 12, 2048), "350m": (1024, 24, 16, 2816)}  # tiny: smoke tests
 VOCAB, MASK = 50304, 50258
 
 
@@ -57,6 +59,7 @@ def run(kind: str, size: str, seq: int, batch: int, steps: int, warmup: int, com
     g = torch.Generator(device=dev).manual_seed(0)
     data = torch.randint(0, 50000, (steps + warmup, batch, seq), device=dev, generator=g)
     masked_total = 0
+    check = {"todo": True}
 
     def step(x):
         nonlocal masked_total
@@ -64,7 +67,13 @@ def run(kind: str, size: str, seq: int, batch: int, steps: int, warmup: int, com
         noisy, masked = mask_tokens(x, t, sched, MASK, generator=g)
         with torch.autocast("cuda", dtype=torch.bfloat16):
             logits = masked_logits(fwd, noisy, None, masked)
-        out = diffusion_loss(logits, x, masked, t, sched, eligible=torch.ones_like(masked), mask_id=MASK)
+        out = diffusion_loss(logits, x, masked, t, sched, eligible=torch.ones_like(masked), mask_id=MASK,
+                             fused_ce=compile_)
+        if compile_ and check["todo"]:  # the compiled loss must equal the eager one
+            ref = diffusion_loss(logits, x, masked, t, sched, eligible=torch.ones_like(masked), mask_id=MASK).loss
+            check.update(todo=False, fused_vs_eager_loss=abs(float(out.loss.detach()) - float(ref)))
+            if check["fused_vs_eager_loss"] > 1e-3 * max(1.0, abs(float(ref))):
+                raise RuntimeError(f"compiled loss {float(out.loss)} != eager loss {float(ref)}")
         out.loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -86,6 +95,7 @@ def run(kind: str, size: str, seq: int, batch: int, steps: int, warmup: int, com
         "block_params_M": round(block_params(model.config) / 1e6, 1), "compile": compile_, "seq_len": seq,
         "batch": batch, "tokens_per_s": round(tps), "step_ms": round(1000 * dt / steps, 1),
         "mfu": round(tps * fpt / peak, 4), "peak_mem_GiB": round(torch.cuda.max_memory_allocated() / 2**30, 1),
+        **({"fused_vs_eager_loss": check["fused_vs_eager_loss"]} if "fused_vs_eager_loss" in check else {}),
     }
 
 

@@ -42,18 +42,40 @@ def time_weight(schedule: Schedule, t: Tensor, weighting: str) -> Tensor:
     raise ValueError(f"unknown weighting {weighting!r}; valid: {', '.join(WEIGHTINGS)}")
 
 
-def masked_token_nll(logits: Tensor, targets: Tensor, masked: Tensor, mask_id: int | None) -> Tensor:
+def token_cross_entropy(logits: Tensor, targets: Tensor, mask_id: int | None) -> Tensor:
+    """−log softmax(ℓ)[x0] per row in float32, with the [MASK] logit at −∞: (M, V), (M,) → (M,)."""
+    lg = logits.float()  # (M, V)
+    if mask_id is not None and 0 <= mask_id < lg.shape[-1]:
+        lg[:, mask_id] = float("-inf")
+    return F.cross_entropy(lg, targets, reduction="none")
+
+
+_compiled_ce = None
+
+
+def fused_token_cross_entropy(logits: Tensor, targets: Tensor, mask_id: int | None) -> Tensor:
+    """:func:`token_cross_entropy` through ``torch.compile`` (dynamic row count): the float32 copy of the
+    (M, V) logits, the [MASK] fill, the log-softmax and their backward become a few fused kernels that
+    read the bf16 logits instead of ~5 full-size passes (≈ 20% of an H100 training step of the 125M
+    config when eager). Same values up to float rounding."""
+    global _compiled_ce
+    if _compiled_ce is None:
+        _compiled_ce = torch.compile(token_cross_entropy, dynamic=True)
+    return _compiled_ce(logits, targets, mask_id)
+
+
+def masked_token_nll(logits: Tensor, targets: Tensor, masked: Tensor, mask_id: int | None,
+                     fused: bool = False) -> Tensor:
     """−log p(x0_l | x_t) at masked positions, 0 elsewhere → (B, L) float32.
 
     ``logits`` is (B, L, V), or already gathered at the masked positions as (M, V) (row-major order
     of ``masked``). Only masked positions go through the softmax, so memory scales with the number
-    of masked tokens rather than B·L·V.
+    of masked tokens rather than B·L·V. ``fused``: use :func:`fused_token_cross_entropy`.
     """
     nll = torch.zeros(targets.shape, dtype=torch.float32, device=logits.device)  # (B, L)
-    sel = (logits[masked] if logits.dim() == 3 else logits).float()  # (M, V)
-    if mask_id is not None and 0 <= mask_id < sel.shape[-1]:
-        sel[:, mask_id] = float("-inf")
-    nll[masked] = F.cross_entropy(sel, targets[masked], reduction="none")  # (M,)
+    sel = logits[masked] if logits.dim() == 3 else logits  # (M, V)
+    ce = fused_token_cross_entropy if fused else token_cross_entropy
+    nll[masked] = ce(sel, targets[masked], mask_id)  # (M,)
     return nll
 
 
@@ -77,15 +99,17 @@ def diffusion_loss(
     mask_id: int | None,
     weighting: str = "elbo",
     normalization: str = "token",
+    fused_ce: bool = False,
 ) -> LossOutput:
     """The weighted masked-token cross-entropy (see module docstring).
 
     logits (B, L, V) or (M, V) at masked positions; targets (B, L) = x0; masked (B, L) bool = positions masked in x_t;
-    t (B,); eligible (B, L) bool = positions that could have been masked (the normaliser).
+    t (B,); eligible (B, L) bool = positions that could have been masked (the normaliser);
+    fused_ce: the cross-entropy through ``torch.compile`` (:func:`fused_token_cross_entropy`).
     """
     if normalization not in NORMALIZATIONS:
         raise ValueError(f"unknown normalization {normalization!r}; valid: {', '.join(NORMALIZATIONS)}")
-    nll = masked_token_nll(logits, targets, masked, mask_id)  # (B, L)
+    nll = masked_token_nll(logits, targets, masked, mask_id, fused_ce)  # (B, L)
     w = time_weight(schedule, t.float(), weighting).to(nll.device)  # (B,)
     nll_sum = nll.sum(dim=1)  # (B,)
     weighted = w * nll_sum  # (B,)

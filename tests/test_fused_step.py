@@ -30,7 +30,8 @@ def both_paths(monkeypatch, model, canvas, cfg, **kw):
 @pytest.mark.parametrize("schedule,block_length,steps", [("even", 8, 24), ("cosine", None, 10), ("linear", 8, 12),
                                                           ("exp", 16, 7)])
 @pytest.mark.parametrize("with_eos", [False, True])
-def test_greedy_step_equals_general_step(monkeypatch, schedule, block_length, steps, with_eos):
+@pytest.mark.parametrize("threshold", [None, 0.3])
+def test_greedy_step_equals_general_step(monkeypatch, schedule, block_length, steps, with_eos, threshold):
     toy = ToyLM(seed=3)
     P, G = 5, 32
 
@@ -41,7 +42,8 @@ def test_greedy_step_equals_general_step(monkeypatch, schedule, block_length, st
         return logits
 
     canvas = make_canvas(rand_prompts(3, P), G)
-    cfg = SamplerConfig(steps=steps, block_length=block_length, schedule=schedule, temperature=0.0)
+    cfg = SamplerConfig(steps=steps, block_length=block_length, schedule=schedule, temperature=0.0,
+                        threshold=threshold)
     (fast, fr), (slow, sr) = both_paths(monkeypatch, model, canvas, cfg, eos_id=EOS if with_eos else None,
                                         suppress_tokens=[0])
     assert torch.equal(fast.sequences, slow.sequences)
@@ -52,8 +54,8 @@ def test_greedy_step_equals_general_step(monkeypatch, schedule, block_length, st
         assert torch.allclose(a.masked_fraction, b.masked_fraction)
         assert (a.block, a.step_in_block, a.nfe) == (b.block, b.step_in_block, b.nfe)
     assert not (fast.sequences[:, P:] == 0).any()  # suppressed id never chosen
-    if with_eos and block_length:
-        assert fast.nfe < steps  # the EOS policy ended the rows blocks early, on both paths
+    if (with_eos and block_length) or threshold is not None:
+        assert fast.nfe < steps  # the EOS policy / the threshold ended blocks early, on both paths
 
 
 def test_greedy_step_left_padding_and_dual_cache(monkeypatch):
@@ -96,6 +98,11 @@ def test_switches_validated():
     with pytest.raises(ValueError, match="choice_anneal"):
         SamplerConfig(choice_anneal="no")
     assert SamplerConfig(temperature=0.0).uses_greedy_step
-    assert not SamplerConfig(temperature=0.0, threshold=0.9).uses_greedy_step
+    assert SamplerConfig(temperature=0.0, threshold=0.9).uses_greedy_step  # Fast-dLLM parallel decoding
     assert not SamplerConfig(temperature=0.0, cfg_scale=1.0).uses_greedy_step
     assert not SamplerConfig(temperature=1.0).uses_greedy_step
+    assert SamplerConfig(temperature=0.0, cache="dual", block_length=8, cuda_graphs=True).cuda_graphs
+    with pytest.raises(ValueError, match="cuda_graphs"):
+        SamplerConfig(temperature=1.0, cuda_graphs=True)  # sampling noise: not the greedy step
+    with pytest.raises(ValueError, match="cuda_graphs"):
+        SamplerConfig(temperature=0.0, cuda_graphs="yes")

@@ -79,7 +79,23 @@ def test_logits_positions_match_full_logits():
     x = torch.randint(0, 60, (2, 16))
     sel = torch.rand(2, 16) < 0.5
     with torch.no_grad():
-        torch.testing.assert_close(m(x, logits_positions=sel).logits, m(x).logits[sel])
+        full = m(x).logits
+        torch.testing.assert_close(m(x, logits_positions=sel).logits, full[sel])
+        torch.testing.assert_close(m(x, logits_positions=slice(5, 9)).logits, full[:, 5:9])
+
+
+def test_rope_tables_are_rebuilt_on_load_not_saved(tmp_path):
+    from safetensors import safe_open
+
+    from mdlm.modeling.modeling import rope_cos_sin
+
+    m = tiny(max_position_embeddings=40)
+    m.save_pretrained(tmp_path)
+    with safe_open(str(tmp_path / "model.safetensors"), "pt") as f:
+        assert not [k for k in f.keys() if "rope" in k]
+    m2 = AutoModelForMaskedLM.from_pretrained(tmp_path)
+    cos, sin = rope_cos_sin(torch.arange(40)[None], m2.config.head_dim, m2.config.rope_theta, torch.float32)
+    assert torch.equal(m2.model.rope_cos, cos[0, 0]) and torch.equal(m2.model.rope_sin, sin[0, 0])
 
 
 def test_gradient_checkpointing_gives_same_gradients():

@@ -167,6 +167,12 @@ class BlockCachedLogits:
         self.position_ids: Tensor | None = None
         if attention_mask is not None:
             self.position_ids = (attention_mask.long().cumsum(-1) - 1).clamp_min(0)  # (B, L), skips left padding
+        # the model's key mask, made once: (B, 1, 1, L) bool or None when nothing is padded (one host
+        # synchronisation here instead of one per forward; no synchronisation inside a CUDA-graph capture)
+        self._key_mask = attention_mask
+        if attention_mask is not None and getattr(model, "supports_logits_window", False):
+            am = attention_mask.bool()
+            self._key_mask = None if bool(am.all()) else am[:, None, None, :]
         self.cache: BlockKVCache | None = None
         self.positions = 0
         self.calls = 0
@@ -176,14 +182,19 @@ class BlockCachedLogits:
             self.position_ids = torch.arange(x.shape[1], device=x.device).expand_as(x)  # (B, L)
         return self.position_ids
 
+    def _columns(self, B: int, Q: int, lo: int, hi: int, device: torch.device) -> Tensor | slice:
+        """Which of the Q input columns get logits: a slice where the model takes one (no host sync), else a mask."""
+        if getattr(self.model, "supports_logits_window", False):
+            return slice(lo, hi)
+        return _span_positions(B, Q, lo, hi, device)  # (B, Q)
+
     @torch.no_grad()
     def fill(self, x: Tensor, lo: int, hi: int) -> Tensor:
         """Full forward of ``x`` (B, L): refresh the cache; logits of columns [lo, hi) → (B, W, V)."""
         B, L = x.shape
         self.cache = BlockKVCache()
-        want = _span_positions(B, L, lo, hi, x.device)  # (B, L)
-        out = self.model(input_ids=x, attention_mask=self.attention_mask, position_ids=self._positions(x),
-                         logits_positions=want, kv_cache=self.cache)
+        out = self.model(input_ids=x, attention_mask=self._key_mask, position_ids=self._positions(x),
+                         logits_positions=self._columns(B, L, lo, hi, x.device), kv_cache=self.cache)
         self.positions += L
         self.calls += 1
         return out.logits.view(B, hi - lo, -1)  # (B, W, V)
@@ -198,9 +209,9 @@ class BlockCachedLogits:
             raise ValueError(f"the cache holds a canvas of {self.cache.length} columns, got {L}")
         q_hi = hi if self.mode == "dual" else L
         self.cache.fresh_start = lo
-        want = _span_positions(B, q_hi - lo, 0, hi - lo, x.device)  # (B, Q)
-        out = self.model(input_ids=x[:, lo:q_hi], attention_mask=self.attention_mask,
-                         position_ids=self._positions(x)[:, lo:q_hi], logits_positions=want, kv_cache=self.cache)
+        out = self.model(input_ids=x[:, lo:q_hi], attention_mask=self._key_mask,
+                         position_ids=self._positions(x)[:, lo:q_hi],
+                         logits_positions=self._columns(B, q_hi - lo, 0, hi - lo, x.device), kv_cache=self.cache)
         self.positions += q_hi - lo
         self.calls += 1
         return out.logits.view(B, hi - lo, -1)  # (B, W, V)

@@ -49,6 +49,16 @@ def rope_cos_sin(position_ids: Tensor, head_dim: int, theta: float, dtype: torch
     return emb.cos().to(dtype)[:, None], emb.sin().to(dtype)[:, None]
 
 
+def rope_tables(max_positions: int, head_dim: int, theta: float) -> tuple[Tensor, Tensor]:
+    """cos, sin of every position < ``max_positions``: (P, D) float32 each (rows = :func:`rope_cos_sin`'s).
+
+    The model gathers its rotary angles from these tables instead of computing cos/sin per forward:
+    under ``torch.compile`` a per-forward table is inlined into every layer's RoPE kernel and its
+    transcendentals recomputed there (≈ 10% of an H100 training step of the 125M config)."""
+    cos, sin = rope_cos_sin(torch.arange(max_positions)[None], head_dim, theta, torch.float32)  # (1, 1, P, D)
+    return cos[0, 0], sin[0, 0]
+
+
 def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     """x (B, H, L, D) rotated by RoPE (rotate-half convention)."""
     x1, x2 = x.chunk(2, dim=-1)
@@ -164,13 +174,22 @@ class MDLMPreTrainedModel(PreTrainedModel):
             module.weight.normal_(0.0, std)
         elif isinstance(module, RMSNorm):
             module.weight.fill_(1.0)
+        elif isinstance(module, MDLMModel):
+            c = self.config
+            cos, sin = rope_tables(c.max_position_embeddings, c.head_dim, c.rope_theta)
+            module.rope_cos.copy_(cos)
+            module.rope_sin.copy_(sin)
 
 
 def padding_to_attention_mask(attention_mask: Tensor | None) -> Tensor | None:
     """(B, L) 1 = token / 0 = pad → (B, 1, 1, L) bool for SDPA, or None when nothing is padded
-    (None lets SDPA pick its flash kernel)."""
+    (None lets SDPA pick its flash kernel). A (B, 1, 1, L) bool mask passes through unchanged: callers
+    that run many forwards of one canvas (the sampler, CUDA-graph capture) convert once and skip this
+    function's host synchronisation."""
     if attention_mask is None:
         return None
+    if attention_mask.dim() == 4 and attention_mask.dtype == torch.bool:
+        return attention_mask
     am = attention_mask.bool()
     if bool(am.all()):
         return None
@@ -198,6 +217,10 @@ class MDLMModel(MDLMPreTrainedModel):
         self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
         self.layers = nn.ModuleList(MDLMBlock(config, i) for i in range(config.num_hidden_layers))
         self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        cos, sin = rope_tables(config.max_position_embeddings, config.head_dim, config.rope_theta)  # (P, D)
+        # not saved: rebuilt from the config (``_init_weights`` refills them after an empty-weight load)
+        self.register_buffer("rope_cos", cos, persistent=False)
+        self.register_buffer("rope_sin", sin, persistent=False)
         self.gradient_checkpointing = False
         self.post_init()
 
@@ -233,7 +256,9 @@ class MDLMModel(MDLMPreTrainedModel):
         if position_ids is None:
             ref = input_ids if input_ids is not None else inputs_embeds[..., 0]
             position_ids = default_position_ids(ref, attention_mask)
-        cos, sin = rope_cos_sin(position_ids, self.config.head_dim, self.config.rope_theta, inputs_embeds.dtype)
+        dt = inputs_embeds.dtype
+        cos = self.rope_cos[position_ids].to(dt)[:, None]  # (B, 1, L, D), = rope_cos_sin(position_ids, …)
+        sin = self.rope_sin[position_ids].to(dt)[:, None]
         mask = padding_to_attention_mask(attention_mask)
         if mask is not None and getattr(self.config, "is_causal", False):
             mask = causal_padding_mask(mask, L)  # SDPA ignores is_causal once a mask is given
@@ -248,6 +273,7 @@ class MDLMForMaskedLM(MDLMPreTrainedModel):
 
     _tied_weights_keys = {"lm_head.weight": "model.embed_tokens.weight"}
     supports_block_kv_cache = True  # forward(..., kv_cache=BlockKVCache): see mdlm.modeling.kv_cache
+    supports_logits_window = True  # forward(..., logits_positions=slice, attention_mask=(B, 1, 1, L) bool)
 
     def __init__(self, config: MDLMConfig):
         super().__init__(config)
@@ -277,14 +303,18 @@ class MDLMForMaskedLM(MDLMPreTrainedModel):
         kv_cache: BlockKVCache | None = None,
         **kwargs,
     ) -> MaskedLMOutput:
-        """``logits_positions`` (B, L) bool, optional: return logits only there, as (M, V) — the
-        training loss needs them only at masked positions, which saves most of the LM-head cost.
+        """``logits_positions``, optional: (B, L) bool → logits only there, as (M, V) — the training
+        loss needs them only at masked positions, which saves most of the LM-head cost; or a ``slice``
+        of columns → (B, W, V), e.g. the sampler's block window (no host synchronisation, unlike a
+        boolean index).
         ``kv_cache``: block KV cache for cached semi-autoregressive decoding (Fast-dLLM), see
         :mod:`mdlm.modeling.kv_cache`; None (default) is the plain full forward."""
         if kv_cache is None:
             h = self.model(input_ids, attention_mask, position_ids, inputs_embeds).last_hidden_state  # (B, L, H)
         else:
             h = self.model(input_ids, attention_mask, position_ids, inputs_embeds, kv_cache=kv_cache).last_hidden_state
-        if logits_positions is not None:
+        if isinstance(logits_positions, slice):
+            h = h[:, logits_positions]  # (B, W, H)
+        elif logits_positions is not None:
             h = h[logits_positions]  # (M, H)
         return MaskedLMOutput(logits=self.lm_head(h))

@@ -103,6 +103,12 @@ class SamplerConfig:
             smaller than the generated length and a model with ``supports_block_kv_cache``
             (``MDLMForMaskedLM``). The first step of each block is exact; later steps are an
             approximation (cached K/V do not see the block's new tokens beyond layer 1).
+        cuda_graphs: on a CUDA canvas, replay each block's later steps as one CUDA graph (forward +
+            greedy confidence step + canvas update, :mod:`mdlm.sampling.graphs`): the same samples with
+            far fewer kernel launches, for small models that decode launch-bound. Needs the greedy
+            low-confidence setting (``uses_greedy_step``: temperature 0, confidence "prob", no choice
+            noise, re-masking or guidance); a threshold, the EOS policy and any cache mode work. No
+            effect on the CPU.
         substeps: moment sampler only: draw each step's chosen tokens in this many sequential groups
             (highest moment weight first), each group from logits that see the groups before it
             (Hayakawa et al. 2025: a longer trajectory at the same positions). 1 = all at once.
@@ -137,6 +143,7 @@ class SamplerConfig:
     return_history: bool = False
     reuse_logits: bool = True
     cache: str = "none"
+    cuda_graphs: bool = False
     substeps: int = 1
     partial_cache: bool = False
 
@@ -189,6 +196,12 @@ class SamplerConfig:
             raise ValueError("threshold decoding is only available with sampler='maskgit'")
         if self.remasking == "ancestral" and self.threshold is not None:
             raise ValueError("threshold decoding cannot be combined with remasking='ancestral'")
+        if not isinstance(self.cuda_graphs, bool):
+            raise ValueError(f"cuda_graphs must be True or False, got {self.cuda_graphs!r}")
+        if self.cuda_graphs and not self.uses_greedy_step:
+            raise ValueError("cuda_graphs replays the greedy confidence step: it needs temperature=0, "
+                             "remasking='low_confidence', confidence='prob', choice_temperature=0, no re-masking "
+                             "and no guidance (cfg_scale=0)")
         if not isinstance(self.choice_anneal, bool):
             raise ValueError(f"choice_anneal must be True or False, got {self.choice_anneal!r}")
         if self.hybrid > 0 and self.sampler != "moment":
@@ -209,8 +222,8 @@ class SamplerConfig:
     def uses_greedy_step(self) -> bool:
         """True when every step is the fixed-shape greedy confidence step of :mod:`.fused_step`."""
         return (self.sampler == "maskgit" and self.remasking == "low_confidence" and self.confidence == "prob"
-                and self.temperature == 0 and self.choice_temperature == 0 and self.threshold is None
-                and self.remask_committed == 0 and self.cfg_scale == 0)
+                and self.temperature == 0 and self.choice_temperature == 0
+                and self.remask_committed == 0 and self.cfg_scale == 0 and self.substeps == 1)
 
     @property
     def uses_even_schedule(self) -> bool:

@@ -41,13 +41,14 @@ from mdlm.modeling.kv_cache import BlockCachedLogits, supports_kv_cache
 from mdlm.modeling.partial_cache import PartialCachedLogits
 from mdlm.schedules import even_masked_counts, get_schedule
 
-from .adapters import LogitsFn, as_logits_fn
+from .adapters import LogitsFn, WindowLogits, as_logits_fn
 from .callbacks import Callback, StepInfo
 from .cfg import cfg_active, guide, schedule_time_after, unconditional_input
 from .config import SamplerConfig
 from .confidence import add_choice_noise, confidence_and_score, select_top
 from .eos import eos_fill
 from .fused_step import greedy_confidence_step
+from .graphs import StepGraph, capture
 from .moment import moment_choose, moment_log_probs, moment_log_weights, moment_tokens
 from .remasking import ancestral_commit, ancestral_commit_prob, choose_remask
 from .substeps import chosen_columns, substep_groups
@@ -71,6 +72,7 @@ class SampleOutput:
         positions: token positions (canvas columns, padding included) run through the network per
             sequence, summed over all passes: L per full forward; with ``config.cache`` W per
             dual-cached step and L − lo per prefix-cached step. Without a cache it is nfe · L.
+        graph_replays: steps that ran as a CUDA-graph replay (``config.cuda_graphs``), 0 otherwise.
     """
 
     sequences: Tensor
@@ -78,14 +80,17 @@ class SampleOutput:
     history: list[Tensor] | None = None
     steps: int = 0
     positions: int = 0
+    graph_replays: int = 0
 
 
 class _Evaluator:
     """Calls the model (conditional and, when guided, unconditional) and caches the result until
     the canvas changes."""
 
-    def __init__(self, fn: LogitsFn, model_am: Tensor | None, cond: Tensor, mask_id: int, batch_cfg: bool):
+    def __init__(self, fn: LogitsFn, model_am: Tensor | None, cond: Tensor, mask_id: int, batch_cfg: bool,
+                 window_fn: WindowLogits | None = None):
         self.fn, self.model_am, self.cond, self.mask_id, self.batch_cfg = fn, model_am, cond, mask_id, batch_cfg
+        self.window_fn = window_fn  # logits of the block window only (LM head on W columns, not L)
         self.c: Tensor | None = None
         self.u: Tensor | None = None
         self.nfe = 0
@@ -94,11 +99,19 @@ class _Evaluator:
     def positions(self) -> int:
         return self.nfe * self.cond.shape[1]
 
+    def counters(self) -> list[int]:
+        return [self.nfe]
+
+    def set_counters(self, values: list[int]) -> None:
+        self.nfe = values[0]
+
     def invalidate(self) -> None:
         self.c = self.u = None
 
     def start_block(self) -> None:
-        """Nothing to refresh without a cache (logits stay valid while the canvas is unchanged)."""
+        """Full logits stay valid while the canvas is unchanged; a window's logits only for that window."""
+        if self.window_fn is not None:
+            self.invalidate()
 
     def __call__(self, x: Tensor, need_u: bool) -> tuple[Tensor, Tensor | None]:
         need_c, need_u = self.c is None, need_u and self.u is None
@@ -119,8 +132,22 @@ class _Evaluator:
 
     def window(self, x: Tensor, need_u: bool, lo: int, hi: int) -> tuple[Tensor, Tensor | None]:
         """Conditional / unconditional logits of columns [lo, hi): (B, W, V) each (u None if unused)."""
-        c, u = self(x, need_u)
-        return c[:, lo:hi], None if u is None else u[:, lo:hi]
+        if self.window_fn is None:
+            c, u = self(x, need_u)
+            return c[:, lo:hi], None if u is None else u[:, lo:hi]
+        need_c, need_u = self.c is None, need_u and self.u is None
+        if need_c and need_u and self.batch_cfg:
+            out = self.window_fn(torch.cat([x, unconditional_input(x, self.cond, self.mask_id)]), lo, hi)  # (2B, W, V)
+            self.c, self.u = out.chunk(2, dim=0)
+            self.nfe += 2
+        else:
+            if need_c:
+                self.c = self.window_fn(x, lo, hi)
+                self.nfe += 1
+            if need_u:
+                self.u = self.window_fn(unconditional_input(x, self.cond, self.mask_id), lo, hi)
+                self.nfe += 1
+        return self.c, self.u  # type: ignore[return-value]
 
 
 class _CachedEvaluator:
@@ -150,6 +177,14 @@ class _CachedEvaluator:
     def positions(self) -> int:
         per_row = sum(r.positions for r in self.runners)
         return per_row * (2 if self.cfg_on and self.batch_cfg else 1)
+
+    def counters(self) -> list[int]:
+        return [self.nfe] + [v for r in self.runners for v in (r.positions, r.calls)]
+
+    def set_counters(self, values: list[int]) -> None:
+        self.nfe = values[0]
+        for j, r in enumerate(self.runners):
+            r.positions, r.calls = values[1 + 2 * j], values[2 + 2 * j]
 
     def invalidate(self) -> None:
         self.c = self.u = None
@@ -354,27 +389,75 @@ def _block_plan(gen: Tensor, n_max: int, steps: int, block_length: int | None) -
     return block_id, [steps // nb + int(j < steps % nb) for j in range(nb)]
 
 
-def _greedy_block(x: Tensor, gen: Tensor, blk: Tensor, lo: int, hi: int, counts: Tensor, S: int, b: int, *,
-                  evaluator: Any, ids: Tensor | None, suppress_tokens: Any, mask_id: int,
-                  eos_id: int | None, reuse_logits: bool, n_gen: Tensor, history: list[Tensor] | None,
-                  callback: Callback | None, step: int, max_steps: int) -> tuple[int, Tensor | None]:
+@dataclass
+class _Graphs:
+    """CUDA-graph state of one :func:`generate` call (:mod:`.graphs`)."""
+
+    enabled: bool = True
+    warmed: bool = False  # one eager step has run with the step shapes (lazy kernel set-up done)
+    replays: int = 0
+
+
+def _greedy_block(x: Tensor, gen: Tensor, blk: Tensor, lo: int, hi: int, counts: Tensor, counts_cpu: Tensor, S: int,
+                  b: int, *, evaluator: Any, ids: Tensor | None, suppress_tokens: Any, mask_id: int,
+                  eos_id: int | None, threshold: float | None, reuse_logits: bool, n_gen: Tensor,
+                  history: list[Tensor] | None, callback: Callback | None, step: int, max_steps: int,
+                  graphs: _Graphs | None) -> tuple[int, Tensor | None]:
     """The steps of one block with the fixed-shape greedy confidence step (:mod:`.fused_step`), ``x``
-    updated in place: one host synchronisation per step (did the canvas change; is the block filled).
-    Returns the step counter and the suppressed ids."""
+    updated in place; with ``graphs``, later steps replay a CUDA graph of the whole step (:mod:`.graphs`).
+
+    Host synchronisations: none per step with the schedule's counts alone (the count table, on the host,
+    says how many masked positions each step leaves); one per step with a threshold or the EOS policy
+    (did the canvas change; is the block filled). Returns the step counter and the suppressed ids."""
     no_guidance = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
     window = torch.arange(lo, hi, device=x.device)  # (W,)
+    n_after = counts[:, 1].clone()  # (B,) the running step's count, a fixed tensor for graph replays
+    synced = threshold is not None or eos_id is not None
+    graph: StepGraph | None = None
+    delta: list[int] = []
+
+    def body() -> tuple[Tensor, Tensor]:
+        nonlocal ids
+        c, _ = evaluator.window(x, False, lo, hi)  # (B, W, V)
+        if ids is None:
+            ids = suppress_ids(suppress_tokens, mask_id, c.shape[-1], x.device)
+        new, committed, flags = greedy_confidence_step(c, x, window, blk, n_after, ids, gen, mask_id, eos_id,
+                                                       threshold)
+        x.copy_(new)
+        return committed, flags
+
     for i in range(S):
         masked_fraction = None
         if callback is not None:
             masked_fraction = (gen & (x == mask_id)).sum(dim=1).double() / n_gen.clamp_min(1)  # (B,)
+        n_after.copy_(counts[:, i + 1])
         if not reuse_logits:
             evaluator.invalidate()
-        c, _ = evaluator.window(x, False, lo, hi)  # (B, W, V)
-        if ids is None:
-            ids = suppress_ids(suppress_tokens, mask_id, c.shape[-1], x.device)
-        new, committed, flags = greedy_confidence_step(c, x, window, blk, counts[:, i + 1], ids, gen, mask_id, eos_id)
-        x.copy_(new)
-        changed, left = flags.tolist()  # the step's one host synchronisation
+        replayed = False
+        if graphs is not None and graphs.enabled and i > 0 and evaluator.c is None:
+            if graph is None and graphs.warmed:
+                before = evaluator.counters()
+                graph = capture(body)  # records one step without running it
+                after = evaluator.counters()
+                evaluator.set_counters(before)
+                delta = [a - b_ for a, b_ in zip(after, before)]
+                graphs.enabled = graph is not None
+            if graph is not None:
+                graph.replay()
+                evaluator.set_counters([v + d for v, d in zip(evaluator.counters(), delta)])
+                graphs.replays += 1
+                committed, flags = graph.out
+                committed = committed.clone() if callback is not None else committed
+                replayed = True
+        if not replayed:
+            committed, flags = body()
+            if graphs is not None and i > 0:
+                graphs.warmed = True
+        if synced:
+            changed, left = flags.tolist()  # the step's one host synchronisation
+        else:  # exact without EOS policy or threshold: each row commits counts[i] − counts[i+1]
+            changed = bool((counts_cpu[:, i] > counts_cpu[:, i + 1]).any())
+            left = bool(counts_cpu[:, i + 1].max() > 0)
         if changed:
             evaluator.invalidate()
         if history is not None:
@@ -460,7 +543,8 @@ def generate(
         partial = PartialCachedLogits(model_fn)
         evaluator = _Evaluator(partial.fill, model_am, cond, mask_id, cfg.cfg_batch)  # full forwards fill the cache
     elif cfg.cache == "none":
-        evaluator = _Evaluator(fn, model_am, cond, mask_id, cfg.cfg_batch)
+        window_fn = WindowLogits(model_fn, model_am) if WindowLogits.supported(model_fn) else None
+        evaluator = _Evaluator(fn, model_am, cond, mask_id, cfg.cfg_batch, window_fn)
     else:
         _check_cache(cfg, model_fn, n_max)
         evaluator = _CachedEvaluator(model_fn, cfg.cache, model_am, cond, mask_id, cfg.cfg_batch, cfg.cfg_scale > 0)
@@ -473,6 +557,7 @@ def generate(
     ids: Tensor | None = None
     col = torch.arange(L, device=x.device)
     step = 0
+    graphs = _Graphs() if cfg.cuda_graphs and x.is_cuda and cfg.uses_greedy_step else None
 
     for b, budget in enumerate(block_steps):
         in_block = gen & (block_id == b)  # (B, L)
@@ -481,17 +566,18 @@ def generate(
             continue
         S = min(budget, int(n_block.max()))
         n_cpu = n_block.cpu()  # count tables on the CPU: a short loop over steps, not S tiny GPU kernels
-        counts = even_masked_counts(n_cpu, S) if schedule is None else schedule.masked_counts(n_cpu, S)
-        counts = counts.to(x.device)  # (B, S + 1)
+        counts_cpu = even_masked_counts(n_cpu, S) if schedule is None else schedule.masked_counts(n_cpu, S)
+        counts = counts_cpu.to(x.device)  # (B, S + 1)
         cols = col[in_block.any(dim=0)]
         lo, hi = int(cols[0]), int(cols[-1]) + 1
         blk = in_block[:, lo:hi]  # (B, W)
         evaluator.start_block()
         if cfg.uses_greedy_step:
-            step, ids = _greedy_block(x, gen, blk, lo, hi, counts, S, b, evaluator=evaluator, ids=ids,
+            step, ids = _greedy_block(x, gen, blk, lo, hi, counts, counts_cpu, S, b, evaluator=evaluator, ids=ids,
                                       suppress_tokens=suppress_tokens, mask_id=mask_id,
-                                      eos_id=eos_id if eos_on else None, reuse_logits=cfg.reuse_logits, n_gen=n_gen,
-                                      history=history, callback=callback, step=step, max_steps=max_steps)
+                                      eos_id=eos_id if eos_on else None, threshold=cfg.threshold,
+                                      reuse_logits=cfg.reuse_logits, n_gen=n_gen, history=history,
+                                      callback=callback, step=step, max_steps=max_steps, graphs=graphs)
         else:
             for i in range(S):
                 masked = blk & (x[:, lo:hi] == mask_id)  # (B, W)
@@ -590,4 +676,5 @@ def generate(
         if not bool((gen & (x == mask_id)).any()):
             break
 
-    return SampleOutput(x, evaluator.nfe + sub.nfe, history, step, evaluator.positions + sub.positions)
+    return SampleOutput(x, evaluator.nfe + sub.nfe, history, step, evaluator.positions + sub.positions,
+                        graphs.replays if graphs is not None else 0)

@@ -99,6 +99,7 @@ class MDMTrainer(Trainer):
             mask_id=self.mask_token_id,
             weighting=self.diff.weighting,
             normalization=self.diff.normalization,
+            fused_ce=bool(self.args.torch_compile) and logits.is_cuda,  # compiled model → compiled loss too
         )
         self._check_finite(out.loss)
         return (out.loss, out) if return_outputs else out.loss
