@@ -19,9 +19,9 @@ may be ordered differently, and a confidence within ~1e-7 of the threshold may f
 Because it has fixed shapes and no synchronisation, the step can be captured with the forward in a CUDA
 graph (``SamplerConfig.cuda_graphs``, :mod:`.graphs`).
 
-Measured on one H100 (125M model, batch 8 × 256 tokens, docs/benchmarks/h100_sampler_125m_b8_greedy_step.json):
-13.8% of the wall time outside the forwards (15.6% with the general step). Running this function through
-``torch.compile`` was slower there (29.2%), so it runs eagerly.
+Measured on one H100 (125M model, batch 8 × 256 tokens, docs/benchmarks/h100_sampler_125m_b8_graphs.json):
+12.1% of the wall time outside the forwards (15.6% with the general step). Running this function alone
+through ``torch.compile`` was slower (29.2%, session 4), so it runs eagerly.
 """
 
 from __future__ import annotations
