@@ -9,6 +9,9 @@
         --temperature 0 --block-length 32
     # Fast-dLLM-style parallel decoding: commit every token above a confidence threshold
     python recipes/generate.py --model DIR --prompt "..." --threshold 0.9
+    # fastest greedy decoding on a GPU: dual KV cache + each step replayed as one CUDA graph
+    python recipes/generate.py --model DIR --prompt "..." --temperature 0 --remasking low_confidence \
+        --block-length 32 --cache dual --cuda-graphs
     # a LoRA adapter dir works as --model (its base is read from adapter_config.json), or --adapter
     python recipes/generate.py --model runs/wordnet_lora --chat --prompt "Define ocean"
     # images: class-conditional grid with classifier-free guidance in an interval
@@ -75,6 +78,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--cfg-scale", type=float)
     g.add_argument("--cfg-interval", type=float, nargs=2, metavar=("LO", "HI"))
     g.add_argument("--cache", choices=CACHE_MODES, help="block KV cache (Fast-dLLM dual / prefix; needs --block-length)")
+    g.add_argument("--cuda-graphs", action="store_true", default=None,
+                   help="replay each greedy step as one CUDA graph (GPU; needs --temperature 0 --remasking low_confidence)")
     g.add_argument("--substeps", type=int, help="moment sampler: draw each step's chosen tokens in this many groups")
     g.add_argument("--partial-cache", action="store_true", default=None,
                    help="with --substeps: later groups recompute only the chosen columns (Hayakawa et al. partial caching)")
@@ -92,7 +97,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def sampler_overrides(a: argparse.Namespace) -> dict:
     keys = ["steps", "gen_length", "block_length", "schedule", "temperature", "top_k", "top_p", "sampler",
             "confidence", "remasking", "choice_temperature", "choice_anneal", "hybrid", "threshold", "remask_committed",
-            "cfg_scale", "cfg_interval", "cache", "substeps", "partial_cache"]
+            "cfg_scale", "cfg_interval", "cache", "cuda_graphs", "substeps", "partial_cache"]
     return {k: getattr(a, k) for k in keys}
 
 

@@ -442,6 +442,8 @@ def _greedy_block(x: Tensor, gen: Tensor, blk: Tensor, lo: int, hi: int, counts:
                 evaluator.set_counters(before)
                 delta = [a - b_ for a, b_ in zip(after, before)]
                 graphs.enabled = graph is not None
+                if graph is None:
+                    evaluator.invalidate()  # the failed capture left unexecuted logits behind
             if graph is not None:
                 graph.replay()
                 evaluator.set_counters([v + d for v, d in zip(evaluator.counters(), delta)])
