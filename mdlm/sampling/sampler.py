@@ -13,10 +13,12 @@ Loop structure (vectorised over the batch; Python loops only over blocks and ste
               ancestral: independent Bernoulli commits instead of a count
           commit the chosen n positions; optionally re-mask committed ones; EOS check; callback
 
-The greedy low-confidence setting (LLaDA's default decoding: temperature 0, no choice noise, threshold,
-re-masking or guidance; ``SamplerConfig.uses_greedy_step``) runs each step as one fixed-shape function on the
-block window (:mod:`mdlm.sampling.fused_step`: the same commits up to confidences that agree to float32
-precision, one host synchronisation per step).
+The greedy low-confidence setting (LLaDA's default decoding: temperature 0, no choice noise, re-masking or
+guidance, with or without a threshold; ``SamplerConfig.uses_greedy_step``) runs each step as one fixed-shape
+function on the block window (:mod:`mdlm.sampling.fused_step`: the same commits up to confidences that agree to
+float32 precision; no host synchronisation per step unless a threshold or the EOS policy decides when a block
+ends), and with ``cuda_graphs`` each block's later steps replay as one CUDA graph (:mod:`mdlm.sampling.graphs`).
+With a model that takes ``logits_positions=slice`` (``MDLMForMaskedLM``) the LM head runs on the block window only.
 
 Only masked positions of the current block are candidates (everything right of the block has
 −inf confidence, as in LLaDA). Logits are processed only on the block's column span.
