@@ -58,11 +58,9 @@ def run(kind: str, size: str, seq: int, batch: int, steps: int, warmup: int, com
     sched = get_schedule("linear")
     g = torch.Generator(device=dev).manual_seed(0)
     data = torch.randint(0, 50000, (steps + warmup, batch, seq), device=dev, generator=g)
-    masked_total = 0
     check = {"todo": True}
 
     def step(x):
-        nonlocal masked_total
         t = sample_times(batch, t_min=1e-3, device=dev, generator=g)
         noisy, masked = mask_tokens(x, t, sched, MASK, generator=g)
         with torch.autocast("cuda", dtype=torch.bfloat16):

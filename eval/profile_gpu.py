@@ -28,6 +28,7 @@ from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
 from bench_train import MASK, SIZES, VOCAB, build  # noqa: E402
 from mdlm.modeling.kv_cache import BlockCachedLogits  # noqa: E402
+from mdlm.modeling.padding import default_position_ids  # noqa: E402
 from mdlm.sampling import SamplerConfig, as_logits_fn, generate  # noqa: E402
 from mdlm.sampling.fused_step import greedy_confidence_step  # noqa: E402
 
@@ -75,7 +76,7 @@ def decode(a) -> None:
     x, am = ragged_canvas(a.batch, a.gen_length, a.device)
     B, L = x.shape
     lo, hi = L - a.gen_length, L - a.gen_length + a.block_length
-    pos = (am.cumsum(-1) - 1).clamp_min(0)
+    pos = default_position_ids(am, am)
     window = torch.zeros(B, L, dtype=torch.bool, device=a.device)
     window[:, lo:hi] = True
     print(f"decode | {a.size} | batch {B} x {L} columns | block {a.block_length} | {torch.cuda.get_device_name() if cuda else 'cpu'}")
@@ -173,6 +174,9 @@ def main() -> None:
     p.add_argument("--rows", type=int, default=25)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     a = p.parse_args()
+    if a.what == "decode" and not 0 < a.block_length < a.gen_length:
+        p.error(f"--block-length must be between 1 and --gen-length - 1 (the dual cache reuses the other blocks), "
+                f"got {a.block_length} with --gen-length {a.gen_length}")
     decode(a) if a.what == "decode" else train(a)
 
 

@@ -49,6 +49,8 @@ from typing import Any
 
 import torch
 
+from .padding import default_position_ids, padding_to_attention_mask
+
 Tensor = torch.Tensor
 
 CACHE_MODES = ("none", "prefix", "dual")
@@ -166,20 +168,19 @@ class BlockCachedLogits:
         self.attention_mask = attention_mask
         self.position_ids: Tensor | None = None
         if attention_mask is not None:
-            self.position_ids = (attention_mask.long().cumsum(-1) - 1).clamp_min(0)  # (B, L), skips left padding
-        # the model's key mask, made once: (B, 1, 1, L) bool or None when nothing is padded (one host
-        # synchronisation here instead of one per forward; no synchronisation inside a CUDA-graph capture)
+            self.position_ids = default_position_ids(attention_mask, attention_mask)  # (B, L), skips left padding
+        # a model that takes the (B, 1, 1, L) key mask gets it made once (one host synchronisation here, none
+        # per forward, so a step can be captured in a CUDA graph); any other model gets the (B, L) mask
         self._key_mask = attention_mask
-        if attention_mask is not None and getattr(model, "supports_logits_window", False):
-            am = attention_mask.bool()
-            self._key_mask = None if bool(am.all()) else am[:, None, None, :]
+        if getattr(model, "supports_logits_window", False):
+            self._key_mask = padding_to_attention_mask(attention_mask)
         self.cache: BlockKVCache | None = None
         self.positions = 0
         self.calls = 0
 
     def _positions(self, x: Tensor) -> Tensor:
         if self.position_ids is None:
-            self.position_ids = torch.arange(x.shape[1], device=x.device).expand_as(x)  # (B, L)
+            self.position_ids = default_position_ids(x, None)  # (B, L)
         return self.position_ids
 
     def _columns(self, B: int, Q: int, lo: int, hi: int, device: torch.device) -> Tensor | slice:

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from .kv_cache import BlockKVCache, check_cache_model
+from .padding import default_position_ids
 
 Tensor = torch.Tensor
 
@@ -45,17 +46,11 @@ class PartialCachedLogits:
         self.cache: BlockKVCache | None = None
         self.positions = 0
 
-    @staticmethod
-    def _position_ids(x: Tensor, am: Tensor | None) -> Tensor:
-        if am is None:
-            return torch.arange(x.shape[1], device=x.device).expand_as(x)  # (B, L)
-        return (am.long().cumsum(-1) - 1).clamp_min(0)  # (B, L), skips left padding
-
     @torch.no_grad()
     def fill(self, x: Tensor, am: Tensor | None) -> Tensor:
         """Full forward of ``x`` (B, L): refresh the cache and return the logits (B, L, V)."""
         self.cache = BlockKVCache()
-        out = self.model(input_ids=x, attention_mask=am, position_ids=self._position_ids(x, am), kv_cache=self.cache)
+        out = self.model(input_ids=x, attention_mask=am, position_ids=default_position_ids(x, am), kv_cache=self.cache)
         self.positions += x.shape[1]
         return out.logits
 
@@ -70,7 +65,7 @@ class PartialCachedLogits:
         self.cache.fresh_index = idx
         try:
             out = self.model(input_ids=x.gather(1, idx), attention_mask=am,
-                             position_ids=self._position_ids(x, am).gather(1, idx), kv_cache=self.cache)
+                             position_ids=default_position_ids(x, am).gather(1, idx), kv_cache=self.cache)
         finally:
             self.cache.fresh_index = None
         self.positions += idx.shape[1]

@@ -18,13 +18,15 @@ from typing import Any, Callable
 
 import torch
 
+from mdlm.modeling.padding import default_position_ids, padding_to_attention_mask
+
 Tensor = torch.Tensor
 LogitsFn = Callable[[Tensor, "Tensor | None"], Tensor]
 
 
 def position_ids_from_mask(attention_mask: Tensor) -> Tensor:
     """Positions that skip left padding: ``(cumsum(am) − 1).clamp_min(0)``. (B, L) long."""
-    return (attention_mask.long().cumsum(-1) - 1).clamp_min(0)
+    return default_position_ids(attention_mask, attention_mask)
 
 
 def extract_logits(out: Any) -> Tensor:
@@ -123,8 +125,7 @@ class WindowLogits:
         self.mask: Tensor | None = None
         if attention_mask is not None:
             self.pos = position_ids_from_mask(attention_mask)  # (B, L)
-            am = attention_mask.bool()
-            self.mask = None if bool(am.all()) else am[:, None, None, :]  # (B, 1, 1, L)
+            self.mask = padding_to_attention_mask(attention_mask)  # (B, 1, 1, L) or None (nothing padded)
 
     @staticmethod
     def supported(model: Any) -> bool:

@@ -223,7 +223,7 @@ class SamplerConfig:
         """True when every step is the fixed-shape greedy confidence step of :mod:`.fused_step`."""
         return (self.sampler == "maskgit" and self.remasking == "low_confidence" and self.confidence == "prob"
                 and self.temperature == 0 and self.choice_temperature == 0
-                and self.remask_committed == 0 and self.cfg_scale == 0 and self.substeps == 1)
+                and self.remask_committed == 0 and self.cfg_scale == 0)
 
     @property
     def uses_even_schedule(self) -> bool:

@@ -86,13 +86,15 @@ class SampleOutput:
 
 
 class _Evaluator:
-    """Calls the model (conditional and, when guided, unconditional) and caches the result until
-    the canvas changes."""
+    """Calls the model (conditional and, when guided, unconditional) for the block window's logits and
+    keeps them until the canvas changes or the next block starts. With ``window_fn``
+    (:class:`WindowLogits`) the model computes only the window's logits; otherwise ``fn`` gives every
+    column's and the window is sliced out."""
 
     def __init__(self, fn: LogitsFn, model_am: Tensor | None, cond: Tensor, mask_id: int, batch_cfg: bool,
                  window_fn: WindowLogits | None = None):
         self.fn, self.model_am, self.cond, self.mask_id, self.batch_cfg = fn, model_am, cond, mask_id, batch_cfg
-        self.window_fn = window_fn  # logits of the block window only (LM head on W columns, not L)
+        self.window_fn = window_fn
         self.c: Tensor | None = None
         self.u: Tensor | None = None
         self.nfe = 0
@@ -111,43 +113,31 @@ class _Evaluator:
         self.c = self.u = None
 
     def start_block(self) -> None:
-        """Full logits stay valid while the canvas is unchanged; a window's logits only for that window."""
-        if self.window_fn is not None:
-            self.invalidate()
+        """The kept logits belong to the previous block's window."""
+        self.invalidate()
 
-    def __call__(self, x: Tensor, need_u: bool) -> tuple[Tensor, Tensor | None]:
-        need_c, need_u = self.c is None, need_u and self.u is None
+    def _run(self, x: Tensor, lo: int, hi: int) -> Tensor:
+        """Logits of columns [lo, hi) for the R rows of ``x`` (B canvas rows, or 2B with the CFG rows) → (R, W, V)."""
+        if self.window_fn is not None:
+            return self.window_fn(x, lo, hi)
         am = self.model_am
-        if need_c and need_u and self.batch_cfg:
-            xx = torch.cat([x, unconditional_input(x, self.cond, self.mask_id)])  # (2B, L)
-            out = self.fn(xx, None if am is None else torch.cat([am, am]))  # (2B, L, V)
-            self.c, self.u = out.chunk(2, dim=0)
-            self.nfe += 2
-        else:
-            if need_c:
-                self.c = self.fn(x, am)
-                self.nfe += 1
-            if need_u:
-                self.u = self.fn(unconditional_input(x, self.cond, self.mask_id), am)
-                self.nfe += 1
-        return self.c, self.u  # type: ignore[return-value]
+        if am is not None and x.shape[0] != am.shape[0]:
+            am = am.repeat(x.shape[0] // am.shape[0], 1)  # (2B, L)
+        return self.fn(x, am)[:, lo:hi]
 
     def window(self, x: Tensor, need_u: bool, lo: int, hi: int) -> tuple[Tensor, Tensor | None]:
         """Conditional / unconditional logits of columns [lo, hi): (B, W, V) each (u None if unused)."""
-        if self.window_fn is None:
-            c, u = self(x, need_u)
-            return c[:, lo:hi], None if u is None else u[:, lo:hi]
         need_c, need_u = self.c is None, need_u and self.u is None
         if need_c and need_u and self.batch_cfg:
-            out = self.window_fn(torch.cat([x, unconditional_input(x, self.cond, self.mask_id)]), lo, hi)  # (2B, W, V)
+            out = self._run(torch.cat([x, unconditional_input(x, self.cond, self.mask_id)]), lo, hi)  # (2B, W, V)
             self.c, self.u = out.chunk(2, dim=0)
             self.nfe += 2
         else:
             if need_c:
-                self.c = self.window_fn(x, lo, hi)
+                self.c = self._run(x, lo, hi)
                 self.nfe += 1
             if need_u:
-                self.u = self.window_fn(unconditional_input(x, self.cond, self.mask_id), lo, hi)
+                self.u = self._run(unconditional_input(x, self.cond, self.mask_id), lo, hi)
                 self.nfe += 1
         return self.c, self.u  # type: ignore[return-value]
 
