@@ -67,18 +67,38 @@ def parse_config_and_args(dataclass_types: Sequence[type], argv: Sequence[str] |
     return tuple(parsed)
 
 
+def refuse_overwrite(path: str | os.PathLike | None, overwrite: bool, flag: str = "--overwrite") -> None:
+    """The one rule for every output file a script writes: an existing ``path`` is an error naming it and
+    ``flag``, unless ``overwrite``. ``None`` (no output asked for) passes.
+
+    Raises:
+        UserError: ``path`` exists and ``overwrite`` is false.
+    """
+    if path is not None and os.path.exists(path) and not overwrite:
+        raise UserError(f"{os.fspath(path)} exists; pass {flag} to replace it, or choose another path")
+
+
+def _debug_requested() -> bool:
+    """``--debug`` anywhere on the command line (removed from ``sys.argv``) or ``MDLM_DEBUG=1``."""
+    if "--debug" in sys.argv[1:]:
+        sys.argv = [a for a in sys.argv if a != "--debug"]
+        os.environ["MDLM_DEBUG"] = "1"
+    return bool(os.environ.get("MDLM_DEBUG"))
+
+
 def run_cli(main: Callable[[], Any]) -> Callable[[], None]:
     """Wrap a script's ``main``: a UserError / ValueError (input checks) or an OSError (a missing or
-    unwritable file) becomes one line ``error: ...`` on stderr and exit status 2 (set MDLM_DEBUG=1 for the
-    traceback); Ctrl-C exits 130. An int returned by ``main`` is the exit status; anything else (e.g. the
+    unwritable file) becomes one line ``error: ...`` on stderr and exit status 2 (pass ``--debug`` or set
+    MDLM_DEBUG=1 for the traceback); Ctrl-C exits 130. An int returned by ``main`` is the exit status; anything else (e.g. the
     results an eval script also returns to Python callers) means success."""
 
     @functools.wraps(main)
     def wrapped() -> None:
+        debug = _debug_requested()
         try:
             code = main()
         except (UserError, ValueError, OSError) as e:
-            if os.environ.get("MDLM_DEBUG"):
+            if debug:
                 raise
             print(f"error: {e}", file=sys.stderr)
             sys.exit(2)
