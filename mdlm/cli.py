@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import argparse
 import functools
 import json
 import os
@@ -16,6 +17,22 @@ from transformers import HfArgumentParser
 
 class UserError(ValueError):
     """Bad input from the user: printed as one line, exit status 2."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` whose usage errors (a wrong-typed value, a missing required option, a bad
+    choice) raise one :class:`UserError` line instead of printing the whole usage block; ``-h`` still prints
+    the full help. Use it for every script's parser."""
+
+    def error(self, message: str):  # noqa: D102 - argparse's hook
+        raise UserError(f"{message} (see {self.prog} --help)")
+
+
+class _HfParser(HfArgumentParser):
+    """``HfArgumentParser`` with :class:`ArgumentParser`'s one-line usage errors."""
+
+    def error(self, message: str):  # noqa: D102
+        raise UserError(f"{message} (see {self.prog} --help)")
 
 
 def _yaml_to_argv(cfg: dict[str, Any]) -> list[str]:
@@ -51,15 +68,19 @@ def parse_config_and_args(dataclass_types: Sequence[type], argv: Sequence[str] |
                 cfg = yaml.safe_load(f) or {}
         except OSError as e:
             raise UserError(f"cannot read config {path!r}: {e.strerror}") from None
+        except yaml.YAMLError as e:
+            where = getattr(e, "problem_mark", None)
+            at = f" (line {where.line + 1}, column {where.column + 1})" if where is not None else ""
+            raise UserError(f"config {path!r} is not valid YAML{at}: {getattr(e, 'problem', None) or e}") from None
         if not isinstance(cfg, dict):
             raise UserError(f"config {path!r} must be a mapping of key: value")
-        parser = HfArgumentParser(dataclass_types)
+        parser = _HfParser(dataclass_types)
         known = {a.dest for a in parser._actions}
         unknown = sorted(k for k in cfg if k not in known)
         if unknown:
             raise UserError(f"unknown config key(s) in {path}: {', '.join(unknown)}")
         cfg_args = _yaml_to_argv(cfg)
-    parser = HfArgumentParser(dataclass_types)
+    parser = _HfParser(dataclass_types)
     out = parser.parse_args_into_dataclasses(args=cfg_args + argv, return_remaining_strings=True)
     *parsed, rest = out
     if rest:
