@@ -24,7 +24,7 @@ Text (``--model``, a text checkpoint; scored by a judge LM):
    sampler (``moment``: Hayakawa et al. 2025, α = 1) and MaskGIT with the moment sampler's α = 1 held constant
    as Gumbel choice noise, not annealed (``maskgit-gumbel``), so moment vs maskgit-gumbel is the
    temperature-matched comparison of Hayakawa et al. 2025. All at token temperature 1, one
-   block, unconditional, the same seed per setting. Metrics (MDLM / ReMDM protocol, mdlm/metrics/genppl.py):
+   block, unconditional, the same seed per setting. Metrics (MDLM / ReMDM protocol, mdlm/evaluation/genppl.py):
    generative perplexity under the judge (token-weighted) and the mean unigram entropy of the samples (over the
    judge's tokens and the model's own tokens). A reference row scores real validation text cut to the same
    number of model tokens. ``--judge none`` loads no judge: each row's samples go to
@@ -197,7 +197,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run(a: argparse.Namespace, judge=None, command: str = "") -> dict:
-    """All ablations of ``a``; ``judge`` (a :class:`mdlm.metrics.genppl.Judge`) may be injected.
+    """All ablations of ``a``; ``judge`` (a :class:`mdlm.evaluation.genppl.Judge`) may be injected.
     results.json is rewritten after every part (and every image training run), so a run killed
     by a time limit keeps what it finished."""
     if os.path.isdir(a.out) and os.listdir(a.out) and not a.force:
@@ -210,7 +210,7 @@ def run(a: argparse.Namespace, judge=None, command: str = "") -> dict:
     written: list[str] = []
     t_all = time.perf_counter()
     if not a.skip_sampling:
-        from mdlm.metrics.genppl import load_judge
+        from mdlm.evaluation.genppl import load_judge
 
         note = " (no judge: samples kept for --score-samples)" if a.no_judge else ""
         print(f"sampling ablation on {a.model}{note}", flush=True)
@@ -256,7 +256,7 @@ def run(a: argparse.Namespace, judge=None, command: str = "") -> dict:
 def score_samples(out: str, judge_path: str | None = None, *, force: bool = False, judge=None,
                   command: str = "") -> dict:
     """``--score-samples OUT``: score the samples that a ``--judge none`` run kept in OUT with the judge
-    (``judge``, a :class:`mdlm.metrics.genppl.Judge`, may be injected), rewrite OUT/results.json and redraw
+    (``judge``, a :class:`mdlm.evaluation.genppl.Judge`, may be injected), rewrite OUT/results.json and redraw
     every table and plot (:func:`ablation.report.replot`). Every check comes before the judge loads."""
     path = os.path.join(out, "results.json")
     if not os.path.isfile(path):
@@ -270,7 +270,7 @@ def score_samples(out: str, judge_path: str | None = None, *, force: bool = Fals
         print(f"every sampling row of {out} is scored already; pass --force to rescore", flush=True)
         return results
     if judge is None:
-        from mdlm.metrics.genppl import load_judge
+        from mdlm.evaluation.genppl import load_judge
 
         judge = load_judge(judge_path)
     t0 = time.perf_counter()

@@ -15,23 +15,19 @@ MDM / AR ≥ the true ratio; MDLM (Sahoo et al. 2024) reports it within ~1.1–1
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
-import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import torch
 
-import torch  # noqa: E402
-
-import mdlm  # noqa: E402,F401
-from mdlm.cli import UserError, run_cli  # noqa: E402
-from mdlm.data.text import load_text_corpus, pack_dataset  # noqa: E402
-from mdlm.elbo import elbo_nll  # noqa: E402
-from mdlm.pipelines import load_for_generation  # noqa: E402
-from mdlm.sampling import as_logits_fn  # noqa: E402
-from mdlm.training.ar import ar_nll  # noqa: E402
+import mdlm  # noqa: F401
+from mdlm.cli import ArgumentParser, UserError, positive_int, refuse_overwrite, run_cli
+from mdlm.data.text import load_text_corpus, pack_dataset
+from mdlm.evaluation.elbo import corpus_elbo
+from mdlm.evaluation.files import write_json
+from mdlm.pipelines import load_for_generation
+from mdlm.sampling import as_logits_fn
+from mdlm.training.ar import ar_nll
 
 
 def validation_ids(tok, data: str, seq_len: int, max_sequences: int | None) -> torch.Tensor:
@@ -54,38 +50,30 @@ def ar_figures(model, ids: torch.Tensor, start_id: int, batch_size: int, device:
             "tokens": n}
 
 
-@torch.no_grad()
 def mdm_figures(model, ids: torch.Tensor, mask_id: int, num_samples: int, batch_size: int, device: str, seed: int) -> dict:
-    fn = as_logits_fn(model)
     g = torch.Generator(device=device).manual_seed(seed)
-    nll, n = 0.0, 0
-    for i in range(0, len(ids), batch_size):
-        x = ids[i : i + batch_size].to(device)
-        r = elbo_nll(fn, x, eligible=torch.ones_like(x, dtype=torch.bool), mask_id=mask_id, num_samples=num_samples,
-                     generator=g)
-        nll, n = nll + float(r.nll_sum.double().sum()), n + int(r.num_tokens.sum())
-    nats = nll / max(n, 1)
-    return {"nats_per_token": nats, "bits_per_token": nats / math.log(2), "perplexity": math.exp(min(nats, 700)),
-            "tokens": n, "num_samples": num_samples}
+    r = corpus_elbo(as_logits_fn(model), ids, mask_id=mask_id, batch_size=batch_size, num_samples=num_samples,
+                    generator=g, device=device)
+    return {"nats_per_token": r.nats_per_token, "bits_per_token": r.bits_per_token, "perplexity": r.perplexity,
+            "tokens": int(r.num_tokens.sum()), "num_samples": num_samples}
 
 
 @run_cli
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="AR checkpoint (trained with --objective ar)")
     p.add_argument("--mdm", help="masked-diffusion checkpoint to compare with (same tokenizer)")
     p.add_argument("--data", default="shakespeare")
-    p.add_argument("--seq-len", type=int)
-    p.add_argument("--max-sequences", type=int)
-    p.add_argument("--num-samples", type=int, default=8, help="Monte-Carlo samples of the MDM ELBO")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--seq-len", type=positive_int)
+    p.add_argument("--max-sequences", type=positive_int)
+    p.add_argument("--num-samples", type=positive_int, default=8, help="Monte-Carlo samples of the MDM ELBO")
+    p.add_argument("--batch-size", type=positive_int, default=16)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--json", help="also write the figures here (refuses to overwrite without --force)")
-    p.add_argument("--force", action="store_true")
+    p.add_argument("--json", help="also write the figures here (an existing file is refused unless --overwrite)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     a = p.parse_args()
-    if a.json and os.path.exists(a.json) and not a.force:
-        raise UserError(f"{a.json} exists; pass --force to overwrite it")
+    refuse_overwrite(a.json, a.overwrite)
     ar = load_for_generation(a.model, device=a.device)
     if not getattr(ar.model.config, "is_causal", False):
         raise UserError(f"{a.model} is not a causal model (config.is_causal is false); train one with --objective ar")
@@ -100,10 +88,12 @@ def main() -> int:
         if mdm.tokenizer is None or mdm.tokenizer.get_vocab() != ar.tokenizer.get_vocab():
             raise UserError("the AR and MDM checkpoints do not share a tokenizer; their perplexities are not comparable")
         ctx = min(ctx, mdm.model.config.max_position_embeddings)
-    seq_len = a.seq_len or min(ctx, 1024)
+    seq_len = a.seq_len if a.seq_len is not None else min(ctx, 1024)
     if seq_len > ctx:
         raise UserError(f"--seq-len {seq_len} exceeds the context of {ctx}")
     ids = validation_ids(ar.tokenizer, a.data, seq_len, a.max_sequences)
+    if len(ids) == 0:
+        raise UserError(f"--data {a.data}: its validation split holds no text")
     t0 = time.perf_counter()
     out = {"data": a.data, "seq_len": seq_len, "sequences": len(ids), "ar_model": a.model,
            "ar": ar_figures(ar.model, ids, ar.tokenizer.eos_token_id, a.batch_size, a.device)}
@@ -121,8 +111,7 @@ def main() -> int:
         print(f"MDM perplexity ≤ {m['perplexity']:.3f} (ELBO, {a.num_samples} samples) | {m['bits_per_token']:.4f} bits/token")
         print(f"ratio MDM / AR = {out['ppl_ratio_mdm_over_ar']:.3f} (an upper bound: the MDM figure is a bound)")
     if a.json:
-        with open(a.json, "w", encoding="utf-8") as f:
-            json.dump(out, f, indent=1)
+        write_json(a.json, out)
     return 0
 
 

@@ -33,7 +33,7 @@ import torch  # noqa: E402
 
 from image_sample_eval import ImageScorer, load_checkpoint, load_reference_data  # noqa: E402
 from mdlm.cli import run_cli  # noqa: E402
-from mdlm.metrics.classifier import load_classifier  # noqa: E402
+from mdlm.evaluation.classifier import load_classifier  # noqa: E402
 from mdlm.pipelines.image import generate_images  # noqa: E402
 from mdlm.pipelines.text import sampler_config_from  # noqa: E402
 

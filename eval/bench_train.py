@@ -7,46 +7,26 @@ Per configuration: AdamW (fused) + bf16 autocast, ``--warmup`` untimed steps the
 steps (CUDA-synchronised). With compile on, the model goes through ``torch.compile`` and the masked-token
 cross-entropy too (``diffusion_loss(fused_ce=True)``, as the Trainer does with ``torch_compile``); the
 first step checks it against the eager loss. MFU counts the FLOPs defined in ``mdlm/training/throughput.py`` against
-``--peak`` (787 TFLOP/s bf16 measured on the H100). ModernBERT's MFU uses the same formula on its own
+``--peak`` (default: the bf16 peak measured on the H100, see docs/benchmarks/README.md). ModernBERT's MFU uses the same formula on its own
 config (its local-attention layers do less attention work, so its MFU is an upper bound).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import torch
 
-import torch  # noqa: E402
-from transformers import AutoConfig, AutoModelForMaskedLM  # noqa: E402
-
-from mdlm.loss import diffusion_loss  # noqa: E402
-from mdlm.masking import mask_tokens, sample_times  # noqa: E402
-from mdlm.modeling import MDLMConfig, MDLMForMaskedLM  # noqa: E402
-from mdlm.schedules import get_schedule  # noqa: E402
-from mdlm.training.throughput import H100_BF16_PEAK, block_params, flops_per_token  # noqa: E402
-from mdlm.training.trainer import masked_logits  # noqa: E402
-
-SIZES = {"tiny": (64, 2, 2, 128), "125m": (768, 12, 12, 2048), "350m": (1024, 24, 16, 2816)}  # tiny: smoke tests
-VOCAB, MASK = 50304, 50258
-
-
-def build(kind: str, size: str, seq: int):
-    d, L, H, ff = SIZES[size]
-    if kind == "mdlm":
-        cfg = MDLMConfig(vocab_size=VOCAB, hidden_size=d, num_hidden_layers=L, num_attention_heads=H,
-                         intermediate_size=ff, max_position_embeddings=seq, mask_token_id=MASK)
-        cfg._attn_implementation = "sdpa"
-        return MDLMForMaskedLM(cfg)
-    cfg = AutoConfig.for_model("modernbert", vocab_size=VOCAB, hidden_size=d, num_hidden_layers=L,
-                               num_attention_heads=H, intermediate_size=ff, max_position_embeddings=seq,
-                               pad_token_id=50257, mask_token_id=MASK)
-    return AutoModelForMaskedLM.from_config(cfg, attn_implementation="sdpa")
-
+from mdlm.loss import diffusion_loss
+from mdlm.masking import mask_tokens, sample_times
+from mdlm.cli import ArgumentParser, UserError, non_negative_int, positive_float, positive_int, refuse_overwrite, run_cli
+from mdlm.evaluation.benchmark_models import MASK, SIZES, build
+from mdlm.evaluation.files import write_json
+from mdlm.schedules import get_schedule
+from mdlm.training.throughput import H100_BF16_PEAK, block_params, flops_per_token
+from mdlm.training.trainer import masked_logits
 
 def run(kind: str, size: str, seq: int, batch: int, steps: int, warmup: int, compile_: bool, peak: float) -> dict:
     torch.manual_seed(0)
@@ -97,20 +77,23 @@ def run(kind: str, size: str, seq: int, batch: int, steps: int, warmup: int, com
     }
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+@run_cli
+def main() -> int:
+    p = ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--sizes", nargs="+", default=["125m", "350m"], choices=list(SIZES))
-    p.add_argument("--models", nargs="+", default=["mdlm", "modernbert"])
-    p.add_argument("--seq-len", type=int, default=1024)
-    p.add_argument("--batch", type=int, nargs="+", default=[32, 16], help="per size, in order")
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--models", nargs="+", default=["mdlm", "modernbert"], choices=["mdlm", "modernbert"])
+    p.add_argument("--seq-len", type=positive_int, default=1024)
+    p.add_argument("--batch", type=positive_int, nargs="+", default=[32, 16], help="per size, in order")
+    p.add_argument("--steps", type=positive_int, default=20)
+    p.add_argument("--warmup", type=non_negative_int, default=5)
     p.add_argument("--compile", choices=["on", "off", "both"], default="both")
-    p.add_argument("--peak", type=float, default=H100_BF16_PEAK)
-    p.add_argument("--out")
+    p.add_argument("--peak", type=positive_float, default=H100_BF16_PEAK, help="bf16 peak FLOP/s of the GPU (for MFU)")
+    p.add_argument("--out", help="JSON file for the rows and the machine (refused if it exists, unless --overwrite)")
+    p.add_argument("--overwrite", action="store_true")
     a = p.parse_args()
+    refuse_overwrite(a.out, a.overwrite)
     if not torch.cuda.is_available():
-        sys.exit("error: this benchmark needs a CUDA GPU")
+        raise UserError("this benchmark needs a CUDA GPU")
     modes = {"on": [True], "off": [False], "both": [False, True]}[a.compile]
     rows = []
     for size, batch in zip(a.sizes, a.batch + a.batch[-1:] * len(a.sizes)):
@@ -123,7 +106,7 @@ def main() -> None:
                 rows.append(r)
                 print(json.dumps(r), flush=True)
                 torch.cuda.empty_cache()
-    print(f"\n| model | size | compile | tokens/s | step ms | MFU | peak GiB |\n|---|---|---|---|---|---|---|")
+    print("\n| model | size | compile | tokens/s | step ms | MFU | peak GiB |\n|---|---|---|---|---|---|---|")
     for r in rows:
         if "error" in r:
             print(f"| {r['model']} | {r['size']} | {r['compile']} | error: {r['error'][:60]} | | | |")
@@ -134,9 +117,8 @@ def main() -> None:
             "transformers": __import__("transformers").__version__, "date": time.strftime("%Y-%m-%d"),
             "command": " ".join(sys.argv)}
     if a.out:
-        os.makedirs(os.path.dirname(a.out) or ".", exist_ok=True)
-        with open(a.out, "w") as f:
-            json.dump({"meta": meta, "rows": rows}, f, indent=1)
+        write_json(a.out, {"meta": meta, "rows": rows})
+    return 0
 
 
 if __name__ == "__main__":

@@ -12,27 +12,22 @@ Prints ONE JSON line, e.g.
     {"metric": "classifier-FID (Fashion-MNIST CNN features)", "classifier_fid_fmnist": 3.21,
      "class_accuracy": 0.87, "n_images": 10000, "n_reference": 10000, "reference": "test", ...}
 ``classifier_fid_fmnist`` is a Fréchet distance of the classifier's 128-d penultimate features
-(mdlm/metrics/fid.py); it is NOT the Inception FID of papers. ``class_accuracy`` is the share of
+(mdlm/evaluation/fid.py); it is NOT the Inception FID of papers. ``class_accuracy`` is the share of
 generated images that the classifier assigns to their requested class (null without labels).
 With ``--inception`` the line adds ``fid_inception_v3`` and ``inception_weights``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import torch
 
-import torch  # noqa: E402
-
-from mdlm.data.images import dataset_to_tensors, load_image_dataset, load_samples_npz  # noqa: E402
-from mdlm.metrics.classifier import accuracy, load_classifier  # noqa: E402
-from mdlm.metrics.fid import classifier_features, extract_features, feature_fid  # noqa: E402
-
-METRIC_NAME = "classifier-FID (Fashion-MNIST CNN features)"
+from mdlm.cli import ArgumentParser, UserError, positive_int, run_cli
+from mdlm.data.images import dataset_to_tensors, load_image_dataset, load_samples_npz
+from mdlm.evaluation.classifier import accuracy, load_classifier
+from mdlm.evaluation.fid import classifier_features, extract_features, feature_fid
+from mdlm.evaluation.image_scoring import METRIC_NAME
 
 
 def load_reference(ref: str, dataset: str, max_n: int | None) -> torch.Tensor:
@@ -41,19 +36,19 @@ def load_reference(ref: str, dataset: str, max_n: int | None) -> torch.Tensor:
     elif ref in ("test", "train"):
         x, _ = dataset_to_tensors(load_image_dataset(dataset)[ref])
     else:
-        raise ValueError(f"--reference must be test, train or an .npz file, got {ref!r}")
+        raise UserError(f"--reference must be test, train or an .npz file, got {ref!r}")
     return x[:max_n] if max_n else x
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parse_args(argv: list[str] | None = None):
+    p = ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--classifier", help="classifier dir (recipes/train_classifier.py output)")
     p.add_argument("--images", required=True, help="samples .npz (images [+ labels])")
     p.add_argument("--reference", default="test", help="test, train, or an .npz of reference images")
     p.add_argument("--dataset", default="fashion-mnist", help="data set of --reference test/train")
-    p.add_argument("--max_reference", type=int, default=None, help="use the first N reference images")
+    p.add_argument("--max-reference", "--max_reference", type=positive_int, default=None, help="use the first N reference images")
     p.add_argument("--inception", default=None, help="Inception-v3 weights file (torchvision or pytorch-fid)")
-    p.add_argument("--batch_size", type=int, default=500)
+    p.add_argument("--batch-size", "--batch_size", type=positive_int, default=500)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = p.parse_args(argv)
     if not args.classifier and not args.inception:
@@ -74,9 +69,12 @@ def main(argv: list[str] | None = None) -> dict:
         out["classifier_fid_fmnist"] = round(fid, 4)
         out["class_accuracy"] = round(accuracy(clf, images, labels, args.batch_size), 4) if labels is not None else None
     if args.inception:
-        from mdlm.metrics.inception import load_inception_features
+        from mdlm.evaluation.inception import load_inception_features
 
-        fn, kind = load_inception_features(args.inception, args.device)
+        try:
+            fn, kind = load_inception_features(args.inception, args.device)
+        except ImportError as e:  # torchvision / pytorch-fid missing: one line naming the package
+            raise UserError(str(e)) from None
         bs = min(args.batch_size, 100)
         out["fid_inception_v3"] = round(feature_fid(extract_features(fn, images, bs), extract_features(fn, ref, bs)), 4)
         out["inception_weights"] = kind
@@ -86,8 +84,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (ValueError, ImportError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_cli(main)()

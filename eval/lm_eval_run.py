@@ -8,36 +8,38 @@ Multiple-choice tasks score each choice by minus its Monte-Carlo NELBO given the
 (``--mc-num`` samples; see mdlm/evaluation/lm_eval_adapter.py). ``--include-path`` is a folder of
 task YAMLs (a local task may read JSON/JSONL files with ``dataset_path: json`` and
 ``dataset_kwargs: {data_files: ...}``). Prints lm-eval's results table; ``--out`` also writes the
-results as JSON. A LoRA adapter dir works as --model.
+results as JSON (refused if it exists, unless ``--overwrite``). A LoRA adapter dir works as --model.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import torch
 
-import torch  # noqa: E402
-
-from mdlm.cli import UserError, run_cli  # noqa: E402
+from mdlm.cli import ArgumentParser, UserError, non_negative_int, positive_int, refuse_overwrite, run_cli
+from mdlm.evaluation.files import write_json
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="checkpoint dir, or a LoRA adapter dir")
     p.add_argument("--tasks", nargs="+", required=True, help="lm-eval task (or group) names")
     p.add_argument("--include-path", help="folder of extra task YAMLs")
-    p.add_argument("--mc-num", type=int, default=8, help="Monte-Carlo ELBO samples per request")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--mc-num", type=positive_int, default=8, help="Monte-Carlo ELBO samples per request")
+    p.add_argument("--batch-size", type=positive_int, default=8)
     p.add_argument("--limit", type=float, help="at most this many documents per task (a fraction if < 1)")
-    p.add_argument("--num-fewshot", type=int)
+    p.add_argument("--num-fewshot", type=non_negative_int)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--out", help="write the results (without per-sample logs) to this JSON file")
-    return p.parse_args(argv)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    a = p.parse_args(argv)
+    if a.limit is not None and a.limit <= 0:
+        p.error(f"argument --limit: must be > 0, got {a.limit:g}")
+    refuse_overwrite(a.out, a.overwrite)
+    return a
 
 
 @run_cli
@@ -51,8 +53,6 @@ def main(argv=None) -> int:
         raise UserError(f'lm-eval is not installed ({e}); pip install "lm-eval>=0.4"') from None
     from mdlm.evaluation.lm_eval_adapter import MDLMEvalLM
 
-    if a.mc_num < 1:
-        raise UserError(f"--mc-num must be ≥ 1, got {a.mc_num}")
     if a.include_path and not os.path.isdir(a.include_path):
         raise UserError(f"--include-path {a.include_path!r} is not a directory")
     lm = MDLMEvalLM(pretrained=a.model, device=a.device, batch_size=a.batch_size, mc_num=a.mc_num, seed=a.seed)
@@ -75,8 +75,7 @@ def main(argv=None) -> int:
         keep = {k: res[k] for k in ("results", "groups", "group_subtasks", "configs", "versions", "n-shot",
                                     "higher_is_better", "n-samples") if k in res}
         keep["model"] = {"path": a.model, "mc_num": a.mc_num, "seed": a.seed, "batch_size": a.batch_size}
-        with open(a.out, "w", encoding="utf-8") as f:
-            json.dump(keep, f, indent=1, default=str)
+        write_json(a.out, keep, default=str)
     return 0
 
 

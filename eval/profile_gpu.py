@@ -15,22 +15,18 @@ launches, synchronisations) is the bottleneck, not the GPU.
 
 from __future__ import annotations
 
-import argparse
-import os
-import sys
 import time
 from typing import Callable
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import torch
+from torch.profiler import ProfilerActivity, profile
 
-import torch  # noqa: E402
-from torch.profiler import ProfilerActivity, profile  # noqa: E402
-
-from bench_train import MASK, SIZES, VOCAB, build  # noqa: E402
-from mdlm.modeling.kv_cache import BlockCachedLogits  # noqa: E402
-from mdlm.modeling.padding import default_position_ids  # noqa: E402
-from mdlm.sampling import SamplerConfig, as_logits_fn, generate  # noqa: E402
-from mdlm.sampling.fused_step import greedy_confidence_step  # noqa: E402
+from mdlm.cli import ArgumentParser, positive_int, run_cli
+from mdlm.evaluation.benchmark_models import MASK, SIZES, build
+from mdlm.modeling.kv_cache import BlockCachedLogits
+from mdlm.modeling.padding import default_position_ids
+from mdlm.sampling import SamplerConfig, as_logits_fn, generate
+from mdlm.sampling.fused_step import greedy_confidence_step
 
 
 def timeit(fn: Callable[[], object], n: int, cuda: bool) -> float:
@@ -161,23 +157,25 @@ def train(a) -> None:
     table(prof, wall, a.rows)
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+@run_cli
+def main() -> int:
+    p = ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("what", choices=["decode", "train"])
     p.add_argument("--size", choices=list(SIZES), default="125m")
-    p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--gen-length", type=int, default=256)
-    p.add_argument("--block-length", type=int, default=32)
-    p.add_argument("--seq-len", type=int, default=1024)
+    p.add_argument("--batch", type=positive_int, default=64)
+    p.add_argument("--gen-length", type=positive_int, default=256)
+    p.add_argument("--block-length", type=positive_int, default=32)
+    p.add_argument("--seq-len", type=positive_int, default=1024)
     p.add_argument("--compile", action="store_true")
-    p.add_argument("--n", type=int, default=10, help="timed calls per micro-benchmark")
-    p.add_argument("--rows", type=int, default=25)
+    p.add_argument("--n", type=positive_int, default=10, help="timed calls per micro-benchmark")
+    p.add_argument("--rows", type=positive_int, default=25)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     a = p.parse_args()
     if a.what == "decode" and not 0 < a.block_length < a.gen_length:
         p.error(f"--block-length must be between 1 and --gen-length - 1 (the dual cache reuses the other blocks), "
                 f"got {a.block_length} with --gen-length {a.gen_length}")
     decode(a) if a.what == "decode" else train(a)
+    return 0
 
 
 if __name__ == "__main__":

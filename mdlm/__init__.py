@@ -3,7 +3,7 @@
     from mdlm import MDLMConfig, MDLMForMaskedLM, get_schedule, mask_tokens, diffusion_loss, elbo_nll
 """
 
-from .elbo import ElboResult, elbo_nll
+from .evaluation.elbo import ElboResult, elbo_nll
 from .loss import diffusion_loss
 from .masking import mask_tokens, sample_times
 from .modeling import MDLMConfig, MDLMForMaskedLM, MDLMModel

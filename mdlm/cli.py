@@ -129,3 +129,23 @@ def run_cli(main: Callable[[], Any]) -> Callable[[], None]:
         sys.exit(code if isinstance(code, int) else 0)
 
     return wrapped
+
+
+def _number_type(kind: type, name: str, ok: Callable[[Any], bool], rule: str) -> Callable[[str], Any]:
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {name}, got {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"must be {rule}, got {text}")
+        return value
+
+    parse.__name__ = name
+    return parse
+
+
+# argparse ``type=`` checks: a bad value is one usage line naming the option (with :class:`ArgumentParser`)
+positive_int = _number_type(int, "an integer", lambda v: v >= 1, "≥ 1")
+non_negative_int = _number_type(int, "an integer", lambda v: v >= 0, "≥ 0")
+positive_float = _number_type(float, "a number", lambda v: v > 0, "> 0")

@@ -1,4 +1,4 @@
-"""Train the small CNN classifier (mdlm.metrics.classifier) whose features define the
+"""Train the small CNN classifier (mdlm.evaluation.classifier) whose features define the
 classifier-FID (Fashion-MNIST CNN features) of eval/fid.py, with ``transformers.Trainer``.
 
 Launch:
@@ -9,7 +9,7 @@ Launch:
     python recipes/train_classifier.py --config recipes/configs/fmnist_classifier.yaml --num_train_epochs 1 \\
         --output_dir runs/clf_x
 
-Writes ``output_dir/`` = config.json + model.safetensors (``mdlm.metrics.classifier.load_classifier``)
+Writes ``output_dir/`` = config.json + model.safetensors (``mdlm.evaluation.classifier.load_classifier``)
 and ``metrics.json`` with the test accuracy (printed too).
 """
 
@@ -28,7 +28,7 @@ from transformers import Trainer, TrainingArguments, set_seed  # noqa: E402
 
 from mdlm.cli import UserError, parse_config_and_args, run_cli  # noqa: E402
 from mdlm.data.images import TensorImageDataset, dataset_to_tensors, load_image_dataset  # noqa: E402
-from mdlm.metrics.classifier import ImageClassifierCNN, ImageClassifierConfig, accuracy  # noqa: E402
+from mdlm.evaluation.classifier import ImageClassifierCNN, ImageClassifierConfig, accuracy  # noqa: E402
 from mdlm.tokenizers.image import save_pretrained_atomic  # noqa: E402
 
 

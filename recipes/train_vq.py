@@ -34,7 +34,7 @@ from transformers import Trainer, TrainingArguments, set_seed  # noqa: E402
 
 from mdlm.cli import UserError, parse_config_and_args, run_cli  # noqa: E402
 from mdlm.data.images import TensorImageDataset, dataset_to_tensors, load_image_dataset, save_image_grid  # noqa: E402
-from mdlm.metrics.reconstruction import evaluate_reconstruction  # noqa: E402
+from mdlm.evaluation.reconstruction import evaluate_reconstruction  # noqa: E402
 from mdlm.tokenizers.image import VQConfig, VQModelForImages, save_pretrained_atomic  # noqa: E402
 
 

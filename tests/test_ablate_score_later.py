@@ -41,7 +41,7 @@ def _no_judge(*args, **kwargs):
 
 
 def test_judge_none_then_score_samples_matches_in_process(ablate, checkpoint_and_judge, tmp_path, monkeypatch):
-    import mdlm.metrics.genppl as genppl
+    import mdlm.evaluation.genppl as genppl
 
     ckpt, judge = checkpoint_and_judge
     # (a) --judge none: samples kept, judge metrics None, no judge loaded

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from mdlm.elbo import elbo_nll
+from mdlm.evaluation.elbo import elbo_nll
 from mdlm.loss import diffusion_loss
 from mdlm.masking import mask_tokens, sample_times
 from mdlm.schedules import even_masked_counts, get_schedule

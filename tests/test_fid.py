@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from mdlm.metrics.classifier import ImageClassifierCNN, ImageClassifierConfig, accuracy, load_classifier
-from mdlm.metrics.fid import classifier_fid, feature_fid, frechet_distance, gaussian_stats, sqrtm_psd
-from mdlm.metrics.reconstruction import psnr
+from mdlm.evaluation.classifier import ImageClassifierCNN, ImageClassifierConfig, accuracy, load_classifier
+from mdlm.evaluation.fid import classifier_fid, feature_fid, frechet_distance, gaussian_stats, sqrtm_psd
+from mdlm.evaluation.reconstruction import psnr
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

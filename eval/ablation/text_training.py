@@ -54,7 +54,7 @@ def training_ablation(
 def training_markdown(res: dict) -> str:
     lines = ["# Training ablation: schedule × weighting × t_min", "",
              "Short runs of `recipes/train_text.py` with the same data, seed and model; the figure is the validation "
-             "NELBO (Monte-Carlo, fixed masks: mdlm/elbo.py), the true bound whatever weighting trained the model. "
+             "NELBO (Monte-Carlo, fixed masks: mdlm/evaluation/elbo.py), the true bound whatever weighting trained the model. "
              f"Base arguments: `{res['base_args']}`.", "",
              "| schedule | weighting | t_min | steps | val NELBO (nats/token) | bits/token | ppl ≤ | final train loss | train s |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|"]

@@ -2,7 +2,7 @@
 
 Log-likelihood tasks are scored through the ELBO, as LLaDA does: a masked-diffusion model has no
 exact autoregressive log-likelihood, so ``log p(continuation | context)`` is replaced by minus the
-Monte-Carlo NELBO of :func:`mdlm.elbo.elbo_nll` with only the continuation eligible for masking
+Monte-Carlo NELBO of :func:`mdlm.evaluation.elbo.elbo_nll` with only the continuation eligible for masking
 (the context is never masked). It is a lower bound on the log-likelihood in expectation, summed
 over the continuation's tokens, in nats.
 
@@ -17,7 +17,7 @@ or by name once this module is imported: ``simple_evaluate(model="mdlm", model_a
 ``eval/lm_eval_run.py`` is the command-line front end.
 
 Choices made here:
-  * ``loglikelihood``: K = ``mc_num`` samples with stratified masked counts (see ``mdlm/elbo.py``);
+  * ``loglikelihood``: K = ``mc_num`` samples with stratified masked counts (see ``mdlm/evaluation/elbo.py``);
     the random generator is re-seeded with ``seed`` at every batch, so a run is deterministic for a
     fixed request list, batch size and seed. Requests are scored in batches of ``batch_size``,
     sequences laid out ``[pad …][context][continuation]`` (left padding, as
@@ -43,7 +43,7 @@ import torch
 from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 
-from ..elbo import elbo_nll
+from .elbo import elbo_nll
 from ..pipelines.loading import load_for_generation
 from ..pipelines.text import generate_text, sampler_config_from
 from ..sampling import as_logits_fn

@@ -6,7 +6,7 @@
   run sees exactly the masks it would have seen.
 * A non-finite loss stops training with ``NonFiniteLossError`` before the optimiser step; the last
   checkpoint on disk is untouched.
-* ``evaluate`` reports the NELBO (``mdlm.elbo``) as nats/token, bits/token and perplexity bound,
+* ``evaluate`` reports the NELBO (``mdlm.evaluation.elbo``) as nats/token, bits/token and perplexity bound,
   with fixed masks so successive evaluations are comparable.
 * Checkpoints are written to ``OUTPUT/.staging/checkpoint-N`` and renamed into place when complete
   (``mdlm.training.checkpoint``): a kill mid-save never leaves a broken newest checkpoint.
@@ -21,7 +21,7 @@ import shutil
 import torch
 from transformers import Trainer
 
-from ..elbo import elbo_nll
+from ..evaluation.elbo import elbo_nll
 from ..loss import diffusion_loss
 from ..masking import mask_tokens, sample_times
 from ..modeling import MDLMForMaskedLM

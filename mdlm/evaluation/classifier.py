@@ -1,5 +1,5 @@
 """A small CNN image classifier (Fashion-MNIST by default) whose penultimate features feed the
-classifier-FID of :mod:`mdlm.metrics.fid`, and whose predictions give the class accuracy of
+classifier-FID of :mod:`mdlm.evaluation.fid`, and whose predictions give the class accuracy of
 class-conditional samples.
 
 Architecture: ``len(channels)`` blocks of [3×3 conv → BatchNorm → ReLU], the first two followed by

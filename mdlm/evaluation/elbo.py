@@ -19,7 +19,7 @@ from typing import Callable
 
 import torch
 
-from .loss import masked_token_nll
+from ..loss import masked_token_nll
 
 Tensor = torch.Tensor
 LogitsFn = Callable[[Tensor, Tensor | None], Tensor]
@@ -75,3 +75,38 @@ def elbo_nll(
         nll = masked_token_nll(logits, input_ids, masked, mask_id).sum(dim=1)  # (B,)
         total += torch.where(n > 0, nll * n.float() / l.clamp_min(1).float(), torch.zeros_like(nll))
     return ElboResult(total / num_samples, n)
+
+
+def corpus_elbo(
+    logits_fn: LogitsFn,
+    input_ids: Tensor,
+    *,
+    mask_id: int,
+    eligible: Tensor | None = None,
+    batch_size: int = 16,
+    num_samples: int = 1,
+    generator: torch.Generator | None = None,
+    device: str | torch.device = "cpu",
+    desc: str | None = None,
+) -> ElboResult:
+    """:func:`elbo_nll` over many rows in batches of ``batch_size`` (one generator throughout, so the same
+    seed gives the same masks). input_ids (N, L) on any device; eligible (N, L) bool, default every token.
+    ``desc``: a progress bar with this label (on a terminal)."""
+    import sys
+
+    from tqdm.auto import tqdm
+
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
+    eligible = torch.ones_like(input_ids, dtype=torch.bool) if eligible is None else eligible.bool()
+    nll, ntok = [], []
+    starts = range(0, input_ids.shape[0], batch_size)
+    for i in tqdm(starts, desc=desc, disable=desc is None or not sys.stderr.isatty()):
+        x = input_ids[i : i + batch_size].to(device)  # (b, L)
+        r = elbo_nll(logits_fn, x, eligible=eligible[i : i + batch_size].to(device), mask_id=mask_id,
+                     num_samples=num_samples, generator=generator)
+        nll.append(r.nll_sum.cpu())
+        ntok.append(r.num_tokens.cpu())
+    if not nll:
+        return ElboResult(torch.zeros(0), torch.zeros(0, dtype=torch.long))
+    return ElboResult(torch.cat(nll), torch.cat(ntok))

@@ -3,7 +3,7 @@ Time-Scale Update Rule Converge to a Local Nash Equilibrium", eq. 6 — Dowson &
 
     d² = ||μ₁ - μ₂||² + Tr(Σ₁ + Σ₂ - 2 (Σ₁ Σ₂)^{1/2})
 
-With the features of the Fashion-MNIST CNN of :mod:`mdlm.metrics.classifier` this is
+With the features of the Fashion-MNIST CNN of :mod:`mdlm.evaluation.classifier` this is
 "classifier-FID (Fashion-MNIST CNN features)" — NOT comparable to Inception FID numbers in papers.
 
 Numerics: Σ₁Σ₂ is not symmetric, but it is similar to the PSD matrix M = Σ₁^{1/2} Σ₂ Σ₁^{1/2}
@@ -73,7 +73,7 @@ def extract_features(fn: Callable[[Tensor], Tensor], images: Tensor, batch_size:
 
 
 def classifier_features(model, images: Tensor, batch_size: int = 500) -> np.ndarray:
-    """Penultimate features of :class:`mdlm.metrics.classifier.ImageClassifierCNN` (eval mode)."""
+    """Penultimate features of :class:`mdlm.evaluation.classifier.ImageClassifierCNN` (eval mode)."""
     model.eval()
     return extract_features(model.features, images, batch_size, device=next(model.parameters()).device)
 

@@ -1,0 +1,24 @@
+"""Result files of the evaluation scripts: written whole or not at all (a temporary file renamed into
+place), so a cut run never leaves half a JSON file where a good one was."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+
+def write_text(path: str | os.PathLike, text: str) -> str:
+    """``text`` to ``path`` through a temporary file in the same directory; returns ``path``."""
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+    return path
+
+
+def write_json(path: str | os.PathLike, obj: Any, **kwargs: Any) -> str:
+    """``obj`` as indented JSON (``json.dumps`` keywords pass through), atomically; returns ``path``."""
+    return write_text(path, json.dumps(obj, indent=1, ensure_ascii=False, **kwargs) + "\n")
