@@ -15,54 +15,47 @@ the interval skips it outside (LO, HI]), the median batch time, images/s = batch
 ms per sampler step. ``--cfg-scale`` defaults to the checkpoint's scale (1 when it has none).
 
 Prints a markdown table; ``--out JSON`` writes ``{"meta": {...}, "rows": [...]}`` with the device name,
-torch / transformers versions, date and command line (refuses an existing file without ``--force``).
+torch / transformers versions, date and command line (refuses an existing file without ``--overwrite``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
 import time
 from typing import Any
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import torch
 
-import torch  # noqa: E402
-
-import mdlm  # noqa: E402,F401
-from mdlm.cli import run_cli  # noqa: E402
-from mdlm.pipelines import load_for_generation  # noqa: E402
-from mdlm.pipelines.image import generate_images, image_model_info, load_image_vq  # noqa: E402
-from mdlm.pipelines.text import sampler_config_from  # noqa: E402
+import mdlm  # noqa: F401
+from mdlm.cli import ArgumentParser, positive_float, positive_int, refuse_overwrite, run_cli
+from mdlm.evaluation.files import write_json
+from mdlm.pipelines import load_for_generation
+from mdlm.pipelines.image import generate_images, image_model_info, load_image_vq
+from mdlm.pipelines.text import sampler_config_from
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="image MDM checkpoint dir (recipes/train_image.py output)")
-    p.add_argument("--steps", type=int, nargs="+", default=[8, 16, 32])
-    p.add_argument("--batch", type=int, default=256, help="images per timed call")
-    p.add_argument("--cfg-scale", type=float, default=None, help="guidance scale (default: the checkpoint's, else 1)")
+    p.add_argument("--steps", type=positive_int, nargs="+", default=[8, 16, 32])
+    p.add_argument("--batch", type=positive_int, default=256, help="images per timed call")
+    p.add_argument("--cfg-scale", type=positive_float, default=None, help="guidance scale (default: the checkpoint's, else 1)")
     p.add_argument("--cfg-interval", type=float, nargs=2, default=[0.0, 0.5], metavar=("LO", "HI"),
                    help="τ interval of the 'interval' rows (default 0 0.5: guidance once half the image is decided)")
-    p.add_argument("--repeats", type=int, default=3, help="timed calls per setting (after one warm-up)")
+    p.add_argument("--repeats", type=positive_int, default=3, help="timed calls per setting (after one warm-up)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32", help="the MDM's weights")
     p.add_argument("--out", help="write the results as JSON here")
-    p.add_argument("--force", action="store_true", help="replace an existing --out")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     a = p.parse_args(argv)
     a.command = "python eval/bench_image.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    if min(a.steps) < 1 or a.batch < 1 or a.repeats < 1:
-        p.error("--steps, --batch and --repeats must be ≥ 1")
-    if a.cfg_scale is not None and a.cfg_scale <= 0:
-        p.error("--cfg-scale must be > 0 (the 'off' rows are always measured)")
     if not 0.0 <= a.cfg_interval[0] < a.cfg_interval[1] <= 1.0:
         p.error("--cfg-interval needs 0 ≤ LO < HI ≤ 1")
-    if a.out and os.path.exists(a.out) and not a.force:
-        p.error(f"{a.out} exists; pass --force to replace it")
+    refuse_overwrite(a.out, a.overwrite)
     return a
 
 
@@ -148,11 +141,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     res = run_bench(a)
     print(markdown(res))
     if a.out:
-        os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
-        tmp = f"{a.out}.tmp{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(res, f, indent=1)
-        os.replace(tmp, a.out)
+        write_json(a.out, res)
         print(f"wrote {a.out}")
     return res
 

@@ -31,7 +31,8 @@ sys.path.insert(0, HERE)
 
 import torch  # noqa: E402
 
-from image_sample_eval import ImageScorer, load_checkpoint, load_reference_data  # noqa: E402
+from mdlm.evaluation.image_scoring import ImageScorer, load_reference_data  # noqa: E402
+from mdlm.evaluation.image_scoring import load_image_checkpoint as load_checkpoint  # noqa: E402
 from mdlm.cli import run_cli  # noqa: E402
 from mdlm.evaluation.classifier import load_classifier  # noqa: E402
 from mdlm.pipelines.image import generate_images  # noqa: E402

@@ -35,6 +35,7 @@ from mdlm.evaluation.image_scoring import (
     REFERENCES,
     ImageScorer,
     build_scorer,
+    check_dirs,
     load_image_checkpoint,
     reference_summary,
     sample_and_score,
@@ -111,6 +112,7 @@ def print_table(result: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> dict:
     a = parse_args(argv)
+    check_dirs(a.model, a.classifier)
     ckpt = load_image_checkpoint(a.model, a.device, getattr(torch, a.dtype) if a.dtype else None)
     t0 = time.perf_counter()
     scorer = build_scorer(a.classifier, ckpt.device, dataset=a.dataset, data_dir=a.data_dir,

@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_image_sample_eval import load_eval_module, make_image_checkpoint
+from test_image_sample_eval import load_eval_script, make_image_checkpoint
 
 
 @pytest.fixture(scope="module")
 def bench():
-    return load_eval_module("bench_image")
+    return load_eval_script("bench_image")
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def test_nfe_off_interval_constant_and_json(bench, ckpt, tmp_path, capsys):
     for k in ("device", "torch", "transformers", "date", "command", "dtype", "parameters"):
         assert meta[k], k
     assert meta["device"] == "cpu" and meta["command"].startswith("python eval/bench_image.py --model")
-    with pytest.raises(SystemExit):  # an existing --out needs --force
+    with pytest.raises(ValueError, match="--overwrite"):  # an existing --out needs --overwrite
         bench.parse_args(["--model", str(ckpt), "--out", str(out)])
 
 

@@ -1,35 +1,34 @@
-"""eval/image_sample_eval.py: the ``recon`` reference (VQ reconstructions of the test images), several
+"""Scoring image samples (mdlm/evaluation/image_scoring.py, eval/image_sample_eval.py): the ``recon`` reference (VQ reconstructions of the test images), several
 references at once, determinism and input errors — on a random (untrained) 8×8 image checkpoint, scikit-learn's
 digits and a random classifier. CPU, seconds.
 
-``make_image_checkpoint`` / ``make_classifier`` are shared with tests/test_ablate_image.py and
-tests/test_bench_image.py."""
+``make_image_checkpoint`` / ``make_classifier`` / ``load_eval_script`` are shared with tests/test_ablate_image.py
+and tests/test_bench_image.py."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
+import runpy
+import types
 from pathlib import Path
 
 import pytest
 import torch
 
+import mdlm.evaluation.image_scoring as isc
+from mdlm.cli import UserError
+
 ROOT = Path(__file__).resolve().parents[1]
 CODES, CLASSES = 16, 10  # the random VQ's codebook; digits' classes
 
 
-def load_eval_module(name: str):
-    """eval/<name>.py as a module (registered in sys.modules, eval/ on sys.path for its own imports)."""
-    if str(ROOT / "eval") not in sys.path:
-        sys.path.insert(0, str(ROOT / "eval"))
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "eval" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+def load_eval_script(name: str) -> types.SimpleNamespace:
+    """The functions of the command-line script eval/<name>.py (its ``main`` not run): the scripts are tested
+    in-process, as a subprocess would re-import torch (slow)."""
+    return types.SimpleNamespace(**runpy.run_path(str(ROOT / "eval" / f"{name}.py"), run_name=f"eval_{name}"))
+
+
+load_eval_module = load_eval_script  # the name other test files import
 
 
 def make_image_checkpoint(path: Path, seed: int = 0, cfg_scale: float = 1.0) -> Path:
@@ -70,7 +69,7 @@ def make_classifier(path: Path, seed: int = 0) -> Path:
 
 @pytest.fixture(scope="module")
 def ise():
-    return load_eval_module("image_sample_eval")
+    return load_eval_script("image_sample_eval")
 
 
 @pytest.fixture(scope="module")
@@ -84,16 +83,16 @@ def _argv(ckpt: Path, clf: Path, *extra: str) -> list[str]:
             "--batch-size", "64", *extra]
 
 
-def test_recon_reference_scores_the_reconstructions_themselves_at_zero(ise, assets):
+def test_recon_reference_scores_the_reconstructions_themselves_at_zero(assets):
     ckpt_dir, clf_dir = assets
     from mdlm.data.images import load_image_dataset
     from mdlm.evaluation.classifier import load_classifier
 
-    ckpt = ise.load_checkpoint(str(ckpt_dir), "cpu")
-    scorer = ise.ImageScorer(load_classifier(str(clf_dir), "cpu"), load_image_dataset("digits"), max_reference=80,
+    ckpt = isc.load_image_checkpoint(str(ckpt_dir), "cpu")
+    scorer = isc.ImageScorer(load_classifier(str(clf_dir), "cpu"), load_image_dataset("digits"), max_reference=80,
                              batch_size=32, dataset="digits")
     test = scorer.images("test")
-    recon = ise.reconstruct(ckpt.vq, test, 32)
+    recon = isc.reconstruct(ckpt.vq, test, 32)
     assert test.shape == recon.shape == (80, 1, 8, 8)
     assert not torch.allclose(recon, test, atol=1e-2)  # a random VQ reconstructs badly
     labels = torch.zeros(80, dtype=torch.long)
@@ -123,21 +122,23 @@ def test_cli_reports_every_reference_and_the_recon_floor(ise, assets, tmp_path, 
         assert r["nfe"] == 2 * r["steps"]  # the checkpoint's CFG: one unconditional pass per step
         assert r["n_images"] == 50 and 0 <= r["class_accuracy"] <= 1
     assert json.loads(out.read_text())["results"] == res["results"]
-    with pytest.raises(SystemExit):  # an existing --json is not replaced silently
+    with pytest.raises(UserError, match="--overwrite"):  # an existing --json is not replaced silently
         ise.parse_args(_argv(ckpt, clf, "--json", str(out)))
+    with pytest.raises(UserError, match="--steps: must be ≥ 1, got 0"):
+        ise.parse_args(_argv(ckpt, clf, "--steps", "0"))
 
 
-def test_same_seed_same_scores_and_overrides_apply(ise, assets):
+def test_same_seed_same_scores_and_overrides_apply(assets):
     ckpt_dir, clf_dir = assets
     from mdlm.data.images import load_image_dataset
     from mdlm.evaluation.classifier import load_classifier
 
-    ckpt = ise.load_checkpoint(str(ckpt_dir), "cpu")
-    scorer = ise.ImageScorer(load_classifier(str(clf_dir), "cpu"), load_image_dataset("digits"), max_reference=60,
+    ckpt = isc.load_image_checkpoint(str(ckpt_dir), "cpu")
+    scorer = isc.ImageScorer(load_classifier(str(clf_dir), "cpu"), load_image_dataset("digits"), max_reference=60,
                              batch_size=64, dataset="digits")
 
     def row(**overrides):
-        return ise.sample_and_score(ckpt, scorer, steps=3, overrides=overrides, num_per_class=3, seed=7, batch_size=64,
+        return isc.sample_and_score(ckpt, scorer, steps=3, overrides=overrides, num_per_class=3, seed=7, batch_size=64,
                                     references=["recon"])
 
     a, b = row(), row()

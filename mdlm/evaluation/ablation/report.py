@@ -1,5 +1,5 @@
-"""The output files of eval/ablate.py: OUT/<part>.md + OUT/<part>.png per part, OUT/results.json (rewritten
-after every part), and --replot (every table and plot redrawn from results.json)."""
+"""The output files of an ablation run: OUT/<part>.md + OUT/<part>.png per part, OUT/results.json (rewritten
+after every part), and replot (every table and plot redrawn from results.json)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import json
 import os
 from collections.abc import Callable
 
-from mdlm.cli import UserError
-
-from .cfg import cfg_markdown, cfg_plot
+from ...cli import UserError
+from ..files import write_json, write_text
+from .guidance import cfg_markdown, cfg_plot
 from .image_sampling import image_sampling_markdown, image_sampling_plot
 from .image_training import image_training_markdown, image_training_plot
 from .text_sampling import sampling_markdown, sampling_plot
@@ -17,20 +17,14 @@ from .text_training import training_markdown, training_plot
 
 
 def save_results(out: str, results: dict) -> str:
-    path = os.path.join(out, "results.json")
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(results, f, indent=1)
-    os.replace(tmp, path)
-    return path
+    return write_json(os.path.join(out, "results.json"), results)
 
 
 def write_table(out: str, name: str, md: str, plot: Callable[[str], None]) -> list[str]:
     """OUT/name.md and OUT/name.png (the plot is skipped with a note where matplotlib is missing,
     e.g. on a GPU machine without it: ``--replot OUT`` draws it later from results.json)."""
     md_path, png_path = os.path.join(out, f"{name}.md"), os.path.join(out, f"{name}.png")
-    with open(md_path, "w", encoding="utf-8") as f:
-        f.write(md)
+    write_text(md_path, md)
     try:
         plot(png_path)
     except ImportError as e:

@@ -3,25 +3,20 @@ reporting the validation NELBO; its table and plot."""
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
 import os
 import time
 from collections.abc import Callable
 
-from .common import load_recipe
-from .presets import FORCED_TRAIN_ARGS
+from .recipe_runs import run_recipe
 
 
 def training_ablation(
     *, schedules: list[str], weightings: list[str], t_mins: list[float], max_steps: int, base_args: list[str],
-    runs_dir: str, seed: int = 0, log: Callable[[str], None] = print, recipe=None,
+    runs_dir: str, seed: int = 0, log: Callable[[str], None] = print, runner: Callable = run_recipe,
 ) -> dict:
     """One short run of recipes/train_text.py per (schedule, weighting, t_min); the validation NELBO of each.
-    The process RNGs are seeded before each run, so every run starts from the same initial weights.
-    ``recipe``: recipes/train_text.py as a module (default: loaded here)."""
-    recipe = recipe if recipe is not None else load_recipe()
+    Every run is its own process seeded with ``seed``, so every run starts from the same initial weights.
+    ``runner``: :func:`recipe_runs.run_recipe` (tests pass another)."""
     rows = []
     for sched in schedules:
         for w in weightings:
@@ -29,25 +24,19 @@ def training_ablation(
                 name = f"{sched}_{w}_tmin{t_min:g}"
                 out = os.path.join(runs_dir, name)
                 argv = base_args + ["--schedule", sched, "--weighting", w, "--t_min", str(t_min), "--max_steps",
-                                    str(max_steps), "--output_dir", out, "--seed", str(seed)] + FORCED_TRAIN_ARGS
-                buf = io.StringIO()
+                                    str(max_steps), "--output_dir", out, "--seed", str(seed)]
                 t0 = time.perf_counter()
                 try:
-                    with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
-                        trainer = recipe.train(argv)
-                except Exception as e:
-                    tail = "\n".join(buf.getvalue().splitlines()[-5:])
-                    raise RuntimeError(f"training run {name} failed: {e}\n{tail}") from e
+                    run = runner("train_text", argv, out, max_steps)
+                except RuntimeError as e:
+                    raise RuntimeError(f"training run {name} failed: {e}") from e
                 dt = time.perf_counter() - t0
-                with open(os.path.join(out, "eval_metrics.json"), encoding="utf-8") as f:
-                    m = json.load(f)
-                losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+                m = run.metrics
                 rows.append({"schedule": sched, "weighting": w, "t_min": t_min, "steps": max_steps,
-                             "final_train_loss": losses[-1] if losses else None, "val_nll": m["eval_nll"],
+                             "final_train_loss": run.final_train_loss, "val_nll": m["eval_nll"],
                              "val_bits_per_token": m["eval_bits_per_token"], "val_ppl_bound": m["eval_ppl"],
                              "val_tokens": int(m["eval_tokens"]), "train_s": round(dt, 1)})
                 log(f"  {name:<28} validation ELBO {m['eval_nll']:.4f} nats/token, ppl ≤ {m['eval_ppl']:.2f} ({dt:.0f}s)")
-                del trainer
     return {"base_args": " ".join(base_args), "rows": rows}
 
 

@@ -3,18 +3,19 @@
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
 
+from ..image_scoring import METRIC_NAME
+from .grid import Images
 from .image_common import (
     REFERENCE_NOTE,
     fid_cells,
     fid_header,
     fid_log,
-    image_eval_module,
     image_figure,
     reference_info,
     reference_lines,
+    score_row,
 )
 
 
@@ -24,25 +25,21 @@ def cfg_settings(scale: float, intervals: list[tuple[float, float]]) -> list[tup
     return settings + [(f"interval {lo:g}-{hi:g}", scale, (lo, hi)) for lo, hi in intervals if (lo, hi) != (0.0, 1.0)]
 
 
-def cfg_ablation(ckpt, scorer, ev: argparse.Namespace, *, scale: float | None, intervals: list[tuple[float, float]],
-                 steps: list[int], num_per_class: int, seed: int, log: Callable[[str], None] = print) -> dict:
+def cfg_ablation(ckpt, scorer, im: Images, *, scale: float | None, intervals: list[tuple[float, float]],
+                 steps: list[int], seed: int, log: Callable[[str], None] = print) -> dict:
     """No guidance, constant guidance (interval [0, 1]) and guidance inside each interval, at every
     step count: FID, class accuracy and NFE per image (an unconditional pass costs one NFE)."""
-    ise = image_eval_module()
     if scale is None:  # the checkpoint's scale (1 when it has none)
         scale = float(ckpt.defaults.get("cfg_scale") or 1.0)
-    base = ise.sampler_overrides(ev)
     rows = []
     for s in steps:
         for name, sc, (lo, hi) in cfg_settings(scale, intervals):
-            r = ise.sample_and_score(ckpt, scorer, steps=s, overrides={**base, "cfg_scale": sc, "cfg_interval": (lo, hi)},
-                                     num_per_class=num_per_class, seed=seed, batch_size=ev.batch_size,
-                                     references=ev.reference)
+            r = score_row(ckpt, scorer, im, steps=s, sampler={"cfg_scale": sc, "cfg_interval": (lo, hi)}, seed=seed)
             rows.append({"guidance": name, "cfg_scale": sc, "interval": [lo, hi], **r})
-            log(f"  {name:<16} scale {sc:g} steps {s:>3}: NFE/image {r['nfe']:>3} | {fid_log(r, ev.reference)} | "
+            log(f"  {name:<16} scale {sc:g} steps {s:>3}: NFE/image {r['nfe']:>3} | {fid_log(r, im.references)} | "
                 f"class acc {r['class_accuracy']:.3f}")
-    return {"model": ckpt.path, "metric": ise.METRIC_NAME, "num_per_class": num_per_class, "seed": seed,
-            "cfg_scale": scale, **reference_info(scorer, ckpt, ev, num_per_class), "rows": rows}
+    return {"model": ckpt.path, "metric": METRIC_NAME, "num_per_class": im.num_per_class, "seed": seed,
+            "cfg_scale": scale, **reference_info(scorer, ckpt, im), "rows": rows}
 
 
 def cfg_markdown(res: dict) -> str:

@@ -3,53 +3,51 @@ sampler defaults (its classifier-free guidance included); FID + class accuracy p
 
 from __future__ import annotations
 
-import argparse
 import os
 from collections.abc import Callable
 
+from ..image_scoring import METRIC_NAME, SAMPLER_KEYS
+from .grid import Images
 from .image_common import (
     REFERENCE_NOTE,
     fid_cells,
     fid_header,
     fid_log,
     guidance_text,
-    image_eval_module,
     image_figure,
     reference_info,
     reference_lines,
+    score_row,
 )
 from .plotting import step_curves
-from .presets import STRATEGIES
+from .strategies import STRATEGIES
 
 
 def image_sampling_ablation(
-    ckpt, scorer, ev: argparse.Namespace, *, steps: list[int], schedules: list[str], strategies: list[str],
-    num_per_class: int, seed: int, log: Callable[[str], None] = print,
+    ckpt, scorer, im: Images, *, steps: list[int], schedules: list[str], strategies: list[str], seed: int,
+    log: Callable[[str], None] = print,
 ) -> dict:
-    """``num_per_class`` images per class for every (schedule, strategy, steps) from the checkpoint's
-    sampler defaults (its CFG included) + the sampler flags of ``--image-args``; FID + accuracy of each."""
-    ise = image_eval_module()
-    base = ise.sampler_overrides(ev)
+    """``im.num_per_class`` images per class for every (schedule, strategy, steps) from the checkpoint's
+    sampler defaults (its CFG included) + the grid's ``images.sampler``; FID + accuracy of each."""
     rows = []
     for schedule in schedules:
         for strategy in strategies:
             for s in steps:
-                r = ise.sample_and_score(ckpt, scorer, steps=s, overrides={**base, **STRATEGIES[strategy],
-                                                                           "schedule": schedule},
-                                         num_per_class=num_per_class, seed=seed, batch_size=ev.batch_size,
-                                         references=ev.reference)
+                r = score_row(ckpt, scorer, im, steps=s, sampler={**STRATEGIES[strategy], "schedule": schedule},
+                              seed=seed)
                 rows.append({"schedule": schedule, "strategy": strategy, **r})
-                log(f"  {schedule:>7} {strategy:<20} steps {s:>3}: {fid_log(r, ev.reference)} | class acc "
+                log(f"  {schedule:>7} {strategy:<20} steps {s:>3}: {fid_log(r, im.references)} | class acc "
                     f"{r['class_accuracy']:.3f} | NFE {r['nfe']} | {r['sample_wall_s']:.1f}s")
-    from mdlm.pipelines.text import sampler_config_from
+    from ...pipelines.text import sampler_config_from
 
-    defaults, _ = sampler_config_from(ckpt.defaults, base)
-    sampler = {k: v for k, v in vars(defaults).items() if k in ise.SAMPLER_KEYS}
+    defaults, _ = sampler_config_from(ckpt.defaults, dict(im.sampler))
+    sampler = {k: v for k, v in vars(defaults).items() if k in SAMPLER_KEYS}
     sampler["cfg_interval"] = list(sampler["cfg_interval"])
-    cfg_source = "set by --image-args" if (ev.cfg_scale, ev.cfg_interval) != (None, None) else "the checkpoint's default"
-    return {"model": ckpt.path, "metric": ise.METRIC_NAME, "num_per_class": num_per_class, "seed": seed,
+    cfg_source = ("set by the grid's images.sampler" if {"cfg_scale", "cfg_interval"} & set(im.sampler)
+                  else "the checkpoint's default")
+    return {"model": ckpt.path, "metric": METRIC_NAME, "num_per_class": im.num_per_class, "seed": seed,
             "base_sampler": sampler, "cfg_source": cfg_source, "strategies": {k: STRATEGIES[k] for k in strategies},
-            **reference_info(scorer, ckpt, ev, num_per_class), "rows": rows}
+            **reference_info(scorer, ckpt, im), "rows": rows}
 
 
 def image_sampling_markdown(res: dict) -> str:

@@ -3,10 +3,6 @@ reporting validation NELBO and FID + class accuracy of its samples; a failed run
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import io
-import json
 import os
 import time
 from collections.abc import Callable
@@ -14,41 +10,37 @@ from typing import Any
 
 import numpy as np
 
-from .common import free_memory, load_recipe
+from .grid import Images, ImageTraining
 from .image_common import (
     REFERENCE_NOTE,
     fid_log,
     guidance_text,
-    image_eval_module,
     image_figure,
-    load_image_checkpoint,
+    load_grid_checkpoint,
     reference_info,
     reference_lines,
+    score_row,
 )
-from .presets import FORCED_IMAGE_TRAIN_ARGS
+from .recipe_runs import run_recipe
 
 
 def image_training_ablation(
-    scorer, ev: argparse.Namespace, *, vq: str, schedules: list[str], weightings: list[str], t_mins: list[float],
-    max_steps: int, max_seconds: float | None, base_args: list[str], eval_steps: list[int], num_per_class: int,
-    seed: int, runs_dir: str, on_row: Callable[[dict], None] | None = None, log: Callable[[str], None] = print,
-    recipe=None,
+    scorer, im: Images, t: ImageTraining, *, seed: int, runs_dir: str, device: str,
+    on_row: Callable[[dict], None] | None = None, log: Callable[[str], None] = print, runner: Callable = run_recipe,
 ) -> dict:
     """One short run of recipes/train_image.py per (schedule, weighting, t_min): its validation NELBO,
-    then FID + class accuracy of its samples at each of ``eval_steps`` (checkpoint sampler defaults).
+    then FID + class accuracy of its samples at each of ``t.eval_steps`` (checkpoint sampler defaults).
     A failed run becomes a row with ``error`` (the grid goes on); ``on_row`` sees the result so far.
-    ``recipe``: recipes/train_image.py as a module (default: loaded here)."""
-    recipe = recipe if recipe is not None else load_recipe("train_image")
-    res: dict[str, Any] = {"base_args": " ".join(base_args), "vq": vq, "max_steps": max_steps,
-                           "max_train_seconds": max_seconds, "eval_steps": eval_steps, "num_per_class": num_per_class,
-                           "references": list(ev.reference), "rows": []}
-    for sched in schedules:
-        for w in weightings:
-            for t_min in t_mins:
-                row = _image_training_run(recipe, scorer, ev, vq=vq, sched=sched, weighting=w, t_min=t_min,
-                                          max_steps=max_steps, max_seconds=max_seconds, base_args=base_args,
-                                          eval_steps=eval_steps, num_per_class=num_per_class, seed=seed,
-                                          runs_dir=runs_dir, need_info="reference_points" not in res, log=log)
+    ``runner``: :func:`recipe_runs.run_recipe` (tests pass another)."""
+    res: dict[str, Any] = {"base_args": t.train_args, "vq": t.vq, "max_steps": t.max_steps,
+                           "max_train_seconds": t.max_seconds, "eval_steps": t.eval_steps,
+                           "num_per_class": im.num_per_class, "references": list(im.references), "rows": []}
+    for sched in t.schedules:
+        for w in t.weightings:
+            for t_min in t.t_min:
+                row = image_training_run(scorer, im, t, sched=sched, weighting=w, t_min=t_min, seed=seed,
+                                         runs_dir=runs_dir, device=device, need_info="reference_points" not in res,
+                                         log=log, runner=runner)
                 res.update(row.pop("reference_info", {}))  # once: the runs share the VQ and the references
                 res["rows"].append(row)
                 if on_row is not None:
@@ -56,53 +48,42 @@ def image_training_ablation(
     return res
 
 
-def _image_training_run(recipe, scorer, ev: argparse.Namespace, *, vq: str, sched: str, weighting: str, t_min: float,
-                        max_steps: int, max_seconds: float | None, base_args: list[str], eval_steps: list[int],
-                        num_per_class: int, seed: int, runs_dir: str, need_info: bool,
-                        log: Callable[[str], None]) -> dict:
+def image_training_run(scorer, im: Images, t: ImageTraining, *, sched: str, weighting: str, t_min: float, seed: int,
+                       runs_dir: str, device: str, need_info: bool, log: Callable[[str], None] = print,
+                       runner: Callable = run_recipe) -> dict:
+    """One (schedule, weighting, t_min) run and its scores; a failure is a row with ``error``."""
     name = f"{sched}_{weighting}_tmin{t_min:g}"
     out = os.path.join(runs_dir, name)
-    argv = (["--vq_model", vq] + base_args + ["--schedule", sched, "--weighting", weighting, "--t_min", str(t_min),
-                                              "--max_steps", str(max_steps), "--output_dir", out, "--seed", str(seed)]
-            + (["--max_train_seconds", str(max_seconds)] if max_seconds else []) + FORCED_IMAGE_TRAIN_ARGS)
-    row: dict[str, Any] = {"schedule": sched, "weighting": weighting, "t_min": t_min, "max_steps": max_steps}
-    buf = io.StringIO()
+    argv = (["--vq_model", t.vq] + t.train_args.split() + ["--schedule", sched, "--weighting", weighting, "--t_min",
+                                                          str(t_min), "--max_steps", str(t.max_steps), "--output_dir",
+                                                          out, "--seed", str(seed)]
+            + (["--max_train_seconds", str(t.max_seconds)] if t.max_seconds else []))
+    row: dict[str, Any] = {"schedule": sched, "weighting": weighting, "t_min": t_min, "max_steps": t.max_steps}
     t0 = time.perf_counter()
     try:
-        with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
-            trainer = recipe.train(argv)
-        row["steps"] = int(trainer.state.global_step)
-        losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-        row["final_train_loss"] = losses[-1] if losses else None
-        del trainer
-        free_memory()
-        row["train_s"] = round(time.perf_counter() - t0, 1)
-        with open(os.path.join(out, "eval_metrics.json"), encoding="utf-8") as f:
-            m = json.load(f)
-        row.update(val_nll=m["eval_nll"], val_bits_per_token=m["eval_bits_per_token"], val_ppl_bound=m["eval_ppl"],
+        run = runner("train_image", argv, out, t.max_steps)
+        m = run.metrics
+        row.update(steps=run.steps, final_train_loss=run.final_train_loss, train_s=round(time.perf_counter() - t0, 1),
+                   val_nll=m["eval_nll"], val_bits_per_token=m["eval_bits_per_token"], val_ppl_bound=m["eval_ppl"],
                    val_tokens=int(m["eval_tokens"]))
-        ckpt = load_image_checkpoint(out, ev)
-        row["samples"] = [_image_eval_row(ckpt, scorer, ev, s, num_per_class, seed) for s in eval_steps]
+        ckpt = load_grid_checkpoint(out, im, device)
+        row["samples"] = [_eval_row(ckpt, scorer, im, s, seed) for s in t.eval_steps]
         if need_info:
-            row["reference_info"] = reference_info(scorer, ckpt, ev, num_per_class)
+            row["reference_info"] = reference_info(scorer, ckpt, im)
         del ckpt
-        free_memory()
     except Exception as e:  # noqa: BLE001  (one failed run must not lose the others)
-        tail = " / ".join(buf.getvalue().splitlines()[-3:])
-        row["error"] = f"{type(e).__name__}: {e}"[:500] + (f" (last output: {tail[-300:]})" if tail else "")
+        row["error"] = f"{type(e).__name__}: {e}"[:800]
         log(f"  {name:<28} FAILED: {row['error']}")
         return row
-    fids = "; ".join(f"{r['steps']} steps: {fid_log(r, ev.reference)}, acc {r['class_accuracy']:.3f}"
+    fids = "; ".join(f"{r['steps']} steps: {fid_log(r, im.references)}, acc {r['class_accuracy']:.3f}"
                      for r in row["samples"])
     log(f"  {name:<28} {row['steps']} steps, validation ELBO {row['val_nll']:.4f} nats/token | {fids} "
         f"({time.perf_counter() - t0:.0f}s)")
     return row
 
 
-def _image_eval_row(ckpt, scorer, ev: argparse.Namespace, steps: int, num_per_class: int, seed: int) -> dict:
-    ise = image_eval_module()
-    r = ise.sample_and_score(ckpt, scorer, steps=steps, overrides=ise.sampler_overrides(ev), num_per_class=num_per_class,
-                             seed=seed, batch_size=ev.batch_size, references=ev.reference)
+def _eval_row(ckpt, scorer, im: Images, steps: int, seed: int) -> dict:
+    r = score_row(ckpt, scorer, im, steps=steps, sampler={}, seed=seed)
     return {k: r[k] for k in ("steps", "nfe", "classifier_fid", "classifier_fid_by_reference", "class_accuracy",
                               "sample_wall_s", "sampler")}
 

@@ -1,22 +1,23 @@
 """Text sampling ablation (no retraining): steps × schedule × strategy on a text checkpoint, each row scored
 by a judge LM (generative perplexity) and by the unigram entropy of its samples; its table and plot.
 
-Without a judge (``judge=None``, eval/ablate.py ``--judge none``, e.g. on a GPU machine that lacks it) every
+Without a judge (``judge=None``, ``judge: none`` in the grid, e.g. on a GPU machine that lacks it) every
 row's samples go to ``OUT/text_samples/<schedule>_<strategy>_<steps>.jsonl`` (the reference texts to
 ``reference.jsonl``) and the judge's metrics stay None until :func:`score_sampling` fills them in later
 (``--score-samples OUT``), with the same scoring call as in-process, so the numbers are the same."""
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable
 
-from mdlm.cli import UserError
-
+from ...cli import UserError
+from ..genppl import mean_unigram_entropy
+from ..text_samples import read_samples, reference_texts, sample_texts, write_samples
+from ..text_scoring import score_texts
 from .plotting import step_curves
-from .presets import STRATEGIES
+from .strategies import STRATEGIES
 
 SAMPLES_DIR = "text_samples"  # under OUT: the samples of every row when they are scored later
 
@@ -33,13 +34,8 @@ def sampling_ablation(
     are None."""
     if judge is None and samples_out is None:
         raise ValueError("sampling_ablation without a judge needs samples_out (where the samples go)")
-    from genppl import score_texts
-    from sample_text import reference_texts, sample_texts
-
-    import mdlm  # noqa: F401
-    from mdlm.evaluation.genppl import mean_unigram_entropy
-    from mdlm.pipelines import load_for_generation
-    from mdlm.sampling import SamplerConfig
+    from ...pipelines import load_for_generation
+    from ...sampling import SamplerConfig
 
     loaded = load_for_generation(model_dir, device=device)
     tok, model = loaded.tokenizer, loaded.model
@@ -47,7 +43,7 @@ def sampling_ablation(
         raise UserError(f"{model_dir} is not a text checkpoint with a [MASK] token")
     ctx = model.config.max_position_embeddings
     if gen_length > ctx:
-        raise UserError(f"--gen-length {gen_length} exceeds the model's context of {ctx}")
+        raise UserError(f"text_sampling.gen_length {gen_length} exceeds the model's context of {ctx}")
 
     def score_or_save(samples: list[dict], name: str) -> dict:
         """The row's metrics: scored by the judge now, or (no judge) the samples saved for later."""
@@ -99,34 +95,14 @@ def _row_line(r: dict) -> str:
             f"{r['sample_s']:.1f}s" + ("" if r["score_s"] is None else f" + {r['score_s']:.1f}s"))
 
 
-def write_samples(path: str, samples: list[dict]) -> None:
-    """One JSON object per line ({"text", "ids", ...}: what ``sample_texts`` / ``reference_texts`` return)."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        for x in samples:
-            f.write(json.dumps(x, ensure_ascii=False) + "\n")
-
-
-def read_samples(path: str) -> list[dict]:
-    """The rows :func:`write_samples` wrote (each with "text" and "ids")."""
-    with open(path, encoding="utf-8") as f:
-        rows = [json.loads(line) for line in f if line.strip()]
-    for n, x in enumerate(rows, 1):
-        if not isinstance(x, dict) or not isinstance(x.get("text"), str) or not isinstance(x.get("ids"), list):
-            raise UserError(f"{path}: sample {n} needs a string \"text\" and a list \"ids\"")
-    if not rows:
-        raise UserError(f"{path} holds no samples")
-    return rows
-
-
 def rows_to_score(res: dict, out: str, force: bool = False) -> list[dict]:
     """The rows of ``res`` (results.json's "sampling") that :func:`score_sampling` would score: those not scored
-    yet (every row with ``force``). Raises one UserError naming every missing samples file, before any judge loads."""
+    yet (every row with ``force``, the ``--rescore`` flag). Raises one UserError naming every missing samples file, before any judge loads."""
     todo = [r for r in res["rows"] if force or r.get("genppl") is None]
     no_file = [f"{r['schedule']}/{r['strategy']}/{r['steps']}" for r in todo if not r.get("samples_file")]
     if no_file:
         raise UserError(f"{out}: row(s) {', '.join(no_file)} have no samples file (scored in-process, samples not "
-                        "kept); rerun them with --judge none")
+                        "kept); rerun them with text_sampling.judge=none")
     missing = [r["samples_file"] for r in todo if not os.path.isfile(os.path.join(out, r["samples_file"]))]
     if missing:
         raise UserError(f"{out}: samples file(s) missing: {', '.join(missing)}")
@@ -137,16 +113,12 @@ def score_sampling(res: dict, out: str, judge, *, force: bool = False, log: Call
                    after_row: Callable[[], None] | None = None) -> int:
     """Score the saved samples of the rows of ``res`` not scored yet (all with ``force``) with ``judge``, in
     place: the same ``score_texts`` call and batch size as in-process scoring, so the same numbers.
-    ``after_row`` runs after every scored row (eval/ablate.py saves results.json there, so an interrupted
+    ``after_row`` runs after every scored row (the runner saves results.json there, so an interrupted
     scoring run keeps the rows it finished). Returns how many rows it scored."""
-    from genppl import score_texts
-
-    from mdlm.evaluation.genppl import mean_unigram_entropy
-
     todo = rows_to_score(res, out, force)
     prev = res.get("judge")
     if todo and prev and prev != judge.name and len(todo) < len(res["rows"]):
-        raise UserError(f"{out}: some rows were scored by {prev}, not {judge.name}; pass --force to rescore every row")
+        raise UserError(f"{out}: some rows were scored by {prev}, not {judge.name}; pass --rescore to rescore every row")
     batch_size = int(res.get("batch_size") or 16)
     for row in todo:
         samples = read_samples(os.path.join(out, row["samples_file"]))
