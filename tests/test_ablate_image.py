@@ -1,4 +1,4 @@
-"""eval/ablate.py's image parts in micro form (CPU, seconds): the sampling grid, the CFG table with NFE per
+"""The ablation runner's image parts in micro form (CPU, seconds): the sampling grid, the CFG table with NFE per
 image and the training grid (2 runs of recipes/train_image.py on digits), on a random 8×8 checkpoint and a
 random classifier; a failed training run is a row, not a crash; input errors are one line."""
 
@@ -10,21 +10,19 @@ from contextlib import redirect_stdout
 from pathlib import Path
 
 import pytest
-from test_image_sample_eval import load_eval_module, make_classifier, make_image_checkpoint
+from test_image_sample_eval import make_classifier, make_image_checkpoint
 
 from mdlm.cli import UserError
+from mdlm.evaluation.ablation import runner
+from mdlm.evaluation.ablation.grid import check_paths, grid_from_dict
+from mdlm.evaluation.ablation.image_common import build_image_scorer
+from mdlm.evaluation.ablation.image_training import image_training_run
 
 TRAIN = (
     "--dataset digits --hidden_size 32 --num_hidden_layers 1 --num_attention_heads 2 --per_device_train_batch_size 32 "
     "--per_device_eval_batch_size 128 --max_eval_samples 128 --eval_num_samples 1 --learning_rate 0.003 "
     "--logging_steps 1 --report_to none --use_cpu true --seed 0 --dataloader_num_workers 0"
 )
-IMAGE_ARGS = "--dataset digits --max-reference 60 --batch-size 64"
-
-
-@pytest.fixture(scope="module")
-def ablate():
-    return load_eval_module("ablate")
 
 
 @pytest.fixture(scope="module")
@@ -33,35 +31,41 @@ def assets(tmp_path_factory):
     return make_image_checkpoint(d / "ckpt"), make_classifier(d / "clf"), d
 
 
-def _argv(out: Path, ckpt: Path, clf: Path, *extra: str) -> list[str]:
-    return ["--out", str(out), "--skip-sampling", "--skip-training", "--image-model", str(ckpt), "--classifier",
-            str(clf), "--image-args", IMAGE_ARGS, "--num-per-class", "3", *extra]
+def images(ckpt: Path | None, clf: Path, **kw) -> dict:
+    return {"model": str(ckpt) if ckpt else None, "classifier": str(clf), "num_per_class": 3, "dataset": "digits",
+            "max_reference": 60, "batch_size": 64, **kw}
 
 
-def test_image_grid_cfg_table_and_training_grid(ablate, assets, tmp_path):
+def training(d: Path, **kw) -> dict:
+    return {"schedules": ["exp"], "weightings": ["elbo", "maskgit"], "t_min": [0.2], "max_steps": 2, "eval_steps": [2],
+            "train_args": f"{TRAIN} --cache_dir {d / 'cache'}", **kw}
+
+
+@pytest.mark.slow
+def test_image_grid_cfg_table_and_training_grid(assets, tmp_path):
     ckpt, clf, d = assets
     out = tmp_path / "abl"
-    argv = _argv(out, ckpt, clf, "--image-grid-steps", "1", "2", "--image-grid-schedules", "linear",
-                 "--image-grid-strategies", "maskgit-confidence", "moment", "--image-steps", "4", "8",
-                 "--cfg-intervals", "0", "0.5", "--image-train", "--image-train-schedules", "exp",
-                 "--image-train-weightings", "elbo", "maskgit", "--image-train-t-min", "0.2", "--image-train-steps", "2",
-                 "--image-train-eval-steps", "2", "--image-train-args", f"{TRAIN} --cache_dir {d / 'cache'}")
+    grid = grid_from_dict({
+        "images": images(ckpt, clf),
+        "image_sampling": {"steps": [1, 2], "schedules": ["linear"], "strategies": ["maskgit-confidence", "moment"]},
+        "guidance": {"steps": [4, 8], "intervals": [[0, 0.5]]},
+        "image_training": training(d)})
     with redirect_stdout(io.StringIO()):
-        res = ablate.run(ablate.parse_args(argv))
+        res = runner.run_grid(grid, str(out), device="cpu")
     for f in ["image_sampling.md", "image_sampling.png", "cfg.md", "cfg.png", "image_training.md",
               "image_training.png", "results.json"]:
         assert (out / f).is_file() and (out / f).stat().st_size > 0, f
     assert not (out / "sampling.md").exists() and not (out / "training.md").exists()
 
-    grid = res["image_sampling"]
-    assert [(r["schedule"], r["strategy"], r["steps"]) for r in grid["rows"]] == [
+    samp = res["image_sampling"]
+    assert [(r["schedule"], r["strategy"], r["steps"]) for r in samp["rows"]] == [
         ("linear", s, n) for s in ("maskgit-confidence", "moment") for n in (1, 2)]
-    assert grid["base_sampler"]["cfg_scale"] == 1.0 and grid["references"] == ["recon", "test"]
-    for r in grid["rows"]:
+    assert samp["base_sampler"]["cfg_scale"] == 1.0 and samp["references"] == ["recon", "test"]
+    for r in samp["rows"]:
         assert r["nfe"] == 2 * r["steps"]  # the checkpoint's CFG on every step, in every row
         assert r["sampler"]["schedule"] == "linear" and r["n_images"] == 30
         assert all(v >= 0 for v in r["classifier_fid_by_reference"].values())
-    assert [r["sampler"]["sampler"] for r in grid["rows"]] == ["maskgit", "maskgit", "moment", "moment"]
+    assert [r["sampler"]["sampler"] for r in samp["rows"]] == ["maskgit", "maskgit", "moment", "moment"]
     md = (out / "image_sampling.md").read_text()
     assert "classifier-free guidance ℓ = c + 1·(c − u) on every step" in md and "| FID vs recon | FID vs test |" in md
 
@@ -80,73 +84,69 @@ def test_image_grid_cfg_table_and_training_grid(ablate, assets, tmp_path):
     assert "| exp | elbo | 0.2 | 2 |" in tmd and "| exp | maskgit | 0.2 | 2 |" in tmd
     saved = json.loads((out / "results.json").read_text())
     assert saved["image_training"]["rows"] == train and saved["cfg"]["rows"] == res["cfg"]["rows"]
-    # --replot redraws every table and plot from results.json alone
+    # replot redraws every table and plot from results.json alone
     for f in out.glob("*.png"):
         f.unlink()
     with redirect_stdout(io.StringIO()):
-        ablate.replot(str(out))
+        runner.replot(str(out))
     assert {f.name for f in out.glob("*.png")} == {"image_sampling.png", "cfg.png", "image_training.png"}
 
 
-def test_failed_training_run_is_a_row_and_the_grid_goes_on(ablate, assets, tmp_path, monkeypatch):
-    ckpt, clf, _ = assets
+def test_failed_training_run_is_a_row_and_the_grid_goes_on(assets, tmp_path):
+    ckpt, clf, d = assets
 
-    class Broken:
-        @staticmethod
-        def train(argv):
-            if "linear" in argv:
-                raise RuntimeError("out of memory (simulated)")
-            raise ValueError("bad config (simulated)")
+    def broken(recipe, argv, output_dir, max_steps):
+        if "linear" in argv:
+            raise RuntimeError("out of memory (simulated)")
+        raise ValueError("bad config (simulated)")
 
-    monkeypatch.setattr(ablate, "_load_recipe", lambda name="train_text": Broken)
     out = tmp_path / "abl"
-    argv = ["--out", str(out), "--skip-sampling", "--skip-training", "--classifier", str(clf), "--image-train",
-            "--image-vq", str(ckpt / "vq"), "--image-args", IMAGE_ARGS, "--image-train-schedules", "linear", "exp",
-            "--image-train-weightings", "maskgit", "--image-train-t-min", "0.2"]
+    grid = grid_from_dict({"images": images(None, clf),
+                           "image_training": training(d, vq=str(ckpt / "vq"), schedules=["linear", "exp"],
+                                                      weightings=["maskgit"])})
     with redirect_stdout(io.StringIO()) as buf:
-        res = ablate.run(ablate.parse_args(argv))
+        res = runner.run_grid(grid, str(out), device="cpu", runner=broken)
     rows = res["image_training"]["rows"]
     assert [r["schedule"] for r in rows] == ["linear", "exp"]
     assert "out of memory" in rows[0]["error"] and "bad config" in rows[1]["error"]
-    assert "FAILED" in buf.getvalue() and "needs --image-model" in buf.getvalue()
+    assert "FAILED" in buf.getvalue()
     assert (out / "image_training.md").read_text().count("failed:") == 2
     assert not (out / "image_training.png").exists()  # nothing to plot
 
 
-def test_image_input_errors(ablate, assets, tmp_path):
+def test_image_input_errors(assets, tmp_path):
     ckpt, clf, _ = assets
-    out = str(tmp_path / "o")
-    base = ["--out", out, "--skip-sampling", "--skip-training"]
-    with pytest.raises(UserError, match="--classifier"):
-        ablate.parse_args(base + ["--image-model", str(ckpt)])
-    with pytest.raises(UserError, match="--image-model .* is not a directory"):
-        ablate.parse_args(base + ["--image-model", str(tmp_path / "nope"), "--classifier", str(clf)])
-    with pytest.raises(UserError, match="does nothing"):
-        ablate.parse_args(base + ["--classifier", str(clf)])
-    with pytest.raises(UserError, match="--image-vq"):
-        ablate.parse_args(base + ["--classifier", str(clf), "--image-train", "--image-vq", str(tmp_path / "nope")])
-    with pytest.raises(ValueError, match="unknown schedule"):
-        ablate.parse_args(_argv(tmp_path / "o", ckpt, clf, "--image-grid-schedules", "cosine", "bogus"))
-    # with --quick and a classifier, the image training grid is on unless skipped
-    a = ablate.parse_args(_argv(tmp_path / "o", ckpt, clf, "--quick"))
-    assert a.image_train and a.run_image_grid and a.run_cfg and a.image_vq == str(ckpt / "vq")
-    a = ablate.parse_args(_argv(tmp_path / "o", ckpt, clf, "--quick", "--skip-image-training", "--skip-cfg"))
-    assert not a.image_train and not a.run_cfg and a.run_image_grid
+    sampling = {"steps": [1], "schedules": ["cosine"], "strategies": ["moment"]}
+    with pytest.raises(UserError, match="need images.model"):
+        grid_from_dict({"images": images(None, clf), "image_sampling": sampling})
+    with pytest.raises(UserError, match="images.model .* is not a directory"):
+        check_paths(grid_from_dict({"images": images(tmp_path / "nope", clf), "image_sampling": sampling}))
+    with pytest.raises(UserError, match="unknown schedule"):
+        grid_from_dict({"images": images(ckpt, clf), "image_sampling": {**sampling, "schedules": ["cosine", "bogus"]}})
+    with pytest.raises(UserError, match="strategies: unknown best"):
+        grid_from_dict({"images": images(ckpt, clf), "image_sampling": {**sampling, "strategies": ["best"]}})
+    with pytest.raises(UserError, match="intervals must be"):
+        grid_from_dict({"images": images(ckpt, clf), "guidance": {"steps": [4], "intervals": [[0.5, 0.2]]}})
+    with pytest.raises(UserError, match="image_training.vq"):
+        check_paths(grid_from_dict({"images": images(None, clf),
+                                    "image_training": training(tmp_path, vq=str(tmp_path / "nope"))}))
+    g = grid_from_dict({"images": images(ckpt, clf), "image_training": training(tmp_path)})
+    check_paths(g)
+    assert g.image_training.vq == str(ckpt / "vq")  # the checkpoint's own VQ by default
 
 
-def test_training_runs_start_from_the_same_weights_whatever_ran_before(ablate, assets, tmp_path):
+@pytest.mark.slow
+def test_training_runs_start_from_the_same_weights_whatever_ran_before(assets, tmp_path):
     import torch
 
     ckpt, clf, d = assets
-    ev = ablate.image_eval_args(str(clf), IMAGE_ARGS, "cpu")
-    scorer = ablate.build_scorer(ev)
-    recipe = ablate._load_recipe("train_image")
+    g = grid_from_dict({"images": images(None, clf), "image_training": training(d, vq=str(ckpt / "vq"), eval_steps=[1])})
+    scorer = build_image_scorer(g.images, "cpu")
     rows = []
     for i in range(2):
         torch.rand(1000 * (i + 1))  # other work in the process moves the global RNG
-        rows.append(ablate._image_training_run(
-            recipe, scorer, ev, vq=str(ckpt / "vq"), sched="linear", weighting="elbo", t_min=0.001, max_steps=2,
-            max_seconds=None, base_args=f"{TRAIN} --cache_dir {d / 'cache'}".split(), eval_steps=[1], num_per_class=2,
-            seed=0, runs_dir=str(tmp_path / f"r{i}"), need_info=False, log=lambda s: None))
+        rows.append(image_training_run(scorer, g.images, g.image_training, sched="linear", weighting="elbo",
+                                       t_min=0.001, seed=0, runs_dir=str(tmp_path / f"r{i}"), device="cpu",
+                                       need_info=False, log=lambda s: None))
     assert "error" not in rows[0] and rows[0]["val_nll"] == rows[1]["val_nll"]
     assert rows[0]["samples"][0]["classifier_fid"] == rows[1]["samples"][0]["classifier_fid"]

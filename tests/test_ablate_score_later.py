@@ -1,4 +1,4 @@
-"""eval/ablate.py's two-phase text sampling: ``--judge none`` keeps every row's samples unscored (no judge
+"""The ablation runner's two-phase text sampling: ``judge: none`` keeps every row's samples unscored (no judge
 loaded), ``--score-samples OUT`` scores them later with the same numbers as scoring in-process; a directory
 without results.json is one clear error. Same tiny checkpoint and random-Llama judge as tests/test_ablate.py."""
 
@@ -11,7 +11,11 @@ from contextlib import redirect_stdout
 
 import pytest
 
-from test_ablate import ROOT, _load, build_checkpoint_and_judge
+from test_ablate import build_checkpoint_and_judge
+from test_image_sample_eval import load_eval_script
+
+from mdlm.evaluation.ablation import runner
+from mdlm.evaluation.ablation.grid import grid_from_dict
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -20,27 +24,25 @@ SAME = ("schedule", "strategy", "steps", "nfe", "entropy_model", "example", *JUD
 
 
 @pytest.fixture(scope="module")
-def ablate():
-    return _load("ablate_score_later", ROOT / "eval" / "ablate.py")
-
-
-@pytest.fixture(scope="module")
 def checkpoint_and_judge(tmp_path_factory):
     return build_checkpoint_and_judge(tmp_path_factory.mktemp("abl_later"))
 
 
-def _argv(out, ckpt, judge: str) -> list[str]:
+def _run(out, ckpt, judge: str) -> dict:
     # 3 samples in batches of 2: two sampling seeds and a padded judge batch; the reference row too
-    return ["--quick", "--out", str(out), "--model", str(ckpt), "--judge", judge, "--steps", "2",
-            "--schedules", "linear", "--strategies", "maskgit-confidence", "maskgit-random", "--num-samples", "3",
-            "--gen-length", "8", "--batch-size", "2", "--reference-data", "shakespeare", "--skip-training"]
+    grid = grid_from_dict({"text_sampling": {
+        "model": str(ckpt), "judge": judge, "steps": [2], "schedules": ["linear"],
+        "strategies": ["maskgit-confidence", "maskgit-random"], "num_samples": 3, "gen_length": 8, "batch_size": 2,
+        "reference_data": "shakespeare"}})
+    return runner.run_grid(grid, str(out), device="cpu")
 
 
 def _no_judge(*args, **kwargs):
     raise AssertionError("a judge was loaded")
 
 
-def test_judge_none_then_score_samples_matches_in_process(ablate, checkpoint_and_judge, tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_judge_none_then_score_samples_matches_in_process(checkpoint_and_judge, tmp_path, monkeypatch):
     import mdlm.evaluation.genppl as genppl
 
     ckpt, judge = checkpoint_and_judge
@@ -48,7 +50,7 @@ def test_judge_none_then_score_samples_matches_in_process(ablate, checkpoint_and
     later = tmp_path / "later"
     with monkeypatch.context() as m, redirect_stdout(io.StringIO()):
         m.setattr(genppl, "load_judge", _no_judge)
-        res = ablate.run(ablate.parse_args(_argv(later, ckpt, "none")))
+        res = _run(later, ckpt, "none")
     rows = res["sampling"]["rows"]
     assert res["sampling"]["judge"] is None
     assert [r["samples_file"] for r in rows] == ["text_samples/reference.jsonl",
@@ -68,8 +70,8 @@ def test_judge_none_then_score_samples_matches_in_process(ablate, checkpoint_and
     # (b) scoring later = scoring in-process, same seed and settings
     now = tmp_path / "now"
     with redirect_stdout(io.StringIO()):
-        scored = ablate.score_samples(str(later), str(judge))["sampling"]
-        direct = ablate.run(ablate.parse_args(_argv(now, ckpt, str(judge))))["sampling"]
+        scored = runner.score_samples(str(later), str(judge))["sampling"]
+        direct = _run(now, ckpt, str(judge))["sampling"]
     assert [[r.get(k) for k in SAME] for r in scored["rows"]] == [[r.get(k) for k in SAME] for r in direct["rows"]]
     assert all(r["genppl"] > 1 and r["judge_tokens"] > 0 for r in scored["rows"])
     assert scored["judge"] == direct["judge"] == str(judge)
@@ -81,15 +83,16 @@ def test_judge_none_then_score_samples_matches_in_process(ablate, checkpoint_and
     # rows already scored are left as they are (no judge loaded); a missing samples file is one clear error
     with monkeypatch.context() as m, redirect_stdout(io.StringIO()):
         m.setattr(genppl, "load_judge", _no_judge)
-        again = ablate.score_samples(str(later), str(judge))["sampling"]
+        again = runner.score_samples(str(later), str(judge))["sampling"]
     assert [r["score_s"] for r in again["rows"]] == [r["score_s"] for r in scored["rows"]]
     (later / "text_samples" / "linear_maskgit-random_2.jsonl").unlink()
     with pytest.raises(ValueError, match="samples file.*missing: text_samples/linear_maskgit-random_2.jsonl"):
-        ablate.score_samples(str(later), str(judge), force=True)
+        runner.score_samples(str(later), str(judge), rescore=True)
 
 
-def test_score_samples_without_results_is_one_error(ablate, tmp_path, monkeypatch, capsys):
+def test_score_samples_without_results_is_one_error(tmp_path, monkeypatch, capsys):
     # (c) the CLI: exit status 2 and one line naming the directory
+    ablate = load_eval_script("ablate")
     monkeypatch.setattr(sys, "argv", ["ablate.py", "--score-samples", str(tmp_path)])
     with pytest.raises(SystemExit) as e:
         ablate.main()
@@ -98,18 +101,19 @@ def test_score_samples_without_results_is_one_error(ablate, tmp_path, monkeypatc
     assert err == f"error: --score-samples {tmp_path}: no results.json there"
     (tmp_path / "results.json").write_text(json.dumps({"training": {"rows": []}}))
     with pytest.raises(ValueError, match="no text sampling rows"):
-        ablate.score_samples(str(tmp_path))
+        runner.score_samples(str(tmp_path))
 
 
-def test_interrupted_scoring_keeps_finished_rows(ablate, checkpoint_and_judge, tmp_path, monkeypatch):
-    import genppl  # eval/genppl.py: score_sampling scores through genppl.score_texts
+@pytest.mark.slow
+def test_interrupted_scoring_keeps_finished_rows(checkpoint_and_judge, tmp_path, monkeypatch):
+    from mdlm.evaluation.ablation import text_sampling  # score_sampling scores through its score_texts
 
     ckpt, judge = checkpoint_and_judge
     out = tmp_path / "cut"
     with redirect_stdout(io.StringIO()):
-        ablate.run(ablate.parse_args(_argv(out, ckpt, "none")))
+        _run(out, ckpt, "none")
     calls = {"n": 0}
-    orig = genppl.score_texts
+    orig = text_sampling.score_texts
 
     def stop_after_one(*args, **kwargs):
         if calls["n"] == 1:
@@ -118,11 +122,11 @@ def test_interrupted_scoring_keeps_finished_rows(ablate, checkpoint_and_judge, t
         return orig(*args, **kwargs)
 
     with monkeypatch.context() as m, pytest.raises(KeyboardInterrupt), redirect_stdout(io.StringIO()):
-        m.setattr(genppl, "score_texts", stop_after_one)
-        ablate.score_samples(str(out), str(judge))
+        m.setattr(text_sampling, "score_texts", stop_after_one)
+        runner.score_samples(str(out), str(judge))
     on_disk = json.loads((out / "results.json").read_text())["sampling"]["rows"]
     assert [r["genppl"] is not None for r in on_disk] == [True, False, False]
     with redirect_stdout(io.StringIO()):
-        done = ablate.score_samples(str(out), str(judge))["sampling"]["rows"]
+        done = runner.score_samples(str(out), str(judge))["sampling"]["rows"]
     assert all(r["genppl"] is not None for r in done)
     assert done[0]["genppl"] == on_disk[0]["genppl"]  # the finished row was kept, not rescored
