@@ -54,7 +54,7 @@ def training_figures() -> dict[str, dict]:
 
     cmd = "python eval/bench_train.py --sizes 125m 350m --batch 32 16 --steps 15 --warmup 4 --compile on"
     meta = {"gpu": H100_GPU, **GPU_STACK, "date": "2026-11-23"}
-    first = {"command": cmd + " (bash eval/gpu/h100_speed_check.sh)", "source": _rel(path),
+    first = {"command": cmd + " (bash eval/gpu/speed_check.sh)", "source": _rel(path),
              "note": "rows copied from the run's stdout (JSON lines printed by bench_train): the run hit its time "
                      "limit in the 4th configuration (ModernBERT 350M) before writing its JSON file"}
     out: dict[str, dict] = {}
@@ -92,7 +92,7 @@ def training_figures() -> dict[str, dict]:
 def scaling_figure() -> dict[str, dict]:
     return {"zero2_scaling_2gpu": {
         "value": round(149.5 / 75.2, 2), "unit": "x samples/s, 350M, 1 -> 2 GPUs", "goal": ">= 1.9",
-        "samples_per_s": {"1gpu": 75.2, "2gpu": 149.5}, "command": "bash eval/gpu/h200x2_deepspeed.sh",
+        "samples_per_s": {"1gpu": 75.2, "2gpu": 149.5}, "command": "bash eval/gpu/deepspeed_2gpu.sh",
         "gpu": "2x NVIDIA H200", **GPU_STACK, "date": "2026-11-23", "from_log": True,
         "note": "Trainer train_samples_per_second over 30 steps including warm-up; raw log not kept",
     }}
@@ -148,7 +148,7 @@ def sampler_figures() -> dict[str, dict]:
             "unit": "x tokens/s, best run vs LLaDA's uncached one-token-per-step loop (full logits, eager)",
             "goal": ">= 10", "gpu": d["meta"]["device"], "torch": d["meta"]["torch"],
             "transformers": d["meta"]["transformers"],
-            "command": "bash eval/gpu/h100_text_speed.sh (" + d["meta"]["command"].replace("/root/out/", "OUT/") + ")",
+            "command": "bash eval/gpu/text_speed.sh (" + d["meta"]["command"].replace("/root/out/", "OUT/") + ")",
             "date": d["meta"]["date"], "source": _rel(files[B]),
             "per_batch": {str(bb): {"tokens_per_s": {k: r["tokens_per_s"] for k, r in rr.items()},
                                     "speedup": {k: r["speedup"] for k, r in rr.items()},
@@ -193,7 +193,7 @@ def image_figures() -> dict[str, dict]:
             "classifier_fid": {str(r["steps"]): r["classifier_fid"] for r in d["results"]},
             "class_accuracy": {str(r["steps"]): r["class_accuracy"] for r in d["results"]},
             "batch_size": 1000, "gpu": d.get("device"), "torch": d.get("torch"),
-            "command": "bash eval/gpu/h100_image.sh", "date": "2026-11-23", "source": _rel(path),
+            "command": "bash eval/gpu/image_mdm.sh", "date": "2026-11-23", "source": _rel(path),
         }
     return out
 

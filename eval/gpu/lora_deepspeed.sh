@@ -1,4 +1,4 @@
-# LoRA SFT under DeepSpeed on NGPU GPUs (issue 5; NGPU=2 on 2×H200, NGPU=1 on one H100): a 125M base trained
+# LoRA SFT under DeepSpeed on NGPU GPUs (NGPU=2 on 2 GPUs, NGPU=1 on one): a 125M base trained
 # briefly on Shakespeare+Bible (torchrun), then LoRA on the WordNet instruction set with ZeRO-3 and ZeRO-2 (tokens/s, peak
 # memory per GPU), then base vs tuned on held-out words (eval/sft_eval.py).
 # Carried: .whl (datasets, deepspeed, ...), .data/shakespeare_bible, .artifacts/wordnet/{train,heldout}.jsonl
@@ -7,7 +7,7 @@
 source eval/gpu/env.sh || exit 1
 nvidia-smi --query-gpu=name,memory.total --format=csv
 BASE_STEPS=${BASE_STEPS:-300}; LORA_STEPS=${LORA_STEPS:-120}; NGPU=${NGPU:-2}
-if [ -f runs/base125/config.json ]; then echo "=== base: reusing runs/base125 (left by eval/gpu/h100_text_speed.sh)"; else
+if [ -f runs/base125/config.json ]; then echo "=== base: reusing runs/base125 (left by eval/gpu/text_speed.sh)"; else
 echo "=== base: gpt2_125m, $BASE_STEPS steps, torchrun $NGPU GPU(s)"
 timeout 200 torchrun --nproc_per_node $NGPU recipes/train_text.py --config recipes/configs/gpt2_125m.yaml \
   --dataset .data/shakespeare_bible --torch_compile false --max_steps $BASE_STEPS --eval_strategy no \

@@ -1,4 +1,4 @@
-# Issue 4 (image MDM + generation) on ONE H100, ≤ 9 minutes: train the class-conditional MDM on Fashion-MNIST
+# Image MDM + generation on one GPU, ≤ 9 minutes: train the class-conditional MDM on Fashion-MNIST
 # VQ tokens (recipes/configs/fmnist_mdm_gpu.yaml, training capped at 300 s), sample a 10-classes × 10 grid
 # and a --save-steps strip at 16 steps with CFG, then classifier-FID + class accuracy at 8/16/32 steps
 # (1000 images each, with and without CFG).
@@ -6,14 +6,14 @@
 # Nothing is trained here but the MDM: the VQ tokenizer and the classifier were trained on CPU and are
 # carried, and so are the Fashion-MNIST IDX files (the GPU machine has no Debian data set):
 #   mkdir -p .artifacts/fmnist_idx && cp /usr/share/datasets/fashion-mnist/*.gz .artifacts/fmnist_idx/
-#   run(command="bash eval/gpu/h100_image.sh", kind="nvidia-h100-x1",
+#   run(command="bash eval/gpu/image_mdm.sh", kind="nvidia-h200",
 #       carry=[".whl", ".artifacts/vq_tiny", ".artifacts/fmnist_classifier", ".artifacts/fmnist_idx"])
 # Needs Pillow on the machine for the PNGs (checked below; without it only the numbers are produced).
 # Files back (8 at most): train.log, log_history.json, eval_metrics.json, grid.png, strip.png,
 # sample_eval.json, sample_eval_nocfg.json, run.log.
 set -x
 source eval/gpu/env.sh || exit 1
-OUT=${OUT:-out_h100_image}; mkdir -p "$OUT"
+OUT=${OUT:-out_image}; mkdir -p "$OUT"
 RUN=runs/fmnist_mdm_gpu
 T0=$(date +%s)
 {

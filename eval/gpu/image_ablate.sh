@@ -1,21 +1,21 @@
-# Issues 6 (item 5) + 7 on ONE H100, ≤ 570 s including training: train the class-conditional image MDM
+# Image sampling speed and the image ablations on one GPU, ≤ 570 s including training: train the class-conditional image MDM
 # (recipes/configs/fmnist_mdm_gpu.yaml with the loop capped at $TRAIN_S = 150 s and max_steps 3000 so the
 # cosine LR schedule ends near the cap), then
 #   1. eval/bench_image.py: images/s and NFE per image at 8/16/32 steps, batch 256, CFG off / constant /
 #      interval (0, 0.5], bf16 and fp32 weights;
-#   2. eval/ablate.py's image sampling grid (steps {1,4,8,16,32} × {cosine,linear,exp} × {maskgit-confidence,
-#      maskgit-random, moment}, the checkpoint's CFG) and CFG table (none / constant / interval 0-0.5 / 0.5-1 at
+#   2. the grid eval/ablations/image_sampling_gpu.yaml: image sampling (steps {1,4,8,16,32} × {cosine,linear,exp} ×
+#      {maskgit-confidence, maskgit-random, moment}, the checkpoint's CFG) and CFG table (none / constant / interval 0-0.5 / 0.5-1 at
 #      8/16/32 steps, NFE per image), $NPC images per class (default 100 → 1000 per row), classifier-FID
 #      against the VQ reconstructions of the test images and against the test images.
 # Every step has its own timeout inside one deadline, so a failure or overrun keeps the other results
 # (eval/ablate.py rewrites results.json after each part).
 #
 #   mkdir -p .artifacts/fmnist_idx && cp /usr/share/datasets/fashion-mnist/*.gz .artifacts/fmnist_idx/
-#   run(command="bash eval/gpu/h100_image_ablate.sh", kind="nvidia-h100-x1",
+#   run(command="bash eval/gpu/image_ablate.sh", kind="nvidia-h200",
 #       carry=[".whl", ".artifacts/vq_tiny", ".artifacts/fmnist_classifier", ".artifacts/fmnist_idx"])
 # Short on device time: DEADLINE (s), TRAIN_S, NPC, DTYPES ("bfloat16"), TRAIN_RESERVE / BENCH_RESERVE (seconds
-# kept for the later steps when capping training / the benchmark). This session's run (≈ 160 s):
-#   DEADLINE=222 TRAIN_S=55 TRAIN_RESERVE=100 BENCH_RESERVE=60 DTYPES=bfloat16 NPC=30 bash eval/gpu/h100_image_ablate.sh
+# kept for the later steps when capping training / the benchmark); the settings of the committed run are in
+# docs/ablations/README.md.
 # Estimate: wheels ~15 s, training ~175 s (encode + 150 s loop + eval/save), bench ~40 s, grid ~80 s,
 # CFG table ~20 s, start-ups ~30 s: ≈ 360 s.
 # Files back (8): run.log, eval_metrics.json, bench_image_bf16.json, bench_image_fp32.json, image_sampling.md,
@@ -24,11 +24,11 @@
 T0=$(date +%s)
 DEADLINE=${DEADLINE:-560}  # seconds after T0 by which everything must have ended
 cap() { local want=$1 l; l=$(( $(left) - ${2:-5} )); [ "$l" -lt "$want" ] && want=$l; [ "$want" -lt 1 ] && want=1; echo "$want"; }
-OUT=${OUT:-out_h100_image_ablate}
+OUT=${OUT:-out_image_ablate}
 source eval/gpu/common.sh
 RUN=runs/fmnist_mdm_gpu
 TRAIN_S=${TRAIN_S:-150}; NPC=${NPC:-100}
-# extra flags appended to the three commands (later flags win), e.g. ABLATE_ARGS="--image-grid-steps 8 16"
+# extra flags appended to the three commands (later flags win), e.g. ABLATE_ARGS="--set image_sampling.steps=[8,16]"
 TRAIN_ARGS=${TRAIN_ARGS:-}; BENCH_ARGS=${BENCH_ARGS:-}; ABLATE_ARGS=${ABLATE_ARGS:-}
 need_files "carry .artifacts/vq_tiny .artifacts/fmnist_classifier .artifacts/fmnist_idx" .artifacts/vq_tiny/model.safetensors \
   .artifacts/fmnist_classifier/model.safetensors .artifacts/fmnist_idx/train-images-idx3-ubyte.gz
@@ -50,9 +50,8 @@ done
 
 say "3. ablate.py: image sampling grid + CFG table ($NPC images per class and row)"
 rm -rf /tmp/ablate_image
-timeout "$(cap 400 10)" python3 eval/ablate.py --out /tmp/ablate_image --skip-sampling --skip-training \
-  --image-model "$RUN" --classifier .artifacts/fmnist_classifier --num-per-class "$NPC" \
-  --image-args "--data-dir .artifacts/fmnist_idx --batch-size 1000" $ABLATE_ARGS 2>&1 \
+timeout "$(cap 400 10)" python3 eval/ablate.py eval/ablations/image_sampling_gpu.yaml --out /tmp/ablate_image \
+  --set images.model="$RUN" --set images.num_per_class="$NPC" $ABLATE_ARGS 2>&1 \
   | grep -v "Loading weights\|^|\|^$\|^#\|^- \*\*\|^\*\*\|^[0-9]* images per class" | tee -a "$LOG"
 cp /tmp/ablate_image/image_sampling.md /tmp/ablate_image/cfg.md /tmp/ablate_image/results.json "$OUT/" 2>/dev/null
 cp "$RUN/log_history.json" /tmp/ablate_image/train_log_history.json 2>/dev/null

@@ -1,6 +1,6 @@
-# Issue 6, diagnosis on ONE H100 (≈ 5 min): where the time of a training step and of a decoding step goes
+# Diagnosis on one GPU (≈ 5 min): where the time of a training step and of a decoding step goes
 # (eval/profile_gpu.py, random weights), and the 350M training throughput with torch.compile.
-#   run(command="bash eval/gpu/h100_profile.sh", kind="nvidia-h100-x1", carry=[".whl"])
+#   run(command="bash eval/gpu/profile.sh", kind="nvidia-h200", carry=[".whl"])
 OUT=${OUT:-out_profile}; DEADLINE=${DEADLINE:-540}
 source eval/gpu/common.sh
 say "decode profile, batch 64"

@@ -1,7 +1,7 @@
-# Issue 6 on ONE H100 (≈ 8 min, random weights, no training): the CUDA-graph decoding tests on the GPU,
+# Speed check on one GPU (≈ 8 min, random weights, no training): the CUDA-graph decoding tests on the GPU,
 # decode timings at batch 1 and 64 (eval/profile_gpu.py: LLaDA loop vs window head vs graphs vs dual cache),
 # and training throughput with the compiled loss and the RoPE tables (eval/bench_train.py, compile on).
-#   run(command="bash eval/gpu/h100_speed_check.sh", kind="nvidia-h100-x1", carry=[".whl"])
+#   run(command="bash eval/gpu/speed_check.sh", kind="nvidia-h200", carry=[".whl"])
 OUT=${OUT:-out_speed_check}; DEADLINE=${DEADLINE:-570}
 source eval/gpu/common.sh
 say "GPU tests (CUDA graphs, greedy step, KV cache)"

@@ -1,4 +1,4 @@
-# Issue 6 items 4a-4c on ONE H100, one call (≤ 10 min): train a ~125M MDM on Shakespeare+Bible
+# Decoding speed on one GPU, one call (≤ 10 min): train a ~125M MDM on Shakespeare+Bible
 # (BASE_STEPS, default 1500, into runs/base125), then
 #   1. eval/bench_cache.py: LLaDA's uncached one-token-per-step loop vs window head / CUDA graphs / Fast-dLLM
 #      dual cache / threshold 0.9 and their combinations, batch 1 (gen length 256 and 512) and batch 64
@@ -6,7 +6,7 @@
 #      tar xzf bench_cache_samples.tgz && python eval/genppl.py samples/G256_*.jsonl
 #   2. eval/bench_sampler.py: the sampler's own overhead over pure forwards (batch 8, 256 tokens, block 32),
 #      eager and with CUDA graphs
-#   run(command="bash eval/gpu/h100_text_speed.sh", kind="nvidia-h100-x1", carry=[".whl", ".data/shakespeare_bible"])
+#   run(command="bash eval/gpu/text_speed.sh", kind="nvidia-h200", carry=[".whl", ".data/shakespeare_bible"])
 OUT=${OUT:-out_text_speed}; DEADLINE=${DEADLINE:-575}
 source eval/gpu/common.sh
 BASE=${BASE:-runs/base125}; BASE_STEPS=${BASE_STEPS:-1500}
