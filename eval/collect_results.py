@@ -1,7 +1,7 @@
-"""Collect the measured figures of issue #6 into ``docs/benchmarks/results.json``.
+"""Collect the measured speed and quality figures from their raw benchmark outputs into ``docs/benchmarks/results.json``.
 
-    python eval/collect_results.py            # reads docs/benchmarks/*, docs/images/*; writes results.json
-    python eval/collect_results.py --check    # exit 1 if results.json is not what the raw files give
+    python eval/collect_results.py --overwrite  # reads docs/benchmarks/*, docs/images/*; rewrites results.json
+    python eval/collect_results.py --check      # exit 1 if results.json is not what the raw files give
 
 Every figure is read from the raw output its benchmark wrote (named in ``source``); nothing is typed
 in here except the one figure whose raw log was not kept (``zero2_scaling_2gpu``, marked
@@ -11,11 +11,12 @@ in here except the one figure whose raw log was not kept (``zero2_scaling_2gpu``
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
 from typing import Any
+
+from mdlm.cli import ArgumentParser, refuse_overwrite, run_cli
+from mdlm.evaluation.files import write_text
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 BENCH = os.path.join(ROOT, "docs", "benchmarks")
@@ -39,7 +40,7 @@ def _rel(path: str) -> str:
 
 
 def training_figures() -> dict[str, dict]:
-    """Session 5 runs (compiled model + compiled loss + gathered RoPE tables); the session-3 figures
+    """The current runs (compiled model + compiled loss + gathered RoPE tables); the earlier figures
     (compiled model, eager loss) are kept under ``before``."""
     before = _jsonl(os.path.join(BENCH, "h100_bench_train_partial.jsonl"))
     path = os.path.join(BENCH, "h100_bench_train_compiled_loss.jsonl")  # stdout rows: the run's JSON file was cut
@@ -239,25 +240,26 @@ def collect() -> dict[str, Any]:
     return figures
 
 
+@run_cli
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", default=os.path.join(BENCH, "results.json"))
     p.add_argument("--check", action="store_true", help="compare with --out instead of writing it")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     a = p.parse_args(argv)
+    if not a.check:
+        refuse_overwrite(a.out, a.overwrite)
     figures = collect()
     text = json.dumps(figures, indent=1, ensure_ascii=False) + "\n"
     if a.check:
         same = os.path.isfile(a.out) and open(a.out, encoding="utf-8").read() == text
         print("results.json is current" if same else f"{a.out} differs from the raw files: rerun without --check")
         return 0 if same else 1
-    tmp = a.out + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, a.out)
+    write_text(a.out, text)
     for k, v in figures.items():
         print(f"{k}: {v.get('value', '')} {v.get('unit', '')}".rstrip())
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
