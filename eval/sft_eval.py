@@ -35,7 +35,7 @@ from mdlm.data.sft import SFTCollator, load_sft_jsonl, tokenize_sft_dataset
 from mdlm.data.sft_heldout import row_prompt, select_eval, wordnet_data
 from mdlm.data.wordnet import WORDNET_DIR, load_exceptions
 from mdlm.evaluation.files import write_json, write_text
-from mdlm.evaluation.sft import format_scores, generate_answers, percent, response_elbo, sft_markdown, stratified
+from mdlm.evaluation.sft import measure_model, percent, sft_markdown, stratified
 from mdlm.pipelines import load_for_generation
 from mdlm.pipelines.text import sampler_config_from
 
@@ -101,30 +101,13 @@ def evaluate(a: argparse.Namespace) -> dict:
 
     results: dict = {}
     for name, model in (("base", base), ("tuned", tuned.model)):
-        t0 = time.perf_counter()
-        elbo = response_elbo(model, tok, feats, collator, num_samples=a.elbo_samples, seed=a.seed,
-                             batch_size=a.batch_size, device=a.device)
-        t1 = time.perf_counter()
-        answers = generate_answers(model, tok, prompts, config, gen_length, seed=a.seed, batch_size=a.batch_size)
-        t2 = time.perf_counter()
-        ok, share = format_scores(rows_list, answers, exceptions)
-        per_task_elbo = {}
-        if "task" in elbo_rows.column_names:
-            for task in sorted(set(elbo_rows["task"])):
-                idx = [i for i, t in enumerate(elbo_rows["task"]) if t == task]
-                per_task_elbo[task] = float(elbo["nll_per_row"][idx].sum() / elbo["tokens_per_row"][idx].sum())
-        results[name] = {
-            "elbo_nats_per_token": elbo["nats_per_token"],
-            "elbo_per_task": per_task_elbo,
-            "format_share": share,
-            "answers": answers,
-            "format_ok": ok,
-            "elbo_seconds": t1 - t0,
-            "generation_seconds": t2 - t1,
-        }
-        results["elbo_tokens"] = float(elbo["tokens_per_row"].sum())
-        print(f"{name}: response ELBO {elbo['nats_per_token']:.4f} nats/token ({t1 - t0:.1f}s) | format share "
-              f"{percent(share['all'])} of {share['n']} ({t2 - t1:.1f}s)", file=sys.stderr, flush=True)
+        results[name] = measure_model(model, tok, feats, collator, elbo_rows, prompts, rows_list, config, gen_length,
+                                      exceptions, num_samples=a.elbo_samples, seed=a.seed, batch_size=a.batch_size,
+                                      device=a.device)
+        r = results[name]
+        print(f"{name}: response ELBO {r['elbo_nats_per_token']:.4f} nats/token ({r['elbo_seconds']:.1f}s) | format "
+              f"share {percent(r['format_share']['all'])} of {r['format_share']['n']} ({r['generation_seconds']:.1f}s)",
+              file=sys.stderr, flush=True)
     examples = [
         {"prompt": p, "task": r.get("task"), "word": r.get("word"), "reference": ref,
          "base": results["base"]["answers"][i], "tuned": results["tuned"]["answers"][i],
@@ -137,13 +120,13 @@ def evaluate(a: argparse.Namespace) -> dict:
         "heldout": ", ".join(a.eval_files) if a.eval_files else "WordNet held-out words",
         "num_elbo": len(elbo_rows),
         "elbo_samples": a.elbo_samples,
-        "elbo_tokens": results.pop("elbo_tokens"),
+        "elbo_tokens": results["tuned"].pop("elbo_tokens"),
         "num_examples": len(gen_rows),
         "sampler": f"gen_length {gen_length}, steps {config.steps}, block {config.block_length}, "
                    f"temperature {config.temperature}, {config.remasking}",
         "seed": a.seed,
         "device": a.device,
-        "base": {k: v for k, v in results["base"].items() if k not in ("answers", "format_ok")},
+        "base": {k: v for k, v in results["base"].items() if k not in ("answers", "format_ok", "elbo_tokens")},
         "tuned": {k: v for k, v in results["tuned"].items() if k not in ("answers", "format_ok")},
         "examples_all": examples,
         "examples": examples[: a.show],
