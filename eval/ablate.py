@@ -1,6 +1,6 @@
 """Ablations of the masked-diffusion sampler and objective, text and images: one runner, grids as data.
 
-    python eval/ablate.py eval/ablations/quick.yaml --out DIR              # CPU, about a minute
+    python eval/ablate.py eval/ablations/quick.yaml --out DIR              # the small CPU grids (minutes)
     python eval/ablate.py GRID.yaml --out DIR --set text_sampling.model=runs/x --set text_sampling.steps=[8,32]
     python eval/ablate.py GRID.yaml --out DIR --only text_sampling         # only some of the grid's parts
     # text samples made where no judge is installed (GRID with text_sampling.judge: none), scored later
