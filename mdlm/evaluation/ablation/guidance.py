@@ -30,7 +30,7 @@ def cfg_ablation(ckpt, scorer, im: Images, *, scale: float | None, intervals: li
     """No guidance, constant guidance (interval [0, 1]) and guidance inside each interval, at every
     step count: FID, class accuracy and NFE per image (an unconditional pass costs one NFE)."""
     if scale is None:  # the checkpoint's scale (1 when it has none)
-        scale = float(ckpt.defaults.get("cfg_scale") or 1.0)
+        scale = float(ckpt.defaults.get("guidance_scale", ckpt.defaults.get("cfg_scale")) or 1.0)
     rows = []
     for s in steps:
         for name, sc, (lo, hi) in cfg_settings(scale, intervals):
