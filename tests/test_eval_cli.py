@@ -17,7 +17,7 @@ BAD_VALUES = [  # (script, argv, what the one line must say)
     ("elbo", ["--model", "M", "--num-samples", "x"], "argument --num-samples: expected an integer, got 'x'"),
     ("ar_ppl", ["--model", "M", "--max-sequences", "0"], "argument --max-sequences: must be ≥ 1"),
     ("sample_text", ["--model", "M", "--out", "o.jsonl", "--gen-length", "0"], "argument --gen-length: must be ≥ 1"),
-    ("sample_text", ["--model", "M", "--out", "o.jsonl", "--steps", "-1"], "argument --steps: must be ≥ 1"),
+    ("sample_text", ["--model", "M", "--out", "o.jsonl", "--batch-size", "-1"], "argument --batch-size: must be ≥ 1"),
     ("genppl", ["s.jsonl", "--batch-size", "0"], "argument --batch-size: must be ≥ 1"),
     ("lm_eval_run", ["--model", "M", "--tasks", "t", "--mc-num", "0"], "argument --mc-num: must be ≥ 1"),
     ("lm_eval_run", ["--model", "M", "--tasks", "t", "--limit", "-1"], "argument --limit: must be > 0"),
