@@ -26,11 +26,9 @@ Sampler defaults come from the checkpoint's generation_config.json; every flag o
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import torch  # noqa: E402
 

@@ -47,7 +47,6 @@ import os
 import sys
 from dataclasses import asdict, dataclass, field
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import mdlm  # noqa: E402,F401  (registers the model with the Auto classes)
 from mdlm.cli import UserError, parse_config_and_args, run_cli  # noqa: E402

@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import mdlm  # noqa: E402  (registers the model with the Auto classes)
 from mdlm.cli import parse_config_and_args, run_cli  # noqa: E402
