@@ -170,3 +170,19 @@ def run_recipe(train_fn, argv: list[str] | None = None) -> int:
         print(str(e), file=sys.stderr, flush=True)
         return 0
     return 0
+
+
+def write_json_atomic(obj, path: str) -> None:
+    """Write ``obj`` as JSON to ``path`` through a temporary file and one rename."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(obj, f, indent=1)
+    os.replace(tmp, path)
+
+
+def final_eval(trainer) -> dict[str, float]:
+    """The validation metrics at the last step: reused when the periodic evaluation just ran there."""
+    last = next((h for h in reversed(trainer.state.log_history) if "eval_nll" in h), None)
+    if last is not None and last.get("step") == trainer.state.global_step:
+        return {k: v for k, v in last.items() if k.startswith("eval_")}
+    return trainer.evaluate()
