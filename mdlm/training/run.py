@@ -83,6 +83,13 @@ def prepare_run(targs: TrainingArguments, fingerprint: str, recipe: str) -> str 
     return resume
 
 
+def mark_finished(out_dir: str, global_step: int) -> None:
+    """Record in the run marker that the run finished (a later ``--resume_from_checkpoint auto`` then
+    changes nothing unless ``--max_steps`` grows)."""
+    marker = read_marker(out_dir) or {}
+    write_marker(out_dir, {**marker, "finished": {"global_step": int(global_step)}})
+
+
 def train_from(trainer, resume: str | None) -> None:
     """``trainer.train(resume_from_checkpoint=resume)``, except when ``resume`` already reached
     ``max_steps`` (the run was killed during its final save): then the checkpoint is loaded and the run
@@ -140,8 +147,7 @@ def finish_run(trainer, tokenizer, metrics: dict[str, float], generation_default
         with open(os.path.join(staging, "eval_metrics.json"), "w", encoding="utf-8") as f:
             json.dump(metrics, f, indent=1)
         publish_files(staging, out)
-        marker = read_marker(out) or {}
-        write_marker(out, {**marker, "finished": {"global_step": int(trainer.state.global_step)}})
+        mark_finished(out, trainer.state.global_step)
         if "eval_nll" in metrics:
             exact = bool(getattr(unwrapped_config(trainer.model), "is_causal", False))  # AR baseline: exact NLL
             what, rel = ("validation NLL", "=") if exact else ("validation ELBO", "≤")
