@@ -116,6 +116,43 @@ def start_checkpoint_layout(margs: ModelArguments, vq) -> ImageTokenLayout | Non
     return info.layout
 
 
+def image_run_fingerprint(margs: ModelArguments, dargs: ImageDataArguments, diff, vq_digest: str) -> str:
+    """What makes two image runs "the same run": model, data, objective and the VQ (by its hash); not where
+    files live, how fast they encode, or the validation subset."""
+    same_run = copy.copy(dargs)
+    same_run.vq_model = same_run.data_dir = same_run.cache_dir = same_run.torch_num_threads = None
+    same_run.encode_batch_size, same_run.max_eval_samples = 0, None
+    return hashlib.sha256(f"{run_fingerprint(margs, same_run, diff)}|{vq_digest}".encode()).hexdigest()[:16]
+
+
+def check_eval_batches(targs: TrainingArguments, n_eval: int) -> None:
+    """``dataloader_drop_last`` must leave at least one validation batch (and says how many images it keeps)."""
+    eval_batch = targs.per_device_eval_batch_size * targs.world_size
+    if targs.dataloader_drop_last and n_eval % eval_batch:
+        kept = n_eval // eval_batch * eval_batch
+        if kept == 0:
+            raise UserError(f"dataloader_drop_last with eval batches of {eval_batch} would skip all {n_eval} "
+                            "validation images; lower per_device_eval_batch_size or drop dataloader_drop_last")
+        if targs.process_index == 0:
+            print(f"note: dataloader_drop_last: the validation ELBO uses {kept} of {n_eval} test images", flush=True)
+
+
+def training_callbacks(model, margs, diff, budget, targs, seq_len: int, extra: tuple) -> list:
+    """Throughput / MFU logging (mdlm models), the optional wall-time budget, then the caller's callbacks."""
+    from mdlm.schedules import get_schedule
+    from mdlm.training.throughput import ThroughputCallback, expected_masked_share, flops_per_token
+
+    out: list = []
+    if margs.model_type == "mdlm":
+        share = expected_masked_share(get_schedule(diff.schedule), diff.t_min)
+        tokens_per_step = targs.per_device_train_batch_size * targs.gradient_accumulation_steps * seq_len
+        out.append(ThroughputCallback(tokens_per_step, flops_per_token(model.config, seq_len, share)))
+    out += list(extra)
+    if budget.max_train_seconds:
+        out.append(TimeBudget(budget.max_train_seconds))
+    return out
+
+
 def train(argv: list[str] | None = None, callbacks: tuple = ()) -> MDMTrainer:
     """The whole recipe; returns the trainer (tests drive it in-process). Raises on bad input."""
     from accelerate import PartialState
@@ -135,11 +172,7 @@ def train(argv: list[str] | None = None, callbacks: tuple = ()) -> MDMTrainer:
     vq = load_image_tokenizer(vq_dir)
     start_layout = start_checkpoint_layout(margs, vq)  # before anything is written
     main = targs.process_index == 0
-    same_run = copy.copy(dargs)  # the VQ counts by its hash; where files live and how fast they encode does not
-    same_run.vq_model = same_run.data_dir = same_run.cache_dir = same_run.torch_num_threads = None
-    same_run.encode_batch_size, same_run.max_eval_samples = 0, None
-    fingerprint = hashlib.sha256(f"{run_fingerprint(margs, same_run, diff)}|{digest}".encode()).hexdigest()[:16]
-    resume = prepare_run(targs, fingerprint, recipe="train_image")
+    resume = prepare_run(targs, image_run_fingerprint(margs, dargs, diff, digest), recipe="train_image")
 
     with targs.main_process_first(desc="encoding images with the VQ"):  # rank 0 encodes + caches first
         tokens = token_dataset(dargs, vq, digest, targs.device, verbose=main)
@@ -153,15 +186,7 @@ def train(argv: list[str] | None = None, callbacks: tuple = ()) -> MDMTrainer:
     eval_ids = split_tensor(tokens["test"], dargs.max_eval_samples)  # (M, L)
     if train_ids.shape[1] != seq_len:
         raise UserError(f"cached tokens have length {train_ids.shape[1]}, the VQ gives 1 + {h}×{w}; clear {dargs.cache_dir}")
-
-    eval_batch = targs.per_device_eval_batch_size * targs.world_size
-    if targs.dataloader_drop_last and len(eval_ids) % eval_batch:
-        kept = len(eval_ids) // eval_batch * eval_batch
-        if kept == 0:
-            raise UserError(f"dataloader_drop_last with eval batches of {eval_batch} would skip all {len(eval_ids)} "
-                            "validation images; lower per_device_eval_batch_size or drop dataloader_drop_last")
-        if main:
-            print(f"note: dataloader_drop_last: the validation ELBO uses {kept} of {len(eval_ids)} test images", flush=True)
+    check_eval_batches(targs, len(eval_ids))
     set_seed(targs.seed)  # the initial weights depend on the seed only, not on what ran before
     model = build_model(margs, LayoutVocab(layout), seq_len)
     record_objective(model.config, diff)  # the checkpoint says how it was trained
@@ -169,25 +194,15 @@ def train(argv: list[str] | None = None, callbacks: tuple = ()) -> MDMTrainer:
         setattr(model.config, k, v)
     if main:
         copy_vq(vq_dir, targs.output_dir, digest)
-    PartialState().wait_for_everyone()
-    if main:
-        n_params = sum(p.numel() for p in model.parameters())
         print(
-            f"model: {n_params / 1e6:.2f}M parameters | VQ {h}×{w} tokens, {layout.codebook_size} codes | "
-            f"{layout.num_classes} classes | vocab {layout.vocab_size} (model {model.config.vocab_size}) | "
-            f"train {len(train_ids)} × {seq_len} tokens | validation {len(eval_ids)} images ({dargs.dataset})",
+            f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters | VQ {h}×{w} tokens, "
+            f"{layout.codebook_size} codes | {layout.num_classes} classes | vocab {layout.vocab_size} (model "
+            f"{model.config.vocab_size}) | train {len(train_ids)} × {seq_len} tokens | validation {len(eval_ids)} "
+            f"images ({dargs.dataset})",
             flush=True,
         )
+    PartialState().wait_for_everyone()
     targs.remove_unused_columns = False
-    from mdlm.schedules import get_schedule
-    from mdlm.training.throughput import ThroughputCallback, expected_masked_share, flops_per_token
-
-    if margs.model_type == "mdlm":
-        share = expected_masked_share(get_schedule(diff.schedule), diff.t_min)
-        tokens_per_step = targs.per_device_train_batch_size * targs.gradient_accumulation_steps * seq_len
-        callbacks = (ThroughputCallback(tokens_per_step, flops_per_token(model.config, seq_len, share)),) + tuple(callbacks)
-    if budget.max_train_seconds:
-        callbacks = tuple(callbacks) + (TimeBudget(budget.max_train_seconds),)
     trainer = MDMTrainer(
         model=model,
         args=targs,
@@ -196,7 +211,7 @@ def train(argv: list[str] | None = None, callbacks: tuple = ()) -> MDMTrainer:
         data_collator=MDMCollator(pad_token_id=layout.mask_id),  # fixed length: never pads
         diffusion_args=diff,
         mask_token_id=layout.mask_id,
-        callbacks=list(callbacks),
+        callbacks=training_callbacks(model, margs, diff, budget, targs, seq_len, callbacks),
     )
     train_from(trainer, resume)
     metrics = final_eval(trainer)

@@ -4,4 +4,4 @@ from .args import DataArguments, DiffusionArguments, ModelArguments
 from .collator import MDMCollator
 from .trainer import MDMTrainer, NonFiniteError, NonFiniteLossError
 
-__all__ = ["DataArguments", "DiffusionArguments", "ModelArguments", "MDMCollator", "MDMTrainer", "NonFiniteError", "NonFiniteLossError"]
+__all__ = ["DataArguments", "DiffusionArguments", "MDMCollator", "MDMTrainer", "ModelArguments", "NonFiniteError", "NonFiniteLossError"]
