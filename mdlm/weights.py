@@ -94,6 +94,17 @@ def nonfinite_names(named: Iterable[tuple[str, torch.Tensor]]) -> list[str]:
     return bad
 
 
+def nonfinite_in_files(directory: str) -> list[str]:
+    """Names of the tensors of ``directory``'s safetensors files that hold NaN/inf (read one at a time)."""
+    from safetensors import safe_open
+
+    bad = []
+    for name in safetensors_files(directory):
+        with safe_open(os.path.join(directory, name), framework="pt") as f:
+            bad += nonfinite_names((k, f.get_tensor(k)) for k in f.keys())
+    return bad
+
+
 def _describe(bad: list[str], total: int) -> str:
     shown = ", ".join(bad[:3]) + (", …" if len(bad) > 3 else "")
     return f"{len(bad)} of {total} tensors hold NaN/inf ({shown})"

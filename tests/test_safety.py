@@ -245,6 +245,12 @@ def test_damaged_or_nonfinite_weights_are_one_line_in_generate_and_resume(finish
     for kind, d in bad.items():
         with pytest.raises(ValueError, match=expect[kind]):
             load_for_generation(str(d))
+    from mdlm.training.checkpoint import check_checkpoint
+
+    nan_ckpt = bad["nan"] / "checkpoint-2"  # a NaN checkpoint (from an older version) is never resumed
+    shutil.copy(bad["nan"] / "model.safetensors", nan_ckpt / "model.safetensors")
+    with pytest.raises(ValueError, match=r"cannot resume: checkpoint .*checkpoint-2 holds non-finite weights"):
+        check_checkpoint(str(nan_ckpt))
     r = _cli("recipes/generate.py", "--model", str(bad["nan"]), "--prompt", "hi", cwd=tmp_path)
     assert r.returncode == 2 and re.match(r"error: the weights in .* are not finite", _last_line(r))
     # resume from a checkpoint whose weights were truncated: one line naming the file

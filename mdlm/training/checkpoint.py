@@ -156,7 +156,7 @@ def checkpoint_step(ckpt: str) -> int:
 def check_checkpoint(ckpt: str) -> None:
     """A checkpoint to resume from must hold whole safetensors weights and its trainer state; otherwise a
     ValueError names the damaged file and the previous checkpoint to use instead."""
-    from ..weights import WeightsError, check_weights_dir
+    from ..weights import WeightsError, check_weights_dir, nonfinite_in_files
 
     deepspeed_only = any(d.startswith("global_step") for d in os.listdir(ckpt)) and not any(
         f.endswith(".safetensors") for f in os.listdir(ckpt))  # ZeRO-3 without gathered 16-bit weights
@@ -165,6 +165,9 @@ def check_checkpoint(ckpt: str) -> None:
             check_weights_dir(ckpt, what="checkpoint")
         if not os.path.isfile(os.path.join(ckpt, "trainer_state.json")):
             raise WeightsError(f"checkpoint {ckpt} has no trainer_state.json")
+        bad = [] if deepspeed_only else nonfinite_in_files(ckpt)
+        if bad:  # written by an older version, or edited: never continue from NaN weights
+            raise WeightsError(f"checkpoint {ckpt} holds non-finite weights ({', '.join(bad[:3])})")
     except WeightsError as e:
         step = checkpoint_step(ckpt) if _CKPT.match(os.path.basename(os.path.normpath(ckpt))) else None
         older = [c for c in list_checkpoints(os.path.dirname(os.path.normpath(ckpt)))
