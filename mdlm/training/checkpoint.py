@@ -59,7 +59,7 @@ def publish_files(staging_dir: str, out_dir: str) -> None:
 
 RUN_MARKER = "mdlm_run.json"
 # what a run writes into its output dir before its first checkpoint (removed when that start failed)
-START_ARTEFACTS = (RUN_MARKER, "tokenizer", "vq", STAGING, ".final", ".tokenizer-staging", ".vq-staging")
+START_ARTEFACTS = (RUN_MARKER, "tokenizer", "vq", STAGING, ".final", ".tokenizer-staging", ".tokenizer-old", ".vq-staging")
 _WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
 
 
@@ -134,9 +134,13 @@ def check_output_dir(out_dir: str, resume: bool, run_fingerprint: str) -> str:
         )
     if not resume:
         done = marker.get("finished")
-        state = f", finished at step {done['global_step']}" if isinstance(done, dict) else ""
+        if isinstance(done, dict):
+            raise ValueError(
+                f"output_dir {out_dir!r} already holds this run, finished at step {done.get('global_step')}; choose "
+                "another --output_dir (or pass --resume_from_checkpoint auto with a larger --max_steps to train further)"
+            )
         raise ValueError(
-            f"output_dir {out_dir!r} already holds this run{state}; pass --resume_from_checkpoint auto to continue "
+            f"output_dir {out_dir!r} already holds this run; pass --resume_from_checkpoint auto to continue "
             "it, or choose another --output_dir"
         )
     return "same-run"

@@ -117,9 +117,12 @@ def save_run_tokenizer(tokenizer, out_dir: str, name: str = "tokenizer") -> str:
     staging = os.path.join(out_dir, f".{name}-staging")
     shutil.rmtree(staging, ignore_errors=True)
     tokenizer.save_pretrained(staging)
-    if os.path.isdir(dst):
-        shutil.rmtree(dst)
+    old = os.path.join(out_dir, f".{name}-old")
+    if os.path.isdir(dst):  # replaced only now that the new one is whole
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(dst, old)
     os.replace(staging, dst)
+    shutil.rmtree(old, ignore_errors=True)
     return dst
 
 
