@@ -65,8 +65,11 @@ class _GradientGuard(TrainerCallback):
         if args.fp16 or t.is_deepspeed_enabled:
             return
         named = [(n, p.grad) for n, p in t.model.named_parameters() if p.grad is not None]
-        finite = torch.stack([torch.isfinite(g).all() for _, g in named]).all() if named else torch.tensor(True)
-        bad = [] if bool(finite) else nonfinite_names(named)  # one host sync per step; names only on failure
+        # fast path: one fused norm over all gradients and one host sync per step; a NaN/inf gradient makes its
+        # norm non-finite (so can an overflowing huge finite one: the exact per-tensor check then decides)
+        norms = torch._foreach_norm([g for _, g in named]) if named else []
+        finite = bool(torch.stack([x.float().to(norms[0].device) for x in norms]).isfinite().all()) if norms else True
+        bad = [] if finite else nonfinite_names(named)
         if t._any_rank(bool(bad)):
             where = f" ({', '.join(bad[:3])}{', …' if len(bad) > 3 else ''})" if bad else ""
             raise NonFiniteError(
