@@ -9,7 +9,6 @@ than it has positions. Per row and block, after step i exactly ``counts[i+1]`` p
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -22,8 +21,9 @@ Tensor = torch.Tensor
 
 @dataclass
 class Block:
-    """One block: index ``b``, ``S`` steps, window columns [lo, hi) of the canvas, ``blk`` (B, W) bool its
-    positions in the window, ``counts`` (B, S + 1) masked positions left after each step (and on the CPU)."""
+    """One block: index ``b``, ``S`` steps (the most any row takes), window columns [lo, hi) of the canvas, ``blk``
+    (B, W) bool its positions in the window, ``counts`` (B, S + 1) masked positions left after each step (and on
+    the CPU), ``S_row`` (B,) each row's own step count (its counts reach 0 there and stay)."""
 
     b: int
     S: int
@@ -32,34 +32,56 @@ class Block:
     blk: Tensor
     counts: Tensor
     counts_cpu: Tensor
+    S_row: Tensor
 
 
 class BlockPlan:
-    """The blocks of one generation. gen (B, L) bool; n_max the longest row's generated positions."""
+    """The blocks of one generation, planned per row: a row gets the blocks and step budgets it would get alone
+    (its own number of generated positions, hence of blocks), so it decodes the same in any batch.
 
-    def __init__(self, gen: Tensor, n_max: int, steps: int, block_length: int | None, schedule: str):
-        bl = block_length or n_max
-        nb = math.ceil(n_max / bl)
-        if steps < nb:
-            raise ValueError(f"steps ({steps}) must be ≥ the number of blocks ({nb} blocks of {bl} positions)")
+    gen (B, L) bool; steps the requested steps (each row clamps them to its own generated positions)."""
+
+    def __init__(self, gen: Tensor, steps: int, block_length: int | None, schedule: str):
+        n_row = gen.sum(dim=1).cpu()  # (B,)
+        bl = torch.full_like(n_row, block_length) if block_length else n_row.clamp_min(1)
+        nb = (n_row + bl - 1) // bl  # (B,) blocks per row
+        if steps < int(nb.max()):
+            b = int(nb.argmax())
+            raise ValueError(f"steps ({steps}) must be ≥ the number of blocks ({int(nb[b])} blocks of {int(bl[b])} "
+                             "positions)")
+        steps_row = torch.clamp(n_row, max=steps)  # (B,)
+        j = torch.arange(int(nb.max()))  # (NB,)
+        nbc = nb.clamp_min(1).unsqueeze(1)  # (B, 1)
+        self.budgets = torch.where(j < nb.unsqueeze(1), steps_row.unsqueeze(1) // nbc
+                                   + (j < steps_row.unsqueeze(1) % nbc).long(), 0)  # (B, NB)
         rank = gen.long().cumsum(dim=1) - 1  # (B, L) index among the row's generated positions
         self.gen = gen
-        self.block_id = torch.where(gen, rank // bl, torch.full_like(rank, -1))  # (B, L)
-        self.budgets = [steps // nb + int(j < steps % nb) for j in range(nb)]
-        self.max_steps = sum(self.budgets)
+        self.block_id = torch.where(gen, rank // bl.to(gen.device).unsqueeze(1), torch.full_like(rank, -1))  # (B, L)
+        self.max_steps = int(self.budgets.max(dim=0).values.sum())
         self.schedule = None if schedule == "even" else get_schedule(schedule)
+
+    def counts(self, n: Tensor, S_row: Tensor, S: int) -> Tensor:
+        """(B, S + 1) masked counts: row r follows its schedule over its own S_row[r] steps, then stays at 0."""
+        out = torch.zeros(n.shape[0], S + 1, dtype=torch.long)
+        for s in S_row.unique().tolist():  # the distinct step counts (one for rows of equal length)
+            rows = S_row == s
+            if s > 0:
+                c = even_masked_counts(n[rows], s) if self.schedule is None else self.schedule.masked_counts(n[rows], s)
+                out[rows, : s + 1] = c
+        return out
 
     def blocks(self, x: Tensor, mask_id: int) -> Iterator[Block]:
         """The blocks in order, each made when reached (from the canvas ``x`` as it is then)."""
         col = torch.arange(x.shape[1], device=x.device)
-        for b, budget in enumerate(self.budgets):
+        for b in range(self.budgets.shape[1]):
             in_block = self.gen & (self.block_id == b)  # (B, L)
             n_block = (in_block & (x == mask_id)).sum(dim=1)  # (B,)
             if int(n_block.max()) == 0:
                 continue
-            S = min(budget, int(n_block.max()))
             n_cpu = n_block.cpu()  # count tables on the CPU: a short loop over steps, not S tiny GPU kernels
-            counts_cpu = even_masked_counts(n_cpu, S) if self.schedule is None else self.schedule.masked_counts(n_cpu, S)
+            S_row = torch.minimum(self.budgets[:, b], n_cpu)  # (B,)
+            S = int(S_row.max())
+            counts_cpu = self.counts(n_cpu, S_row, S)
             cols = col[in_block.any(dim=0)]
             lo, hi = int(cols[0]), int(cols[-1]) + 1
-            yield Block(b, S, lo, hi, in_block[:, lo:hi], counts_cpu.to(x.device), counts_cpu)
+            yield Block(b, S, lo, hi, in_block[:, lo:hi], counts_cpu.to(x.device), counts_cpu, S_row.to(x.device))

@@ -95,7 +95,7 @@ def generate(model_fn: Any, canvas: Tensor, *, mask_id: int, config: MDLMGenerat
         if steps > n_max:
             warnings.warn(f"steps={steps} exceeds the {n_max} positions to generate; using steps={n_max}", stacklevel=2)
             steps = n_max
-        plan = BlockPlan(gen, n_max, steps, cfg.block_length, cfg.schedule)
+        plan = BlockPlan(gen, steps, cfg.block_length, cfg.schedule)
         runner = ModelRunner(model_fn, model_am, cond, mask_id, cache=cfg.cache_implementation,
                              partial=cfg.partial_cache, guidance=cfg.guidance_scale > 0, batch=cfg.guidance_batch,
                              block_length=cfg.block_length, n_max=n_max)

@@ -55,6 +55,7 @@ class PolicyInput:
     hi: int
     mask_id: int
     resample: Callable[..., Tensor] | None = None
+    S_row: Tensor | None = None  # (B,) each row's own steps in this block (rows of unequal length)
 
 
 @dataclass
@@ -117,10 +118,10 @@ class FastDLLMPolicy(ConfidencePolicy):
     the block's last allowed step commits everything left (``steps`` ≥ the generated length: exactly Fast-dLLM)."""
 
     def count(self, s: PolicyInput, conf: Tensor) -> Tensor:
-        if s.i == s.S - 1:
-            return s.n_masked
         n_thr = (s.masked & (conf >= float(self.threshold))).sum(dim=1)  # (B,)
-        return torch.maximum(n_thr, (s.n_masked > 0).long())
+        n = torch.maximum(n_thr, (s.n_masked > 0).long())
+        last = s.i >= (s.S_row - 1) if s.S_row is not None else torch.full_like(n, s.i == s.S - 1, dtype=torch.bool)
+        return torch.where(last, s.n_masked, n)  # a row's last allowed step of the block commits what is left
 
 
 @dataclass(frozen=True)

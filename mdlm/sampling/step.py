@@ -138,7 +138,7 @@ class DenoiseStep:
         logits, guided = self.logits(block, i, masked, midx, n_masked, frac)
         target = (n_masked - block.counts[:, i + 1]).clamp_min(0)  # (B,) the schedule's count
         d = run.policy.step(PolicyInput(logits, masked, midx, n_masked, target, i, block.S, run.generator, x, lo, hi,
-                                        run.mask_id, self.resampler(guided, lo)))
+                                        run.mask_id, self.resampler(guided, lo), block.S_row))
         xw = torch.where(d.commit, scatter(masked, d.tokens, run.mask_id, midx), x[:, lo:hi])
         remasked = self.remask(block, i, xw, d.commit, d.conf) if run.stored_conf is not None else None
         x[:, lo:hi] = xw
