@@ -97,8 +97,7 @@ def generate(model_fn: Any, canvas: Tensor, *, mask_id: int, config: MDLMGenerat
             steps = n_max
         plan = BlockPlan(gen, steps, cfg.block_length, cfg.schedule)
         runner = ModelRunner(model_fn, model_am, cond, mask_id, cache=cfg.cache_implementation,
-                             partial=cfg.partial_cache, guidance=cfg.guidance_scale > 0, batch=cfg.guidance_batch,
-                             block_length=cfg.block_length, n_max=n_max)
+                             partial=cfg.partial_cache, guidance=cfg.guidance_scale > 0, batch=cfg.guidance_batch)
         run = Sampling(cfg, runner, make_policy(cfg), x, gen, mask_id, eos_id if cfg.stop_at_eos else None,
                        suppress_tokens, generator, vocab_size)
         stepper = (GreedyStep if cfg.uses_greedy_step else DenoiseStep)(run, want_info=callback is not None)

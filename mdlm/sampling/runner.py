@@ -51,8 +51,7 @@ class ModelRunner:
     """
 
     def __init__(self, model: Any, attention_mask: Tensor | None, cond: Tensor, mask_id: int, *, cache: str = "none",
-                 partial: bool = False, guidance: bool = False, batch: bool = True, block_length: int | None = None,
-                 n_max: int = 0):
+                 partial: bool = False, guidance: bool = False, batch: bool = True):
         self.am, self.cond, self.mask_id = attention_mask, cond, mask_id
         self.guidance, self.batch = guidance, batch
         self.fn = as_logits_fn(model)  # full forwards (and the exact sub-steps)
@@ -65,11 +64,6 @@ class ModelRunner:
             self.window_fn = None
         elif cache != "none":
             _need_model(model, f"cache_implementation={cache!r}")
-            if block_length is None or block_length >= n_max:
-                raise ValueError(
-                    f"cache_implementation={cache!r} needs block_length smaller than the number of positions to "
-                    f"generate ({n_max}), got block_length={block_length}: with one block there is nothing outside "
-                    "the block to reuse between steps")
             am2 = None if attention_mask is None else torch.cat([attention_mask, attention_mask])
             n = 2 if guidance and not batch else 1
             self.blocks = [BlockCachedLogits(model, cache, am2 if guidance and batch else attention_mask)
