@@ -19,14 +19,14 @@ from typing import Any, Iterable
 
 import torch
 
-from .blocks import BlockPlan
-from .callbacks import Callback, StepInfo
+from .blocks import Block, BlockPlan
+from .callbacks import Callback, StepInfo, compose
 from .config import MDLMGenerationConfig
 from .greedy import GreedyStep
 from .inputs import check_generator, prepare_canvas
 from .policies import make_policy
 from .runner import ModelRunner
-from .step import DenoiseStep, Sampling
+from .step import DenoiseStep, Sampling, StepReport
 
 Tensor = torch.Tensor
 
@@ -58,7 +58,8 @@ def generate(model_fn: Any, canvas: Tensor, *, mask_id: int, config: MDLMGenerat
              generate_mask: Tensor | None = None, cond_mask: Tensor | None = None,
              attention_mask: Tensor | None = None, suppress_tokens: Iterable[int] | Tensor | None = None,
              eos_id: int | None = None, generator: torch.Generator | None = None,
-             callback: Callback | None = None, vocab_size: int | None = None) -> SampleOutput:
+             callback: Callback | None = None, vocab_size: int | None = None,
+             streamer: Any | None = None) -> SampleOutput:
     """Fill the masked positions of ``canvas`` with a masked-diffusion model (runs under ``torch.inference_mode``).
 
     Args:
@@ -74,6 +75,9 @@ def generate(model_fn: Any, canvas: Tensor, *, mask_id: int, config: MDLMGenerat
         eos_id: enables the EOS policy (:mod:`.eos`) when ``config.stop_at_eos``.
         generator: the only source of randomness (the canvas's device); a fresh seeded one if None.
         callback: ``callback(step, canvas, StepInfo)`` after every step (:mod:`.callbacks`).
+        streamer: an object with ``put(canvas)`` and ``end()`` (a ``transformers`` ``BaseStreamer`` works):
+            ``put`` gets a copy of the (B, L) canvas before the first step and after every step, ``end`` is
+            called once at the end — for a live view of the tokens appearing (docs/sampling.md).
         vocab_size: the tokenizer's size: ids ≥ it are never sampled (an LM head padded to a multiple of 64 has
             rows no token decodes from).
     Raises:
@@ -90,6 +94,8 @@ def generate(model_fn: Any, canvas: Tensor, *, mask_id: int, config: MDLMGenerat
         history = [x.clone()] if cfg.return_history else None
         n_max = int(gen.sum(dim=1).max()) if x.shape[0] > 0 else 0
         if n_max == 0:
+            if streamer is not None:
+                streamer.end()
             return _output(x, 0, history, 0, 0, 0)
         steps = cfg.steps
         if steps > n_max:
@@ -100,6 +106,9 @@ def generate(model_fn: Any, canvas: Tensor, *, mask_id: int, config: MDLMGenerat
                              partial=cfg.partial_cache, guidance=cfg.guidance_scale > 0, batch=cfg.guidance_batch)
         run = Sampling(cfg, runner, make_policy(cfg), x, gen, mask_id, eos_id if cfg.stop_at_eos else None,
                        suppress_tokens, generator, vocab_size)
+        if streamer is not None:
+            callback = compose(callback, lambda step, canvas, info: streamer.put(canvas))
+            streamer.put(x.clone())
         stepper = (GreedyStep if cfg.uses_greedy_step else DenoiseStep)(run, want_info=callback is not None)
         step = 0
         for block in plan.blocks(x, mask_id):
@@ -112,17 +121,23 @@ def generate(model_fn: Any, canvas: Tensor, *, mask_id: int, config: MDLMGenerat
                 if history is not None:
                     history.append(x.clone())
                 if callback is not None:
-                    callback(step, x.clone(), StepInfo(
-                        step=step, block=block.b, step_in_block=i, steps_in_block=block.S,
-                        committed=report.committed, masked_fraction=report.masked_fraction.float(),
-                        remasked=report.remasked if report.remasked is not None else torch.zeros_like(gen),
-                        guided=report.guided, nfe=runner.nfe, max_steps=plan.max_steps))
+                    callback(step, x.clone(), _info(report, block, i, step, plan.max_steps, runner.nfe))
                 step += 1
                 if report.finished:
                     break
             if not bool((gen & (x == mask_id)).any()):
                 break
+        if streamer is not None:
+            streamer.end()
         return _output(x, runner.nfe, history, step, runner.positions, stepper.graph_replays)
+
+
+def _info(report: StepReport, block: Block, i: int, step: int, max_steps: int, nfe: int) -> StepInfo:
+    committed = report.committed
+    remasked = report.remasked if report.remasked is not None else torch.zeros_like(committed)
+    return StepInfo(step=step, block=block.b, step_in_block=i, steps_in_block=block.S, committed=committed,
+                    remasked=remasked, masked_fraction=report.masked_fraction.float(), guided=report.guided, nfe=nfe,
+                    max_steps=max_steps)
 
 
 def _output(x: Tensor, nfe: int, history: list[Tensor] | None, steps: int, positions: int, replays: int) -> SampleOutput:
