@@ -82,7 +82,7 @@ class DenoiseStep:
     def start_block(self, block: Block) -> None:
         pass
 
-    def logits(self, block: Block, i: int, masked: Tensor, midx: tuple[Tensor, Tensor], n_masked: Tensor,
+    def logits(self, block: Block, i: int, midx: tuple[Tensor, Tensor], n_masked: Tensor,
                frac: Tensor) -> tuple[Tensor, Tensor]:
         """Guided, suppressed logits (M, V) of the masked positions, and the guided rows (B,)."""
         run, cfg = self.run, self.run.config
@@ -135,7 +135,7 @@ class DenoiseStep:
             return None
         n_masked = masked.sum(dim=1)  # (B,)
         frac = run.masked_fraction()
-        logits, guided = self.logits(block, i, masked, midx, n_masked, frac)
+        logits, guided = self.logits(block, i, midx, n_masked, frac)
         target = (n_masked - block.counts[:, i + 1]).clamp_min(0)  # (B,) the schedule's count
         d = run.policy.step(PolicyInput(logits, masked, midx, n_masked, target, i, block.S, run.generator, x, lo, hi,
                                         run.mask_id, self.resampler(guided, lo), block.S_row))
