@@ -40,6 +40,7 @@ from mdlm.evaluation.image_scoring import (
     reference_summary,
     sample_and_score,
 )
+from mdlm.sampling import add_generation_arguments, given_settings
 
 
 def parse_args(argv: list[str] | None = None):
@@ -59,20 +60,12 @@ def parse_args(argv: list[str] | None = None):
     p.add_argument("--save-npz", default=None, help="directory: also write samples_steps{S}.npz for eval/fid.py")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --json / npz file")
     g = p.add_argument_group("sampler overrides (default: the checkpoint's generation_config.json)")
-    g.add_argument("--sampler", choices=["maskgit", "moment"])
-    g.add_argument("--schedule")
-    g.add_argument("--temperature", type=float)
-    g.add_argument("--choice-temperature", type=float)
-    g.add_argument("--constant-choice-noise", dest="choice_anneal", action="store_false", default=None,
-                   help="maskgit sampler: no annealing of the choice noise")
-    g.add_argument("--confidence")
-    g.add_argument("--remasking")
-    g.add_argument("--cfg-scale", type=float)
-    g.add_argument("--cfg-interval", type=float, nargs=2, metavar=("LO", "HI"))
+    sampler_flags = add_generation_arguments(g, exclude=("steps",))
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     g.add_argument("--dtype", choices=["float32", "bfloat16"], default=None)
     a = p.parse_args(argv)
+    a.sampler_flags = sampler_flags
     if a.num_per_class < 2:
         p.error("--num-per-class must be ≥ 2")
     if a.max_reference is not None and a.max_reference < 2:
@@ -84,9 +77,7 @@ def parse_args(argv: list[str] | None = None):
 
 def sampler_overrides(a) -> dict[str, Any]:
     """The sampler flags of ``a`` that were given (None = the checkpoint's default)."""
-    return {"sampler": a.sampler, "schedule": a.schedule, "temperature": a.temperature,
-            "choice_temperature": a.choice_temperature, "choice_anneal": a.choice_anneal, "confidence": a.confidence,
-            "remasking": a.remasking, "cfg_scale": a.cfg_scale, "cfg_interval": a.cfg_interval}
+    return given_settings(a, a.sampler_flags)
 
 
 def fmt_row(cols: list, widths: list[int]) -> str:

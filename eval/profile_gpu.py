@@ -6,7 +6,7 @@
 Speed does not depend on the weights for these shapes, so the model is randomly initialised
 (the ``eval/bench_train.py`` sizes, GPT-2 vocabulary). ``decode`` times, CUDA-synchronised, one full
 forward (logits of every column and of the block window only), one dual-cache fill and step
-(:mod:`mdlm.modeling.kv_cache`), one greedy confidence step (:mod:`mdlm.sampling.fused_step`) and
+(:mod:`mdlm.sampling.cached_calls`), one greedy confidence step (:mod:`mdlm.sampling.fused_step`) and
 whole ``generate`` runs (uncached one token per step vs dual cache), then prints the profiler's
 kernel table for a few dual-cached steps. ``train`` profiles bench_train's MDM step. Both print the
 GPU busy share (sum of kernel time / wall time): far below 100% means the host (Python, kernel
@@ -23,8 +23,8 @@ from torch.profiler import ProfilerActivity, profile
 
 from mdlm.cli import ArgumentParser, positive_int, run_cli
 from mdlm.evaluation.benchmark_models import MASK, SIZES, build
-from mdlm.modeling.kv_cache import BlockCachedLogits
 from mdlm.modeling.padding import default_position_ids
+from mdlm.sampling.cached_calls import BlockCachedLogits
 from mdlm.sampling import SamplerConfig, as_logits_fn, generate
 from mdlm.sampling.fused_step import greedy_confidence_step
 

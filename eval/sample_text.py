@@ -22,11 +22,7 @@ from mdlm.cli import ArgumentParser, UserError, positive_int, refuse_overwrite, 
 from mdlm.evaluation.text_samples import reference_texts, sample_texts, write_samples
 from mdlm.pipelines import load_for_generation
 from mdlm.pipelines.text import sampler_config_from
-from mdlm.sampling import CONFIDENCES, REMASKING, SAMPLERS
-
-SAMPLER_KEYS = ("steps", "block_length", "schedule", "temperature", "top_k", "top_p", "sampler", "confidence",
-                "remasking", "choice_temperature", "hybrid", "threshold", "remask_committed")
-
+from mdlm.sampling import add_generation_arguments, given_settings
 
 @run_cli
 def main() -> int:
@@ -42,11 +38,7 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     g = p.add_argument_group("sampler (defaults: the checkpoint's generation_config.json)")
-    for k in SAMPLER_KEYS:
-        typ = {"steps": positive_int, "block_length": positive_int, "top_k": positive_int, "schedule": str, "sampler": str, "confidence": str,
-               "remasking": str}.get(k, float)
-        choices = {"sampler": SAMPLERS, "confidence": CONFIDENCES, "remasking": REMASKING}.get(k)
-        g.add_argument("--" + k.replace("_", "-"), type=typ, choices=choices)
+    sampler_flags = add_generation_arguments(g, exclude=("max_new_tokens",))
     a = p.parse_args()
     refuse_overwrite(a.out, a.overwrite)
     loaded = load_for_generation(a.model, device=a.device)
@@ -57,7 +49,7 @@ def main() -> int:
         rows = reference_texts(loaded.tokenizer, a.reference, a.num_samples, a.gen_length)
         what = f"{len(rows)} reference chunks of {a.reference} validation"
     else:
-        overrides = {k: getattr(a, k) for k in SAMPLER_KEYS}
+        overrides = given_settings(a, sampler_flags)
         config, _ = sampler_config_from(loaded.defaults, overrides)
         rows, nfe = sample_texts(loaded.model, loaded.tokenizer, config, a.num_samples, a.gen_length,
                                  prompt=a.prompt, batch_size=a.batch_size, seed=a.seed)

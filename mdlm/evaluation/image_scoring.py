@@ -195,7 +195,7 @@ def sample_and_score(
     s = scorer.score(out.images, out.labels, references, ckpt)
     if npz_path:
         save_samples_npz(npz_path, out.images, out.labels)
-    sampler = {k: v for k, v in vars(config).items() if k in SAMPLER_KEYS}
+    sampler = {k: v for k, v in config.to_legacy_dict().items() if k in SAMPLER_KEYS}
     sampler["cfg_interval"] = list(sampler["cfg_interval"])
     return {"steps": steps, "nfe": out.nfe, "classifier_fid": s["fid"][references[0]],
             "classifier_fid_by_reference": s["fid"], "class_accuracy": s["class_accuracy"],

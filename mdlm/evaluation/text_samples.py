@@ -29,7 +29,8 @@ def sample_texts(
                                                getattr(model.config, "max_position_embeddings", None))
         out = generate(model, canvas.to(device), mask_id=tok.mask_token_id, config=config,
                        attention_mask=attn.to(device), cond_mask=cond.to(device), suppress_tokens=suppress,
-                       eos_id=tok.eos_token_id, generator=torch.Generator(device=device).manual_seed(seed + k))
+                       eos_id=tok.eos_token_id, generator=torch.Generator(device=device).manual_seed(seed + k),
+                       vocab_size=len(tok))
         nfe = max(nfe, out.nfe)
         gen = out.sequences[:, canvas.shape[1] - gen_length :]  # (n, gen_length)
         for ids in trim_at_eos(gen, tok.eos_token_id):

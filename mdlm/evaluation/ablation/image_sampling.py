@@ -41,9 +41,10 @@ def image_sampling_ablation(
     from ...pipelines.text import sampler_config_from
 
     defaults, _ = sampler_config_from(ckpt.defaults, dict(im.sampler))
-    sampler = {k: v for k, v in vars(defaults).items() if k in SAMPLER_KEYS}
+    sampler = {k: v for k, v in defaults.to_legacy_dict().items() if k in SAMPLER_KEYS}
     sampler["cfg_interval"] = list(sampler["cfg_interval"])
-    cfg_source = ("set by the grid's images.sampler" if {"cfg_scale", "cfg_interval"} & set(im.sampler)
+    cfg_source = ("set by the grid's images.sampler"
+                  if {"cfg_scale", "cfg_interval", "guidance_scale", "guidance_interval"} & set(im.sampler)
                   else "the checkpoint's default")
     return {"model": ckpt.path, "metric": METRIC_NAME, "num_per_class": im.num_per_class, "seed": seed,
             "base_sampler": sampler, "cfg_source": cfg_source, "strategies": {k: STRATEGIES[k] for k in strategies},
