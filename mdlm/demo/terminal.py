@@ -72,7 +72,6 @@ def answer(s: ChatSession, user: str, out: TextIO, live: bool, color: bool = Tru
     if dropped:
         print(f"[history trimmed: dropped the {dropped} oldest turn(s) to fit the context of {s.context} tokens]",
               file=out)
-        s.conv.turns = s.conv.turns[dropped:]
     P = prompt_length(s.tokenizer, prompt)
     area = LiveArea(out) if live else None
     stream = stream_text(s.model, s.tokenizer, prompt, s.config, s.gen_length, seed=s.seed)
@@ -88,7 +87,8 @@ def answer(s: ChatSession, user: str, out: TextIO, live: bool, color: bool = Tru
         stream.close()  # stops the sampler at its next step and waits for it
         if area is not None:
             area.clear()
-        print("\n[stopped: this answer is dropped, the conversation so far is kept]", file=out)
+        print(f"\n[stopped: this answer is dropped; the conversation before it ({len(s.conv.turns)} turn(s)) is kept]",
+              file=out)
         return None
     if area is not None:
         area.clear()
@@ -96,7 +96,7 @@ def answer(s: ChatSession, user: str, out: TextIO, live: bool, color: bool = Tru
     print(f"assistant> {printable(text)}", file=out)
     rate = s.gen_length / max(done.elapsed, 1e-9)
     print(f"[{done.steps} steps · {done.nfe} NFE · {done.elapsed:.2f}s · {rate:.0f} tokens/s]", file=out)
-    s.conv.turns.append((user, text))
+    s.conv.turns = [*s.conv.turns[dropped:], (user, text)]  # the trim applies once the answer is complete
     return text
 
 
