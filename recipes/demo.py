@@ -37,6 +37,8 @@ def parse_args(argv=None):
     p.add_argument("--max-steps", type=int, default=Limits.max_steps)
     p.add_argument("--max-images", type=int, default=Limits.max_images)
     p.add_argument("--queue-size", type=int, default=Limits.queue_size)
+    p.add_argument("--slow-motion", type=float, default=0.0, metavar="S",
+                   help=f"default pause between shown steps, 0..{Limits.max_delay_s} s (to watch a fast model)")
     a = p.parse_args(argv)
     for name in ("max_gen_length", "max_steps", "max_images", "queue_size"):
         if getattr(a, name) < 1:
@@ -54,7 +56,7 @@ def main() -> int:
     models = load_demo_models(a.model, a.adapter, device=a.device)
     limits = Limits(max_gen_length=a.max_gen_length, max_steps=a.max_steps, max_images=a.max_images,
                     queue_size=a.queue_size)
-    build_app(models, limits).launch(server_name=a.host, server_port=a.port, show_error=True)
+    build_app(models, limits, slow_motion=a.slow_motion).launch(server_name=a.host, server_port=a.port, show_error=True)
     return 0
 
 

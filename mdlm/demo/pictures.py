@@ -7,11 +7,13 @@ import math
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ..data.images import ImageTokenLayout
 from ..pipelines.image import decode_partial_canvas, tile_images
 
 Tensor = torch.Tensor
+MASK_RGB = (0.35, 0.45, 0.85)  # masked latent cells: a light blue, in [-1, 1], unlike any grey a VQ decodes
 
 
 def enlarge(grid: np.ndarray, min_side: int = 256) -> np.ndarray:
@@ -31,6 +33,12 @@ def images_picture(images: Tensor, min_side: int = 256) -> np.ndarray:
 
 
 def canvas_picture(vq, layout: ImageTokenLayout, canvas: Tensor, min_side: int = 256) -> np.ndarray:
-    """(B, 1 + h·w) token canvases, [MASK] where masked → enlarged RGB grid, masked cells mid grey."""
+    """(B, 1 + h·w) token canvases, [MASK] where masked → enlarged RGB grid, masked cells light blue."""
     device = next(vq.parameters()).device if hasattr(vq, "parameters") else torch.device("cpu")
-    return images_picture(decode_partial_canvas(vq, layout, canvas.to(device)), min_side)
+    images = decode_partial_canvas(vq, layout, canvas.to(device))  # (B, C, H, W), masked cells grey
+    h, w = vq.latent_shape
+    masked = (canvas[:, 1:] == layout.mask_id).reshape(-1, 1, h, w).float().cpu()  # (B, 1, h, w)
+    cover = F.interpolate(masked, size=images.shape[-2:], mode="nearest") > 0.5  # (B, 1, H, W)
+    rgb = images.expand(-1, 3, -1, -1) if images.shape[1] == 1 else images  # (B, 3, H, W)
+    colour = torch.tensor(MASK_RGB, dtype=rgb.dtype).view(1, 3, 1, 1)
+    return images_picture(torch.where(cover, colour, rgb), min_side)

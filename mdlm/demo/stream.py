@@ -84,9 +84,10 @@ def stream_run(run: Callable[[Callable], R], stop: threading.Event | None = None
 
     def work() -> None:
         try:
-            frames.put(("done", run(callback)))
+            result = run(callback)
+            frames.put(("done", result, time.perf_counter() - t0))  # the run's own time, not the consumer's
         except BaseException as e:  # handed to the consumer thread
-            frames.put(("error", e))
+            frames.put(("error", e, 0.0))
 
     worker = threading.Thread(target=work, name="mdlm-demo-sampler", daemon=True)
     worker.start()
@@ -101,12 +102,12 @@ def stream_run(run: Callable[[Callable], R], stop: threading.Event | None = None
                 last = item
                 yield item
                 continue
-            kind, value = item
+            kind, value, elapsed = item
             if kind == "error":
                 raise value
             out = value[1] if isinstance(value, tuple) else value
             nfe = int(getattr(out, "nfe", last.nfe if last else 0))
-            yield Done(value, last.step if last else 0, nfe, time.perf_counter() - t0)
+            yield Done(value, last.step if last else 0, nfe, elapsed)
             return
     finally:
         stop.set()

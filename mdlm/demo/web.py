@@ -32,13 +32,16 @@ def _user_errors(fn: Callable[..., Iterator]) -> Callable[..., Iterator]:
     return run
 
 
-def _text_tab(models: DemoModels, limits: Limits) -> None:
+def _text_tab(models: DemoModels, limits: Limits, slow_motion: float) -> None:
     d = models.text.defaults if models.text else {}
     chat = bool(models.text and has_chat_template(models.text.tokenizer))
     with gr.Row():
         with gr.Column(scale=1):
-            prompt = gr.Textbox(label="prompt", lines=3, max_length=limits.max_prompt_chars)
+            prompt = gr.Textbox(label="prompt", lines=3, max_length=limits.max_prompt_chars, elem_id="text-prompt")
             use_chat = gr.Checkbox(value=chat, label="wrap in the chat format")
+            with gr.Row():
+                run = gr.Button("Generate", variant="primary", elem_id="text-run")
+                stop = gr.Button("Stop", elem_id="text-stop")
             gen = gr.Slider(1, limits.max_gen_length, value=min(int(d.get("gen_length", 64)), limits.max_gen_length),
                             step=1, label="answer length (tokens)")
             steps = gr.Slider(1, limits.max_steps, value=min(int(d.get("steps", 32)), limits.max_steps), step=1,
@@ -50,9 +53,7 @@ def _text_tab(models: DemoModels, limits: Limits) -> None:
             cache = gr.Dropdown(list(CACHES), value=d.get("cache", "none"), label="KV cache")
             temperature = gr.Slider(0, 2, value=float(d.get("temperature", 0.0)), step=0.05, label="temperature")
             seed = gr.Number(value=0, precision=0, label="seed")
-            delay = gr.Slider(0, limits.max_delay_s, value=0, step=0.05, label="slow motion (s per step)")
-            with gr.Row():
-                run, stop = gr.Button("Generate", variant="primary"), gr.Button("Stop")
+            delay = gr.Slider(0, limits.max_delay_s, value=slow_motion, step=0.05, label="slow motion (s per step)")
         with gr.Column(scale=2):
             canvas = gr.HighlightedText(label="canvas", color_map=COLORS, show_inline_category=False,
                                         combine_adjacent=False, elem_id="text-canvas")
@@ -65,24 +66,25 @@ def _text_tab(models: DemoModels, limits: Limits) -> None:
     stop.click(None, cancels=[event])
 
 
-def _image_tab(models: DemoModels, limits: Limits) -> None:
+def _image_tab(models: DemoModels, limits: Limits, slow_motion: float) -> None:
     b = models.image
     names = [UNCONDITIONAL, *(b.info.class_names if b else [])]
     d = b.loaded.defaults if b else {}
     with gr.Row():
         with gr.Column(scale=1):
             cls = gr.Dropdown(names, value=names[1] if len(names) > 1 else names[0], label="class")
+            with gr.Row():
+                run = gr.Button("Generate", variant="primary", elem_id="image-run")
+                stop = gr.Button("Stop", elem_id="image-stop")
             num = gr.Slider(1, limits.max_images, value=min(8, limits.max_images), step=1, label="images")
             steps = gr.Slider(1, limits.max_image_steps, value=min(int(d.get("steps", 8)), limits.max_image_steps),
                               step=1, label="steps")
             scale = gr.Slider(0, limits.max_guidance, value=float(d.get("cfg_scale", 0.0)), step=0.5,
                               label="guidance scale")
             seed = gr.Number(value=0, precision=0, label="seed")
-            delay = gr.Slider(0, limits.max_delay_s, value=0, step=0.05, label="slow motion (s per step)")
-            with gr.Row():
-                run, stop = gr.Button("Generate", variant="primary"), gr.Button("Stop")
+            delay = gr.Slider(0, limits.max_delay_s, value=slow_motion, step=0.05, label="slow motion (s per step)")
         with gr.Column(scale=2):
-            canvas = gr.Image(label="canvas (grey = masked)", type="numpy", elem_id="image-canvas")
+            canvas = gr.Image(label="canvas (blue = masked)", type="numpy", elem_id="image-canvas")
             status = gr.Markdown(elem_id="image-status")
             final = gr.Image(label="final grid", type="numpy", elem_id="image-final")
     event = run.click(_user_errors(lambda *a: image_updates(models, limits, *a)), [cls, num, steps, scale, seed, delay],
@@ -91,17 +93,20 @@ def _image_tab(models: DemoModels, limits: Limits) -> None:
     stop.click(None, cancels=[event])
 
 
-def build_app(models: DemoModels, limits: Limits = Limits()) -> gr.Blocks:
-    """The demo's Blocks (queue set up); ``.launch(server_name="127.0.0.1")`` serves it."""
+def build_app(models: DemoModels, limits: Limits = Limits(), slow_motion: float = 0.0) -> gr.Blocks:
+    """The demo's Blocks (queue set up); ``.launch(server_name="127.0.0.1")`` serves it. ``slow_motion``: the
+    default pause between shown steps (s), for watching a fast model."""
+    if not 0.0 <= slow_motion <= limits.max_delay_s:
+        raise ValueError(f"slow motion must be between 0 and {limits.max_delay_s} s per step, got {slow_motion}")
     with gr.Blocks(title="mdlm — watch it think") as app:
         gr.Markdown(f"# mdlm — watch it think\n{INTRO}")
         with gr.Tab("Text", id="text"):
             if models.text is None:
                 gr.Markdown("No text model loaded: start with `--model TEXT_CHECKPOINT`.")
-            _text_tab(models, limits)
+            _text_tab(models, limits, slow_motion)
         with gr.Tab("Image", id="image"):
             if models.image is None:
                 gr.Markdown("No image model loaded: start with `--model IMAGE_CHECKPOINT`.")
-            _image_tab(models, limits)
+            _image_tab(models, limits, slow_motion)
     app.queue(max_size=limits.queue_size, default_concurrency_limit=1)
     return app
