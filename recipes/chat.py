@@ -43,12 +43,17 @@ def parse_args(argv=None):
         g.add_argument("--" + name.replace("_", "-"), type=kind, dest=name)
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    g.add_argument("--threads", type=int, help="CPU threads for torch (on a busy CPU, 1 is often fastest for small models)")
     return p.parse_args(argv)
 
 
 @run_cli
 def main() -> int:
     a = parse_args()
+    if a.threads is not None:
+        if a.threads < 1:
+            raise UserError(f"--threads must be ≥ 1, got {a.threads}")
+        torch.set_num_threads(a.threads)
     loaded = load_for_generation(a.model, a.adapter, device=a.device)
     if getattr(loaded.model.config, "image_layout", None) or loaded.tokenizer is None:
         raise UserError(f"--model {a.model} is not a text checkpoint (no tokenizer / an image model)")

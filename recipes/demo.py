@@ -33,6 +33,7 @@ def parse_args(argv=None):
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--threads", type=int, help="CPU threads for torch (on a busy CPU, 1 is often fastest for small models)")
     p.add_argument("--max-gen-length", type=int, default=Limits.max_gen_length)
     p.add_argument("--max-steps", type=int, default=Limits.max_steps)
     p.add_argument("--max-images", type=int, default=Limits.max_images)
@@ -49,6 +50,10 @@ def parse_args(argv=None):
 @run_cli
 def main() -> int:
     a = parse_args()
+    if a.threads is not None:
+        if a.threads < 1:
+            raise UserError(f"--threads must be ≥ 1, got {a.threads}")
+        torch.set_num_threads(a.threads)
     try:
         from mdlm.demo.web import build_app
     except ImportError as e:
