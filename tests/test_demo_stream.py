@@ -78,3 +78,23 @@ def test_pieces_show_masks_new_and_kept_tokens(loaded):
     assert to_highlighted(pieces) == [(ta, "new"), ("░", "masked"), (tb, None)]
     escape = tok("\x1b[2J", add_special_tokens=False)["input_ids"]  # "clear the screen", if a model wrote it
     assert "\x1b" in tok.decode(escape) and "\x1b" not in "".join(p.text for p in canvas_pieces(tok, torch.tensor(escape)))
+
+
+def test_a_lora_adapter_dir_is_served_as_the_text_model(loaded, tmp_path):
+    from mdlm.demo.models import load_demo_models
+    from mdlm.lora import LoraArguments, apply_lora, save_adapter, set_base_path
+
+    base = loaded.base_dir
+    torch.manual_seed(1)
+    peft_model = apply_lora(load_for_generation(base).model, LoraArguments(r=2, dropout=0.0))
+    for name, p in peft_model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(p, std=0.5)  # a non-zero update, so the adapter changes the output
+    set_base_path(peft_model, base)
+    save_adapter(peft_model, str(tmp_path / "adapter"), loaded.tokenizer, {"steps": 8, "gen_length": 16})
+    models = load_demo_models([str(tmp_path / "adapter")])
+    assert models.image is None and models.text.model_dir == str(tmp_path / "adapter")
+    config, g = sampler_config(models.text.defaults, schedule="even", temperature=0.0)
+    adapted = list(stream_text(models.text.model, models.text.tokenizer, "to be", config, g))[-1].result[1].sequences
+    plain = list(stream_text(loaded.model, loaded.tokenizer, "to be", config, g))[-1].result[1].sequences
+    assert adapted.shape == plain.shape and not torch.equal(adapted, plain)
