@@ -98,3 +98,11 @@ def test_a_lora_adapter_dir_is_served_as_the_text_model(loaded, tmp_path):
     adapted = list(stream_text(models.text.model, models.text.tokenizer, "to be", config, g))[-1].result[1].sequences
     plain = list(stream_text(loaded.model, loaded.tokenizer, "to be", config, g))[-1].result[1].sequences
     assert adapted.shape == plain.shape and not torch.equal(adapted, plain)
+
+
+def test_zero_in_the_ui_switches_off_a_checkpoint_default():
+    defaults = {"steps": 8, "gen_length": 16, "block_length": 8, "threshold": 0.9}
+    config, _ = sampler_config(defaults)
+    assert (config.block_length, config.threshold) == (8, 0.9)
+    config, _ = sampler_config(defaults, ("block_length", "threshold"), steps=4)
+    assert (config.block_length, config.threshold, config.steps) == (None, None, 4)

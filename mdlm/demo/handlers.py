@@ -37,7 +37,8 @@ def text_updates(models: DemoModels, limits: Limits, prompt: str, chat: bool, ge
     delay = check_delay(limits, delay)
     tok, model = models.text.tokenizer, models.text.model
     text = render(tok, [{"role": "user", "content": prompt}]) if chat else prompt
-    config, g = sampler_config(models.text.defaults, schedule=schedule, remasking=strategy, cache=cache,
+    off = tuple(k for k in ("block_length", "threshold") if req[k] is None)  # "0 = off" beats the checkpoint
+    config, g = sampler_config(models.text.defaults, off, schedule=schedule, remasking=strategy, cache=cache,
                                temperature=float(temperature), **req)
     P = prompt_length(tok, text)
     highlighted: list = []

@@ -124,10 +124,11 @@ STRATEGIES = REMASKING
 CACHES = CACHE_MODES
 
 
-def sampler_config(defaults: dict[str, Any], **overrides: Any) -> tuple[SamplerConfig, int]:
-    """The sampler config from a checkpoint's generation defaults plus overrides (None = keep), and the
-    generation length. ValueError names a bad value."""
-    return sampler_config_from(defaults, overrides)
+def sampler_config(defaults: dict[str, Any], off: tuple[str, ...] = (), **overrides: Any) -> tuple[SamplerConfig, int]:
+    """The sampler config from a checkpoint's generation defaults plus overrides (None = keep the default), and
+    the generation length; the settings named in ``off`` are switched off (None) whatever the checkpoint says.
+    ValueError names a bad value."""
+    return sampler_config_from({k: v for k, v in defaults.items() if k not in off}, overrides)
 
 
 def prompt_length(tokenizer, prompt: str) -> int:

@@ -47,7 +47,8 @@ def _text_tab(models: DemoModels, limits: Limits, slow_motion: float) -> None:
             steps = gr.Slider(1, limits.max_steps, value=min(int(d.get("steps", 32)), limits.max_steps), step=1,
                               label="steps")
             block = gr.Number(value=d.get("block_length") or 0, precision=0, label="block length (0 = one block)")
-            schedule = gr.Dropdown(list(SCHEDULES), value=d.get("schedule", "even"), label="schedule")
+            sched = d.get("schedule", "even")
+            schedule = gr.Dropdown(sorted({*SCHEDULES, sched}), value=sched, label="schedule")
             strategy = gr.Dropdown(list(STRATEGIES), value=d.get("remasking", "low_confidence"), label="strategy")
             threshold = gr.Slider(0, 1, value=d.get("threshold") or 0, step=0.05, label="threshold (0 = off)")
             cache = gr.Dropdown(list(CACHES), value=d.get("cache", "none"), label="KV cache")
