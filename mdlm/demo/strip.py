@@ -23,18 +23,19 @@ def _font(size: int):
         return ImageFont.load_default()
 
 
+NEWLINE = " / "  # a line break drawn as in quoted verse, so a frame stays a few rows tall
+
+
 def _layout(pieces: Sequence[Piece], draw, font, size: int, width: int, pad: int, row_h: int) -> list[tuple]:
-    """(x, row, text, kind, w) for each drawn part, wrapping at ``width`` and at newlines inside tokens."""
+    """(x, row, text, kind, w) for each piece, wrapping at ``width``."""
     out, x, row = [], pad, 0
     for p in pieces:
-        for k, part in enumerate(p.text.split("\n")):
-            if k:
-                x, row = pad, row + 1
-            w = int(size * 0.8) if p.kind == MASKED else int(draw.textlength(part, font=font))
-            if x + w > width - pad:
-                x, row = pad, row + 1
-            out.append((x, row, part, p.kind, w))
-            x += w
+        part = p.text.replace("\n", NEWLINE)
+        w = int(size * 0.8) if p.kind == MASKED else int(draw.textlength(part, font=font))
+        if x + w > width - pad:
+            x, row = pad, row + 1
+        out.append((x, row, part, p.kind, w))
+        x += w
     return out
 
 
@@ -61,7 +62,7 @@ def text_frame(pieces: Sequence[Piece], caption: str, width: int = 640, size: in
             continue
         if kind == NEW and part.strip():
             draw.rectangle((x, y, x + w, y + size + 4), fill=NEW_BG)
-        draw.text((x, y), part, fill=INK, font=font)
+        draw.text((x, y), part, fill=(150, 150, 150) if part == NEWLINE else INK, font=font)
     return img
 
 
