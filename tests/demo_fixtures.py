@@ -51,5 +51,5 @@ def tiny_image_checkpoint(path: Path, codebook_size: int = 16, seed: int = 0) ->
         setattr(cfg, k, v)
     MDLMForMaskedLM(cfg).save_pretrained(path)
     vq.save_pretrained(path / VQ_SUBDIR)
-    save_generation_defaults(str(path), {"steps": 4, "temperature": 1.0, "cfg_scale": 0.0})
+    save_generation_defaults(str(path), {"steps": 8, "temperature": 1.0, "cfg_scale": 0.0})
     return path
