@@ -4,9 +4,8 @@ alone): each checks the request against :class:`~mdlm.demo.limits.Limits`, strea
 
 from __future__ import annotations
 
-from typing import Iterator
-
 import time
+from typing import Iterator
 
 import numpy as np
 
@@ -38,7 +37,7 @@ def text_updates(models: DemoModels, limits: Limits, prompt: str, chat: bool, ge
     tok, model = models.text.tokenizer, models.text.model
     text = render(tok, [{"role": "user", "content": prompt}]) if chat else prompt
     off = tuple(k for k in ("block_length", "threshold") if req[k] is None)  # "0 = off" beats the checkpoint
-    config, g = sampler_config(models.text.defaults, off, schedule=schedule, remasking=strategy, cache=cache,
+    config, g = sampler_config(models.text.defaults, off, schedule=schedule, strategy=strategy, cache=cache,
                                temperature=float(temperature), **req)
     P = prompt_length(tok, text)
     highlighted: list = []

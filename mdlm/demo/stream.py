@@ -118,16 +118,28 @@ def stream_run(run: Callable[[Callable], R], stop: threading.Event | None = None
 # the two pipelines
 
 
+# the demo's names for the sampler's settings → the sampler's names
+_UI_NAMES = {"gen_length": "gen_length", "steps": "steps", "block_length": "block_length", "schedule": "schedule",
+             "strategy": "remasking", "threshold": "threshold", "cache": "cache", "temperature": "temperature",
+             "cfg_scale": "cfg_scale"}
 # the choices a UI offers for the sampler's knobs
 SCHEDULES = ("even", *(n for n in SCHEDULE_NAMES if "<" not in n))
 STRATEGIES = REMASKING
 CACHES = CACHE_MODES
 
 
+def ui_defaults(defaults: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's stored sampler defaults under the names the demo's controls use (missing = not set):
+    gen_length, steps, block_length, schedule, strategy, threshold, cache, temperature, cfg_scale."""
+    return {ui: defaults[key] for ui, key in _UI_NAMES.items() if defaults.get(key) is not None}
+
+
 def sampler_config(defaults: dict[str, Any], off: tuple[str, ...] = (), **overrides: Any) -> tuple[SamplerConfig, int]:
     """The sampler config from a checkpoint's generation defaults plus overrides (None = keep the default), and
     the generation length; the settings named in ``off`` are switched off (None) whatever the checkpoint says.
-    ValueError names a bad value."""
+    Overrides and ``off`` may use the demo's names (``strategy``) or the sampler's. ValueError names a bad value."""
+    off = tuple(_UI_NAMES.get(k, k) for k in off)
+    overrides = {_UI_NAMES.get(k, k): v for k, v in overrides.items()}
     return sampler_config_from({k: v for k, v in defaults.items() if k not in off}, overrides)
 
 

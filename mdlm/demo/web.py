@@ -12,7 +12,7 @@ from .conversation import has_chat_template
 from .handlers import UNCONDITIONAL, image_updates, text_updates
 from .limits import Limits
 from .models import DemoModels
-from .stream import CACHES, SCHEDULES, STRATEGIES
+from .stream import CACHES, SCHEDULES, STRATEGIES, ui_defaults
 
 COLORS = {"new": "#34d399", "masked": "#d1d5db"}
 INTRO = ("Masked diffusion decodes by **unmasking**: every position starts as [MASK] (░) and each step commits "
@@ -33,7 +33,7 @@ def _user_errors(fn: Callable[..., Iterator]) -> Callable[..., Iterator]:
 
 
 def _text_tab(models: DemoModels, limits: Limits, slow_motion: float) -> None:
-    d = models.text.defaults if models.text else {}
+    d = ui_defaults(models.text.defaults) if models.text else {}
     chat = bool(models.text and has_chat_template(models.text.tokenizer))
     with gr.Row():
         with gr.Column(scale=1):
@@ -46,11 +46,11 @@ def _text_tab(models: DemoModels, limits: Limits, slow_motion: float) -> None:
                             step=1, label="answer length (tokens)")
             steps = gr.Slider(1, limits.max_steps, value=min(int(d.get("steps", 32)), limits.max_steps), step=1,
                               label="steps")
-            block = gr.Number(value=d.get("block_length") or 0, precision=0, label="block length (0 = one block)")
+            block = gr.Number(value=d.get("block_length", 0), precision=0, label="block length (0 = one block)")
             sched = d.get("schedule", "even")
             schedule = gr.Dropdown(sorted({*SCHEDULES, sched}), value=sched, label="schedule")
-            strategy = gr.Dropdown(list(STRATEGIES), value=d.get("remasking", "low_confidence"), label="strategy")
-            threshold = gr.Slider(0, 1, value=d.get("threshold") or 0, step=0.05, label="threshold (0 = off)")
+            strategy = gr.Dropdown(list(STRATEGIES), value=d.get("strategy", STRATEGIES[0]), label="strategy")
+            threshold = gr.Slider(0, 1, value=d.get("threshold", 0), step=0.05, label="threshold (0 = off)")
             cache = gr.Dropdown(list(CACHES), value=d.get("cache", "none"), label="KV cache")
             temperature = gr.Slider(0, 2, value=float(d.get("temperature", 0.0)), step=0.05, label="temperature")
             seed = gr.Number(value=0, precision=0, label="seed")
@@ -70,7 +70,7 @@ def _text_tab(models: DemoModels, limits: Limits, slow_motion: float) -> None:
 def _image_tab(models: DemoModels, limits: Limits, slow_motion: float) -> None:
     b = models.image
     names = [UNCONDITIONAL, *(b.info.class_names if b else [])]
-    d = b.loaded.defaults if b else {}
+    d = ui_defaults(b.loaded.defaults) if b else {}
     with gr.Row():
         with gr.Column(scale=1):
             cls = gr.Dropdown(names, value=names[1] if len(names) > 1 else names[0], label="class")
