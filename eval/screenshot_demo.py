@@ -24,6 +24,9 @@ def parse_args(argv=None):
     p = ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", action="append", required=True, help="text and/or image checkpoint dir (repeat)")
     p.add_argument("--prompt", default="", help="text tab prompt")
+    p.add_argument("--gen-length", type=int, help="text tab: answer length (default: the checkpoint's)")
+    p.add_argument("--steps", type=int, help="text tab: steps (default: the checkpoint's)")
+    p.add_argument("--temperature", type=float, help="text tab: temperature (default: the checkpoint's)")
     p.add_argument("--out-dir", default="docs/images")
     p.add_argument("--slow-motion", type=float, default=0.2, help="seconds per shown step")
     p.add_argument("--at", type=float, default=0.5, help="mid screenshot at this fraction of the steps")
@@ -50,8 +53,12 @@ def main() -> int:
     app, url = serve_in_background(models, slow_motion=a.slow_motion)
     try:
         with chromium_page(chromium) as page:
+            sliders = {k: v for k, v in (("text-length", a.gen_length), ("text-steps", a.steps),
+                                         ("text-temperature", a.temperature)) if v is not None}
             for t in tabs:
-                cap = capture_tab(page, url, t, *paths[t], prompt=a.prompt if t == "text" else None, frac=a.at)
+                text = t == "text"
+                cap = capture_tab(page, url, t, *paths[t], prompt=a.prompt if text else None, frac=a.at,
+                                  sliders=sliders if text else None)
                 print(f"{t}: mid '{cap.mid_status}' → {paths[t][0]}; end '{cap.done_status}' → {paths[t][1]}")
     finally:
         app.close()

@@ -43,16 +43,17 @@ def _text_tab(models: DemoModels, limits: Limits, slow_motion: float) -> None:
                 run = gr.Button("Generate", variant="primary", elem_id="text-run")
                 stop = gr.Button("Stop", elem_id="text-stop")
             gen = gr.Slider(1, limits.max_gen_length, value=min(int(d.get("gen_length", 64)), limits.max_gen_length),
-                            step=1, label="answer length (tokens)")
+                            step=1, label="answer length (tokens)", elem_id="text-length")
             steps = gr.Slider(1, limits.max_steps, value=min(int(d.get("steps", 32)), limits.max_steps), step=1,
-                              label="steps")
+                              label="steps", elem_id="text-steps")
             block = gr.Number(value=d.get("block_length", 0), precision=0, label="block length (0 = one block)")
             sched = d.get("schedule", "even")
             schedule = gr.Dropdown(sorted({*SCHEDULES, sched}), value=sched, label="schedule")
             strategy = gr.Dropdown(list(STRATEGIES), value=d.get("strategy", STRATEGIES[0]), label="strategy")
             threshold = gr.Slider(0, 1, value=d.get("threshold", 0), step=0.05, label="threshold (0 = off)")
             cache = gr.Dropdown(list(CACHES), value=d.get("cache", "none"), label="KV cache")
-            temperature = gr.Slider(0, 2, value=float(d.get("temperature", 0.0)), step=0.05, label="temperature")
+            temperature = gr.Slider(0, 2, value=float(d.get("temperature", 0.0)), step=0.05, label="temperature",
+                                    elem_id="text-temperature")
             seed = gr.Number(value=0, precision=0, label="seed")
             delay = gr.Slider(0, limits.max_delay_s, value=slow_motion, step=0.05, label="slow motion (s per step)")
         with gr.Column(scale=2):
