@@ -8,6 +8,7 @@ import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
+from urllib.parse import urlparse
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 # true once the tab's status line shows a step at or past ``frac`` of the budget but before the end
@@ -31,14 +32,26 @@ class Capture:
     done_status: str
 
 
+def _local_only(route) -> None:
+    """Let the page load from this machine only (the demo serves everything it needs)."""
+    host = urlparse(route.request.url).hostname
+    if host in ("127.0.0.1", "localhost") or route.request.url.startswith("data:"):
+        route.continue_()
+    else:
+        route.abort()
+
+
 @contextmanager
 def chromium_page(executable: str, width: int = 1280, height: int = 1000) -> Iterator:
+    """A page of a headless Chromium that may fetch from 127.0.0.1 / localhost only."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=executable, args=["--no-sandbox"])  # root in a container
         try:
-            yield browser.new_page(viewport={"width": width, "height": height})
+            page = browser.new_page(viewport={"width": width, "height": height})
+            page.route("**/*", _local_only)
+            yield page
         finally:
             browser.close()
 

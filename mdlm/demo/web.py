@@ -4,15 +4,17 @@ with a bounded queue; a request past the limits gets an error message, never a c
 
 from __future__ import annotations
 
+import os
 from typing import Callable, Iterator
 
-import gradio as gr
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home: the demo talks to its page only
+import gradio as gr  # noqa: E402
 
-from .conversation import has_chat_template
-from .handlers import UNCONDITIONAL, image_updates, text_updates
-from .limits import Limits
-from .models import DemoModels
-from .stream import CACHES, SCHEDULES, STRATEGIES, ui_defaults
+from .conversation import has_chat_template  # noqa: E402
+from .handlers import UNCONDITIONAL, image_updates, text_updates  # noqa: E402
+from .limits import Limits  # noqa: E402
+from .models import DemoModels  # noqa: E402
+from .stream import CACHES, SCHEDULES, STRATEGIES, ui_defaults  # noqa: E402
 
 COLORS = {"new": "#34d399", "masked": "#d1d5db"}
 INTRO = ("Masked diffusion decodes by **unmasking**: every position starts as [MASK] (░) and each step commits "
@@ -100,7 +102,7 @@ def build_app(models: DemoModels, limits: Limits = Limits(), slow_motion: float 
     default pause between shown steps (s), for watching a fast model."""
     if not 0.0 <= slow_motion <= limits.max_delay_s:
         raise ValueError(f"slow motion must be between 0 and {limits.max_delay_s} s per step, got {slow_motion}")
-    with gr.Blocks(title="mdlm — watch it think") as app:
+    with gr.Blocks(title="mdlm — watch it think", analytics_enabled=False) as app:
         gr.Markdown(f"# mdlm — watch it think\n{INTRO}")
         with gr.Tab("Text", id="text"):
             if models.text is None:
