@@ -6,6 +6,7 @@ the image tab, and that requests past the limits get a clear error and leave the
 from __future__ import annotations
 
 import socket
+import time
 
 import pytest
 import torch
@@ -101,3 +102,22 @@ def test_requests_past_the_limits_get_a_message_and_the_server_keeps_working(ser
         assert message in str(err.value), (api, str(err.value))
     outs = _stream(client, "/generate_images", ["zero", 1, 2, 0.0, 0, 0])  # still serving
     assert outs[-1][2] is not None
+
+
+def test_one_generation_at_a_time_the_next_waits_in_the_queue(served, monkeypatch):
+    import mdlm.demo.web as web
+
+    _, client = served
+    runs, real = [], web.text_updates
+
+    def logged(*args):  # the server's handler, timed
+        start = time.perf_counter()
+        yield from real(*args)
+        runs.append((start, time.perf_counter()))
+
+    monkeypatch.setattr(web, "text_updates", logged)
+    slow = [*TEXT_ARGS[:-1], 0.1]  # 8 steps × 0.1 s slow motion
+    first, second = (client.submit(*slow, api_name="/generate_text") for _ in range(2))
+    assert first.result(timeout=60)[2] == second.result(timeout=60)[2]  # same seed, same text
+    (s1, e1), (s2, e2) = sorted(runs)
+    assert e1 <= s2  # the second request started only after the first had finished
