@@ -36,8 +36,8 @@ def parse_args(argv=None):
 
 def text_frames(models, a) -> list:
     from mdlm.demo.render import canvas_pieces
-    from mdlm.demo.strip import text_frame, text_rows
     from mdlm.demo.stream import Done, prompt_length, sampler_config, stream_text
+    from mdlm.demo.strip import text_frame, text_rows
 
     tok = models.text.tokenizer
     config, g = sampler_config(models.text.defaults, gen_length=a.gen_length, steps=a.steps)
@@ -58,8 +58,8 @@ def image_frames(models, a) -> list:
     import torch
 
     from mdlm.demo.pictures import canvas_picture
-    from mdlm.demo.strip import picture_frame
     from mdlm.demo.stream import Done, sampler_config, stream_images
+    from mdlm.demo.strip import picture_frame
 
     b = models.image
     config, _ = sampler_config(b.loaded.defaults, steps=a.steps, cfg_scale=a.cfg_scale)
@@ -86,7 +86,7 @@ def main() -> int:
         raise UserError(f"--class-id {a.class_id} is not a class of the image model (0..{len(models.image.info.class_names) - 1})")
     jobs = [(k, fn) for k, m, fn in (("text", models.text, text_frames), ("image", models.image, image_frames)) if m]
     outs = {k: [os.path.join(a.out_dir, f"unmasking_{k}.{e}") for e in ("gif", "png")] for k, _ in jobs}
-    for p in sum(outs.values(), []):
+    for p in [q for pair in outs.values() for q in pair]:
         refuse_overwrite(p, a.overwrite)
     os.makedirs(a.out_dir, exist_ok=True)
     for kind, make in jobs:

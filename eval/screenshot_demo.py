@@ -47,7 +47,7 @@ def main() -> int:
     models = load_demo_models(a.model)
     tabs = [t for t, m in (("text", models.text), ("image", models.image)) if m is not None]
     paths = {t: [os.path.join(a.out_dir, f"demo_{t}_{w}.png") for w in ("mid", "done")] for t in tabs}
-    for p in sum(paths.values(), []):
+    for p in [q for pair in paths.values() for q in pair]:
         refuse_overwrite(p, a.overwrite)
     os.makedirs(a.out_dir, exist_ok=True)
     app, url = serve_in_background(models, slow_motion=a.slow_motion)

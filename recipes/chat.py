@@ -22,9 +22,9 @@ import torch  # noqa: E402
 
 import mdlm  # noqa: E402,F401
 from mdlm.cli import ArgumentParser, UserError, run_cli  # noqa: E402
+from mdlm.demo.conversation import Conversation  # noqa: E402
 from mdlm.demo.stream import sampler_config  # noqa: E402
 from mdlm.demo.terminal import ChatSession, chat_loop  # noqa: E402
-from mdlm.demo.conversation import Conversation  # noqa: E402
 from mdlm.pipelines import load_for_generation  # noqa: E402
 
 SAMPLER_FLAGS = {"steps": int, "gen_length": int, "block_length": int, "schedule": str, "temperature": float,

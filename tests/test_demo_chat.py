@@ -14,11 +14,16 @@ import time
 from pathlib import Path
 
 import pytest
-
 from demo_fixtures import tiny_text_checkpoint
 
 from mdlm.data.sft import format_prompt
-from mdlm.demo.conversation import ContextError, Conversation, fit_prompt, n_tokens, render
+from mdlm.demo.conversation import (
+    ContextError,
+    Conversation,
+    fit_prompt,
+    n_tokens,
+    render,
+)
 from mdlm.pipelines import load_for_generation
 
 ROOT = Path(__file__).resolve().parents[1]

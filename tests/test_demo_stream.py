@@ -7,11 +7,17 @@ import threading
 
 import pytest
 import torch
-
 from demo_fixtures import tiny_text_checkpoint
 
 from mdlm.demo.render import MASKED, canvas_pieces, to_ansi, to_highlighted
-from mdlm.demo.stream import Done, Frame, Stopped, sampler_config, stream_run, stream_text
+from mdlm.demo.stream import (
+    Done,
+    Frame,
+    Stopped,
+    sampler_config,
+    stream_run,
+    stream_text,
+)
 from mdlm.pipelines import generate_text, load_for_generation
 
 pytestmark = pytest.mark.usefixtures("one_thread")

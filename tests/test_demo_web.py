@@ -9,7 +9,6 @@ import socket
 import time
 
 import pytest
-import torch
 
 gr = pytest.importorskip("gradio")
 gradio_client = pytest.importorskip("gradio_client")
@@ -105,7 +104,7 @@ def test_requests_past_the_limits_get_a_message_and_the_server_keeps_working(ser
 
 
 def test_one_generation_at_a_time_the_next_waits_in_the_queue(served, monkeypatch):
-    import mdlm.demo.web as web
+    from mdlm.demo import web
 
     _, client = served
     runs, real = [], web.text_updates
@@ -119,5 +118,5 @@ def test_one_generation_at_a_time_the_next_waits_in_the_queue(served, monkeypatc
     slow = [*TEXT_ARGS[:-1], 0.1]  # 8 steps × 0.1 s slow motion
     first, second = (client.submit(*slow, api_name="/generate_text") for _ in range(2))
     assert first.result(timeout=60)[2] == second.result(timeout=60)[2]  # same seed, same text
-    (s1, e1), (s2, e2) = sorted(runs)
-    assert e1 <= s2  # the second request started only after the first had finished
+    (_, end_first), (start_second, _) = sorted(runs)
+    assert end_first <= start_second  # the second request started only after the first had finished

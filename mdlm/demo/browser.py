@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import re
 import shutil
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
 from urllib.parse import urlparse
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")

@@ -5,7 +5,7 @@ alone): each checks the request against :class:`~mdlm.demo.limits.Limits`, strea
 from __future__ import annotations
 
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 

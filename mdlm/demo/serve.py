@@ -14,12 +14,12 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-def serve_in_background(models: DemoModels, limits: Limits = Limits(), slow_motion: float = 0.0,
+def serve_in_background(models: DemoModels, limits: Limits | None = None, slow_motion: float = 0.0,
                         host: str = "127.0.0.1"):
     """Start the demo without blocking; returns (app, url). ``app.close()`` stops it."""
     from .web import build_app
 
-    app = build_app(models, limits, slow_motion=slow_motion)
+    app = build_app(models, limits or Limits(), slow_motion=slow_motion)
     port = free_port(host)
     app.launch(server_name=host, server_port=port, prevent_thread_lock=True, quiet=True)
     return app, f"http://{host}:{port}/"

@@ -15,14 +15,15 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Generic, Iterator, TypeVar
+from typing import Any, Generic, TypeVar
 
 import torch
 
+from ..modeling.kv_cache import CACHE_MODES
 from ..pipelines.image import ImageModelInfo, generate_images
 from ..pipelines.text import build_text_canvas, generate_text, sampler_config_from
-from ..modeling.kv_cache import CACHE_MODES
 from ..sampling import REMASKING, SamplerConfig
 from ..schedules import SCHEDULE_NAMES
 
@@ -86,7 +87,7 @@ def stream_run(run: Callable[[Callable], R], stop: threading.Event | None = None
         try:
             result = run(callback)
             frames.put(("done", result, time.perf_counter() - t0))  # the run's own time, not the consumer's
-        except BaseException as e:  # handed to the consumer thread
+        except BaseException as e:  # noqa: BLE001 - every error (Stopped included) is re-raised in the consumer
             frames.put(("error", e, 0.0))
 
     worker = threading.Thread(target=work, name="mdlm-demo-sampler", daemon=True)

@@ -5,7 +5,7 @@ of a few frames. Files are written to a temporary name first and then renamed (n
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

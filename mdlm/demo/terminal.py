@@ -10,8 +10,9 @@ import math
 import re
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, TextIO
+from typing import TextIO
 
 import torch
 

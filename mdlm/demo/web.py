@@ -5,7 +5,7 @@ with a bounded queue; a request past the limits gets an error message, never a c
 from __future__ import annotations
 
 import os
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home: the demo talks to its page only
 import gradio as gr  # noqa: E402
@@ -97,9 +97,10 @@ def _image_tab(models: DemoModels, limits: Limits, slow_motion: float) -> None:
     stop.click(None, cancels=[event])
 
 
-def build_app(models: DemoModels, limits: Limits = Limits(), slow_motion: float = 0.0) -> gr.Blocks:
+def build_app(models: DemoModels, limits: Limits | None = None, slow_motion: float = 0.0) -> gr.Blocks:
     """The demo's Blocks (queue set up); ``.launch(server_name="127.0.0.1")`` serves it. ``slow_motion``: the
     default pause between shown steps (s), for watching a fast model."""
+    limits = limits or Limits()
     if not 0.0 <= slow_motion <= limits.max_delay_s:
         raise ValueError(f"slow motion must be between 0 and {limits.max_delay_s} s per step, got {slow_motion}")
     with gr.Blocks(title="mdlm — watch it think", analytics_enabled=False) as app:
