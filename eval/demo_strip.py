@@ -24,6 +24,8 @@ def parse_args(argv=None):
     p.add_argument("--prompt", default="")
     p.add_argument("--gen-length", type=int)
     p.add_argument("--steps", type=int)
+    p.add_argument("--temperature", type=float, help="text: token temperature (default: the checkpoint's)")
+    p.add_argument("--strategy", help="text: unmasking strategy (default: the checkpoint's)")
     p.add_argument("--class-id", type=int, default=None, help="image class (default: unconditional)")
     p.add_argument("--num-images", type=int, default=8)
     p.add_argument("--cfg-scale", type=float)
@@ -40,7 +42,8 @@ def text_frames(models, a) -> list:
     from mdlm.demo.strip import text_frame, text_rows
 
     tok = models.text.tokenizer
-    config, g = sampler_config(models.text.defaults, gen_length=a.gen_length, steps=a.steps)
+    config, g = sampler_config(models.text.defaults, gen_length=a.gen_length, steps=a.steps,
+                               temperature=a.temperature, strategy=a.strategy)
     P = prompt_length(tok, a.prompt)
     blank = [tok.mask_token_id] * g
     import torch

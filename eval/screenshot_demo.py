@@ -27,6 +27,8 @@ def parse_args(argv=None):
     p.add_argument("--gen-length", type=int, help="text tab: answer length (default: the checkpoint's)")
     p.add_argument("--steps", type=int, help="text tab: steps (default: the checkpoint's)")
     p.add_argument("--temperature", type=float, help="text tab: temperature (default: the checkpoint's)")
+    p.add_argument("--strategy", help="text tab: unmasking strategy (default: the checkpoint's)")
+    p.add_argument("--seed", type=int, help="text tab: seed (default 0)")
     p.add_argument("--out-dir", default="docs/images")
     p.add_argument("--slow-motion", type=float, default=0.2, help="seconds per shown step")
     p.add_argument("--at", type=float, default=0.5, help="mid screenshot at this fraction of the steps")
@@ -54,11 +56,12 @@ def main() -> int:
     try:
         with chromium_page(chromium) as page:
             sliders = {k: v for k, v in (("text-length", a.gen_length), ("text-steps", a.steps),
-                                         ("text-temperature", a.temperature)) if v is not None}
+                                         ("text-temperature", a.temperature), ("text-seed", a.seed)) if v is not None}
+            choices = {"text-strategy": a.strategy} if a.strategy else None
             for t in tabs:
                 text = t == "text"
                 cap = capture_tab(page, url, t, *paths[t], prompt=a.prompt if text else None, frac=a.at,
-                                  sliders=sliders if text else None)
+                                  sliders=sliders if text else None, choices=choices if text else None)
                 print(f"{t}: mid '{cap.mid_status}' → {paths[t][0]}; end '{cap.done_status}' → {paths[t][1]}")
     finally:
         app.close()

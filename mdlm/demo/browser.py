@@ -57,18 +57,22 @@ def chromium_page(executable: str, width: int = 1280, height: int = 1000) -> Ite
 
 
 def capture_tab(page, url: str, tab: str, mid_png: str, done_png: str | None = None, prompt: str | None = None,
-                frac: float = 0.5, timeout_s: float = 60.0, sliders: dict[str, float] | None = None) -> Capture:
-    """On tab ``tab`` ("text" or "image"): click Generate (after typing ``prompt`` and setting ``sliders``, elem id
-    → value), screenshot when the status shows a step ≥ ``frac`` of the budget (not the last), and again
-    (``done_png``) when it says done."""
+                frac: float = 0.5, timeout_s: float = 60.0, sliders: dict[str, float] | None = None,
+                choices: dict[str, str] | None = None) -> Capture:
+    """On tab ``tab`` ("text" or "image"): click Generate (after typing ``prompt``, setting ``sliders`` (elem id →
+    number, also for number fields) and ``choices`` (elem id → dropdown option)), screenshot when the status shows
+    a step ≥ ``frac`` of the budget (not the last), and again (``done_png``) when it says done."""
     page.goto(url)
     page.get_by_role("tab", name=tab.capitalize()).click()
     if prompt is not None:
         page.locator(f"#{tab}-prompt textarea").fill(prompt)
     for elem_id, value in (sliders or {}).items():
-        box = page.locator(f"#{elem_id} input[type=number]")
+        box = page.locator(f"#{elem_id} input[type=number]").first
         box.fill(str(value))
         box.press("Enter")
+    for elem_id, option in (choices or {}).items():
+        page.locator(f"#{elem_id} input").click()
+        page.get_by_role("option", name=option, exact=True).click()
     page.locator(f"#{tab}-run").click()
     status, canvas = f"{tab}-status", f"{tab}-canvas"
     page.wait_for_function(_MID_JS, arg=[status, frac], timeout=timeout_s * 1000)

@@ -51,12 +51,13 @@ def _text_tab(models: DemoModels, limits: Limits, slow_motion: float) -> None:
             block = gr.Number(value=d.get("block_length", 0), precision=0, label="block length (0 = one block)")
             sched = d.get("schedule", "even")
             schedule = gr.Dropdown(sorted({*SCHEDULES, sched}), value=sched, label="schedule")
-            strategy = gr.Dropdown(list(STRATEGIES), value=d.get("strategy", STRATEGIES[0]), label="strategy")
+            strategy = gr.Dropdown(list(STRATEGIES), value=d.get("strategy", STRATEGIES[0]), label="strategy",
+                                   elem_id="text-strategy")
             threshold = gr.Slider(0, 1, value=d.get("threshold", 0), step=0.05, label="threshold (0 = off)")
             cache = gr.Dropdown(list(CACHES), value=d.get("cache", "none"), label="KV cache")
             temperature = gr.Slider(0, 2, value=float(d.get("temperature", 0.0)), step=0.05, label="temperature",
                                     elem_id="text-temperature")
-            seed = gr.Number(value=0, precision=0, label="seed")
+            seed = gr.Number(value=0, precision=0, label="seed", elem_id="text-seed")
             delay = gr.Slider(0, limits.max_delay_s, value=slow_motion, step=0.05, label="slow motion (s per step)")
         with gr.Column(scale=2):
             canvas = gr.HighlightedText(label="canvas", color_map=COLORS, show_inline_category=False,
