@@ -71,6 +71,7 @@ class Terminal:
         return os.waitstatus_to_exitcode(status)
 
 
+@pytest.mark.slow  # a second Python process (torch + transformers import) on a terminal: ~10 s
 def test_chat_on_a_terminal_redraws_the_canvas_trims_history_and_survives_ctrl_c(checkpoint):
     term = Terminal([str(ROOT / "recipes" / "chat.py"), "--model", str(checkpoint), "--gen-length", "32",
                      "--steps", "32", "--temperature", "0.8"])
