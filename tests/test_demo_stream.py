@@ -4,6 +4,7 @@ pipeline, early stop ends the sampler run itself, errors reach the consumer. In-
 from __future__ import annotations
 
 import threading
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -48,7 +49,8 @@ def test_closing_the_stream_stops_the_sampler_at_its_next_step():
     def run(cb):  # a stand-in sampler loop with the callback contract of mdlm.sampling
         for step in range(1000):
             calls.append(step)
-            cb(step, torch.zeros(1, 4, dtype=torch.long), type("I", (), {"max_steps": 1000, "committed": torch.zeros(1, 4, dtype=torch.bool), "nfe": step + 1})())
+            info = SimpleNamespace(max_steps=1000, committed=torch.zeros(1, 4, dtype=torch.bool), nfe=step + 1)
+            cb(step, torch.zeros(1, 4, dtype=torch.long), info)
         return "finished"
 
     stream = stream_run(run)
