@@ -16,7 +16,7 @@ from typing import TextIO
 
 import torch
 
-from .conversation import ContextError, Conversation, fit_prompt, has_chat_template
+from .conversation import Conversation, fit_prompt, has_chat_template
 from .render import canvas_pieces, masked_count, printable, to_ansi
 from .stream import Done, Frame, prompt_length, stream_text
 
@@ -132,6 +132,6 @@ def chat_loop(s: ChatSession, name: str, read: Callable[[str], str] = input, out
         if user:
             try:
                 answer(s, user, out, live, color)
-            except ContextError as e:
+            except ValueError as e:  # too long for the context (ContextError), or settings the sampler refuses
                 print(f"error: {e}", file=out)
             out.flush()
