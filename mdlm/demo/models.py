@@ -3,6 +3,8 @@ each told apart by its config (an image checkpoint carries ``image_layout``)."""
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,23 +30,38 @@ class DemoModels:
         return getattr(self.text.model.config, "max_position_embeddings", None) if self.text else None
 
 
+def is_image_checkpoint(path: str) -> bool:
+    """Whether ``path`` (a checkpoint dir, or an adapter dir: its base is looked at) holds an image model, from
+    its config alone (no weights loaded)."""
+    from transformers import AutoConfig
+
+    adapter_cfg = os.path.join(path, "adapter_config.json")
+    if os.path.isfile(adapter_cfg):
+        with open(adapter_cfg, encoding="utf-8") as f:
+            path = json.load(f).get("base_model_name_or_path") or path
+    if not os.path.isfile(os.path.join(path, "config.json")):
+        return False  # load_for_generation names the problem
+    return bool(getattr(AutoConfig.from_pretrained(path), "image_layout", None))
+
+
 def load_demo_models(paths: list[str], adapter: str | None = None, device: str = "cpu") -> DemoModels:
     """Load each checkpoint / adapter dir of ``paths`` (``adapter`` goes on the text model). UserError on
     two models of one kind, an adapter without a text model, or a text model without tokenizer files."""
     models = DemoModels()
     for path in paths:
-        probe = load_for_generation(path, device=device)
-        if getattr(probe.model.config, "image_layout", None):
+        if is_image_checkpoint(path):
             if models.image is not None:
-                raise UserError(f"two image checkpoints given ({models.image.loaded.model_dir}, {path}); the demo serves one")
-            info = image_model_info(probe.model.config)
-            models.image = ImageBundle(probe, info, load_image_vq(probe.base_dir, info, device=device))
+                raise UserError(f"two image checkpoints given ({models.image.loaded.model_dir}, {path}); "
+                                "the demo serves one")
+            loaded = load_for_generation(path, device=device)
+            info = image_model_info(loaded.model.config)
+            models.image = ImageBundle(loaded, info, load_image_vq(loaded.base_dir, info, device=device))
             continue
         if models.text is not None:
             raise UserError(f"two text checkpoints given ({models.text.model_dir}, {path}); the demo serves one")
-        if probe.tokenizer is None:
+        models.text = load_for_generation(path, adapter, device=device)
+        if models.text.tokenizer is None:
             raise UserError(f"{path} has no tokenizer files; it is not a text checkpoint")
-        models.text = load_for_generation(path, adapter, device=device) if adapter else probe
     if adapter and models.text is None:
         raise UserError("--adapter needs a text checkpoint among --model")
     if models.text is None and models.image is None:
