@@ -11,7 +11,7 @@ pytest.importorskip("playwright")
 
 from demo_fixtures import tiny_image_checkpoint, tiny_text_checkpoint  # noqa: E402
 
-from mdlm.demo.browser import capture_tab, chromium_page, find_chromium, step_of  # noqa: E402
+from mdlm.demo.browser import capture_tab, chromium_page, find_chromium, step_of, stop_mid_generation  # noqa: E402
 from mdlm.demo.limits import Limits  # noqa: E402
 from mdlm.demo.models import load_demo_models  # noqa: E402
 from mdlm.demo.serve import serve_in_background  # noqa: E402
@@ -33,6 +33,8 @@ def test_browser_sees_both_tabs_unmask_step_by_step(tmp_path):
         with chromium_page(find_chromium()) as page:
             text = capture_tab(page, url, "text", str(tmp_path / "t_mid.png"), str(tmp_path / "t_done.png"), prompt="to be")
             image = capture_tab(page, url, "image", str(tmp_path / "i_mid.png"), str(tmp_path / "i_done.png"))
+            stopped, later = stop_mid_generation(page, url, "image")
+            again = capture_tab(page, url, "image", str(tmp_path / "again.png"))  # the slot is free again
     finally:
         app.close()
     step, budget = step_of(text.mid_status)
@@ -41,6 +43,8 @@ def test_browser_sees_both_tabs_unmask_step_by_step(tmp_path):
     assert text.done_status.startswith("done in 8 steps")
     step, budget = step_of(image.mid_status)
     assert budget == 8 and 4 <= step < 8 and image.done_status.startswith("done in 8 steps")
+    assert stopped == later and not later.startswith("done") and step_of(later)[0] < 8  # Stop ended the run
+    assert again.done_status.startswith("done in 8 steps")
     for name in ("t_mid", "t_done", "i_mid", "i_done"):
         with Image.open(tmp_path / f"{name}.png") as im:
             assert im.width >= 1000 and im.height >= 600

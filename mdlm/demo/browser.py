@@ -91,3 +91,17 @@ def step_of(status: str) -> tuple[int, int]:
     if not m:
         raise ValueError(f"no step in status {status!r}")
     return int(m[1]), int(m[2])
+
+
+def stop_mid_generation(page, url: str, tab: str, frac: float = 0.25, timeout_s: float = 60.0) -> tuple[str, str]:
+    """Click Generate, then Stop once the status passes ``frac`` of the steps; returns the status right after the
+    click and one second later (a stopped run does not move on)."""
+    page.goto(url)
+    page.get_by_role("tab", name=tab.capitalize()).click()
+    page.locator(f"#{tab}-run").click()
+    page.wait_for_function(_MID_JS, arg=[f"{tab}-status", frac], timeout=timeout_s * 1000)
+    page.locator(f"#{tab}-stop").click()
+    page.wait_for_timeout(300)
+    first = page.locator(f"#{tab}-status").inner_text()
+    page.wait_for_timeout(1000)
+    return first, page.locator(f"#{tab}-status").inner_text()
