@@ -17,6 +17,7 @@ from demo_fixtures import tiny_image_checkpoint, tiny_text_checkpoint  # noqa: E
 
 from mdlm.demo.limits import Limits  # noqa: E402
 from mdlm.demo.models import load_demo_models  # noqa: E402
+from mdlm.demo.stream import STRATEGIES  # noqa: E402
 from mdlm.demo.web import build_app  # noqa: E402
 from mdlm.pipelines import generate_text  # noqa: E402
 from mdlm.pipelines.text import sampler_config_from  # noqa: E402
@@ -25,7 +26,7 @@ pytestmark = [pytest.mark.usefixtures("one_thread"),  # gradio's own pandas use 
               pytest.mark.filterwarnings("ignore:.*(no_silent_downcasting|copy keyword).*")]
 LIMITS = Limits(max_gen_length=24, max_steps=24, max_images=4, max_image_steps=8)
 # prompt, chat, answer length, steps, block length, schedule, strategy, threshold, cache, temperature, seed, delay
-TEXT_ARGS = ["to be or", False, 16, 8, 8, "even", "low_confidence", 0, "none", 0.7, 3, 0]
+TEXT_ARGS = ["to be or", False, 16, 8, 8, "even", STRATEGIES[0], 0, "none", 0.7, 3, 0]  # the confidence rule
 
 
 def free_port() -> int:

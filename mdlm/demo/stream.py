@@ -21,11 +21,24 @@ from typing import Any, Generic, TypeVar
 
 import torch
 
-from ..modeling.kv_cache import CACHE_MODES
 from ..pipelines.image import ImageModelInfo, generate_images
 from ..pipelines.text import build_text_canvas, generate_text, sampler_config_from
-from ..sampling import REMASKING, SamplerConfig
+from ..sampling import CACHE_MODES
 from ..schedules import SCHEDULE_NAMES
+
+# The sampler is being redesigned (MDLMGenerationConfig, unmasking policies, new setting names). Until it has
+# landed on main this module speaks both; afterwards delete the ImportError branch.
+try:
+    from ..sampling import UNMASKING as _STRATEGIES
+    from ..sampling import MDLMGenerationConfig as SamplerConfig
+
+    _NAMES = {"gen_length": "max_new_tokens", "strategy": "unmasking", "cache": "cache_implementation",
+              "cfg_scale": "guidance_scale"}
+except ImportError:  # the sampler before the redesign
+    from ..sampling import REMASKING as _STRATEGIES
+    from ..sampling import SamplerConfig
+
+    _NAMES = {"gen_length": "gen_length", "strategy": "remasking", "cache": "cache", "cfg_scale": "cfg_scale"}
 
 Tensor = torch.Tensor
 R = TypeVar("R")
@@ -120,13 +133,12 @@ def stream_run(run: Callable[[Callable], R], stop: threading.Event | None = None
 
 
 # the demo's names for the sampler's settings → the sampler's names
-_UI_NAMES = {"gen_length": "gen_length", "steps": "steps", "block_length": "block_length", "schedule": "schedule",
-             "strategy": "remasking", "threshold": "threshold", "cache": "cache", "temperature": "temperature",
-             "cfg_scale": "cfg_scale"}
+_UI_NAMES = {"steps": "steps", "block_length": "block_length", "schedule": "schedule", "threshold": "threshold",
+             "temperature": "temperature", **_NAMES}
 # the choices a UI offers for the sampler's knobs
 SCHEDULES = ("even", *(n for n in SCHEDULE_NAMES if "<" not in n))
-STRATEGIES = REMASKING
-CACHES = CACHE_MODES
+STRATEGIES = tuple(_STRATEGIES)
+CACHES = tuple(CACHE_MODES)
 
 
 def ui_defaults(defaults: dict[str, Any]) -> dict[str, Any]:
