@@ -2,7 +2,7 @@
 
     python recipes/chat.py --model runs/shakespeare_tiny
     python recipes/chat.py --model runs/wordnet_lora --gen-length 64 --steps 32 --block-length 32
-    python recipes/chat.py --model DIR --adapter ADAPTER_DIR --temperature 0 --remasking low_confidence
+    python recipes/chat.py --model DIR --adapter ADAPTER_DIR --temperature 0 --unmasking confidence --threshold 0.9
 
 Multi-turn: the conversation is rendered with the tokenizer's chat template (or, without one, the plain
 <|user|>/<|assistant|> turns mdlm's SFT trains on) and trimmed to the model's context with a notice.
@@ -23,12 +23,10 @@ import torch  # noqa: E402
 import mdlm  # noqa: E402,F401
 from mdlm.cli import ArgumentParser, UserError, run_cli  # noqa: E402
 from mdlm.demo.conversation import Conversation  # noqa: E402
-from mdlm.demo.stream import sampler_config  # noqa: E402
+from mdlm.demo.stream import add_sampler_flags, given_sampler_flags, sampler_config  # noqa: E402
 from mdlm.demo.terminal import ChatSession, chat_loop  # noqa: E402
 from mdlm.pipelines import load_for_generation  # noqa: E402
 
-SAMPLER_FLAGS = {"steps": int, "gen_length": int, "block_length": int, "schedule": str, "temperature": float,
-                 "remasking": str, "confidence": str, "threshold": float, "cache": str}
 
 
 def parse_args(argv=None):
@@ -38,13 +36,14 @@ def parse_args(argv=None):
     p.add_argument("--system", help="system message put before the conversation")
     p.add_argument("--no-color", action="store_true", help="no ANSI colours in the canvas")
     p.add_argument("--no-live", action="store_true", help="print only the final answers (no canvas redraw)")
+    p.add_argument("--seed", type=int, default=0)
     g = p.add_argument_group("sampler (defaults: the checkpoint's generation_config.json)")
-    for name, kind in SAMPLER_FLAGS.items():
-        g.add_argument("--" + name.replace("_", "-"), type=kind, dest=name)
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    g.add_argument("--threads", type=int, help="CPU threads for torch (on a busy CPU, 1 is often fastest for small models)")
-    return p.parse_args(argv)
+    names = add_sampler_flags(g)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--threads", type=int, help="CPU threads for torch (on a busy CPU, 1 is often fastest for small models)")
+    a = p.parse_args(argv)
+    a.sampler = given_sampler_flags(a, names)
+    return a
 
 
 @run_cli
@@ -57,7 +56,7 @@ def main() -> int:
     loaded = load_for_generation(a.model, a.adapter, device=a.device)
     if getattr(loaded.model.config, "image_layout", None) or loaded.tokenizer is None:
         raise UserError(f"--model {a.model} is not a text checkpoint (no tokenizer / an image model)")
-    config, gen_length = sampler_config(loaded.defaults, **{k: getattr(a, k) for k in SAMPLER_FLAGS})
+    config, gen_length = sampler_config(loaded.defaults, **a.sampler)
     context = getattr(loaded.model.config, "max_position_embeddings", None)
     session = ChatSession(loaded.model, loaded.tokenizer, config, gen_length, context, a.seed, Conversation(a.system))
     chat_loop(session, name=loaded.model_dir, live=None if not a.no_live else False, color=not a.no_color)

@@ -23,22 +23,8 @@ import torch
 
 from ..pipelines.image import ImageModelInfo, generate_images
 from ..pipelines.text import build_text_canvas, generate_text, sampler_config_from
-from ..sampling import CACHE_MODES
+from ..sampling import CACHE_MODES, UNMASKING, MDLMGenerationConfig, add_generation_arguments, given_settings
 from ..schedules import SCHEDULE_NAMES
-
-# The sampler is being redesigned (MDLMGenerationConfig, unmasking policies, new setting names). Until it has
-# landed on main this module speaks both; afterwards delete the ImportError branch.
-try:
-    from ..sampling import UNMASKING as _STRATEGIES
-    from ..sampling import MDLMGenerationConfig as SamplerConfig
-
-    _NAMES = {"gen_length": "max_new_tokens", "strategy": "unmasking", "cache": "cache_implementation",
-              "cfg_scale": "guidance_scale"}
-except ImportError:  # the sampler before the redesign
-    from ..sampling import REMASKING as _STRATEGIES
-    from ..sampling import SamplerConfig
-
-    _NAMES = {"gen_length": "gen_length", "strategy": "remasking", "cache": "cache", "cfg_scale": "cfg_scale"}
 
 Tensor = torch.Tensor
 R = TypeVar("R")
@@ -133,11 +119,12 @@ def stream_run(run: Callable[[Callable], R], stop: threading.Event | None = None
 
 
 # the demo's names for the sampler's settings → the sampler's names
-_UI_NAMES = {"steps": "steps", "block_length": "block_length", "schedule": "schedule", "threshold": "threshold",
-             "temperature": "temperature", **_NAMES}
+_UI_NAMES = {"gen_length": "max_new_tokens", "steps": "steps", "block_length": "block_length",
+             "schedule": "schedule", "strategy": "unmasking", "threshold": "threshold", "temperature": "temperature",
+             "cache": "cache_implementation", "cfg_scale": "guidance_scale"}
 # the choices a UI offers for the sampler's knobs
 SCHEDULES = ("even", *(n for n in SCHEDULE_NAMES if "<" not in n))
-STRATEGIES = tuple(_STRATEGIES)
+STRATEGIES = tuple(UNMASKING)
 CACHES = tuple(CACHE_MODES)
 
 
@@ -147,7 +134,8 @@ def ui_defaults(defaults: dict[str, Any]) -> dict[str, Any]:
     return {ui: defaults[key] for ui, key in _UI_NAMES.items() if defaults.get(key) is not None}
 
 
-def sampler_config(defaults: dict[str, Any], off: tuple[str, ...] = (), **overrides: Any) -> tuple[SamplerConfig, int]:
+def sampler_config(defaults: dict[str, Any], off: tuple[str, ...] = (),
+                   **overrides: Any) -> tuple[MDLMGenerationConfig, int]:
     """The sampler config from a checkpoint's generation defaults plus overrides (None = keep the default), and
     the generation length; the settings named in ``off`` are switched off (None) whatever the checkpoint says.
     Overrides and ``off`` may use the demo's names (``strategy``) or the sampler's. ValueError names a bad value."""
@@ -156,13 +144,24 @@ def sampler_config(defaults: dict[str, Any], off: tuple[str, ...] = (), **overri
     return sampler_config_from({k: v for k, v in defaults.items() if k not in off}, overrides)
 
 
+def add_sampler_flags(group) -> list[str]:
+    """The sampler's own command-line flags (the same as ``recipes/generate.py``'s) on an argparse group; returns
+    the names to pass to :func:`given_sampler_flags`. ``--chat`` / ``--return-history`` are the chat's business."""
+    return add_generation_arguments(group, exclude=("chat", "return_history"))
+
+
+def given_sampler_flags(namespace, names: list[str]) -> dict[str, Any]:
+    """The sampler flags the user gave (overrides for :func:`sampler_config`)."""
+    return given_settings(namespace, names)
+
+
 def prompt_length(tokenizer, prompt: str) -> int:
     """Tokens of an already formatted prompt, as the text pipeline encodes it."""
     canvas, _, _ = build_text_canvas(tokenizer, [prompt], 1, None)
     return canvas.shape[1] - 1
 
 
-def stream_text(model: torch.nn.Module, tokenizer, prompt: str, config: SamplerConfig, gen_length: int, *,
+def stream_text(model: torch.nn.Module, tokenizer, prompt: str, config: MDLMGenerationConfig, gen_length: int, *,
                 seed: int = 0, stop: threading.Event | None = None) -> Iterator[Frame | Done[tuple[list[str], Any]]]:
     """One prompt (already chat-formatted if wanted; "" = unconditional) → frames of its (1, P + gen_length)
     canvas; ``Done.result`` is ``(texts, sampler output)`` exactly as :func:`generate_text` returns them."""
@@ -174,7 +173,8 @@ def stream_text(model: torch.nn.Module, tokenizer, prompt: str, config: SamplerC
 
 
 def stream_images(model: torch.nn.Module, info: ImageModelInfo, vq, class_id: int | None, num_samples: int,
-                  config: SamplerConfig, *, seed: int = 0, stop: threading.Event | None = None) -> Iterator[Frame | Done]:
+                  config: MDLMGenerationConfig, *, seed: int = 0,
+                  stop: threading.Event | None = None) -> Iterator[Frame | Done]:
     """``num_samples`` images of class ``class_id`` (None = unconditional) → frames of the (B, 1 + h·w)
     token canvas; ``Done.result`` is the :class:`~mdlm.pipelines.image.ImageSamples`."""
     device = next(model.parameters()).device
