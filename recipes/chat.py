@@ -28,7 +28,6 @@ from mdlm.demo.terminal import ChatSession, chat_loop  # noqa: E402
 from mdlm.pipelines import load_for_generation  # noqa: E402
 
 
-
 def parse_args(argv=None):
     p = ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", required=True, help="text checkpoint dir, or a LoRA adapter dir")

@@ -23,7 +23,13 @@ import torch
 
 from ..pipelines.image import ImageModelInfo, generate_images
 from ..pipelines.text import build_text_canvas, generate_text, sampler_config_from
-from ..sampling import CACHE_MODES, UNMASKING, MDLMGenerationConfig, add_generation_arguments, given_settings
+from ..sampling import (
+    CACHE_MODES,
+    UNMASKING,
+    MDLMGenerationConfig,
+    add_generation_arguments,
+    given_settings,
+)
 from ..schedules import SCHEDULE_NAMES
 
 Tensor = torch.Tensor
