@@ -10,27 +10,25 @@ Writes unmasking_text.gif / unmasking_image.gif (every step) and unmasking_text.
 from __future__ import annotations
 
 import os
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import mdlm  # noqa: E402,F401
-from mdlm.cli import ArgumentParser, UserError, refuse_overwrite, run_cli  # noqa: E402
+from mdlm.cli import ArgumentParser, UserError, positive_int, refuse_overwrite, run_cli  # noqa: E402
 
 
 def parse_args(argv=None):
     p = ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", action="append", required=True, help="text and/or image checkpoint dir (repeat)")
     p.add_argument("--prompt", default="")
-    p.add_argument("--gen-length", type=int)
-    p.add_argument("--steps", type=int)
+    p.add_argument("--gen-length", type=positive_int)
+    p.add_argument("--steps", type=positive_int)
     p.add_argument("--temperature", type=float, help="text: token temperature (default: the checkpoint's)")
     p.add_argument("--strategy", help="text: unmasking strategy (default: the checkpoint's)")
     p.add_argument("--class-id", type=int, default=None, help="image class (default: unconditional)")
-    p.add_argument("--num-images", type=int, default=8)
+    p.add_argument("--num-images", type=positive_int, default=8)
     p.add_argument("--cfg-scale", type=float)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--frames", type=int, default=6, help="frames in the PNG strips")
+    p.add_argument("--frames", type=positive_int, default=6, help="frames in the PNG strips")
     p.add_argument("--out-dir", default="docs/images")
     p.add_argument("--overwrite", action="store_true")
     return p.parse_args(argv)

@@ -12,20 +12,18 @@ at or past --at of the budget) and demo_<tab>_done.png. Prints what the status l
 from __future__ import annotations
 
 import os
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import mdlm  # noqa: E402,F401
-from mdlm.cli import ArgumentParser, UserError, refuse_overwrite, run_cli  # noqa: E402
+from mdlm.cli import ArgumentParser, UserError, positive_int, refuse_overwrite, run_cli  # noqa: E402
 
 
 def parse_args(argv=None):
     p = ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", action="append", required=True, help="text and/or image checkpoint dir (repeat)")
     p.add_argument("--prompt", default="", help="text tab prompt")
-    p.add_argument("--gen-length", type=int, help="text tab: answer length (default: the checkpoint's)")
-    p.add_argument("--steps", type=int, help="text tab: steps (default: the checkpoint's)")
+    p.add_argument("--gen-length", type=positive_int, help="text tab: answer length (default: the checkpoint's)")
+    p.add_argument("--steps", type=positive_int, help="text tab: steps (default: the checkpoint's)")
     p.add_argument("--temperature", type=float, help="text tab: temperature (default: the checkpoint's)")
     p.add_argument("--strategy", help="text tab: unmasking strategy (default: the checkpoint's)")
     p.add_argument("--seed", type=int, help="text tab: seed (default 0)")

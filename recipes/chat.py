@@ -13,10 +13,6 @@ Sampler defaults come from the checkpoint's generation_config.json; every flag o
 
 from __future__ import annotations
 
-import os
-import sys
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import torch  # noqa: E402
 

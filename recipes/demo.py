@@ -12,10 +12,6 @@ get an error message. Sampler defaults come from each checkpoint's generation_co
 
 from __future__ import annotations
 
-import os
-import sys
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import torch  # noqa: E402
 
