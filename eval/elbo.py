@@ -3,6 +3,7 @@
     python eval/elbo.py --model runs/shakespeare_tiny                         # Shakespeare validation plays
     python eval/elbo.py --model DIR --data bible --num-samples 8 --seq-len 256
     python eval/elbo.py --model DIR --data my_texts.jsonl --max-sequences 500
+    python eval/elbo.py --model DIR --heldout-file my_novel.txt              # every token of the file
 
 K samples per sequence with stratified masked counts (LLaDA / MDLM evaluation; see mdlm/elbo.py).
 The data is packed like training (EOS between documents) at --seq-len (default: the model's
@@ -24,7 +25,7 @@ from tqdm.auto import tqdm  # noqa: E402
 
 import mdlm  # noqa: E402,F401
 from mdlm.cli import UserError, run_cli  # noqa: E402
-from mdlm.data.text import load_text_corpus, pack_dataset  # noqa: E402
+from mdlm.data.text import SAMPLE_BY, heldout_text, load_text_corpus, pack_dataset  # noqa: E402
 from mdlm.elbo import ElboResult, elbo_nll  # noqa: E402
 from mdlm.pipelines import load_for_generation  # noqa: E402
 from mdlm.sampling import as_logits_fn  # noqa: E402
@@ -35,6 +36,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", required=True)
     p.add_argument("--data", default="shakespeare", help="corpus name or path (see mdlm/data/text.py); its validation split")
+    p.add_argument("--heldout-file", help="score all of this .txt/.jsonl file or dir as held-out text (instead of --data)")
+    p.add_argument("--sample-by", choices=SAMPLE_BY, default="auto", help="documents of a .txt: by line, paragraph or file")
     p.add_argument("--num-samples", type=int, default=8)
     p.add_argument("--seq-len", type=int)
     p.add_argument("--batch-size", type=int, default=16)
@@ -53,10 +56,15 @@ def main() -> int:
     seq_len = a.seq_len or min(ctx, 1024)
     if seq_len > ctx:
         raise UserError(f"--seq-len {seq_len} exceeds the model's context of {ctx}")
-    data = pack_dataset(load_text_corpus(a.data)["validation"], tok, seq_len)
+    if a.heldout_file:  # the whole file, its last partial sequence too (padding is not scored)
+        a.data = a.heldout_file
+        data = pack_dataset(heldout_text(a.heldout_file, a.sample_by), tok, seq_len, keep_tail=True)
+    else:
+        data = pack_dataset(load_text_corpus(a.data, a.sample_by)["validation"], tok, seq_len)
     if a.max_sequences:
         data = data.select(range(min(a.max_sequences, len(data))))
     ids = torch.tensor(data["input_ids"])  # (N, L)
+    scored = torch.arange(ids.shape[1]) < torch.tensor(data["length"])[:, None]  # (N, L)
     fn = as_logits_fn(model)
     g = torch.Generator(device=a.device).manual_seed(a.seed)
     nll, ntok = [], []
@@ -64,7 +72,7 @@ def main() -> int:
     with torch.no_grad():
         for i in tqdm(range(0, len(ids), a.batch_size), desc="ELBO", disable=not sys.stderr.isatty()):
             x = ids[i : i + a.batch_size].to(a.device)
-            r = elbo_nll(fn, x, eligible=torch.ones_like(x, dtype=torch.bool), mask_id=tok.mask_token_id,
+            r = elbo_nll(fn, x, eligible=scored[i : i + a.batch_size].to(a.device), mask_id=tok.mask_token_id,
                          num_samples=a.num_samples, generator=g)
             nll.append(r.nll_sum.cpu())
             ntok.append(r.num_tokens.cpu())
@@ -73,7 +81,7 @@ def main() -> int:
            "num_samples": a.num_samples, "nats_per_token": res.nats_per_token, "bits_per_token": res.bits_per_token,
            "perplexity": res.perplexity, "seconds": round(time.perf_counter() - t0, 2)}
     print(f"perplexity ≤ {res.perplexity:.3f} | {res.bits_per_token:.4f} bits/token | {res.nats_per_token:.4f} nats/token "
-          f"| {out['tokens']} tokens, {a.num_samples} samples each ({a.data} validation)")
+          f"| {out['tokens']} tokens, {a.num_samples} samples each ({a.data}{'' if a.heldout_file else ' validation'})")
     if a.json:
         with open(a.json, "w") as f:
             json.dump(out, f, indent=1)
