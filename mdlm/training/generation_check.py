@@ -1,0 +1,83 @@
+"""Measured generation defaults: after training, decode a few prompts with the checkpoint's default
+(greedy, confidence-ordered, LLaDA-style) and, when that output is degenerate, store the first
+sampling setting whose output is not.
+
+Greedy confidence-ordered decoding is the right default for a well-trained model, but on a model
+trained for a few CPU minutes the most confident token at every position is a newline, so greedy
+decoding prints the prompt and blank lines. Users should see text from the first command.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+# "ROMEO:" is the prompt of the README's quickstart; "" is unconditional generation
+DEFAULT_PROMPTS: tuple[str, ...] = ("", "The", "ROMEO:")
+# tried in this order when greedy decoding is degenerate: the closest to greedy first
+FALLBACKS: tuple[dict[str, Any], ...] = (
+    {"temperature": 0.8},  # confidence order, sampled tokens
+    {"temperature": 1.0, "remasking": "random"},  # the ancestral MDM sampler (random order)
+)
+
+
+def is_degenerate(text: str, min_distinct_words: int = 3) -> bool:
+    """Blank, or one or two distinct whitespace-separated words repeated ("\\n\\n.", ". . .", "the the")."""
+    return len(set(text.split())) < min_distinct_words
+
+
+def degenerate_count(model, tokenizer, defaults: dict, prompts: tuple[str, ...], seed: int) -> int:
+    """How many of ``prompts`` the sampler setting ``defaults`` answers with degenerate text."""
+    from ..pipelines.text import generate_text, sampler_config_from
+
+    config, gen_length = sampler_config_from(defaults, {})
+    texts, _ = generate_text(model, tokenizer, list(prompts), config, gen_length, seed=seed)
+    return sum(is_degenerate(t) for t in texts)
+
+
+def describe(setting: dict) -> str:
+    t = setting.get("temperature", 0.0)
+    order = "random order" if setting.get("remasking") == "random" else "confidence order"
+    return f"{'greedy' if not t else f'temperature {t:g}'}, {order}"
+
+
+def checked_generation_defaults(
+    model: torch.nn.Module,
+    tokenizer,
+    defaults: dict[str, Any],
+    *,
+    prompts: tuple[str, ...] = DEFAULT_PROMPTS,
+    seed: int = 0,
+    world_size: int = 1,
+) -> dict[str, Any]:
+    """``defaults`` if their decoding of ``prompts`` is not degenerate on most prompts, else ``defaults``
+    updated with the first of :data:`FALLBACKS` that is (or the least degenerate one). Prints what was
+    measured and chosen. Skipped (defaults returned as they are) for causal models and multi-process runs."""
+    if world_size > 1 or getattr(getattr(model, "config", None), "is_causal", False):
+        return defaults
+    was = model.training
+    model.eval()
+    try:
+        bad = degenerate_count(model, tokenizer, defaults, prompts, seed)
+        chosen, best = defaults, bad
+        if 2 * bad > len(prompts):
+            for fb in FALLBACKS:
+                n = degenerate_count(model, tokenizer, {**defaults, **fb}, prompts, seed)
+                if n < best:
+                    chosen, best = {**defaults, **fb}, n
+                if 2 * n <= len(prompts):
+                    break
+    finally:
+        model.train(was)
+    n = len(prompts)
+    if chosen is defaults:
+        print(f"generation defaults: {describe(defaults)} (degenerate on {bad}/{n} test prompts)", flush=True)
+    else:
+        print(
+            f"generation defaults: {describe(defaults)} decoding is degenerate (blank or one repeated word) on "
+            f"{bad}/{n} test prompts; saved {describe(chosen)} instead ({best}/{n} degenerate) — "
+            "generate.py --temperature 0 restores greedy",
+            flush=True,
+        )
+    return chosen
