@@ -38,6 +38,7 @@ def _argv(out: Path, ckpt: Path, clf: Path, *extra: str) -> list[str]:
             str(clf), "--image-args", IMAGE_ARGS, "--num-per-class", "3", *extra]
 
 
+@pytest.mark.requires("sklearn")  # scikit-learn's digits
 def test_image_grid_cfg_table_and_training_grid(ablate, assets, tmp_path):
     ckpt, clf, d = assets
     out = tmp_path / "abl"
@@ -88,6 +89,7 @@ def test_image_grid_cfg_table_and_training_grid(ablate, assets, tmp_path):
     assert {f.name for f in out.glob("*.png")} == {"image_sampling.png", "cfg.png", "image_training.png"}
 
 
+@pytest.mark.requires("sklearn")  # scikit-learn's digits
 def test_failed_training_run_is_a_row_and_the_grid_goes_on(ablate, assets, tmp_path, monkeypatch):
     ckpt, clf, _ = assets
 
@@ -134,6 +136,7 @@ def test_image_input_errors(ablate, assets, tmp_path):
     assert not a.image_train and not a.run_cfg and a.run_image_grid
 
 
+@pytest.mark.requires("sklearn")  # scikit-learn's digits
 def test_training_runs_start_from_the_same_weights_whatever_ran_before(ablate, assets, tmp_path):
     import torch
 

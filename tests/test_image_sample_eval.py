@@ -84,6 +84,7 @@ def _argv(ckpt: Path, clf: Path, *extra: str) -> list[str]:
             "--batch-size", "64", *extra]
 
 
+@pytest.mark.requires("sklearn")  # scikit-learn's digits
 def test_recon_reference_scores_the_reconstructions_themselves_at_zero(ise, assets):
     ckpt_dir, clf_dir = assets
     from mdlm.data.images import load_image_dataset
@@ -104,6 +105,7 @@ def test_recon_reference_scores_the_reconstructions_themselves_at_zero(ise, asse
     assert s_real["fid"]["test"] < 1e-6 and s_real["fid"]["recon"] == pytest.approx(s["fid"]["test"], rel=1e-6)
 
 
+@pytest.mark.requires("sklearn")  # scikit-learn's digits
 def test_cli_reports_every_reference_and_the_recon_floor(ise, assets, tmp_path, capsys):
     ckpt, clf = assets
     out = tmp_path / "e.json"
@@ -127,6 +129,7 @@ def test_cli_reports_every_reference_and_the_recon_floor(ise, assets, tmp_path, 
         ise.parse_args(_argv(ckpt, clf, "--json", str(out)))
 
 
+@pytest.mark.requires("sklearn")  # scikit-learn's digits
 def test_same_seed_same_scores_and_overrides_apply(ise, assets):
     ckpt_dir, clf_dir = assets
     from mdlm.data.images import load_image_dataset
