@@ -54,12 +54,14 @@ from mdlm.cli import UserError, parse_config_and_args, run_cli  # noqa: E402
 from mdlm.data.sft_sources import build_data, select_eval, wordnet_data  # noqa: E402,F401  (eval/sft_eval.py)
 from mdlm.lora import LoraArguments  # noqa: E402
 from mdlm.training import DiffusionArguments, MDMTrainer  # noqa: E402
+from mdlm.training.generation_check import checked_generation_defaults  # noqa: E402
 from mdlm.training.run import run_recipe  # noqa: E402
 from mdlm.training.sft import (  # noqa: E402,F401
     SFTArguments,
     SFTDiffusionArguments,
     SFTTrainer,
     chat_generation_defaults,
+    first_prompts,
     print_samples,
     row_prompt,
 )
@@ -148,6 +150,9 @@ def train(argv: list[str] | None = None, callbacks: tuple = ()) -> MDMTrainer:
     trainer.train(resume_from_checkpoint=resume)
     metrics = trainer.evaluate() if eval_ds is not None else {}
     defaults = chat_generation_defaults(tok, sargs.gen_length, sargs.gen_block_length)
+    if eval_ds is not None:  # a weak model's greedy answer can be EOS at once (an empty answer): measured fallback
+        defaults = checked_generation_defaults(trainer.model, tok, defaults, prompts=first_prompts(data.heldout_rows, 3),
+                                               seed=targs.seed, world_size=targs.world_size, chat=True, min_distinct_words=1)
     finish_run(trainer, tok, metrics, defaults)
     if diff.sample_on_end and targs.world_size == 1 and eval_ds is not None:
         print_samples(trainer.model, tok, defaults, data.heldout_rows, diff.sample_on_end, targs.seed)

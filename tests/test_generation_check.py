@@ -17,7 +17,7 @@ class NewlineLover(torch.nn.Module):
     def __init__(self, vocab: int, newline: int, bonus: float):
         super().__init__()
         self.w = torch.nn.Parameter(torch.zeros(1))
-        self.config = type("C", (), {"max_position_embeddings": 64})()
+        self.config = type("C", (), {"max_position_embeddings": 96})()
         self.vocab, self.newline, self.bonus = vocab, newline, bonus
 
     def forward(self, input_ids, attention_mask=None):
@@ -62,5 +62,16 @@ def test_good_greedy_is_kept(capsys, monkeypatch):
 def test_least_degenerate_fallback_when_none_is_good(monkeypatch):
     model, tok, defaults = _setup(bonus=0.0)
     counts = {0.0: 3, 0.8: 2, 1.0: 3}  # greedy, T 0.8, ancestral
-    monkeypatch.setattr(gc, "degenerate_count", lambda m, t, d, p, s: counts[d["temperature"]])
+    monkeypatch.setattr(gc, "degenerate_count", lambda m, t, d, *a: counts[d["temperature"]])
     assert gc.checked_generation_defaults(model, tok, defaults)["temperature"] == 0.8
+
+
+def test_chat_answers_that_start_with_eos_get_a_setting_that_answers(capsys):
+    """SFT with EOS padding teaches a weak model to put EOS everywhere: greedy chat answers are empty."""
+    model, tok, defaults = _setup(bonus=3.0)
+    model.newline, model.bonus = tok.eos_token_id, 1.0  # now the favourite token is EOS (greedy: always)
+    prompts = ("Define ocean.", "Give a synonym of big.")
+    assert gc.degenerate_count(model, tok, defaults, prompts, 0, chat=True, min_distinct_words=1) == 2
+    chosen = gc.checked_generation_defaults(model, tok, defaults, prompts=prompts, chat=True, min_distinct_words=1)
+    assert chosen["temperature"] > 0
+    assert gc.degenerate_count(model, tok, chosen, prompts, 0, chat=True, min_distinct_words=1) == 0

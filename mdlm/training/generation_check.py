@@ -23,17 +23,21 @@ FALLBACKS: tuple[dict[str, Any], ...] = (
 
 
 def is_degenerate(text: str, min_distinct_words: int = 3) -> bool:
-    """Blank, or one or two distinct whitespace-separated words repeated ("\\n\\n.", ". . .", "the the")."""
+    """Blank (also an answer cut at a first EOS), or one or two distinct whitespace-separated words
+    repeated ("\\n\\n.", ". . .", "the the")."""
     return len(set(text.split())) < min_distinct_words
 
 
-def degenerate_count(model, tokenizer, defaults: dict, prompts: tuple[str, ...], seed: int) -> int:
-    """How many of ``prompts`` the sampler setting ``defaults`` answers with degenerate text."""
+def degenerate_count(
+    model, tokenizer, defaults: dict, prompts: tuple[str, ...], seed: int, chat: bool = False, min_distinct_words: int = 3
+) -> int:
+    """How many of ``prompts`` the sampler setting ``defaults`` answers with degenerate text (cut at EOS,
+    as users see it: an answer that starts with EOS is empty)."""
     from ..pipelines.text import generate_text, sampler_config_from
 
     config, gen_length = sampler_config_from(defaults, {})
-    texts, _ = generate_text(model, tokenizer, list(prompts), config, gen_length, seed=seed)
-    return sum(is_degenerate(t) for t in texts)
+    texts, _ = generate_text(model, tokenizer, list(prompts), config, gen_length, seed=seed, chat=chat)
+    return sum(is_degenerate(t, min_distinct_words) for t in texts)
 
 
 def describe(setting: dict) -> str:
@@ -50,20 +54,24 @@ def checked_generation_defaults(
     prompts: tuple[str, ...] = DEFAULT_PROMPTS,
     seed: int = 0,
     world_size: int = 1,
+    chat: bool = False,
+    min_distinct_words: int = 3,
 ) -> dict[str, Any]:
     """``defaults`` if their decoding of ``prompts`` is not degenerate on most prompts, else ``defaults``
     updated with the first of :data:`FALLBACKS` that is (or the least degenerate one). Prints what was
-    measured and chosen. Skipped (defaults returned as they are) for causal models and multi-process runs."""
+    measured and chosen. Skipped (defaults returned as they are) for causal models and multi-process runs.
+    ``chat``: prompts go through the chat template (instruction-tuned adapters; ``min_distinct_words=1``
+    there, since a one-word answer can be right: only blank answers count)."""
     if world_size > 1 or getattr(getattr(model, "config", None), "is_causal", False):
         return defaults
     was = model.training
     model.eval()
     try:
-        bad = degenerate_count(model, tokenizer, defaults, prompts, seed)
+        bad = degenerate_count(model, tokenizer, defaults, prompts, seed, chat, min_distinct_words)
         chosen, best = defaults, bad
         if 2 * bad > len(prompts):
             for fb in FALLBACKS:
-                n = degenerate_count(model, tokenizer, {**defaults, **fb}, prompts, seed)
+                n = degenerate_count(model, tokenizer, {**defaults, **fb}, prompts, seed, chat, min_distinct_words)
                 if n < best:
                     chosen, best = {**defaults, **fb}, n
                 if 2 * n <= len(prompts):

@@ -108,16 +108,21 @@ def row_prompt(row) -> str:
     return row["prompt"]
 
 
+def first_prompts(rows, n: int) -> tuple[str, ...]:
+    """The user prompts of the first ``n`` rows."""
+    return tuple(row_prompt(r) for r in rows.select(range(min(n, len(rows)))))
+
+
 def print_samples(model, tok, defaults: dict, rows, n: int, seed: int) -> None:
     """A few held-out prompts answered by the tuned model (chat format, the adapter's defaults)."""
     from ..pipelines.text import generate_text, sampler_config_from
 
-    rows = rows.select(range(min(n, len(rows))))
-    prompts = [row_prompt(r) for r in rows]
+    prompts = list(first_prompts(rows, n))
     config, gen_length = sampler_config_from(defaults, {})
     was = model.training
     model.eval()
     texts, out = generate_text(model, tok, prompts, config, gen_length, seed=seed, chat=True)
     model.train(was)
     for p, t in zip(prompts, texts):
-        print(f"--- {p!r} ({config.steps} steps, {gen_length} tokens)\n{t}", flush=True)
+        shown = t if t.strip() else "(blank: nothing but whitespace before the first EOS)"
+        print(f"--- {p!r} ({config.steps} steps, {gen_length} tokens)\n{shown}", flush=True)
