@@ -8,11 +8,11 @@ the forward process and scored, the loss of a row normalised by its response len
 Launch:
 
     # a base model first (a few CPU minutes): python recipes/train_text.py \\
-    #     --config recipes/configs/shakespeare_tiny.yaml --output_dir runs/base_tiny
+    #     --config recipes/configs/shakespeare_tiny.yaml --output_dir runs/shakespeare_tiny
     # one process (CPU or one GPU), on the WordNet instruction set (define / synonym / sentence)
-    python recipes/sft_lora.py --base_model runs/base_tiny --config recipes/configs/wordnet_lora_tiny.yaml
+    python recipes/sft_lora.py --base_model runs/shakespeare_tiny --config recipes/configs/wordnet_lora_tiny.yaml
     # overrides: any --key of the config / LoRA / TrainingArguments
-    python recipes/sft_lora.py --base_model runs/base_tiny --config recipes/configs/wordnet_lora_tiny.yaml \\
+    python recipes/sft_lora.py --base_model runs/shakespeare_tiny --config recipes/configs/wordnet_lora_tiny.yaml \\
         --r 8 --alpha 16 --max_steps 100 --output_dir runs/wordnet_lora_r8
     # your own data: JSONL of {"prompt", "response"} or {"messages": [...]} per line
     python recipes/sft_lora.py --base_model DIR --config recipes/configs/wordnet_lora_tiny.yaml \\
