@@ -3,9 +3,10 @@
     from mdlm import MDLMConfig, MDLMForMaskedLM, get_schedule, mask_tokens, diffusion_loss, elbo_nll
 """
 
-from .quiet import quiet_weight_bars
+from .quiet import quiet_deepspeed_cpu_guess, quiet_weight_bars
 
 quiet_weight_bars()
+quiet_deepspeed_cpu_guess()
 
 from .elbo import ElboResult, elbo_nll  # noqa: E402
 from .loss import diffusion_loss  # noqa: E402

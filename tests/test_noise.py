@@ -3,7 +3,13 @@ no warning (mdlm/quiet.py, mdlm/lora.py)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import warnings
+
+import pytest
+import torch
 
 import mdlm  # noqa: F401  (its import sets the noise policy)
 from mdlm.modeling import MDLMConfig, MDLMForMaskedLM
@@ -28,3 +34,13 @@ def test_lora_wrap_and_load_raise_no_warning(tmp_path):
         warnings.simplefilter("error")  # any warning fails the test
         model = apply_lora(_tiny(), LoraArguments(r=2, alpha=4))
     assert any("lora_" in n for n, _ in model.named_parameters())
+
+
+@pytest.mark.requires("deepspeed")
+def test_no_deepspeed_accelerator_guess_warning_without_cuda():
+    code = "import mdlm, deepspeed; from deepspeed.accelerator import get_accelerator; print(get_accelerator().device_name())"
+    env = {k: v for k, v in os.environ.items() if k != "DS_ACCELERATOR"}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert r.returncode == 0, r.stderr[-1000:]
+    if not torch.cuda.is_available():
+        assert r.stdout.strip() == "cpu" and "unable to detect" not in r.stderr
