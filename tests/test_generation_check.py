@@ -39,6 +39,7 @@ def test_is_degenerate():
     assert gc.is_degenerate("\n\n \n")
     assert gc.is_degenerate(". . .\n.")
     assert gc.is_degenerate("the the\nthe")
+    assert gc.is_degenerate("\n\n:\n\n.\n\nAnd\n,\n:\n,,")  # a real quickstart output at T 0.8
     assert not gc.is_degenerate("Shall I compare thee")
 
 

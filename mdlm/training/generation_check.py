@@ -9,9 +9,12 @@ decoding prints the prompt and blank lines. Users should see text from the first
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import torch
+
+_WORD = re.compile(r"\S*[^\W\d_]\S*")  # a whitespace-separated word holding at least one letter
 
 # "ROMEO:" is the prompt of the README's quickstart; "" is unconditional generation
 DEFAULT_PROMPTS: tuple[str, ...] = ("", "The", "ROMEO:")
@@ -23,9 +26,9 @@ FALLBACKS: tuple[dict[str, Any], ...] = (
 
 
 def is_degenerate(text: str, min_distinct_words: int = 3) -> bool:
-    """Blank (also an answer cut at a first EOS), or one or two distinct whitespace-separated words
-    repeated ("\\n\\n.", ". . .", "the the")."""
-    return len(set(text.split())) < min_distinct_words
+    """Fewer than ``min_distinct_words`` distinct words that hold a letter: blank (also an answer cut at
+    a first EOS), punctuation between newlines ("\\n:\\n.\\nAnd\\n,"), or one word repeated ("the the")."""
+    return len(set(_WORD.findall(text))) < min_distinct_words
 
 
 def degenerate_count(
@@ -83,9 +86,40 @@ def checked_generation_defaults(
         print(f"generation defaults: {describe(defaults)} (degenerate on {bad}/{n} test prompts)", flush=True)
     else:
         print(
-            f"generation defaults: {describe(defaults)} decoding is degenerate (blank or one repeated word) on "
+            f"generation defaults: {describe(defaults)} decoding is degenerate (blank, punctuation or one repeated word) on "
             f"{bad}/{n} test prompts; saved {describe(chosen)} instead ({best}/{n} degenerate) — "
             "generate.py --temperature 0 restores greedy",
             flush=True,
         )
     return chosen
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m mdlm.training.generation_check DIR [--save]``: measure a saved checkpoint's decoding
+    defaults the way training does; ``--save`` rewrites its generation_config.json with the choice."""
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    from ..cli import ArgumentParser
+    from ..generation_defaults import load_generation_defaults, save_generation_defaults
+
+    p = ArgumentParser(prog="python -m mdlm.training.generation_check", description=main.__doc__.split("\n")[0])
+    p.add_argument("model", help="a text checkpoint dir with generation_config.json")
+    p.add_argument("--save", action="store_true", help="write the chosen defaults to its generation_config.json")
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args(argv)
+    defaults = load_generation_defaults(a.model)
+    if not defaults:
+        raise ValueError(f"{a.model} has no generation_config.json")
+    greedy = {**defaults, "temperature": 0.0, "remasking": "low_confidence"}  # start from the recipe's default
+    model = AutoModelForMaskedLM.from_pretrained(a.model, use_safetensors=True)
+    chosen = checked_generation_defaults(model, AutoTokenizer.from_pretrained(a.model), greedy, seed=a.seed)
+    if a.save:
+        save_generation_defaults(a.model, chosen)
+        print(f"saved to {a.model}/generation_config.json")
+    return 0
+
+
+if __name__ == "__main__":
+    from ..cli import run_cli
+
+    run_cli(main)()
