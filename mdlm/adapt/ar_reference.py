@@ -26,10 +26,24 @@ def ar_nll(lm: torch.nn.Module, input_ids: Tensor, separator_id: int, mask_id: i
 
 
 @torch.no_grad()
+def check_causal(lm: torch.nn.Module) -> None:
+    """RuntimeError unless ``lm`` runs causally by default (changing the last token leaves the first logits alone):
+    an exact AR likelihood is only exact for a causal run."""
+    dev = next(lm.parameters()).device
+    x = torch.arange(6, device=dev)[None] % lm.get_input_embeddings().num_embeddings  # (1, 6)
+    y = x.clone()
+    y[0, -1] = (y[0, -1] + 1) % lm.get_input_embeddings().num_embeddings
+    if not torch.equal(lm(input_ids=x, use_cache=False).logits[0, 0], lm(input_ids=y, use_cache=False).logits[0, 0]):
+        raise RuntimeError(f"{type(lm).__name__} does not run causally (attention implementation "
+                           f"{getattr(lm.config, '_attn_implementation', None)!r}); its AR likelihood would not be exact")
+
+
+@torch.no_grad()
 def ar_dataset_nll(lm: torch.nn.Module, rows: Tensor, separator_id: int, mask_id: int | None = None,
                    batch_size: int = 16) -> float:
     """Nats per token of ``lm`` over all rows (N, L) (on the device of ``lm``)."""
     dev = next(lm.parameters()).device
+    check_causal(lm)
     tot, n = 0.0, 0
     for i in range(0, rows.shape[0], batch_size):
         s, c = ar_nll(lm, rows[i : i + batch_size].to(dev), separator_id, mask_id)

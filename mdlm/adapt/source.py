@@ -107,9 +107,10 @@ def to_masked_diffusion(lm: PreTrainedModel, tok, *, logit_alignment: str = "dre
         shift_id = _token_id(tok, shift_token, "shift_token") if shift_token else (tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id)
         if shift_id is None:
             raise ValueError("logit_alignment 'dream' needs a separator token: the tokenizer has no BOS/EOS; pass shift_token")
+    impl = lm.config._attn_implementation  # read before the outer config resets it (see CausalBackboneForMaskedLM)
     cfg = CausalBackboneConfig(backbone_config=lm.config, logit_alignment=logit_alignment, mask_token_id=mask_id,
                                shift_token_id=shift_id, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
                                bos_token_id=tok.bos_token_id)
-    cfg._attn_implementation = lm.config._attn_implementation
+    cfg._attn_implementation = impl
     model = CausalBackboneForMaskedLM(cfg, lm=lm)
     return model, tok

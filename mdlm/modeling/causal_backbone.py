@@ -64,6 +64,14 @@ class CausalBackboneConfig(PretrainedConfig):
         return None if self.backbone_config is None else self.backbone_config.vocab_size
 
     @property
+    def hidden_size(self) -> int | None:
+        return None if self.backbone_config is None else self.backbone_config.hidden_size
+
+    @property
+    def num_hidden_layers(self) -> int | None:
+        return None if self.backbone_config is None else self.backbone_config.num_hidden_layers
+
+    @property
     def max_position_embeddings(self) -> int | None:
         """Longest canvas the model takes (one less with the Dream separator column)."""
         c = self.backbone_config
@@ -93,6 +101,10 @@ class CausalBackboneForMaskedLM(PreTrainedModel):
         if lm is None:
             lm = AutoModelForCausalLM.from_config(config.backbone_config)
         self.lm = lm
+        if getattr(lm.config, "_attn_implementation", None) is None:
+            # a new outer config resets its sub-configs' attention implementation; without one, transformers
+            # builds no mask at all (neither causal nor padding)
+            lm.config._attn_implementation = getattr(config, "_attn_implementation", None) or "sdpa"
         self._no_split_modules = list(getattr(lm, "_no_split_modules", None) or [])
         self.post_init()
 
