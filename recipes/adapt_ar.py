@@ -90,6 +90,7 @@ def train(argv: list[str] | None = None, callbacks: tuple = ()):
         return None
     resume = prepare_run(targs, fingerprint(a, largs, diff), recipe="adapt_ar")
     train_ds, evals = B.build_datasets(a, tok, sep)
+    model.to(targs.device)  # the AR reference runs before the Trainer would move the model (minutes on a CPU)
     ar_nats = B.ar_reference(model, evals, sep, tok.mask_token_id)
     for name, nats in ar_nats.items():
         print(f"AR source on {name}: {nats:.4f} nats/token, perplexity {math.exp(nats):.2f}", flush=True)

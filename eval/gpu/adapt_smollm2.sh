@@ -7,17 +7,17 @@
 #   GGUF_DIR=/tmp/gguf DATA=../.data/adapt_smollm2.npz OUT=/tmp/out bash eval/gpu/adapt_smollm2.sh
 set -uo pipefail
 : "${GGUF_DIR:?}" "${DATA:?}" "${OUT:?}"
-TRAIN_S=${TRAIN_S:-300}
+TRAIN_S=${TRAIN_S:-330}
 export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 G=SmolLM2-135M-Instruct.Q4_1.gguf
 COMMON=(--config recipes/configs/adapt_smollm2_gpu.yaml --source "$GGUF_DIR" --gguf_file $G --data "$DATA"
         --time_budget_s "$TRAIN_S")
 python3 -c "import torch, transformers, peft; print('torch', torch.__version__, 'transformers', transformers.__version__, 'peft', peft.__version__, torch.cuda.get_device_name(0), torch.cuda.device_count())"
 nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv,noheader
-CUDA_VISIBLE_DEVICES=0 timeout 480 python3 recipes/adapt_ar.py "${COMMON[@]}" --output_dir /tmp/run_lora \
+CUDA_VISIBLE_DEVICES=0 timeout 430 python3 recipes/adapt_ar.py "${COMMON[@]}" --output_dir /tmp/run_lora \
     --results_json "$OUT/lora_results.json" > /tmp/lora.log 2>&1 &
 P0=$!
-CUDA_VISIBLE_DEVICES=1 timeout 480 python3 recipes/adapt_ar.py "${COMMON[@]}" --lora false --learning_rate 1e-4 \
+CUDA_VISIBLE_DEVICES=1 timeout 430 python3 recipes/adapt_ar.py "${COMMON[@]}" --lora false --learning_rate 2e-4 \
     --output_dir /tmp/run_full --results_json "$OUT/full_results.json" > /tmp/full.log 2>&1 &
 P1=$!
 ( while kill -0 $P0 2>/dev/null; do sleep 30; nvidia-smi --query-gpu=index,memory.used,utilization.gpu --format=csv,noheader | tr '\n' ' '; echo; done ) &
@@ -30,6 +30,6 @@ if [ -f /tmp/run_lora/adapter_config.json ]; then
 fi
 V=(); [ -f /tmp/run_lora/adapter_config.json ] && V+=(--variant lora=/tmp/run_lora)
 [ -f /tmp/run_full/config.json ] && V+=(--variant full=/tmp/run_full)
-CUDA_VISIBLE_DEVICES=0 timeout 150 python3 eval/adapt_compare.py --source "$GGUF_DIR" --gguf_file $G \
+CUDA_VISIBLE_DEVICES=0 timeout 140 python3 eval/adapt_compare.py --source "$GGUF_DIR" --gguf_file $G \
     --shift_token "<|endoftext|>" "${V[@]}" --out "$OUT/compare.json" 2>&1 | grep -v -E "Converting|Loading weights" | tail -n 20
 ls -la "$OUT"
