@@ -132,11 +132,12 @@ class TimeBudget(TrainerCallback):
 
 def ratio_curve(log_history: list[dict], ar_nats: dict[str, float], tokens_per_step: int) -> list[dict]:
     """One point per evaluation: training tokens, ELBO ppl and its ratio to the AR source's ppl per eval set."""
-    points = []
+    points, seen = [], set()
     for rec in log_history:
         for name, nats in ar_nats.items():
             key = f"eval_{name}_nll"
-            if key in rec:
+            if key in rec and (rec["step"], name) not in seen:  # the last step may be evaluated twice (same masks)
+                seen.add((rec["step"], name))
                 points.append({"step": rec["step"], "tokens": rec["step"] * tokens_per_step, "eval": name,
                                "elbo_ppl": math.exp(rec[key]), "ar_ppl": math.exp(nats),
                                "ratio": math.exp(rec[key] - nats)})
