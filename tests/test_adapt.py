@@ -319,3 +319,17 @@ def test_adapter_parts_round_trip_and_a_corrupt_part_is_refused(tmp_path):
         f.write(b"X")
     with pytest.raises(ValueError, match="SHA-256"):
         unpack_adapter(str(tmp_path / "pk"), str(tmp_path / "again"))
+
+
+def test_config_and_fingerprint_do_not_depend_on_the_source_path(tmp_path):
+    from mdlm.lora import base_fingerprint
+
+    a, _ = tiny_mdm("llama", "dream")
+    b, _ = tiny_mdm("llama", "dream")
+    a.config.backbone_config._name_or_path = "/somewhere/gguf"
+    b.config.backbone_config._name_or_path = "/elsewhere"
+    b.config.backbone_config.transformers_version = "0.0.1"
+    assert base_fingerprint(a)["config_sha256"] == base_fingerprint(b)["config_sha256"]
+    a.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())["backbone_config"]
+    assert "_name_or_path" not in saved and saved["model_type"] == "llama"

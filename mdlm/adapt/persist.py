@@ -104,3 +104,20 @@ def unpack_adapter(prefix: str, out_dir: str) -> str:
             with open(os.path.join(out_dir, member.name), "wb") as out:
                 out.write(src.read())
     return out_dir
+
+
+def restamp_base_fingerprint(adapter_dir: str, base: torch.nn.Module) -> str:
+    """Re-write the adapter's base fingerprint for ``base`` when only the architecture-config hash differs (the
+    type, vocabulary, width, depth and weight probe all match). For adapters fingerprinted before
+    ``CausalBackboneConfig.to_dict`` dropped load-path keys (source dir, transformers version) from the hash.
+    Raises ValueError when anything but the hash differs. Returns the fingerprint file's path."""
+    from ..lora import base_fingerprint, fingerprint_mismatch, read_fingerprint, write_fingerprint
+
+    old = read_fingerprint(adapter_dir)
+    if old is None:
+        raise ValueError(f"{adapter_dir!r} has no base fingerprint to re-stamp")
+    new = base_fingerprint(base)
+    why = fingerprint_mismatch({**old, "config_sha256": new["config_sha256"]}, new)
+    if why is not None:
+        raise ValueError(f"{adapter_dir!r} was made for another base ({why}); not re-stamping")
+    return write_fingerprint(adapter_dir, {**new, "restamped_from_config_sha256": old.get("config_sha256")})

@@ -25,6 +25,10 @@ from transformers.modeling_outputs import MaskedLMOutput
 
 Tensor = torch.Tensor
 ALIGNMENTS = ("llada", "dream")
+# keys of the backbone's config that say where/how it was loaded, not what it is: left out of config.json so that
+# the same source gives the same config (and adapter base fingerprint) on every machine and path
+_VOLATILE = ("_name_or_path", "_model_name_or_path", "transformers_version", "architectures", "dtype", "torch_dtype",
+             "quantization_config", "_attn_implementation_autoset")
 
 
 class CausalBackboneConfig(PretrainedConfig):
@@ -58,6 +62,12 @@ class CausalBackboneConfig(PretrainedConfig):
             for key in ("pad_token_id", "eos_token_id", "bos_token_id"):
                 if getattr(self, key, None) is None:
                     setattr(self, key, getattr(backbone_config, key, None))
+
+    def to_dict(self) -> dict:
+        out = super().to_dict()
+        if isinstance(out.get("backbone_config"), dict):
+            out["backbone_config"] = {k: v for k, v in out["backbone_config"].items() if k not in _VOLATILE}
+        return out
 
     @property
     def vocab_size(self) -> int | None:
