@@ -89,6 +89,13 @@ def mdm_rows(model, tok, steps: int, gen: int, n_uncond: int, seed: int) -> dict
     return {"prompted": texts, "uncond_ids": out.sequences}
 
 
+def write_report(path: str, report: dict) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(report, f, indent=1)
+    os.replace(tmp, path)
+
+
 def load_variant(base, path: str):
     if os.path.isfile(os.path.join(path, "adapter_config.json")):
         from mdlm.lora import load_adapter
@@ -133,6 +140,9 @@ def main(argv=None) -> int:
     ar = ar_rows(judge, tok, sep, a.gen_length, a.num_uncond, a.seed)
     report["rows"]["ar"] = {"prompted": ar["prompted"], "genppl": judge_ppl(judge, ar["uncond_ids"], sep),
                             "unigram_entropy": unigram_entropy(ar["uncond_ids"])}
+    print(f"ar: genppl {report['rows']['ar']['genppl']:.1f}, unigram entropy {report['rows']['ar']['unigram_entropy']:.2f}",
+          flush=True)
+    write_report(a.out, report)
     for name, path in [("untrained", None)] + [tuple(v) for v in variants]:
         m = model if path is None else load_variant(model, path).to(a.device).eval()
         for s in steps:
@@ -142,9 +152,7 @@ def main(argv=None) -> int:
                                             "uncond_sample": tok.decode(r["uncond_ids"][0], skip_special_tokens=False)[:600]}
             row = report["rows"][f"{name}@{s}"]
             print(f"{name}@{s}: genppl {row['genppl']:.1f}, unigram entropy {row['unigram_entropy']:.2f}", flush=True)
-    print(f"ar: genppl {report['rows']['ar']['genppl']:.1f}, unigram entropy {report['rows']['ar']['unigram_entropy']:.2f}")
-    with open(a.out, "w", encoding="utf-8") as f:
-        json.dump(report, f, indent=1)
+            write_report(a.out, report)  # after every row: a time limit still leaves what was measured
     return 0
 
 
