@@ -109,7 +109,7 @@ def _debug_requested() -> bool:
 
 def run_cli(main: Callable[[], Any]) -> Callable[[], None]:
     """Wrap a script's ``main``: a UserError / ValueError (input checks) or an OSError (a missing or
-    unwritable file) becomes one line ``error: ...`` on stderr and exit status 2 (pass ``--debug`` or set
+    unwritable file) or an unreadable safetensors file becomes one line ``error: ...`` on stderr and exit status 2 (pass ``--debug`` or set
     MDLM_DEBUG=1 for the traceback); Ctrl-C exits 130. An int returned by ``main`` is the exit status; anything else (e.g. the
     results an eval script also returns to Python callers) means success."""
 
@@ -122,6 +122,11 @@ def run_cli(main: Callable[[], Any]) -> Callable[[], None]:
             if debug:
                 raise
             print(f"error: {e}", file=sys.stderr)
+            sys.exit(2)
+        except Exception as e:  # a weight file safetensors cannot read, wherever it was opened
+            if debug or type(e).__name__ != "SafetensorError":
+                raise
+            print(f"error: cannot read a .safetensors weight file (damaged or truncated?): {e}", file=sys.stderr)
             sys.exit(2)
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)

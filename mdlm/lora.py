@@ -352,6 +352,9 @@ def load_adapter(model: torch.nn.Module, adapter_dir: str, *, is_trainable: bool
 
     if not os.path.isfile(os.path.join(adapter_dir, "adapter_config.json")):
         raise ValueError(f"{adapter_dir!r} is not an adapter directory (no adapter_config.json)")
+    from .weights import check_weights_dir
+
+    check_weights_dir(adapter_dir, what="adapter", adapter=True)  # safetensors only: an adapter_model.bin is refused
     check_base(model, adapter_dir)
     peft_model = PeftModel.from_pretrained(model, adapter_dir, is_trainable=is_trainable)
     peft_model.mdlm_base_fingerprint = read_fingerprint(adapter_dir)

@@ -288,7 +288,7 @@ def train(argv: list[str] | None = None, callbacks: tuple = ()) -> MDMTrainer:
 
     from mdlm.lora import apply_lora, count_parameters, set_base_path, write_fingerprint
     from mdlm.training.build import check_model_fits
-    from mdlm.training.run import finish_run, prepare_run
+    from mdlm.training.run import finish_run, prepare_run, train_from
 
     sargs, largs, diff, targs = parse_config_and_args(
         (SFTArguments, LoraArguments, SFTDiffusionArguments, TrainingArguments), argv
@@ -334,7 +334,7 @@ def train(argv: list[str] | None = None, callbacks: tuple = ()) -> MDMTrainer:
         mask_token_id=tok.mask_token_id,
         callbacks=list(callbacks),
     )
-    trainer.train(resume_from_checkpoint=resume)
+    train_from(trainer, resume)  # never one step past max_steps when resuming a completed checkpoint
     metrics = trainer.evaluate() if eval_ds is not None else {}
     defaults = chat_generation_defaults(tok, sargs.gen_length, sargs.gen_block_length)
     finish_run(trainer, tok, metrics, defaults)

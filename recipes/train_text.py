@@ -37,7 +37,8 @@ from mdlm.training import (  # noqa: E402
 )
 from mdlm.training.ar import ARTrainer, ObjectiveArguments  # noqa: E402
 from mdlm.training.build import build_model, build_text_data, run_fingerprint  # noqa: E402
-from mdlm.training.run import finish_run, prepare_run, run_recipe  # noqa: E402
+from mdlm.training.objective import record_objective  # noqa: E402
+from mdlm.training.run import finish_run, prepare_run, run_recipe, save_run_tokenizer, train_from  # noqa: E402
 from transformers import AutoTokenizer, TrainingArguments, set_seed  # noqa: E402
 
 
@@ -75,10 +76,11 @@ def train(argv: list[str] | None = None, callbacks: tuple = ()) -> MDMTrainer:
     saved_tok = os.path.join(targs.output_dir, "tokenizer")
     tok_override = AutoTokenizer.from_pretrained(saved_tok) if resume and os.path.isdir(saved_tok) else None
     tok, train, val = build_text_data(dargs, tok_override, seed=targs.seed)
-    if targs.should_save and not os.path.isdir(saved_tok):
-        tok.save_pretrained(saved_tok)
+    if targs.should_save and tok_override is None:
+        save_run_tokenizer(tok, targs.output_dir)  # staged: never a half-written tokenizer/
     set_seed(targs.seed)  # the initial weights depend on the seed only, not on what ran before
     model = build_model(margs, tok, dargs.seq_len)
+    record_objective(model.config, diff, obj.objective)  # the checkpoint says how it was trained
     n_params = sum(p.numel() for p in model.parameters())
     if targs.process_index == 0:
         print(
@@ -107,7 +109,7 @@ def train(argv: list[str] | None = None, callbacks: tuple = ()) -> MDMTrainer:
         callbacks=list(callbacks),
         **extra,
     )
-    trainer.train(resume_from_checkpoint=resume)
+    train_from(trainer, resume)
     metrics = trainer.evaluate()
     defaults = text_generation_defaults(tok, dargs.seq_len)
     finish_run(trainer, tok, metrics, defaults)

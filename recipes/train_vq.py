@@ -21,6 +21,7 @@ reconstructions).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -36,6 +37,9 @@ from mdlm.cli import UserError, parse_config_and_args, run_cli  # noqa: E402
 from mdlm.data.images import TensorImageDataset, dataset_to_tensors, load_image_dataset, save_image_grid  # noqa: E402
 from mdlm.metrics.reconstruction import evaluate_reconstruction  # noqa: E402
 from mdlm.tokenizers.image import VQConfig, VQModelForImages, save_pretrained_atomic  # noqa: E402
+from mdlm.training.args import check_positive  # noqa: E402
+from mdlm.training.run import mark_finished, prepare_run, run_recipe, train_from  # noqa: E402
+from mdlm.training.safe_trainer import SafeCheckpointMixin  # noqa: E402
 
 
 @dataclass
@@ -52,6 +56,11 @@ class VQModelArguments:
     ema_decay: float = 0.99
     dead_code_threshold: float = field(default=1.0, metadata={"help": "restart codes whose EMA count < this"})
 
+    def __post_init__(self) -> None:
+        check_positive(self, "num_res_blocks", "embedding_dim", "codebook_size", optional=("res_channels",))
+        if not self.hidden_channels or any(not isinstance(c, int) or c < 1 for c in self.hidden_channels):
+            raise ValueError(f"--hidden_channels must be positive integers, got {self.hidden_channels!r}")
+
 
 @dataclass
 class ImageDataArguments:
@@ -65,14 +74,22 @@ class ImageDataArguments:
         default=None, metadata={"help": "CPU threads for torch (1 is fastest on a busy 2-core box)"}
     )
 
+    def __post_init__(self) -> None:
+        check_positive(self, optional=("image_size", "max_train_samples", "max_eval_samples", "torch_num_threads"))
+        if self.channels not in (1, 3):
+            raise ValueError(f"--channels must be 1 or 3, got {self.channels}")
+        if self.num_preview < 0:
+            raise ValueError(f"--num_preview must be ≥ 0, got {self.num_preview}")
+
 
 def collate_pixels(rows: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     return {"pixel_values": torch.stack([r["pixel_values"] for r in rows])}  # (B, C, H, W)
 
 
-class VQTrainer(Trainer):
+class VQTrainer(SafeCheckpointMixin, Trainer):
     """Trainer whose loss is the VQ-VAE's own (reconstruction + β commitment); also logs the
-    reconstruction loss, code perplexity and restarted codes averaged over the logging window."""
+    reconstruction loss, code perplexity and restarted codes averaged over the logging window.
+    Checkpoints are staged and finite-only (``SafeCheckpointMixin``); a NaN/inf loss stops training."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -80,6 +97,7 @@ class VQTrainer(Trainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         out = model(pixel_values=inputs["pixel_values"])
+        self._check_finite(out.loss)
         if model.training:
             vq = self.accelerator.unwrap_model(model).quantizer
             for k, v in (
@@ -100,7 +118,12 @@ class VQTrainer(Trainer):
 
 def build_model(margs: VQModelArguments, channels: int, image_size: int) -> VQModelForImages:
     if margs.model_name_or_path:
-        model = VQModelForImages.from_pretrained(margs.model_name_or_path)
+        from mdlm.tokenizers.image import load_image_tokenizer
+
+        model = load_image_tokenizer(margs.model_name_or_path)  # safetensors only, whole and finite
+        if not isinstance(model, VQModelForImages):
+            raise ValueError(f"{margs.model_name_or_path} is not a recipes/train_vq.py tokenizer")
+        model.train()
         if (model.num_channels, model.image_size) != (channels, image_size):
             raise ValueError(
                 f"{margs.model_name_or_path} takes {model.num_channels}×{model.image_size}² images, "
@@ -130,11 +153,19 @@ def write_json_atomic(obj: dict, path: str) -> None:
     os.replace(tmp, path)
 
 
-@run_cli
-def main() -> int:
-    margs, dargs, targs = parse_config_and_args((VQModelArguments, ImageDataArguments, TrainingArguments))
+def run_fingerprint(margs: VQModelArguments, dargs: ImageDataArguments) -> str:
+    """What makes two VQ runs "the same run" for resuming (not preview count, threads or eval size)."""
+    data = {k: v for k, v in asdict(dargs).items() if k not in ("num_preview", "torch_num_threads", "max_eval_samples")}
+    blob = json.dumps({"model": asdict(margs), "data": data}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def train(argv: list[str] | None = None) -> VQTrainer:
+    """The whole recipe; returns the trainer. Raises on bad input."""
+    margs, dargs, targs = parse_config_and_args((VQModelArguments, ImageDataArguments, TrainingArguments), argv)
     if dargs.torch_num_threads:
         torch.set_num_threads(dargs.torch_num_threads)
+    resume = prepare_run(targs, run_fingerprint(margs, dargs), recipe="train_vq")
     set_seed(targs.seed)
     t0 = time.time()
     try:
@@ -143,10 +174,7 @@ def main() -> int:
         raise UserError(str(e)) from None
     x_train, _ = dataset_to_tensors(data["train"])  # (N, C, H, W)
     x_test, _ = dataset_to_tensors(data["test"])
-    if dargs.max_train_samples:
-        x_train = x_train[: dargs.max_train_samples]
-    if dargs.max_eval_samples:
-        x_test = x_test[: dargs.max_eval_samples]
+    x_train, x_test = x_train[: dargs.max_train_samples], x_test[: dargs.max_eval_samples]
     channels, image_size = x_train.shape[1], x_train.shape[2]
     try:
         model = build_model(margs, channels, image_size)
@@ -159,19 +187,17 @@ def main() -> int:
             f"VQ-VAE: {n_params / 1e6:.2f}M parameters | {channels}×{image_size}² → {h}×{w} tokens, "
             f"{model.codebook_size} codes | train {len(x_train)} / test {len(x_test)} images ({dargs.dataset})"
         )
+    trainer = VQTrainer(model=model, args=targs, train_dataset=TensorImageDataset(x_train), data_collator=collate_pixels)
+    train_from(trainer, resume)
+    trainer.check_finite_state("the final VQ tokenizer")  # every rank; never publish NaN weights
+    if targs.should_save:  # metrics and the final model from the main process only
+        save_results(trainer, margs, dargs, x_test, n_params, time.time() - t0)
+    return trainer
 
-    trainer = VQTrainer(
-        model=model,
-        args=targs,
-        train_dataset=TensorImageDataset(x_train),
-        data_collator=collate_pixels,
-    )
-    resume = targs.resume_from_checkpoint
-    trainer.train(resume_from_checkpoint=resume if resume else None)
-    train_s = time.time() - t0
 
-    if not targs.should_save:  # metrics and the final model from the main process only
-        return 0
+def save_results(trainer: VQTrainer, margs, dargs, x_test: torch.Tensor, n_params: int, train_s: float) -> None:
+    """Test-split metrics, the final model (atomic), the run's arguments and the preview grid."""
+    targs = trainer.args
     model = trainer.accelerator.unwrap_model(trainer.model).eval()
     metrics = evaluate_reconstruction(model, x_test.to(model.device), batch_size=targs.per_device_eval_batch_size)
     metrics.update(
@@ -197,6 +223,7 @@ def main() -> int:
             os.path.join(targs.output_dir, "reconstructions.png"),
             nrow=min(dargs.num_preview, 16),
         )
+    mark_finished(targs.output_dir, trainer.state.global_step)
     print(
         f"test reconstruction PSNR {metrics['psnr_db']:.2f} dB (mean over images; "
         f"{metrics['psnr_of_mean_mse_db']:.2f} dB from the mean MSE) | codebook usage "
@@ -204,7 +231,11 @@ def main() -> int:
         f"perplexity {metrics['codebook_perplexity']:.1f} | {train_s:.0f} s"
     )
     print(f"saved {targs.output_dir}/ (config.json, model.safetensors, metrics.json)")
-    return 0
+
+
+@run_cli
+def main() -> int:
+    return run_recipe(train)
 
 
 if __name__ == "__main__":

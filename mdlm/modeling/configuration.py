@@ -11,6 +11,10 @@ class MDLMConfig(PretrainedConfig):
     ``mask_token_id`` is part of the config so a checkpoint alone says what [MASK] is; it must lie
     inside ``vocab_size``. ``vocab_size`` may exceed the tokenizer's length (padded to a multiple of
     64 for fast matmuls); the extra rows are never targets.
+
+    ``training_objective`` records how the weights were trained (``mdlm.training.objective``: objective
+    kind, schedule, weighting, t_min, masking, …); None for a model that was never trained by a recipe.
+    Sizes are checked here, so a bad ``--model_config`` is one clear ValueError.
     """
 
     model_type = "mdlm"
@@ -36,8 +40,12 @@ class MDLMConfig(PretrainedConfig):
         eos_token_id: int | None = None,
         bos_token_id: int | None = None,
         is_causal: bool = False,
+        training_objective: dict | None = None,
         **kwargs,
     ):
+        _check_sizes(vocab_size=vocab_size, hidden_size=hidden_size, intermediate_size=intermediate_size,
+                     num_hidden_layers=num_hidden_layers, num_attention_heads=num_attention_heads,
+                     max_position_embeddings=max_position_embeddings)
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
         self.intermediate_size = intermediate_size
@@ -53,11 +61,14 @@ class MDLMConfig(PretrainedConfig):
         self.hidden_dropout = hidden_dropout
         self.mask_token_id = mask_token_id
         self.is_causal = is_causal  # True only for the autoregressive baseline of eval/
+        self.training_objective = training_objective
         if hidden_size % num_attention_heads and head_dim is None:
             raise ValueError(f"hidden_size {hidden_size} is not divisible by num_attention_heads {num_attention_heads}")
         if self.num_attention_heads % self.num_key_value_heads:
             raise ValueError("num_attention_heads must be a multiple of num_key_value_heads")
-        if mask_token_id is not None and not 0 <= mask_token_id < vocab_size:
+        if num_key_value_heads is not None and not (isinstance(num_key_value_heads, int) and num_key_value_heads >= 1):
+            raise ValueError(f"num_key_value_heads must be a positive integer, got {num_key_value_heads!r}")
+        if mask_token_id is not None and not (isinstance(mask_token_id, int) and 0 <= mask_token_id < vocab_size):
             raise ValueError(f"mask_token_id {mask_token_id} lies outside the vocabulary (size {vocab_size})")
         super().__init__(
             pad_token_id=pad_token_id,
@@ -66,3 +77,10 @@ class MDLMConfig(PretrainedConfig):
             tie_word_embeddings=tie_word_embeddings,
             **kwargs,
         )
+
+
+def _check_sizes(**sizes) -> None:
+    """Every size must be a positive integer (a JSON ``--model_config`` can carry anything)."""
+    for name, v in sizes.items():
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")

@@ -11,6 +11,7 @@ import torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer, PreTrainedModel
 
 from ..generation_defaults import load_generation_defaults
+from ..weights import check_finite_model, check_weights_dir
 
 
 @dataclass
@@ -28,7 +29,10 @@ def _is_adapter(path: str) -> bool:
 
 def load_for_generation(path: str, adapter: str | None = None, device: str = "cpu", dtype: torch.dtype | None = None) -> Loaded:
     """``path`` is a checkpoint dir or an adapter dir (its base is read from adapter_config.json);
-    ``adapter`` adds a LoRA adapter on top of ``path``. Weights come from safetensors only."""
+    ``adapter`` adds a LoRA adapter on top of ``path``. Weights come from safetensors only.
+
+    Raises ValueError (one line for the user) for a missing dir, pickle-only weights (with how to convert
+    them), a truncated / empty weight file, or weights holding NaN/inf (a diverged run)."""
     if not os.path.isdir(path):
         raise ValueError(f"model directory {path!r} does not exist")
     if _is_adapter(path):
@@ -39,8 +43,12 @@ def load_for_generation(path: str, adapter: str | None = None, device: str = "cp
         if not base or not os.path.isdir(base):
             raise ValueError(f"adapter {path!r} names base model {base!r}, which is not a local directory")
         adapter, path = path, base
+    check_weights_dir(path)
+    if adapter:
+        check_weights_dir(adapter, what="adapter", adapter=True)
     kwargs = {"dtype": dtype} if dtype is not None else {}
     model: PreTrainedModel = AutoModelForMaskedLM.from_pretrained(path, use_safetensors=True, **kwargs)
+    check_finite_model(model, path)
     tok_dir = adapter if adapter and os.path.isfile(os.path.join(adapter, "tokenizer_config.json")) else path
     tok = AutoTokenizer.from_pretrained(tok_dir) if os.path.isfile(os.path.join(tok_dir, "tokenizer_config.json")) else None
     defaults = load_generation_defaults(path)
@@ -48,6 +56,7 @@ def load_for_generation(path: str, adapter: str | None = None, device: str = "cp
         from ..lora import load_adapter
 
         model = load_adapter(model, adapter)
+        check_finite_model(model, adapter)
         defaults.update(load_generation_defaults(adapter))
     model.to(device).eval()
     return Loaded(model, tok, defaults, model_dir=adapter or path, base_dir=path)

@@ -451,7 +451,7 @@ class DiffusersVQTokenizer(nn.Module):
             raise ImportError(
                 f"{path} holds a diffusers VQModel; loading it needs the 'diffusers' package (pip install diffusers)"
             ) from e
-        return cls(VQModel.from_pretrained(path)).eval()
+        return cls(VQModel.from_pretrained(path, use_safetensors=True)).eval()
 
     @property
     def device(self) -> torch.device:
@@ -492,14 +492,19 @@ def load_image_tokenizer(path: str, device: str | torch.device | None = None) ->
         raise ValueError(f"no config.json in {path!r}: not an image tokenizer directory")
     with open(cfg_path, encoding="utf-8") as f:
         cfg = json.load(f)
-    tok: VQModelForImages | DiffusersVQTokenizer
-    if cfg.get("model_type") == VQConfig.model_type:
-        tok = VQModelForImages.from_pretrained(path)
-    elif cfg.get("_class_name") == "VQModel":
-        tok = DiffusersVQTokenizer.from_pretrained(path)
-    else:
+    from ..weights import check_finite_model, check_weights_dir
+
+    ours, diffusers = cfg.get("model_type") == VQConfig.model_type, cfg.get("_class_name") == "VQModel"
+    if not (ours or diffusers):
         kind = cfg.get("model_type") or cfg.get("_class_name") or "unknown"
         raise ValueError(f"{path!r} is not an image tokenizer (config says {kind!r}; expected mdlm_vq or a diffusers VQModel)")
+    check_weights_dir(path, what="image tokenizer")  # safetensors only, whole files
+    tok: VQModelForImages | DiffusersVQTokenizer
+    if ours:
+        tok = VQModelForImages.from_pretrained(path, use_safetensors=True)
+    else:
+        tok = DiffusersVQTokenizer.from_pretrained(path)
+    check_finite_model(tok, path)
     tok.eval()
     return tok.to(device) if device is not None else tok
 

@@ -2,6 +2,6 @@
 
 from .args import DataArguments, DiffusionArguments, ModelArguments
 from .collator import MDMCollator
-from .trainer import MDMTrainer, NonFiniteLossError
+from .trainer import MDMTrainer, NonFiniteError, NonFiniteLossError
 
-__all__ = ["DataArguments", "DiffusionArguments", "ModelArguments", "MDMCollator", "MDMTrainer", "NonFiniteLossError"]
+__all__ = ["DataArguments", "DiffusionArguments", "MDMCollator", "MDMTrainer", "ModelArguments", "NonFiniteError", "NonFiniteLossError"]

@@ -5,6 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
+def check_positive(obj, *names: str, optional: tuple[str, ...] = ()) -> None:
+    """ValueError naming the option when a size is not a positive integer (``optional`` ones may be None)."""
+    for name in names + optional:
+        v = getattr(obj, name)
+        if v is None and name in optional:
+            continue
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"--{name} must be a positive integer, got {v!r}")
+
+
 @dataclass
 class ModelArguments:
     """The denoiser. ``model_name_or_path`` continues from a checkpoint; otherwise a new model of
@@ -23,6 +33,12 @@ class ModelArguments:
     attn_implementation: str = field(default="sdpa", metadata={"help": "sdpa, eager, flash_attention_2"})
     model_config: str | None = field(default=None, metadata={"help": "JSON dict of extra config fields"})
 
+    def __post_init__(self) -> None:
+        check_positive(self, "hidden_size", "num_hidden_layers", "num_attention_heads",
+                       optional=("num_key_value_heads", "intermediate_size", "max_position_embeddings"))
+        if self.rope_theta <= 0:
+            raise ValueError(f"--rope_theta must be positive, got {self.rope_theta}")
+
 
 @dataclass
 class DataArguments:
@@ -35,6 +51,13 @@ class DataArguments:
     random_length_ratio: float = field(default=0.0, metadata={"help": "share of random-length sequences (LLaDA: 0.01)"})
     max_eval_sequences: int | None = field(default=None, metadata={"help": "cap on validation sequences"})
     max_train_documents: int | None = field(default=None, metadata={"help": "use only the first N documents"})
+
+    def __post_init__(self) -> None:
+        check_positive(self, "bpe_vocab_size", optional=("max_eval_sequences", "max_train_documents"))
+        if isinstance(self.seq_len, bool) or not isinstance(self.seq_len, int) or self.seq_len < 2:
+            raise ValueError(f"--seq_len must be an integer ≥ 2 (tokens per training sequence), got {self.seq_len!r}")
+        if not 0.0 <= self.random_length_ratio <= 1.0:
+            raise ValueError(f"--random_length_ratio must lie in [0, 1], got {self.random_length_ratio}")
 
 
 @dataclass
@@ -56,6 +79,9 @@ class DiffusionArguments:
         from ..schedules import get_schedule
 
         get_schedule(self.schedule)  # raises on an unknown name, listing the valid ones
+        check_positive(self, "eval_num_samples")
+        if self.sample_on_end < 0:
+            raise ValueError(f"--sample_on_end must be ≥ 0, got {self.sample_on_end}")
         if self.weighting not in WEIGHTINGS:
             raise ValueError(f"unknown weighting {self.weighting!r}; valid: {', '.join(WEIGHTINGS)}")
         if self.masking not in ("mdm", "maskgit"):

@@ -12,6 +12,7 @@ from transformers import AutoConfig, AutoModelForMaskedLM, PreTrainedModel, PreT
 from ..data.text import load_text_corpus, pack_dataset
 from ..modeling import MDLMConfig, MDLMForMaskedLM
 from ..tokenizers import load_tokenizer, padded_vocab_size
+from ..weights import check_finite_model, check_weights_dir
 from .args import DataArguments, DiffusionArguments, ModelArguments
 
 
@@ -20,15 +21,36 @@ def default_intermediate_size(hidden: int) -> int:
     return (int(8 * hidden / 3) + 63) // 64 * 64
 
 
+def parse_model_config(text: str | None) -> dict:
+    """``--model_config``: a JSON object of extra config fields (ValueError naming the option otherwise)."""
+    if not text:
+        return {}
+    try:
+        extra = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"--model_config is not valid JSON ({e.msg} at column {e.colno}): {text!r}") from None
+    if not isinstance(extra, dict):
+        raise ValueError(f"--model_config must be a JSON object of config fields, got {text!r}")
+    return extra
+
+
+def load_start_model(path: str, attn_implementation: str) -> PreTrainedModel:
+    """``--model_name_or_path``: a local checkpoint with whole, finite safetensors weights (pickle refused)."""
+    if not os.path.isdir(path):
+        raise ValueError(f"model_name_or_path {path!r} is not a directory")
+    check_weights_dir(path, what="model_name_or_path")
+    model = AutoModelForMaskedLM.from_pretrained(path, attn_implementation=attn_implementation, use_safetensors=True)
+    check_finite_model(model, path)
+    return model
+
+
 def build_model(margs: ModelArguments, tok: PreTrainedTokenizerBase, seq_len: int) -> PreTrainedModel:
     """A new model from ``margs`` or the checkpoint ``margs.model_name_or_path``; checks that the
-    tokenizer's ids fit the vocabulary and ``seq_len`` fits the positions."""
+    tokenizer's ids fit the vocabulary and ``seq_len`` fits the positions. ``--model_config`` fields
+    override the ones derived from the arguments and the tokenizer (bad values: one ValueError)."""
     if margs.model_name_or_path:
-        if not os.path.isdir(margs.model_name_or_path):
-            raise ValueError(f"model_name_or_path {margs.model_name_or_path!r} is not a directory")
-        model = AutoModelForMaskedLM.from_pretrained(margs.model_name_or_path, attn_implementation=margs.attn_implementation)
+        model = load_start_model(margs.model_name_or_path, margs.attn_implementation)
     else:
-        extra = json.loads(margs.model_config) if margs.model_config else {}
         common = dict(
             vocab_size=padded_vocab_size(tok),
             hidden_size=margs.hidden_size,
@@ -38,23 +60,26 @@ def build_model(margs: ModelArguments, tok: PreTrainedTokenizerBase, seq_len: in
             max_position_embeddings=margs.max_position_embeddings or seq_len,
             pad_token_id=tok.pad_token_id,
             eos_token_id=tok.eos_token_id,
+            mask_token_id=tok.mask_token_id,
         )
+        fields = {**common, **parse_model_config(margs.model_config)}
         if margs.model_type == "mdlm":
-            cfg = MDLMConfig(
-                **common,
-                num_key_value_heads=margs.num_key_value_heads,
-                rope_theta=margs.rope_theta,
-                mask_token_id=tok.mask_token_id,
-                **extra,
-            )
+            try:
+                cfg = MDLMConfig(num_key_value_heads=margs.num_key_value_heads, rope_theta=margs.rope_theta, **fields)
+            except (ValueError, TypeError) as e:
+                where = "--model_config" if margs.model_config else "model arguments"
+                raise ValueError(f"bad {where}: {e}") from None
             cfg._attn_implementation = margs.attn_implementation
             model = MDLMForMaskedLM(cfg)
         else:
+            mask_id = fields.pop("mask_token_id")
             try:
-                cfg = AutoConfig.for_model(margs.model_type, **common, **extra)
+                cfg = AutoConfig.for_model(margs.model_type, **fields)
             except ValueError as e:
                 raise ValueError(f"unknown model_type {margs.model_type!r}: {e}") from None
-            cfg.mask_token_id = tok.mask_token_id
+            except TypeError as e:
+                raise ValueError(f"--model_config does not fit model_type {margs.model_type!r}: {e}") from None
+            cfg.mask_token_id = mask_id
             model = AutoModelForMaskedLM.from_config(cfg, attn_implementation=margs.attn_implementation)
     check_model_fits(model, tok, seq_len)
     return model
@@ -67,6 +92,9 @@ def check_model_fits(model: PreTrainedModel, tok: PreTrainedTokenizerBase, seq_l
         raise ValueError("the tokenizer has no [MASK] token")
     if not 0 <= mask_id < vocab:
         raise ValueError(f"mask id {mask_id} lies outside the model's vocabulary (size {vocab})")
+    cfg_mask = getattr(model.config, "mask_token_id", None)
+    if cfg_mask is not None and cfg_mask != mask_id:
+        raise ValueError(f"the model's mask_token_id {cfg_mask} is not the tokenizer's [MASK] id {mask_id}")
     if len(tok) > vocab:
         raise ValueError(f"the tokenizer has {len(tok)} tokens but the model's vocabulary has only {vocab}")
     max_pos = getattr(model.config, "max_position_embeddings", None)

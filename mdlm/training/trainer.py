@@ -4,19 +4,16 @@
   applies label dropout to the condition, and returns the weighted cross-entropy of ``mdlm.loss``.
   The masking RNG is a generator seeded from (seed, global step, micro-step, rank), so a resumed
   run sees exactly the masks it would have seen.
-* A non-finite loss stops training with ``NonFiniteLossError`` before the optimiser step; the last
-  checkpoint on disk is untouched.
+* A non-finite loss, gradient or weight stops training (``NonFiniteError``) and no checkpoint holding
+  it is written (``mdlm.training.safe_trainer.SafeCheckpointMixin``).
 * ``evaluate`` reports the NELBO (``mdlm.elbo``) as nats/token, bits/token and perplexity bound,
   with fixed masks so successive evaluations are comparable.
-* Checkpoints are written to ``OUTPUT/.staging/checkpoint-N`` and renamed into place when complete
-  (``mdlm.training.checkpoint``): a kill mid-save never leaves a broken newest checkpoint.
+* Checkpoints are staged and renamed into place when complete (the same mixin).
 """
 
 from __future__ import annotations
 
 import math
-import os
-import shutil
 
 import torch
 from transformers import Trainer
@@ -27,11 +24,9 @@ from ..masking import mask_tokens, sample_times
 from ..modeling import MDLMForMaskedLM
 from ..schedules import get_schedule
 from .args import DiffusionArguments
-from .checkpoint import STAGING, publish_checkpoint
+from .safe_trainer import NonFiniteError, NonFiniteLossError, SafeCheckpointMixin
 
-
-class NonFiniteLossError(RuntimeError):
-    pass
+__all__ = ["MDMTrainer", "NonFiniteError", "NonFiniteLossError", "masked_logits"]
 
 
 def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
@@ -57,14 +52,13 @@ def masked_logits(model: torch.nn.Module, noisy: torch.Tensor, attention_mask: t
     return logits[masked] if logits.dim() == 3 else logits
 
 
-class MDMTrainer(Trainer):
+class MDMTrainer(SafeCheckpointMixin, Trainer):
     def __init__(self, *args, diffusion_args: DiffusionArguments, mask_token_id: int, **kwargs):
         super().__init__(*args, **kwargs)
         self.diff = diffusion_args
         self.mask_token_id = int(mask_token_id)
         self.schedule = get_schedule(diffusion_args.schedule)
         self._micro = (-1, 0)
-        self._staging_dir: str | None = None
 
     # ---- loss -------------------------------------------------------------------------------
     def _generator(self, device: torch.device) -> torch.Generator:
@@ -103,14 +97,6 @@ class MDMTrainer(Trainer):
         )
         self._check_finite(out.loss)
         return (out.loss, out) if return_outputs else out.loss
-
-    def _check_finite(self, loss: torch.Tensor) -> None:
-        """Stop training on a NaN/inf loss before the optimizer step (the saved checkpoints stay good)."""
-        if not torch.isfinite(loss):
-            raise NonFiniteLossError(
-                f"loss became {loss.item()} at step {self.state.global_step}; training stopped, "
-                f"the last saved checkpoint in {self.args.output_dir} is untouched"
-            )
 
     # ---- evaluation -------------------------------------------------------------------------
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
@@ -161,23 +147,3 @@ class MDMTrainer(Trainer):
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         model.train(was_training)
         return metrics
-
-    # ---- crash-safe checkpoints -------------------------------------------------------------
-    def _get_output_dir(self, trial):
-        return self._staging_dir or super()._get_output_dir(trial)
-
-    def _save_checkpoint(self, model, trial):
-        run_dir = super()._get_output_dir(trial)
-        staging = os.path.join(run_dir, STAGING)
-        if self.args.should_save and os.path.isdir(staging):
-            shutil.rmtree(staging)  # leftovers of a save that was killed
-        self.accelerator.wait_for_everyone()
-        self._staging_dir = staging
-        try:
-            super()._save_checkpoint(model, trial)
-        finally:
-            self._staging_dir = None
-        self.accelerator.wait_for_everyone()
-        if self.args.should_save:
-            publish_checkpoint(run_dir, f"checkpoint-{self.state.global_step}", self.args.save_total_limit)
-        self.accelerator.wait_for_everyone()
