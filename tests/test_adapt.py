@@ -144,14 +144,20 @@ def test_save_load_round_trip_with_tokenizer_and_chat_template(kind, alignment, 
 
 
 # --------------------------------------------------------------------------------------------- sampler
-def test_sampler_ragged_padded_batch_equals_one_by_one():
+@pytest.mark.parametrize("lora", [False, True])
+def test_sampler_ragged_padded_batch_equals_one_by_one(lora):
+    """Also through peft (whose forward hides ``input_ids``, so the sampler passes no position ids)."""
     from mdlm.pipelines.text import generate_text, sampler_config_from
 
     model, tok = tiny_mdm("llama", "dream", seed=3)
+    if lora:
+        from mdlm.lora import LoraArguments, apply_lora
+
+        model = apply_lora(model, LoraArguments(r=4, target_modules=["q_proj", "v_proj"]), tok).eval()
     cfg, gen = sampler_config_from({"mask_token_id": tok.mask_token_id, "eos_token_id": None, "pad_token_id": tok.pad_token_id,
                                     "gen_length": 8, "steps": 8, "block_length": 4, "temperature": 0.0,
                                     "remasking": "low_confidence", "schedule": "even", "stop_at_eos": False}, {})
-    prompts = ["w1 w2 w3 w4 w5", "w7", "w9 w3"]
+    prompts = ["w1 w2 w3 w4 w5", "w7", "", "w9 w3"]  # "" = unconditional, beside prompted rows
     batch, _ = generate_text(model, tok, prompts, cfg, gen)
     single = [generate_text(model, tok, [p], cfg, gen)[0][0] for p in prompts]
     assert batch == single
@@ -333,3 +339,20 @@ def test_config_and_fingerprint_do_not_depend_on_the_source_path(tmp_path):
     a.save_pretrained(tmp_path)
     saved = json.loads((tmp_path / "config.json").read_text())["backbone_config"]
     assert "_name_or_path" not in saved and saved["model_type"] == "llama"
+
+
+@pytest.mark.parametrize("kind,targets", [("gpt2", ["c_attn"]), ("llama", ["q_proj", "v_proj"])])
+def test_left_padding_changes_no_logit_also_through_peft(kind, targets):
+    """peft's forward hides ``input_ids``, so the sampler calls it without position ids: the wrapper derives them
+    from the padding mask (GPT-2's absolute positions and the Dream separator's distance depend on it)."""
+    from mdlm.lora import LoraArguments, apply_lora
+    from mdlm.sampling.adapters import as_logits_fn
+
+    model, tok = tiny_mdm(kind, "dream")
+    for m in (model, apply_lora(model, LoraArguments(r=4, target_modules=targets), tok).eval()):
+        fn = as_logits_fn(m)
+        x = torch.randint(0, N_WORDS, (1, 6))
+        padded = torch.cat([torch.full((1, 3), tok.pad_token_id), x], 1)
+        am = torch.cat([torch.zeros(1, 3, dtype=torch.long), torch.ones(1, 6, dtype=torch.long)], 1)
+        with torch.no_grad():
+            torch.testing.assert_close(fn(padded, am)[:, 3:], fn(x, torch.ones_like(x)))

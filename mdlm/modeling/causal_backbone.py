@@ -10,8 +10,9 @@ convention the weights were trained with, so the loss, the ELBO and the sampler 
   next-token alignment is discarded and must be re-learnt by the adaptation.
 * ``logit_alignment="dream"`` — Dream-style shifted logits (Ye et al. 2025, "Dream 7B"): the output at position
   i−1 predicts token i, which keeps the AR head's alignment, so an un-adapted model already starts as its source.
-  A separator column (``shift_token_id``, e.g. ``<|endoftext|>``) is prepended inside ``forward`` so that token 0
-  also has a predecessor; it is never masked and its output is dropped. Positions shift by one with it.
+  A separator column (``shift_token_id``, e.g. ``<|endoftext|>``) is put before token 0 inside ``forward`` (before the
+  first real token of a left-padded row) so that token 0 also has a predecessor; it is never masked and its output
+  is dropped. Positions shift by one with it.
 
 The choice is stored in ``config.json`` (``logit_alignment``, ``shift_token_id``) with the backbone's own config
 (``backbone_config``), so ``AutoModelForMaskedLM.from_pretrained(dir)`` rebuilds the same model.
@@ -134,14 +135,22 @@ class CausalBackboneForMaskedLM(PreTrainedModel):
         self.lm.set_output_embeddings(value)
 
     def _with_separator(self, ids: Tensor, am: Tensor | None, pos: Tensor | None):
-        """Prepend the Dream separator column: ids/mask/positions (B, L) → (B, L + 1)."""
-        sep = torch.full_like(ids[:, :1], int(self.config.shift_token_id))  # (B, 1)
-        ids = torch.cat([sep, ids], dim=1)
-        if am is not None:
-            am = torch.cat([torch.ones_like(am[:, :1]), am], dim=1)
-        if pos is not None:
-            pos = torch.cat([torch.zeros_like(pos[:, :1]), pos + 1], dim=1)
-        return ids, am, pos
+        """Insert the Dream separator right before each row's first real token: ids/mask/positions (B, L) → (B, L + 1).
+        Column 0 is new; for a left-padded row the separator takes the last padding column instead, so that the
+        first real token's predecessor is always the separator (padded and unpadded rows give the same logits)."""
+        B = ids.shape[0]
+        ext = torch.cat([ids[:, :1], ids], dim=1)  # (B, L + 1)
+        if am is None:
+            ext[:, 0] = int(self.config.shift_token_id)
+            pos = None if pos is None else torch.cat([torch.zeros_like(pos[:, :1]), pos + 1], dim=1)
+            return ext, None, pos
+        first = am.long().argmax(dim=1)  # (B,) first real column of the row (0 without left padding)
+        rows = torch.arange(B, device=ids.device)
+        ext[rows, first] = int(self.config.shift_token_id)
+        am = torch.cat([torch.zeros_like(am[:, :1]), am], dim=1)
+        am[rows, first] = 1
+        pos = (am.long().cumsum(dim=1) - 1).clamp_min(0)  # (B, L + 1): separator 0, tokens 1, 2, …
+        return ext, am, pos
 
     def forward(
         self,
@@ -152,6 +161,8 @@ class CausalBackboneForMaskedLM(PreTrainedModel):
     ) -> MaskedLMOutput:
         if attention_mask is not None and attention_mask.dim() != 2:
             raise ValueError("CausalBackboneForMaskedLM takes a (B, L) padding mask, not a 4-D attention mask")
+        if position_ids is None and attention_mask is not None:  # left padding: positions count real tokens only
+            position_ids = (attention_mask.long().cumsum(dim=1) - 1).clamp_min(0)  # (B, L)
         dream = self.config.logit_alignment == "dream"
         ids, am, pos = self._with_separator(input_ids, attention_mask, position_ids) if dream else (
             input_ids, attention_mask, position_ids)
