@@ -168,7 +168,7 @@ def main() -> None:
                         f.write(json.dumps({"run": name, "gen_length": G, "batch_size": B,
                                             "block_length": a.block_length, "prompt": pr, "text": text}) + "\n")
                 rows.append({
-                    "batch_size": B, "gen_length": G, "run": name, "cache": cfg.cache, "threshold": cfg.threshold,
+                    "batch_size": B, "gen_length": G, "run": name, "cache": cfg.cache_implementation, "threshold": cfg.threshold,
                     "cuda_graphs": cfg.cuda_graphs, "graph_replays": out.graph_replays,
                     "nfe": out.nfe, "positions": out.positions,
                     "positions_vs_baseline": round(out.positions / base_pos, 4),

@@ -100,7 +100,7 @@ def run_bench(a: argparse.Namespace) -> dict[str, Any]:
     info = image_model_info(loaded.model.config)
     device = next(loaded.model.parameters()).device
     vq = load_image_vq(loaded.base_dir, info, device=device)
-    scale = a.cfg_scale if a.cfg_scale is not None else float(loaded.defaults.get("cfg_scale") or 1.0)
+    scale = a.cfg_scale if a.cfg_scale is not None else float(loaded.defaults.get("guidance_scale") or 1.0)
     class_ids = [i % info.layout.num_classes for i in range(a.batch)]
     rows = []
     for steps in a.steps:

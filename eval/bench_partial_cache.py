@@ -9,7 +9,7 @@ For each step count, on the same classes and seed, the moment sampler (the check
   (1) ``substeps=1``: every chosen token of a step drawn from the step's one forward;
   (2) ``substeps=S`` exact: the chosen tokens drawn in S groups, each after a full forward (S× NFE);
   (3) ``substeps=S`` with partial caching: the later groups recompute only the chosen columns against
-      the K/V of the step's forward (:mod:`mdlm.modeling.partial_cache`);
+      the K/V of the step's forward (:mod:`mdlm.sampling.cached_calls`);
   (4) ``substeps=1`` at S× the steps: a full trajectory of as many forwards as (2), for reference.
 Reported: NFE and token positions computed per image, wall time, classifier-FID against the VQ
 reconstructions of the test images (``recon``) and the test images, class accuracy, and for (3) the

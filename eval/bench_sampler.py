@@ -29,7 +29,7 @@ import mdlm  # noqa: E402,F401
 from mdlm.pipelines import load_for_generation  # noqa: E402
 from mdlm.pipelines.text import build_text_canvas  # noqa: E402
 from mdlm.sampling import SamplerConfig, as_logits_fn, generate, trim_at_eos  # noqa: E402
-from mdlm.sampling.adapters import WindowLogits  # noqa: E402
+from mdlm.sampling.cached_calls import WindowLogits  # noqa: E402
 
 STRATEGIES = {
     "llada (even, low-conf, greedy)": dict(schedule="even", remasking="low_confidence", temperature=0.0),

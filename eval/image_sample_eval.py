@@ -64,6 +64,7 @@ from mdlm.metrics.fid import classifier_features, feature_fid  # noqa: E402
 from mdlm.pipelines import load_for_generation  # noqa: E402
 from mdlm.pipelines.image import ImageModelInfo, generate_images, image_model_info, load_image_vq  # noqa: E402
 from mdlm.pipelines.text import sampler_config_from  # noqa: E402
+from mdlm.sampling import add_generation_arguments, given_settings  # noqa: E402
 
 Tensor = torch.Tensor
 REFERENCES = ("test", "train", "recon")
@@ -89,20 +90,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--save-npz", default=None, help="directory: also write samples_steps{S}.npz for eval/fid.py")
     p.add_argument("--force", action="store_true", help="overwrite --json / npz files")
     g = p.add_argument_group("sampler overrides (default: the checkpoint's generation_config.json)")
-    g.add_argument("--sampler", choices=["maskgit", "moment"])
-    g.add_argument("--schedule")
-    g.add_argument("--temperature", type=float)
-    g.add_argument("--choice-temperature", type=float)
-    g.add_argument("--constant-choice-noise", dest="choice_anneal", action="store_false", default=None,
-                   help="maskgit sampler: no annealing of the choice noise")
-    g.add_argument("--confidence")
-    g.add_argument("--remasking")
-    g.add_argument("--cfg-scale", type=float)
-    g.add_argument("--cfg-interval", type=float, nargs=2, metavar=("LO", "HI"))
+    a_flags = add_generation_arguments(g, exclude=("steps",))
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     g.add_argument("--dtype", choices=["float32", "bfloat16"], default=None)
     a = p.parse_args(argv)
+    a.sampler_flags = a_flags
     if a.num_per_class < 2 or min(a.steps) < 1:
         p.error("--num-per-class must be ≥ 2 and every --steps ≥ 1")
     if a.batch_size < 1 or (a.max_reference is not None and a.max_reference < 2):
@@ -116,9 +109,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def sampler_overrides(a: argparse.Namespace) -> dict[str, Any]:
     """The sampler flags of ``a`` that were given (None = the checkpoint's default)."""
-    return {"sampler": a.sampler, "schedule": a.schedule, "temperature": a.temperature,
-            "choice_temperature": a.choice_temperature, "choice_anneal": a.choice_anneal, "confidence": a.confidence, "remasking": a.remasking,
-            "cfg_scale": a.cfg_scale, "cfg_interval": a.cfg_interval}
+    return given_settings(a, a.sampler_flags)
 
 
 def check_dirs(model: str | None, classifier: str | None) -> None:
@@ -274,7 +265,7 @@ def sample_and_score(
     s = scorer.score(out.images, out.labels, references, ckpt)
     if npz_path:
         save_samples_npz(npz_path, out.images, out.labels)
-    sampler = {k: v for k, v in vars(config).items() if k in SAMPLER_KEYS}
+    sampler = {k: v for k, v in config.to_legacy_dict().items() if k in SAMPLER_KEYS}
     sampler["cfg_interval"] = list(sampler["cfg_interval"])
     return {"steps": steps, "nfe": out.nfe, "classifier_fid": s["fid"][references[0]],
             "classifier_fid_by_reference": s["fid"], "class_accuracy": s["class_accuracy"],

@@ -27,7 +27,7 @@ import torch  # noqa: E402
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
 from bench_train import MASK, SIZES, VOCAB, build  # noqa: E402
-from mdlm.modeling.kv_cache import BlockCachedLogits  # noqa: E402
+from mdlm.sampling.cached_calls import BlockCachedLogits  # noqa: E402
 from mdlm.modeling.padding import default_position_ids  # noqa: E402
 from mdlm.sampling import SamplerConfig, as_logits_fn, generate  # noqa: E402
 from mdlm.sampling.fused_step import greedy_confidence_step  # noqa: E402

@@ -25,10 +25,7 @@ import mdlm  # noqa: E402,F401
 from mdlm.cli import UserError, run_cli  # noqa: E402
 from mdlm.pipelines import load_for_generation  # noqa: E402
 from mdlm.pipelines.text import build_text_canvas, sampler_config_from  # noqa: E402
-from mdlm.sampling import CONFIDENCES, REMASKING, SAMPLERS, SamplerConfig, generate, trim_at_eos  # noqa: E402
-
-SAMPLER_KEYS = ("steps", "block_length", "schedule", "temperature", "top_k", "top_p", "sampler", "confidence",
-                "remasking", "choice_temperature", "hybrid", "threshold", "remask_committed")
+from mdlm.sampling import SamplerConfig, add_generation_arguments, generate, given_settings, trim_at_eos  # noqa: E402
 
 
 @torch.no_grad()
@@ -47,7 +44,8 @@ def sample_texts(
                                                getattr(model.config, "max_position_embeddings", None))
         out = generate(model, canvas.to(device), mask_id=tok.mask_token_id, config=config,
                        attention_mask=attn.to(device), cond_mask=cond.to(device), suppress_tokens=suppress,
-                       eos_id=tok.eos_token_id, generator=torch.Generator(device=device).manual_seed(seed + k))
+                       eos_id=tok.eos_token_id, generator=torch.Generator(device=device).manual_seed(seed + k),
+                       vocab_size=len(tok))
         nfe = max(nfe, out.nfe)
         gen = out.sequences[:, canvas.shape[1] - gen_length :]  # (n, gen_length)
         for ids in trim_at_eos(gen, tok.eos_token_id):
@@ -97,11 +95,7 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     g = p.add_argument_group("sampler (defaults: the checkpoint's generation_config.json)")
-    for k in SAMPLER_KEYS:
-        typ = {"steps": int, "block_length": int, "top_k": int, "schedule": str, "sampler": str, "confidence": str,
-               "remasking": str}.get(k, float)
-        choices = {"sampler": SAMPLERS, "confidence": CONFIDENCES, "remasking": REMASKING}.get(k)
-        g.add_argument("--" + k.replace("_", "-"), type=typ, choices=choices)
+    sampler_flags = add_generation_arguments(g, exclude=("max_new_tokens",))
     a = p.parse_args()
     if a.num_samples < 1 or a.gen_length < 1 or a.batch_size < 1:
         raise UserError("--num-samples, --gen-length and --batch-size must be ≥ 1")
@@ -115,7 +109,7 @@ def main() -> int:
         rows = reference_texts(loaded.tokenizer, a.reference, a.num_samples, a.gen_length)
         what = f"{len(rows)} reference chunks of {a.reference} validation"
     else:
-        overrides = {k: getattr(a, k) for k in SAMPLER_KEYS}
+        overrides = given_settings(a, sampler_flags)
         config, _ = sampler_config_from(loaded.defaults, overrides)
         rows, nfe = sample_texts(loaded.model, loaded.tokenizer, config, a.num_samples, a.gen_length,
                                  prompt=a.prompt, batch_size=a.batch_size, seed=a.seed)

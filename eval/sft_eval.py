@@ -275,7 +275,7 @@ def evaluate(a: argparse.Namespace) -> dict:
         "elbo_tokens": results.pop("elbo_tokens"),
         "num_examples": len(gen_rows),
         "sampler": f"gen_length {gen_length}, steps {config.steps}, block {config.block_length}, "
-                   f"temperature {config.temperature}, {config.remasking}",
+                   f"temperature {config.temperature}, {config.unmasking}",
         "seed": a.seed,
         "device": a.device,
         "base": {k: v for k, v in results["base"].items() if k not in ("answers", "format_ok")},

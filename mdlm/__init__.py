@@ -26,8 +26,8 @@ __all__ = [
 ]
 
 try:  # the sampler package (mdlm.sampling)
-    from .sampling import SampleOutput, SamplerConfig, generate  # noqa: F401
+    from .sampling import MDLMGenerationConfig, SampleOutput, SamplerConfig, generate  # noqa: F401
 
-    __all__ += ["SampleOutput", "SamplerConfig", "generate"]
+    __all__ += ["MDLMGenerationConfig", "SampleOutput", "SamplerConfig", "generate"]
 except ImportError:  # pragma: no cover - while the sampler is absent
     pass

@@ -1,135 +1,209 @@
-"""Generate text or images from a masked-diffusion checkpoint with the one confidence sampler.
+"""Generate text or images from a masked-diffusion checkpoint with the one sampler.
 
     # text: prompts (repeatable) or a file with one prompt per line; "" = unconditional
     python recipes/generate.py --model runs/shakespeare_tiny --prompt "ROMEO:" --prompt "To be, or not"
     python recipes/generate.py --model runs/shakespeare_tiny --prompt-file prompts.txt --steps 32 \\
         --block-length 32 --temperature 0.7 --confidence margin --seed 1
-    # LLaDA's reference decoding: even split, low-confidence remasking, greedy, blocks of 32
-    python recipes/generate.py --model DIR --prompt "..." --schedule even --remasking low_confidence \\
-        --temperature 0 --block-length 32
-    # Fast-dLLM-style parallel decoding: commit every token above a confidence threshold
-    python recipes/generate.py --model DIR --prompt "..." --threshold 0.9
+    # many samples: batches of --batch-size rows, streamed to a JSONL file as each batch finishes
+    python recipes/generate.py --model runs/shakespeare_tiny --num-samples 1000 --batch-size 32 --out samples.jsonl
+    # LLaDA's reference generate() exactly: even split, greedy low-confidence, blocks, no EOS policy, pad allowed
+    python recipes/generate.py --model DIR --prompt "..." --schedule even --unmasking confidence --confidence prob \\
+        --temperature 0 --block-length 32 --no_stop_at_eos --no_suppress_pad
+    # Fast-dLLM's threshold rule (top-1 plus every position ≥ 0.9), steps only a cap
+    python recipes/generate.py --model DIR --prompt "..." --unmasking fast_dllm --threshold 0.9 --temperature 0
     # fastest greedy decoding on a GPU: dual KV cache + each step replayed as one CUDA graph
-    python recipes/generate.py --model DIR --prompt "..." --temperature 0 --remasking low_confidence \
-        --block-length 32 --cache dual --cuda-graphs
+    python recipes/generate.py --model DIR --prompt "..." --temperature 0 --block-length 32 \\
+        --cache-implementation dual --cuda-graphs
     # a LoRA adapter dir works as --model (its base is read from adapter_config.json), or --adapter
     python recipes/generate.py --model runs/wordnet_lora --chat --prompt "Define ocean"
-    # images: class-conditional grid with classifier-free guidance in an interval
+    # images: class-conditional grid with guidance in an interval (relative paths go under --output-dir,
+    # default MODEL/samples; an existing file is kept unless --overwrite)
     python recipes/generate.py --model runs/fmnist_mdm_tiny --class-id 3 --num-samples 16 --out grid.png \\
-        --steps 16 --cfg-scale 2 --cfg-interval 0 0.8 --save-steps strip.png
-    python recipes/generate.py --model runs/fmnist_mdm_tiny --class-id all --num-samples 8 --out grid.png \\
-        --samples-npz samples.npz          # one row per class; --force replaces existing files
+        --steps 16 --guidance-scale 2 --guidance-interval 0 0.8 --save-steps strip.png
 
-Sampler defaults come from the checkpoint's generation_config.json; every flag overrides them.
+Sampler defaults come from the checkpoint's generation_config.json; every sampler flag (the fields of
+mdlm.sampling.MDLMGenerationConfig, see --help) overrides them.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import torch
 
-import torch  # noqa: E402
-
-import mdlm  # noqa: E402,F401
-from mdlm.cli import UserError, run_cli  # noqa: E402
-from mdlm.pipelines import generate_text, load_for_generation  # noqa: E402
-from mdlm.pipelines.text import sampler_config_from  # noqa: E402
-from mdlm.sampling import CONFIDENCES, REMASKING, SAMPLERS  # noqa: E402
-from mdlm.modeling.kv_cache import CACHE_MODES  # noqa: E402
+import mdlm  # noqa: F401
+from mdlm.cli import ArgumentParser, UserError, refuse_overwrite, run_cli
+from mdlm.pipelines import generate_text_batches, load_for_generation
+from mdlm.sampling import MDLMGenerationConfig, add_generation_arguments, given_settings
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog=__doc__.split("\n", 1)[1])
     p.add_argument("--model", required=True, help="checkpoint dir, or a LoRA adapter dir")
     p.add_argument("--adapter", help="LoRA adapter dir to apply on top of --model")
     p.add_argument("--prompt", action="append", help="a prompt (repeatable); '' = unconditional")
     p.add_argument("--prompt-file", help="one prompt per line")
-    p.add_argument("--chat", action="store_true", help="wrap prompts in the chat template (instruction-tuned models)")
     p.add_argument("--num-samples", type=int, default=None, help="samples per prompt / class (default 1 text, 16 images)")
+    p.add_argument("--batch-size", type=int, default=None, help="rows per sampler call (default 16 text, all images)")
     p.add_argument("--class-id", action="append", metavar="N|all",
                    help="image class (repeatable; 'all' = one row per class); omit for unconditional")
-    p.add_argument("--out", help="image grid PNG path")
+    p.add_argument("--out", help="text: JSONL file (one row per sample, streamed); images: the grid PNG")
+    p.add_argument("--output-dir", help="where relative --out / --save-steps / --samples-npz paths go "
+                                        "(default: MODEL/samples; never the current directory)")
     p.add_argument("--save-steps", nargs="?", const=True, default=None, metavar="STRIP.png",
-                   help="also write a strip of the canvas over the steps (default path OUT_steps.png)")
+                   help="images: also write a strip of the canvas over the steps (default OUT_steps.png)")
     p.add_argument("--samples-npz", help="images: also write the samples (+ requested labels) as .npz for eval/fid.py")
-    p.add_argument("--batch-size", type=int, default=None, help="images: rows per sampler call (default: all)")
-    p.add_argument("--force", "--overwrite", action="store_true", help="overwrite existing output files")
+    p.add_argument("--overwrite", "--force", dest="force", action="store_true", help="replace existing output files")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default=None)
     g = p.add_argument_group("sampler (defaults: the checkpoint's generation_config.json)")
-    g.add_argument("--steps", type=int)
-    g.add_argument("--gen-length", type=int)
-    g.add_argument("--block-length", type=int)
-    g.add_argument("--schedule", help="even (LLaDA), linear, cosine, exp, log-exp, arccos, poly<p>")
-    g.add_argument("--temperature", type=float)
-    g.add_argument("--top-k", type=int)
-    g.add_argument("--top-p", type=float)
-    g.add_argument("--sampler", choices=SAMPLERS)
-    g.add_argument("--confidence", choices=CONFIDENCES)
-    g.add_argument("--remasking", choices=REMASKING)
-    g.add_argument("--choice-temperature", type=float)
-    g.add_argument("--constant-choice-noise", dest="choice_anneal", action="store_false", default=None,
-                   help="maskgit sampler: keep the choice noise at --choice-temperature over the steps (no annealing)")
-    g.add_argument("--hybrid", type=float, help="moment sampler: share of positions chosen greedily")
-    g.add_argument("--threshold", type=float, help="confidence-threshold parallel decoding")
-    g.add_argument("--remask-committed", type=float, help="ReMDM-style re-masking of committed tokens (share)")
-    g.add_argument("--cfg-scale", type=float)
-    g.add_argument("--cfg-interval", type=float, nargs=2, metavar=("LO", "HI"))
-    g.add_argument("--cache", choices=CACHE_MODES, help="block KV cache (Fast-dLLM dual / prefix; needs --block-length)")
-    g.add_argument("--cuda-graphs", action="store_true", default=None,
-                   help="replay each greedy step as one CUDA graph (GPU; needs --temperature 0 --remasking low_confidence)")
-    g.add_argument("--substeps", type=int, help="moment sampler: draw each step's chosen tokens in this many groups")
-    g.add_argument("--partial-cache", action="store_true", default=None,
-                   help="with --substeps: later groups recompute only the chosen columns (Hayakawa et al. partial caching)")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    g.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default=None)
+    names = add_generation_arguments(g)
     a = p.parse_args(argv)
-    if a.num_samples is not None and a.num_samples < 1:
-        raise UserError(f"--num-samples must be ≥ 1, got {a.num_samples}")
-    if a.batch_size is not None and a.batch_size < 1:
-        raise UserError(f"--batch-size must be ≥ 1, got {a.batch_size}")
+    a.settings = given_settings(a, names)
+    for flag in ("num_samples", "batch_size"):
+        if getattr(a, flag) is not None and getattr(a, flag) < 1:
+            raise UserError(f"--{flag.replace('_', '-')} must be ≥ 1, got {getattr(a, flag)}")
     return a
 
 
-def sampler_overrides(a: argparse.Namespace) -> dict:
-    keys = ["steps", "gen_length", "block_length", "schedule", "temperature", "top_k", "top_p", "sampler",
-            "confidence", "remasking", "choice_temperature", "choice_anneal", "hybrid", "threshold", "remask_committed",
-            "cfg_scale", "cfg_interval", "cache", "cuda_graphs", "substeps", "partial_cache"]
-    return {k: getattr(a, k) for k in keys}
+def generation_config(a: argparse.Namespace, loaded, **extra) -> MDLMGenerationConfig:
+    """The checkpoint's generation_config.json with the given flags on top."""
+    return MDLMGenerationConfig.from_dict({**loaded.defaults, **a.settings, **extra})
+
+
+def output_path(a: argparse.Namespace, path: str) -> str:
+    """``path`` itself if absolute, else under --output-dir (default MODEL/samples, created); refused if it
+    exists and --overwrite is not given."""
+    if not os.path.isabs(path):
+        base = a.output_dir or os.path.join(a.model, "samples")
+        os.makedirs(base, exist_ok=True)
+        path = os.path.join(base, path)
+    elif not os.path.isdir(os.path.dirname(path)):
+        raise UserError(f"the directory of {path!r} does not exist")
+    refuse_overwrite(path, a.force)
+    return path
+
+
+def progress(desc: str, unit: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=None, desc=desc, unit=unit, leave=False, disable=not sys.stderr.isatty())
 
 
 def run_text(a: argparse.Namespace, loaded) -> None:
+    if a.class_id or a.save_steps or a.samples_npz:
+        raise UserError(f"{a.model} is a text checkpoint; --class-id/--save-steps/--samples-npz are for images")
+    if loaded.tokenizer is None:
+        raise UserError(f"{a.model} has no tokenizer files; it is not a text checkpoint")
     prompts = list(a.prompt or [])
     if a.prompt_file:
         with open(a.prompt_file, encoding="utf-8") as f:
             prompts += [line.rstrip("\n") for line in f if line.strip()]
-    if not prompts:
-        prompts = [""]
-    prompts = [p for p in prompts for _ in range(a.num_samples or 1)]
-    if loaded.tokenizer is None:
-        raise UserError(f"{a.model} has no tokenizer files; it is not a text checkpoint")
-    config, gen_length = sampler_config_from(loaded.defaults, sampler_overrides(a))
-    from tqdm.auto import tqdm
+    prompts = [p for p in (prompts or [""]) for _ in range(a.num_samples or 1)]
+    config = generation_config(a, loaded)
+    path = output_path(a, a.out) if a.out else None
+    tmp = f"{path}.partial" if path else None
+    sink = open(tmp, "w", encoding="utf-8") if tmp else None
+    bar = progress("samples", "sample")
+    bar.total = len(prompts)
+    t0, nfe = time.perf_counter(), 0
+    try:
+        for batch, texts, out in generate_text_batches(loaded.model, loaded.tokenizer, prompts, config,
+                                                       a.batch_size or 16, seed=a.seed):
+            nfe = max(nfe, out.nfe)
+            for p, t in zip(batch, texts):
+                if sink is not None:
+                    sink.write(json.dumps({"prompt": p, "text": t}, ensure_ascii=False) + "\n")
+                else:
+                    print(f"=== {p!r}" if p else "=== (unconditional)")
+                    print(t)
+            if sink is not None:
+                sink.flush()  # a finished batch is on disk (in OUT.partial until the last one)
+            bar.update(len(batch))
+    finally:
+        bar.close()
+        if sink is not None:
+            sink.close()
+    if path:
+        os.replace(tmp, path)
+        print(f"wrote {path} ({len(prompts)} samples)")
+    dt = time.perf_counter() - t0
+    n_tok = len(prompts) * config.max_new_tokens
+    print(f"[{len(prompts)} × {config.max_new_tokens} tokens, {nfe} NFE, {dt:.2f}s, {n_tok / dt:.1f} tokens/s]",
+          file=sys.stderr)
 
-    bar = tqdm(total=None, desc="sampling", unit="step", leave=False, disable=not sys.stderr.isatty())
 
-    def cb(step, canvas, info):
-        bar.total = info.max_steps
+def image_paths(a: argparse.Namespace) -> dict[str, str]:
+    paths: dict[str, str] = {}
+    if a.out:
+        paths["grid"] = a.out
+    if a.save_steps:
+        if a.save_steps is True:
+            if not a.out:
+                raise UserError("--save-steps without a path needs --out (it writes OUT_steps.png)")
+            root, ext = os.path.splitext(a.out)
+            paths["strip"] = f"{root}_steps{ext or '.png'}"
+        else:
+            paths["strip"] = a.save_steps
+    if a.samples_npz:
+        if not a.samples_npz.endswith(".npz"):
+            raise UserError(f"--samples-npz must end with .npz, got {a.samples_npz!r}")
+        paths["npz"] = a.samples_npz
+    if not paths:
+        raise UserError("an image checkpoint writes files: give --out grid.png (and/or --save-steps, --samples-npz)")
+    return {k: output_path(a, p) for k, p in paths.items()}
+
+
+def run_images(a: argparse.Namespace, loaded) -> None:
+    """A PNG grid (one row per requested class), an optional strip of the canvas over the steps, an optional
+    samples .npz."""
+    from mdlm.data.images import save_samples_npz
+    from mdlm.pipelines import image as img
+
+    info = img.image_model_info(loaded.model.config)
+    class_ids = img.parse_class_ids(a.class_id, info.layout.num_classes)
+    if a.prompt or a.prompt_file:
+        raise UserError(f"{a.model} is an image checkpoint; --prompt/--prompt-file are for text checkpoints")
+    paths = image_paths(a)
+    device = next(loaded.model.parameters()).device
+    vq = img.load_image_vq(loaded.base_dir or loaded.model_dir, info, device=device)
+    config = generation_config(a, loaded, return_history="strip" in paths)
+    n = a.num_samples or 16
+    bar = progress("sampling", "step")
+
+    def cb(step, canvas, step_info):
+        bar.total = step_info.max_steps
         bar.update(1)
 
     t0 = time.perf_counter()
-    texts, out = generate_text(loaded.model, loaded.tokenizer, prompts, config, gen_length, seed=a.seed,
-                               chat=a.chat, callback=cb)
+    out = img.generate_images(loaded.model, info.layout, vq, class_ids, n, config,
+                              torch.Generator(device=device).manual_seed(a.seed), batch_size=a.batch_size, callback=cb)
     bar.close()
     dt = time.perf_counter() - t0
-    for p, t in zip(prompts, texts):
-        print(f"=== {p!r}" if p else "=== (unconditional)")
-        print(t)
-    n_tok = len(prompts) * gen_length
-    print(f"[{len(prompts)} × {gen_length} tokens, {out.nfe} NFE, {dt:.2f}s, {n_tok / dt:.1f} tokens/s]", file=sys.stderr)
+    names = [info.class_names[c] for c in class_ids] if class_ids is not None else ["unconditional"]
+    what = ", ".join(names) if len(names) <= 3 else f"{len(names)} classes"
+    cfg_txt = f", CFG {config.guidance_scale:g}" if config.guidance_scale > 0 else ""
+    labels = None if class_ids is None else [img.class_label(c, info.class_names) for c in class_ids]
+    if "grid" in paths:
+        nrow = min(n, 8) if class_ids is None else n
+        img.save_labeled_grid(out.images, paths["grid"], nrow=nrow, row_labels=labels,
+                              title=f"{what} | {config.steps} steps{cfg_txt}")
+    if "strip" in paths:
+        rows = torch.arange(min(n, 8)) if class_ids is None else (torch.arange(len(class_ids)) * n)[:10]
+        img.save_steps_strip(vq, info.layout, out.history, rows, paths["strip"],
+                             row_labels=None if labels is None else labels[:10])
+    if "npz" in paths:
+        save_samples_npz(paths["npz"], out.images, out.labels if class_ids is not None else None)
+    for kind, p in paths.items():
+        print(f"wrote {p} ({kind})")
+    print(f"[{len(out.labels)} images ({what}), {config.steps} steps, {out.nfe} NFE{cfg_txt}, {dt:.2f}s]",
+          file=sys.stderr)
 
 
 @run_cli
@@ -138,12 +212,8 @@ def main() -> int:
     dtype = getattr(torch, a.dtype) if a.dtype else None
     loaded = load_for_generation(a.model, a.adapter, device=a.device, dtype=dtype)
     if getattr(loaded.model.config, "image_layout", None):
-        from mdlm.pipelines.image import run_image_cli
-
-        run_image_cli(a, loaded)
+        run_images(a, loaded)
     else:
-        if a.class_id or a.out or a.save_steps or a.samples_npz:
-            raise UserError(f"{a.model} is a text checkpoint; --class-id/--out/--save-steps/--samples-npz are for image checkpoints")
         run_text(a, loaded)
     return 0
 

@@ -243,7 +243,7 @@ def write_samples(model, layout: ImageTokenLayout, vq, class_names: list[str], d
     path = os.path.join(targs.output_dir, "samples.png")
     labels = [class_label(c, class_names) for c in range(len(class_names))]
     save_labeled_grid(out.images, path, nrow=n, row_labels=labels,
-                      title=f"{config.steps} steps, CFG {config.cfg_scale:g}, {out.nfe} NFE")
+                      title=f"{config.steps} steps, CFG {config.guidance_scale:g}, {out.nfe} NFE")
     print(f"samples: {path} ({n} per class, {config.steps} steps, {out.nfe} NFE)", flush=True)
 
 

@@ -9,7 +9,7 @@ import torch
 from mdlm.modeling import MDLMConfig, MDLMForMaskedLM
 from mdlm.sampling import SamplerConfig, generate
 from mdlm.sampling import config as config_module
-from mdlm.sampling import sampler as sampler_module
+from mdlm.sampling import policies as policies_module
 
 from test_sampling import EOS, MASK, Recorder, ToyLM, make_canvas, rand_prompts
 
@@ -22,7 +22,7 @@ def both_paths(monkeypatch, model, canvas, cfg, **kw):
     fast_rec, slow_rec = Recorder(), Recorder()
     fast = generate(model, canvas, mask_id=MASK, config=cfg, callback=fast_rec, **kw)
     with monkeypatch.context() as m:
-        m.setattr(config_module.SamplerConfig, "uses_greedy_step", property(lambda self: False))
+        m.setattr(config_module.MDLMGenerationConfig, "uses_greedy_step", property(lambda self: False))
         slow = generate(model, canvas, mask_id=MASK, config=cfg, callback=slow_rec, **kw)
     return (fast, fast_rec), (slow, slow_rec)
 
@@ -78,13 +78,13 @@ def test_greedy_step_left_padding_and_dual_cache(monkeypatch):
 @pytest.mark.parametrize("anneal", [True, False])
 def test_choice_noise_annealed_or_constant(monkeypatch, anneal):
     seen = []
-    real = sampler_module.add_choice_noise
+    real = policies_module.add_choice_noise
 
     def spy(score, alpha, generator):
         seen.append(alpha)
         return real(score, alpha, generator)
 
-    monkeypatch.setattr(sampler_module, "add_choice_noise", spy)
+    monkeypatch.setattr(policies_module, "add_choice_noise", spy)
     S = 4
     cfg = SamplerConfig(steps=S, schedule="linear", temperature=1.0, choice_temperature=2.0, choice_anneal=anneal)
     assert not cfg.uses_greedy_step
@@ -95,7 +95,7 @@ def test_choice_noise_annealed_or_constant(monkeypatch, anneal):
 
 
 def test_switches_validated():
-    with pytest.raises(ValueError, match="choice_anneal"):
+    with pytest.raises(ValueError, match="choice_noise_anneal"):
         SamplerConfig(choice_anneal="no")
     assert SamplerConfig(temperature=0.0).uses_greedy_step
     assert SamplerConfig(temperature=0.0, threshold=0.9).uses_greedy_step  # Fast-dLLM parallel decoding

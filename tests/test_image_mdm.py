@@ -112,7 +112,7 @@ def test_recipe_writes_a_self_contained_image_checkpoint(trained):
     assert 0 < final["eval_nll"] < 10 and final["eval_tokens"] == 128 * 16
     assert "validation ELBO" in trained.printed and "samples:" in trained.printed
     gen = json.loads((out / "generation_config.json").read_text())
-    assert gen["mask_token_id"] == LAYOUT.mask_id and gen["mdlm_sampler"]["steps"] >= 1
+    assert gen["mask_token_id"] == LAYOUT.mask_id and gen["steps"] >= 1
 
 
 def test_token_cache_is_reused_and_keyed_by_the_vq(recipe, trained, capsys):
@@ -335,7 +335,7 @@ def test_generate_cli_errors_are_one_line_exit_2(trained, tmp_path, monkeypatch,
     assert code == 2 and err[-1] == "error: --class-id 10 is out of range: this model has 10 classes (0..9)"
     assert not (tmp_path / "a.png").exists()
     code, err = run("--class-id", "1", "--out", str(existing))
-    assert code == 2 and "exists; pass --force" in err[-1] and existing.read_bytes() == b"keep"
+    assert code == 2 and "exists; pass --overwrite" in err[-1] and existing.read_bytes() == b"keep"
     code, err = run("--class-id", "1")
     assert code == 2 and "--out" in err[-1]
     code, err = run("--class-id", "1", "--num-samples", "2", "--steps", "2", "--out", str(existing), "--overwrite")

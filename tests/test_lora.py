@@ -232,7 +232,7 @@ def test_adapter_save_load_merge_same_logits(recipe, trained, world, tmp_path):
     assert isinstance(merged, MDLMForMaskedLM)
     torch.testing.assert_close(_logits(merged, ids, am), ref, atol=MERGE_ATOL, rtol=0)
     assert AutoTokenizer.from_pretrained(merged_dir).mask_token_id == tok.mask_token_id
-    assert load_generation_defaults(str(merged_dir))["gen_length"] == 8
+    assert load_generation_defaults(str(merged_dir))["max_new_tokens"] == 8
     with pytest.raises(ValueError, match="not empty"):
         merge_adapter(str(out), str(merged_dir))
 

@@ -8,7 +8,7 @@ import torch
 
 import mdlm  # noqa: F401
 from mdlm.modeling import MDLMConfig, MDLMForMaskedLM
-from mdlm.modeling.partial_cache import PartialCachedLogits
+from mdlm.sampling.cached_calls import PartialCachedLogits
 from mdlm.sampling import SamplerConfig, generate
 from mdlm.sampling.substeps import chosen_columns, substep_groups
 
@@ -148,7 +148,7 @@ def test_substeps_one_is_the_plain_moment_sampler():
     (dict(sampler="moment", partial_cache=True), "substeps"),
     (dict(sampler="moment", substeps=0), "substeps"),
     (dict(sampler="moment", substeps=2, partial_cache=True, cache="dual", block_length=4), "cache"),
-    (dict(sampler="moment", substeps=2, partial_cache=True, cfg_scale=1.0, cfg_batch=False), "cfg_batch"),
+    (dict(sampler="moment", substeps=2, partial_cache=True, cfg_scale=1.0, cfg_batch=False), "guidance_batch"),
 ])
 def test_bad_configs(kw, msg):
     with pytest.raises(ValueError, match=msg):

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from mdlm.sampling import SamplerConfig, SampleOutput, as_logits_fn, generate, trim_at_eos
+from mdlm.sampling import MDLMGenerationConfig, SamplerConfig, SampleOutput, as_logits_fn, generate, trim_at_eos
 from mdlm.schedules import even_masked_counts, get_schedule
 
 V = 24
@@ -504,8 +504,12 @@ def test_bad_inputs_raise():
         SamplerConfig(top_p=0.0)
     with pytest.raises(ValueError):
         SamplerConfig(cfg_interval=(0.5, 0.2))
-    with pytest.raises(ValueError, match="maskgit"):
+    with pytest.raises(ValueError, match="threshold decoding is for unmasking='confidence' or 'fast_dllm'"):
         SamplerConfig(sampler="moment", threshold=0.9)
+    with pytest.raises(ValueError, match="unknown generation setting.*'gen_lenght'"):
+        MDLMGenerationConfig.from_dict({"gen_lenght": 3})  # a typo is an error, never silently dropped
+    with pytest.raises(TypeError):
+        MDLMGenerationConfig(cfg_scale=1.0)  # old names are only mapped by from_dict / SamplerConfig
     with pytest.raises(ValueError, match="mask_id"):
         generate(ToyLM(), canvas, mask_id=None)
     with pytest.raises(ValueError, match="shape"):

@@ -30,7 +30,7 @@ def cfg_ablation(ckpt, scorer, ev: argparse.Namespace, *, scale: float | None, i
     step count: FID, class accuracy and NFE per image (an unconditional pass costs one NFE)."""
     ise = image_eval_module()
     if scale is None:  # the checkpoint's scale (1 when it has none)
-        scale = float(ckpt.defaults.get("cfg_scale") or 1.0)
+        scale = float(ckpt.defaults.get("guidance_scale") or 1.0)
     base = ise.sampler_overrides(ev)
     rows = []
     for s in steps:

@@ -44,9 +44,9 @@ def image_sampling_ablation(
     from mdlm.pipelines.text import sampler_config_from
 
     defaults, _ = sampler_config_from(ckpt.defaults, base)
-    sampler = {k: v for k, v in vars(defaults).items() if k in ise.SAMPLER_KEYS}
+    sampler = {k: v for k, v in defaults.to_legacy_dict().items() if k in ise.SAMPLER_KEYS}
     sampler["cfg_interval"] = list(sampler["cfg_interval"])
-    cfg_source = "set by --image-args" if (ev.cfg_scale, ev.cfg_interval) != (None, None) else "the checkpoint's default"
+    cfg_source = "set by --image-args" if {"guidance_scale", "guidance_interval"} & set(base) else "the checkpoint's default"
     return {"model": ckpt.path, "metric": ise.METRIC_NAME, "num_per_class": num_per_class, "seed": seed,
             "base_sampler": sampler, "cfg_source": cfg_source, "strategies": {k: STRATEGIES[k] for k in strategies},
             **reference_info(scorer, ckpt, ev, num_per_class), "rows": rows}

@@ -34,12 +34,13 @@ Padding is honoured: the full (B, L) attention mask of the canvas masks the cach
 keys, and the recomputed columns keep the position ids they have in the full canvas, so a
 left-padded ragged batch decodes as its rows would one by one.
 
-The model side is two hooks (``mdlm/modeling/modeling.py``): ``MDLMForMaskedLM.forward(...,
-kv_cache=BlockKVCache)`` passes the cache to every attention layer, which calls
-:meth:`BlockKVCache.update` with its freshly computed, rotated K/V. Any model whose forward takes
-``input_ids, attention_mask, position_ids, logits_positions, kv_cache`` and sets
-``supports_block_kv_cache = True`` works with :class:`BlockCachedLogits`. Inference only: the cache is
-written in place.
+This module holds the cache's data structure only. The model side is two hooks
+(``mdlm/modeling/modeling.py``): ``MDLMForMaskedLM.forward(..., kv_cache=BlockKVCache)`` passes the cache to
+every attention layer, which calls :meth:`BlockKVCache.update` with its freshly computed, rotated K/V. The
+calls that fill and query it belong to the sampler's model runner (:mod:`mdlm.sampling.runner`,
+:mod:`mdlm.sampling.cached_calls`): any model whose forward takes ``input_ids, attention_mask, position_ids,
+logits_positions, kv_cache`` and sets ``supports_block_kv_cache = True`` works there. Inference only: the
+cache is written in place.
 """
 
 from __future__ import annotations
@@ -48,8 +49,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-
-from .padding import default_position_ids, padding_to_attention_mask
 
 Tensor = torch.Tensor
 
@@ -136,83 +135,3 @@ class BlockKVCache:
         kc[:, :, s:e] = k  # in place: the block's slots always hold the latest fresh K/V
         vc[:, :, s:e] = v
         return kc, vc
-
-
-def _span_positions(B: int, L: int, lo: int, hi: int, device: torch.device) -> Tensor:
-    """(B, L) bool, True on columns [lo, hi)."""
-    col = torch.arange(L, device=device)
-    return ((col >= lo) & (col < hi)).expand(B, L)
-
-
-class BlockCachedLogits:
-    """Logits of one block at a time from a model with the block KV cache (Fast-dLLM decoding).
-
-    ``fill(x, lo, hi)`` runs the whole canvas (one NFE, L positions), stores every layer's K/V and
-    returns the logits of columns [lo, hi); ``step(x, lo, hi)`` runs only columns [lo, hi) (dual, W
-    positions) or [lo, L) (prefix, L − lo positions) against the cache and returns the same window's
-    logits. ``positions`` counts the query columns computed per row over all calls.
-
-    Args:
-        model: an nn.Module with ``supports_block_kv_cache`` (e.g. ``MDLMForMaskedLM``), eval mode.
-        mode: ``"dual"`` or ``"prefix"``.
-        attention_mask: (B, L) 1 = token / 0 = padding, or None (no padding). Rows of every later
-            call must be these B rows.
-    """
-
-    def __init__(self, model: Any, mode: str, attention_mask: Tensor | None):
-        mode = check_cache_mode(mode)
-        if mode == "none":
-            raise ValueError("BlockCachedLogits needs cache mode 'dual' or 'prefix'")
-        check_cache_model(model, "the block KV cache", "use cache='none' or an MDLMForMaskedLM")
-        self.model, self.mode = model, mode
-        self.attention_mask = attention_mask
-        self.position_ids: Tensor | None = None
-        if attention_mask is not None:
-            self.position_ids = default_position_ids(attention_mask, attention_mask)  # (B, L), skips left padding
-        # a model that takes the (B, 1, 1, L) key mask gets it made once (one host synchronisation here, none
-        # per forward, so a step can be captured in a CUDA graph); any other model gets the (B, L) mask
-        self._key_mask = attention_mask
-        if getattr(model, "supports_logits_window", False):
-            self._key_mask = padding_to_attention_mask(attention_mask)
-        self.cache: BlockKVCache | None = None
-        self.positions = 0
-        self.calls = 0
-
-    def _positions(self, x: Tensor) -> Tensor:
-        if self.position_ids is None:
-            self.position_ids = default_position_ids(x, None)  # (B, L)
-        return self.position_ids
-
-    def _columns(self, B: int, Q: int, lo: int, hi: int, device: torch.device) -> Tensor | slice:
-        """Which of the Q input columns get logits: a slice where the model takes one (no host sync), else a mask."""
-        if getattr(self.model, "supports_logits_window", False):
-            return slice(lo, hi)
-        return _span_positions(B, Q, lo, hi, device)  # (B, Q)
-
-    @torch.no_grad()
-    def fill(self, x: Tensor, lo: int, hi: int) -> Tensor:
-        """Full forward of ``x`` (B, L): refresh the cache; logits of columns [lo, hi) → (B, W, V)."""
-        B, L = x.shape
-        self.cache = BlockKVCache()
-        out = self.model(input_ids=x, attention_mask=self._key_mask, position_ids=self._positions(x),
-                         logits_positions=self._columns(B, L, lo, hi, x.device), kv_cache=self.cache)
-        self.positions += L
-        self.calls += 1
-        return out.logits.view(B, hi - lo, -1)  # (B, W, V)
-
-    @torch.no_grad()
-    def step(self, x: Tensor, lo: int, hi: int) -> Tensor:
-        """Forward of the block only, against the cache filled at the block start → (B, W, V)."""
-        if self.cache is None or not self.cache.filled:
-            raise RuntimeError("BlockCachedLogits.step before fill: call fill() at the block start")
-        B, L = x.shape
-        if self.cache.length != L:
-            raise ValueError(f"the cache holds a canvas of {self.cache.length} columns, got {L}")
-        q_hi = hi if self.mode == "dual" else L
-        self.cache.fresh_start = lo
-        out = self.model(input_ids=x[:, lo:q_hi], attention_mask=self._key_mask,
-                         position_ids=self._positions(x)[:, lo:q_hi],
-                         logits_positions=self._columns(B, q_hi - lo, 0, hi - lo, x.device), kv_cache=self.cache)
-        self.positions += q_hi - lo
-        self.calls += 1
-        return out.logits.view(B, hi - lo, -1)  # (B, W, V)

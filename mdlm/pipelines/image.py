@@ -19,10 +19,8 @@ Sampling goes through :func:`mdlm.sampling.generate` — the same function the t
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -32,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data.images import ImageTokenLayout, check_codebook_size, save_samples_npz, tokens_to_images, unit_to_uint8
-from ..sampling import SampleOutput, SamplerConfig, generate
+from ..sampling import MDLMGenerationConfig, SampleOutput, generate
 
 Tensor = torch.Tensor
 VQ_SUBDIR = "vq"
@@ -174,7 +172,7 @@ def generate_images(
     vq,
     class_ids: Sequence[int] | None,
     num_samples: int,
-    sampler_config: SamplerConfig,
+    sampler_config: MDLMGenerationConfig,
     generator: torch.Generator | None = None,
     *,
     batch_size: int | None = None,
@@ -184,8 +182,8 @@ def generate_images(
     """Sample ``num_samples`` images per class of ``class_ids`` (class-major order), or
     ``num_samples`` unconditional images when ``class_ids`` is None, then decode them with ``vq``.
 
-    ``sampler_config`` is the shared :class:`SamplerConfig` (CFG through ``cfg_scale`` /
-    ``cfg_interval``; ``return_history`` keeps every intermediate canvas). ``batch_size`` rows go
+    ``sampler_config`` is the shared :class:`MDLMGenerationConfig` (guidance through ``guidance_scale`` /
+    ``guidance_interval``; ``return_history`` keeps every intermediate canvas). ``batch_size`` rows go
     through the sampler at a time (default: all); the generator is consumed batch after batch, so
     the result depends on ``batch_size`` but is deterministic for a given one.
     """
@@ -211,6 +209,7 @@ def generate_images(
             suppress_tokens=suppress,
             generator=generator,
             callback=callback,
+            vocab_size=layout.vocab_size,
         )
         seqs.append(out.sequences)
         nfe = max(nfe, out.nfe)
@@ -339,7 +338,7 @@ def _vq_device(vq) -> torch.device:
 
 
 # ----------------------------------------------------------------------------------------------
-# recipes/generate.py
+# class ids and labels
 
 
 def parse_class_ids(values: Sequence[str] | None, num_classes: int) -> list[int] | None:
@@ -370,99 +369,6 @@ def class_label(c: int, class_names: Sequence[str]) -> str:
     return name if name == str(c) else f"{c}: {name}"
 
 
-def _output_paths(a) -> dict[str, str]:
-    from ..cli import UserError
-
-    paths: dict[str, str] = {}
-    if a.out:
-        paths["grid"] = a.out
-    if a.save_steps:
-        if a.save_steps is True:
-            if not a.out:
-                raise UserError("--save-steps without a path needs --out (it writes OUT_steps.png)")
-            root, ext = os.path.splitext(a.out)
-            paths["strip"] = f"{root}_steps{ext or '.png'}"
-        else:
-            paths["strip"] = a.save_steps
-    if getattr(a, "samples_npz", None):
-        if not a.samples_npz.endswith(".npz"):
-            raise UserError(f"--samples-npz must end with .npz, got {a.samples_npz!r}")
-        paths["npz"] = a.samples_npz
-    if not paths:
-        raise UserError("an image checkpoint writes files: give --out grid.png (and/or --save-steps, --samples-npz)")
-    if not getattr(a, "force", False):
-        taken = [p for p in paths.values() if os.path.exists(p)]
-        if taken:
-            raise UserError(f"{taken[0]} exists; pass --force (or --overwrite) to replace it, or choose another path")
-    for p in paths.values():
-        d = os.path.dirname(os.path.abspath(p))
-        if not os.path.isdir(d):
-            raise UserError(f"the directory of {p!r} does not exist")
-    return paths
-
-
-def run_image_cli(a, loaded) -> None:
-    """``recipes/generate.py --model IMAGE_DIR``: a PNG grid (one row per requested class), an
-    optional strip of the canvas over the steps, an optional samples .npz."""
-    import time
-
-    from ..cli import UserError
-    from .text import sampler_config_from
-
-    info = image_model_info(loaded.model.config)
-    class_ids = parse_class_ids(a.class_id, info.layout.num_classes)
-    paths = _output_paths(a)
-    if a.prompt or a.prompt_file:
-        raise UserError(f"{a.model} is an image checkpoint; --prompt/--prompt-file are for text checkpoints")
-    device = next(loaded.model.parameters()).device
-    vq = load_image_vq(loaded.base_dir or loaded.model_dir, info, device=device)
-    overrides = {k: getattr(a, k, None) for k in (
-        "steps", "block_length", "schedule", "temperature", "top_k", "top_p", "sampler", "confidence", "remasking",
-        "choice_temperature", "choice_anneal", "hybrid", "threshold", "remask_committed", "cfg_scale", "cfg_interval",
-        "substeps", "partial_cache")}
-    config, _ = sampler_config_from(loaded.defaults, overrides)
-    config = dataclasses.replace(config, return_history="strip" in paths)
-    n = a.num_samples or 16
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=None, desc="sampling", unit="step", leave=False, disable=not sys.stderr.isatty())
-
-    def cb(step, canvas, step_info):
-        bar.total = step_info.max_steps
-        bar.update(1)
-
-    t0 = time.perf_counter()
-    out = generate_images(loaded.model, info.layout, vq, class_ids, n, config,
-                          torch.Generator(device=device).manual_seed(a.seed),
-                          batch_size=getattr(a, "batch_size", None), callback=cb)
-    bar.close()
-    dt = time.perf_counter() - t0
-    names = [info.class_names[c] for c in class_ids] if class_ids is not None else ["unconditional"]
-    cfg_txt = f", CFG {config.cfg_scale:g}" if config.cfg_scale > 0 else ""
-    if "grid" in paths:
-        if class_ids is None:
-            nrow, labels = min(n, 8), None
-        else:
-            nrow, labels = n, [class_label(c, info.class_names) for c in class_ids]
-        title = f"{', '.join(names) if len(names) <= 3 else f'{len(names)} classes'} | {config.steps} steps{cfg_txt}"
-        save_labeled_grid(out.images, paths["grid"], nrow=nrow, row_labels=labels, title=title)
-    if "strip" in paths:
-        if class_ids is None:
-            rows = torch.arange(min(n, 8))
-            labels = None
-        else:
-            first = torch.arange(len(class_ids)) * n  # the first sample of each requested class
-            rows = first[:10]
-            labels = [class_label(c, info.class_names) for c in class_ids[:10]]
-        save_steps_strip(vq, info.layout, out.history, rows, paths["strip"], row_labels=labels)
-    if "npz" in paths:
-        save_samples_npz(paths["npz"], out.images, out.labels if class_ids is not None else None)
-    for kind, p in paths.items():
-        print(f"wrote {p} ({kind})")
-    print(f"[{len(out.labels)} images ({', '.join(names) if len(names) <= 3 else f'{len(names)} classes'}), "
-          f"{config.steps} steps, {out.nfe} NFE{cfg_txt}, {dt:.2f}s]", file=sys.stderr)
-
-
 __all__ = [
     "ImageModelInfo",
     "ImageSamples",
@@ -477,7 +383,6 @@ __all__ = [
     "image_suppress_ids",
     "load_image_vq",
     "parse_class_ids",
-    "run_image_cli",
     "save_labeled_grid",
     "save_steps_strip",
     "tile_images",

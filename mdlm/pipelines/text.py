@@ -7,11 +7,11 @@ model adapter skips padding in the position ids). Generated text is cut at the f
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 
-from ..sampling import SampleOutput, SamplerConfig, generate, trim_at_eos
+from ..sampling import MDLMGenerationConfig, SampleOutput, generate, trim_at_eos
 
 
 def build_text_canvas(
@@ -53,7 +53,7 @@ def generate_text(
     model: torch.nn.Module,
     tokenizer,
     prompts: list[str],
-    config: SamplerConfig,
+    config: MDLMGenerationConfig,
     gen_length: int,
     *,
     seed: int = 0,
@@ -62,13 +62,16 @@ def generate_text(
     max_length: int | None = None,
 ) -> tuple[list[str], SampleOutput]:
     """Decode ``gen_length`` new tokens after each prompt ("" = unconditional). Returns the texts
-    (cut at EOS, special tokens dropped) and the sampler output."""
+    (cut at EOS, special tokens dropped) and the sampler output. Never emits [MASK], an id ≥ ``len(tokenizer)``
+    (the LM head is padded wider) or, with ``config.suppress_pad``, the pad token. All rows are one batch: for
+    many prompts use :func:`generate_text_batches`."""
     device = next(model.parameters()).device
     cfg = getattr(model, "config", None)
     max_length = max_length or getattr(cfg, "max_position_embeddings", None)
-    canvas, attn, prompt = build_text_canvas(tokenizer, prompts, gen_length, max_length, chat)
+    canvas, attn, prompt = build_text_canvas(tokenizer, prompts, gen_length, max_length, chat or config.chat)
     canvas, attn, prompt = canvas.to(device), attn.to(device), prompt.to(device)
-    suppress = [i for i in (tokenizer.pad_token_id,) if i is not None and i != tokenizer.eos_token_id]
+    pad = tokenizer.pad_token_id if config.suppress_pad else None
+    suppress = [i for i in (pad,) if i is not None and i != tokenizer.eos_token_id]
     out = generate(
         model,
         canvas,
@@ -80,6 +83,7 @@ def generate_text(
         eos_id=tokenizer.eos_token_id,
         generator=torch.Generator(device=device).manual_seed(seed),
         callback=callback,
+        vocab_size=len(tokenizer) if hasattr(tokenizer, "__len__") else None,
     )
     P = canvas.shape[1] - gen_length
     gen = out.sequences[:, P:]
@@ -87,14 +91,23 @@ def generate_text(
     return texts, out
 
 
-def sampler_config_from(defaults: dict[str, Any], overrides: dict[str, Any]) -> tuple[SamplerConfig, int]:
-    """SamplerConfig from checkpoint defaults + CLI overrides (None = keep); also returns gen_length."""
-    from dataclasses import fields
+def generate_text_batches(model: torch.nn.Module, tokenizer, prompts: list[str], config: MDLMGenerationConfig,
+                          batch_size: int, *, seed: int = 0,
+                          callback: Callable | None = None) -> Iterator[tuple[list[str], list[str], SampleOutput]]:
+    """:func:`generate_text` over ``prompts`` in batches of ``batch_size`` rows (memory independent of the number
+    of prompts), yielding (the batch's prompts, texts, sampler output) as each batch finishes. Batch k is seeded
+    with ``seed + k``, so a result depends on ``batch_size`` but is deterministic for a given one."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
+    for k, start in enumerate(range(0, len(prompts), batch_size)):
+        batch = prompts[start : start + batch_size]
+        texts, out = generate_text(model, tokenizer, batch, config, config.max_new_tokens, seed=seed + k,
+                                   callback=callback)
+        yield batch, texts, out
 
-    merged = {**defaults, **{k: v for k, v in overrides.items() if v is not None}}
-    names = {f.name for f in fields(SamplerConfig)}
-    kw = {k: v for k, v in merged.items() if k in names}
-    for k in ("cfg_interval", "remask_interval"):
-        if k in kw and kw[k] is not None:
-            kw[k] = tuple(kw[k])
-    return SamplerConfig(**kw), int(merged.get("gen_length", 128))
+
+def sampler_config_from(defaults: dict[str, Any], overrides: dict[str, Any]) -> tuple[MDLMGenerationConfig, int]:
+    """The generation config from checkpoint defaults + overrides (None = keep; old key names accepted), and
+    its ``max_new_tokens``."""
+    config = MDLMGenerationConfig.from_dict({**defaults, **{k: v for k, v in overrides.items() if v is not None}})
+    return config, config.max_new_tokens

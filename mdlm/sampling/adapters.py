@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import torch
 
-from mdlm.modeling.padding import default_position_ids, padding_to_attention_mask
+from mdlm.modeling.padding import default_position_ids
 
 Tensor = torch.Tensor
 LogitsFn = Callable[[Tensor, "Tensor | None"], Tensor]
@@ -107,35 +107,3 @@ def as_logits_fn(obj: Any) -> LogitsFn:
         raise TypeError(f"model_fn must be callable, got {type(obj).__name__}")
     fn._mdlm_logits_fn = True  # type: ignore[attr-defined]
     return fn
-
-
-class WindowLogits:
-    """``f(x, lo, hi) -> (R, W, V)``: logits of canvas columns [lo, hi) only, from a model with
-    ``supports_logits_window`` (e.g. ``MDLMForMaskedLM``: ``logits_positions=slice``), so the LM head runs
-    on the sampler's block window instead of every column. The key-padding mask and the position ids
-    of the canvas are made once (one host synchronisation) and reused by every call, which keeps the
-    forward free of host synchronisations (CUDA-graph capture needs that).
-
-    ``attention_mask`` (B, L) or None; calls take the B canvas rows or 2B rows (conditional +
-    unconditional CFG passes, the mask and positions repeated)."""
-
-    def __init__(self, model: Any, attention_mask: Tensor | None):
-        self.model = model
-        self.pos: Tensor | None = None
-        self.mask: Tensor | None = None
-        if attention_mask is not None:
-            self.pos = position_ids_from_mask(attention_mask)  # (B, L)
-            self.mask = padding_to_attention_mask(attention_mask)  # (B, 1, 1, L) or None (nothing padded)
-
-    @staticmethod
-    def supported(model: Any) -> bool:
-        return bool(getattr(model, "supports_logits_window", False))
-
-    def __call__(self, x: Tensor, lo: int, hi: int) -> Tensor:
-        pos, mask = self.pos, self.mask
-        if pos is not None and x.shape[0] != pos.shape[0]:
-            reps = x.shape[0] // pos.shape[0]
-            pos = pos.repeat(reps, 1)
-            mask = None if mask is None else mask.repeat(reps, 1, 1, 1)
-        out = self.model(input_ids=x, attention_mask=mask, position_ids=pos, logits_positions=slice(lo, hi))
-        return extract_logits(out)  # (R, W, V)

@@ -1,253 +1,285 @@
-"""``SamplerConfig``: every knob of :func:`mdlm.sampling.generate`, validated on construction.
+"""``MDLMGenerationConfig``: every setting of :func:`mdlm.sampling.generate`, with help text, validated on construction.
 
-Field groups (see :mod:`mdlm.sampling` for the exact semantics of each):
+One dataclass serves the library, every command line (``add_generation_arguments`` builds the flags from the
+fields' ``help`` metadata through ``HfArgumentParser``) and the checkpoint (``save_pretrained`` /
+``from_pretrained``: ``generation_config.json``). Names follow the field's usage (``max_new_tokens``,
+``guidance_scale``, ``cache_implementation``); a name that meant two things before is now two names:
 
-* loop: ``steps``, ``block_length``, ``schedule``, ``threshold``
-* token choice: ``temperature``, ``top_k``, ``top_p``
-* position choice: ``sampler`` ("maskgit" | "moment"), ``remasking``, ``confidence``,
-  ``choice_temperature``, ``hybrid``
-* re-masking of committed tokens (ReMDM-style): ``remask_committed``, ``remask_strategy``,
-  ``remask_interval``
-* classifier-free guidance: ``cfg_scale``, ``cfg_interval``, ``cfg_time``, ``cfg_batch``
-* misc: ``stop_at_eos``, ``return_history``, ``reuse_logits``
-* speed: ``cache`` ("none" | "prefix" | "dual", Fast-dLLM block KV cache)
+* ``choice_temperature`` → ``choice_noise`` (MaskGIT's Gumbel scale on the position score) and
+  ``moment_alpha`` (the moment sampler's α);
+* ``remasking`` → ``unmasking`` (which rule picks the positions to unmask: confidence / ancestral / moment /
+  fast_dllm) and ``remdm_*`` (ReMDM's re-masking of committed tokens);
+* ``remasking="random"`` and ``confidence="random"`` (the same rule) → ``confidence="random"``.
 
-Names are case-insensitive; an unknown name raises ``ValueError`` listing the valid ones.
+``from_dict`` maps those old keys (checkpoints written before the rename); any other unknown key is an error.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
+import argparse
+import dataclasses
+import json
+import os
+import typing
+from dataclasses import dataclass, field
+from typing import Any
 
-from mdlm.modeling.kv_cache import CACHE_MODES, check_cache_mode
-from mdlm.schedules import SCHEDULE_NAMES, get_schedule
-
-SAMPLERS = ("maskgit", "moment")
-REMASKING = ("low_confidence", "random", "ancestral")
+UNMASKING = ("confidence", "ancestral", "moment", "fast_dllm")
 CONFIDENCES = ("prob", "margin", "entropy", "random")
-REMASK_STRATEGIES = ("low_confidence", "random")
-CFG_TIMES = ("masked", "schedule")
+REMDM_STRATEGIES = ("low_confidence", "random")
+GUIDANCE_TIMES = ("masked", "schedule")
+CACHE_IMPLEMENTATIONS = ("none", "prefix", "dual")
 EVEN = "even"
+CONFIG_NAME = "generation_config.json"
+
+# checkpoints and callers written before the rename: old key → new key
+_RENAMED = {
+    "gen_length": "max_new_tokens", "cfg_scale": "guidance_scale", "cfg_interval": "guidance_interval",
+    "cfg_time": "guidance_time", "cfg_batch": "guidance_batch", "cache": "cache_implementation",
+    "remask_committed": "remdm_eta", "remask_strategy": "remdm_strategy", "remask_interval": "remdm_interval",
+    "hybrid": "moment_hybrid", "substeps": "moment_substeps", "choice_anneal": "choice_noise_anneal",
+    "mask_id": "mask_token_id", "eos_id": "eos_token_id",
+}
+_OLD_POLICY_KEYS = ("sampler", "remasking", "choice_temperature")
 
 
-def _choice(field_name: str, value: str, valid: tuple[str, ...]) -> str:
-    if not isinstance(value, str) or value.lower() not in valid:
-        raise ValueError(f"unknown {field_name} {value!r}; valid: {', '.join(valid)}")
-    return value.lower()
-
-
-def _interval(field_name: str, value: tuple[float, float]) -> tuple[float, float]:
-    try:
-        lo, hi = (float(v) for v in value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{field_name} must be a pair (lo, hi), got {value!r}") from None
-    if not (0.0 <= lo < hi <= 1.0):
-        raise ValueError(f"{field_name} must satisfy 0 ≤ lo < hi ≤ 1, got {value!r}")
-    return (lo, hi)
+def _help(text: str, **kw: Any) -> dict[str, Any]:
+    return {"help": text, **kw}
 
 
 @dataclass
-class SamplerConfig:
-    """Configuration of the masked-diffusion sampler (validated in ``__post_init__``).
+class MDLMGenerationConfig:
+    """Sampler settings (see :mod:`mdlm.sampling` for the loop each field enters)."""
 
-    Attributes:
-        steps: number of sampler steps (model calls without CFG); with ``threshold`` a maximum.
-            Clamped, with a warning, to the number of generated positions.
-        block_length: semi-autoregressive block size over the generated positions (LLaDA);
-            ``None`` = one block. Steps are split over blocks as evenly as possible (the first
-            ``steps % num_blocks`` blocks get one more step); ``steps < num_blocks`` is an error.
-        schedule: any name :func:`mdlm.schedules.get_schedule` accepts, or ``"even"`` (LLaDA's
-            split, :func:`mdlm.schedules.even_masked_counts`).
-        temperature: token temperature; 0 = argmax.
-        top_k, top_p: token filters applied to the tempered logits (``None`` = off).
-        sampler: ``"maskgit"`` (sample-then-choose) or ``"moment"`` (choose-then-sample, Hayakawa
-            et al. 2025); see :mod:`mdlm.sampling.moment`.
-        remasking: position choice of the maskgit sampler: ``"low_confidence"``, ``"random"`` or
-            ``"ancestral"`` (MDLM; counts are then random, not exact).
-        confidence: ``"prob"``, ``"margin"``, ``"entropy"`` (negative entropy) or ``"random"``.
-        choice_temperature: maskgit sampler: MaskGIT's Gumbel scale on the log-confidence, annealed
-            linearly to 0 over each block's steps (α_i = choice_temperature · (1 − (i+1)/S));
-            moment sampler: the constant α of β = 1 + 1/α (0 = greedy).
-        choice_anneal: maskgit sampler: anneal the choice noise as above (MaskGIT's code; default)
-            or keep α constant over the steps (False: the sampler analysed by Hayakawa et al. 2025,
-            which the moment sampler with the same α approximates).
-        hybrid: moment sampler only: fraction of each step's positions picked greedily (exploit);
-            the rest are drawn by the moment rule (explore). 0 = pure moment sampler.
-        threshold: Fast-dLLM confidence threshold (``None`` = off): every masked position of the
-            current block whose confidence ≥ threshold is committed, at least one per step and at
-            least the schedule's count (so a block always ends within its steps); ``steps`` becomes
-            a maximum and a block ends as soon as it is filled. Compared with the raw confidence
-            (prob / margin in [0, 1], −entropy ≤ 0), not the noisy choice score.
-        remask_committed: ReMDM-style fraction η of the block's previously committed tokens to
-            send back to [MASK] after each non-final step (0 = off).
-        remask_strategy: which committed tokens are re-masked: ``"low_confidence"`` (lowest
-            confidence at commit time, ReMDM-conf) or ``"random"``.
-        remask_interval: (lo, hi): re-mask only while the block's schedule time s satisfies
-            lo < s ≤ hi (ReMDM-loop style window).
-        cfg_scale: s in ``logits = c + s·(c − u)``; 0 = no guidance (no second pass).
-        cfg_interval: (lo, hi): guide only while lo < τ ≤ hi, τ given by ``cfg_time``.
-        cfg_time: ``"masked"`` — τ = fraction of the row's generated positions still masked before
-            the step (default); ``"schedule"`` — τ = schedule time after the step,
-            s = 1 − (i+1)/steps_in_block (eMIGM's convention, with s ≥ 1e-5 as in eMIGM).
-        cfg_batch: run the conditional and unconditional passes as one batch of 2B rows.
-        stop_at_eos: when ``eos_id`` is given: once every still-masked generated position of a row
-            lies after a committed EOS, fill them with EOS and stop that row.
-        return_history: keep the canvas after every step in ``SampleOutput.history``.
-        reuse_logits: reuse the previous logits when the canvas did not change since the last
-            model call (no new NFE). Requires a deterministic ``model_fn`` (eval mode).
-        cache: block KV cache (Fast-dLLM, :mod:`mdlm.modeling.kv_cache`): ``"none"`` (default, every
-            step runs the whole canvas), ``"dual"`` (one full forward at each block start caches
-            every position's K/V; the block's later steps recompute only the block) or ``"prefix"``
-            (later steps recompute the block and everything after it). Needs ``block_length``
-            smaller than the generated length and a model with ``supports_block_kv_cache``
-            (``MDLMForMaskedLM``). The first step of each block is exact; later steps are an
-            approximation (cached K/V do not see the block's new tokens beyond layer 1).
-        cuda_graphs: on a CUDA canvas, replay each block's later steps as one CUDA graph (forward +
-            greedy confidence step + canvas update, :mod:`mdlm.sampling.graphs`): the same samples with
-            far fewer kernel launches, for small models that decode launch-bound. Needs the greedy
-            low-confidence setting (``uses_greedy_step``: temperature 0, confidence "prob", no choice
-            noise, re-masking or guidance); a threshold, the EOS policy and any cache mode work. No
-            effect on the CPU.
-        substeps: moment sampler only: draw each step's chosen tokens in this many sequential groups
-            (highest moment weight first), each group from logits that see the groups before it
-            (Hayakawa et al. 2025: a longer trajectory at the same positions). 1 = all at once.
-        partial_cache: with ``substeps > 1``: the groups after the first recompute only the step's
-            chosen columns against the K/V cached by the step's full forward
-            (:mod:`mdlm.modeling.partial_cache`; approximate beyond layer 1, Q = k positions per
-            call) instead of a full forward each (exact, L positions per call). Needs a model with
-            ``supports_block_kv_cache``, ``cache="none"`` and, with CFG, ``cfg_batch``.
-    """
-
-    steps: int = 64
-    block_length: int | None = None
-    schedule: str = "cosine"
-    temperature: float = 1.0
-    top_k: int | None = None
-    top_p: float | None = None
-    sampler: str = "maskgit"
-    remasking: str = "low_confidence"
-    confidence: str = "prob"
-    choice_temperature: float = 0.0
-    choice_anneal: bool = True
-    hybrid: float = 0.0
-    threshold: float | None = None
-    remask_committed: float = 0.0
-    remask_strategy: str = "low_confidence"
-    remask_interval: tuple[float, float] = (0.0, 1.0)
-    cfg_scale: float = 0.0
-    cfg_interval: tuple[float, float] = (0.0, 1.0)
-    cfg_time: str = "masked"
-    cfg_batch: bool = True
-    stop_at_eos: bool = True
-    return_history: bool = False
-    reuse_logits: bool = True
-    cache: str = "none"
-    cuda_graphs: bool = False
-    substeps: int = 1
-    partial_cache: bool = False
+    # --- loop
+    max_new_tokens: int = field(default=128, metadata=_help("text: number of tokens to generate after the prompt", aliases=["--gen-length"]))
+    steps: int = field(default=64, metadata=_help(
+        "denoising steps (network calls without guidance); clamped to the positions to generate; with a "
+        "threshold or unmasking=fast_dllm a maximum", aliases=["--num-inference-steps"]))
+    block_length: int | None = field(default=None, metadata=_help(
+        "semi-autoregressive block size over the generated positions (LLaDA); none = one block"))
+    schedule: str = field(default="cosine", metadata=_help(
+        "unmasking schedule: even (LLaDA's split), linear, cosine, exp, log-exp, arccos, poly<p>"))
+    # --- tokens
+    temperature: float = field(default=1.0, metadata=_help("token temperature; 0 = argmax"))
+    top_k: int | None = field(default=None, metadata=_help("keep the k most likely tokens (none = off)"))
+    top_p: float | None = field(default=None, metadata=_help("nucleus filter mass in (0, 1] (none = off)"))
+    # --- which positions to unmask
+    unmasking: str = field(default="confidence", metadata=_help(
+        "position rule: confidence (MaskGIT / LLaDA top-k), ancestral (MDLM), moment (Hayakawa et al. 2025), "
+        "fast_dllm (top-1 plus every position above --threshold)", choices=UNMASKING))
+    confidence: str = field(default="prob", metadata=_help(
+        "confidence of a prediction: prob, margin, entropy (negative) or random", choices=CONFIDENCES))
+    choice_noise: float = field(default=0.0, metadata=_help(
+        "confidence rule: MaskGIT's Gumbel noise scale on the position score (0 = none)"))
+    choice_noise_anneal: bool = field(default=True, metadata=_help(
+        "anneal the choice noise linearly to 0 over each block's steps (MaskGIT's code)"))
+    threshold: float | None = field(default=None, metadata=_help(
+        "confidence threshold: also commit every masked position of the block at or above it (Fast-dLLM)"))
+    moment_alpha: float = field(default=0.0, metadata=_help("moment rule: α of β = 1 + 1/α (0 = greedy)"))
+    moment_hybrid: float = field(default=0.0, metadata=_help(
+        "moment rule: share of each step's positions chosen greedily", aliases=["--hybrid"]))
+    moment_substeps: int = field(default=1, metadata=_help(
+        "moment rule: draw each step's chosen tokens in this many sequential groups", aliases=["--substeps"]))
+    partial_cache: bool = field(default=False, metadata=_help(
+        "with moment_substeps > 1: later groups recompute only the chosen columns against cached K/V"))
+    # --- ReMDM re-masking of committed tokens
+    remdm_eta: float = field(default=0.0, metadata=_help(
+        "ReMDM: share of the block's committed tokens sent back to [MASK] after each step (0 = off)",
+        aliases=["--remask-committed"]))
+    remdm_strategy: str = field(default="low_confidence", metadata=_help(
+        "ReMDM: which committed tokens to re-mask: low_confidence or random", choices=REMDM_STRATEGIES))
+    remdm_interval: list[float] = field(default_factory=lambda: [0.0, 1.0], metadata=_help(
+        "ReMDM: re-mask only while the block's schedule time s is in (lo, hi]", nargs=2))
+    # --- classifier-free guidance
+    guidance_scale: float = field(default=0.0, metadata=_help(
+        "classifier-free guidance s in c + s·(c − u); 0 = off", aliases=["--cfg-scale"]))
+    guidance_interval: list[float] = field(default_factory=lambda: [0.0, 1.0], metadata=_help(
+        "guide only while the time τ is in (lo, hi]", nargs=2, aliases=["--cfg-interval"]))
+    guidance_time: str = field(default="masked", metadata=_help(
+        "τ of the interval: masked (fraction still masked) or schedule (eMIGM)", choices=GUIDANCE_TIMES,
+        aliases=["--cfg-time"]))
+    guidance_batch: bool = field(default=True, metadata=_help("run both guidance passes as one batch of 2B rows"))
+    # --- stopping, special tokens
+    stop_at_eos: bool = field(default=True, metadata=_help(
+        "once everything still masked follows a committed EOS, fill it with EOS and stop the row"))
+    suppress_pad: bool = field(default=True, metadata=_help("text: never sample the pad token"))
+    mask_token_id: int | None = field(default=None, metadata=_help("id of [MASK] (default: the model's)"))
+    eos_token_id: int | None = field(default=None, metadata=_help("id of EOS (default: the tokenizer's)"))
+    pad_token_id: int | None = field(default=None, metadata=_help("id of padding (default: the tokenizer's)"))
+    chat: bool = field(default=False, metadata=_help("text: wrap prompts in the chat template"))
+    # --- speed and bookkeeping
+    cache_implementation: str = field(default="none", metadata=_help(
+        "block K/V cache (Fast-dLLM): none, prefix or dual; needs block_length", choices=CACHE_IMPLEMENTATIONS,
+        aliases=["--cache"]))
+    cuda_graphs: bool = field(default=False, metadata=_help(
+        "GPU: replay each greedy step as one CUDA graph (temperature 0, confidence prob, no noise)"))
+    reuse_logits: bool = field(default=True, metadata=_help("reuse logits while the canvas is unchanged"))
+    return_history: bool = field(default=False, metadata=_help("keep the canvas after every step"))
 
     def __post_init__(self) -> None:
-        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
-            raise ValueError(f"steps must be an integer ≥ 1, got {self.steps!r}")
-        if self.block_length is not None and (
-            isinstance(self.block_length, bool) or not isinstance(self.block_length, int) or self.block_length < 1
-        ):
-            raise ValueError(f"block_length must be None or an integer ≥ 1, got {self.block_length!r}")
-        self.schedule = _check_schedule(self.schedule)
-        self.sampler = _choice("sampler", self.sampler, SAMPLERS)
-        self.remasking = _choice("remasking", self.remasking, REMASKING)
-        self.confidence = _choice("confidence", self.confidence, CONFIDENCES)
-        self.remask_strategy = _choice("remask_strategy", self.remask_strategy, REMASK_STRATEGIES)
-        self.cfg_time = _choice("cfg_time", self.cfg_time, CFG_TIMES)
-        self.cfg_interval = _interval("cfg_interval", self.cfg_interval)
-        self.remask_interval = _interval("remask_interval", self.remask_interval)
-        self.cache = check_cache_mode(self.cache)
-        if self.cache != "none" and self.block_length is None:
-            raise ValueError(
-                f"cache={self.cache!r} caches the K/V outside the current block, so it needs semi-autoregressive "
-                "blocks: set block_length (smaller than the generated length)"
-            )
+        from .validation import validate
 
-        _nonneg_finite("temperature", self.temperature)
-        _nonneg_finite("choice_temperature", self.choice_temperature)
-        _nonneg_finite("cfg_scale", self.cfg_scale)
-        if self.top_k is not None and (isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 1):
-            raise ValueError(f"top_k must be None or an integer ≥ 1, got {self.top_k!r}")
-        if self.top_p is not None and not (0.0 < float(self.top_p) <= 1.0):
-            raise ValueError(f"top_p must be None or in (0, 1], got {self.top_p!r}")
-        if not (0.0 <= float(self.hybrid) <= 1.0):
-            raise ValueError(f"hybrid must be in [0, 1], got {self.hybrid!r}")
-        if not (0.0 <= float(self.remask_committed) < 1.0):
-            raise ValueError(f"remask_committed must be in [0, 1), got {self.remask_committed!r}")
-        if self.threshold is not None:
-            thr = float(self.threshold)
-            if not math.isfinite(thr):
-                raise ValueError(f"threshold must be finite, got {self.threshold!r}")
-            if self.confidence in ("prob", "margin", "random") and not (0.0 <= thr <= 1.0):
-                raise ValueError(f"threshold must be in [0, 1] for confidence={self.confidence!r}, got {thr}")
-            if self.confidence == "entropy" and thr > 0.0:
-                raise ValueError(f"threshold must be ≤ 0 for confidence='entropy' (negative entropy), got {thr}")
+        validate(self)
 
-        # combinations that have no meaning
-        if self.sampler == "moment" and self.remasking != "low_confidence":
-            raise ValueError("sampler='moment' chooses positions itself; use remasking='low_confidence'")
-        if self.sampler == "moment" and self.threshold is not None:
-            raise ValueError("threshold decoding is only available with sampler='maskgit'")
-        if self.remasking == "ancestral" and self.threshold is not None:
-            raise ValueError("threshold decoding cannot be combined with remasking='ancestral'")
-        if not isinstance(self.cuda_graphs, bool):
-            raise ValueError(f"cuda_graphs must be True or False, got {self.cuda_graphs!r}")
-        if self.cuda_graphs and not self.uses_greedy_step:
-            raise ValueError("cuda_graphs replays the greedy confidence step: it needs temperature=0, "
-                             "remasking='low_confidence', confidence='prob', choice_temperature=0, no re-masking "
-                             "and no guidance (cfg_scale=0)")
-        if not isinstance(self.choice_anneal, bool):
-            raise ValueError(f"choice_anneal must be True or False, got {self.choice_anneal!r}")
-        if self.hybrid > 0 and self.sampler != "moment":
-            raise ValueError("hybrid applies to sampler='moment' only")
-        if isinstance(self.substeps, bool) or not isinstance(self.substeps, int) or self.substeps < 1:
-            raise ValueError(f"substeps must be an integer ≥ 1, got {self.substeps!r}")
-        if self.substeps > 1 and self.sampler != "moment":
-            raise ValueError("substeps applies to sampler='moment' only (positions must be chosen before tokens)")
-        if self.partial_cache:
-            if self.substeps < 2:
-                raise ValueError("partial_cache needs substeps ≥ 2 (it speeds up the groups after the first)")
-            if self.cache != "none":
-                raise ValueError(f"partial_cache cannot be combined with cache={self.cache!r}")
-            if self.cfg_scale > 0 and not self.cfg_batch:
-                raise ValueError("partial_cache with classifier-free guidance needs cfg_batch=True")
-
+    # ------------------------------------------------------------------ what the loop asks
     @property
     def uses_greedy_step(self) -> bool:
-        """True when every step is the fixed-shape greedy confidence step of :mod:`.fused_step`."""
-        return (self.sampler == "maskgit" and self.remasking == "low_confidence" and self.confidence == "prob"
-                and self.temperature == 0 and self.choice_temperature == 0
-                and self.remask_committed == 0 and self.cfg_scale == 0)
+        """True when every step is the fixed-shape greedy confidence step (:mod:`.fused_step`)."""
+        return (self.unmasking == "confidence" and self.confidence == "prob" and self.temperature == 0
+                and self.choice_noise == 0 and self.remdm_eta == 0 and self.guidance_scale == 0)
 
     @property
     def uses_even_schedule(self) -> bool:
-        """True when the commit counts follow LLaDA's even split."""
         return self.schedule == EVEN
 
+    # ------------------------------------------------------------------ dicts, files
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> MDLMGenerationConfig:
+        """From a dict of field values; old key names are mapped, any other unknown key is a ValueError."""
+        return cls(**_new_keys(values))
 
-def _nonneg_finite(name: str, value: float) -> None:
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_legacy_dict(self) -> dict[str, Any]:
+        """The settings under the names used before the rename (``sampler``, ``remasking``, ``choice_temperature``,
+        ``cfg_scale``, …), for readers of results written then."""
+        out = {old: getattr(self, new) for old, new in _RENAMED.items() if old not in ("mask_id", "eos_id")}
+        moment = self.unmasking == "moment"
+        out.update(sampler="moment" if moment else "maskgit",
+                   remasking="ancestral" if self.unmasking == "ancestral" else "low_confidence",
+                   choice_temperature=self.moment_alpha if moment else self.choice_noise,
+                   **{k: v for k, v in self.to_dict().items() if k not in _RENAMED.values()})
+        return out
+
+    def to_diff_dict(self) -> dict[str, Any]:
+        """Fields that differ from the defaults."""
+        base = type(self)().to_dict()
+        return {k: v for k, v in self.to_dict().items() if base[k] != v}
+
+    def save_pretrained(self, directory: str) -> None:
+        """Write ``directory/generation_config.json`` (atomically: never a half-written file)."""
+        os.makedirs(directory, exist_ok=True)
+        path = os.path.join(directory, CONFIG_NAME)
+        tmp = f"{path}.tmp{os.getpid()}"
+        with open(tmp, "w") as f:
+            json.dump({"mdlm_generation_config": 2, **self.to_dict()}, f, indent=2)
+        os.replace(tmp, path)
+
+    @classmethod
+    def from_pretrained(cls, directory: str, **overrides: Any) -> MDLMGenerationConfig:
+        """Read ``directory/generation_config.json`` (this format, or the older one with an ``mdlm_sampler``
+        dict); ``overrides`` (None = keep) apply on top. A missing file gives the defaults."""
+        return cls.from_dict({**read_generation_dict(directory), **{k: v for k, v in overrides.items()
+                                                                    if v is not None}})
+
+
+def read_generation_dict(directory: str) -> dict[str, Any]:
+    """The stored settings of ``directory/generation_config.json`` as a flat dict ({} without the file)."""
+    path = os.path.join(directory, CONFIG_NAME)
+    if not os.path.isfile(path):
+        return {}
     try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
-    if not math.isfinite(v) or v < 0:
-        raise ValueError(f"{name} must be a finite number ≥ 0, got {value!r}")
+        with open(path) as f:
+            raw = json.load(f)
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: not a readable JSON file ({e})") from None
+    if "mdlm_generation_config" in raw:
+        raw.pop("mdlm_generation_config")
+        return raw
+    out = dict(raw.get("mdlm_sampler") or {})  # the older layout: an HF GenerationConfig with extras
+    for k in ("mask_token_id", "eos_token_id", "pad_token_id"):
+        if raw.get(k) is not None:
+            out[k] = raw[k]
+    return out
 
 
-def _check_schedule(name: str) -> str:
-    valid = ", ".join((EVEN,) + tuple(SCHEDULE_NAMES))
-    if not isinstance(name, str):
-        raise ValueError(f"schedule must be a name; valid: {valid}")
-    if name.lower() == EVEN:
-        return EVEN
-    try:
-        get_schedule(name)
-    except ValueError:
-        raise ValueError(f"unknown schedule {name!r}; valid: {valid} (e.g. poly2)") from None
-    return name
+def _new_keys(values: dict[str, Any]) -> dict[str, Any]:
+    """Map old key names onto the fields; a ValueError names any key that is neither."""
+    kw = {_RENAMED.get(k, k): v for k, v in values.items() if k not in _OLD_POLICY_KEYS}
+    sampler = str(values.get("sampler", "maskgit")).lower()
+    remasking = str(values.get("remasking", "low_confidence")).lower()
+    if sampler not in ("maskgit", "moment"):
+        raise ValueError(f"unknown sampler {values['sampler']!r}; valid: maskgit, moment")
+    if remasking not in ("low_confidence", "random", "ancestral"):
+        raise ValueError(f"unknown remasking {values['remasking']!r}; valid: low_confidence, random, ancestral")
+    if sampler == "moment" and remasking != "low_confidence":
+        raise ValueError("sampler='moment' chooses positions itself; use remasking='low_confidence'")
+    # the old keys, given in a merged dict after the new ones, win: they say which rule the value belongs to
+    if sampler == "moment":
+        kw["unmasking"] = "moment"
+        alpha = values.get("choice_temperature", kw.get("moment_alpha", kw.get("choice_noise", 0.0)))
+        kw.update(moment_alpha=alpha, choice_noise=0.0)
+    elif "sampler" in values and kw.get("unmasking") == "moment":
+        kw["unmasking"] = "confidence"
+    if remasking == "ancestral":
+        kw["unmasking"] = "ancestral"
+    elif remasking == "random":
+        kw["confidence"] = "random"
+    if sampler != "moment" and "choice_temperature" in values:
+        kw.update(choice_noise=values["choice_temperature"], moment_alpha=0.0)
+    names = {f.name for f in dataclasses.fields(MDLMGenerationConfig)}
+    unknown = sorted(set(kw) - names)
+    if unknown:
+        raise ValueError(f"unknown generation setting(s) {', '.join(map(repr, unknown))}; valid: {', '.join(sorted(names))}")
+    return kw
+
+
+def SamplerConfig(**kwargs: Any) -> MDLMGenerationConfig:  # noqa: N802 - the old class name, kept for callers
+    """The former ``SamplerConfig(...)``: accepts the old keyword names and returns an :class:`MDLMGenerationConfig`."""
+    return MDLMGenerationConfig.from_dict(kwargs)
+
+
+# ---------------------------------------------------------------------------------------------- command lines
+
+
+def add_generation_arguments(parser: argparse.ArgumentParser | Any, exclude: tuple[str, ...] = (),
+                             legacy: bool = True) -> list[str]:
+    """Add one flag per field (``--guidance_scale`` / ``--guidance-scale``, help from the field's metadata) to
+    ``parser`` (a parser or an argument group) through ``HfArgumentParser``'s field parser. Defaults are
+    suppressed, so the parsed namespace holds only the flags the user gave: pass it to :func:`given_settings`
+    and apply those on top of a checkpoint's ``generation_config.json`` (``from_dict``). With ``legacy`` the
+    flags of the older names are accepted too (``--sampler``, ``--remasking``, ``--choice-temperature``,
+    ``--constant-choice-noise``; mapped by ``from_dict``). Returns the destination names added."""
+    from transformers import HfArgumentParser
+
+    hints = typing.get_type_hints(MDLMGenerationConfig)
+    added = []
+    for f in dataclasses.fields(MDLMGenerationConfig):
+        if f.name in exclude:
+            continue
+        before = len(parser._actions)
+        HfArgumentParser._parse_dataclass_field(parser, _copy_field(f, hints))
+        for action in parser._actions[before:]:
+            action.default = argparse.SUPPRESS
+        added.append(f.name)
+    if legacy:
+        old = [("--sampler", {"choices": ["maskgit", "moment"], "help": "old name: moment = --unmasking moment"}),
+               ("--remasking", {"choices": ["low_confidence", "random", "ancestral"],
+                                "help": "old name: random = --confidence random, ancestral = --unmasking ancestral"}),
+               ("--choice-temperature", {"type": float, "help": "old name of --choice-noise (--moment-alpha with "
+                                                               "--sampler moment)"})]
+        for flag, kw in old:
+            parser.add_argument(flag, default=argparse.SUPPRESS, **kw)
+            added.append(flag[2:].replace("-", "_"))
+        parser.add_argument("--constant-choice-noise", dest="choice_anneal", action="store_false",
+                            default=argparse.SUPPRESS, help="old name of --no-choice-noise-anneal")
+        added.append("choice_anneal")
+    return added
+
+
+def _copy_field(f: dataclasses.Field, hints: dict[str, Any]) -> dataclasses.Field:
+    """A copy of ``f`` with its type resolved (HfArgumentParser rewrites the type of the field it is given)."""
+    g = dataclasses.field(default=f.default, default_factory=f.default_factory, metadata=dict(f.metadata))
+    g.name, g.type = f.name, hints[f.name]
+    return g
+
+
+def given_settings(namespace: argparse.Namespace, names: list[str]) -> dict[str, Any]:
+    """The generation flags present in a namespace parsed with :func:`add_generation_arguments`."""
+    return {k: getattr(namespace, k) for k in names if hasattr(namespace, k)}
+
+
+__all__ = ["MDLMGenerationConfig", "SamplerConfig", "add_generation_arguments", "given_settings",
+           "read_generation_dict", "UNMASKING", "CONFIDENCES", "CACHE_IMPLEMENTATIONS"]

@@ -9,6 +9,8 @@ later groups' logits come from a full forward each (exact) or, with partial cach
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 
 Tensor = torch.Tensor
@@ -44,4 +46,27 @@ def chosen_columns(chosen: Tensor) -> tuple[Tensor, Tensor]:
     return idx, slot
 
 
-__all__ = ["chosen_columns", "substep_groups"]
+def draw_in_groups(x: Tensor, logw: Tensor, chosen: Tensor, tokens_w: Tensor, substeps: int, lo: int, hi: int,
+                   logits_at: Callable[..., Tensor], draw: Callable[[Tensor], Tensor]) -> Tensor:
+    """Window tokens (B, W) of a step's ``chosen`` positions, drawn in ``substeps`` groups.
+
+    Group 0 keeps ``tokens_w`` (drawn from the step's forward); each later group g is redrawn with ``draw``
+    from ``logits_at(xs, sel, idx, slot)`` — the processed logits (Ms, V) at its positions ``sel`` of the
+    canvas ``xs`` that holds the tokens of groups < g (``idx``, ``slot``: :func:`chosen_columns`, absolute).
+    x (B, L), logw (B, W), chosen (B, W) bool, tokens_w (B, W) long."""
+    groups = substep_groups(logw, chosen, substeps)  # (B, W)
+    xs = x.clone()
+    xs[:, lo:hi] = torch.where(groups == 0, tokens_w, xs[:, lo:hi])
+    idx, slot = chosen_columns(chosen)  # (B, K), (B, W)
+    for g in range(1, substeps):
+        sel = groups == g  # (B, W)
+        sel_idx = sel.nonzero(as_tuple=True)
+        if sel_idx[0].numel() == 0:
+            continue
+        new = draw(logits_at(xs, sel_idx, idx + lo, slot))  # (Ms,)
+        tokens_w = tokens_w.index_put(sel_idx, new)
+        xs[:, lo:hi] = torch.where(sel, tokens_w, xs[:, lo:hi])
+    return tokens_w
+
+
+__all__ = ["chosen_columns", "draw_in_groups", "substep_groups"]

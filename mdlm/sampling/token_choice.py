@@ -19,9 +19,12 @@ NEG_INF = float("-inf")
 
 
 def suppress_ids(suppress_tokens: Iterable[int] | Tensor | None, mask_id: int, vocab_size: int,
-                 device: torch.device) -> Tensor:
-    """Sorted unique token ids never to sample: ``suppress_tokens ∪ {mask_id}``, ids ≥ V dropped. (K,) long."""
+                 device: torch.device, valid_size: int | None = None) -> Tensor:
+    """Sorted unique token ids never to sample: ``suppress_tokens ∪ {mask_id}`` ∪ [valid_size, V) (the rows of an
+    LM head padded beyond the tokenizer), ids ≥ V dropped. (K,) long."""
     ids = [int(mask_id)]
+    if valid_size is not None:
+        ids += range(int(valid_size), vocab_size)
     if suppress_tokens is not None:
         if isinstance(suppress_tokens, Tensor):
             ids += [int(i) for i in suppress_tokens.flatten().tolist()]
