@@ -3,6 +3,7 @@
     python eval/elbo.py --model runs/shakespeare_tiny                         # Shakespeare validation plays
     python eval/elbo.py --model DIR --data bible --num-samples 8 --seq-len 256
     python eval/elbo.py --model DIR --data my_texts.jsonl --max-sequences 500
+    python eval/elbo.py --model DIR --heldout-file my_novel.txt              # every token of the file
 
 K samples per sequence with stratified masked counts (LLaDA / MDLM evaluation; see mdlm/evaluation/elbo.py).
 ``--json FILE`` also writes the figures (an existing file is refused unless ``--overwrite``).
@@ -18,7 +19,7 @@ import torch
 
 import mdlm  # noqa: F401
 from mdlm.cli import ArgumentParser, UserError, positive_int, refuse_overwrite, run_cli
-from mdlm.data.text import load_text_corpus, pack_dataset
+from mdlm.data.text import SAMPLE_BY, heldout_text, load_text_corpus, pack_dataset
 from mdlm.evaluation.elbo import corpus_elbo
 from mdlm.evaluation.files import write_json
 from mdlm.pipelines import load_for_generation
@@ -30,6 +31,8 @@ def main() -> int:
     p = ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", required=True)
     p.add_argument("--data", default="shakespeare", help="corpus name or path (see mdlm/data/text.py); its validation split")
+    p.add_argument("--heldout-file", help="score all of this .txt/.jsonl file or dir as held-out text (instead of --data)")
+    p.add_argument("--sample-by", choices=SAMPLE_BY, default="auto", help="documents of a .txt: by line, paragraph or file")
     p.add_argument("--num-samples", type=positive_int, default=8)
     p.add_argument("--seq-len", type=positive_int)
     p.add_argument("--batch-size", type=positive_int, default=16)
@@ -48,21 +51,26 @@ def main() -> int:
     seq_len = a.seq_len if a.seq_len is not None else min(ctx, 1024)
     if seq_len > ctx:
         raise UserError(f"--seq-len {seq_len} exceeds the model's context of {ctx}")
-    data = pack_dataset(load_text_corpus(a.data)["validation"], tok, seq_len)
+    if a.heldout_file:  # the whole file, its last partial sequence too (padding is not scored)
+        a.data = a.heldout_file
+        data = pack_dataset(heldout_text(a.heldout_file, a.sample_by), tok, seq_len, keep_tail=True)
+    else:
+        data = pack_dataset(load_text_corpus(a.data, a.sample_by)["validation"], tok, seq_len)
     if a.max_sequences:
         data = data.select(range(min(a.max_sequences, len(data))))
     if len(data) == 0:
-        raise UserError(f"--data {a.data}: its validation split holds no text")
+        raise UserError(f"{a.data}: no text to score")
     ids = torch.tensor(data["input_ids"])  # (N, L)
+    scored = torch.arange(ids.shape[1]) < torch.tensor(data["length"])[:, None]  # (N, L) padding not scored
     g = torch.Generator(device=a.device).manual_seed(a.seed)
     t0 = time.perf_counter()
-    res = corpus_elbo(as_logits_fn(model), ids, mask_id=tok.mask_token_id, batch_size=a.batch_size,
+    res = corpus_elbo(as_logits_fn(model), ids, mask_id=tok.mask_token_id, eligible=scored, batch_size=a.batch_size,
                       num_samples=a.num_samples, generator=g, device=a.device, desc="ELBO")
     out = {"model": a.model, "data": a.data, "sequences": len(ids), "seq_len": seq_len, "tokens": int(res.num_tokens.sum()),
            "num_samples": a.num_samples, "nats_per_token": res.nats_per_token, "bits_per_token": res.bits_per_token,
            "perplexity": res.perplexity, "seconds": round(time.perf_counter() - t0, 2)}
     print(f"perplexity ≤ {res.perplexity:.3f} | {res.bits_per_token:.4f} bits/token | {res.nats_per_token:.4f} nats/token "
-          f"| {out['tokens']} tokens, {a.num_samples} samples each ({a.data} validation)")
+          f"| {out['tokens']} tokens, {a.num_samples} samples each ({a.data}{'' if a.heldout_file else ' validation'})")
     if a.json:
         write_json(a.json, out)
     return 0

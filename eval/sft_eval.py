@@ -32,7 +32,8 @@ from transformers import AutoModelForMaskedLM
 import mdlm  # noqa: F401
 from mdlm.cli import ArgumentParser, UserError, non_negative_int, positive_int, refuse_overwrite, run_cli
 from mdlm.data.sft import SFTCollator, load_sft_jsonl, tokenize_sft_dataset
-from mdlm.data.sft_heldout import row_prompt, select_eval, wordnet_data
+from mdlm.data.sft_sources import select_eval, wordnet_data
+from mdlm.training.sft import row_prompt
 from mdlm.data.wordnet import WORDNET_DIR, load_exceptions
 from mdlm.evaluation.files import write_json, write_text
 from mdlm.evaluation.sft import measure_model, percent, sft_markdown, stratified

@@ -3,11 +3,16 @@
     from mdlm import MDLMConfig, MDLMForMaskedLM, get_schedule, mask_tokens, diffusion_loss, elbo_nll
 """
 
-from .evaluation.elbo import ElboResult, elbo_nll
-from .loss import diffusion_loss
-from .masking import mask_tokens, sample_times
-from .modeling import MDLMConfig, MDLMForMaskedLM, MDLMModel
-from .schedules import Schedule, even_masked_counts, get_schedule
+from .quiet import quiet_deepspeed_cpu_guess, quiet_weight_bars
+
+quiet_weight_bars()
+quiet_deepspeed_cpu_guess()
+
+from .evaluation.elbo import ElboResult, elbo_nll  # noqa: E402
+from .loss import diffusion_loss  # noqa: E402
+from .masking import mask_tokens, sample_times  # noqa: E402
+from .modeling import MDLMConfig, MDLMForMaskedLM, MDLMModel  # noqa: E402
+from .schedules import Schedule, even_masked_counts, get_schedule  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -30,11 +30,13 @@ copy, and the merged checkpoint is then saved untied when the two copies differ)
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import shutil
+import warnings
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -146,6 +148,16 @@ def _embedding_module_names(model: torch.nn.Module) -> tuple[str, str | None]:
 
 
 # ------------------------------------------------------------------------------------- create
+@contextlib.contextmanager
+def peft_deprecation_quiet():
+    """peft reads ``model.is_gradient_checkpointing`` when it wraps a model, a property transformers 5
+    deprecates with a FutureWarning (renamed ``is_activation_checkpointing``): peft's call, not ours, so
+    that one warning is muted while peft wraps the model."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        yield
+
+
 def apply_lora(model: torch.nn.Module, args: LoraArguments, tokenizer: Any | None = None):
     """Wrap ``model`` (an HF model, weights loaded) in a ``peft.PeftModel`` with a fresh LoRA adapter;
     only the adapter (and the chosen embedding rows) is trainable. The base's fingerprint is kept on
@@ -187,7 +199,8 @@ def apply_lora(model: torch.nn.Module, args: LoraArguments, tokenizer: Any | Non
         bias="none",
         **kwargs,
     )
-    peft_model = get_peft_model(model, config)
+    with peft_deprecation_quiet():
+        peft_model = get_peft_model(model, config)
     if len(kwargs.get("modules_to_save") or []) > 1 and getattr(model.config, "tie_word_embeddings", False):
         # (peft without ensure_weight_tying) each copy trains on its own; merge_adapter then saves untied
         log.warning("embedding_mode=full on a tied model: input and output embedding copies train separately")
@@ -356,7 +369,8 @@ def load_adapter(model: torch.nn.Module, adapter_dir: str, *, is_trainable: bool
 
     check_weights_dir(adapter_dir, what="adapter", adapter=True)  # safetensors only: an adapter_model.bin is refused
     check_base(model, adapter_dir)
-    peft_model = PeftModel.from_pretrained(model, adapter_dir, is_trainable=is_trainable)
+    with peft_deprecation_quiet():
+        peft_model = PeftModel.from_pretrained(model, adapter_dir, is_trainable=is_trainable)
     peft_model.mdlm_base_fingerprint = read_fingerprint(adapter_dir)
     if merge:
         return _merge(peft_model)

@@ -110,6 +110,8 @@ def train(argv: list[str] | None = None, callbacks: tuple = ()) -> MDMTrainer:
     train_from(trainer, resume)
     metrics = trainer.evaluate()
     defaults = text_generation_defaults(tok, dargs.seq_len)
+    from mdlm.training.generation_check import checked_generation_defaults  # greedy degenerate → measured fallback
+    defaults = checked_generation_defaults(trainer.model, tok, defaults, seed=targs.seed, world_size=targs.world_size)
     finish_run(trainer, tok, metrics, defaults)
     if diff.sample_on_end and targs.world_size == 1 and obj.objective == "mdm":  # ZeRO-3 would need every rank in the forward
         print_samples(trainer.model, tok, defaults, diff.sample_on_end, dargs.seq_len, targs.seed)

@@ -41,6 +41,7 @@ def training(d: Path, **kw) -> dict:
             "train_args": f"{TRAIN} --cache_dir {d / 'cache'}", **kw}
 
 
+@pytest.mark.requires("sklearn")  # scikit-learn's digits
 @pytest.mark.slow
 def test_image_grid_cfg_table_and_training_grid(assets, tmp_path):
     ckpt, clf, d = assets
@@ -92,6 +93,7 @@ def test_image_grid_cfg_table_and_training_grid(assets, tmp_path):
     assert {f.name for f in out.glob("*.png")} == {"image_sampling.png", "cfg.png", "image_training.png"}
 
 
+@pytest.mark.requires("sklearn")  # scikit-learn's digits
 def test_failed_training_run_is_a_row_and_the_grid_goes_on(assets, tmp_path):
     ckpt, clf, d = assets
 
@@ -135,6 +137,7 @@ def test_image_input_errors(assets, tmp_path):
     assert g.image_training.vq == str(ckpt / "vq")  # the checkpoint's own VQ by default
 
 
+@pytest.mark.requires("sklearn")  # scikit-learn's digits
 @pytest.mark.slow
 def test_training_runs_start_from_the_same_weights_whatever_ran_before(assets, tmp_path):
     import torch

@@ -88,6 +88,7 @@ def loaded(trained):
 # the recipe
 
 
+@pytest.mark.requires("sklearn")  # scikit-learn's digits
 def test_recipe_writes_a_self_contained_image_checkpoint(trained):
     from transformers import AutoModelForMaskedLM
 
@@ -115,6 +116,7 @@ def test_recipe_writes_a_self_contained_image_checkpoint(trained):
     assert gen["mask_token_id"] == LAYOUT.mask_id and gen["steps"] >= 1
 
 
+@pytest.mark.requires("sklearn")  # scikit-learn's digits
 def test_token_cache_is_reused_and_keyed_by_the_vq(recipe, trained, capsys):
     dargs = recipe.ImageDataArguments(vq_model=str(trained.vq), dataset="digits", cache_dir=str(trained.cache))
     digest = recipe.vq_sha256(str(trained.vq))
@@ -128,6 +130,7 @@ def test_token_cache_is_reused_and_keyed_by_the_vq(recipe, trained, capsys):
     assert other != recipe.cache_path(dargs, digest)  # another VQ → another cache entry
 
 
+@pytest.mark.requires("sklearn")  # scikit-learn's digits
 def test_codebook_mismatch_errors_name_both_sizes(recipe, trained, tmp_path):
     from mdlm.pipelines.image import image_model_info, load_image_vq
 
@@ -157,6 +160,7 @@ def test_missing_vq_is_a_user_error(recipe, tmp_path):
 # label dropout
 
 
+@pytest.mark.requires("sklearn")  # scikit-learn's digits
 def test_label_dropout_rate_matches_cond_dropout(trained):
     """compute_loss replaces the class token by [MASK] in a share ≈ cond_dropout of the rows and never
     masks it otherwise. N = 4000 rows, p = 0.1: binomial sd = √(p(1−p)/N) ≈ 0.0047; tolerance 0.02 (> 4 sd)."""
@@ -187,6 +191,7 @@ def test_label_dropout_rate_matches_cond_dropout(trained):
 # the pipeline on the shared sampler
 
 
+@pytest.mark.requires("sklearn")  # scikit-learn's digits
 def test_tokens_to_sampler_to_pixels_shapes(loaded):
     from mdlm.pipelines.image import generate_images
 
@@ -208,6 +213,7 @@ def test_tokens_to_sampler_to_pixels_shapes(loaded):
     assert torch.equal(again.sequences, out.sequences)  # deterministic given the seed
 
 
+@pytest.mark.requires("sklearn")  # scikit-learn's digits
 def test_class_token_is_the_cfg_condition_and_never_changes(loaded):
     from mdlm.pipelines.image import generate_images
 
@@ -232,6 +238,7 @@ def test_class_token_is_the_cfg_condition_and_never_changes(loaded):
         assert torch.equal(x[:B, 1:], x[B:, 1:])
 
 
+@pytest.mark.requires("sklearn")  # scikit-learn's digits
 def test_image_and_text_pipelines_call_the_same_sampler(loaded, monkeypatch):
     import mdlm.pipelines.image as image_pipe
     import mdlm.pipelines.text as text_pipe
@@ -301,6 +308,7 @@ def _generate_cli(monkeypatch, capsys, *args) -> tuple[int, list[str], list[str]
     return e.value.code, cap.out.strip().splitlines(), cap.err.strip().splitlines()
 
 
+@pytest.mark.requires("sklearn")  # scikit-learn's digits
 def test_generate_cli_writes_grid_strip_and_npz(trained, tmp_path, monkeypatch, capsys):
     from PIL import Image
 
@@ -323,6 +331,7 @@ def test_generate_cli_writes_grid_strip_and_npz(trained, tmp_path, monkeypatch, 
     assert (tmp_path / "u.png").is_file() and (tmp_path / "u_steps.png").is_file()  # unconditional
 
 
+@pytest.mark.requires("sklearn")  # scikit-learn's digits
 def test_generate_cli_errors_are_one_line_exit_2(trained, tmp_path, monkeypatch, capsys):
     existing = tmp_path / "grid.png"
     existing.write_bytes(b"keep")
@@ -342,6 +351,7 @@ def test_generate_cli_errors_are_one_line_exit_2(trained, tmp_path, monkeypatch,
     assert code == 0 and existing.read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.requires("sklearn")  # scikit-learn's digits
 def test_sample_eval_reports_fid_and_accuracy_per_step_count(trained, tmp_path, capsys):
     from mdlm.evaluation.classifier import ImageClassifierCNN, ImageClassifierConfig
 

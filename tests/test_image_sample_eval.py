@@ -83,6 +83,7 @@ def _argv(ckpt: Path, clf: Path, *extra: str) -> list[str]:
             "--batch-size", "64", *extra]
 
 
+@pytest.mark.requires("sklearn")  # scikit-learn's digits
 def test_recon_reference_scores_the_reconstructions_themselves_at_zero(assets):
     ckpt_dir, clf_dir = assets
     from mdlm.data.images import load_image_dataset
@@ -103,6 +104,7 @@ def test_recon_reference_scores_the_reconstructions_themselves_at_zero(assets):
     assert s_real["fid"]["test"] < 1e-6 and s_real["fid"]["recon"] == pytest.approx(s["fid"]["test"], rel=1e-6)
 
 
+@pytest.mark.requires("sklearn")  # scikit-learn's digits
 def test_cli_reports_every_reference_and_the_recon_floor(ise, assets, tmp_path, capsys):
     ckpt, clf = assets
     out = tmp_path / "e.json"
@@ -128,6 +130,7 @@ def test_cli_reports_every_reference_and_the_recon_floor(ise, assets, tmp_path, 
         ise.parse_args(_argv(ckpt, clf, "--steps", "0"))
 
 
+@pytest.mark.requires("sklearn")  # scikit-learn's digits
 def test_same_seed_same_scores_and_overrides_apply(assets):
     ckpt_dir, clf_dir = assets
     from mdlm.data.images import load_image_dataset

@@ -83,6 +83,7 @@ def test_idx_split_label_count_mismatch(tmp_path):
         load_idx_split(str(tmp_path / "x"), str(tmp_path / "y"), FASHION_MNIST_CLASSES)
 
 
+@pytest.mark.requires("sklearn")  # scikit-learn's digits
 def test_digits_fixture_splits():
     ds = load_digits_dataset()
     assert len(ds["train"]) + len(ds["test"]) == 1797
@@ -158,6 +159,7 @@ def tiny_vq(image_size: int = 8, k: int = 32) -> VQModelForImages:
     return VQModelForImages(cfg).eval()
 
 
+@pytest.mark.requires("sklearn")  # scikit-learn's digits
 def test_token_sequences_and_dataset():
     lay = ImageTokenLayout(32, 10)
     codes = torch.arange(8).view(2, 2, 2)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -288,7 +287,7 @@ def test_check_format():
 
 
 @pytest.mark.slow  # ~10 s on a busy 2-core CPU: parses all 117k synsets
-@pytest.mark.skipif(not os.path.isfile("/usr/share/wordnet/data.noun"), reason="WordNet data files not installed")
+@pytest.mark.requires("wordnet")
 def test_real_wordnet_smoke():
     dd = wordnet.build_wordnet_sft()
     col = lambda split, name: dd[split].data.column(name).to_pylist()  # noqa: E731 (fast, via Arrow)

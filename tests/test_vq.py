@@ -116,6 +116,7 @@ def test_codebook_usage_stats():
     assert abs(u["perplexity"] - 1.0) < 1e-9
 
 
+@pytest.mark.requires("sklearn")  # scikit-learn's digits
 def test_training_steps_reduce_loss_on_digits():
     from mdlm.data.images import dataset_to_tensors, load_digits_dataset
 
@@ -200,6 +201,7 @@ def test_diffusers_vqmodel_loader(tmp_path):
     assert torch.allclose(y, ref, atol=1e-6)
 
 
+@pytest.mark.requires("sklearn")  # scikit-learn's digits
 def test_train_vq_recipe_smoke(tmp_path, monkeypatch, capsys):
     """recipes/train_vq.py end to end on the 8×8 digits: Trainer plumbing, HF dir, metrics.json."""
     import importlib.util

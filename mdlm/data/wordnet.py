@@ -43,7 +43,7 @@ from datasets import Dataset, DatasetDict
 
 log = logging.getLogger(__name__)
 
-WORDNET_DIR = "/usr/share/wordnet"
+WORDNET_DIR = os.environ.get("MDLM_WORDNET_DIR") or "/usr/share/wordnet"  # Debian wordnet-base
 POS_FILES = {"noun": "n", "verb": "v", "adj": "a", "adv": "r"}
 TASKS = ("define", "synonym", "sentence")
 PROMPTS = {

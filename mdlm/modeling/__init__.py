@@ -5,6 +5,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM
 from .configuration import MDLMConfig
 from .kv_cache import CACHE_MODES, BlockKVCache
 from .modeling import MDLMForMaskedLM, MDLMModel, MDLMPreTrainedModel
+from .causal_backbone import CausalBackboneConfig, CausalBackboneForMaskedLM  # noqa: F401  (registers mdlm_causal)
 
 AutoConfig.register("mdlm", MDLMConfig, exist_ok=True)
 AutoModel.register(MDLMConfig, MDLMModel, exist_ok=True)
