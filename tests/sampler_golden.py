@@ -18,6 +18,9 @@ import torch
 
 V, MASK, PAD, EOS = 64, 63, 62, 61
 FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "sampler_golden.json")
+# torch's version the fixture was recorded with: other versions (and other CPUs' kernels) may round the random model's
+# logits differently in the last bit, which moves argmax ties; the comparison is only meaningful on the same torch.
+FIXTURE_META = FIXTURE.replace(".json", ".meta.json")
 
 GREEDY = {"schedule": "even", "temperature": 0.0}
 SAMPLE = {"schedule": "cosine", "temperature": 1.0}
@@ -158,4 +161,6 @@ if __name__ == "__main__":
         os.makedirs(os.path.dirname(FIXTURE), exist_ok=True)
         with open(FIXTURE, "w") as f:
             json.dump(record_all(), f)
-        print(f"wrote {FIXTURE}")
+        with open(FIXTURE_META, "w") as f:
+            json.dump({"torch": torch.__version__}, f)
+        print(f"wrote {FIXTURE} and {FIXTURE_META}")
