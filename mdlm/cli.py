@@ -99,6 +99,18 @@ def refuse_overwrite(path: str | os.PathLike | None, overwrite: bool, flag: str 
         raise UserError(f"{os.fspath(path)} exists; pass {flag} to replace it, or choose another path")
 
 
+def set_torch_threads(threads: int | None) -> None:
+    """``--threads N``: torch's CPU threads (on a busy CPU, 1 is often fastest for small models); None keeps the
+    default. Raises UserError for N < 1."""
+    if threads is None:
+        return
+    if threads < 1:
+        raise UserError(f"--threads must be ≥ 1, got {threads}")
+    import torch
+
+    torch.set_num_threads(threads)
+
+
 def _debug_requested() -> bool:
     """``--debug`` anywhere on the command line (removed from ``sys.argv``) or ``MDLM_DEBUG=1``."""
     if "--debug" in sys.argv[1:]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch  # noqa: E402
 
 import mdlm  # noqa: E402,F401
-from mdlm.cli import ArgumentParser, UserError, run_cli  # noqa: E402
+from mdlm.cli import ArgumentParser, UserError, run_cli, set_torch_threads  # noqa: E402
 from mdlm.demo.conversation import Conversation  # noqa: E402
 from mdlm.demo.stream import add_sampler_flags, given_sampler_flags, sampler_config  # noqa: E402
 from mdlm.demo.terminal import ChatSession, chat_loop  # noqa: E402
@@ -44,10 +44,7 @@ def parse_args(argv=None):
 @run_cli
 def main() -> int:
     a = parse_args()
-    if a.threads is not None:
-        if a.threads < 1:
-            raise UserError(f"--threads must be ≥ 1, got {a.threads}")
-        torch.set_num_threads(a.threads)
+    set_torch_threads(a.threads)
     loaded = load_for_generation(a.model, a.adapter, device=a.device)
     if getattr(loaded.model.config, "image_layout", None) or loaded.tokenizer is None:
         raise UserError(f"--model {a.model} is not a text checkpoint (no tokenizer / an image model)")

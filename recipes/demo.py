@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch  # noqa: E402
 
 import mdlm  # noqa: E402,F401
-from mdlm.cli import ArgumentParser, UserError, run_cli  # noqa: E402
+from mdlm.cli import ArgumentParser, UserError, run_cli, set_torch_threads  # noqa: E402
 from mdlm.demo.limits import Limits  # noqa: E402
 from mdlm.demo.models import load_demo_models  # noqa: E402
 
@@ -46,10 +46,7 @@ def parse_args(argv=None):
 @run_cli
 def main() -> int:
     a = parse_args()
-    if a.threads is not None:
-        if a.threads < 1:
-            raise UserError(f"--threads must be ≥ 1, got {a.threads}")
-        torch.set_num_threads(a.threads)
+    set_torch_threads(a.threads)
     try:
         from mdlm.demo.web import build_app
     except ImportError as e:
