@@ -55,7 +55,7 @@ def main() -> int:
         a.data = a.heldout_file
         data = pack_dataset(heldout_text(a.heldout_file, a.sample_by), tok, seq_len, keep_tail=True)
     else:
-        data = pack_dataset(load_text_corpus(a.data, a.sample_by)["validation"], tok, seq_len)
+        data = pack_dataset(load_text_corpus(a.data, a.sample_by)["validation"], tok, seq_len, keep_tail="if_short")
     if a.max_sequences:
         data = data.select(range(min(a.max_sequences, len(data))))
     if len(data) == 0:

@@ -92,3 +92,26 @@ def test_elbo_scores_a_whole_heldout_file(tmp_path):
     res = json.loads(out.read_text())
     assert len(heldout_text(str(f))) == 6
     assert res["data"] == str(f) and res["tokens"] >= 16 and res["nats_per_token"] > 0
+
+
+def test_a_held_out_split_shorter_than_one_row_is_scored_not_refused():
+    """A small file's 5% validation split can hold fewer tokens than one sequence: it is packed as one padded row
+    (its real length recorded, so only real tokens are scored), while longer splits keep whole rows only."""
+    from mdlm.data.text import pack_dataset
+    from mdlm.tokenizers import load_tokenizer
+
+    tok = load_tokenizer("bpe", corpus=PARAS * 4, vocab_size=300)
+    short = load_text_corpus_like([PARAS[0]])
+    rows = pack_dataset(short, tok, 512, keep_tail="if_short")
+    n_tokens = len(tok(PARAS[0], add_special_tokens=False)["input_ids"]) + 1  # + EOS
+    assert rows["length"] == [n_tokens] and len(rows["input_ids"][0]) == 512
+    with pytest.raises(ValueError, match="fewer than one sequence"):
+        pack_dataset(short, tok, 512)
+    long = load_text_corpus_like(PARAS * 20)
+    assert pack_dataset(long, tok, 16, keep_tail="if_short")["input_ids"] == pack_dataset(long, tok, 16)["input_ids"]
+
+
+def load_text_corpus_like(texts):
+    from datasets import Dataset
+
+    return Dataset.from_dict({"text": list(texts)})

@@ -21,6 +21,8 @@ Sources (``load_text_corpus(name)``):
 
 from __future__ import annotations
 
+from typing import Literal
+
 import hashlib
 import json
 import os
@@ -272,11 +274,12 @@ def pack_dataset(
     random_length_ratio: float = 0.0,
     seed: int = 0,
     num_proc: int | None = None,
-    keep_tail: bool = False,
+    keep_tail: bool | Literal["if_short"] = False,
 ) -> Dataset:
     """Tokenise, add EOS after each document, concatenate and cut into rows of ``seq_len`` ids
     (the tail shorter than seq_len is dropped, or with ``keep_tail`` kept as a last row padded with
-    EOS whose ``length`` is its real size: every token scored). Adds ``length`` (= seq_len, or random
+    EOS whose ``length`` is its real size: every token scored; ``"if_short"`` keeps it only when the text is
+    shorter than one row, so a small held-out split is scored rather than refused). Adds ``length`` (= seq_len, or random
     for ``random_length_ratio`` of rows, chosen deterministically from ``seed``)."""
     eos = tokenizer.eos_token_id
     if eos is None:
@@ -289,6 +292,8 @@ def pack_dataset(
     tokd = ds.map(tok, batched=True, remove_columns=ds.column_names, num_proc=num_proc, desc="tokenising")
     flat = np.fromiter((t for row in tokd["ids"] for t in row), dtype=np.int64)
     n, tail = divmod(len(flat), seq_len)
+    if keep_tail == "if_short":  # held-out text: whole rows as usual, but a split shorter than one row is kept
+        keep_tail = n == 0
     if keep_tail and tail:
         flat = np.concatenate([flat, np.full(seq_len - tail, eos, dtype=np.int64)])
     elif n == 0:

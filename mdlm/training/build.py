@@ -112,7 +112,7 @@ def build_text_data(dargs: DataArguments, tok_override: PreTrainedTokenizerBase 
     else:
         tok = load_tokenizer(dargs.tokenizer, corpus=corpus["train"]["text"], vocab_size=dargs.bpe_vocab_size)
     train = pack_dataset(corpus["train"], tok, dargs.seq_len, random_length_ratio=dargs.random_length_ratio, seed=seed)
-    val = pack_dataset(corpus["validation"], tok, dargs.seq_len)
+    val = pack_dataset(corpus["validation"], tok, dargs.seq_len, keep_tail="if_short")
     if dargs.max_eval_sequences:
         val = val.select(range(min(len(val), dargs.max_eval_sequences)))
     return tok, train, val
