@@ -43,7 +43,10 @@ def test_browser_sees_both_tabs_unmask_step_by_step(tmp_path):
     assert text.done_status.startswith("done in 8 steps")
     step, budget = step_of(image.mid_status)
     assert budget == 8 and 4 <= step < 8 and image.done_status.startswith("done in 8 steps")
-    assert stopped == later and not later.startswith("done") and step_of(later)[0] < 8  # Stop ended the run
+    # Stop ended the run. Gradio may briefly overlay "Error" on the cancelled event's output (seen once in a full-suite
+    # run), so the status lines are compared without that overlay.
+    stopped, later = (s.strip().splitlines()[-1] for s in (stopped, later))
+    assert stopped == later and not later.startswith("done") and step_of(later)[0] < 8
     assert again.done_status.startswith("done in 8 steps")
     for name in ("t_mid", "t_done", "i_mid", "i_done"):
         with Image.open(tmp_path / f"{name}.png") as im:
