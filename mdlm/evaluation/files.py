@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 
@@ -22,3 +23,20 @@ def write_text(path: str | os.PathLike, text: str) -> str:
 def write_json(path: str | os.PathLike, obj: Any, **kwargs: Any) -> str:
     """``obj`` as indented JSON (``json.dumps`` keywords pass through), atomically; returns ``path``."""
     return write_text(path, json.dumps(obj, indent=1, ensure_ascii=False, **kwargs) + "\n")
+
+
+def jsonl_objects(path: str, lines: Iterable[str]) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for each non-blank line of a JSONL file; a line that is not a JSON object is one
+    UserError naming ``path`` and the line."""
+    from ..cli import UserError
+
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise UserError(f"{path}:{n}: not valid JSON ({e.msg})") from None
+        if not isinstance(obj, dict):
+            raise UserError(f"{path}:{n}: each line must be a JSON object")
+        yield n, obj

@@ -10,6 +10,7 @@ import os
 import torch
 
 from ..cli import UserError
+from .files import jsonl_objects
 from ..pipelines.text import build_text_canvas
 from ..sampling import SamplerConfig, generate, trim_at_eos
 
@@ -73,14 +74,8 @@ def read_samples(path: str) -> list[dict]:
     line otherwise."""
     rows = []
     with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                x = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise UserError(f"{path}:{n}: not valid JSON ({e.msg})") from None
-            if not isinstance(x, dict) or not isinstance(x.get("text"), str) or not isinstance(x.get("ids"), list):
+        for n, x in jsonl_objects(path, f):
+            if not isinstance(x.get("text"), str) or not isinstance(x.get("ids"), list):
                 raise UserError(f"{path}:{n}: each sample needs a string \"text\" and a list \"ids\"")
             rows.append(x)
     if not rows:

@@ -3,13 +3,13 @@ judge LM (:mod:`mdlm.evaluation.genppl`: token-weighted genppl, per-sample mean,
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
 from tqdm.auto import tqdm
 
 from ..cli import UserError
+from .files import jsonl_objects
 from .genppl import Judge, judge_nll, mean_unigram_entropy
 
 
@@ -21,14 +21,8 @@ def read_sample_file(path: str, split: str = "paragraph") -> tuple[list[str], li
         raw = f.read()
     if path.endswith((".jsonl", ".json")):
         texts, prompts, any_prompt = [], [], False
-        for n, line in enumerate(raw.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise UserError(f"{path}:{n}: not valid JSON ({e.msg})") from None
-            if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+        for n, row in jsonl_objects(path, raw.splitlines()):
+            if not isinstance(row.get("text"), str):
                 raise UserError(f"{path}:{n}: each line needs a string field \"text\"")
             p = row.get("prompt")
             if p is not None and not isinstance(p, str):
