@@ -24,7 +24,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-UNMASKING = ("confidence", "ancestral", "moment", "fast_dllm")
+UNMASKING = ("confidence", "ancestral", "moment", "fast_dllm", "eb")
 CONFIDENCES = ("prob", "margin", "entropy", "random")
 REMDM_STRATEGIES = ("low_confidence", "random")
 GUIDANCE_TIMES = ("masked", "schedule")
@@ -67,7 +67,8 @@ class MDLMGenerationConfig:
     # --- which positions to unmask
     unmasking: str = field(default="confidence", metadata=_help(
         "position rule: confidence (MaskGIT / LLaDA top-k), ancestral (MDLM), moment (Hayakawa et al. 2025), "
-        "fast_dllm (top-1 plus every position above --threshold)", choices=UNMASKING))
+        "fast_dllm (top-1 plus every position above --threshold, or Fast-dLLM's --factor rule), eb (entropy-bounded, "
+        "Ben-Hamu et al. 2025, budget --eb-gamma)", choices=UNMASKING))
     confidence: str = field(default="prob", metadata=_help(
         "confidence of a prediction: prob, margin, entropy (negative) or random", choices=CONFIDENCES))
     choice_noise: float = field(default=0.0, metadata=_help(
@@ -83,6 +84,21 @@ class MDLMGenerationConfig:
         "moment rule: draw each step's chosen tokens in this many sequential groups", aliases=["--substeps"]))
     partial_cache: bool = field(default=False, metadata=_help(
         "with moment_substeps > 1: later groups recompute only the chosen columns against cached K/V"))
+    # --- adaptive parallel commits and exact verification (docs/sampling.md)
+    factor: float | None = field(default=None, metadata=_help(
+        "fast_dllm: Fast-dLLM's factor rule instead of the threshold: commit the n most confident positions with "
+        "(n+1)·(1 − c_(n)) < factor, at least one (e.g. 1.0)"))
+    eb_gamma: float = field(default=0.1, metadata=_help(
+        "eb: entropy budget γ: commit the lowest-entropy positions while Σ H − max H ≤ γ (nats), at least one"))
+    eos_early_stop: bool = field(default=False, metadata=_help(
+        "end a block early when all its masked positions (or all after a committed EOS) are predicted EOS/pad: "
+        "fill them and what follows with EOS (needs an EOS id)"))
+    verify: bool = field(default=False, metadata=_help(
+        "exact self-speculative decoding: draft several commits (top-verify_draft for confidence, the threshold / "
+        "factor / EB picks otherwise), check them with one batched forward, keep the prefix that one-token-per-step "
+        "greedy decoding would make (needs temperature 0; the output equals it, steps are not used)"))
+    verify_draft: int = field(default=8, metadata=_help(
+        "verify: most draft commits per step (the verification forward runs up to this many canvases per row)"))
     # --- ReMDM re-masking of committed tokens
     remdm_eta: float = field(default=0.0, metadata=_help(
         "ReMDM: share of the block's committed tokens sent back to [MASK] after each step (0 = off)",
@@ -113,7 +129,8 @@ class MDLMGenerationConfig:
         "block K/V cache (Fast-dLLM): none, prefix or dual; needs block_length", choices=CACHE_IMPLEMENTATIONS,
         aliases=["--cache"]))
     cuda_graphs: bool = field(default=False, metadata=_help(
-        "GPU: replay each greedy step as one CUDA graph (temperature 0, confidence prob, no noise)"))
+        "GPU: replay each greedy step as one CUDA graph (temperature 0, confidence prob, no noise; unmasking "
+        "confidence, fast_dllm or eb)"))
     reuse_logits: bool = field(default=True, metadata=_help("reuse logits while the canvas is unchanged"))
     return_history: bool = field(default=False, metadata=_help("keep the canvas after every step"))
 
@@ -125,9 +142,11 @@ class MDLMGenerationConfig:
     # ------------------------------------------------------------------ what the loop asks
     @property
     def uses_greedy_step(self) -> bool:
-        """True when every step is the fixed-shape greedy confidence step (:mod:`.fused_step`)."""
-        return (self.unmasking == "confidence" and self.confidence == "prob" and self.temperature == 0
-                and self.choice_noise == 0 and self.remdm_eta == 0 and self.guidance_scale == 0)
+        """True when every step is the fixed-shape greedy step (:mod:`.fused_step`): greedy confidence, Fast-dLLM
+        (threshold or factor) or EB rule (CUDA-graph capturable)."""
+        return (self.unmasking in ("confidence", "fast_dllm", "eb") and self.confidence == "prob"
+                and self.temperature == 0 and self.choice_noise == 0 and self.remdm_eta == 0
+                and self.guidance_scale == 0 and not self.verify)
 
     @property
     def uses_even_schedule(self) -> bool:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import torch
 
+from .adaptive import entropy_bounded_count, eos_early_fill, factor_count
 from .confidence import select_top
 from .eos import eos_fill
 
@@ -35,23 +36,31 @@ Tensor = torch.Tensor
 
 def greedy_confidence_step(logits: Tensor, x: Tensor, window: Tensor, block: Tensor, n_after: Tensor,
                            suppress: Tensor, gen: Tensor, mask_id: int, eos_id: int | None,
-                           threshold: float | None = None) -> tuple[Tensor, Tensor, Tensor]:
-    """One greedy low-confidence step on a block window, then the EOS policy (:mod:`.eos`).
+                           threshold: float | None = None, rule: str = "schedule", factor: float | None = None,
+                           eb_gamma: float | None = None, stop_ids: Tensor | None = None,
+                           early_eos_id: int | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """One greedy step on a block window (confidence, Fast-dLLM or EB rule), then the EOS policies (:mod:`.eos`).
 
     Args:
         logits: (B, W, V) logits of the window's columns (any float dtype).
         x: (B, L) long, the canvas (not modified).
         window: (W,) long, the canvas columns of the window.
         block: (B, W) bool, the window positions that belong to the current block.
-        n_after: (B,) long, masked positions the schedule leaves in the block after this step.
+        n_after: (B,) long, masked positions the schedule leaves in the block after this step (0: the row's last
+            step, which commits everything left).
         suppress: (K,) long ids never chosen (the mask id included).
         gen: (B, L) bool, the generated positions (for the EOS policy).
         mask_id: id of [MASK]; eos_id: the EOS id, or None for no EOS policy.
-        threshold: Fast-dLLM parallel decoding: also commit every masked position with p(x̂) ≥ threshold,
-            and at least one per row (None: the schedule's count only).
+        threshold: with rule "schedule": also commit every masked position with p(x̂) ≥ threshold (at least one
+            per row); with rule "fast_dllm": the threshold rule itself.
+        rule: "schedule" (the schedule's count), "fast_dllm" (threshold or ``factor``, :mod:`.adaptive`) or "eb"
+            (entropy-bounded with budget ``eb_gamma``, positions ranked by entropy).
+        stop_ids, early_eos_id: EOS-aware early termination (:func:`.adaptive.eos_early_fill`): positions predicted
+            as one of ``stop_ids`` (EOS, pad) are filled with ``early_eos_id``; None: off.
     Returns:
         (new canvas (B, L) long, committed (B, L) bool — window commits and EOS fills —,
-        flags (2,) bool: [the canvas changed, masked positions are left in the block]).
+        flags (3,) long: [the canvas changed, masked positions are left in the block, positions filled by the
+        early EOS termination]).
     """
     x_w = x.index_select(1, window)  # (B, W)
     masked = block & (x_w == mask_id)  # (B, W)
@@ -60,18 +69,40 @@ def greedy_confidence_step(logits: Tensor, x: Tensor, window: Tensor, block: Ten
     # one fused pass in float32 (no float32 copy of the logits): log p(x̂) = ℓ(x̂) − logsumexp(ℓ)
     logp = torch.log_softmax(lg, dim=-1, dtype=torch.float32)  # (B, W, V)
     log_conf = logp.gather(-1, tok.unsqueeze(-1)).squeeze(-1)  # (B, W)
-    n = (masked.sum(dim=-1) - n_after).clamp_min(0)  # (B,)
-    if threshold is not None:
-        # p ≥ τ  ⇔  1 − p ≤ 1 − τ, with 1 − p summed over the other tokens: exact near p = 1, where
-        # float32 rounds p itself to 1 (threshold 1.0 must admit nothing that is not certain)
-        rest = logp.scatter(-1, tok.unsqueeze(-1), float("-inf")).exp().sum(dim=-1)  # (B, W) = 1 − p
-        n_thr = (masked & (rest <= 1.0 - threshold)).sum(dim=-1)  # (B,)
-        n = torch.maximum(torch.maximum(n, n_thr), masked.any(dim=-1).long())
-    commit_w = select_top(torch.where(masked, log_conf, float("-inf")), masked, n)  # (B, W)
+    n_masked = masked.sum(dim=-1)  # (B,)
+    score = torch.where(masked, log_conf, float("-inf"))  # (B, W) ranking score
+    if rule == "schedule":
+        n = (n_masked - n_after).clamp_min(0)  # (B,)
+        if threshold is not None:
+            n_thr = (masked & (_rest(logp, tok) <= 1.0 - threshold)).sum(dim=-1)  # (B,)
+            n = torch.maximum(torch.maximum(n, n_thr), masked.any(dim=-1).long())
+    else:
+        if rule == "eb":
+            ent = -(logp.exp() * logp.clamp_min(torch.finfo(logp.dtype).min)).sum(dim=-1)  # (B, W)
+            n = entropy_bounded_count(ent, masked, float(eb_gamma))
+            score = torch.where(masked, -ent, float("-inf"))
+        elif factor is not None:
+            n = factor_count(_rest(logp, tok), masked, float(factor))
+        else:
+            n = torch.maximum((masked & (_rest(logp, tok) <= 1.0 - threshold)).sum(dim=-1), masked.any(dim=-1).long())
+        n = torch.where(n_after == 0, n_masked, n)  # the row's last allowed step commits what is left
+    commit_w = select_top(score, masked, n)  # (B, W)
     new = x.index_copy(1, window, torch.where(commit_w, tok, x_w))  # (B, L)
     committed = torch.zeros_like(gen).index_copy(1, window, commit_w)  # (B, L)
+    n_early = torch.zeros((), dtype=torch.long, device=x.device)
+    if stop_ids is not None and early_eos_id is not None:
+        early = eos_early_fill(new, gen, mask_id, window, masked & ~commit_w, tok, early_eos_id, stop_ids)  # (B, L)
+        new.masked_fill_(early, early_eos_id)
+        committed = committed | early
+        n_early = early.sum()
     if eos_id is not None:
         fill = eos_fill(new, gen, mask_id, eos_id)  # (B, L), ``new`` filled in place
         committed = committed | fill
     left = (block & (new.index_select(1, window) == mask_id)).any()
-    return new, committed, torch.stack([committed.any(), left])
+    return new, committed, torch.stack([committed.any().long(), left.long(), n_early])
+
+
+def _rest(logp: Tensor, tok: Tensor) -> Tensor:
+    """(B, W) 1 − p(x̂) summed over the other tokens: exact near p = 1, where float32 rounds p itself to 1
+    (a threshold of 1.0 must admit nothing that is not certain)."""
+    return logp.scatter(-1, tok.unsqueeze(-1), float("-inf")).exp().sum(dim=-1)

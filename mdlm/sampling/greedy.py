@@ -38,7 +38,9 @@ class GreedyStep:
         self.run, self.want_info = run, want_info
         cfg = run.config
         self.graphs = _Graphs() if cfg.cuda_graphs and run.x.is_cuda else None
-        self.synced = cfg.threshold is not None or run.eos_id is not None
+        self.synced = cfg.threshold is not None or run.eos_id is not None or cfg.unmasking != "confidence" \
+            or run.stop_ids is not None
+        self.rule = "schedule" if cfg.unmasking == "confidence" else cfg.unmasking
 
     @property
     def graph_replays(self) -> int:
@@ -56,7 +58,8 @@ class GreedyStep:
         c, _ = run.runner.window(run.x, False, blk.lo, blk.hi)  # (B, W, V)
         new, committed, flags = greedy_confidence_step(c, run.x, self.window, blk.blk, self.n_after,
                                                        run.suppressed(c.shape[-1]), run.gen, run.mask_id, run.eos_id,
-                                                       run.config.threshold)
+                                                       run.config.threshold, self.rule, run.config.factor,
+                                                       run.config.eb_gamma, run.stop_ids, run.early_eos_id)
         run.x.copy_(new)
         return committed, flags
 
@@ -94,7 +97,8 @@ class GreedyStep:
                 self.graphs.warmed = True
         committed, flags = out
         if self.synced:
-            changed, left = flags.tolist()  # the step's one host synchronisation
+            changed, left, early = flags.tolist()  # the step's one host synchronisation
+            run.early_filled += early
         else:  # exact without EOS policy or threshold: each row commits counts[i] − counts[i+1]
             changed = bool((block.counts_cpu[:, i] > block.counts_cpu[:, i + 1]).any())
             left = bool(block.counts_cpu[:, i + 1].max() > 0)

@@ -27,6 +27,7 @@ from .inputs import check_generator, prepare_canvas
 from .policies import make_policy
 from .runner import ModelRunner
 from .step import DenoiseStep, Sampling, StepReport
+from .verify import VerifiedStep
 
 Tensor = torch.Tensor
 
@@ -44,6 +45,10 @@ class SampleOutput:
         positions: canvas columns run through the network per sequence, summed over passes (L per full
             forward; W per dual-cached step; L − lo per prefix-cached step). Without a cache nfe · L.
         graph_replays: steps that ran as a CUDA-graph replay (``cuda_graphs``), 0 otherwise.
+        verify_rows: with ``verify``: draft canvases run by the verification forwards per sequence (each forward of
+            K canvases counts 1 in ``nfe`` and K here); 0 otherwise.
+        eos_early_filled: with ``eos_early_stop``: positions (summed over rows) filled with EOS by the early
+            termination instead of being decoded.
     """
 
     sequences: Tensor
@@ -52,6 +57,8 @@ class SampleOutput:
     steps: int = 0
     positions: int = 0
     graph_replays: int = 0
+    verify_rows: int = 0
+    eos_early_filled: int = 0
 
 
 def generate(model_fn: Any, canvas: Tensor, *, mask_id: int, config: MDLMGenerationConfig | None = None,
@@ -97,7 +104,7 @@ def generate(model_fn: Any, canvas: Tensor, *, mask_id: int, config: MDLMGenerat
             if streamer is not None:
                 streamer.end()
             return _output(x, 0, history, 0, 0, 0)
-        steps = cfg.steps
+        steps = n_max if cfg.verify else cfg.steps  # verify: the reference commits one token per step
         if steps > n_max:
             warnings.warn(f"steps={steps} exceeds the {n_max} positions to generate; using steps={n_max}", stacklevel=2)
             steps = n_max
@@ -106,10 +113,13 @@ def generate(model_fn: Any, canvas: Tensor, *, mask_id: int, config: MDLMGenerat
                              partial=cfg.partial_cache, guidance=cfg.guidance_scale > 0, batch=cfg.guidance_batch)
         run = Sampling(cfg, runner, make_policy(cfg), x, gen, mask_id, eos_id if cfg.stop_at_eos else None,
                        suppress_tokens, generator, vocab_size)
+        if cfg.eos_early_stop:
+            _early_stop(run, eos_id, cfg.pad_token_id)
         if streamer is not None:
             callback = compose(callback, lambda step, canvas, info: streamer.put(canvas))
             streamer.put(x.clone())
-        stepper = (GreedyStep if cfg.uses_greedy_step else DenoiseStep)(run, want_info=callback is not None)
+        kind = VerifiedStep if cfg.verify else GreedyStep if cfg.uses_greedy_step else DenoiseStep
+        stepper = kind(run, want_info=callback is not None)
         step = 0
         for block in plan.blocks(x, mask_id):
             runner.start_block()
@@ -129,7 +139,18 @@ def generate(model_fn: Any, canvas: Tensor, *, mask_id: int, config: MDLMGenerat
                 break
         if streamer is not None:
             streamer.end()
-        return _output(x, runner.nfe, history, step, runner.positions, stepper.graph_replays)
+        out = _output(x, runner.nfe, history, step, runner.positions, stepper.graph_replays)
+        out.verify_rows, out.eos_early_filled = getattr(stepper, "verify_rows", 0), run.early_filled
+        return out
+
+
+def _early_stop(run: Sampling, eos_id: int | None, pad_id: int | None) -> None:
+    """Turn on EOS-aware early termination: EOS (and pad, when known) count as "the text has ended"."""
+    if eos_id is None:
+        raise ValueError("eos_early_stop needs the EOS id: pass eos_id to generate (the text pipeline passes the "
+                         "tokenizer's)")
+    run.early_eos_id = eos_id
+    run.stop_ids = torch.tensor([eos_id] + ([] if pad_id is None else [pad_id]), device=run.x.device)
 
 
 def _info(report: StepReport, block: Block, i: int, step: int, max_steps: int, nfe: int) -> StepInfo:

@@ -9,6 +9,8 @@ suppressed) of the block's M masked positions and the schedule's count; the poli
   threshold on top of the count. Its greedy setting has a fixed-shape fast path (:mod:`.greedy`).
 * :class:`FastDLLMPolicy` — Fast-dLLM's threshold rule: the most confident position plus every position at or
   above the threshold; ``steps`` is only a cap (a block's last allowed step commits what is left).
+  With ``factor`` it is Fast-dLLM's factor rule instead.
+* :class:`EntropyBoundedPolicy` — the EB-sampler: the longest low-entropy prefix with Σ H − max H ≤ γ.
 * :class:`AncestralPolicy` — MDLM's reverse step: each masked position unmasks with prob (γ(t) − γ(s)) / γ(t).
 * :class:`MomentPolicy` — Hayakawa et al. 2025's choose-then-sample moment sampler (hybrid, sub-steps).
 
@@ -24,6 +26,7 @@ import torch
 
 from mdlm.schedules import get_schedule
 
+from .adaptive import entropy, entropy_bounded_count, factor_count
 from .confidence import add_choice_noise, confidence_and_score, select_top
 from .moment import moment_choose, moment_log_probs, moment_log_weights, moment_tokens
 from .remasking import ancestral_commit, ancestral_commit_prob
@@ -111,17 +114,47 @@ class ConfidencePolicy:
         return Decision(commit, tok, conf)
 
 
+def last_step(s: PolicyInput, like: Tensor) -> Tensor:
+    """(B,) bool: this is the row's last allowed step of the block (it must commit everything left)."""
+    if s.S_row is not None:
+        return s.i >= (s.S_row - 1)
+    return torch.full_like(like, s.i == s.S - 1, dtype=torch.bool)
+
+
 @dataclass(frozen=True)
 class FastDLLMPolicy(ConfidencePolicy):
-    """Fast-dLLM's threshold rule (Wu et al. 2025): per row, the most confident masked position of the block
-    plus every masked position whose confidence ≥ ``threshold``; the schedule's count is ignored, except that
+    """Fast-dLLM (Wu et al. 2025): per row, the most confident masked position of the block plus every masked
+    position whose confidence ≥ ``threshold`` — or, with ``factor``, the n most confident with
+    (n + 1)·(1 − c_(n)) < factor (:func:`.adaptive.factor_count`); the schedule's count is ignored, except that
     the block's last allowed step commits everything left (``steps`` ≥ the generated length: exactly Fast-dLLM)."""
 
+    factor: float | None = None
+
     def count(self, s: PolicyInput, conf: Tensor) -> Tensor:
-        n_thr = (s.masked & (conf >= float(self.threshold))).sum(dim=1)  # (B,)
-        n = torch.maximum(n_thr, (s.n_masked > 0).long())
-        last = s.i >= (s.S_row - 1) if s.S_row is not None else torch.full_like(n, s.i == s.S - 1, dtype=torch.bool)
-        return torch.where(last, s.n_masked, n)  # a row's last allowed step of the block commits what is left
+        if self.factor is not None:
+            n = factor_count(1.0 - conf, s.masked, self.factor)  # (B,)
+        else:
+            n_thr = (s.masked & (conf >= float(self.threshold))).sum(dim=1)  # (B,)
+            n = torch.maximum(n_thr, (s.n_masked > 0).long())
+        return torch.where(last_step(s, n), s.n_masked, n)  # a row's last allowed step commits what is left
+
+
+@dataclass(frozen=True)
+class EntropyBoundedPolicy(ConfidencePolicy):
+    """EB-sampler (Ben-Hamu et al. 2025): order the block's masked positions by entropy (ascending, ties → lower
+    index) and commit the longest prefix with Σ H − max H ≤ ``gamma`` (:func:`.adaptive.entropy_bounded_count`),
+    at least one; ``steps`` is only a cap (the row's last allowed step commits what is left). Tokens are drawn as
+    the confidence policy draws them (temperature, top-k / top-p)."""
+
+    gamma: float = 0.1
+
+    def step(self, s: PolicyInput) -> Decision:
+        tok, conf_m, _ = self.tokens_and_confidence(s)
+        ent = scatter(s.masked, entropy(s.logits), float("inf"), s.midx)  # (B, W) float64
+        n = entropy_bounded_count(ent, s.masked, self.gamma)  # (B,)
+        n = torch.where(last_step(s, n), s.n_masked, n)
+        commit = select_top(-ent, s.masked, n)  # lowest entropy first
+        return Decision(commit, tok, scatter(s.masked, conf_m, 0.0, s.midx))
 
 
 @dataclass(frozen=True)
@@ -185,5 +218,7 @@ def make_policy(c) -> Policy:
     if c.unmasking == "ancestral":
         return AncestralPolicy(**conf, schedule="linear" if c.uses_even_schedule else c.schedule)
     if c.unmasking == "fast_dllm":
-        return FastDLLMPolicy(**conf)
+        return FastDLLMPolicy(**conf, factor=None if c.factor is None else float(c.factor))
+    if c.unmasking == "eb":
+        return EntropyBoundedPolicy(**conf, gamma=float(c.eb_gamma))
     return ConfidencePolicy(**conf)

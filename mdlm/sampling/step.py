@@ -15,6 +15,7 @@ import torch
 
 from .blocks import Block
 from .cfg import cfg_active, guide, schedule_time_after
+from .adaptive import eos_early_fill
 from .eos import eos_fill
 from .policies import Policy, PolicyInput, scatter
 from .remasking import choose_remask
@@ -42,6 +43,9 @@ class Sampling:
     n_gen: Tensor = field(init=False)
     no_guidance: Tensor = field(init=False)
     stored_conf: Tensor | None = None  # (B, L) float64 confidence at commit time (ReMDM)
+    early_eos_id: int | None = None  # eos_early_stop: the EOS id filled in (None: off)
+    stop_ids: Tensor | None = None  # eos_early_stop: the ids that count as "the text has ended" (EOS, pad)
+    early_filled: int = 0  # positions filled by eos_early_stop (summed over rows)
 
     def __post_init__(self) -> None:
         self.n_gen = self.gen.sum(dim=1)  # (B,)
@@ -127,6 +131,17 @@ class DenoiseStep:
         xw.masked_fill_(remasked, run.mask_id)
         return remasked
 
+    def early_stop(self, block: Block, masked: Tensor, d: Any, midx: tuple[Tensor, Tensor]) -> Tensor:
+        """EOS-aware early termination (:func:`.adaptive.eos_early_fill`) on the canvas after the step's commits."""
+        run, x = self.run, self.run.x
+        window = torch.arange(block.lo, block.hi, device=x.device)
+        left = block.blk & (x[:, block.lo:block.hi] == run.mask_id)  # (B, W) still masked (re-masked ones too)
+        tok_w = scatter(masked, d.tokens, run.mask_id, midx)  # (B, W) the step's predictions
+        early = eos_early_fill(x, run.gen, run.mask_id, window, left, tok_w, run.early_eos_id, run.stop_ids)
+        x.masked_fill_(early, run.early_eos_id)
+        run.early_filled += int(early.sum())
+        return early
+
     def __call__(self, block: Block, i: int) -> StepReport | None:
         run, x, lo, hi = self.run, self.run.x, block.lo, block.hi
         masked = block.blk & (x[:, lo:hi] == run.mask_id)  # (B, W)
@@ -144,6 +159,9 @@ class DenoiseStep:
         x[:, lo:hi] = xw
         changed = d.commit if remasked is None else d.commit | remasked
         eos = eos_fill(x, run.gen, run.mask_id, run.eos_id) if run.eos_id is not None else None  # (B, L)
+        if run.stop_ids is not None:
+            early = self.early_stop(block, masked, d, midx)  # (B, L)
+            eos = early if eos is None else eos | early
         if bool(changed.any() if eos is None else changed.any() | eos.any()):  # else the logits stay valid
             run.runner.invalidate()
         if not self.want_info:

@@ -70,6 +70,7 @@ def validate(c: Any) -> None:
     _int("block_length", c.block_length, 1, optional=True)
     _int("top_k", c.top_k, 1, optional=True)
     _int("moment_substeps", c.moment_substeps, 1)
+    _int("verify_draft", c.verify_draft, 1)
     for name in ("mask_token_id", "eos_token_id", "pad_token_id"):
         _int(name, getattr(c, name), 0, optional=True)
     c.schedule = _schedule(c.schedule)
@@ -87,16 +88,17 @@ def validate(c: Any) -> None:
     if c.top_p is not None and not (0.0 < float(c.top_p) <= 1.0):
         raise ValueError(f"top_p must be None or in (0, 1], got {c.top_p!r}")
     for name in ("choice_noise_anneal", "guidance_batch", "stop_at_eos", "suppress_pad", "chat", "cuda_graphs",
-                 "reuse_logits", "return_history", "partial_cache"):
+                 "reuse_logits", "return_history", "partial_cache", "eos_early_stop", "verify"):
         _bool(name, getattr(c, name))
     _check_threshold(c)
+    _check_adaptive(c)
     _check_combinations(c)
 
 
 def _check_threshold(c: Any) -> None:
     if c.threshold is None:
-        if c.unmasking == "fast_dllm":
-            raise ValueError("unmasking='fast_dllm' needs a threshold (e.g. 0.9)")
+        if c.unmasking == "fast_dllm" and c.factor is None:
+            raise ValueError("unmasking='fast_dllm' needs a threshold (e.g. 0.9) or a factor (e.g. 1.0)")
         return
     thr = float(c.threshold)
     if not math.isfinite(thr):
@@ -106,8 +108,34 @@ def _check_threshold(c: Any) -> None:
             raise ValueError(f"threshold must be ≤ 0 for confidence='entropy' (negative entropy), got {thr}")
     elif not (0.0 <= thr <= 1.0):
         raise ValueError(f"threshold must be in [0, 1] for confidence={c.confidence!r}, got {thr}")
-    if c.unmasking in ("moment", "ancestral"):
+    if c.unmasking in ("moment", "ancestral", "eb"):
         raise ValueError(f"threshold decoding is for unmasking='confidence' or 'fast_dllm', not {c.unmasking!r}")
+
+
+def _check_adaptive(c: Any) -> None:
+    """The adaptive-commit and verification fields (issue #17)."""
+    if c.factor is not None:
+        _number("factor", c.factor, 0.0)
+        if c.unmasking != "fast_dllm":
+            raise ValueError(f"factor is Fast-dLLM's rule: it needs unmasking='fast_dllm', not {c.unmasking!r}")
+        if c.threshold is not None:
+            raise ValueError("fast_dllm takes a threshold or a factor, not both")
+        if float(c.factor) <= 0:
+            raise ValueError(f"factor must be > 0 (no count n ≥ 1 satisfies (n+1)·(1 − c) < 0), got {c.factor!r}")
+    _number("eb_gamma", c.eb_gamma, 0.0)
+    if c.verify:
+        if not (c.temperature == 0 and c.choice_noise == 0 and c.remdm_eta == 0 and c.guidance_scale == 0
+                and c.unmasking in ("confidence", "fast_dllm", "eb")
+                and (c.unmasking != "confidence" or c.confidence == "prob")):
+            raise ValueError("verify reproduces greedy one-token-per-step decoding: it needs temperature=0, "
+                             "unmasking confidence (confidence='prob'), fast_dllm or eb, no choice noise, "
+                             "re-masking or guidance")
+        if c.cache_implementation != "none":
+            raise ValueError("verify runs full forwards of several canvases per row: use cache_implementation='none'")
+        if c.eos_early_stop:
+            raise ValueError("verify is exact (the greedy output); eos_early_stop would change it: use one of them")
+        if c.cuda_graphs:
+            raise ValueError("verify's batch of draft canvases changes size per step: it cannot use cuda_graphs")
 
 
 def _check_combinations(c: Any) -> None:
@@ -115,7 +143,7 @@ def _check_combinations(c: Any) -> None:
         raise ValueError(f"cache_implementation={c.cache_implementation!r} caches the K/V outside the current block, "
                          "so it needs semi-autoregressive blocks: set block_length (smaller than the generated length)")
     if c.cuda_graphs and not c.uses_greedy_step:
-        raise ValueError("cuda_graphs replays the greedy confidence step: it needs temperature=0, unmasking='confidence', "
+        raise ValueError("cuda_graphs replays the greedy step: it needs temperature=0, unmasking confidence, fast_dllm or eb, "
                          "confidence='prob', choice_noise=0, no re-masking and no guidance (guidance_scale=0)")
     moment_only = {"moment_alpha": c.moment_alpha > 0, "moment_hybrid": c.moment_hybrid > 0,
                    "moment_substeps": c.moment_substeps > 1}

@@ -1,0 +1,147 @@
+"""Exact self-speculative decoding (``verify=True``): parallel drafts, checked so the output is greedy's own.
+
+The reference is greedy one-token-per-step decoding: at every step the most confident masked position of the block
+(log p(x̂) in float32, ties → lower index, :func:`.fused_step.greedy_confidence_step`'s ranking) gets its argmax
+token, then the EOS policy runs. One step here:
+
+1. From the logits of the current canvas x⁰ (kept from the previous step's verification forward), the draft:
+   d₁ … d_n = the positions the policy would commit in parallel (top-``verify_draft`` by confidence, or the
+   Fast-dLLM threshold / factor picks, or the EB picks — always including the greedy choice), ordered by
+   confidence, with their argmax tokens; n ≤ ``verify_draft``.
+2. Canvases x^j = x⁰ with d₁ … d_j applied (and the EOS policy), j = 1 … n, run as ONE forward of n·B rows.
+3. Draft d_{j+1} is accepted when greedy decoding of x^j would commit exactly it (same position, same token);
+   the longest accepted prefix d₁ … d_a is kept (a ≥ 1: d₁ is greedy's choice on x⁰), and the logits of x^a, from
+   the same forward, are the next step's.
+
+So every kept commit is the one greedy decoding makes, given forwards that compute each row as they would alone
+(batch-invariant forwards: true on the CPU for the project's models; on a GPU the kernels for n·B rows may round
+differently from those for B rows — compare tokens there). ``nfe`` counts forwards; ``verify_rows`` the canvases
+they ran per sequence. The canvas is not built for a draft that would finish the block (nothing left to verify).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .adaptive import entropy_bounded_count, factor_count
+from .blocks import Block
+from .confidence import select_top
+from .eos import eos_fill
+from .step import Sampling, StepReport
+
+Tensor = torch.Tensor
+
+
+def greedy_view(logits: Tensor, masked: Tensor, suppress: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Greedy decoding's view of a window: tokens (R, W), log p(x̂) (R, W) float32, 1 − p(x̂) (R, W), and its
+    one-hot choice (R, W) bool (the most confident masked position; none for a row with nothing masked)."""
+    lg = logits.index_fill(-1, suppress, float("-inf"))  # (R, W, V)
+    tok = lg.argmax(dim=-1)  # (R, W)
+    logp = torch.log_softmax(lg, dim=-1, dtype=torch.float32)  # (R, W, V)
+    log_conf = logp.gather(-1, tok.unsqueeze(-1)).squeeze(-1)  # (R, W)
+    rest = logp.scatter(-1, tok.unsqueeze(-1), float("-inf")).exp().sum(dim=-1)  # (R, W) = 1 − p
+    score = torch.where(masked, log_conf, float("-inf"))
+    choice = select_top(score, masked, torch.ones(masked.shape[0], dtype=torch.long, device=masked.device))
+    return tok, score, rest, choice
+
+
+def draft_count(rule: str, cfg, logits: Tensor, masked: Tensor, rest: Tensor, suppress: Tensor) -> Tensor:
+    """How many commits to draft per row (B,) (≥ 1 where anything is masked), capped at ``cfg.verify_draft``."""
+    if rule == "fast_dllm":
+        n = factor_count(rest, masked, cfg.factor) if cfg.factor is not None else \
+            (masked & (rest <= 1.0 - float(cfg.threshold))).sum(dim=-1)
+    elif rule == "eb":
+        logp = torch.log_softmax(logits.index_fill(-1, suppress, float("-inf")), dim=-1, dtype=torch.float32)
+        ent = -(logp.exp() * logp.clamp_min(torch.finfo(logp.dtype).min)).sum(dim=-1)  # (B, W)
+        n = entropy_bounded_count(ent, masked, float(cfg.eb_gamma))
+    else:
+        n = masked.sum(dim=-1)
+    n = torch.maximum(n, masked.any(dim=-1).long())
+    return torch.minimum(n, masked.sum(dim=-1)).clamp_max(cfg.verify_draft)
+
+
+def draft_canvases(x: Tensor, lo: int, score: Tensor, tok: Tensor, masked: Tensor, n: Tensor,
+                   K: int) -> tuple[Tensor, Tensor, Tensor]:
+    """The K draft canvases x^1 … x^K (K, B, L): x^j = x with the j most confident drafted commits applied (a row
+    with fewer drafts repeats its last canvas). Also the drafts' positions (B, K) and tokens (B, K) in order."""
+    B, W = masked.shape
+    order = torch.argsort(score.double(), dim=-1, descending=True, stable=True)[:, :K]  # (B, K) window positions
+    d_tok = tok.gather(-1, order)  # (B, K)
+    rank = torch.full((B, W), K, dtype=torch.long, device=x.device)
+    rank.scatter_(-1, order, torch.arange(K, device=x.device).expand(B, K).contiguous())
+    rank = torch.where(rank < n.unsqueeze(-1), rank, K)  # (B, W) the draft index of each position (K: none)
+    j = torch.arange(1, K + 1, device=x.device).view(K, 1, 1)  # (K, 1, 1)
+    xw = x[:, lo:lo + W]
+    canv = x.unsqueeze(0).repeat(K, 1, 1)  # (K, B, L)
+    canv[:, :, lo:lo + W] = torch.where(rank.unsqueeze(0) < j, tok.unsqueeze(0), xw.unsqueeze(0))
+    return canv, order, d_tok
+
+
+class VerifiedStep:
+    """Drop-in for :class:`.step.DenoiseStep` when ``config.verify`` (see the module docstring)."""
+
+    graph_replays = 0
+
+    def __init__(self, run: Sampling, want_info: bool):
+        self.run, self.want_info = run, want_info
+        self.rule = run.config.unmasking
+        self.verify_rows = 0
+
+    def start_block(self, block: Block) -> None:
+        self.block = block
+
+    def __call__(self, block: Block, i: int) -> StepReport | None:
+        run, x, lo, hi = self.run, self.run.x, block.lo, block.hi
+        masked = block.blk & (x[:, lo:hi] == run.mask_id)  # (B, W)
+        n_left = masked.sum(dim=-1)  # (B,)
+        if not bool(n_left.any()):
+            return None
+        frac = run.masked_fraction() if self.want_info else None
+        c, _ = run.runner.window(x, False, lo, hi)  # (B, W, V): kept from the last verification when possible
+        sup = run.suppressed(c.shape[-1])
+        tok, score, rest, _ = greedy_view(c, masked, sup)
+        n = draft_count(self.rule, run.config, c, masked, rest, sup)  # (B,)
+        # canvases needed: to verify drafts 2..n, and the last one unless it finishes the row's block
+        need = torch.where(n < n_left, n, n - 1)  # (B,)
+        K = int(torch.maximum(n, need).max())  # the step's host synchronisation
+        canv, order, d_tok = draft_canvases(x, lo, score, tok, masked, n, K)  # (K, B, L)
+        B, L = x.shape
+        flat = canv.reshape(K * B, L)
+        if run.eos_id is not None:
+            eos_fill(flat, run.gen.repeat(K, 1), run.mask_id, run.eos_id)  # the EOS policy after every commit
+        K_run = int(need.max())
+        accepted = torch.ones_like(n)  # (B,) d₁ is greedy's own choice
+        if K_run > 0:
+            accepted, logits = self.verify(flat[: K_run * B], masked.shape[1], lo, hi, order, d_tok, n, K_run, sup)
+        a = torch.minimum(accepted, n).clamp_min(1)  # (B,)
+        new = canv.gather(0, (a - 1).view(1, B, 1).expand(1, B, L)).squeeze(0)  # (B, L)
+        committed = (new != x) if self.want_info else None
+        x.copy_(new)
+        run.runner.invalidate()
+        if K_run > 0:  # the logits of the kept canvas come from the verification forward
+            run.runner.c = logits.gather(0, (a - 1).clamp_max(K_run - 1).view(1, B, 1, 1)
+                                         .expand(1, B, *logits.shape[2:])).squeeze(0)
+        left = bool((block.blk & (x[:, lo:hi] == run.mask_id)).any())
+        return StepReport(committed, None, frac, run.no_guidance, finished=not left)
+
+    def verify(self, flat: Tensor, W: int, lo: int, hi: int, order: Tensor, d_tok: Tensor, n: Tensor, K: int,
+               sup: Tensor) -> tuple[Tensor, Tensor]:
+        """One forward of the K·B canvases; → (accepted commits per row (B,), their logits (K, B, W, V))."""
+        run = self.run
+        B = order.shape[0]
+        before = run.runner.counters()
+        run.runner.invalidate()
+        lg, _ = run.runner.window(flat, False, lo, hi)  # (K·B, W, V)
+        run.runner.set_counters([before[0] + 1, run.runner.positions])  # one forward of K canvases per row
+        self.verify_rows += K
+        blk = self.block.blk.repeat(K, 1)  # (K·B, W)
+        masked = blk & (flat[:, lo:hi] == run.mask_id)
+        tok, _, _, choice = greedy_view(lg, masked, sup)  # (K·B, W)
+        pos = torch.where(choice.any(dim=-1), choice.long().argmax(dim=-1), -1).view(K, B)  # greedy's position
+        tk = tok.gather(-1, pos.clamp_min(0).view(K * B, 1)).view(K, B)  # and token
+        nxt = torch.arange(1, K + 1, device=flat.device).view(K, 1)  # canvas j verifies draft j + 1
+        d_pos = order.gather(-1, nxt.clamp_max(order.shape[1] - 1).T.expand(B, K)).T  # (K, B)
+        d_t = d_tok.gather(-1, nxt.clamp_max(order.shape[1] - 1).T.expand(B, K)).T  # (K, B)
+        ok = (pos == d_pos) & (tk == d_t) & (nxt < n.unsqueeze(0))  # (K, B)
+        accepted = 1 + ok.long().cumprod(dim=0).sum(dim=0)  # (B,)
+        return accepted, lg.view(K, B, *lg.shape[1:])
