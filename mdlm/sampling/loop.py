@@ -124,7 +124,8 @@ def generate(model_fn: Any, canvas: Tensor, *, mask_id: int, config: MDLMGenerat
         for block in plan.blocks(x, mask_id):
             runner.start_block()
             stepper.start_block(block)
-            for i in range(block.S):
+            # verify: one verified commit per step at the least, however the step budget was split over blocks
+            for i in range(block.hi - block.lo if cfg.verify else block.S):
                 report = stepper(block, i)
                 if report is None:  # nothing masked is left in the block
                     break
