@@ -1,6 +1,7 @@
 """Sampler speed on a checkpoint: tokens/s, NFE and the sampler's own overhead.
 
     python eval/bench_sampler.py --model runs/shakespeare_tiny --batch 8 --gen-length 128 --steps 64
+    python eval/bench_sampler.py --model runs/shakespeare_tiny --only llada verify eb fast_dllm   # a subset
 
 The sampler's overhead over pure forwards is (T_gen − NFE · t_fwd) / T_gen: T_gen is the wall time of
 ``generate`` (best of ``--repeats`` after a warm-up run), t_fwd the time of one forward of the same
@@ -8,7 +9,11 @@ canvas measured as a run of back-to-back forwards (as a loop with no sampler wou
 figure wraps the logits function in a timer that synchronises the GPU before and after every forward
 ("synced"): it charges the sampler for every host synchronisation, including those that a real run
 overlaps with the GPU's work. Several strategies run on the same prompts so their speed and NFE can be
-compared; one example generation of each is printed. On a GPU, two more rows run the greedy LLaDA setting
+compared; one example generation of each is printed. Issue #17's rows: Fast-dLLM threshold / factor, the EB
+sampler (``steps`` = the generated length, only a cap), greedy one token per step and its exact verified form
+(``verify``: NFE counts forwards, "verify rows" the draft canvases they ran; the last column is the share of tokens
+equal to one-token-per-step greedy — 100% unless the batched forward rounds differently from the B-row one), and
+the EOS early stop. On a GPU, two more rows run the greedy LLaDA setting
 with ``cuda_graphs=True`` (each step — forward on the block window, greedy step, canvas update — replayed
 as one CUDA graph); their overhead is measured against back-to-back CUDA-graph replays of the forward alone.
 """
@@ -29,6 +34,7 @@ from mdlm.pipelines.text import build_text_canvas  # noqa: E402
 from mdlm.sampling import SamplerConfig, as_logits_fn, generate, trim_at_eos  # noqa: E402
 from mdlm.sampling.cached_calls import WindowLogits  # noqa: E402
 
+GREEDY = dict(schedule="even", temperature=0.0)
 STRATEGIES = {
     "llada (even, low-conf, greedy)": dict(schedule="even", remasking="low_confidence", temperature=0.0),
     "maskgit (cosine, T=0.8, choice-T=2)": dict(schedule="cosine", temperature=0.8, choice_temperature=2.0),
@@ -37,14 +43,33 @@ STRATEGIES = {
     "ancestral (MDLM, T=1, linear)": dict(schedule="linear", remasking="ancestral", temperature=1.0),
     "moment (α=1, hybrid 0.5)": dict(schedule="cosine", sampler="moment", choice_temperature=1.0, hybrid=0.5,
                                      temperature=1.0),
+    # issue #17: adaptive parallel commits (steps = gen length: only a cap), exact verification, early EOS stop
+    "fast_dllm threshold 0.9": dict(GREEDY, unmasking="fast_dllm", threshold=0.9, steps=None),
+    "fast_dllm factor 1.0": dict(GREEDY, unmasking="fast_dllm", factor=1.0, steps=None),
+    "eb γ=0.1": dict(GREEDY, unmasking="eb", eb_gamma=0.1, steps=None),
+    "eb γ=1.0": dict(GREEDY, unmasking="eb", eb_gamma=1.0, steps=None),
+    "greedy, one token per step": dict(GREEDY, steps=None),
+    "verify (= one token per step), draft 8": dict(GREEDY, verify=True, verify_draft=8),
+    "verify, fast_dllm 0.5 drafts": dict(GREEDY, verify=True, unmasking="fast_dllm", threshold=0.5, verify_draft=16),
+    "llada + eos_early_stop": dict(schedule="even", temperature=0.0, eos_early_stop=True),
 }
+EXACT_REFERENCE = "greedy, one token per step"  # rows named "verify…" report the share of its tokens they match
 
 
 GRAPH_BASE = "llada (even, low-conf, greedy)"
 GRAPHED = {  # rows run with the model itself (LM head on the block window) and cuda_graphs=True
     "llada + CUDA graphs (EOS policy: 1 sync/step)": {"cuda_graphs": True},
     "llada + CUDA graphs (no EOS policy: no sync)": {"cuda_graphs": True, "stop_at_eos": False},
+    "fast_dllm 0.9 + CUDA graphs": {"cuda_graphs": True, "unmasking": "fast_dllm", "threshold": 0.9, "steps": None},
+    "eb γ=0.1 + CUDA graphs": {"cuda_graphs": True, "unmasking": "eb", "eb_gamma": 0.1, "steps": None},
 }
+
+
+def sampler_config(kw: dict, steps: int, block_length: int, gen_length: int):
+    """The row's config: ``steps=None`` in a row means one step per generated token (a cap for adaptive rules)."""
+    kw = dict(kw)
+    row_steps = kw.pop("steps", steps)
+    return SamplerConfig(steps=gen_length if row_steps is None else row_steps, block_length=block_length, **kw)
 
 
 def graphed_forward_seconds(model, canvas, attn, gen_length: int, block_length: int, repeats: int) -> float:
@@ -86,6 +111,14 @@ class TimedFn:
         return out
 
 
+def same_share(name: str, gen, seqs: dict) -> float | None:
+    """For a verify row: the share of its generated tokens equal to the one-token-per-step greedy row's."""
+    ref = seqs.get(EXACT_REFERENCE)
+    if not name.startswith("verify") or ref is None:
+        return None
+    return float((gen == ref).float().mean())
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", required=True)
@@ -97,8 +130,14 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--dtype", default=None, choices=[None, "bfloat16", "float32"])
+    p.add_argument("--only", nargs="+", default=None, metavar="WORD",
+                   help="run only the strategies whose name contains one of these words (e.g. llada verify eb)")
     p.add_argument("--out")
     a = p.parse_args()
+
+    def wanted(name: str) -> bool:
+        return a.only is None or any(w.lower() in name.lower() for w in a.only)
+
     dtype = getattr(torch, a.dtype) if a.dtype else None
     loaded = load_for_generation(a.model, device=a.device, dtype=dtype)
     tok, model = loaded.tokenizer, loaded.model
@@ -123,9 +162,11 @@ def main() -> None:
             sync()
             t_fwd = min(t_fwd, (time.perf_counter() - t) / 16)
     t_graph = graphed_forward_seconds(model, canvas, attn, a.gen_length, a.block_length, a.repeats) if cuda else None
-    rows = []
+    rows, seqs = [], {}
     for name, kw in STRATEGIES.items():
-        cfg = SamplerConfig(steps=a.steps, block_length=a.block_length, **kw)
+        if not wanted(name) and name != EXACT_REFERENCE:
+            continue
+        cfg = sampler_config(kw, a.steps, a.block_length, a.gen_length)
 
         def run(fn):
             g = torch.Generator(device=a.device).manual_seed(0)
@@ -143,7 +184,10 @@ def main() -> None:
         synced_total, _ = run(timed)
         gen = out.sequences[:, canvas.shape[1] - a.gen_length:]
         text = tok.decode(trim_at_eos(gen[:1], tok.eos_token_id)[0], skip_special_tokens=True)
+        seqs[name] = gen
         rows.append({"strategy": name, "nfe": out.nfe, "seconds": round(total, 4),
+                     "verify_rows": out.verify_rows, "eos_early_filled": out.eos_early_filled,
+                     "same_tokens_as_reference": same_share(name, gen, seqs),
                      "tokens_per_s": round(a.batch * a.gen_length / total, 1),
                      "forward_ms": round(1000 * t_fwd, 3),
                      "overhead_pct": round(100 * (total - out.nfe * t_fwd) / total, 2),
@@ -151,7 +195,9 @@ def main() -> None:
                      "example": text})
     if cuda:  # the whole step (forward on the block window + greedy step) replayed as one CUDA graph
         for name, extra in GRAPHED.items():
-            cfg = SamplerConfig(steps=a.steps, block_length=a.block_length, **STRATEGIES[GRAPH_BASE], **extra)
+            if not wanted(name):
+                continue
+            cfg = sampler_config({**STRATEGIES[GRAPH_BASE], **extra}, a.steps, a.block_length, a.gen_length)
 
             def run_graphed():
                 sync()
@@ -173,10 +219,13 @@ def main() -> None:
                          "overhead_synced_pct": None, "example": text})
     print(f"\nmodel {a.model} | device {a.device} | batch {a.batch} × {a.gen_length} tokens | steps {a.steps} | "
           f"block {a.block_length} | one forward {1000 * t_fwd:.2f} ms\n")
-    print("| strategy | NFE | tokens/s | overhead over pure forwards | overhead, synced forwards |\n|---|---|---|---|---|")
+    print("| strategy | NFE | tokens/s | overhead over pure forwards | overhead, synced forwards | verify rows | "
+          "tokens = one-per-step greedy |\n|---|---|---|---|---|---|---|")
     for r in rows:
         synced = "n/a" if r["overhead_synced_pct"] is None else f"{r['overhead_synced_pct']:.1f}%"
-        print(f"| {r['strategy']} | {r['nfe']} | {r['tokens_per_s']:,} | {r['overhead_pct']:.1f}% | {synced} |")
+        same = "" if r.get("same_tokens_as_reference") is None else f"{100 * r['same_tokens_as_reference']:.1f}%"
+        print(f"| {r['strategy']} | {r['nfe']} | {r['tokens_per_s']:,} | {r['overhead_pct']:.1f}% | {synced} | "
+              f"{r.get('verify_rows') or ''} | {same} |")
     if t_graph is not None:
         print(f"\nCUDA-graph rows: overhead over back-to-back graph replays of the forward alone "
               f"(block-window logits), {1000 * t_graph:.3f} ms each")

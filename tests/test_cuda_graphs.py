@@ -1,6 +1,6 @@
 """CUDA-graph replay of the greedy step (SamplerConfig.cuda_graphs): the same samples, NFE and positions as
-eager decoding for every cache mode, with a threshold, the EOS policy and left padding (GPU tests), and no
-effect on the CPU."""
+eager decoding for every cache mode, with a threshold, the EOS policy, left padding and every fixed-shape adaptive
+policy (Fast-dLLM threshold / factor, EB, EOS early stop) (GPU tests), and no effect on the CPU."""
 
 from __future__ import annotations
 
@@ -42,9 +42,23 @@ def test_cuda_graphs_do_nothing_on_cpu():
     assert b.graph_replays == 0
 
 
+ADAPTIVE = [{"unmasking": "fast_dllm", "threshold": 0.3}, {"unmasking": "fast_dllm", "factor": 1.0},
+            {"unmasking": "eb", "eb_gamma": 0.5}, {"unmasking": "eb", "eb_gamma": 0.5, "eos_early_stop": True},
+            {"eos_early_stop": True, "stop_at_eos": False}]
+
+
+@pytest.mark.parametrize("extra", ADAPTIVE)
+def test_every_fixed_shape_policy_takes_the_graphable_step_and_graphs_do_nothing_on_cpu(extra):
+    model = tiny_model("cpu")
+    canvas, am = canvas_and_mask("cpu")
+    assert SamplerConfig(temperature=0.0, cuda_graphs=True, **extra).uses_greedy_step
+    a, b = run(model, canvas, am, False, **extra), run(model, canvas, am, True, **extra)
+    assert torch.equal(a.sequences, b.sequences) and a.nfe == b.nfe and b.graph_replays == 0
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("cache", ["none", "dual", "prefix"])
-@pytest.mark.parametrize("extra", [{}, {"threshold": 0.2}, {"stop_at_eos": False}])
+@pytest.mark.parametrize("extra", [{}, {"threshold": 0.2}, {"stop_at_eos": False}, *ADAPTIVE])
 def test_cuda_graphs_replay_gives_the_eager_samples(cache, extra):
     model = tiny_model("cuda")
     canvas, am = canvas_and_mask("cuda")
