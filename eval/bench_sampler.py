@@ -37,6 +37,7 @@ from mdlm.sampling.cached_calls import WindowLogits  # noqa: E402
 GREEDY = dict(schedule="even", temperature=0.0)
 STRATEGIES = {
     "llada (even, low-conf, greedy)": dict(schedule="even", remasking="low_confidence", temperature=0.0),
+    "llada, step_graph off (GPU: before)": dict(schedule="even", temperature=0.0, step_graph=False),
     "maskgit (cosine, T=0.8, choice-T=2)": dict(schedule="cosine", temperature=0.8, choice_temperature=2.0),
     "margin confidence (linear)": dict(schedule="linear", confidence="margin", temperature=0.0),
     "threshold 0.9 (parallel)": dict(schedule="even", temperature=0.0, threshold=0.9),

@@ -69,3 +69,17 @@ def test_cuda_graphs_replay_gives_the_eager_samples(cache, extra):
     assert (graphed.nfe, graphed.steps, graphed.positions) == (eager.nfe, eager.steps, eager.positions)
     assert torch.equal(graphed.sequences[0, :3], canvas[0, :3])  # padding untouched
     assert not (graphed.sequences == MASK).any()
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("cache", ["none", "dual"])
+@pytest.mark.parametrize("extra", [{}, {"stop_at_eos": False}, *ADAPTIVE])
+def test_the_step_graph_replays_the_eager_step(cache, extra):
+    """step_graph (default on a GPU): the greedy step's kernels after an eager forward as one replay."""
+    model = tiny_model("cuda")
+    canvas, am = canvas_and_mask("cuda")
+    eager = run(model, canvas, am, False, cache=cache, step_graph=False, **extra)
+    stepped = run(model, canvas, am, False, cache=cache, **extra)
+    assert stepped.graph_replays > 0 and eager.graph_replays == 0
+    assert torch.equal(stepped.sequences, eager.sequences)
+    assert (stepped.nfe, stepped.steps, stepped.positions) == (eager.nfe, eager.steps, eager.positions)

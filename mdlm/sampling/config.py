@@ -97,6 +97,9 @@ class MDLMGenerationConfig:
         "exact self-speculative decoding: draft several commits (top-verify_draft for confidence, the threshold / "
         "factor / EB picks otherwise), check them with one batched forward, keep the prefix that one-token-per-step "
         "greedy decoding would make (needs temperature 0; the output equals it, steps are not used)"))
+    step_graph: bool = field(default=True, metadata=_help(
+        "GPU, greedy step without cuda_graphs: replay the step's own kernels after each forward as one CUDA graph "
+        "(the same samples; cuts the sampler's launch overhead)"))
     verify_draft: int = field(default=8, metadata=_help(
         "verify: most draft commits per step (the verification forward runs up to this many canvases per row)"))
     # --- ReMDM re-masking of committed tokens

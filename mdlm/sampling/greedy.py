@@ -19,6 +19,7 @@ import torch
 from .blocks import Block
 from .fused_step import greedy_confidence_step
 from .graphs import StepGraph, capture
+from .step_graph import GreedyStepGraph
 from .step import Sampling, StepReport
 
 Tensor = torch.Tensor
@@ -38,12 +39,16 @@ class GreedyStep:
         self.run, self.want_info = run, want_info
         cfg = run.config
         self.graphs = _Graphs() if cfg.cuda_graphs and run.x.is_cuda else None
+        use_step_graph = cfg.step_graph and run.x.is_cuda and self.graphs is None
+        self.step_graph = GreedyStepGraph(self.fused) if use_step_graph else None
         self.synced = cfg.threshold is not None or run.eos_id is not None or cfg.unmasking != "confidence" \
             or run.stop_ids is not None
         self.rule = "schedule" if cfg.unmasking == "confidence" else cfg.unmasking
 
     @property
     def graph_replays(self) -> int:
+        if self.step_graph is not None:
+            return self.step_graph.replays
         return self.graphs.replays if self.graphs is not None else 0
 
     def start_block(self, block: Block) -> None:
@@ -53,13 +58,21 @@ class GreedyStep:
         self.graph: StepGraph | None = None
         self.delta: list[int] = []
 
+    def fused(self, c: Tensor, window: Tensor, blk: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The step after the forward: logits c (B, W, V) → (new canvas, committed, flags)."""
+        run, cfg = self.run, self.run.config
+        return greedy_confidence_step(c, run.x, window, blk, self.n_after, run.suppressed(c.shape[-1]), run.gen,
+                                      run.mask_id, run.eos_id, cfg.threshold, self.rule, cfg.factor, cfg.eb_gamma,
+                                      run.stop_ids, run.early_eos_id)
+
     def body(self) -> tuple[Tensor, Tensor]:
         run, blk = self.run, self.block
         c, _ = run.runner.window(run.x, False, blk.lo, blk.hi)  # (B, W, V)
-        new, committed, flags = greedy_confidence_step(c, run.x, self.window, blk.blk, self.n_after,
-                                                       run.suppressed(c.shape[-1]), run.gen, run.mask_id, run.eos_id,
-                                                       run.config.threshold, self.rule, run.config.factor,
-                                                       run.config.eb_gamma, run.stop_ids, run.early_eos_id)
+        if self.step_graph is None:
+            new, committed, flags = self.fused(c, self.window, blk.blk)
+        else:  # the step's kernels as one replay (their outputs are the graph's: copy what is kept)
+            new, committed, flags = self.step_graph(c, self.window, blk.blk)
+            committed = committed.clone() if self.want_info else committed
         run.x.copy_(new)
         return committed, flags
 

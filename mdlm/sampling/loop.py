@@ -44,7 +44,8 @@ class SampleOutput:
         steps: sampler steps run (≤ ``config.steps``).
         positions: canvas columns run through the network per sequence, summed over passes (L per full
             forward; W per dual-cached step; L − lo per prefix-cached step). Without a cache nfe · L.
-        graph_replays: steps that ran as a CUDA-graph replay (``cuda_graphs``), 0 otherwise.
+        graph_replays: steps that ran as a CUDA-graph replay (``cuda_graphs``: the whole step; else ``step_graph``:
+            the greedy step after the forward), 0 otherwise.
         verify_rows: with ``verify``: draft canvases run by the verification forwards per sequence (each forward of
             K canvases counts 1 in ``nfe`` and K here); 0 otherwise.
         eos_early_filled: with ``eos_early_stop``: positions (summed over rows) filled with EOS by the early
