@@ -124,12 +124,14 @@ def _check_adaptive(c: Any) -> None:
             raise ValueError(f"factor must be > 0 (no count n ≥ 1 satisfies (n+1)·(1 − c) < 0), got {c.factor!r}")
     _number("eb_gamma", c.eb_gamma, 0.0)
     if c.verify:
-        if not (c.temperature == 0 and c.choice_noise == 0 and c.remdm_eta == 0 and c.guidance_scale == 0
-                and c.unmasking in ("confidence", "fast_dllm", "eb")
-                and (c.unmasking != "confidence" or c.confidence == "prob")):
+        off = {"temperature": c.temperature != 0, "choice_noise": c.choice_noise != 0, "remdm_eta": c.remdm_eta != 0,
+               "guidance_scale": c.guidance_scale != 0, "unmasking": c.unmasking not in ("confidence", "fast_dllm", "eb"),
+               "confidence": c.unmasking == "confidence" and c.confidence != "prob"}
+        bad = [f"{k}={getattr(c, k)!r}" for k, v in off.items() if v]
+        if bad:
             raise ValueError("verify reproduces greedy one-token-per-step decoding: it needs temperature=0, "
-                             "unmasking confidence (confidence='prob'), fast_dllm or eb, no choice noise, "
-                             "re-masking or guidance")
+                             "unmasking confidence (with confidence='prob'), fast_dllm or eb, no choice noise, "
+                             f"re-masking or guidance; got {', '.join(bad)}")
         if c.cache_implementation != "none":
             raise ValueError("verify runs full forwards of several canvases per row: use cache_implementation='none'")
         if c.eos_early_stop:
