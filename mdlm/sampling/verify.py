@@ -103,13 +103,12 @@ class VerifiedStep:
         n = draft_count(self.rule, run.config, c, masked, rest, sup)  # (B,)
         # canvases needed: to verify drafts 2..n, and the last one unless it finishes the row's block
         need = torch.where(n < n_left, n, n - 1)  # (B,)
-        K = int(torch.maximum(n, need).max())  # the step's host synchronisation
+        K, K_run = torch.stack([n.max(), need.max()]).tolist()  # the step's host synchronisation
         canv, order, d_tok = draft_canvases(x, lo, score, tok, masked, n, K)  # (K, B, L)
         B, L = x.shape
         flat = canv.reshape(K * B, L)
         if run.eos_id is not None:
             eos_fill(flat, run.gen.repeat(K, 1), run.mask_id, run.eos_id)  # the EOS policy after every commit
-        K_run = int(need.max())
         accepted = torch.ones_like(n)  # (B,) d₁ is greedy's own choice
         if K_run > 0:
             accepted, logits = self.verify(flat[: K_run * B], masked.shape[1], lo, hi, order, d_tok, n, K_run, sup)
