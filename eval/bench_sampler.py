@@ -188,6 +188,7 @@ def main() -> None:
         seqs[name] = gen
         rows.append({"strategy": name, "nfe": out.nfe, "seconds": round(total, 4),
                      "verify_rows": out.verify_rows, "eos_early_filled": out.eos_early_filled,
+                     "step_graph_replays": out.step_graph_replays,
                      "same_tokens_as_reference": same_share(name, gen, seqs),
                      "tokens_per_s": round(a.batch * a.gen_length / total, 1),
                      "forward_ms": round(1000 * t_fwd, 3),

@@ -80,6 +80,6 @@ def test_the_step_graph_replays_the_eager_step(cache, extra):
     canvas, am = canvas_and_mask("cuda")
     eager = run(model, canvas, am, False, cache=cache, step_graph=False, **extra)
     stepped = run(model, canvas, am, False, cache=cache, **extra)
-    assert stepped.graph_replays > 0 and eager.graph_replays == 0
+    assert stepped.step_graph_replays > 0 and eager.step_graph_replays == 0
     assert torch.equal(stepped.sequences, eager.sequences)
     assert (stepped.nfe, stepped.steps, stepped.positions) == (eager.nfe, eager.steps, eager.positions)

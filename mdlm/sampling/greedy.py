@@ -47,9 +47,11 @@ class GreedyStep:
 
     @property
     def graph_replays(self) -> int:
-        if self.step_graph is not None:
-            return self.step_graph.replays
         return self.graphs.replays if self.graphs is not None else 0
+
+    @property
+    def step_graph_replays(self) -> int:
+        return self.step_graph.replays if self.step_graph is not None else 0
 
     def start_block(self, block: Block) -> None:
         self.block = block

@@ -44,8 +44,9 @@ class SampleOutput:
         steps: sampler steps run (≤ ``config.steps``).
         positions: canvas columns run through the network per sequence, summed over passes (L per full
             forward; W per dual-cached step; L − lo per prefix-cached step). Without a cache nfe · L.
-        graph_replays: steps that ran as a CUDA-graph replay (``cuda_graphs``: the whole step; else ``step_graph``:
-            the greedy step after the forward), 0 otherwise.
+        graph_replays: steps that ran as a CUDA-graph replay (``cuda_graphs``), 0 otherwise.
+        step_graph_replays: steps whose greedy step after an eager forward ran as a CUDA-graph replay
+            (``step_graph``, GPU), 0 otherwise.
         verify_rows: with ``verify``: draft canvases run by the verification forwards per sequence (each forward of
             K canvases counts 1 in ``nfe`` and K here); 0 otherwise.
         eos_early_filled: with ``eos_early_stop``: positions (summed over rows) filled with EOS by the early
@@ -60,6 +61,7 @@ class SampleOutput:
     graph_replays: int = 0
     verify_rows: int = 0
     eos_early_filled: int = 0
+    step_graph_replays: int = 0
 
 
 def generate(model_fn: Any, canvas: Tensor, *, mask_id: int, config: MDLMGenerationConfig | None = None,
@@ -143,6 +145,7 @@ def generate(model_fn: Any, canvas: Tensor, *, mask_id: int, config: MDLMGenerat
             streamer.end()
         out = _output(x, runner.nfe, history, step, runner.positions, stepper.graph_replays)
         out.verify_rows, out.eos_early_filled = getattr(stepper, "verify_rows", 0), run.early_filled
+        out.step_graph_replays = getattr(stepper, "step_graph_replays", 0)
         return out
 
 
