@@ -106,3 +106,26 @@ def test_switches_validated():
         SamplerConfig(temperature=1.0, cuda_graphs=True)  # sampling noise: not the greedy step
     with pytest.raises(ValueError, match="cuda_graphs"):
         SamplerConfig(temperature=0.0, cuda_graphs="yes")
+
+
+@pytest.mark.parametrize("rule", [dict(unmasking="fast_dllm", threshold=0.4), dict(unmasking="fast_dllm", factor=1.5),
+                                  dict(unmasking="eb", eb_gamma=0.4)])
+@pytest.mark.parametrize("early", [False, True])
+@pytest.mark.parametrize("block_length", [8, None])
+def test_the_adaptive_rules_greedy_step_equals_the_general_step(monkeypatch, rule, early, block_length):
+    toy = ToyLM(seed=5, scale=2.0)
+    P, G = 4, 24
+
+    def model(x, am=None):
+        logits = toy(x, am).clone()
+        logits[:, P + 13:, EOS] += 6.0  # the text ends: the early stop has something to do
+        return logits
+
+    cfg = SamplerConfig(steps=G, block_length=block_length, temperature=0.0, eos_early_stop=early, **rule)
+    (fast, fr), (slow, sr) = both_paths(monkeypatch, model, make_canvas(rand_prompts(3, P), G), cfg, eos_id=EOS,
+                                        suppress_tokens=[0])
+    assert torch.equal(fast.sequences, slow.sequences)
+    assert (fast.nfe, fast.steps, fast.eos_early_filled) == (slow.nfe, slow.steps, slow.eos_early_filled)
+    for a, b in zip(fr.infos, sr.infos):
+        assert torch.equal(a.committed, b.committed)
+    assert fast.nfe < G  # the rules commit in parallel here

@@ -89,15 +89,16 @@ def greedy_confidence_step(logits: Tensor, x: Tensor, window: Tensor, block: Ten
     commit_w = select_top(score, masked, n)  # (B, W)
     new = x.index_copy(1, window, torch.where(commit_w, tok, x_w))  # (B, L)
     committed = torch.zeros_like(gen).index_copy(1, window, commit_w)  # (B, L)
-    n_early = torch.zeros((), dtype=torch.long, device=x.device)
-    if stop_ids is not None and early_eos_id is not None:
-        early = eos_early_fill(new, gen, mask_id, window, masked & ~commit_w, tok, early_eos_id, stop_ids)  # (B, L)
-        new.masked_fill_(early, early_eos_id)
-        committed = committed | early
-        n_early = early.sum()
     if eos_id is not None:
         fill = eos_fill(new, gen, mask_id, eos_id)  # (B, L), ``new`` filled in place
         committed = committed | fill
+    n_early = torch.zeros((), dtype=torch.long, device=x.device)
+    if stop_ids is not None and early_eos_id is not None:
+        left_w = block & (new.index_select(1, window) == mask_id)  # (B, W) still masked
+        early = eos_early_fill(new, gen, mask_id, window, left_w, tok, early_eos_id, stop_ids)  # (B, L)
+        new.masked_fill_(early, early_eos_id)
+        committed = committed | early
+        n_early = early.sum()
     left = (block & (new.index_select(1, window) == mask_id)).any()
     return new, committed, torch.stack([committed.any().long(), left.long(), n_early])
 
