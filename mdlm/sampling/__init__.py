@@ -11,8 +11,9 @@ One loop, three parts (see docs/sampling.md):
 * ``runner.py`` — :class:`ModelRunner`: every way of calling the network (full canvas, block window, dual /
   prefix K/V cache, partial cache), classifier-free guidance batching, NFE and position counters.
 * ``policies.py`` — unmasking policies with one ``step``: confidence (MaskGIT / LLaDA, threshold; greedy fast
-  path and CUDA graphs in ``greedy.py``), fast_dllm (Fast-dLLM's threshold rule), ancestral (MDLM), moment
-  (Hayakawa et al. 2025; hybrid, sub-steps).
+  path and CUDA graphs in ``greedy.py``), fast_dllm (Fast-dLLM's threshold or factor rule), eb (the
+  entropy-bounded sampler), ancestral (MDLM), moment (Hayakawa et al. 2025; hybrid, sub-steps); the adaptive
+  counts and the EOS early stop in ``adaptive.py``; exact self-speculative decoding (``verify``) in ``verify.py``.
 
 The maths, one module per concept: ``blocks.py`` (block plan, exact commit counts), ``token_choice.py``
 (temperature, top-k / top-p, float64 Gumbel-max), ``confidence.py`` (prob / margin / entropy / random, MaskGIT
