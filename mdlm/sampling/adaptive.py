@@ -3,8 +3,8 @@
 Every function works on the block window (B, W) with a ``masked`` mask and returns per-row counts or commit masks
 without host synchronisation, so the greedy step that uses them can be captured in a CUDA graph.
 
-* Fast-dLLM's **factor** rule (Wu et al. 2025, "Fast-dLLM", the factor-based parallel decoding): with the masked positions' confidences sorted
-  c_(1) ≥ c_(2) ≥ …, commit the n most confident where n is the largest count with (n + 1)·(1 − c_(n)) < f
+* Fast-dLLM's **factor** rule (Wu et al. 2025, "Fast-dLLM", factor-based parallel decoding): with the masked
+  positions' confidences sorted c_(1) ≥ c_(2) ≥ …, commit the n most confident where n is the largest count with (n + 1)·(1 − c_(n)) < f
   (at least one). (n + 1)(1 − c_(n)) grows with n, so the admissible counts are a prefix.
 * The **entropy-bounded** rule (EB-sampler, Ben-Hamu et al. 2025, arXiv 2505.24857): sort the masked positions
   by the error proxy, the entropy H_i of p_i, ascending; commit the largest prefix U = {(1) … (k)} with
