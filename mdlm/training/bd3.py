@@ -1,9 +1,8 @@
 """Block diffusion (BD3-LM, Arriola et al. 2025): the training loss, its validation NELBO and the Trainer.
 
-BD3-LM factorises a sequence of B blocks autoregressively over blocks and models each block with masked diffusion
-given the clean blocks before it (BD3-LM eq. 1–2). Its NELBO is the sum over blocks of the MDM NELBO of the
-block, conditioned on the clean prefix (BD3-LM eq. 6 for a masked forward process, which is MDLM's eq. 10 per
-block):
+BD3-LM factorises a sequence of B blocks autoregressively over blocks, log p(x) = Σ_b log p(x^b | x^{<b}) (BD3-LM
+§3, its eq. 1), and bounds each factor by the masked-diffusion ELBO of the block given the clean blocks before it
+(BD3-LM §3; MDLM's eq. 10 applied per block), so the NELBO is a sum over blocks:
 
     L_BD(x) = Σ_b E_{t_b ~ U[0,1]} E_{x_t^b ~ q(·|x^b, t_b)} [ γ'(t_b)/γ(t_b) · Σ_{l masked} −log p_θ(x^b_l | x_t^b, x^{<b}) ].
 
