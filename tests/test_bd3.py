@@ -278,3 +278,18 @@ def test_bad_bd3_arguments_are_one_clear_error(extra, match, tmp_path):
 
     with pytest.raises(ValueError, match=match):
         _recipe().train(TINY + extra + ["--output_dir", str(tmp_path / "x"), "--max_steps", "1"])
+
+
+@pytest.mark.gpu
+def test_block_exact_on_cuda_matches_uncached_and_cuda_graph_replays():
+    """On a GPU: the exact cache's tokens equal uncached block-by-block decoding (float32), and replaying each
+    greedy step as a CUDA graph changes nothing."""
+    m = tiny(dtype=torch.float32).cuda()
+    prompt = torch.randint(0, 60, (3, 7), generator=torch.Generator().manual_seed(5))
+    canvas = torch.cat([prompt, torch.full((3, 24), MASK)], dim=1).cuda()
+    cfg = dict(steps=12, schedule="even", temperature=0.0, stop_at_eos=False)
+    eager = generate(m, canvas, mask_id=MASK, config=MDLMGenerationConfig(**cfg))
+    ref = generate(uncached_fn(m, 7, BS), canvas, mask_id=MASK, config=MDLMGenerationConfig(block_length=BS, **cfg))
+    graphs = generate(m, canvas, mask_id=MASK, config=MDLMGenerationConfig(cuda_graphs=True, **cfg))
+    assert torch.equal(eager.sequences, ref.sequences)
+    assert torch.equal(graphs.sequences, eager.sequences) and graphs.graph_replays > 0

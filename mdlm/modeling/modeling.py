@@ -227,7 +227,8 @@ class MDLMModel(MDLMPreTrainedModel):
             raise ValueError("a forward over a slice of a KV-cached canvas needs the slice's position_ids")
         if position_ids is None:
             ref = input_ids if input_ids is not None else inputs_embeds[..., 0]
-            position_ids = default_position_ids(ref, attention_mask)
+            pad = attention_mask if attention_mask is None or attention_mask.dim() == 2 else None  # 4-D: no pad info
+            position_ids = default_position_ids(ref, pad)
         dt = inputs_embeds.dtype
         cos = self.rope_cos[position_ids].to(dt)[:, None]  # (B, 1, L, D), = rope_cos_sin(position_ids, …)
         sin = self.rope_sin[position_ids].to(dt)[:, None]
