@@ -293,3 +293,25 @@ def test_block_exact_on_cuda_matches_uncached_and_cuda_graph_replays():
     graphs = generate(m, canvas, mask_id=MASK, config=MDLMGenerationConfig(cuda_graphs=True, **cfg))
     assert torch.equal(eager.sequences, ref.sequences)
     assert torch.equal(graphs.sequences, eager.sequences) and graphs.graph_replays > 0
+
+
+def test_bd3_resume_after_a_kill_continues_exactly(tmp_path):
+    """The Trainer machinery holds for bd3: killed after step 3, resumed from checkpoint-2, the same weights as
+    an uninterrupted run; the run dir is refused to a run with another objective."""
+    from safetensors.torch import load_file
+    from test_training import TINY, _Crash, _recipe
+
+    recipe = _recipe()
+    args = TINY + ["--objective", "bd3", "--block_size", "8", "--max_steps", "4", "--save_steps", "2",
+                   "--max_eval_sequences", "8"]
+    with redirect_stdout(io.StringIO()):
+        recipe.train(args + ["--output_dir", str(tmp_path / "ref")])
+        with pytest.raises(KeyboardInterrupt):
+            recipe.train(args + ["--output_dir", str(tmp_path / "cut")], callbacks=(_Crash(3),))
+        with pytest.raises(ValueError, match="another run"):
+            recipe.train(TINY + ["--max_steps", "4", "--output_dir", str(tmp_path / "cut"),
+                                 "--resume_from_checkpoint", "auto"])  # the mdm objective: another run
+        recipe.train(args + ["--output_dir", str(tmp_path / "cut"), "--resume_from_checkpoint", "auto"])
+    wa, wb = load_file(tmp_path / "ref" / "model.safetensors"), load_file(tmp_path / "cut" / "model.safetensors")
+    for k in wa:
+        torch.testing.assert_close(wa[k], wb[k], rtol=1e-5, atol=1e-6)
