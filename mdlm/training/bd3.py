@@ -147,3 +147,30 @@ def check_bd3_arguments(margs, dargs, block_size: int) -> None:
     if extra.get("is_causal"):
         raise ValueError("--objective bd3 cannot train a causal model (model_config is_causal=true)")
     margs.model_config = json.dumps({**extra, "block_size": block_size})
+
+
+def model_corpus_elbo(model: torch.nn.Module, input_ids: Tensor, *, mask_id: int, eligible: Tensor | None = None,
+                      batch_size: int = 16, num_samples: int = 1, generator: torch.Generator | None = None,
+                      device: str | torch.device = "cpu", desc: str | None = None):
+    """``mdlm.evaluation.elbo.corpus_elbo`` for a model: the block-diffusion NELBO (:func:`bd3_elbo_nll`, rows
+    right-padded to whole blocks) for a model with ``config.block_size``, the MDM's otherwise. → ``ElboResult``."""
+    from ..evaluation.elbo import ElboResult, corpus_elbo
+    from ..sampling import as_logits_fn
+
+    size = getattr(getattr(_unwrap(model), "config", None), "block_size", None)
+    if not size:
+        return corpus_elbo(as_logits_fn(model), input_ids, mask_id=mask_id, eligible=eligible, batch_size=batch_size,
+                           num_samples=num_samples, generator=generator, device=device, desc=desc)
+    eligible = torch.ones_like(input_ids, dtype=torch.bool) if eligible is None else eligible.bool()
+    nll, ntok = [], []
+    with torch.no_grad():
+        for i in range(0, input_ids.shape[0], batch_size):
+            x, e = input_ids[i:i + batch_size].to(device), eligible[i:i + batch_size].to(device)  # (b, L)
+            x, am, e = pad_to_blocks(x, e.long(), e, int(size), mask_id)
+            s, n = bd3_elbo_nll(model, x, eligible=e, attention_mask=am, mask_id=mask_id, block_size=int(size),
+                                num_samples=num_samples, generator=generator)
+            nll.append(s.cpu())
+            ntok.append(n.cpu())
+    if not nll:
+        return ElboResult(torch.zeros(0), torch.zeros(0, dtype=torch.long))
+    return ElboResult(torch.cat(nll), torch.cat(ntok))
