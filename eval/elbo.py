@@ -20,9 +20,9 @@ import torch
 import mdlm  # noqa: F401
 from mdlm.cli import ArgumentParser, UserError, positive_int, refuse_overwrite, run_cli
 from mdlm.data.text import SAMPLE_BY, heldout_text, load_text_corpus, pack_dataset
-from mdlm.training.bd3 import model_corpus_elbo  # the MDM's corpus_elbo, or BD3's per-block NELBO
 from mdlm.evaluation.files import write_json
 from mdlm.pipelines import load_for_generation
+from mdlm.training.bd3 import model_corpus_elbo  # the MDM's corpus_elbo, or the block-diffusion NELBO
 
 
 @run_cli

@@ -100,12 +100,14 @@ def train(argv: list[str] | None = None, callbacks: tuple = ()) -> MDMTrainer:
         )
     targs.remove_unused_columns = False
     from mdlm.schedules import get_schedule
-    from mdlm.training.throughput import ThroughputCallback, expected_masked_share, flops_per_token
+    from mdlm.training.throughput import (ThroughputCallback, bd3_flops_per_token, expected_masked_share,
+                                          flops_per_token)
 
     share = expected_masked_share(get_schedule(diff.schedule), diff.t_min)
     tokens_per_step = targs.per_device_train_batch_size * targs.gradient_accumulation_steps * dargs.seq_len
     if margs.model_type == "mdlm":
-        callbacks = (ThroughputCallback(tokens_per_step, flops_per_token(model.config, dargs.seq_len, share)),) + tuple(callbacks)
+        fpt = (bd3_flops_per_token if obj.objective == "bd3" else flops_per_token)(model.config, dargs.seq_len, share)
+        callbacks = (ThroughputCallback(tokens_per_step, fpt),) + tuple(callbacks)
     trainer_cls, extra = {"ar": (ARTrainer, {"start_id": tok.eos_token_id}), "bd3": (BD3Trainer, {})}.get(
         obj.objective, (MDMTrainer, {}))
     trainer = trainer_cls(

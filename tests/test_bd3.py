@@ -13,7 +13,11 @@ import pytest
 import torch
 
 from mdlm.modeling import MDLMConfig, MDLMForMaskedLM
-from mdlm.modeling.block_diffusion import bd3_logits, block_causal_mask, decode_block_mask
+from mdlm.modeling.block_diffusion import (
+    bd3_logits,
+    block_causal_mask,
+    decode_block_mask,
+)
 from mdlm.modeling.padding import default_position_ids
 from mdlm.sampling import MDLMGenerationConfig, generate
 from mdlm.sampling.cached_calls import BlockExactLogits

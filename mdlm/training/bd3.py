@@ -45,8 +45,8 @@ def pad_to_blocks(ids: Tensor, attention_mask: Tensor, eligible: Tensor, block_s
     extra = -ids.shape[1] % block_size
     if extra == 0:
         return ids, attention_mask, eligible
-    pad = lambda x, v: torch.nn.functional.pad(x, (0, extra), value=v)  # noqa: E731
-    return pad(ids, fill_id), pad(attention_mask, 0), pad(eligible, False)
+    F = torch.nn.functional
+    return F.pad(ids, (0, extra), value=fill_id), F.pad(attention_mask, (0, extra)), F.pad(eligible, (0, extra))
 
 
 def bd3_noise(ids: Tensor, eligible: Tensor, block_size: int, schedule, mask_id: int, *, t_min: float,
