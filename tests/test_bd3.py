@@ -77,6 +77,25 @@ def test_noisy_block_depends_only_on_itself_and_the_clean_prefix(model):
     assert not torch.allclose(bd3_logits(model, xt, x03, None, BS)[:, 4:8], base[:, 4:8])
 
 
+def test_training_forward_honours_padding_and_a_plain_forward_is_block_causal(model):
+    g = torch.Generator().manual_seed(6)
+    x0 = torch.randint(0, 60, (2, 16), generator=g)
+    xt = x0.masked_fill(torch.rand(2, 16, generator=g) < 0.5, MASK)
+    am = torch.ones_like(x0)
+    am[1, 12:] = 0  # row 1: 12 tokens, right-padded to 16
+    padded = bd3_logits(model, xt, x0, am, BS)  # (B, L, V)
+    alone = bd3_logits(model, xt[1:, :12], x0[1:, :12], None, BS)
+    assert torch.allclose(padded[1, :12], alone[0], atol=1e-10)
+    # a plain forward (no query-wise mask): block b sees blocks ≤ b, by position id
+    plain = model(input_ids=x0).logits  # (B, L, V)
+    changed = x0.clone()
+    changed[:, 8:] = 3
+    assert torch.allclose(model(input_ids=changed).logits[:, :8], plain[:, :8], atol=1e-12)
+    earlier = x0.clone()
+    earlier[:, 0] = (x0[:, 0] + 1) % 60  # block 0 is seen by block 1
+    assert not torch.allclose(model(input_ids=earlier).logits[:, 4:8], plain[:, 4:8])
+
+
 # ---------------------------------------------------------------------------------------------- the loss
 class _Oracle(torch.nn.Module):
     """Reads x_0 from the second half of [x_t ; x_0]: perfect (scale > 0) or uniform (scale 0) logits."""
