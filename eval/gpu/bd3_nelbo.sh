@@ -15,10 +15,10 @@ JOBS=("$@")
 [ ${#JOBS[@]} -eq 0 ] && JOBS=(mdm bd3:4 bd3:16 bd3:64)
 source eval/gpu/common.sh
 if [ "${DRY:-0}" = 1 ]; then
-  NGPU=1
+  NGPU=1 STEPS=3
   BASE=(--config recipes/configs/shakespeare_tiny.yaml --max_train_documents 30 --bpe_vocab_size 256 --seq_len 64
-        --hidden_size 32 --num_hidden_layers 1 --num_attention_heads 2 --max_eval_sequences 8 --max_steps 3
-        --eval_strategy no --save_steps 3 --logging_steps 1 --disable_tqdm true)
+        --hidden_size 32 --num_hidden_layers 1 --num_attention_heads 2 --max_eval_sequences 8 --max_steps "$STEPS"
+        --eval_strategy no --save_steps "$STEPS" --logging_steps 1 --disable_tqdm true)
 else
   NGPU=$(nvidia-smi -L | wc -l)
   BASE=(--config recipes/configs/gpt2_125m.yaml --dataset .data/shakespeare_bible --max_steps "$STEPS"
