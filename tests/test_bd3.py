@@ -192,6 +192,9 @@ STRATEGIES = {
     "sampled": dict(schedule="cosine", temperature=1.0, confidence="margin"),
     "fast_dllm": dict(schedule="even", temperature=0.0, unmasking="fast_dllm", threshold=0.3),
     "ancestral": dict(schedule="linear", temperature=1.0, unmasking="ancestral"),
+    "guided": dict(schedule="even", temperature=0.0, guidance_scale=1.5),
+    "guided_two_calls": dict(schedule="even", temperature=0.0, guidance_scale=1.5, guidance_batch=False,
+                             guidance_interval=[0.0, 0.6]),
 }
 
 
