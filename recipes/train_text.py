@@ -36,7 +36,7 @@ from mdlm.training import (  # noqa: E402
     ModelArguments,
 )
 from mdlm.training.ar import ARTrainer, ObjectiveArguments  # noqa: E402
-from mdlm.training.bd3 import BD3Trainer, check_bd3_arguments  # noqa: E402
+from mdlm.training.bd3 import BD3Trainer, check_bd3_arguments, check_start_model  # noqa: E402
 from mdlm.training.build import build_model, build_text_data, run_fingerprint  # noqa: E402
 from mdlm.training.objective import record_objective  # noqa: E402
 from mdlm.training.run import finish_run, prepare_run, run_recipe, save_run_tokenizer, train_from  # noqa: E402
@@ -88,6 +88,7 @@ def train(argv: list[str] | None = None, callbacks: tuple = ()) -> MDMTrainer:
         save_run_tokenizer(tok, targs.output_dir)  # staged: never a half-written tokenizer/
     set_seed(targs.seed)  # the initial weights depend on the seed only, not on what ran before
     model = build_model(margs, tok, dargs.seq_len)
+    check_start_model(model, obj.objective)
     if obj.objective == "bd3":
         model.config.block_size = obj.block_size  # config.json records it; a start checkpoint becomes a bd3 model
     record_objective(model.config, diff, obj.objective, obj.block_size)  # the checkpoint says how it was trained

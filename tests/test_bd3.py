@@ -293,6 +293,15 @@ def test_saved_bd3_model_reloads_and_decodes_the_same(trained):
     assert torch.equal(a, b)
 
 
+def test_a_bd3_checkpoint_does_not_continue_as_an_mdm(trained, tmp_path):
+    from test_training import TINY, _recipe
+
+    out, _ = trained
+    with pytest.raises(ValueError, match="continue it with --objective bd3 --block_size 16"):
+        _recipe().train(TINY + ["--model_name_or_path", str(out), "--output_dir", str(tmp_path / "x"),
+                                "--max_steps", "1"])
+
+
 @pytest.mark.parametrize("extra,match", [
     (["--objective", "bd3", "--block_size", "24"], "must divide --seq_len"),
     (["--objective", "bd3"], "needs --block_size"),

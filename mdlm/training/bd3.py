@@ -174,3 +174,12 @@ def model_corpus_elbo(model: torch.nn.Module, input_ids: Tensor, *, mask_id: int
     if not nll:
         return ElboResult(torch.zeros(0), torch.zeros(0, dtype=torch.long))
     return ElboResult(torch.cat(nll), torch.cat(ntok))
+
+
+def check_start_model(model: torch.nn.Module, objective: str) -> None:
+    """A block-diffusion checkpoint continues only as one: ValueError for ``--objective mdm/ar`` on a model whose
+    config has ``block_size`` (its plain forward is block-causal, which the MDM / AR losses do not expect)."""
+    size = getattr(getattr(model, "config", None), "block_size", None)
+    if size and objective != "bd3":
+        raise ValueError(f"--model_name_or_path is a block-diffusion model (block_size {size}); continue it with "
+                         f"--objective bd3 --block_size {size}, not --objective {objective}")
