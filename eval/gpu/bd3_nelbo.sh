@@ -4,6 +4,7 @@
 #
 #   bash eval/gpu/bd3_nelbo.sh [JOB ...]        JOB = mdm | bd3:<block size>; default: mdm bd3:4 bd3:16 bd3:64
 #   env: OUT (required), STEPS (default 200), DEADLINE (seconds for the whole call, default 570),
+#        MDM_NLL: the MDM's eval_nll from an earlier call (ratios when mdm is not among this call's jobs),
 #        DRY=1: CPU dry run (tiny model, 3 steps, seconds) to check the script end to end.
 # Jobs run in parallel, one per GPU (waves of N on N GPUs). Carried: .whl, .data/shakespeare_bible (GPU only).
 # Writes $OUT/bd3_nelbo.json (command, GPU, versions, date, one row per job) and $OUT/<job>.log.
@@ -54,7 +55,7 @@ import datetime, json, os, re, statistics, subprocess, sys
 import torch, transformers
 out, cmd, jobs = sys.argv[1], sys.argv[2], sys.argv[3:]
 gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu (dry run)"
-rows, base = [], None
+rows, base = [], float(os.environ["MDM_NLL"]) if os.environ.get("MDM_NLL") else None
 for job in jobs:
     name = job.replace(":", "")
     status = json.load(open(f"{out}/{name}.status.json")) if os.path.exists(f"{out}/{name}.status.json") else {}
@@ -64,7 +65,7 @@ for job in jobs:
     row = {"job": job, "block_size": None if job == "mdm" else int(job.split(":")[1]), "rc": status.get("rc"),
            "wall_s": status.get("wall_s"), "eval_nll": ev.get("eval_nll"), "eval_tokens": ev.get("eval_tokens"),
            "train_tokens_per_s": statistics.median(tps[len(tps) // 2:]) if tps else None}
-    if job == "mdm":
+    if job == "mdm" and row["eval_nll"] is not None:
         base = row["eval_nll"]
     rows.append(row)
 for r in rows:
@@ -75,7 +76,7 @@ f = lambda v, p=4: "—" if v is None else (f"{v:.{p}f}" if isinstance(v, float)
 for r in rows:
     print(f"| {r['job']} | {f(r['block_size'])} | {f(r['eval_nll'])} | {f(r['nelbo_ratio_to_mdm'], 3)} | "
           f"{f(r['eval_tokens'], 0)} | {f(r['train_tokens_per_s'], 0)} | {f(r['wall_s'])} | {f(r['rc'])} |")
-json.dump({"command": cmd, "gpu": gpu, "torch": torch.__version__, "transformers": transformers.__version__,
+json.dump({"command": cmd, "gpu": gpu, "mdm_eval_nll": base, "torch": torch.__version__, "transformers": transformers.__version__,
            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "rows": rows},
           open(f"{out}/bd3_nelbo.json", "w"), indent=1)
 EOF
