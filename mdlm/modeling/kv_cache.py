@@ -18,7 +18,12 @@ Modes (``CACHE_MODES``):
   trained to see the whole canvas), so the first step of a block would no longer match the uncached
   model. Cost of a step: L − lo query positions.
 
-What is exact and what is not (for a deterministic model, up to floating-point reordering):
+* ``ExactPrefixKVCache`` (below; the sampler's ``cache_implementation="block_exact"``) is a different cache for a
+  different model: a block-diffusion model (``config.block_size``, BD3-LM) never lets a clean block attend to
+  anything after it, so the K/V of its finished blocks are final and caching them is exact
+  (docs/block_diffusion.md).
+
+What is exact and what is not for "dual" / "prefix" (a deterministic model, up to floating-point reordering):
 
 * The block-start forward is the full forward: the first step of every block is exact.
 * A later step is exact at layer 1 (its K/V depend only on each position's own token, and the

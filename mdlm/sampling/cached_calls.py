@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from mdlm.modeling.block_diffusion import decode_block_mask
-from mdlm.modeling.kv_cache import BlockKVCache, check_cache_mode, check_cache_model
+from mdlm.modeling.kv_cache import BlockKVCache, ExactPrefixKVCache, check_cache_mode, check_cache_model
 from mdlm.modeling.padding import default_position_ids, padding_to_attention_mask
 
 from .adapters import extract_logits, position_ids_from_mask
@@ -198,13 +198,10 @@ class BlockExactLogits:
     """
 
     def __init__(self, model: Any, attention_mask: Tensor | None, start: int, block_size: int):
-        from mdlm.modeling.kv_cache import ExactPrefixKVCache
-
         self.model, self.start, self.block_size = model, int(start), int(block_size)
         self.keys = None if attention_mask is None else attention_mask.bool()  # (R, L)
         self.position_ids = None if attention_mask is None else default_position_ids(attention_mask, attention_mask)
         self.cache: ExactPrefixKVCache | None = None
-        self._make_cache = ExactPrefixKVCache
         self._mask_key: tuple[int, int] | None = None
         self._mask: Tensor | None = None
 
@@ -220,7 +217,7 @@ class BlockExactLogits:
     @torch.no_grad()
     def __call__(self, x: Tensor, lo: int, hi: int) -> Tensor:
         if self.cache is None:
-            self.cache = self._make_cache(capacity=x.shape[1])
+            self.cache = ExactPrefixKVCache(capacity=x.shape[1])
         first = self.cache.length
         if lo < first:
             raise RuntimeError(f"block [{lo}, {hi}) starts inside the cached clean prefix [0, {first})")
