@@ -22,7 +22,7 @@ from mdlm.cli import ArgumentParser, UserError, positive_int, refuse_overwrite, 
 from mdlm.data.text import SAMPLE_BY, heldout_text, load_text_corpus, pack_dataset
 from mdlm.evaluation.files import write_json
 from mdlm.pipelines import load_for_generation
-from mdlm.training.bd3 import model_corpus_elbo  # the MDM's corpus_elbo, or the block-diffusion NELBO
+from mdlm.training.bd3 import model_corpus_elbo
 
 
 @run_cli

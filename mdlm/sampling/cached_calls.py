@@ -16,7 +16,12 @@ from typing import Any
 import torch
 
 from mdlm.modeling.block_diffusion import decode_block_mask
-from mdlm.modeling.kv_cache import BlockKVCache, ExactPrefixKVCache, check_cache_mode, check_cache_model
+from mdlm.modeling.kv_cache import (
+    BlockKVCache,
+    ExactPrefixKVCache,
+    check_cache_mode,
+    check_cache_model,
+)
 from mdlm.modeling.padding import default_position_ids, padding_to_attention_mask
 
 from .adapters import extract_logits, position_ids_from_mask
