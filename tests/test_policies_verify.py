@@ -95,3 +95,13 @@ def test_callbacks_see_every_verified_step_commit_at_least_one_token_per_unfinis
         assert (info.committed.sum(dim=1)[unfinished] >= 1).all()
         assert not info.committed[:, :lo].any() and not info.committed[:, lo + bl:].any()
     assert int(sum(c.sum() for c in rec.committed)) == 2 * 16
+
+
+def test_verify_refuses_a_model_that_decodes_with_a_kv_cache():
+    from mdlm.modeling import MDLMConfig, MDLMForMaskedLM
+
+    cfg = MDLMConfig(vocab_size=24, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+                     max_position_embeddings=32, mask_token_id=MASK, block_size=4)
+    bd3 = MDLMForMaskedLM(cfg).eval()  # block diffusion: decodes with the exact block cache
+    with pytest.raises(ValueError, match="verify runs full forwards"):
+        verified(bd3, make_canvas(rand_prompts(1, 4), 8), None, DRAFTS["top_n"])

@@ -83,6 +83,10 @@ class VerifiedStep:
     graph_replays = 0
 
     def __init__(self, run: Sampling, want_info: bool):
+        r = run.runner
+        if r.blocks or r.exact or r.partial is not None:
+            raise ValueError("verify runs full forwards of several draft canvases per row; this model decodes with a "
+                             "K/V cache (a block-diffusion model uses block_exact): turn verify off for it")
         self.run, self.want_info = run, want_info
         self.rule = run.config.unmasking
         self.verify_rows = 0
