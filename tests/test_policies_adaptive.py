@@ -289,3 +289,18 @@ def test_eos_early_fill_rules_on_a_hand_made_canvas():
     fill = eos_early_fill(x, gen, M, window, masked, tok, E, torch.tensor([E]))
     want = torch.tensor([[0, 1, 1, 1, 1, 1], [0, 0, 1, 1, 1, 1], [0, 0, 0, 1, 1, 1], [0, 0, 0, 0, 0, 0]]).bool()
     assert torch.equal(fill, want)
+
+
+@pytest.mark.parametrize("cache", ["dual", "block_exact"])
+@pytest.mark.parametrize("name", ["factor", "eb"])
+def test_the_adaptive_rules_work_with_a_kv_cache(name, cache):
+    from mdlm.modeling import MDLMConfig, MDLMForMaskedLM
+
+    torch.manual_seed(0)
+    cfg = MDLMConfig(vocab_size=24, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+                     max_position_embeddings=32, mask_token_id=MASK, block_size=4 if cache == "block_exact" else None)
+    model = MDLMForMaskedLM(cfg).eval()
+    out = generate(model, make_canvas(rand_prompts(2, 4), 8), mask_id=MASK, eos_id=EOS,
+                   config=MDLMGenerationConfig(steps=8, block_length=4, temperature=0.0, cache_implementation=cache,
+                                               eos_early_stop=True, **RULES[name]))
+    assert not (out.sequences == MASK).any() and out.nfe <= 8
