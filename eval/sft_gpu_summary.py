@@ -26,7 +26,8 @@ def train_figures(log: list[dict]) -> dict:
     speeds = [r["tokens_per_s"] for r in recs[1:]] or [r["tokens_per_s"] for r in recs]
     mems = [r["max_memory_gib"] for r in recs if "max_memory_gib" in r]
     losses = [r["loss"] for r in log if "loss" in r]
-    return {"steps": max((r.get("step", 0) for r in log), default=0),
+    runtime = next((r["train_runtime"] for r in log if "train_runtime" in r), None)
+    return {"steps": max((r.get("step", 0) for r in log), default=0), "train_runtime_s": runtime,
             "tokens_per_s_mean": sum(speeds) / len(speeds) if speeds else None,
             "torch_max_memory_allocated_gib_rank0": max(mems) if mems else None,
             "loss_first": losses[0] if losses else None, "loss_last": losses[-1] if losses else None}

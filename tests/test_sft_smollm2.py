@@ -51,7 +51,10 @@ def world(tmp_path_factory):
     save_adapter(adapt, str(d / "adapt"), tokenizer=mtok)
     (d / "parts").mkdir()
     pack_adapter(str(d / "adapt"), str(d / "parts" / "adapt"), part_mib=1)
-    merged = adapt.merge_and_unload()
+    from mdlm.adapt.persist import unpack_adapter
+
+    unpack_adapter(str(d / "parts" / "adapt"), str(d / "adapt_back"))  # the SFT base is what the parts rebuild (bf16)
+    merged = load_adapter(build_mdm(_adapt_arguments(str(cfg), src, None))[0], str(d / "adapt_back"), merge=True)
     sft = _random_lora(merged, mtok)
     save_adapter(sft, str(d / "sft"), tokenizer=mtok, generation_defaults={"mask_token_id": mtok.mask_token_id, "chat": True})
     pack_adapter(str(d / "sft"), str(d / "parts" / "sft"), part_mib=1)
