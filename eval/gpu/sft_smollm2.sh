@@ -13,7 +13,7 @@
 # Needs: /tmp/SmolLM2-135M-Instruct.Q4_1.gguf, /tmp/adapt_parts/smollm2_mdm_lora.{tar.partNN,sha256}, /tmp/sft_mix/
 # (recipes/sft_lora.py prepare), wheels (datasets, deepspeed, gguf) in /tmp/site or .whl/. Writes under $OUT.
 #
-# DRY=1 (CPU, this repo's dev machine, ~3 min): a tiny random Llama with SmolLM2's tokenizer as the source, a 2-step
+# DRY=1 (CPU, this repo's dev machine, ~8 min on 2 shared cores): a tiny random Llama with SmolLM2's tokenizer as the source, a 2-step
 # adaptation packed into parts, a 3-step ZeRO-3 SFT on DeepSpeed's CPU accelerator (one process), every later step:
 #   DRY=1 OUT=/tmp/sft_dry bash eval/gpu/sft_smollm2.sh
 set -uo pipefail
@@ -83,9 +83,9 @@ python3 eval/sft_gpu_summary.py --dir "$OUT" --out "$OUT/sft_results.json" 2>&1 
 
 if [ "$(left)" -gt 100 ]; then
   say "16/64/256-step samples: AR source vs adapted MDM (time left: $(left) s)"
-  STEPS=16,64,256; [ "$DRY" = 1 ] && STEPS=4
+  CMP=(--steps 16,64,256); [ "$DRY" = 1 ] && CMP=(--steps 2 --gen_length 32 --num_uncond 2)
   CUDA_VISIBLE_DEVICES=0 run_for 10 python3 eval/adapt_compare.py --source "$SRC" "${GG[@]}" --shift_token "<|endoftext|>" \
-    --variant adapted="$W/smol/base" --steps $STEPS --out "$OUT/compare.json" 2>&1 | grep -v -E "Converting|Loading" | tail -n 20
+    --variant adapted="$W/smol/base" "${CMP[@]}" --out "$OUT/compare.json" 2>&1 | grep -v -E "Converting|Loading" | tail -n 20
 fi
 ls -la "$OUT"
 say "done"
