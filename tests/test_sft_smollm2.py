@@ -131,3 +131,19 @@ def test_lora_sft_under_zero3_on_cpu_saves_an_adapter_that_loads_without_deepspe
     tuned = load_adapter(AutoModelForMaskedLM.from_pretrained(out["base"]), str(tmp_path / "sft")).eval()
     with torch.no_grad():
         assert torch.isfinite(tuned(input_ids=world["x"]).logits).all()
+
+
+def test_ar_source_chat_answers_are_the_same_batched_and_one_by_one():
+    from mdlm.adapt.ar_chat import ar_chat_answers
+    from test_adapt import tiny_lm
+
+    tok = tiny_tokenizer()
+    lm = tiny_lm("llama", len(tok)).eval()
+    prompts = ["w1 w2", "w3", "w4 w5 w6 w7"]
+    batched = ar_chat_answers(lm, tok, prompts, max_new_tokens=5, batch_size=3)
+    assert batched == [ar_chat_answers(lm, tok, [p], max_new_tokens=5)[0] for p in prompts]
+    assert all(len(a.split()) <= 5 and "<eos>" not in a for a in batched)  # ≤ 5 new tokens, specials dropped
+    assert tok.padding_side == "right"  # the caller's tokenizer is left as it was
+    tok.chat_template = None
+    with pytest.raises(ValueError, match="no chat template"):
+        ar_chat_answers(lm, tok, prompts, max_new_tokens=2)
