@@ -24,7 +24,14 @@ import time
 import torch
 
 import mdlm  # noqa: F401
-from mdlm.cli import ArgumentParser, UserError, non_negative_int, positive_int, refuse_overwrite, run_cli
+from mdlm.cli import (
+    ArgumentParser,
+    UserError,
+    non_negative_int,
+    positive_int,
+    refuse_overwrite,
+    run_cli,
+)
 from mdlm.evaluation.files import write_json, write_text
 from mdlm.evaluation.sft_content import content_scores, pick_rows, side_by_side_markdown
 
@@ -147,10 +154,10 @@ def _pct(s: dict) -> str:
 def markdown(res: dict) -> str:
     m = res["metrics"]
     names = list(m)
-    elbo = lambda v: "—" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"  # noqa: E731
+    elbo = lambda v: "—" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
     lines = [f"# SFT content: `{res['adapter']}` on `{res['base']}`", "",
-             f"{res['num_rows']} held-out prompts ({res['sampler']}; AR source: greedy HF generate); response ELBO "
-             f"over {res['num_elbo']} held-out examples × {res['elbo_samples']} samples.", "",
+             (f"{res['num_rows']} held-out prompts ({res['sampler']}; AR source: greedy HF generate); response ELBO "
+              f"over {res['num_elbo']} held-out examples × {res['elbo_samples']} samples."), "",
              "| metric | " + " | ".join(names) + " |", "|---|" + "---|" * len(names),
              "| definition names a gloss head / synonym | " + " | ".join(_pct(m[n]["definition_content"]) for n in names) + " |",
              "| synonym exact match | " + " | ".join(_pct(m[n]["synonym_exact"]) for n in names) + " |",

@@ -36,8 +36,10 @@ def train_figures(log: list[dict]) -> dict:
 def smi_peak(path: str) -> dict[str, float]:
     """GPU index → peak memory.used (GiB) over the nvidia-smi samples (``time index, MiB, util`` lines)."""
     peak: dict[str, float] = {}
-    if os.path.isfile(path):
-        for line in open(path, encoding="utf-8"):
+    if not os.path.isfile(path):
+        return peak
+    with open(path, encoding="utf-8") as f:
+        for line in f:
             parts = [p.strip() for p in line.replace(",", " ").split()]
             if len(parts) >= 3 and parts[1].isdigit():
                 peak[parts[1]] = max(peak.get(parts[1], 0.0), float(parts[2]) / 1024)

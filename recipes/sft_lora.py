@@ -47,15 +47,14 @@ import os
 import sys
 from dataclasses import asdict, dataclass, field
 
-
-import mdlm  # noqa: E402,F401  (registers the model with the Auto classes)
-from mdlm.cli import UserError, parse_config_and_args, run_cli  # noqa: E402
-from mdlm.data.sft_sources import build_data, select_eval, wordnet_data  # noqa: E402,F401  (eval/sft_eval.py)
-from mdlm.lora import LoraArguments  # noqa: E402
-from mdlm.training import DiffusionArguments, MDMTrainer  # noqa: E402
-from mdlm.training.generation_check import checked_generation_defaults  # noqa: E402
-from mdlm.training.run import run_recipe  # noqa: E402
-from mdlm.training.sft import (  # noqa: E402,F401
+import mdlm  # noqa: F401  (registers the model with the Auto classes)
+from mdlm.cli import UserError, parse_config_and_args, run_cli
+from mdlm.data.sft_sources import build_data, select_eval, wordnet_data  # noqa: F401  (eval/sft_eval.py)
+from mdlm.lora import LoraArguments
+from mdlm.training import DiffusionArguments, MDMTrainer
+from mdlm.training.generation_check import checked_generation_defaults
+from mdlm.training.run import run_recipe
+from mdlm.training.sft import (  # noqa: F401
     SFTArguments,
     SFTDiffusionArguments,
     SFTTrainer,
@@ -105,14 +104,12 @@ def run_fingerprint(sargs: SFTArguments, largs: LoraArguments, diff: DiffusionAr
 def train(argv: list[str] | None = None, callbacks: tuple = ()) -> MDMTrainer:
     """The whole recipe; returns the trainer (tests drive it in-process). Raises on bad input."""
     from transformers import AutoModelForMaskedLM, AutoTokenizer, TrainingArguments
+    from transformers.integrations import is_deepspeed_zero3_enabled
 
     from mdlm.lora import apply_lora, count_parameters, set_base_path, write_fingerprint
     from mdlm.training.build import check_model_fits
-    from mdlm.training.run import finish_run, prepare_run, train_from
-
-    from transformers.integrations import is_deepspeed_zero3_enabled
-
     from mdlm.training.callbacks import TimeBudget
+    from mdlm.training.run import finish_run, prepare_run, train_from
 
     sargs, largs, diff, targs, rargs = parse_config_and_args(
         (SFTArguments, LoraArguments, SFTDiffusionArguments, TrainingArguments, SFTRunArguments), argv
@@ -182,7 +179,13 @@ def train(argv: list[str] | None = None, callbacks: tuple = ()) -> MDMTrainer:
 def prepare(argv: list[str] | None = None) -> dict:
     """``prepare --out DIR [--counts JSON]``: the instruction mix of mdlm/data/sft_mix.py as JSONL + references."""
     from mdlm.cli import ArgumentParser
-    from mdlm.data.sft_mix import DEFAULT_COUNTS, build_mix, heldout_wordnet_refs, mix_counts, write_mix
+    from mdlm.data.sft_mix import (
+        DEFAULT_COUNTS,
+        build_mix,
+        heldout_wordnet_refs,
+        mix_counts,
+        write_mix,
+    )
 
     p = ArgumentParser(prog="sft_lora.py prepare", description="write the WordNet+GCIDE+wiki+chatterbot instruction mix")
     p.add_argument("--out", required=True, help="new dir (missing or empty) for train/heldout/heldout_eval JSONL")

@@ -9,8 +9,14 @@ import os
 import pytest
 
 from mdlm.data.wordnet_refs import base_forms, gloss_head, lexicon_of, word_refs
-from mdlm.evaluation.sft_content import (content_scores, definition_hit, normalise_answer, pick_rows,
-                                         side_by_side_markdown, synonym_exact)
+from mdlm.evaluation.sft_content import (
+    content_scores,
+    definition_hit,
+    normalise_answer,
+    pick_rows,
+    side_by_side_markdown,
+    synonym_exact,
+)
 
 LEX = {"n": frozenset({"body", "water", "large", "person", "act", "dog", "sea", "ocean", "hydrosphere", "salt"}),
        "v": frozenset({"move", "run", "water"}),

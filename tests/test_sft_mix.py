@@ -7,7 +7,13 @@ import json
 
 import pytest
 
-from mdlm.data.instructions import chatterbot_pairs, first_sentences, gcide_definition, gcide_pairs, wiki_pairs
+from mdlm.data.instructions import (
+    chatterbot_pairs,
+    first_sentences,
+    gcide_definition,
+    gcide_pairs,
+    wiki_pairs,
+)
 from mdlm.data.sft_mix import build_mix, mix_counts, split_by_entry, write_mix
 from mdlm.data.wordnet import is_held_out
 

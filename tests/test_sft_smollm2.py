@@ -5,23 +5,23 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
 import pytest
 import torch
+from ports import free_port
+from test_adapt import tiny_tokenizer
 from transformers import AutoModelForMaskedLM
 
 import mdlm  # noqa: F401
 from mdlm.adapt.persist import pack_adapter
 from mdlm.adapt.rebuild import rebuild
 from mdlm.lora import LoraArguments, apply_lora, load_adapter, save_adapter
-from test_adapt import tiny_tokenizer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "eval"))
-from adapt_tiny_source import make_tiny_source  # noqa: E402
+from adapt_tiny_source import make_tiny_source
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -38,8 +38,8 @@ def _random_lora(model, tok, r=4):
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """A tiny source dir, its adaptation adapter's parts, an SFT adapter's parts, and the tuned model's logits."""
-    from mdlm.adapt.rebuild import _adapt_arguments
     from mdlm.adapt.build import build_mdm
+    from mdlm.adapt.rebuild import _adapt_arguments
 
     d = tmp_path_factory.mktemp("smol")
     tok = tiny_tokenizer()
@@ -69,7 +69,8 @@ def test_rebuild_from_source_and_parts_gives_the_tuned_model(world, tmp_path):
     out = rebuild(world["src"], None, str(d / "parts" / "adapt"), str(tmp_path / "r"), adapt_config=world["cfg"],
                   sft_parts=str(d / "parts" / "sft"))
     assert sorted(out) == ["base", "sft"]
-    cfg = json.loads(open(os.path.join(out["sft"], "adapter_config.json")).read())
+    with open(os.path.join(out["sft"], "adapter_config.json"), encoding="utf-8") as f:
+        cfg = json.load(f)
     assert cfg["base_model_name_or_path"] == os.path.abspath(out["base"])
     tuned = load_adapter(AutoModelForMaskedLM.from_pretrained(out["base"]), out["sft"]).eval()
     with torch.no_grad():  # bf16-persisted adapters: close, not bit-equal
@@ -104,12 +105,6 @@ def test_a_corrupted_part_is_one_error_line_and_writes_nothing(world, tmp_path, 
     assert code == 2 and "nope.sha256 does not exist" in err and not os.path.exists(tmp_path / "r2")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_lora_sft_under_zero3_on_cpu_saves_an_adapter_that_loads_without_deepspeed(world, tmp_path):
     pytest.importorskip("deepspeed")
@@ -118,13 +113,13 @@ def test_lora_sft_under_zero3_on_cpu_saves_an_adapter_that_loads_without_deepspe
     rows = [{"prompt": f"w{i} w{i + 1}", "response": f"w{i + 2} w{i + 3} w{i + 4}"} for i in range(30)]
     data = tmp_path / "train.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    env = dict(os.environ, PYTHONPATH=ROOT, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()), RANK="0",
+    env = dict(os.environ, PYTHONPATH=ROOT, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()), RANK="0",
                LOCAL_RANK="0", WORLD_SIZE="1", LOCAL_WORLD_SIZE="1", DS_ACCELERATOR="cpu")
     args = ["--config", os.path.join(ROOT, "recipes/configs/sft_smollm2_tiny.yaml"), "--base_model", out["base"],
             "--data_files", str(data), "--max_length", "32", "--max_steps", "2", "--time_budget_s", "0",
             "--deepspeed", os.path.join(ROOT, "recipes/deepspeed/zero3.json"), "--output_dir", str(tmp_path / "sft")]
     r = subprocess.run([sys.executable, os.path.join(ROOT, "recipes/sft_lora.py"), *args], cwd=tmp_path,
-                       capture_output=True, text=True, env=env, timeout=900)
+                       capture_output=True, text=True, env=env, timeout=900, check=False)
     assert r.returncode == 0, r.stderr[-3000:]
     log = json.loads((tmp_path / "sft" / "train_log.json").read_text())
     assert [h["step"] for h in log if "loss" in h] == [1, 2] and all("tokens_per_s" in h for h in log if "loss" in h)
@@ -134,8 +129,9 @@ def test_lora_sft_under_zero3_on_cpu_saves_an_adapter_that_loads_without_deepspe
 
 
 def test_ar_source_chat_answers_are_the_same_batched_and_one_by_one():
-    from mdlm.adapt.ar_chat import ar_chat_answers
     from test_adapt import tiny_lm
+
+    from mdlm.adapt.ar_chat import ar_chat_answers
 
     tok = tiny_tokenizer()
     lm = tiny_lm("llama", len(tok)).eval()

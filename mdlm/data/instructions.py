@@ -16,6 +16,7 @@ import importlib.util
 import os
 import re
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 
 _PRON = re.compile(r"^\s*\\[^\\]*\\\s*(?:\([^)]*\)\s*)?,?\s*")  # \O"cean\ (o"shan),
@@ -24,7 +25,7 @@ _ETYM = re.compile(r"^\[[^\]]*\]\s*")
 _DOMAIN = re.compile(r"^\((?:[A-Z][^)]*)\)\s*")
 _NUMBER = re.compile(r"^(?:\d+\.|\([a-z]\))\s*")
 _SENTENCE_END = re.compile(r"(?<![A-Z])(?<!\b[a-z])[.;:](?=\s|$)")
-_SEE = re.compile(r"^(?:See|Same as|Pl\.|Imp\.|p\. p\.|Obs\.|of )", re.I)
+_SEE = re.compile(r"^(?:See|Same as|Pl\.|Imp\.|p\. p\.|Obs\.|of )", re.IGNORECASE)
 _JUNK = re.compile(r"[\\\[\]()?=*]|--")  # markup left over, unbalanced brackets, unknown characters
 _ABBREV = re.compile(r"^[A-Za-z]{1,4}\.")  # a part of speech or label the patterns above did not strip
 
@@ -91,7 +92,7 @@ def chatterbot_dir() -> Path:
     spec = importlib.util.find_spec("chatterbot_corpus")
     if spec is None or not spec.submodule_search_locations:
         raise ValueError("the chatterbot instructions need PyPI chatterbot-corpus: pip install chatterbot-corpus==1.3.3")
-    return Path(list(spec.submodule_search_locations)[0]) / "data" / "english"
+    return Path(next(iter(spec.submodule_search_locations))) / "data" / "english"
 
 
 def _utterance(x) -> str:
@@ -112,6 +113,6 @@ def chatterbot_pairs(data_dir: str | os.PathLike | None = None) -> Iterator[dict
         for conv in yaml.safe_load(f.read_text(encoding="utf-8")).get("conversations") or []:
             turns = [_utterance(t) for t in conv if t is not None]
             key = turns[0].lower() if turns else ""
-            for q, a in zip(turns[:-1], turns[1:]):
+            for q, a in pairwise(turns):
                 if q and a:
                     yield {"prompt": q, "response": a, "source": "chatterbot", "task": "chat", "word": key}

@@ -96,8 +96,7 @@ def write_mix(out_dir: str, mix: Mapping[str, list[dict]], refs: Mapping[str, di
     os.makedirs(staging, exist_ok=True)
     for split, rows in mix.items():
         with open(os.path.join(staging, f"{split}.jsonl"), "w", encoding="utf-8") as f:
-            for r in rows:
-                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+            f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
     with open(os.path.join(staging, "content_refs.json"), "w", encoding="utf-8") as f:
         json.dump(refs, f, ensure_ascii=False, sort_keys=True)
     with open(os.path.join(staging, "mix.json"), "w", encoding="utf-8") as f:

@@ -18,13 +18,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 
-from .wordnet import WORDNET_DIR, POS_FILES, _is_variant, _norm, split_gloss
+from .wordnet import POS_FILES, WORDNET_DIR, _is_variant, _norm, split_gloss
 
 STOPWORDS = frozenset(
-    "a an the of or and to in on at for with by from as into onto about over under than that which who whom whose "
-    "what when where this these those it its one ones any some each every all no not something someone somebody "
-    "anything being be is are was were been has have having do does especially usually often very more most much "
-    "many such other another same particular certain specific e g i etc also either neither both".split()
+    ["a", "an", "the", "of", "or", "and", "to", "in", "on", "at", "for", "with", "by", "from", "as", "into", "onto", "about", "over", "under", "than", "that", "which", "who", "whom", "whose", "what", "when", "where", "this", "these", "those", "it", "its", "one", "ones", "any", "some", "each", "every", "all", "no", "not", "something", "someone", "somebody", "anything", "being", "be", "is", "are", "was", "were", "been", "has", "have", "having", "do", "does", "especially", "usually", "often", "very", "more", "most", "much", "many", "such", "other", "another", "same", "particular", "certain", "specific", "e", "g", "i", "etc", "also", "either", "neither", "both"]
 )
 _LETTERS = re.compile(r"[a-z]+")
 
@@ -108,7 +105,7 @@ def word_refs(words: Iterable[str], synsets: Mapping, lexicon: Mapping[str, froz
     wanted = {w.replace("_", " ").lower() for w in words}
     found: dict[str, dict[str, set[str]]] = {w: {"heads": set(), "synset_lemmas": set(), "hypernym_lemmas": set()}
                                             for w in wanted}
-    for (_, pos), (ss_type, lemmas, hyper, definition) in synsets.items():
+    for ss_type, lemmas, hyper, definition in synsets.values():
         for w in wanted.intersection(lemmas):
             r = found[w]
             head = gloss_head(definition, ss_type if ss_type != "s" else "a", lexicon)
@@ -118,10 +115,10 @@ def word_refs(words: Iterable[str], synsets: Mapping, lexicon: Mapping[str, froz
             for h in hyper:
                 if h in synsets:
                     r["hypernym_lemmas"].update(synsets[h][1])
-    out = {}
-    for w, r in found.items():
-        nw = _norm(w)
-        keep = lambda xs: sorted(x for x in xs if not _is_variant(nw, _norm(x)))  # noqa: E731
-        out[w] = {"heads": keep(r["heads"]), "synset_lemmas": keep(r["synset_lemmas"]),
-                  "hypernym_lemmas": keep(r["hypernym_lemmas"])}
-    return out
+    return {w: {k: _without_word(w, v) for k, v in r.items()} for w, r in found.items()}
+
+
+def _without_word(word: str, terms: set[str]) -> list[str]:
+    """``terms`` sorted, without ``word`` and its spelling/inflection variants."""
+    nw = _norm(word)
+    return sorted(x for x in terms if not _is_variant(nw, _norm(x)))
