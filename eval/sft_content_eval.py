@@ -138,7 +138,9 @@ def evaluate(a) -> dict:
                    f"temperature {config.temperature}",
         "num_rows": len(rows), "num_elbo": len(elbo_rows), "elbo_samples": a.elbo_samples,
         "metrics": {n: {"definition_content": scores[n]["define"], "synonym_exact": scores[n]["synonym"],
-                        "response_elbo_nats": elbo.get(n), "generation_seconds": seconds[n]} for n in order},
+                        "response_elbo_nats": elbo.get(n), "generation_seconds": seconds[n],
+                        "mean_answer_words": sum(len(x.split()) for x in answers[n]) / max(1, len(answers[n]))}
+                    for n in order},
         "rows": [{**r, "answers": {n: answers[n][i] for n in order},
                   "scored": {n: scores[n]["per_row"][i] for n in order}} for i, r in enumerate(rows)],
         "side_by_side": side_by_side_markdown(rows, {n: answers[n] for n in order},
@@ -162,6 +164,8 @@ def markdown(res: dict) -> str:
              "| definition names a gloss head / synonym | " + " | ".join(_pct(m[n]["definition_content"]) for n in names) + " |",
              "| synonym exact match | " + " | ".join(_pct(m[n]["synonym_exact"]) for n in names) + " |",
              "| response ELBO (nats/token) | " + " | ".join(elbo(m[n]["response_elbo_nats"]) for n in names) + " |",
+             "| mean answer length (words; longer answers name more terms) | "
+             + " | ".join(f"{m[n]['mean_answer_words']:.1f}" for n in names) + " |",
              "", "## Side by side (✓/✗: the content metric)", "", res["side_by_side"]]
     return "\n".join(lines)
 
