@@ -18,7 +18,8 @@
 #   DRY=1 OUT=/tmp/sft_dry bash eval/gpu/sft_smollm2.sh
 set -uo pipefail
 : "${OUT:?set OUT}"
-DRY=${DRY:-0}; DEADLINE=${DEADLINE:-555}; T0=$(date +%s)
+DRY=${DRY:-0}; T0=$(date +%s)
+DEADLINE=${DEADLINE:-555}; [ "$DRY" = 1 ] && DEADLINE=${DRY_DEADLINE:-1500}  # a shared CPU is slow
 source eval/gpu/common.sh
 G=SmolLM2-135M-Instruct.Q4_1.gguf
 W=${W:-/tmp/sft_work}; rm -rf "$W"; mkdir -p "$W"
