@@ -32,7 +32,7 @@ import time
 import torch
 
 from mdlm.cli import ArgumentParser, UserError, positive_int, refuse_overwrite, run_cli
-from mdlm.evaluation.decode_report import judged_table, write_judged, write_results
+from mdlm.evaluation.decode_report import judged_table, read_json, write_judged, write_results
 from mdlm.evaluation.decode_rows import row_config, row_overrides
 from mdlm.evaluation.decode_timing import Case, synchronizer, time_generate, time_llada
 
@@ -65,6 +65,7 @@ def parse_args(argv: list[str] | None):
     p.add_argument("--judge-min-samples", type=positive_int, default=8, help="judge sample files with at least N samples")
     p.add_argument("--judge-max-samples", type=positive_int, default=64, help="score the first N samples of a file")
     p.add_argument("--judge-batch-size", type=positive_int, default=16)
+    p.add_argument("--judge-lengths", type=positive_int, nargs="+", help="judge only these generation lengths")
     a = p.parse_args(argv)
     if a.judge_only is None and (a.model is None or a.out is None):
         p.error("--model and --out are required (or --judge-only OUT)")
@@ -187,11 +188,14 @@ def judge(a, out: str) -> None:
     from mdlm.evaluation.text_scoring import format_line, read_sample_file, score_file
 
     files = [f for f in sorted(glob.glob(os.path.join(out, "samples", "*.jsonl")))
-             if len(read_sample_file(f)[0]) >= a.judge_min_samples]
+             if len(read_sample_file(f)[0]) >= a.judge_min_samples
+             and (not a.judge_lengths or os.path.basename(f).split("_")[0] in {f"G{g}" for g in a.judge_lengths})]
+    judged_path = os.path.join(out, "judged.json")
+    scored = {} if a.overwrite or not os.path.isfile(judged_path) else read_json(judged_path, "judged samples")
+    files = [f for f in files if os.path.relpath(f, out) not in scored]  # a second call adds, never re-scores
     if not files:
-        print(f"judge: no sample file of {out} holds >= {a.judge_min_samples} samples", flush=True)
+        print(f"judge: nothing (more) to judge in {out} (files with >= {a.judge_min_samples} samples)", flush=True)
         return
-    refuse_overwrite(os.path.join(out, "judged.json"), a.overwrite)
     try:
         j = load_judge(a.judge, device=a.judge_device or a.device)
     except JudgeNotFoundError as e:
@@ -199,7 +203,6 @@ def judge(a, out: str) -> None:
             raise UserError(str(e)) from None
         print(f"judge: skipped ({e}); later: python eval/decode_bench.py --judge-only {out}", flush=True)
         return
-    scored = {}
     for f in files:
         r = score_file(f, j, max_samples=a.judge_max_samples, batch_size=a.judge_batch_size)
         scored[os.path.relpath(f, out)] = r
