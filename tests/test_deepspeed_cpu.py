@@ -11,6 +11,7 @@ import pytest
 
 pytest.importorskip("deepspeed")
 ROOT = Path(__file__).resolve().parents[1]
+from ports import free_port  # noqa: E402
 from test_training import TINY  # noqa: E402
 
 
@@ -25,11 +26,11 @@ def test_zero2_trains_saves_and_resumes(tmp_path):
     out = tmp_path / "ds"
     base = TINY + ["--output_dir", str(out), "--deepspeed", str(ROOT / "recipes/deepspeed/zero2.json"),
                    "--save_steps", "3"]
-    r = _run(base + ["--max_steps", "3"], tmp_path, 29601)
+    r = _run(base + ["--max_steps", "3"], tmp_path, free_port())
     assert r.returncode == 0, r.stderr[-3000:]
     ckpt = out / "checkpoint-3"
     assert (ckpt / "latest").exists() and any(p.name.startswith("global_step") for p in ckpt.iterdir())
-    r = _run(base + ["--max_steps", "6", "--resume_from_checkpoint", "auto"], tmp_path, 29602)
+    r = _run(base + ["--max_steps", "6", "--resume_from_checkpoint", "auto"], tmp_path, free_port())
     assert r.returncode == 0, r.stderr[-3000:]
     state = json.loads((out / "checkpoint-6" / "trainer_state.json").read_text())
     steps = [h["step"] for h in state["log_history"] if "loss" in h]

@@ -77,6 +77,11 @@ def test_empty_file_is_a_clear_error(tmp_path):
         local_corpus(str(_write(tmp_path, "empty.txt", "\n \n")))
 
 
+def test_a_missing_path_says_so(tmp_path):
+    with pytest.raises(ValueError, match="no such file or directory"):
+        read_local_documents(str(tmp_path / "missing.txt"))
+
+
 @pytest.mark.slow
 def test_elbo_scores_a_whole_heldout_file(tmp_path):
     """eval/elbo.py --heldout-file FILE scores every token of FILE (packed at the model's context)."""

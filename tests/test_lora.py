@@ -15,6 +15,8 @@ import pytest
 import torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer, TrainingArguments
 
+from ports import free_port
+
 import mdlm  # noqa: F401
 from mdlm.data.sft import format_prompt
 from mdlm.lora import FINGERPRINT_FILE, LoraArguments, apply_lora, load_adapter, merge_adapter
@@ -325,10 +327,10 @@ def _ds_run(world, tmp_path, cfg, port, steps):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("cfg,port", [("zero2", 29611), ("zero3", 29612)])
-def test_deepspeed_cpu_trains_and_saves_adapter(world, tmp_path, cfg, port):
+@pytest.mark.parametrize("cfg", ["zero2", "zero3"])
+def test_deepspeed_cpu_trains_and_saves_adapter(world, tmp_path, cfg):
     pytest.importorskip("deepspeed")
-    r, out = _ds_run(world, tmp_path, cfg, port, 2)
+    r, out = _ds_run(world, tmp_path, cfg, free_port(), 2)
     assert r.returncode == 0, r.stderr[-4000:]
     assert (out / "adapter_model.safetensors").exists() and (out / FINGERPRINT_FILE).exists()
     tuned = load_adapter(AutoModelForMaskedLM.from_pretrained(world["base"]), str(out))

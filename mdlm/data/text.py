@@ -185,6 +185,8 @@ def split_held_out(docs: list[str], share: float = 0.05) -> tuple[list[str], lis
 
 def _local_files(path: str) -> list[Path]:
     p = Path(path)
+    if not p.exists():
+        raise ValueError(f"dataset {path!r}: no such file or directory")
     files = sorted(x for x in p.rglob("*") if x.suffix in (".txt", ".jsonl", ".json")) if p.is_dir() else [p]
     if not files or not all(f.is_file() for f in files):
         raise ValueError(f"dataset {path!r}: no .txt/.jsonl/.json files found")
