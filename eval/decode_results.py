@@ -18,8 +18,14 @@ import json
 import os
 
 from mdlm.cli import ArgumentParser, UserError, positive_int, run_cli
-from mdlm.evaluation.decode_keys import (Bench, genppl_key, nelbo_key, sampler_key, speedup_key,
-                                         tokens_per_s_key)
+from mdlm.evaluation.decode_keys import (
+    Bench,
+    genppl_key,
+    nelbo_key,
+    sampler_key,
+    speedup_key,
+    tokens_per_s_key,
+)
 from mdlm.evaluation.decode_report import markdown, read_json, table_rows
 from mdlm.evaluation.files import write_text
 
@@ -96,7 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--print-only", action="store_true", help="print the keys and tables, write nothing")
     a = p.parse_args(argv)
     a.previous = read_json(a.results, "--results")
-    md = open(a.markdown, encoding="utf-8").read() if os.path.isfile(a.markdown) else None
+    md = None
+    if os.path.isfile(a.markdown):
+        with open(a.markdown, encoding="utf-8") as f:
+            md = f.read()
     if md is None and not a.print_only:
         raise UserError(f"--markdown {a.markdown!r} does not exist")
     figures = keys(a)

@@ -2,10 +2,11 @@
 # (its models are in runs/decode/): eval/decode_bench.py on the MDM (GPU 0, block 32) and the BD3 model of block
 # size 16 (GPU 1, block 16) in parallel — batch 1 at 256 / 512 / 1024 tokens (median of 3), then batch 64 at
 # 512 / 256 tokens (1 timed run: the samples the judge scores) — and eval/bench_sampler.py's overhead (batch 8,
-# GPU 1, first). Judged on the GPU when the SmolLM2 judge is installed there; else later, here, on the CPU:
-#   for d in mdm bd3_16; do python eval/decode_bench.py --judge-only OUTDIR/$d/b64; done
-# Returns decode_mdm.tgz, decode_bd3_16.tgz (results.json, judged.json, samples, logs), bench_sampler_b8.json, run.log.
-#   run(command="bash eval/gpu/decode_bench.sh", kind="nvidia-h200-x2", carry=[".whl"])
+# GPU 1, first). The samples are judged by call 3 (eval/gpu/decode_judge.sh, on the GPU) or later here on the CPU
+# (slow: ~100 judge tokens/s): for d in mdm bd3_16; do python eval/decode_bench.py --judge-only DIR/$d/b64; done
+# Returns decode_mdm.tgz, decode_bd3_16.tgz (results.json, samples, logs), bench_sampler_b8.json, run.log.
+#   run(command="bash eval/gpu/decode_bench.sh", kind="nvidia-h200-x2", carry=[".judge1"])
+# (no .whl: call 1 installed the wheels in /tmp/site; .judge1 from `bash eval/gpu/split_judge.sh`, optional)
 #   DRY=1 bash eval/gpu/decode_bench.sh     # CPU dry run here (after DRY=1 decode_train.sh): tiny sizes, ~2 min
 OUT=${OUT:-out_decode_bench}; DEADLINE=${DEADLINE:-570}
 source eval/gpu/common.sh
@@ -23,9 +24,12 @@ if [ "${DRY:-0}" = 1 ]; then  # the models of `DRY=1 DRY_RUNS=DIR bash eval/gpu/
   SAMPLER="--batch 2 --gen-length 32 --steps 16 --block-length 16 --repeats 1 --device cpu"; DEV="--device cpu --threads 1"
 fi
 need_files "run eval/gpu/decode_train.sh first (call 1, on the same warm machine)" $RUNS/mdm/config.json
+if [ -f .judge1/part00 ]; then  # the judge's first part (eval/gpu/split_judge.sh) waits in /tmp/judge for call 3
+  mkdir -p /tmp/judge && cp .judge1/part00 /tmp/judge/ && say "judge part 1 copied to /tmp/judge (call 3 judges)"
+fi
 JUDGE="--no-judge"
-python3 -c "from mdlm.evaluation.genppl import find_judge_gguf; find_judge_gguf()" 2>/dev/null && [ "${DRY:-0}" != 1 ] && JUDGE=""
-say "judge in this call: $([ -z "$JUDGE" ] && echo yes || echo 'no (DRY run, or the SmolLM2 GGUF is not installed): judge later with --judge-only')"
+[ -f /tmp/judge/judge.gguf ] && [ "${DRY:-0}" != 1 ] && JUDGE="--judge /tmp/judge/judge.gguf --judge-device cuda"
+say "judge in this call: $([ "$JUDGE" != --no-judge ] && echo yes || echo 'no: eval/gpu/decode_judge.sh (call 3), or --judge-only here')"
 bench() {  # NAME GPU BLOCK ROWS PART ARGS...: one eval/decode_bench.py run into $W/NAME/PART
   local name=$1 gpu=$2 block=$3 rows=$4 part=$5; shift 5
   local t=$(date +%s); mkdir -p $W/$name

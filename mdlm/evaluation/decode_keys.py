@@ -15,7 +15,12 @@ import os
 from typing import Any
 
 from ..cli import UserError
-from .decode_choice import ENTROPY_TOL_NATS, GENPPL_RATIO_MAX, Choice, choose_speedup_row
+from .decode_choice import (
+    ENTROPY_TOL_NATS,
+    GENPPL_RATIO_MAX,
+    Choice,
+    choose_speedup_row,
+)
 from .decode_report import quality, read_bench, read_json
 
 WRITTEN_BY = "eval/decode_results.py"
@@ -61,7 +66,7 @@ class Bench:
 
 
 def speedup_key(bench: Bench, G: int, B: int = 1) -> dict[str, Any]:
-    choice, q = bench.choose(B, G)
+    choice, _ = bench.choose(B, G)
     rows = bench.measured(B, G)
     out = {"value": choice.speedup, "row": choice.row, "why": choice.why, "batch_size": B, "gen_length": G,
            "unit": "x tokens/s over LLaDA's generate() loop re-implemented (uncached, 1 token/step, all columns)",

@@ -58,7 +58,7 @@ def quality(judged: dict, G: int, row: str, B: int) -> dict | None:
             found.append((int(parts[1][1:]) == B, int(parts[1][1:]), r))
     if not found:
         return None
-    own, b, r = max(found, key=lambda t: (t[0], t[1]))
+    _, b, r = max(found, key=lambda t: (t[0], t[1]))
     return {"genppl": r["genppl"], "entropy": r["unigram_entropy"], "samples": r["samples"], "batch_size": b}
 
 
@@ -83,17 +83,21 @@ def _fmt(v, spec: str = "", missing: str = "–") -> str:
     return missing if v is None else format(v, spec)
 
 
+def pct(v: float | None) -> str:
+    return "–" if v is None else f"{100 * v:.1f}%"
+
+
 def markdown(rows: list[dict]) -> str:
     """One markdown table: every row with NFE, tokens/s, speedup, agreement, genppl, entropy and ratios."""
-    lines = ["| batch | gen | row | NFE | tokens/s | speedup vs llada | = llada | = uncached | genppl | entropy "
-             "| genppl / llada | Δ entropy | note |", "|" + "---|" * 13]
+    header = ("| batch | gen | row | NFE | tokens/s | speedup vs llada | = llada | = uncached | genppl | entropy "
+              "| genppl / llada | Δ entropy | note |")
+    lines = [header, "|" + "---|" * 13]
     for r in rows:
         if "skipped" in r:
             lines.append(f"| {r['batch_size']} | {r['gen_length']} | {r['run']} | | | | | | | | | | skipped: {r['skipped']} |")
             continue
         q = r.get("quality") or {}
         est = " (est.)" if r.get("estimated") or r.get("reference_estimated") else ""
-        pct = lambda v: _fmt(None if v is None else 100 * v, ".1f") + ("%" if v is not None else "")  # noqa: E731
         judged_at = f" (B={q['batch_size']})" if q and q["batch_size"] != r["batch_size"] else ""
         lines.append(
             f"| {r['batch_size']} | {r['gen_length']} | {r['run']} | {r['nfe']} | {_fmt(r['tokens_per_s'], ',.1f')} | "

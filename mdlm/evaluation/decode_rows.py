@@ -51,9 +51,9 @@ def row_overrides(threshold: float, factor: float, eb_gamma: float) -> dict[str,
 
 def base_settings(gen_length: int, block_length: int) -> dict[str, Any]:
     """LLaDA's greedy setting (docs/sampling.md, "LLaDA's generate() exactly"), one step per generated token."""
-    return dict(max_new_tokens=gen_length, steps=gen_length, block_length=block_length, schedule="even",
-                temperature=0.0, unmasking="confidence", confidence="prob", choice_noise=0.0, stop_at_eos=False,
-                suppress_pad=False, cache_implementation="none")
+    return {"max_new_tokens": gen_length, "steps": gen_length, "block_length": block_length, "schedule": "even",
+            "temperature": 0.0, "unmasking": "confidence", "confidence": "prob", "choice_noise": 0.0,
+            "stop_at_eos": False, "suppress_pad": False, "cache_implementation": "none"}
 
 
 def _make(kw: dict[str, Any]) -> tuple[MDLMGenerationConfig | None, str]:

@@ -106,8 +106,8 @@ def time_generate(model, case: Case, config: MDLMGenerationConfig, *, repeats: i
 
 def time_llada(fn, case: Case, *, steps: int, repeats: int, max_seconds: float, sync: Callable[[], None]) -> Timed:
     """LLaDA's loop: warm-up + per-step probe over the first block; full timed runs if they fit, else the estimate."""
-    kw = dict(mask_id=case.mask_id, gen_length=case.gen_length, block_length=case.block_length, steps=steps,
-              attention_mask=case.attention_mask, suppress_ids=case.suppress, vocab_size=case.vocab_size)
+    kw = {"mask_id": case.mask_id, "gen_length": case.gen_length, "block_length": case.block_length, "steps": steps,
+          "attention_mask": case.attention_mask, "suppress_ids": case.suppress, "vocab_size": case.vocab_size}
     probe_steps = max(1, steps // case.n_blocks)
 
     def run(max_steps: int | None):

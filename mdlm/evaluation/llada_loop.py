@@ -66,7 +66,7 @@ def llada_generate(
     (LLaDA's constraints). ``max_steps`` stops after that many steps (a short warm-up or a timing probe);
     ``deadline`` raises :class:`LoopDeadline` once ``time.perf_counter()`` passes it (checked after each step,
     after ``sync()``)."""
-    B, L = x.shape
+    L = x.shape[1]
     if gen_length % block_length or steps % (gen_length // block_length):
         raise ValueError(f"LLaDA's loop needs gen_length ({gen_length}) a multiple of block_length ({block_length}) "
                          f"and steps ({steps}) a multiple of the number of blocks")
