@@ -73,7 +73,8 @@ def tables(a, figures: dict[str, dict]) -> str:
     parts.append("\n".join(lines))
     if "bd3_nelbo_ratio" in figures:
         n = figures["bd3_nelbo_ratio"]
-        rows = [f"| {k} | {v} | {n['value'].get(k.split('_')[-1], '') if k != 'mdm' else 1.0} |"
+        ratio = {"mdm": 1.0} | {f"bd3_{b}": r for b, r in n["value"].items()}
+        rows = [f"| {k} | {'–' if v is None else v} | {'–' if ratio.get(k) is None else ratio[k]} |"
                 for k, v in n["nelbo_nats_per_token"].items()]
         parts.append("### Validation NELBO at equal tokens\n\n| model | NELBO (nats/token) | / MDM |\n|---|---|---|\n"
                      + "\n".join(rows))

@@ -7,7 +7,7 @@
 OUT=${OUT:-out_decode_judge}; DEADLINE=${DEADLINE:-500}
 source eval/gpu/common.sh
 W=${WORK:-runs/decode_bench}; DEV="--judge-device cuda"
-if [ "${DRY:-0}" = 1 ]; then W=${DRY_JUDGE_DIR:?DRY=1 needs DRY_JUDGE_DIR}; DEV="--judge-device cpu --threads 1 --judge-max-samples 4"; fi
+if [ "${DRY:-0}" = 1 ]; then W=${DRY_JUDGE_DIR:?DRY=1 needs DRY_JUDGE_DIR}; DEV="--judge-device cpu --threads 1 --judge-max-samples 4 --judge-min-samples 4"; fi
 if [ ! -f /tmp/judge/judge.gguf ]; then
   need_files "carry .judge2 (bash eval/gpu/split_judge.sh here)" .judge2/part01 .judge2/sha256
   need_files "call 2 (eval/gpu/decode_bench.sh with carry .judge1) left part 1 there" /tmp/judge/part00
@@ -19,7 +19,7 @@ for name in mdm bd3_16; do
   [ -f $W/$name/b64/results.json ] || { say "no $W/$name/b64: nothing to judge"; continue; }
   t=$(date +%s); say "judge $name: start"
   run_for 10 python3 eval/decode_bench.py --judge-only $W/$name/b64 --judge /tmp/judge/judge.gguf $DEV 2>&1 \
-    | grep -v "Loading\|Warning\|warn(" | grep "genppl\|^|\|error" | head -40
+    | grep -v "Loading\|Warning\|warn(" | grep "genppl\|judge:\|^|\|error" | head -40
   say "judge $name: done after $(( $(date +%s) - t )) s"
   [ -f $W/$name/b64/judged.json ] && cp $W/$name/b64/judged.json $OUT/judged_$name.json
 done
