@@ -1,5 +1,5 @@
 # Call 2 of the decoding benchmark (issue 17), right after eval/gpu/decode_train.sh on the same warm machine
-# (its models are in runs/decode/): eval/decode_bench.py on the MDM (GPU 0, block 32) and the BD3 model of block
+# (its models are in runs/decode/s$STEPS/): eval/decode_bench.py on the MDM (GPU 0, block 32) and the BD3 model of block
 # size 16 (GPU 1, block 16) in parallel — batch 1 at 256 / 512 / 1024 tokens (median of 3), then batch 64 at
 # 512 / 256 tokens (1 timed run: the samples the judge scores) — and eval/bench_sampler.py's overhead (batch 8,
 # GPU 1, first). The samples are judged by call 3 (eval/gpu/decode_judge.sh, on the GPU) or later here on the CPU
@@ -10,20 +10,21 @@
 #   DRY=1 bash eval/gpu/decode_bench.sh     # CPU dry run here (after DRY=1 decode_train.sh): tiny sizes, ~2 min
 OUT=${OUT:-out_decode_bench}; DEADLINE=${DEADLINE:-570}
 source eval/gpu/common.sh
-RUNS=${RUNS:-runs/decode}; W=${WORK:-runs/decode_bench}
+RUNS=${RUNS:-runs/decode/s${STEPS:-600}}; W=${WORK:-runs/decode_bench}  # STEPS as in call 1
 MDM_ROWS="uncached graphs threshold eb dual dual+threshold dual+eb factor verify dual+threshold+eos"
 BD3_ROWS="uncached graphs block_exact block_exact+threshold block_exact+eb threshold eb verify"
-B1="--batch-size 1 --gen-length 256 512 1024 --repeats 3 --max-seconds-per-row 40"
+B1="--batch-size 1 --gen-length 256 512 1024 --repeats 3 --max-seconds-per-row 20"
 B64="--batch-size 64 --gen-length 512 256 --repeats 1 --max-seconds-per-row 45"
 SAMPLER="--batch 8 --gen-length 256 --steps 128 --block-length 32 --repeats 2 --dtype bfloat16 --device cuda"
 DEV="--device cuda --dtype bf16"
 if [ "${DRY:-0}" = 1 ]; then  # the models of `DRY=1 DRY_RUNS=DIR bash eval/gpu/decode_train.sh`, tiny sizes, CPU
-  RUNS=${DRY_RUNS:?DRY=1 needs DRY_RUNS=the dir of the DRY decode_train.sh models}; W=$(mktemp -d)
+  RUNS=${DRY_RUNS:?DRY=1 needs DRY_RUNS=the dir of the DRY decode_train.sh models}; W=${DRY_WORK:-$(mktemp -d)}
   MDM_ROWS="uncached graphs threshold dual"; BD3_ROWS="uncached block_exact threshold"
   B1="--batch-size 1 --gen-length 32 --repeats 1"; B64="--batch-size 4 --gen-length 32 --repeats 1 --judge-min-samples 4"
   SAMPLER="--batch 2 --gen-length 32 --steps 16 --block-length 16 --repeats 1 --device cpu"; DEV="--device cpu --threads 1"
 fi
 need_files "run eval/gpu/decode_train.sh first (call 1, on the same warm machine)" $RUNS/mdm/config.json
+say "models: $RUNS, work dir: $W"
 if [ -f .judge1/part00 ]; then  # the judge's first part (eval/gpu/split_judge.sh) waits in /tmp/judge for call 3
   mkdir -p /tmp/judge && cp .judge1/part00 /tmp/judge/ && say "judge part 1 copied to /tmp/judge (call 3 judges)"
 fi
