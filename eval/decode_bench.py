@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import json
 import os
 import sys
 import time
@@ -99,8 +100,6 @@ def write_samples(path: str, tok, seqs, prompts: list[str], G: int, row: str, B:
     from mdlm.sampling import trim_at_eos
 
     texts = [tok.decode(t, skip_special_tokens=True) for t in trim_at_eos(seqs[:, -G:], tok.eos_token_id)]
-    import json
-
     write_text(path, "".join(json.dumps({"run": row, "gen_length": G, "batch_size": B, "block_length": block,
                                          "prompt": p, "text": t}, ensure_ascii=False) + "\n"
                                   for p, t in zip(prompts, texts)))
@@ -133,22 +132,31 @@ def bench(a) -> dict:
             canvas, attn, pm = build_text_canvas(tok, batch_prompts, G, getattr(model.config, "max_position_embeddings", None))
             case = Case(canvas.to(a.device), attn.to(a.device), pm.to(a.device), G, a.block_length, tok.mask_token_id,
                         suppress, len(tok))
-            ref = time_llada(reference, case, steps=G, repeats=a.repeats, max_seconds=a.max_seconds_per_row, sync=sync)
-            seqs = {"llada": ref.sequences}
-            add_row(a, res, tok, batch_prompts, B, G, "llada", ref, ref, seqs)
-            for name, kw in plan.items():
-                cfg, note = row_config(G, a.block_length, kw, graphs=a.device.startswith("cuda"))
-                if cfg is None:
-                    add_skip(a, res, B, G, name, note)
-                    continue
-                try:
-                    t = time_generate(model, case, cfg, repeats=a.repeats, max_seconds=a.max_seconds_per_row, sync=sync)
-                except (ValueError, NotImplementedError, TypeError) as e:  # the model / device lacks the option
-                    add_skip(a, res, B, G, name, f"{type(e).__name__}: {str(e).splitlines()[0]}")
-                    continue
-                seqs[name], t.note = t.sequences, "; ".join(n for n in (note, t.note) if n)
-                add_row(a, res, tok, batch_prompts, B, G, name, t, ref, seqs)
+            run_case(a, res, model, tok, reference, plan, case, batch_prompts, sync)
     return res
+
+
+def run_case(a, res, model, tok, reference, plan, case: Case, prompts: list[str], sync) -> None:
+    """Every row on one (B, G) canvas: llada first (the reference), then the sampler rows."""
+    B, G = case.canvas.shape[0], case.gen_length
+    ref = time_llada(reference, case, steps=G, repeats=a.repeats, max_seconds=a.max_seconds_per_row, sync=sync)
+    seqs = {"llada": ref.sequences}
+    add_row(a, res, tok, prompts, B, G, "llada", ref, ref, seqs)
+    for name, kw in plan.items():
+        cfg, note = row_config(G, a.block_length, kw, graphs=a.device.startswith("cuda"))
+        if cfg is None:
+            add_skip(a, res, B, G, name, note)
+            continue
+        try:
+            t = time_generate(model, case, cfg, repeats=a.repeats, max_seconds=a.max_seconds_per_row, sync=sync)
+        except (ValueError, NotImplementedError, TypeError, RuntimeError) as e:  # the model / device lacks the option
+            add_skip(a, res, B, G, name, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+            continue
+        if t.repeats == 0:  # over the time budget
+            add_skip(a, res, B, G, name, t.note)
+            continue
+        seqs[name], t.note = t.sequences, "; ".join(n for n in (note, t.note) if n)
+        add_row(a, res, tok, prompts, B, G, name, t, ref, seqs)
 
 
 def add_row(a, res, tok, prompts, B, G, name, t, ref, seqs) -> None:
