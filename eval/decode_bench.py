@@ -41,6 +41,7 @@ from mdlm.evaluation.decode_report import (
 )
 from mdlm.evaluation.decode_rows import row_config, row_overrides
 from mdlm.evaluation.decode_timing import Case, synchronizer, time_generate, time_llada
+from mdlm.evaluation.llada_loop import block_aligned_fn
 
 PROMPTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "decode_prompts.txt")
 EXACT_ROWS = ("graphs", "verify")  # must give the tokens of `uncached` (one token per step) exactly
@@ -139,6 +140,9 @@ def bench(a) -> dict:
 def run_case(a, res, model, tok, reference, plan, case: Case, prompts: list[str], sync) -> None:
     """Every row on one (B, G) canvas: llada first (the reference), then the sampler rows."""
     B, G = case.canvas.shape[0], case.gen_length
+    block_size = getattr(model.config, "block_size", None)
+    if block_size:  # a block-diffusion model: LLaDA's loop over its plain forward, blocks aligned as its sampler's
+        reference = block_aligned_fn(model, case.canvas.shape[1] - G, int(block_size))
     ref = time_llada(reference, case, steps=G, repeats=a.repeats, max_seconds=a.max_seconds_per_row, sync=sync)
     seqs = {"llada": ref.sequences}
     add_row(a, res, tok, prompts, B, G, "llada", ref, ref, seqs)

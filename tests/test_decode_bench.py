@@ -13,7 +13,7 @@ import torch
 from mdlm.evaluation.decode_choice import choose_speedup_row
 from mdlm.evaluation.decode_report import quality
 from mdlm.evaluation.decode_rows import row_config, row_overrides
-from mdlm.evaluation.llada_loop import llada_generate, transfer_counts
+from mdlm.evaluation.llada_loop import block_aligned_fn, llada_generate, transfer_counts
 from mdlm.modeling import MDLMConfig, MDLMForMaskedLM
 from mdlm.sampling import as_logits_fn, generate
 from mdlm.sampling.config import MDLMGenerationConfig
@@ -117,3 +117,17 @@ def test_results_writer_refuses_missing_or_invalid_input(tmp_path, capsys, monke
     code, err = run_results(["--mdm", str(bad), "--results", str(results), "--print-only"], capsys, monkeypatch)
     assert code == 2 and len(err) == 1 and "decode_bench" in err[0]
     assert results.read_text() == "{}"
+
+
+def test_block_aligned_forward_starts_a_block_at_the_first_generated_column():
+    seen = {}
+
+    def stub(input_ids, attention_mask, position_ids):  # records what a block-diffusion model would be given
+        seen["pos"] = position_ids
+        return torch.zeros(*input_ids.shape, V)
+
+    x, attn, _ = ragged_canvas(8)  # prompts of 3 and 5 tokens end at column 5
+    block_aligned_fn(stub, gen_start=5, block_size=4)(x, attn)
+    pos = seen["pos"]
+    assert (pos[:, 5] % 4 == 0).all()  # each row's first generated token begins a block
+    assert torch.equal(pos[0, 3:] - pos[0, 2], torch.arange(1, 11)) and torch.equal(pos[1, 1:] - pos[1, 0], torch.arange(1, 13))

@@ -94,3 +94,19 @@ def llada_generate(
                 if time.perf_counter() > deadline:
                     raise LoopDeadline(f"stopped after {nfe} of {steps} steps")
     return LoopResult(x, nfe)
+
+
+def block_aligned_fn(model, gen_start: int, block_size: int) -> LogitsFn:
+    """The plain forward of a block-diffusion model (BD3-LM: block-causal by ``position // block_size``) with its
+    blocks aligned at the first generated column ``gen_start``, as its sampler aligns them: every row's positions
+    are shifted by a constant so that ``gen_start`` begins a block. RoPE sees only position differences, so the
+    shift changes nothing but where the blocks fall. Returns ``fn(x (B, L), attention_mask (B, L)) -> (B, L, V)``."""
+
+    def fn(x: Tensor, attention_mask: Tensor | None) -> Tensor:
+        am = attention_mask if attention_mask is not None else torch.ones_like(x)
+        pos = (am.long().cumsum(-1) - 1).clamp_min(0)  # (B, L) positions that skip left padding
+        shift = (-pos[:, gen_start]) % block_size  # (B,) so that gen_start's position is a multiple of block_size
+        out = model(input_ids=x, attention_mask=am, position_ids=pos + shift[:, None])
+        return out.logits if hasattr(out, "logits") else out
+
+    return fn
