@@ -20,10 +20,9 @@ import torch
 import mdlm  # noqa: F401
 from mdlm.cli import ArgumentParser, UserError, positive_int, refuse_overwrite, run_cli
 from mdlm.data.text import SAMPLE_BY, heldout_text, load_text_corpus, pack_dataset
-from mdlm.evaluation.elbo import corpus_elbo
 from mdlm.evaluation.files import write_json
 from mdlm.pipelines import load_for_generation
-from mdlm.sampling import as_logits_fn
+from mdlm.training.bd3 import model_corpus_elbo
 
 
 @run_cli
@@ -64,7 +63,7 @@ def main() -> int:
     scored = torch.arange(ids.shape[1]) < torch.tensor(data["length"])[:, None]  # (N, L) padding not scored
     g = torch.Generator(device=a.device).manual_seed(a.seed)
     t0 = time.perf_counter()
-    res = corpus_elbo(as_logits_fn(model), ids, mask_id=tok.mask_token_id, eligible=scored, batch_size=a.batch_size,
+    res = model_corpus_elbo(model, ids, mask_id=tok.mask_token_id, eligible=scored, batch_size=a.batch_size,
                       num_samples=a.num_samples, generator=g, device=a.device, desc="ELBO")
     out = {"model": a.model, "data": a.data, "sequences": len(ids), "seq_len": seq_len, "tokens": int(res.num_tokens.sum()),
            "num_samples": a.num_samples, "nats_per_token": res.nats_per_token, "bits_per_token": res.bits_per_token,

@@ -11,6 +11,8 @@ Launch (the same script on 1 or N processes):
         --deepspeed recipes/deepspeed/zero2.json
     # torchrun (plain DDP)
     torchrun --nproc_per_node 2 recipes/train_text.py --config recipes/configs/gpt2_125m.yaml
+    # block diffusion (BD3-LM): blocks of 16 tokens, exact K/V cache when decoding (docs/block_diffusion.md)
+    python recipes/train_text.py --config recipes/configs/gpt2_125m.yaml --objective bd3 --block_size 16
     # resume the newest complete checkpoint of --output_dir
     python recipes/train_text.py --config recipes/configs/shakespeare_tiny.yaml --resume_from_checkpoint auto
 
@@ -34,17 +36,22 @@ from mdlm.training import (  # noqa: E402
     ModelArguments,
 )
 from mdlm.training.ar import ARTrainer, ObjectiveArguments  # noqa: E402
+from mdlm.training.bd3 import BD3Trainer, check_bd3_arguments, check_start_model  # noqa: E402
 from mdlm.training.build import build_model, build_text_data, run_fingerprint  # noqa: E402
 from mdlm.training.objective import record_objective  # noqa: E402
 from mdlm.training.run import finish_run, prepare_run, run_recipe, save_run_tokenizer, train_from  # noqa: E402
 from transformers import AutoTokenizer, TrainingArguments, set_seed  # noqa: E402
 
 
-def text_generation_defaults(tok, seq_len: int = 256) -> dict:
+def text_generation_defaults(tok, seq_len: int = 256, block_size: int | None = None) -> dict:
     """Sampler defaults stored in generation_config.json (recipes/generate.py starts from them): LLaDA's
     greedy low-confidence decoding, 2 tokens per step, 128 tokens (at most half the trained context, so a
-    prompt fits beside it), semi-AR blocks of 32."""
+    prompt fits beside it), semi-AR blocks of 32 — or, for a block-diffusion model, blocks of its block size
+    decoded with the exact cache (at least one step per block)."""
     gen_length = min(128, seq_len // 2)
+    if block_size:
+        return {**text_generation_defaults(tok, seq_len), "block_length": block_size,
+                "steps": max(gen_length // 2, -(-gen_length // block_size)), "cache_implementation": "block_exact"}
     return {
         "mask_token_id": tok.mask_token_id,
         "eos_token_id": tok.eos_token_id,
@@ -70,6 +77,9 @@ def train(argv: list[str] | None = None, callbacks: tuple = ()) -> MDMTrainer:
         if margs.model_type != "mdlm" or margs.model_name_or_path:
             raise ValueError("--objective ar builds a new causal mdlm model: use model_type mdlm, no model_name_or_path")
         margs.model_config = json.dumps({**json.loads(margs.model_config or "{}"), "is_causal": True})
+    if obj.objective == "bd3":  # block diffusion (mdlm/training/bd3.py): same transformer, block-causal attention
+        fingerprint += f"-bd3-{obj.block_size}"
+        check_bd3_arguments(margs, dargs, obj.block_size)
     resume = prepare_run(targs, fingerprint, recipe="train_text")
     saved_tok = os.path.join(targs.output_dir, "tokenizer")
     tok_override = AutoTokenizer.from_pretrained(saved_tok) if resume and os.path.isdir(saved_tok) else None
@@ -78,7 +88,10 @@ def train(argv: list[str] | None = None, callbacks: tuple = ()) -> MDMTrainer:
         save_run_tokenizer(tok, targs.output_dir)  # staged: never a half-written tokenizer/
     set_seed(targs.seed)  # the initial weights depend on the seed only, not on what ran before
     model = build_model(margs, tok, dargs.seq_len)
-    record_objective(model.config, diff, obj.objective)  # the checkpoint says how it was trained
+    check_start_model(model, obj.objective)
+    if obj.objective == "bd3":
+        model.config.block_size = obj.block_size  # config.json records it; a start checkpoint becomes a bd3 model
+    record_objective(model.config, diff, obj.objective, obj.block_size)  # the checkpoint says how it was trained
     n_params = sum(p.numel() for p in model.parameters())
     if targs.process_index == 0:
         print(
@@ -88,13 +101,16 @@ def train(argv: list[str] | None = None, callbacks: tuple = ()) -> MDMTrainer:
         )
     targs.remove_unused_columns = False
     from mdlm.schedules import get_schedule
-    from mdlm.training.throughput import ThroughputCallback, expected_masked_share, flops_per_token
+    from mdlm.training.throughput import (ThroughputCallback, bd3_flops_per_token, expected_masked_share,
+                                          flops_per_token)
 
     share = expected_masked_share(get_schedule(diff.schedule), diff.t_min)
     tokens_per_step = targs.per_device_train_batch_size * targs.gradient_accumulation_steps * dargs.seq_len
     if margs.model_type == "mdlm":
-        callbacks = (ThroughputCallback(tokens_per_step, flops_per_token(model.config, dargs.seq_len, share)),) + tuple(callbacks)
-    trainer_cls, extra = (ARTrainer, {"start_id": tok.eos_token_id}) if obj.objective == "ar" else (MDMTrainer, {})
+        fpt = (bd3_flops_per_token if obj.objective == "bd3" else flops_per_token)(model.config, dargs.seq_len, share)
+        callbacks = (ThroughputCallback(tokens_per_step, fpt),) + tuple(callbacks)
+    trainer_cls, extra = {"ar": (ARTrainer, {"start_id": tok.eos_token_id}), "bd3": (BD3Trainer, {})}.get(
+        obj.objective, (MDMTrainer, {}))
     trainer = trainer_cls(
         model=model,
         args=targs,
@@ -109,11 +125,11 @@ def train(argv: list[str] | None = None, callbacks: tuple = ()) -> MDMTrainer:
     )
     train_from(trainer, resume)
     metrics = trainer.evaluate()
-    defaults = text_generation_defaults(tok, dargs.seq_len)
+    defaults = text_generation_defaults(tok, dargs.seq_len, obj.block_size)
     from mdlm.training.generation_check import checked_generation_defaults  # greedy degenerate → measured fallback
     defaults = checked_generation_defaults(trainer.model, tok, defaults, seed=targs.seed, world_size=targs.world_size)
     finish_run(trainer, tok, metrics, defaults)
-    if diff.sample_on_end and targs.world_size == 1 and obj.objective == "mdm":  # ZeRO-3 would need every rank in the forward
+    if diff.sample_on_end and targs.world_size == 1 and obj.objective in ("mdm", "bd3"):  # ZeRO-3 would need every rank in the forward
         print_samples(trainer.model, tok, defaults, diff.sample_on_end, dargs.seq_len, targs.seed)
     return trainer
 
@@ -126,8 +142,9 @@ def print_samples(model, tok, defaults: dict, n: int, seq_len: int, seed: int) -
     from mdlm.pipelines.text import generate_text, sampler_config_from
 
     gen_length = min(64, seq_len // 2)
+    block = getattr(model.config, "block_size", None) or gen_length // 2  # a bd3 model decodes its own blocks
     config, _ = sampler_config_from(defaults, {"gen_length": gen_length, "steps": gen_length,
-                                               "block_length": gen_length // 2, "temperature": 1.0,
+                                               "block_length": block, "temperature": 1.0,
                                                "remasking": "random"})
     prompts = ([""] + ["ROMEO:\n", "KING HENRY:\n"])[:n] if n > 0 else []
     was = model.training

@@ -12,6 +12,10 @@ class MDLMConfig(PretrainedConfig):
     inside ``vocab_size``. ``vocab_size`` may exceed the tokenizer's length (padded to a multiple of
     64 for fast matmuls); the extra rows are never targets.
 
+    ``block_size``: None = a fully bidirectional MDM; an integer = a block-diffusion model (BD3-LM): trained
+    on [x_t ; x_0] with the block-causal mask (``mdlm.modeling.block_diffusion``), decoded block by block with
+    an exact K/V cache of the finished blocks (``mdlm.sampling``, ``cache_implementation="block_exact"``).
+
     ``training_objective`` records how the weights were trained (``mdlm.training.objective``: objective
     kind, schedule, weighting, t_min, masking, …); None for a model that was never trained by a recipe.
     Sizes are checked here, so a bad ``--model_config`` is one clear ValueError.
@@ -40,6 +44,7 @@ class MDLMConfig(PretrainedConfig):
         eos_token_id: int | None = None,
         bos_token_id: int | None = None,
         is_causal: bool = False,
+        block_size: int | None = None,
         training_objective: dict | None = None,
         **kwargs,
     ):
@@ -61,7 +66,12 @@ class MDLMConfig(PretrainedConfig):
         self.hidden_dropout = hidden_dropout
         self.mask_token_id = mask_token_id
         self.is_causal = is_causal  # True only for the autoregressive baseline of eval/
+        self.block_size = block_size
         self.training_objective = training_objective
+        if block_size is not None:
+            _check_sizes(block_size=block_size)
+            if is_causal:
+                raise ValueError("block_size (block diffusion) and is_causal (the AR baseline) exclude each other")
         if hidden_size % num_attention_heads and head_dim is None:
             raise ValueError(f"hidden_size {hidden_size} is not divisible by num_attention_heads {num_attention_heads}")
         if self.num_attention_heads % self.num_key_value_heads:

@@ -18,7 +18,12 @@ Modes (``CACHE_MODES``):
   trained to see the whole canvas), so the first step of a block would no longer match the uncached
   model. Cost of a step: L − lo query positions.
 
-What is exact and what is not (for a deterministic model, up to floating-point reordering):
+* ``ExactPrefixKVCache`` (below; the sampler's ``cache_implementation="block_exact"``) is a different cache for a
+  different model: a block-diffusion model (``config.block_size``, BD3-LM) never lets a clean block attend to
+  anything after it, so the K/V of its finished blocks are final and caching them is exact
+  (docs/block_diffusion.md).
+
+What is exact and what is not for "dual" / "prefix" (a deterministic model, up to floating-point reordering):
 
 * The block-start forward is the full forward: the first step of every block is exact.
 * A later step is exact at layer 1 (its K/V depend only on each position's own token, and the
@@ -135,3 +140,46 @@ class BlockKVCache:
         kc[:, :, s:e] = k  # in place: the block's slots always hold the latest fresh K/V
         vc[:, :, s:e] = v
         return kc, vc
+
+
+@dataclass
+class ExactPrefixKVCache:
+    """Block diffusion's exact cache (BD3-LM): the K/V of the clean prefix, columns [0, ``length``).
+
+    A block-diffusion model's clean blocks never attend to anything after them (block-causal mask), so their
+    K/V, once computed from clean tokens, are final: caching them is exact, unlike ``BlockKVCache``'s
+    approximation for bidirectional models. A forward of columns [``start``, start + Q) writes its fresh K/V
+    into a preallocated buffer at those columns and attends over columns [0, start + Q); afterwards the caller
+    moves ``length`` forward over the columns that were clean (:mod:`mdlm.sampling.cached_calls`). Columns
+    past ``length`` hold stale K/V that the next forward overwrites before reading them.
+
+    Attributes:
+        capacity: columns of the buffer (the canvas length); keys, values: one (B, Hkv, capacity, D) buffer
+            per layer (RoPE applied), made by the first forward; start: first column of the running forward.
+    """
+
+    capacity: int
+    keys: list[Tensor] = field(default_factory=list)
+    values: list[Tensor] = field(default_factory=list)
+    start: int = 0
+    length: int = 0
+
+    slicing = True  # the forward's input is always a slice of the canvas (its position_ids are required)
+
+    def update(self, layer_idx: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Write one layer's fresh K/V (B, Hkv, Q, D) at [start, start + Q) → K/V of [0, start + Q)."""
+        if self.start > self.length:
+            raise RuntimeError(f"exact cache holds {self.length} clean columns; a forward from column {self.start} "
+                               "would read columns that were never computed")
+        if layer_idx == len(self.keys):
+            B, H, _, D = k.shape
+            self.keys.append(k.new_zeros(B, H, self.capacity, D))
+            self.values.append(v.new_zeros(B, H, self.capacity, D))
+        end = self.start + k.shape[2]
+        if end > self.capacity or k.shape[0] != self.keys[layer_idx].shape[0]:
+            raise ValueError(f"exact cache of {self.capacity} columns × {self.keys[layer_idx].shape[0]} rows cannot "
+                             f"take columns [{self.start}, {end}) of {k.shape[0]} rows")
+        kc, vc = self.keys[layer_idx], self.values[layer_idx]
+        kc[:, :, self.start:end] = k
+        vc[:, :, self.start:end] = v
+        return kc[:, :, :end], vc[:, :, :end]  # (B, Hkv, end, D)

@@ -26,6 +26,7 @@ except ImportError:  # pragma: no cover
     GradientCheckpointingLayer = nn.Module
 
 from .configuration import MDLMConfig
+from .block_diffusion import position_block_mask
 from .kv_cache import BlockKVCache
 from .padding import causal_padding_mask, default_position_ids, padding_to_attention_mask
 
@@ -217,7 +218,7 @@ class MDLMModel(MDLMPreTrainedModel):
         if inputs_embeds is None:
             inputs_embeds = self.embed_tokens(input_ids)  # (B, L, H)
         B, L, _ = inputs_embeds.shape
-        if L > self.config.max_position_embeddings:
+        if position_ids is None and L > self.config.max_position_embeddings:
             raise ValueError(
                 f"sequence length {L} exceeds the model's max_position_embeddings {self.config.max_position_embeddings}"
             )
@@ -226,11 +227,16 @@ class MDLMModel(MDLMPreTrainedModel):
             raise ValueError("a forward over a slice of a KV-cached canvas needs the slice's position_ids")
         if position_ids is None:
             ref = input_ids if input_ids is not None else inputs_embeds[..., 0]
-            position_ids = default_position_ids(ref, attention_mask)
+            pad = attention_mask if attention_mask is None or attention_mask.dim() == 2 else None  # 4-D: no pad info
+            position_ids = default_position_ids(ref, pad)
         dt = inputs_embeds.dtype
         cos = self.rope_cos[position_ids].to(dt)[:, None]  # (B, 1, L, D), = rope_cos_sin(position_ids, …)
         sin = self.rope_sin[position_ids].to(dt)[:, None]
         mask = padding_to_attention_mask(attention_mask)
+        block = getattr(self.config, "block_size", None)
+        if block and kv_cache is None and (mask is None or mask.shape[-2] == 1):  # no query-wise mask given
+            keys = None if mask is None else mask[:, 0, 0]  # (B, L)
+            mask = position_block_mask(position_ids, block, keys)  # block diffusion: blocks ≤ own block only
         if mask is not None and getattr(self.config, "is_causal", False):
             mask = causal_padding_mask(mask, L)  # SDPA ignores is_causal once a mask is given
         h = inputs_embeds

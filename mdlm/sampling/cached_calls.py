@@ -5,7 +5,8 @@
 and explains what is exact). ``PartialCachedLogits``: Hayakawa et al. 2025's partial caching for the moment
 sampler's sub-steps (our reading of it, from the paper's summary): the step's full forward stores every layer's
 K/V; each later group recomputes only the step's chosen columns — exact at layer 1, an approximation from layer 2
-on (a one-layer model is exact; tests/test_partial_cache.py checks both).
+on (a one-layer model is exact; tests/test_partial_cache.py checks both). ``BlockExactLogits``: block diffusion's
+exact cache of the finished clean blocks (BD3-LM; docs/block_diffusion.md).
 """
 
 from __future__ import annotations
@@ -14,7 +15,13 @@ from typing import Any
 
 import torch
 
-from mdlm.modeling.kv_cache import BlockKVCache, check_cache_mode, check_cache_model
+from mdlm.modeling.block_diffusion import decode_block_mask
+from mdlm.modeling.kv_cache import (
+    BlockKVCache,
+    ExactPrefixKVCache,
+    check_cache_mode,
+    check_cache_model,
+)
 from mdlm.modeling.padding import default_position_ids, padding_to_attention_mask
 
 from .adapters import extract_logits, position_ids_from_mask
@@ -176,3 +183,55 @@ class PartialCachedLogits:
             self.cache.fresh_index = None
         self.positions += idx.shape[1]
         return out.logits  # (B, Q, V)
+
+
+class BlockExactLogits:
+    """Block-diffusion decoding with an exact K/V cache (BD3-LM): ``f(x, lo, hi) -> (R, W, V)``.
+
+    Every call runs columns [c, hi), where [0, c) are already cached clean and [lo, hi) is the current block:
+    the block's first call also computes the blocks finished since the last call (their tokens are now final,
+    and under the block-causal mask their K/V depend only on clean blocks before them), later calls of the same
+    block run its W columns only. Queries see keys < the end of their own block (``decode_block_mask``), so
+    the logits equal an uncached forward of [clean prefix ; current block] under BD3-LM's mask. Blocks are
+    aligned at the first generated column ``start`` (the same column in every row; the prompt is cut into
+    clean blocks backwards from it), so a left-padded row decodes as it would alone.
+
+    Args:
+        model: an ``MDLMForMaskedLM`` with ``config.block_size`` (or any model with ``supports_block_kv_cache``
+            whose attention takes a (B, 1, Q, K) bool mask and the cache's ``update``).
+        attention_mask: (B, L) 1 = token / 0 = padding, or None. ``start``: first generated column.
+    """
+
+    def __init__(self, model: Any, attention_mask: Tensor | None, start: int, block_size: int):
+        self.model, self.start, self.block_size = model, int(start), int(block_size)
+        self.keys = None if attention_mask is None else attention_mask.bool()  # (R, L)
+        self.position_ids = None if attention_mask is None else default_position_ids(attention_mask, attention_mask)
+        self.cache: ExactPrefixKVCache | None = None
+        self._mask_key: tuple[int, int] | None = None
+        self._mask: Tensor | None = None
+
+    def _inputs(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
+        pos, keys = self.position_ids, self.keys
+        if pos is None:
+            pos = default_position_ids(x, None)  # (R, L)
+        elif pos.shape[0] != x.shape[0]:
+            reps = x.shape[0] // pos.shape[0]
+            pos, keys = pos.repeat(reps, 1), keys.repeat(reps, 1)
+        return pos, keys
+
+    @torch.no_grad()
+    def __call__(self, x: Tensor, lo: int, hi: int) -> Tensor:
+        if self.cache is None:
+            self.cache = ExactPrefixKVCache(capacity=x.shape[1])
+        first = self.cache.length
+        if lo < first:
+            raise RuntimeError(f"block [{lo}, {hi}) starts inside the cached clean prefix [0, {first})")
+        pos, keys = self._inputs(x)
+        if self._mask_key != (first, hi):  # one mask per block (and one for its first call)
+            self._mask = decode_block_mask(first, hi, self.start, self.block_size, keys, x.device)
+            self._mask_key = (first, hi)
+        self.cache.start = first
+        out = self.model(input_ids=x[:, first:hi], attention_mask=self._mask, position_ids=pos[:, first:hi],
+                         logits_positions=slice(lo - first, hi - first), kv_cache=self.cache)
+        self.cache.length = lo  # columns before the block are clean and final; the block's own K/V are not
+        return extract_logits(out)  # (R, W, V)

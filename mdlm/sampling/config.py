@@ -28,7 +28,7 @@ UNMASKING = ("confidence", "ancestral", "moment", "fast_dllm")
 CONFIDENCES = ("prob", "margin", "entropy", "random")
 REMDM_STRATEGIES = ("low_confidence", "random")
 GUIDANCE_TIMES = ("masked", "schedule")
-CACHE_IMPLEMENTATIONS = ("none", "prefix", "dual")
+CACHE_IMPLEMENTATIONS = ("none", "prefix", "dual", "block_exact")  # block_exact: block diffusion (bd3)
 EVEN = "even"
 CONFIG_NAME = "generation_config.json"
 
@@ -110,7 +110,8 @@ class MDLMGenerationConfig:
     chat: bool = field(default=False, metadata=_help("text: wrap prompts in the chat template"))
     # --- speed and bookkeeping
     cache_implementation: str = field(default="none", metadata=_help(
-        "block K/V cache (Fast-dLLM): none, prefix or dual; needs block_length", choices=CACHE_IMPLEMENTATIONS,
+        "block K/V cache (Fast-dLLM): none, prefix or dual; needs block_length. block_exact: the exact cache of a "
+        "block-diffusion model's finished blocks (its default; docs/block_diffusion.md)", choices=CACHE_IMPLEMENTATIONS,
         aliases=["--cache"]))
     cuda_graphs: bool = field(default=False, metadata=_help(
         "GPU: replay each greedy step as one CUDA graph (temperature 0, confidence prob, no noise)"))

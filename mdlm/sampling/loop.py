@@ -25,7 +25,7 @@ from .config import MDLMGenerationConfig
 from .greedy import GreedyStep
 from .inputs import check_generator, prepare_canvas
 from .policies import make_policy
-from .runner import ModelRunner
+from .runner import ModelRunner, decode_block_length
 from .step import DenoiseStep, Sampling, StepReport
 
 Tensor = torch.Tensor
@@ -101,8 +101,8 @@ def generate(model_fn: Any, canvas: Tensor, *, mask_id: int, config: MDLMGenerat
         if steps > n_max:
             warnings.warn(f"steps={steps} exceeds the {n_max} positions to generate; using steps={n_max}", stacklevel=2)
             steps = n_max
-        plan = BlockPlan(gen, steps, cfg.block_length, cfg.schedule)
-        runner = ModelRunner(model_fn, model_am, cond, mask_id, cache=cfg.cache_implementation,
+        plan = BlockPlan(gen, steps, decode_block_length(model_fn, cfg.block_length), cfg.schedule)
+        runner = ModelRunner(model_fn, model_am, cond, mask_id, cache=cfg.cache_implementation, gen=gen,
                              partial=cfg.partial_cache, guidance=cfg.guidance_scale > 0, batch=cfg.guidance_batch)
         run = Sampling(cfg, runner, make_policy(cfg), x, gen, mask_id, eos_id if cfg.stop_at_eos else None,
                        suppress_tokens, generator, vocab_size)

@@ -8,7 +8,10 @@ runner decides how to compute them:
   model with ``supports_logits_window`` (``MDLMForMaskedLM``), the LM head on the window's columns only;
 * block K/V cache (``cache_implementation`` "dual" / "prefix", Fast-dLLM): one full forward at each block
   start fills the cache, the block's later steps run the block (dual) or the block and its suffix (prefix);
-* partial cache (``partial_cache``): full forwards fill a cache that the sub-steps query at chosen columns.
+* partial cache (``partial_cache``): full forwards fill a cache that the sub-steps query at chosen columns;
+* exact block cache (``cache_implementation="block_exact"``, the default for a block-diffusion model, i.e. one
+  with ``config.block_size``): blocks of the model's block size, the finished clean blocks' K/V cached exactly
+  (BD3-LM; :class:`~.cached_calls.BlockExactLogits`): a step runs the current block's columns only.
 
 Classifier-free guidance is written once here: the unconditional canvas (condition positions → [MASK]) runs
 as B more rows of the same call (``guidance_batch``) or as a second call; a K/V cache keeps the unconditional
@@ -30,7 +33,7 @@ import torch
 from mdlm.modeling.kv_cache import supports_kv_cache
 
 from .adapters import as_logits_fn
-from .cached_calls import BlockCachedLogits, PartialCachedLogits, WindowLogits
+from .cached_calls import BlockCachedLogits, BlockExactLogits, PartialCachedLogits, WindowLogits
 from .cfg import unconditional_input
 
 Tensor = torch.Tensor
@@ -45,14 +48,20 @@ class ModelRunner:
         attention_mask: (B, L) long, 1 = token / 0 = left padding, or None.
         cond: (B, L) bool, condition positions (masked in the unconditional pass).
         mask_id: id of [MASK].
-        cache: "none", "dual" or "prefix"; partial: partial caching for the sub-steps.
+        cache: "none", "dual", "prefix" or "block_exact" (the only one, and the default, for a block-diffusion
+            model); partial: partial caching for the sub-steps.
         guidance: classifier-free guidance is on (an unconditional pass may be asked for).
         batch: run the conditional and unconditional passes as one call of 2B rows.
+        gen: (B, L) bool, the positions to generate (needed by ``block_exact``: where its blocks start).
     """
 
     def __init__(self, model: Any, attention_mask: Tensor | None, cond: Tensor, mask_id: int, *, cache: str = "none",
-                 partial: bool = False, guidance: bool = False, batch: bool = True):
+                 partial: bool = False, guidance: bool = False, batch: bool = True, gen: Tensor | None = None):
         self.am, self.cond, self.mask_id = attention_mask, cond, mask_id
+        cache = resolve_cache(model, cache)
+        if partial and cache == "block_exact":
+            raise ValueError("partial_cache cannot be combined with block_exact decoding (a block-diffusion model)")
+        self.exact: list[BlockExactLogits] = []
         self.guidance, self.batch = guidance, batch
         self.fn = as_logits_fn(model)  # full forwards (and the exact sub-steps)
         self.window_fn = WindowLogits(model, attention_mask) if WindowLogits.supported(model) else None
@@ -61,6 +70,14 @@ class ModelRunner:
         if partial:
             _need_model(model, "partial_cache")
             self.partial = PartialCachedLogits(model)
+            self.window_fn = None
+        elif cache == "block_exact":
+            _need_model(model, "cache_implementation='block_exact'")
+            am2 = None if attention_mask is None else torch.cat([attention_mask, attention_mask])
+            n = 2 if guidance and not batch else 1
+            start, size = generation_start(gen), model_block_size(model)
+            self.exact = [BlockExactLogits(model, am2 if guidance and batch else attention_mask, start, size)
+                          for _ in range(n)]
             self.window_fn = None
         elif cache != "none":
             _need_model(model, f"cache_implementation={cache!r}")
@@ -100,6 +117,10 @@ class ModelRunner:
         ``which`` picks the block cache of the pass (0: conditional or both, 1: unconditional)."""
         passes, L = x.shape[0] // self.cond.shape[0], x.shape[1]
         self.nfe += passes
+        if self.exact:
+            ex = self.exact[which]
+            self.positions += passes * (hi - (ex.cache.length if ex.cache is not None else 0))
+            return ex(x, lo, hi)
         if self.blocks:
             cache = self.blocks[which]
             q = L if fill else (hi - lo if cache.mode == "dual" else L - lo)
@@ -120,8 +141,9 @@ class ModelRunner:
         need_c, need_u = self.c is None, want_u and self.u is None
         if not (need_c or need_u):
             return self.c, self.u  # type: ignore[return-value]
-        fill = bool(self.blocks) and self.span != (lo, hi)
-        if self.blocks:
+        cached = bool(self.blocks or self.exact)
+        fill = cached and self.span != (lo, hi)
+        if cached:
             self.span = (lo, hi)
             if self.guidance and (self.batch or fill):  # the unconditional cache follows the conditional one
                 need_c = need_u = True
@@ -139,6 +161,8 @@ class ModelRunner:
         """Conditional (and unconditional) logits (Ms, V) at the selected window positions ``sel`` of canvas
         ``xs``: a full forward (exact), or with partial caching the chosen columns ``idx`` (B, K, absolute) only
         against the cache of the step's forward (``slot``: (B, W) position of a window column in ``idx``)."""
+        if self.exact:
+            raise ValueError("moment sub-steps (moment_substeps > 1) are not supported with block_exact decoding")
         B, L = xs.shape
         b, w = sel
         rows = 2 if guided else 1
@@ -167,3 +191,51 @@ def _need_model(model: Any, what: str) -> None:
             f"{what} needs the model itself with the K/V cache interface (supports_block_kv_cache, e.g. "
             f"MDLMForMaskedLM), got {type(model).__name__}: a plain callable f(x) can only run full forwards; "
             "pass the model, not a wrapped function, or turn the cache off")
+
+
+def model_block_size(model: Any) -> int | None:
+    """The block size of a block-diffusion model (``config.block_size``), None for any other model or callable."""
+    size = getattr(getattr(model, "config", None), "block_size", None)
+    return int(size) if size else None
+
+
+def resolve_cache(model: Any, requested: str) -> str:
+    """The cache mode a model decodes with: a block-diffusion model always uses ``block_exact`` (its default); a
+    fully bidirectional one may not (ValueError)."""
+    size = model_block_size(model)
+    if size is None:
+        if requested == "block_exact":
+            raise ValueError("cache_implementation='block_exact' needs a block-diffusion model (config.block_size set, "
+                             "e.g. recipes/train_text.py --objective bd3); this model is fully bidirectional: use "
+                             "none, prefix or dual")
+        return requested
+    if requested not in ("none", "block_exact"):
+        raise ValueError(f"a block-diffusion model (block_size {size}) decodes with cache_implementation='block_exact' "
+                         f"(its default, exact), not {requested!r}")
+    return "block_exact"
+
+
+def decode_block_length(model: Any, block_length: int | None) -> int | None:
+    """The sampler's block length: the model's block size for a block-diffusion model (``block_length`` must be
+    None or equal to it), else ``block_length`` unchanged."""
+    size = model_block_size(model)
+    if size is None or block_length in (None, size):
+        return size if size is not None else block_length
+    raise ValueError(f"a block-diffusion model decodes blocks of its block_size ({size}); got block_length="
+                     f"{block_length}: leave it unset or set it to {size}")
+
+
+def generation_start(gen: Tensor | None) -> int:
+    """First generated column, the same in every row that generates anything; ValueError unless every row's
+    generated positions are one run of columns starting there (what block-exact decoding aligns its blocks to)."""
+    if gen is None:
+        raise ValueError("block_exact decoding needs the generated positions (gen)")
+    rows = gen.any(dim=1)  # (B,)
+    col = torch.arange(gen.shape[1], device=gen.device)  # (L,)
+    first = torch.where(gen, col, gen.shape[1]).min(dim=1).values  # (B,)
+    start = int(first[rows].min()) if bool(rows.any()) else 0
+    run = (col >= start) & (col < start + gen.sum(dim=1, keepdim=True))  # (B, L)
+    if bool((run != gen).any()):
+        raise ValueError("block_exact decoding needs each row's generated positions to be one run of columns that "
+                         "starts at the same column in every row (left-padded prompts, then [MASK]s)")
+    return start

@@ -111,7 +111,7 @@ def _check_threshold(c: Any) -> None:
 
 
 def _check_combinations(c: Any) -> None:
-    if c.cache_implementation != "none" and c.block_length is None:
+    if c.cache_implementation not in ("none", "block_exact") and c.block_length is None:
         raise ValueError(f"cache_implementation={c.cache_implementation!r} caches the K/V outside the current block, "
                          "so it needs semi-autoregressive blocks: set block_length (smaller than the generated length)")
     if c.cuda_graphs and not c.uses_greedy_step:

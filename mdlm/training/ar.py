@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from .trainer import MDMTrainer, _unwrap
 
 Tensor = torch.Tensor
-OBJECTIVES = ("mdm", "ar")
+OBJECTIVES = ("mdm", "ar", "bd3")
 
 
 @dataclass
@@ -33,12 +33,21 @@ class ObjectiveArguments:
     """Which objective trains the transformer."""
 
     objective: str = field(
-        default="mdm", metadata={"help": "mdm (masked diffusion, default) or ar (causal next-token baseline)"}
+        default="mdm", metadata={"help": "mdm (masked diffusion, default), ar (causal next-token baseline) or bd3 "
+                                         "(block diffusion, BD3-LM: needs --block_size; docs/block_diffusion.md)"}
+    )
+    block_size: int | None = field(
+        default=None, metadata={"help": "bd3 only: tokens per diffusion block; must divide --seq_len (BD3-LM uses 4-16)"}
     )
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
             raise ValueError(f"unknown objective {self.objective!r}; valid: {', '.join(OBJECTIVES)}")
+        if self.objective == "bd3":
+            if isinstance(self.block_size, bool) or not isinstance(self.block_size, int) or self.block_size < 1:
+                raise ValueError(f"--objective bd3 needs --block_size, a positive integer; got {self.block_size!r}")
+        elif self.block_size is not None:
+            raise ValueError(f"--block_size is for --objective bd3 (block diffusion), not --objective {self.objective}")
 
 
 def shift_right(input_ids: Tensor, start_id: int) -> Tensor:

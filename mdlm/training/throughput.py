@@ -35,6 +35,13 @@ def flops_per_token(config, seq_len: int, masked_share: float = 0.5) -> float:
     return 6 * block_params(config) + 12 * L * seq_len * d_attn + 6 * d * config.vocab_size * masked_share
 
 
+def bd3_flops_per_token(config, seq_len: int, masked_share: float = 0.5) -> float:
+    """Block diffusion (BD3-LM): per data token the transformer runs two tokens ([x_t ; x_0]) whose attention
+    spans 2·seq_len keys (SDPA computes the masked-out scores too); the LM head only at x_t's masked positions."""
+    head = 6 * config.hidden_size * config.vocab_size * masked_share
+    return 2 * flops_per_token(config, 2 * seq_len, 0.0) + head
+
+
 def expected_masked_share(schedule, t_min: float, n: int = 10001) -> float:
     t = torch.linspace(t_min, 1.0, n, dtype=torch.float64)
     return float(schedule.gamma(t).mean())
