@@ -45,17 +45,16 @@ import hashlib
 import json
 import os
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 
-
-import mdlm  # noqa: E402,F401  (registers the model with the Auto classes)
-from mdlm.cli import UserError, parse_config_and_args, run_cli  # noqa: E402
-from mdlm.data.sft_sources import build_data, select_eval, wordnet_data  # noqa: E402,F401  (eval/sft_eval.py)
-from mdlm.lora import LoraArguments  # noqa: E402
-from mdlm.training import DiffusionArguments, MDMTrainer  # noqa: E402
-from mdlm.training.generation_check import checked_generation_defaults  # noqa: E402
-from mdlm.training.run import run_recipe  # noqa: E402
-from mdlm.training.sft import (  # noqa: E402,F401
+import mdlm  # noqa: F401  (registers the model with the Auto classes)
+from mdlm.cli import UserError, parse_config_and_args, run_cli
+from mdlm.data.sft_sources import build_data, select_eval, wordnet_data  # noqa: F401  (eval/sft_eval.py)
+from mdlm.lora import LoraArguments
+from mdlm.training import DiffusionArguments, MDMTrainer
+from mdlm.training.generation_check import checked_generation_defaults
+from mdlm.training.run import run_recipe
+from mdlm.training.sft import (  # noqa: F401
     SFTArguments,
     SFTDiffusionArguments,
     SFTTrainer,
@@ -64,6 +63,14 @@ from mdlm.training.sft import (  # noqa: E402,F401
     print_samples,
     row_prompt,
 )
+
+
+@dataclass
+class SFTRunArguments:
+    """How long the run may take (a fixed-time GPU slot must still end evaluated and saved)."""
+
+    time_budget_s: float = field(default=0.0, metadata={"help": "stop training after this many seconds (0 = off); "
+                                                         "the LR schedule is not stretched"})
 
 
 def _check_args(sargs: SFTArguments) -> None:
@@ -97,14 +104,18 @@ def run_fingerprint(sargs: SFTArguments, largs: LoraArguments, diff: DiffusionAr
 def train(argv: list[str] | None = None, callbacks: tuple = ()) -> MDMTrainer:
     """The whole recipe; returns the trainer (tests drive it in-process). Raises on bad input."""
     from transformers import AutoModelForMaskedLM, AutoTokenizer, TrainingArguments
+    from transformers.integrations import is_deepspeed_zero3_enabled
 
     from mdlm.lora import apply_lora, count_parameters, set_base_path, write_fingerprint
     from mdlm.training.build import check_model_fits
+    from mdlm.training.callbacks import TimeBudget
     from mdlm.training.run import finish_run, prepare_run, train_from
 
-    sargs, largs, diff, targs = parse_config_and_args(
-        (SFTArguments, LoraArguments, SFTDiffusionArguments, TrainingArguments), argv
+    sargs, largs, diff, targs, rargs = parse_config_and_args(
+        (SFTArguments, LoraArguments, SFTDiffusionArguments, TrainingArguments, SFTRunArguments), argv
     )
+    if rargs.time_budget_s > 0:
+        callbacks = (TimeBudget(rargs.time_budget_s), *callbacks)
     _check_args(sargs)
     base_dir = os.path.abspath(sargs.base_model)
     tok = AutoTokenizer.from_pretrained(base_dir)
@@ -149,13 +160,57 @@ def train(argv: list[str] | None = None, callbacks: tuple = ()) -> MDMTrainer:
     train_from(trainer, resume)  # never one step past max_steps when resuming a completed checkpoint
     metrics = trainer.evaluate() if eval_ds is not None else {}
     defaults = chat_generation_defaults(tok, sargs.gen_length, sargs.gen_block_length)
-    if eval_ds is not None:  # a weak model's greedy answer can be EOS at once (an empty answer): measured fallback
+    # ZeRO-3 partitions every weight over the ranks: generating here would need every rank in each forward, so the
+    # end-of-run samples and the measured-defaults check are skipped (the adapter is saved gathered; sample it after)
+    zero3 = is_deepspeed_zero3_enabled()
+    if eval_ds is not None and not zero3:  # a weak model's greedy answer can be EOS at once (an empty answer): measured fallback
         defaults = checked_generation_defaults(trainer.model, tok, defaults, prompts=first_prompts(data.heldout_rows, 3),
                                                seed=targs.seed, world_size=targs.world_size, chat=True, min_distinct_words=1)
     finish_run(trainer, tok, metrics, defaults)
-    if diff.sample_on_end and targs.world_size == 1 and eval_ds is not None:
+    if targs.should_save:  # the loss / tokens/s / memory records (no checkpoint keeps them with save_strategy "no")
+        with open(os.path.join(targs.output_dir, "train_log.json"), "w", encoding="utf-8") as f:
+            json.dump(trainer.state.log_history, f, indent=0)
+    if diff.sample_on_end and targs.world_size == 1 and eval_ds is not None and not zero3:
         print_samples(trainer.model, tok, defaults, data.heldout_rows, diff.sample_on_end, targs.seed)
     return trainer
+
+
+# --------------------------------------------------------------------------------------- prepare
+def prepare(argv: list[str] | None = None) -> dict:
+    """``prepare --out DIR [--counts JSON]``: the instruction mix of mdlm/data/sft_mix.py as JSONL + references."""
+    from mdlm.cli import ArgumentParser
+    from mdlm.data.sft_mix import (
+        DEFAULT_COUNTS,
+        build_mix,
+        heldout_wordnet_refs,
+        mix_counts,
+        write_mix,
+    )
+
+    p = ArgumentParser(prog="sft_lora.py prepare", description="write the WordNet+GCIDE+wiki+chatterbot instruction mix")
+    p.add_argument("--out", required=True, help="new dir (missing or empty) for train/heldout/heldout_eval JSONL")
+    p.add_argument("--counts", default=json.dumps(DEFAULT_COUNTS),
+                   help=f"JSON source → train rows (null = all); default {json.dumps(DEFAULT_COUNTS)}")
+    p.add_argument("--heldout_fraction", type=float, default=0.05, help="share of entries held out (by key)")
+    p.add_argument("--wordnet_dir", default=None, help="WordNet 3.0 data.* files (default /usr/share/wordnet)")
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args(argv)
+    try:
+        counts = json.loads(a.counts)
+        assert isinstance(counts, dict)
+    except (ValueError, AssertionError):
+        raise UserError(f"--counts must be a JSON object such as {json.dumps(DEFAULT_COUNTS)}, got {a.counts!r}") from None
+    if os.path.isdir(a.out) and [e for e in os.listdir(a.out) if not e.startswith(".")]:
+        raise UserError(f"--out {a.out!r} is not empty; choose another directory")
+    mix = build_mix(counts, heldout_fraction=a.heldout_fraction, seed=a.seed)
+    refs = heldout_wordnet_refs(mix, *( [a.wordnet_dir] if a.wordnet_dir else []))
+    meta = {"counts_requested": counts, "heldout_fraction": a.heldout_fraction, "seed": a.seed,
+            "split": "mdlm.data.wordnet.is_held_out(entry key)"}
+    paths = write_mix(a.out, mix, refs, meta)
+    for split, c in mix_counts(mix).items():
+        print(f"{split}: {sum(c.values())} rows {c}", flush=True)
+    print(f"wrote {', '.join(paths)} into {a.out}", flush=True)
+    return paths
 
 
 # ----------------------------------------------------------------------------------------- merge
@@ -184,6 +239,9 @@ def main() -> int:
     argv = sys.argv[1:]
     if argv and argv[0] == "merge":
         merge(argv[1:])
+        return 0
+    if argv and argv[0] == "prepare":
+        prepare(argv[1:])
         return 0
     return run_recipe(train, argv)
 
