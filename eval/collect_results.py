@@ -240,6 +240,17 @@ def collect() -> dict[str, Any]:
     return figures
 
 
+def keep_other_writers(figures: dict[str, Any], path: str) -> dict[str, Any]:
+    """``figures`` plus the keys of ``path`` that other scripts wrote: keys this script does not make (e.g. the
+    adaptation figures) and keys a newer measurement replaced (``written_by``, e.g. eval/decode_results.py's
+    ``sampler_overhead_pct``) are kept as they are."""
+    if not os.path.isfile(path):
+        return figures
+    old = _json(path)
+    out = {k: (old[k] if isinstance(old.get(k), dict) and old[k].get("written_by") else v) for k, v in figures.items()}
+    return out | {k: v for k, v in old.items() if k not in figures}
+
+
 @run_cli
 def main(argv: list[str] | None = None) -> int:
     p = ArgumentParser(description=__doc__.split("\n")[0])
@@ -249,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if not a.check:
         refuse_overwrite(a.out, a.overwrite)
-    figures = collect()
+    figures = keep_other_writers(collect(), a.out)
     text = json.dumps(figures, indent=1, ensure_ascii=False) + "\n"
     if a.check:
         same = os.path.isfile(a.out) and open(a.out, encoding="utf-8").read() == text

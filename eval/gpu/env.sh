@@ -1,8 +1,10 @@
 # Sourced (from the repository root) by every eval/gpu/*.sh: installs the carried wheels (.whl/, made by
 # ../shared/device/fetch-wheels.sh: datasets, deepspeed, gguf, ...) into /tmp/site and sets the offline,
 # NCCL (NVLink multicast off) and data-path environment. Without .whl it reuses /tmp/site from an earlier
-# call on the same warm machine. Returns non-zero when the install fails.
-if ls .whl/*.whl >/dev/null 2>&1; then
+# call on the same warm machine; DRY=1 (CPU dry runs here) installs nothing. Returns non-zero when the install fails.
+if [ "${DRY:-0}" = 1 ]; then  # a CPU dry run on the development machine: its own packages, no wheels
+  export PYTHONPATH=$PWD
+elif ls .whl/*.whl >/dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
     || return 1
   export PYTHONPATH=/tmp/site:$PWD PATH=/tmp/site/bin:$PATH

@@ -1,0 +1,129 @@
+"""Write the decoding benchmark's keys into docs/benchmarks/results.json and its tables into docs/benchmarks/decoding.md.
+
+    python eval/decode_results.py --mdm D/mdm_b1 D/mdm_b64 --bd3 D/bd3_16_b1 D/bd3_16_b64 \\
+        --sampler D/bench_sampler_b8.json --nelbo D/train --overwrite
+
+``--mdm`` / ``--bd3``: eval/decode_bench.py output dirs (results.json, judged.json) of the MDM and the block-diffusion
+model; ``--nelbo``: the dir of NAME_eval_metrics.json + train_meta.json from eval/gpu/decode_train.sh;
+``--sampler``: eval/bench_sampler.py's JSON. Keys (``mdlm.evaluation.decode_keys``): ``decode_speedup_len512``,
+``decode_speedup_len1024``, ``decode_genppl_ratio_len512``, ``decode_tokens_per_s_b1`` (value: the MDM; the BD3
+model's figures under ``by_model``), ``sampler_overhead_pct``, ``bd3_nelbo_ratio``. Every other key of
+results.json is kept; a key already there is replaced only with ``--overwrite``. The tables replace the text between
+the ``decode-results`` markers of the markdown file. Bad input: one ``error:`` line, nothing written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from mdlm.cli import ArgumentParser, UserError, positive_int, run_cli
+from mdlm.evaluation.decode_keys import (
+    Bench,
+    genppl_key,
+    nelbo_key,
+    sampler_key,
+    speedup_key,
+    tokens_per_s_key,
+)
+from mdlm.evaluation.decode_report import markdown, read_json, table_rows
+from mdlm.evaluation.files import write_text
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+BEGIN, END = "<!-- decode-results:begin -->", "<!-- decode-results:end -->"
+
+
+def keys(a) -> dict[str, dict]:
+    models = {"mdm": Bench(a.mdm)} | ({"bd3": Bench(a.bd3)} if a.bd3 else {})
+    out: dict[str, dict] = {}
+    for G in a.lengths:
+        per = {m: speedup_key(b, G) for m, b in models.items()}
+        out[f"decode_speedup_len{G}"] = per["mdm"] | {"by_model": _brief(per)}
+    G = a.lengths[0]
+    per = {m: genppl_key(b, b.choose(1, G)[0].row, G) for m, b in models.items()}
+    out[f"decode_genppl_ratio_len{G}"] = per["mdm"] | {"by_model": _brief(per)}
+    per = {m: tokens_per_s_key(b, a.lengths, G) for m, b in models.items()}
+    out["decode_tokens_per_s_b1"] = per["mdm"] | {"by_model": _brief(per)}
+    if a.sampler:
+        out["sampler_overhead_pct"] = sampler_key(a.sampler, a.previous.get("sampler_overhead_pct"))
+    if a.nelbo:
+        out["bd3_nelbo_ratio"] = nelbo_key(a.nelbo)
+    return out
+
+
+def _brief(per: dict[str, dict]) -> dict[str, dict]:
+    return {m: {k: v.get(k) for k in ("value", "row", "model", "source")} for m, v in per.items()}
+
+
+def tables(a, figures: dict[str, dict]) -> str:
+    parts = []
+    for name, dirs in (("MDM", a.mdm), ("block diffusion (BD3)", a.bd3 or [])):
+        if not dirs:
+            continue
+        b = Bench(dirs)
+        res = {"rows": sorted(b.rows.values(), key=lambda r: (r["batch_size"], r["gen_length"]))}
+        m = b.meta
+        parts.append(f"### {name}: {m.get('model')} ({m.get('parameters', 0) / 1e6:.1f}M), {m.get('device')}, "
+                     f"{m.get('dtype')}, block {m.get('block_length')}, {m.get('date')}\n\n"
+                     + markdown(table_rows(res, b.judged)))
+    lines = ["### The chosen rows (rule: docs/benchmarks/decoding.md)", "", "| key | model | value | row |", "|---|---|---|---|"]
+    for k, v in figures.items():
+        for m, sub in (v.get("by_model") or {"-": v}).items():
+            lines.append(f"| `{k}` | {m} | {json.dumps(sub.get('value'))} | {sub.get('row', '')} |")
+    parts.append("\n".join(lines))
+    if "bd3_nelbo_ratio" in figures:
+        n = figures["bd3_nelbo_ratio"]
+        ratio = {"mdm": 1.0} | {f"bd3_{b}": r for b, r in n["value"].items()}
+        rows = [f"| {k} | {'–' if v is None else v} | {'–' if ratio.get(k) is None else ratio[k]} |"
+                for k, v in n["nelbo_nats_per_token"].items()]
+        parts.append("### Validation NELBO at equal tokens\n\n| model | NELBO (nats/token) | / MDM |\n|---|---|---|\n"
+                     + "\n".join(rows))
+    return "\n\n".join(parts)
+
+
+def replace_between_markers(text: str, body: str, path: str) -> str:
+    if BEGIN not in text or END not in text or text.index(BEGIN) > text.index(END):
+        raise UserError(f"{path} has no '{BEGIN}' ... '{END}' section to fill")
+    head, rest = text.split(BEGIN, 1)
+    return head + BEGIN + "\n" + body + "\n" + END + rest.split(END, 1)[1]
+
+
+@run_cli
+def main(argv: list[str] | None = None) -> int:
+    p = ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--mdm", nargs="+", required=True, help="decode_bench output dir(s) of the MDM")
+    p.add_argument("--bd3", nargs="+", help="decode_bench output dir(s) of the block-diffusion model")
+    p.add_argument("--sampler", help="eval/bench_sampler.py JSON output")
+    p.add_argument("--nelbo", help="dir of NAME_eval_metrics.json + train_meta.json (eval/gpu/decode_train.sh)")
+    p.add_argument("--lengths", type=positive_int, nargs="+", default=[512, 1024],
+                   help="generation lengths of the speedup keys (the first: the genppl and tokens/s keys)")
+    p.add_argument("--results", default=os.path.join(ROOT, "docs", "benchmarks", "results.json"))
+    p.add_argument("--markdown", default=os.path.join(ROOT, "docs", "benchmarks", "decoding.md"))
+    p.add_argument("--overwrite", action="store_true", help="replace keys already in --results")
+    p.add_argument("--print-only", action="store_true", help="print the keys and tables, write nothing")
+    a = p.parse_args(argv)
+    a.previous = read_json(a.results, "--results")
+    md = None
+    if os.path.isfile(a.markdown):
+        with open(a.markdown, encoding="utf-8") as f:
+            md = f.read()
+    if md is None and not a.print_only:
+        raise UserError(f"--markdown {a.markdown!r} does not exist")
+    figures = keys(a)
+    body = tables(a, figures)
+    if a.print_only:
+        print(json.dumps(figures, indent=1, ensure_ascii=False) + "\n\n" + body)
+        return 0
+    clash = sorted(k for k in figures if k in a.previous)
+    if clash and not a.overwrite:
+        raise UserError(f"{a.results} already has {', '.join(clash)}; pass --overwrite to replace them")
+    new_md = replace_between_markers(md, body, a.markdown)
+    write_text(a.results, json.dumps(a.previous | figures, indent=1, ensure_ascii=False) + "\n")
+    write_text(a.markdown, new_md)
+    for k, v in figures.items():
+        print(f"{k}: {json.dumps(v.get('value'))} ({v.get('row', '')})")
+    return 0
+
+
+if __name__ == "__main__":
+    main()

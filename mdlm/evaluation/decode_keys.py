@@ -1,0 +1,150 @@
+"""The results.json keys of the decoding benchmark (issue 17), each built from raw output files, with the row it
+comes from, the command, GPU, versions and date (eval/decode_results.py writes them).
+
+* ``decode_speedup_len{512,1024}``: batch 1, the row chosen by :func:`.decode_choice.choose_speedup_row`
+  (fastest row whose samples pass the quality bar against LLaDA's loop; never the fastest row silently);
+* ``decode_genppl_ratio_len512``: genppl(chosen row) / genppl(llada), 512 tokens, the batch-64 samples;
+* ``decode_tokens_per_s_b1``: tokens/s of the chosen row at batch 1 (per length);
+* ``sampler_overhead_pct``: from eval/bench_sampler.py's JSON (its first row, the default greedy decoding);
+* ``bd3_nelbo_ratio``: validation NELBO of the BD3 model / the MDM's, per block size, trained at equal tokens.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ..cli import UserError
+from .decode_choice import (
+    ENTROPY_TOL_NATS,
+    GENPPL_RATIO_MAX,
+    Choice,
+    choose_speedup_row,
+)
+from .decode_report import quality, read_bench, read_json
+
+WRITTEN_BY = "eval/decode_results.py"
+
+
+class Bench:
+    """The decode_bench output dirs of one model, merged: rows by (B, G, run), judged files, meta."""
+
+    def __init__(self, dirs: list[str]):
+        if not dirs:
+            raise UserError("no decode_bench output dir given")
+        self.dirs, self.rows, self.judged, self.meta = dirs, {}, {}, {}
+        for d in dirs:
+            res, judged = read_bench(d)
+            self.meta = self.meta or res["meta"]
+            for r in res["rows"]:
+                self.rows[(r["batch_size"], r["gen_length"], r["run"])] = r
+            self.judged.update(judged)
+
+    def measured(self, B: int, G: int) -> dict[str, dict]:
+        return {run: r for (b, g, run), r in self.rows.items() if b == B and g == G and "skipped" not in r}
+
+    def min_agreement(self, G: int, run: str) -> float | None:
+        vals = [r.get("agreement") for (b, g, n), r in self.rows.items() if g == G and n == run and "skipped" not in r]
+        vals = [v for v in vals if v is not None]
+        return min(vals) if vals else None
+
+    def choose(self, B: int, G: int) -> tuple[Choice, dict[str, dict]]:
+        rows = self.measured(B, G)
+        if "llada" not in rows:
+            raise UserError(f"{self.dirs}: no llada row at batch {B}, length {G}")
+        q = {run: quality(self.judged, G, run, B) for run in rows}
+        q = {k: v for k, v in q.items() if v is not None}
+        agree = {run: self.min_agreement(G, run) for run in rows}
+        speed = {run: r["speedup"] for run, r in rows.items()}
+        return choose_speedup_row(speed, q, agree), q
+
+    def stamp(self) -> dict[str, Any]:
+        m = self.meta
+        return {"gpu": m.get("device"), "torch": m.get("torch"), "transformers": m.get("transformers"),
+                "dtype": m.get("dtype"), "model": m.get("model"), "block_length": m.get("block_length"),
+                "command": m.get("command"), "date": m.get("date"), "source": self.dirs, "written_by": WRITTEN_BY}
+
+
+def speedup_key(bench: Bench, G: int, B: int = 1) -> dict[str, Any]:
+    choice, _ = bench.choose(B, G)
+    rows = bench.measured(B, G)
+    out = {"value": choice.speedup, "row": choice.row, "why": choice.why, "batch_size": B, "gen_length": G,
+           "unit": "x tokens/s over LLaDA's generate() loop re-implemented (uncached, 1 token/step, all columns)",
+           "goal": ">= 10" if G == 512 else ">= 20" if G == 1024 else None,
+           "quality_rule": f"genppl <= {GENPPL_RATIO_MAX}x llada's and unigram entropy within {ENTROPY_TOL_NATS} nats "
+                           "(judged on the batch-64 samples of the same row and length), or all tokens equal",
+           "speedup_over_uncached": _ratio(rows, choice.row, "uncached"),
+           "reference_estimated": bool(rows["llada"].get("repeats") == 0),
+           "all_rows": {k: {"speedup": r["speedup"], "tokens_per_s": r["tokens_per_s"], "nfe": r["nfe"],
+                            "agreement_with_llada": r.get("agreement")} for k, r in rows.items()},
+           "rejected": choice.rejected}
+    return out | bench.stamp()
+
+
+def _ratio(rows: dict[str, dict], a: str | None, b: str) -> float | None:
+    if a is None or a not in rows or b not in rows or not rows[b]["tokens_per_s"]:
+        return None
+    return round(rows[a]["tokens_per_s"] / rows[b]["tokens_per_s"], 2)
+
+
+def genppl_key(bench: Bench, row: str | None, G: int = 512) -> dict[str, Any]:
+    ref = quality(bench.judged, G, "llada", 64)
+    runs = sorted({run for (b, g, run) in bench.rows if g == G})
+    qs = {run: quality(bench.judged, G, run, 64) for run in runs}
+    per = {run: {"genppl": round(v["genppl"], 3), "entropy": round(v["entropy"], 4),
+                 "genppl_ratio": round(v["genppl"] / ref["genppl"], 3) if ref else None,
+                 "entropy_delta": round(v["entropy"] - ref["entropy"], 4) if ref else None, "samples": v["samples"]}
+           for run, v in qs.items() if v is not None}
+    value = per.get(row, {}).get("genppl_ratio") if row else None
+    missing = None if value is not None else ("the chosen row is not judged (its tokens equal llada's: ratio 1 by "
+                                              "construction)" if row else "no row chosen") if ref else "llada not judged"
+    return {"value": value, "row": row, "gen_length": G, "goal": f"<= {GENPPL_RATIO_MAX}",
+            "unit": "genppl(row) / genppl(llada), SmolLM2-135M judge, token-weighted", "per_row": per,
+            "missing": missing} | bench.stamp()
+
+
+def tokens_per_s_key(bench: Bench, lengths: list[int], head: int = 512) -> dict[str, Any]:
+    per = {}
+    for G in lengths:
+        choice, _ = bench.choose(1, G)
+        r = bench.measured(1, G).get(choice.row or "")
+        per[str(G)] = {"row": choice.row, "tokens_per_s": r["tokens_per_s"] if r else None}
+    return {"value": per[str(head)]["tokens_per_s"], "row": per[str(head)]["row"], "gen_length": head,
+            "unit": "generated tokens/s, batch 1, the chosen (quality-passing) row", "goal": ">= 2000",
+            "per_length": per} | bench.stamp()
+
+
+def sampler_key(path: str, previous: dict | None) -> dict[str, Any]:
+    d = read_json(path, "bench_sampler output")
+    if not isinstance(d.get("rows"), list) or not d["rows"] or not isinstance(d.get("meta"), dict):
+        raise UserError(f"{path!r} has no 'meta' and 'rows': not written by eval/bench_sampler.py")
+    row, m = d["rows"][0], d["meta"]
+    graphed = {r["strategy"]: r["overhead_pct"] for r in d["rows"] if r.get("overhead_synced_pct") is None}
+    out = {"value": row["overhead_synced_pct"], "row": row["strategy"], "goal": "<= 3",
+           "unit": "% of wall time outside the model's forwards (each forward timed between GPU synchronisations)",
+           "overhead_over_back_to_back_forwards_pct": row["overhead_pct"], "cuda_graphs_rows": graphed,
+           "all_rows": {r["strategy"]: r["overhead_synced_pct"] for r in d["rows"]},
+           "gpu": m.get("device"), "torch": m.get("torch"), "command": "python " + m.get("command", ""),
+           "date": m.get("date"), "source": path, "written_by": WRITTEN_BY}
+    if previous and previous.get("written_by") != WRITTEN_BY:
+        out["before"] = {k: previous.get(k) for k in ("value", "gpu", "date", "source")}
+    return out
+
+
+def nelbo_key(nelbo_dir: str, block_sizes: tuple[int, ...] = (4, 16, 64)) -> dict[str, Any]:
+    """BD3 NELBO / MDM NELBO per block size from NAME_eval_metrics.json files (eval/gpu/decode_train.sh)."""
+    def nll(name: str) -> float | None:
+        p = os.path.join(nelbo_dir, f"{name}_eval_metrics.json")
+        return float(read_json(p, "eval metrics")["eval_nll"]) if os.path.isfile(p) else None
+
+    mdm = nll("mdm")
+    if mdm is None:
+        raise UserError(f"{nelbo_dir}: no mdm_eval_metrics.json (the MDM's validation NELBO)")
+    train = read_json(os.path.join(nelbo_dir, "train_meta.json"), "training record")
+    per = {str(b): nll(f"bd3_{b}") for b in block_sizes}
+    return {"value": {b: (round(v / mdm, 4) if v is not None else None) for b, v in per.items()},
+            "unit": "validation NELBO (nats/token) of the BD3 model / the bidirectional MDM's, equal training tokens",
+            "nelbo_nats_per_token": {"mdm": round(mdm, 4)} | {f"bd3_{b}": (round(v, 4) if v else None) for b, v in per.items()},
+            "missing": [f"bd3_{b}" for b, v in per.items() if v is None] or None,
+            "training": train, "gpu": train.get("gpu"), "command": train.get("command"), "date": train.get("date"),
+            "source": nelbo_dir, "written_by": WRITTEN_BY}

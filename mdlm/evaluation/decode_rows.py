@@ -1,0 +1,81 @@
+"""The rows of the decoding benchmark (eval/decode_bench.py): name → sampler settings over one greedy base.
+
+Every row decodes the same canvases greedily (temperature 0, confidence = p(argmax)) in blocks of
+``block_length`` with at most one step per generated token (``steps = gen_length``): the rows differ only in
+how the network is called and how many tokens a step commits. ``llada`` is not a sampler setting: it is
+:func:`mdlm.evaluation.llada_loop.llada_generate`, the reference every row is compared with.
+
+  uncached            one token per step, no cache, LM head on the block window (``generate`` on the model)
+  graphs              + each step replayed as one CUDA graph
+  dual+graphs         Fast-dLLM dual K/V cache (approximate after each block's first step) + graphs
+  threshold           Fast-dLLM parallel decoding: top-1 + every position with p >= threshold (Wu et al. 2025)
+  factor              Fast-dLLM's factor rule instead of a fixed threshold
+  eb                  entropy-bounded unmasking (EB-sampler, Ben-Hamu et al. 2025): an entropy budget per step
+  verify              exact self-speculative decoding: a threshold draft, kept only where one more forward agrees
+  block_exact         block-diffusion models (BD3-LM): finished blocks' K/V cached exactly
+  ...+eos             EOS-aware early block termination
+Combinations are named by joining with ``+``. A row whose option the installed sampler or the model lacks is
+skipped by the benchmark with the reason (the config's or ``generate``'s error).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..sampling import MDLMGenerationConfig
+
+
+def row_overrides(threshold: float, factor: float, eb_gamma: float) -> dict[str, dict[str, Any]]:
+    """Row name → MDLMGenerationConfig fields over :func:`base_settings`, in the default order the rows run (the
+    most telling first, so that a run cut by its time limit loses the least). Every row but ``uncached`` asks for
+    CUDA graphs; :func:`row_config` drops them, with a note, where the sampler refuses them for the row."""
+    thr = {"unmasking": "fast_dllm", "threshold": threshold}
+    eb = {"unmasking": "eb", "eb_gamma": eb_gamma}
+    g, dual, bx = {"cuda_graphs": True}, {"cache_implementation": "dual"}, {"cache_implementation": "block_exact"}
+    return {
+        "uncached": {},
+        "graphs": g,
+        "block_exact": bx | g,
+        "block_exact+threshold": bx | thr | g,
+        "block_exact+eb": bx | eb | g,
+        "threshold": thr | g,
+        "eb": eb | g,
+        "dual": dual | g,
+        "dual+threshold": dual | thr | g,
+        "dual+eb": dual | eb | g,
+        "factor": {"unmasking": "fast_dllm", "threshold": None, "factor": factor} | g,
+        "verify": thr | {"verify": True} | g,
+        "dual+threshold+eos": dual | thr | g | {"eos_early_stop": True},
+    }
+
+
+def base_settings(gen_length: int, block_length: int) -> dict[str, Any]:
+    """LLaDA's greedy setting (docs/sampling.md, "LLaDA's generate() exactly"), one step per generated token."""
+    return {"max_new_tokens": gen_length, "steps": gen_length, "block_length": block_length, "schedule": "even",
+            "temperature": 0.0, "unmasking": "confidence", "confidence": "prob", "choice_noise": 0.0,
+            "stop_at_eos": False, "suppress_pad": False, "cache_implementation": "none"}
+
+
+def _make(kw: dict[str, Any]) -> tuple[MDLMGenerationConfig | None, str]:
+    try:
+        return MDLMGenerationConfig(**kw), ""
+    except (TypeError, ValueError) as e:
+        return None, f"{type(e).__name__}: {str(e).splitlines()[0]}"
+
+
+def row_config(gen_length: int, block_length: int, overrides: dict[str, Any],
+               graphs: bool = True) -> tuple[MDLMGenerationConfig | None, str]:
+    """(config, note) for a row; (None, the reason) when this sampler cannot run it (an unknown field or a refused
+    value). ``graphs=False`` (no GPU), or a refusal of ``cuda_graphs`` for this row, runs it without CUDA graphs
+    and says so in the note."""
+    kw = base_settings(gen_length, block_length) | overrides
+    if not kw.get("cuda_graphs"):
+        return _make(kw)
+    if not graphs:
+        cfg, why = _make(kw | {"cuda_graphs": False})
+        return cfg, why or "no CUDA graphs (not a CUDA device)"
+    cfg, why = _make(kw)
+    if cfg is not None:
+        return cfg, ""
+    plain, why_plain = _make(kw | {"cuda_graphs": False})
+    return (plain, f"no CUDA graphs ({why})") if plain is not None else (None, why_plain)

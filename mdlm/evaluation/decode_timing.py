@@ -1,0 +1,130 @@
+"""Timing one decoding row of the benchmark (eval/decode_bench.py) within a wall-time budget.
+
+A row is timed as the median of ``repeats`` runs (the GPU synchronised before and after each) after one warm-up
+that decodes only the first block of the same (B, L) canvas (the same shapes, so kernels, allocator pools and
+CUDA-graph pools are warm, at 1/n_blocks of the cost). The warm-up also gives the estimate the budget is checked
+against: ``warm-up seconds × n_blocks`` (an over-estimate: it includes the first-call costs). A row estimated
+over ``max_seconds`` is skipped with that note; ``repeats`` is cut so that they fit the budget.
+LLaDA's loop costs the same at every step (one full forward of the same canvas), so when its full runs do not
+fit the budget its time is ``steps × seconds per step`` measured over one block, marked ``estimated``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from ..sampling import MDLMGenerationConfig, generate
+from .llada_loop import llada_generate
+
+Tensor = torch.Tensor
+
+
+@dataclass
+class Case:
+    """One (batch, generation length) canvas; every row of the benchmark decodes it."""
+
+    canvas: Tensor  # (B, L) prompt (left-padded) + G × [MASK]
+    attention_mask: Tensor  # (B, L)
+    prompt_mask: Tensor  # (B, L)
+    gen_length: int
+    block_length: int
+    mask_id: int
+    suppress: list[int]
+    vocab_size: int | None
+
+    @property
+    def n_blocks(self) -> int:
+        return self.gen_length // self.block_length
+
+    def first_block(self) -> Tensor:
+        """(B, L) bool: the positions of the first block (the warm-up decodes only these)."""
+        m = torch.zeros_like(self.canvas, dtype=torch.bool)
+        lo = self.canvas.shape[1] - self.gen_length
+        m[:, lo:lo + self.block_length] = True
+        return m
+
+
+@dataclass
+class Timed:
+    sequences: Tensor | None  # (B, L), None when only estimated
+    seconds: float  # median wall time of one full decode
+    repeats: int  # timed full runs (0: estimated)
+    nfe: int
+    positions: int | None = None
+    graph_replays: int | None = None
+    note: str = ""
+
+
+def synchronizer(device: str) -> Callable[[], None]:
+    return torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+
+
+def _timed(fn: Callable[[], object], sync: Callable[[], None]) -> tuple[object, float]:
+    sync()
+    t0 = time.perf_counter()
+    out = fn()
+    sync()
+    return out, time.perf_counter() - t0
+
+
+def fit_repeats(estimate: float, repeats: int, max_seconds: float) -> int:
+    """How many of ``repeats`` full runs of ``estimate`` seconds fit ``max_seconds`` (0: none)."""
+    return min(repeats, int(max_seconds // estimate)) if estimate > 0 else repeats
+
+
+def time_generate(model, case: Case, config: MDLMGenerationConfig, *, repeats: int, max_seconds: float,
+                  sync: Callable[[], None]) -> Timed:
+    """A sampler row: warm-up on the first block, the budget check, then the median of the timed runs."""
+
+    def run(generate_mask: Tensor | None, cfg: MDLMGenerationConfig = config):
+        with torch.inference_mode():
+            return generate(model, case.canvas, mask_id=case.mask_id, config=cfg, generate_mask=generate_mask,
+                            attention_mask=case.attention_mask, cond_mask=case.prompt_mask,
+                            suppress_tokens=case.suppress, vocab_size=case.vocab_size,
+                            generator=torch.Generator(device=case.canvas.device).manual_seed(0))
+
+    warm_config = dataclasses.replace(config, steps=case.block_length)  # the first block at one token per step
+    _, warm = _timed(lambda: run(case.first_block(), warm_config), sync)
+    estimate = warm * case.n_blocks
+    n = fit_repeats(estimate, repeats, max_seconds)
+    if n == 0:
+        return Timed(None, estimate, 0, 0, note=f"skipped: estimated {estimate:.1f} s a run (first-block warm-up "
+                                                 f"{warm:.2f} s x {case.n_blocks} blocks) > --max-seconds-per-row")
+    times, out = [], None
+    for _ in range(n):
+        out, dt = _timed(lambda: run(None), sync)
+        times.append(dt)
+    note = "" if n == repeats else f"{n} of {repeats} repeats (budget)"
+    return Timed(out.sequences, statistics.median(times), n, out.nfe, out.positions, out.graph_replays, note)
+
+
+def time_llada(fn, case: Case, *, steps: int, repeats: int, max_seconds: float, sync: Callable[[], None]) -> Timed:
+    """LLaDA's loop: warm-up + per-step probe over the first block; full timed runs if they fit, else the estimate."""
+    kw = {"mask_id": case.mask_id, "gen_length": case.gen_length, "block_length": case.block_length, "steps": steps,
+          "attention_mask": case.attention_mask, "suppress_ids": case.suppress, "vocab_size": case.vocab_size}
+    probe_steps = max(1, steps // case.n_blocks)
+
+    def run(max_steps: int | None):
+        with torch.inference_mode():
+            return llada_generate(fn, case.canvas, max_steps=max_steps, **kw)
+
+    _timed(lambda: run(2), sync)  # warm-up
+    _, probe = _timed(lambda: run(probe_steps), sync)
+    estimate = probe / probe_steps * steps
+    n = fit_repeats(estimate, repeats, max_seconds)
+    if n == 0:
+        return Timed(None, estimate, 0, steps, case.canvas.shape[1] * steps,
+                     note=f"estimated: {probe / probe_steps * 1000:.1f} ms a step over {probe_steps} steps x {steps} "
+                          f"steps (a full run would exceed --max-seconds-per-row)")
+    times, out = [], None
+    for _ in range(n):
+        out, dt = _timed(lambda: run(None), sync)
+        times.append(dt)
+    note = "" if n == repeats else f"{n} of {repeats} repeats (budget)"
+    return Timed(out.sequences, statistics.median(times), n, out.nfe, case.canvas.shape[1] * out.nfe, note=note)

@@ -1,0 +1,133 @@
+"""The decoding benchmark's parts a user relies on: the LLaDA reference loop equals the sampler's one-token-per-step
+greedy decoding, the speedup row is chosen by the documented quality rule, and the results writer refuses bad input
+with one error line."""
+
+import json
+import os
+import runpy
+import sys
+
+import pytest
+import torch
+
+from mdlm.evaluation.decode_choice import choose_speedup_row
+from mdlm.evaluation.decode_report import quality
+from mdlm.evaluation.decode_rows import row_config, row_overrides
+from mdlm.evaluation.llada_loop import block_aligned_fn, llada_generate, transfer_counts
+from mdlm.modeling import MDLMConfig, MDLMForMaskedLM
+from mdlm.sampling import as_logits_fn, generate
+from mdlm.sampling.config import MDLMGenerationConfig
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+V, MASK, PAD = 48, 47, 46
+ROOT = os.path.join(os.path.dirname(__file__), "..")
+
+
+def tiny_model() -> MDLMForMaskedLM:
+    torch.manual_seed(0)
+    cfg = MDLMConfig(vocab_size=V, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                     max_position_embeddings=64, mask_token_id=MASK, pad_token_id=PAD)
+    return MDLMForMaskedLM(cfg).eval()
+
+
+def ragged_canvas(gen: int):
+    """Two left-padded prompts of 3 and 5 tokens, then ``gen`` masks: (canvas, attention_mask, prompt_mask)."""
+    P = 5
+    x = torch.full((2, P + gen), MASK)
+    x[:, :P] = torch.tensor([[PAD, PAD, 3, 4, 5], [6, 7, 8, 9, 10]])
+    attn = (x != PAD).long()
+    return x, attn, (x != MASK) & (x != PAD)
+
+
+def test_transfer_counts_are_llada_even_split():
+    assert transfer_counts(10, 4) == [3, 3, 2, 2]
+    assert transfer_counts(8, 8) == [1] * 8
+    assert sum(transfer_counts(13, 5)) == 13
+
+
+@pytest.mark.parametrize("gen,block", [(16, 8), (12, 4)])
+def test_llada_loop_equals_generate_one_token_per_step(gen, block):
+    model = tiny_model()
+    x, attn, prompt = ragged_canvas(gen)
+    ref = llada_generate(as_logits_fn(model), x, mask_id=MASK, gen_length=gen, block_length=block, steps=gen,
+                         attention_mask=attn, suppress_ids=[PAD], vocab_size=V - 1)
+    cfg, _ = row_config(gen, block, row_overrides(0.9, 1.0, 0.1)["uncached"])
+    out = generate(model, x, mask_id=MASK, config=cfg, attention_mask=attn, cond_mask=prompt, suppress_tokens=[PAD],
+                   vocab_size=V - 1)
+    assert ref.nfe == gen
+    assert (ref.sequences[:, -gen:] != MASK).all() and not (ref.sequences[:, -gen:] >= V - 1).any()
+    assert torch.equal(ref.sequences, out.sequences)
+
+
+def test_llada_loop_stops_at_max_steps():
+    x, attn, _ = ragged_canvas(8)
+    res = llada_generate(as_logits_fn(tiny_model()), x, mask_id=MASK, gen_length=8, block_length=4, steps=8,
+                         attention_mask=attn, max_steps=3)
+    assert res.nfe == 3 and int((res.sequences == MASK).sum()) == 2 * 5
+
+
+def test_row_config_drops_graphs_with_a_note_and_refuses_unknown_options():
+    cfg, note = row_config(32, 8, {"cuda_graphs": True}, graphs=False)
+    assert isinstance(cfg, MDLMGenerationConfig) and not cfg.cuda_graphs and "no CUDA graphs" in note
+    cfg, why = row_config(32, 8, {"no_such_option": 1})
+    assert cfg is None and "no_such_option" in why
+
+
+def test_speedup_row_is_the_fastest_that_passes_the_quality_bar():
+    speed = {"llada": 1.0, "uncached": 1.2, "graphs": 4.0, "dual": 9.0, "threshold": 6.0, "eb": 7.0, "noq": 20.0}
+    q = {"llada": {"genppl": 100.0, "entropy": 5.0}, "dual": {"genppl": 130.0, "entropy": 5.0},
+         "threshold": {"genppl": 104.0, "entropy": 4.95}, "eb": {"genppl": 101.0, "entropy": 4.8}}
+    agree = {"uncached": 1.0, "graphs": 1.0, "dual": 0.2, "threshold": 0.9, "eb": 0.8, "noq": 0.5}
+    c = choose_speedup_row(speed, q, agree)
+    assert (c.row, c.speedup) == ("threshold", 6.0)
+    assert "genppl" in c.rejected["dual"] and "entropy" in c.rejected["eb"] and "not judged" in c.rejected["noq"]
+    assert "slower" in c.rejected["graphs"]
+    # exact rows pass unjudged; nothing passing gives no row, never a silent pick
+    assert choose_speedup_row({"llada": 1, "graphs": 3.0}, {}, {"graphs": 1.0}).row == "graphs"
+    none = choose_speedup_row({"llada": 1, "dual": 9.0}, q, {"dual": 0.2})
+    assert none.row is None and none.speedup is None
+
+
+def test_batch1_row_takes_the_quality_of_the_judged_batch64_file():
+    judged = {"samples/G512_B64_threshold.jsonl": {"genppl": 30.0, "unigram_entropy": 4.0, "samples": 64},
+              "samples/G256_B64_threshold.jsonl": {"genppl": 99.0, "unigram_entropy": 1.0, "samples": 64}}
+    assert quality(judged, 512, "threshold", 1) == {"genppl": 30.0, "entropy": 4.0, "samples": 64, "batch_size": 64}
+    assert quality(judged, 512, "dual+threshold", 1) is None
+
+
+def run_results(argv, capsys, monkeypatch):
+    main = runpy.run_path(os.path.join(ROOT, "eval", "decode_results.py"))["main"]
+    monkeypatch.setattr(sys, "argv", ["eval/decode_results.py", *argv])
+    with pytest.raises(SystemExit) as e:
+        main()
+    return e.value.code, capsys.readouterr().err.strip().splitlines()
+
+
+def test_results_writer_refuses_missing_or_invalid_input(tmp_path, capsys, monkeypatch):
+    results = tmp_path / "results.json"
+    results.write_text("{}")
+    code, err = run_results(["--mdm", str(tmp_path / "nope"), "--results", str(results), "--print-only"], capsys, monkeypatch)
+    assert code == 2 and len(err) == 1 and err[0].startswith("error:") and "nope" in err[0]
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "results.json").write_text("{not json")
+    code, err = run_results(["--mdm", str(bad), "--results", str(results), "--print-only"], capsys, monkeypatch)
+    assert code == 2 and len(err) == 1 and "not valid JSON" in err[0]
+    (bad / "results.json").write_text(json.dumps({"rows": []}))
+    code, err = run_results(["--mdm", str(bad), "--results", str(results), "--print-only"], capsys, monkeypatch)
+    assert code == 2 and len(err) == 1 and "decode_bench" in err[0]
+    assert results.read_text() == "{}"
+
+
+def test_block_aligned_forward_starts_a_block_at_the_first_generated_column():
+    seen = {}
+
+    def stub(input_ids, attention_mask, position_ids):  # records what a block-diffusion model would be given
+        seen["pos"] = position_ids
+        return torch.zeros(*input_ids.shape, V)
+
+    x, attn, _ = ragged_canvas(8)  # prompts of 3 and 5 tokens end at column 5
+    block_aligned_fn(stub, gen_start=5, block_size=4)(x, attn)
+    pos = seen["pos"]
+    assert (pos[:, 5] % 4 == 0).all()  # each row's first generated token begins a block
+    assert torch.equal(pos[0, 3:] - pos[0, 2], torch.arange(1, 11)) and torch.equal(pos[1, 1:] - pos[1, 0], torch.arange(1, 13))
