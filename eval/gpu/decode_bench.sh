@@ -5,8 +5,10 @@
 # GPU 1, first). The samples are judged by call 3 (eval/gpu/decode_judge.sh, on the GPU) or later here on the CPU
 # (slow: ~100 judge tokens/s): for d in mdm bd3_16; do python eval/decode_bench.py --judge-only DIR/$d/b64; done
 # Returns decode_mdm.tgz, decode_bd3_16.tgz (results.json, samples, logs), bench_sampler_b8.json, run.log.
-#   run(command="bash eval/gpu/decode_bench.sh", kind="nvidia-h200-x2", carry=[".judge1"])
-# (no .whl: call 1 installed the wheels in /tmp/site; .judge1 from `bash eval/gpu/split_judge.sh`, optional)
+#   run(command="mkdir -p /tmp/big && cp .big1/part* /tmp/big/ && bash eval/gpu/decode_bench.sh", kind="nvidia-h200-x2",
+#       carry=[".big1"])
+# (no .whl: call 1 installed the wheels in /tmp/site; .big1 = the judge GGUF's first part from
+# ../shared/device/split-large.sh, which waits in /tmp/big for the call that carries .big2)
 #   DRY=1 bash eval/gpu/decode_bench.sh     # CPU dry run here (after DRY=1 decode_train.sh): tiny sizes, ~2 min
 OUT=${OUT:-out_decode_bench}; DEADLINE=${DEADLINE:-570}
 source eval/gpu/common.sh
@@ -25,11 +27,9 @@ if [ "${DRY:-0}" = 1 ]; then  # the models of `DRY=1 DRY_RUNS=DIR bash eval/gpu/
 fi
 need_files "run eval/gpu/decode_train.sh first (call 1, on the same warm machine)" $RUNS/mdm/config.json
 say "models: $RUNS, work dir: $W"
-if [ -f .judge1/part00 ]; then  # the judge's first part (eval/gpu/split_judge.sh) waits in /tmp/judge for call 3
-  mkdir -p /tmp/judge && cp .judge1/part00 /tmp/judge/ && say "judge part 1 copied to /tmp/judge (call 3 judges)"
-fi
+JUDGE_GGUF=${JUDGE_GGUF:-/tmp/SmolLM2-135M-Instruct.Q4_1.gguf}  # joined from .big1 + .big2 (split-large.sh)
 JUDGE="--no-judge"
-[ -f /tmp/judge/judge.gguf ] && [ "${DRY:-0}" != 1 ] && JUDGE="--judge /tmp/judge/judge.gguf --judge-device cuda"
+[ -f $JUDGE_GGUF ] && [ "${DRY:-0}" != 1 ] && JUDGE="--judge $JUDGE_GGUF --judge-device cuda"
 say "judge in this call: $([ "$JUDGE" != --no-judge ] && echo yes || echo 'no: eval/gpu/decode_judge.sh (call 3), or --judge-only here')"
 bench() {  # NAME GPU BLOCK ROWS PART ARGS...: one eval/decode_bench.py run into $W/NAME/PART
   local name=$1 gpu=$2 block=$3 rows=$4 part=$5; shift 5

@@ -3,12 +3,16 @@
 # .data/shakespeare_bible, two runs after another on each of two GPUs (CUDA_VISIBLE_DEVICES), and return their
 # validation NELBO (eval_metrics.json) and logs in decode_train.tgz. The models stay in runs/decode/s$STEPS/ for call 2
 # (eval/gpu/decode_bench.sh) while the machine is warm (~30 s after a call).
-#   run(command="bash eval/gpu/decode_train.sh", kind="nvidia-h200-x2", carry=[".whl", ".data/shakespeare_bible"])
+#   run(command="bash eval/gpu/decode_train.sh", kind="nvidia-h200-x2", carry=[".whl", ".data/shakespeare_bible.tgz"])
+#   (.data/shakespeare_bible.tgz: `tar czf .data/shakespeare_bible.tgz -C .data shakespeare_bible`, 7 MB)
 #   DRY=1 DRY_RUNS=/tmp/dry bash eval/gpu/decode_train.sh   # CPU dry run here: tiny models, 3 steps, ~1 min
 # STEPS (default 600) × 32 sequences × SEQ_LEN (1088 = 1024 generated + 64 of prompt) tokens per run.
 OUT=${OUT:-out_decode_train}; DEADLINE=${DEADLINE:-560}
 source eval/gpu/common.sh
 STEPS=${STEPS:-600}; SEQ_LEN=${SEQ_LEN:-1088}; RUNS=${RUNS:-runs/decode/s$STEPS}  # runs of other STEPS are never reused
+if [ ! -d .data/shakespeare_bible ] && [ -f .data/shakespeare_bible.tgz ]; then  # carried packed (7 MB, not 28)
+  tar xzf .data/shakespeare_bible.tgz -C .data
+fi
 need_files "carry .data/shakespeare_bible (python recipes/build_corpus.py --dataset shakespeare+bible --out .data/shakespeare_bible)" \
   .data/shakespeare_bible/dataset_dict.json
 C="--config recipes/configs/gpt2_125m.yaml --dataset .data/shakespeare_bible --seq_len $SEQ_LEN --max_steps $STEPS
