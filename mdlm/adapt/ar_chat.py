@@ -14,8 +14,10 @@ def ar_chat_answers(lm, tok, prompts: list[str], max_new_tokens: int, batch_size
         raise ValueError("the AR source's tokenizer has no chat template")
     device = next(lm.parameters()).device
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-    was_side = tok.padding_side
+    was_side, was_pad = tok.padding_side, tok.pad_token
     tok.padding_side = "left"
+    if tok.pad_token is None:  # a GGUF tokenizer may have none (SmolLM2 on transformers 5.17): pad with EOS
+        tok.pad_token = tok.eos_token
     out: list[str] = []
     try:
         for s in range(0, len(prompts), batch_size):
@@ -27,5 +29,5 @@ def ar_chat_answers(lm, tok, prompts: list[str], max_new_tokens: int, batch_size
             new = gen[:, enc["input_ids"].shape[1]:]  # (B, new)
             out += [t.strip() for t in tok.batch_decode(new, skip_special_tokens=True)]
     finally:
-        tok.padding_side = was_side
+        tok.padding_side, tok.pad_token = was_side, was_pad
     return out

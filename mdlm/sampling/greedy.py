@@ -56,7 +56,12 @@ class GreedyStep:
     def start_block(self, block: Block) -> None:
         self.block = block
         self.window = torch.arange(block.lo, block.hi, device=self.run.x.device)  # (W,)
-        self.n_after = block.counts[:, 1].clone()  # (B,) the running step's count: a fixed tensor for replays
+        # (B,) the running step's count: ONE fixed tensor for the whole generation — the step graph captured in the
+        # first block reads this storage in every later block, so it is refilled, never replaced
+        if getattr(self, "n_after", None) is None or self.n_after.shape != block.counts[:, 1].shape:
+            self.n_after = block.counts[:, 1].clone()
+        else:
+            self.n_after.copy_(block.counts[:, 1])
         self.graph: StepGraph | None = None
         self.delta: list[int] = []
 
