@@ -45,7 +45,7 @@ def keys(a) -> dict[str, dict]:
     per = {m: tokens_per_s_key(b, a.lengths, G) for m, b in models.items()}
     out["decode_tokens_per_s_b1"] = per["mdm"] | {"by_model": _brief(per)}
     if a.sampler:
-        out["sampler_overhead_pct"] = sampler_key(a.sampler, a.previous.get("sampler_overhead_pct"))
+        out["sampler_overhead_pct"] = sampler_key(a.sampler, a.previous.get("sampler_overhead_pct"), a.sampler_row)
     if a.nelbo:
         out["bd3_nelbo_ratio"] = nelbo_key(a.nelbo)
     return out
@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mdm", nargs="+", required=True, help="decode_bench output dir(s) of the MDM")
     p.add_argument("--bd3", nargs="+", help="decode_bench output dir(s) of the block-diffusion model")
     p.add_argument("--sampler", help="eval/bench_sampler.py JSON output")
+    p.add_argument("--sampler-row", help="the bench_sampler row (strategy) for sampler_overhead_pct (default: the first)")
     p.add_argument("--nelbo", help="dir of NAME_eval_metrics.json + train_meta.json (eval/gpu/decode_train.sh)")
     p.add_argument("--lengths", type=positive_int, nargs="+", default=[512, 1024],
                    help="generation lengths of the speedup keys (the first: the genppl and tokens/s keys)")

@@ -79,6 +79,44 @@ def test_rebuild_from_source_and_parts_gives_the_tuned_model(world, tmp_path):
         rebuild(world["src"], None, str(d / "parts" / "adapt"), str(tmp_path / "r"), adapt_config=world["cfg"])
 
 
+def _sft_parts_with_fingerprint(world, tmp_path, edit):
+    """The SFT parts again, with the base fingerprint changed by ``edit(fingerprint)``."""
+    from mdlm.adapt.persist import unpack_adapter
+    from mdlm.lora import FINGERPRINT_FILE
+
+    unpack_adapter(str(world["dir"] / "parts" / "sft"), str(tmp_path / "sft"))
+    fp_path = tmp_path / "sft" / FINGERPRINT_FILE
+    fp = json.loads(fp_path.read_text(encoding="utf-8"))
+    edit(fp)
+    fp_path.write_text(json.dumps(fp), encoding="utf-8")
+    (tmp_path / "parts").mkdir()
+    pack_adapter(str(tmp_path / "sft"), str(tmp_path / "parts" / "sft"), part_mib=1)
+    return str(tmp_path / "parts" / "sft")
+
+
+def test_an_sft_adapter_from_another_transformers_version_is_restamped_but_not_one_for_other_weights(world, tmp_path):
+    """The same base weights serialise to another config hash under another transformers version (GPU 5.17 vs CPU
+    5.24): attaching re-stamps the hash when the weights probe matches, and refuses other weights."""
+    from mdlm.adapt.rebuild import attach_sft_adapter
+
+    d = world["dir"]
+    base = rebuild(world["src"], None, str(d / "parts" / "adapt"), str(tmp_path / "r"), adapt_config=world["cfg"])["base"]
+    other_config = _sft_parts_with_fingerprint(world, tmp_path / "a", lambda fp: fp.update(config_sha256="0" * 16))
+    attach_sft_adapter(other_config, base, str(tmp_path / "attached"))
+    tuned = load_adapter(AutoModelForMaskedLM.from_pretrained(base), str(tmp_path / "attached")).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(tuned(input_ids=world["x"]).logits, world["logits"], atol=0.05, rtol=0.05)
+
+    def other_weights(fp):
+        name = sorted(fp["weights_probe"])[0]
+        fp["weights_probe"][name] = [v + 1.0 for v in fp["weights_probe"][name]]
+        fp["config_sha256"] = "0" * 16
+
+    with pytest.raises(ValueError, match="another base"):
+        attach_sft_adapter(_sft_parts_with_fingerprint(world, tmp_path / "b", other_weights), base,
+                           str(tmp_path / "refused"))
+
+
 def _cli(args, monkeypatch, capsys):
     sys.path.insert(0, os.path.join(ROOT, "recipes"))
     import rebuild_adapted

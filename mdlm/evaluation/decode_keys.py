@@ -114,11 +114,16 @@ def tokens_per_s_key(bench: Bench, lengths: list[int], head: int = 512) -> dict[
             "per_length": per} | bench.stamp()
 
 
-def sampler_key(path: str, previous: dict | None) -> dict[str, Any]:
+def sampler_key(path: str, previous: dict | None, row_name: str | None = None) -> dict[str, Any]:
+    """``sampler_overhead_pct`` from eval/bench_sampler.py's JSON: the first row's synced overhead, or the row named
+    ``row_name`` (e.g. a run whose first row is known to be invalid)."""
     d = read_json(path, "bench_sampler output")
     if not isinstance(d.get("rows"), list) or not d["rows"] or not isinstance(d.get("meta"), dict):
         raise UserError(f"{path!r} has no 'meta' and 'rows': not written by eval/bench_sampler.py")
-    row, m = d["rows"][0], d["meta"]
+    named = [r for r in d["rows"] if r.get("strategy") == row_name]
+    if row_name is not None and not named:
+        raise UserError(f"{path!r} has no row {row_name!r}; rows: {', '.join(r.get('strategy', '?') for r in d['rows'])}")
+    row, m = (named[0] if named else d["rows"][0]), d["meta"]
     graphed = {r["strategy"]: r["overhead_pct"] for r in d["rows"] if r.get("overhead_synced_pct") is None}
     out = {"value": row["overhead_synced_pct"], "row": row["strategy"], "goal": "<= 3",
            "unit": "% of wall time outside the model's forwards (each forward timed between GPU synchronisations)",
