@@ -132,7 +132,7 @@ def bench(a) -> dict:
         for G in a.gen_length:
             canvas, attn, pm = build_text_canvas(tok, batch_prompts, G, getattr(model.config, "max_position_embeddings", None))
             case = Case(canvas.to(a.device), attn.to(a.device), pm.to(a.device), G, a.block_length, tok.mask_token_id,
-                        suppress, len(tok))
+                        suppress, len(tok), tok.eos_token_id)
             run_case(a, res, model, tok, reference, plan, case, batch_prompts, sync)
     return res
 

@@ -37,6 +37,7 @@ class Case:
     mask_id: int
     suppress: list[int]
     vocab_size: int | None
+    eos_id: int | None = None  # given to the sampler only by rows that ask for the EOS early stop
 
     @property
     def n_blocks(self) -> int:
@@ -87,6 +88,7 @@ def time_generate(model, case: Case, config: MDLMGenerationConfig, *, repeats: i
             return generate(model, case.canvas, mask_id=case.mask_id, config=cfg, generate_mask=generate_mask,
                             attention_mask=case.attention_mask, cond_mask=case.prompt_mask,
                             suppress_tokens=case.suppress, vocab_size=case.vocab_size,
+                            eos_id=case.eos_id if cfg.eos_early_stop else None,
                             generator=torch.Generator(device=case.canvas.device).manual_seed(0))
 
     warm_config = dataclasses.replace(config, steps=case.block_length)  # the first block at one token per step
