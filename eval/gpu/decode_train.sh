@@ -13,6 +13,9 @@ STEPS=${STEPS:-600}; SEQ_LEN=${SEQ_LEN:-1088}; RUNS=${RUNS:-runs/decode/s$STEPS}
 if [ ! -d .data/shakespeare_bible ] && [ -f .data/shakespeare_bible.tgz ]; then  # carried packed (7 MB, not 28)
   tar xzf .data/shakespeare_bible.tgz -C .data
 fi
+if [ "${DRY:-0}" = 1 ] && [ ! -f .data/shakespeare_bible/dataset_dict.json ]; then  # a fresh clone: build it (~10 s)
+  python3 recipes/build_corpus.py --dataset shakespeare+bible --out .data/shakespeare_bible | tail -n 1
+fi
 need_files "carry .data/shakespeare_bible (python recipes/build_corpus.py --dataset shakespeare+bible --out .data/shakespeare_bible)" \
   .data/shakespeare_bible/dataset_dict.json
 C="--config recipes/configs/gpt2_125m.yaml --dataset .data/shakespeare_bible --seq_len $SEQ_LEN --max_steps $STEPS

@@ -30,7 +30,8 @@ def _number(name: str, value: Any, lo: float, hi: float = math.inf, hi_open: boo
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a number, got {value!r}") from None
     if not (math.isfinite(v) and lo <= v and (v < hi if hi_open else v <= hi)):
-        raise ValueError(f"{name} must be a finite number in [{lo}, {hi}{')' if hi_open else ']'}, got {value!r}")
+        upper = "" if hi == math.inf else f" and {'<' if hi_open else '≤'} {hi}"
+        raise ValueError(f"{name} must be a finite number ≥ {lo}{upper}, got {value!r}")
 
 
 def _interval(name: str, value: Any) -> tuple[float, float]:
@@ -133,7 +134,8 @@ def _check_adaptive(c: Any) -> None:
                              "unmasking confidence (with confidence='prob'), fast_dllm or eb, no choice noise, "
                              f"re-masking or guidance; got {', '.join(bad)}")
         if c.cache_implementation != "none":
-            raise ValueError("verify runs full forwards of several canvases per row: use cache_implementation='none'")
+            raise ValueError("verify runs full forwards of several canvases per row: use cache_implementation='none' "
+                             "(a block-diffusion model always decodes with its block_exact cache: verify is not for it)")
         if c.eos_early_stop:
             raise ValueError("verify is exact (the greedy output); eos_early_stop would change it: use one of them")
         if c.cuda_graphs:

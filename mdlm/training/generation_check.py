@@ -88,7 +88,7 @@ def checked_generation_defaults(
         print(
             f"generation defaults: {describe(defaults)} decoding is degenerate (blank, punctuation or one repeated word) on "
             f"{bad}/{n} test prompts; saved {describe(chosen)} instead ({best}/{n} degenerate) — "
-            "generate.py --temperature 0 --remasking low_confidence restores greedy",
+            "generate.py --temperature 0 --confidence prob restores greedy",
             flush=True,
         )
     return chosen
