@@ -16,6 +16,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -79,6 +80,15 @@ def fit_repeats(estimate: float, repeats: int, max_seconds: float) -> int:
     return min(repeats, int(max_seconds // estimate)) if estimate > 0 else repeats
 
 
+def _timed_runs(fn: Callable[[], Any], n: int, repeats: int, sync: Callable[[], None]) -> tuple[Any, float, str]:
+    """(last output, median seconds, note) of ``n`` timed runs of ``fn``; the note says when the budget cut repeats."""
+    times, out = [], None
+    for _ in range(n):
+        out, dt = _timed(fn, sync)
+        times.append(dt)
+    return out, statistics.median(times), "" if n == repeats else f"{n} of {repeats} repeats (budget)"
+
+
 def time_generate(model, case: Case, config: MDLMGenerationConfig, *, repeats: int, max_seconds: float,
                   sync: Callable[[], None]) -> Timed:
     """A sampler row: warm-up on the first block, the budget check, then the median of the timed runs."""
@@ -98,12 +108,8 @@ def time_generate(model, case: Case, config: MDLMGenerationConfig, *, repeats: i
     if n == 0:
         return Timed(None, estimate, 0, 0, note=f"skipped: estimated {estimate:.1f} s a run (first-block warm-up "
                                                  f"{warm:.2f} s x {case.n_blocks} blocks) > --max-seconds-per-row")
-    times, out = [], None
-    for _ in range(n):
-        out, dt = _timed(lambda: run(None), sync)
-        times.append(dt)
-    note = "" if n == repeats else f"{n} of {repeats} repeats (budget)"
-    return Timed(out.sequences, statistics.median(times), n, out.nfe, out.positions, out.graph_replays, note)
+    out, median, note = _timed_runs(lambda: run(None), n, repeats, sync)
+    return Timed(out.sequences, median, n, out.nfe, out.positions, out.graph_replays, note)
 
 
 def time_llada(fn, case: Case, *, steps: int, repeats: int, max_seconds: float, sync: Callable[[], None]) -> Timed:
@@ -124,9 +130,5 @@ def time_llada(fn, case: Case, *, steps: int, repeats: int, max_seconds: float, 
         return Timed(None, estimate, 0, steps, case.canvas.shape[1] * steps,
                      note=f"estimated: {probe / probe_steps * 1000:.1f} ms a step over {probe_steps} steps x {steps} "
                           f"steps (a full run would exceed --max-seconds-per-row)")
-    times, out = [], None
-    for _ in range(n):
-        out, dt = _timed(lambda: run(None), sync)
-        times.append(dt)
-    note = "" if n == repeats else f"{n} of {repeats} repeats (budget)"
-    return Timed(out.sequences, statistics.median(times), n, out.nfe, case.canvas.shape[1] * out.nfe, note=note)
+    out, median, note = _timed_runs(lambda: run(None), n, repeats, sync)
+    return Timed(out.sequences, median, n, out.nfe, case.canvas.shape[1] * out.nfe, note=note)
