@@ -32,7 +32,7 @@ from mdlm.cli import (
     refuse_overwrite,
     run_cli,
 )
-from mdlm.evaluation.files import write_json, write_text
+from mdlm.evaluation.files import write_report
 from mdlm.evaluation.sft_content import content_scores, pick_rows, side_by_side_markdown
 
 OUTPUTS = ("sft_content.json", "sft_content.md")
@@ -175,11 +175,7 @@ def main() -> int:
     a = parse_args()
     torch.manual_seed(a.seed)
     res = evaluate(a)
-    md = markdown(res)
-    write_json(os.path.join(a.out, "sft_content.json"), res)
-    write_text(os.path.join(a.out, "sft_content.md"), md)
-    print(md)
-    print(f"[wrote {a.out}/sft_content.json and sft_content.md in {res['wall_seconds']:.1f}s]", file=sys.stderr)
+    write_report(a.out, "sft_content", res, markdown(res))
     return 0
 
 

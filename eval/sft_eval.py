@@ -30,15 +30,22 @@ import torch
 from transformers import AutoModelForMaskedLM
 
 import mdlm  # noqa: F401
-from mdlm.cli import ArgumentParser, UserError, non_negative_int, positive_int, refuse_overwrite, run_cli
+from mdlm.cli import (
+    ArgumentParser,
+    UserError,
+    non_negative_int,
+    positive_int,
+    refuse_overwrite,
+    run_cli,
+)
 from mdlm.data.sft import SFTCollator, load_sft_jsonl, tokenize_sft_dataset
 from mdlm.data.sft_sources import select_eval, wordnet_data
-from mdlm.training.sft import row_prompt
 from mdlm.data.wordnet import WORDNET_DIR, load_exceptions
-from mdlm.evaluation.files import write_json, write_text
+from mdlm.evaluation.files import write_report
 from mdlm.evaluation.sft import measure_model, percent, sft_markdown, stratified
 from mdlm.pipelines import load_for_generation
 from mdlm.pipelines.text import sampler_config_from
+from mdlm.training.sft import row_prompt
 
 OUTPUTS = ("sft_eval.json", "sft_eval.md")
 
@@ -140,11 +147,7 @@ def main() -> int:
     a = parse_args()
     torch.manual_seed(a.seed)
     res = evaluate(a)
-    md = sft_markdown(res)
-    write_json(os.path.join(a.out, "sft_eval.json"), res)
-    write_text(os.path.join(a.out, "sft_eval.md"), md)
-    print(md)
-    print(f"[wrote {a.out}/sft_eval.json and sft_eval.md in {res['wall_seconds']:.1f}s]", file=sys.stderr)
+    write_report(a.out, "sft_eval", res, sft_markdown(res))
     return 0
 
 

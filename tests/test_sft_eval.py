@@ -72,6 +72,7 @@ def test_base_and_tuned_on_the_same_rows_and_masks(world, tmp_path):
     a = sft.parse_args(_argv(root, data, runs["adapter"], out))
     md = sft.sft_markdown(sft.evaluate(a))
     assert "| response ELBO (nats/token, lower is better) |" in md and "| 1 |" in md
-    sft.write_json(out / "sft_eval.json", {})
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "sft_eval.json").write_text("{}", encoding="utf-8")
     with pytest.raises(UserError, match="sft_eval.json exists; pass --overwrite"):
         sft.parse_args(_argv(root, data, runs["adapter"], out))

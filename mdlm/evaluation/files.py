@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -23,6 +24,15 @@ def write_text(path: str | os.PathLike, text: str) -> str:
 def write_json(path: str | os.PathLike, obj: Any, **kwargs: Any) -> str:
     """``obj`` as indented JSON (``json.dumps`` keywords pass through), atomically; returns ``path``."""
     return write_text(path, json.dumps(obj, indent=1, ensure_ascii=False, **kwargs) + "\n")
+
+
+def write_report(out_dir: str | os.PathLike, stem: str, res: dict, markdown: str) -> None:
+    """``OUT/STEM.json`` and ``OUT/STEM.md`` (atomically); the markdown to stdout, the file names to stderr."""
+    write_json(os.path.join(out_dir, f"{stem}.json"), res)
+    write_text(os.path.join(out_dir, f"{stem}.md"), markdown)
+    print(markdown)
+    took = f" in {res['wall_seconds']:.1f}s" if "wall_seconds" in res else ""
+    print(f"[wrote {out_dir}/{stem}.json and {stem}.md{took}]", file=sys.stderr)
 
 
 def jsonl_objects(path: str, lines: Iterable[str]) -> Iterator[tuple[int, dict]]:
