@@ -44,6 +44,7 @@ class GreedyStep:
         self.synced = cfg.threshold is not None or run.eos_id is not None or cfg.unmasking != "confidence" \
             or run.stop_ids is not None
         self.rule = "schedule" if cfg.unmasking == "confidence" else cfg.unmasking
+        self.n_after: Tensor | None = None  # (B,) filled at each block (see start_block)
 
     @property
     def graph_replays(self) -> int:
@@ -58,7 +59,7 @@ class GreedyStep:
         self.window = torch.arange(block.lo, block.hi, device=self.run.x.device)  # (W,)
         # (B,) the running step's count: ONE fixed tensor for the whole generation — the step graph captured in the
         # first block reads this storage in every later block, so it is refilled, never replaced
-        if getattr(self, "n_after", None) is None or self.n_after.shape != block.counts[:, 1].shape:
+        if self.n_after is None:
             self.n_after = block.counts[:, 1].clone()
         else:
             self.n_after.copy_(block.counts[:, 1])
