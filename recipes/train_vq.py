@@ -13,10 +13,15 @@ Launch:
     python recipes/train_vq.py --config recipes/configs/fmnist_vq_tiny.yaml --dataset path/to/folder \\
         --image_size 32 --output_dir runs/vq_folder
 
+    # the 64×64 RGB VQGAN tokenizer (16×16 codes; docs/images/tokenizer.md): seconds on a CPU, ~4 min on an H200
+    python recipes/train_vq.py --config recipes/configs/vq64_tiny.yaml
+    python recipes/train_vq.py --config recipes/configs/vq64_gpu.yaml --dataset emoji
+
 Writes ``output_dir/`` = config.json + model.safetensors (loadable with
-``mdlm.tokenizers.image.load_image_tokenizer``), ``metrics.json`` (test-split reconstruction PSNR
-and codebook usage; printed too) and ``reconstructions.png`` (test images, then their
-reconstructions).
+``mdlm.tokenizers.image.load_image_tokenizer``), ``metrics.json`` (test-split reconstruction PSNR,
+SSIM, codebook usage; printed too) and ``reconstructions.png`` (test images, then their
+reconstructions). ``--architecture vqgan`` trains :class:`mdlm.tokenizers.vqgan.VQGANForImages` with
+the loss of :mod:`mdlm.tokenizers.vqgan_losses` (L1/L2, perceptual, patch-GAN; each switchable).
 """
 
 from __future__ import annotations
@@ -34,7 +39,10 @@ from transformers import Trainer, TrainingArguments, set_seed  # noqa: E402
 from mdlm.cli import UserError, parse_config_and_args, run_cli  # noqa: E402
 from mdlm.data.images import TensorImageDataset, dataset_to_tensors, load_image_dataset, save_image_grid  # noqa: E402
 from mdlm.evaluation.reconstruction import evaluate_reconstruction  # noqa: E402
-from mdlm.tokenizers.image import VQConfig, VQModelForImages, save_pretrained_atomic  # noqa: E402
+from mdlm.tokenizers.image import VQConfig, VQModelForImages, load_image_tokenizer, save_pretrained_atomic  # noqa: E402
+from mdlm.tokenizers.vqgan import QUANTIZERS, VQGANConfig, VQGANForImages  # noqa: E402
+from mdlm.tokenizers.vqgan_losses import VQGANLossArguments  # noqa: E402
+from mdlm.tokenizers.vqgan_training import VQGANTrainingModule  # noqa: E402
 from mdlm.training.args import check_positive  # noqa: E402
 from mdlm.training.run import mark_finished, prepare_run, run_recipe, train_from  # noqa: E402
 from mdlm.training.safe_trainer import SafeCheckpointMixin  # noqa: E402
@@ -42,9 +50,18 @@ from mdlm.training.safe_trainer import SafeCheckpointMixin  # noqa: E402
 
 @dataclass
 class VQModelArguments:
-    """The VQ-VAE (see VQConfig); ``model_name_or_path`` continues training a saved one."""
+    """The tokenizer: ``vqvae`` (VQConfig) or ``vqgan`` (VQGANConfig); ``model_name_or_path`` continues a saved one."""
 
     model_name_or_path: str | None = field(default=None, metadata={"help": "VQ dir to start from"})
+    architecture: str = field(default="vqvae", metadata={"help": "vqvae (small conv VQ-VAE) or vqgan (diffusers blocks)"})
+    block_out_channels: list[int] = field(
+        default_factory=lambda: [64, 128, 128], metadata={"help": "vqgan: one per block; 2^(n-1) downsampling"}
+    )
+    layers_per_block: int = field(default=1, metadata={"help": "vqgan: ResNet blocks per level"})
+    norm_num_groups: int = field(default=32, metadata={"help": "vqgan: GroupNorm groups"})
+    mid_block_add_attention: bool = field(default=False, metadata={"help": "vqgan: self-attention in the mid block"})
+    quantizer: str = field(default="fsq", metadata={"help": "vqgan: fsq, l2ema or ema"})
+    fsq_levels: list[int] = field(default_factory=lambda: [8, 5, 5, 5], metadata={"help": "vqgan fsq: levels per channel"})
     hidden_channels: list[int] = field(default_factory=lambda: [64, 128], metadata={"help": "one per 2× downsampling"})
     num_res_blocks: int = 2
     res_channels: int | None = None
@@ -58,6 +75,10 @@ class VQModelArguments:
         check_positive(self, "num_res_blocks", "embedding_dim", "codebook_size", optional=("res_channels",))
         if not self.hidden_channels or any(not isinstance(c, int) or c < 1 for c in self.hidden_channels):
             raise ValueError(f"--hidden_channels must be positive integers, got {self.hidden_channels!r}")
+        if self.architecture not in ("vqvae", "vqgan"):
+            raise ValueError(f"--architecture must be vqvae or vqgan, got {self.architecture!r}")
+        if self.quantizer not in QUANTIZERS:
+            raise ValueError(f"--quantizer must be one of {', '.join(QUANTIZERS)}, got {self.quantizer!r}")
 
 
 @dataclass
@@ -94,6 +115,12 @@ class VQTrainer(SafeCheckpointMixin, Trainer):
         self._extra: dict[str, list[float]] = {}
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if isinstance(self.accelerator.unwrap_model(model), VQGANTrainingModule):
+            loss, extra = model(inputs["pixel_values"], step=self.state.global_step)
+            self._check_finite(loss)
+            for k, v in extra.items():
+                self._extra.setdefault(k, []).append(v)
+            return (loss, {"loss": loss}) if return_outputs else loss
         out = model(pixel_values=inputs["pixel_values"])
         self._check_finite(out.loss)
         if model.training:
@@ -114,33 +141,48 @@ class VQTrainer(SafeCheckpointMixin, Trainer):
         super().log(logs, start_time)
 
 
-def build_model(margs: VQModelArguments, channels: int, image_size: int) -> VQModelForImages:
-    if margs.model_name_or_path:
-        from mdlm.tokenizers.image import load_image_tokenizer
+def load_tokenizer_to_continue(margs: VQModelArguments, channels: int, image_size: int):
+    model = load_image_tokenizer(margs.model_name_or_path)  # safetensors only, whole and finite
+    want = VQGANForImages if margs.architecture == "vqgan" else VQModelForImages
+    if not isinstance(model, want):
+        raise ValueError(f"{margs.model_name_or_path} is not a recipes/train_vq.py --architecture {margs.architecture} tokenizer")
+    if (model.num_channels, model.image_size) != (channels, image_size):
+        raise ValueError(
+            f"{margs.model_name_or_path} takes {model.num_channels}×{model.image_size}² images, "
+            f"the data are {channels}×{image_size}²"
+        )
+    return model.train()
 
-        model = load_image_tokenizer(margs.model_name_or_path)  # safetensors only, whole and finite
-        if not isinstance(model, VQModelForImages):
-            raise ValueError(f"{margs.model_name_or_path} is not a recipes/train_vq.py tokenizer")
-        model.train()
-        if (model.num_channels, model.image_size) != (channels, image_size):
-            raise ValueError(
-                f"{margs.model_name_or_path} takes {model.num_channels}×{model.image_size}² images, "
-                f"the data are {channels}×{image_size}²"
-            )
-        return model
-    cfg = VQConfig(
-        in_channels=channels,
-        image_size=image_size,
-        hidden_channels=margs.hidden_channels,
-        num_res_blocks=margs.num_res_blocks,
-        res_channels=margs.res_channels,
-        embedding_dim=margs.embedding_dim,
-        codebook_size=margs.codebook_size,
-        commitment_cost=margs.commitment_cost,
-        ema_decay=margs.ema_decay,
-        dead_code_threshold=margs.dead_code_threshold,
+
+def new_tokenizer(margs: VQModelArguments, channels: int, image_size: int) -> VQModelForImages | VQGANForImages:
+    common = dict(
+        image_size=image_size, embedding_dim=margs.embedding_dim, codebook_size=margs.codebook_size,
+        commitment_cost=margs.commitment_cost, ema_decay=margs.ema_decay, dead_code_threshold=margs.dead_code_threshold,
     )
-    return VQModelForImages(cfg)
+    if margs.architecture == "vqgan":
+        return VQGANForImages(VQGANConfig(
+            in_channels=channels, block_out_channels=margs.block_out_channels, layers_per_block=margs.layers_per_block,
+            norm_num_groups=margs.norm_num_groups, mid_block_add_attention=margs.mid_block_add_attention,
+            quantizer=margs.quantizer, fsq_levels=margs.fsq_levels, **common,
+        ))
+    return VQModelForImages(VQConfig(
+        in_channels=channels, hidden_channels=margs.hidden_channels, num_res_blocks=margs.num_res_blocks,
+        res_channels=margs.res_channels, **common,
+    ))
+
+
+def build_model(margs: VQModelArguments, largs: VQGANLossArguments, channels: int, image_size: int):
+    """The module the Trainer optimises: the VQ-VAE itself, or a VQGAN wrapped with its discriminator/perceptual net."""
+    if margs.model_name_or_path:
+        tok = load_tokenizer_to_continue(margs, channels, image_size)
+    else:
+        tok = new_tokenizer(margs, channels, image_size)
+    return VQGANTrainingModule(tok, largs) if margs.architecture == "vqgan" else tok
+
+
+def tokenizer_of(module):
+    """The tokenizer inside what the Trainer trained."""
+    return module.vq if isinstance(module, VQGANTrainingModule) else module
 
 
 def write_json_atomic(obj: dict, path: str) -> None:
@@ -151,19 +193,21 @@ def write_json_atomic(obj: dict, path: str) -> None:
     os.replace(tmp, path)
 
 
-def run_fingerprint(margs: VQModelArguments, dargs: ImageDataArguments) -> str:
+def run_fingerprint(margs: VQModelArguments, dargs: ImageDataArguments, largs: VQGANLossArguments) -> str:
     """What makes two VQ runs "the same run" for resuming (not preview count, threads or eval size)."""
     data = {k: v for k, v in asdict(dargs).items() if k not in ("num_preview", "torch_num_threads", "max_eval_samples")}
-    blob = json.dumps({"model": asdict(margs), "data": data}, sort_keys=True)
+    blob = json.dumps({"model": asdict(margs), "data": data, "loss": asdict(largs)}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def train(argv: list[str] | None = None) -> VQTrainer:
     """The whole recipe; returns the trainer. Raises on bad input."""
-    margs, dargs, targs = parse_config_and_args((VQModelArguments, ImageDataArguments, TrainingArguments), argv)
+    margs, dargs, largs, targs = parse_config_and_args(
+        (VQModelArguments, ImageDataArguments, VQGANLossArguments, TrainingArguments), argv
+    )
     if dargs.torch_num_threads:
         torch.set_num_threads(dargs.torch_num_threads)
-    resume = prepare_run(targs, run_fingerprint(margs, dargs), recipe="train_vq")
+    resume = prepare_run(targs, run_fingerprint(margs, dargs, largs), recipe="train_vq")
     set_seed(targs.seed)
     t0 = time.time()
     try:
@@ -175,28 +219,29 @@ def train(argv: list[str] | None = None) -> VQTrainer:
     x_train, x_test = x_train[: dargs.max_train_samples], x_test[: dargs.max_eval_samples]
     channels, image_size = x_train.shape[1], x_train.shape[2]
     try:
-        model = build_model(margs, channels, image_size)
+        model = build_model(margs, largs, channels, image_size)
     except ValueError as e:
         raise UserError(str(e)) from None
-    n_params = sum(p.numel() for p in model.parameters())
+    tok = tokenizer_of(model)
+    n_params = sum(p.numel() for p in tok.parameters())
     if targs.process_index == 0:
-        h, w = model.latent_shape
+        h, w = tok.latent_shape
         print(
-            f"VQ-VAE: {n_params / 1e6:.2f}M parameters | {channels}×{image_size}² → {h}×{w} tokens, "
-            f"{model.codebook_size} codes | train {len(x_train)} / test {len(x_test)} images ({dargs.dataset})"
+            f"{margs.architecture.upper()}: {n_params / 1e6:.2f}M parameters | {channels}×{image_size}² → {h}×{w} tokens, "
+            f"{tok.codebook_size} codes | train {len(x_train)} / test {len(x_test)} images ({dargs.dataset})"
         )
     trainer = VQTrainer(model=model, args=targs, train_dataset=TensorImageDataset(x_train), data_collator=collate_pixels)
     train_from(trainer, resume)
     trainer.check_finite_state("the final VQ tokenizer")  # every rank; never publish NaN weights
     if targs.should_save:  # metrics and the final model from the main process only
-        save_results(trainer, margs, dargs, x_test, n_params, time.time() - t0)
+        save_results(trainer, margs, dargs, largs, x_test, n_params, time.time() - t0)
     return trainer
 
 
-def save_results(trainer: VQTrainer, margs, dargs, x_test: torch.Tensor, n_params: int, train_s: float) -> None:
+def save_results(trainer: VQTrainer, margs, dargs, largs, x_test: torch.Tensor, n_params: int, train_s: float) -> None:
     """Test-split metrics, the final model (atomic), the run's arguments and the preview grid."""
     targs = trainer.args
-    model = trainer.accelerator.unwrap_model(trainer.model).eval()
+    model = tokenizer_of(trainer.accelerator.unwrap_model(trainer.model)).eval()
     metrics = evaluate_reconstruction(model, x_test.to(model.device), batch_size=targs.per_device_eval_batch_size)
     metrics.update(
         {
@@ -212,7 +257,7 @@ def save_results(trainer: VQTrainer, margs, dargs, x_test: torch.Tensor, n_param
     save_pretrained_atomic(model, targs.output_dir)
     write_json_atomic(metrics, os.path.join(targs.output_dir, "metrics.json"))
     write_json_atomic(
-        {"model": asdict(margs), "data": asdict(dargs)}, os.path.join(targs.output_dir, "train_vq_args.json")
+        {"model": asdict(margs), "data": asdict(dargs), "loss": asdict(largs)}, os.path.join(targs.output_dir, "train_vq_args.json")
     )
     if dargs.num_preview:
         x = x_test[: dargs.num_preview].to(model.device)
@@ -226,7 +271,9 @@ def save_results(trainer: VQTrainer, margs, dargs, x_test: torch.Tensor, n_param
         f"test reconstruction PSNR {metrics['psnr_db']:.2f} dB (mean over images; "
         f"{metrics['psnr_of_mean_mse_db']:.2f} dB from the mean MSE) | codebook usage "
         f"{metrics['codebook_fraction_used']:.3f} ({metrics['codebook_codes_used']}/{model.codebook_size} codes), "
-        f"perplexity {metrics['codebook_perplexity']:.1f} | {train_s:.0f} s"
+        f"perplexity {metrics['codebook_perplexity']:.1f}"
+        + (f" | SSIM {metrics['ssim']:.4f}" if metrics["ssim"] is not None else "")
+        + f" | {train_s:.0f} s"
     )
     print(f"saved {targs.output_dir}/ (config.json, model.safetensors, metrics.json)")
 

@@ -1,4 +1,6 @@
-"""Reconstruction quality of an image tokenizer: PSNR and codebook usage on a set of images."""
+"""Reconstruction quality of an image tokenizer on a set of images: PSNR, SSIM (torchmetrics, optional), codebook
+usage and perplexity, and the reconstructions themselves (for the reconstruction-FID floor of
+``eval/fid.py --images recon.npz --reference originals.npz``)."""
 
 from __future__ import annotations
 
@@ -22,28 +24,49 @@ def psnr(x: Tensor, y: Tensor, data_range: float = 2.0) -> Tensor:
     return 10.0 * torch.log10(data_range**2 / mse)
 
 
-@torch.no_grad()
-def evaluate_reconstruction(tokenizer, images: Tensor, batch_size: int = 500) -> dict[str, float]:
-    """Encode → decode (clamped to [-1, 1]) every image of ``images`` (N, C, H, W) in [-1, 1].
+def ssim(x: Tensor, y: Tensor) -> Tensor | None:
+    """Per-image SSIM (Wang et al. 2004; 11×11 Gaussian window σ = 1.5, K₁ = 0.01, K₂ = 0.03) of images in [-1, 1],
+    computed by ``torchmetrics`` on [0, 1] images; ``None`` when torchmetrics is not installed."""
+    try:
+        from torchmetrics.functional.image import structural_similarity_index_measure
+    except ImportError:
+        return None
+    a, b = ((x.float() + 1) / 2).clamp(0, 1), ((y.float() + 1) / 2).clamp(0, 1)  # (B, C, H, W)
+    return structural_similarity_index_measure(a, b, data_range=1.0, reduction="none")  # (B,)
 
-    Returns ``psnr_db`` (mean of per-image PSNR), ``psnr_of_mean_mse_db`` (PSNR of the set's mean
-    MSE), ``mse``, and the codebook usage of the codes: ``fraction_used``, ``codes_used``,
-    ``perplexity`` (exp entropy of the code histogram; at most K)."""
-    psnrs, sq, all_codes = [], 0.0, []
+
+@torch.no_grad()
+def reconstruct(tokenizer, images: Tensor, batch_size: int = 500) -> tuple[Tensor, Tensor]:
+    """Encode → decode (clamped) ``images`` (N, C, H, W) in [-1, 1] → (reconstructions (N, C, H, W) on the CPU,
+    codes (N, h, w))."""
+    recs, codes = [], []
     for i in range(0, images.shape[0], batch_size):
-        x = images[i : i + batch_size]  # (b, C, H, W)
-        codes = tokenizer.encode(x)  # (b, h, w)
-        rec = tokenizer.decode(codes).to(x.device, x.dtype)  # (b, C, H, W)
-        psnrs.append(psnr(rec, x).cpu())
-        sq += float((rec.double() - x.double()).pow(2).sum())
-        all_codes.append(codes.cpu())
-    mse = sq / images.numel()
-    usage = codebook_usage(torch.cat(all_codes), tokenizer.codebook_size)
+        c = tokenizer.encode(images[i : i + batch_size])  # (b, h, w)
+        recs.append(tokenizer.decode(c).float().cpu())
+        codes.append(c.cpu())
+    return torch.cat(recs), torch.cat(codes)
+
+
+def reconstruction_metrics(images: Tensor, recs: Tensor, codes: Tensor, codebook_size: int) -> dict[str, float]:
+    """``psnr_db`` (mean of per-image PSNR), ``psnr_of_mean_mse_db``, ``mse``, ``ssim`` (mean per-image SSIM, null
+    without torchmetrics) and the codebook usage of ``codes``: ``codebook_fraction_used``, ``codebook_codes_used``,
+    ``codebook_perplexity`` (exp entropy of the code histogram; at most K)."""
+    x = images.float().cpu()
+    mse = float((recs.double() - x.double()).pow(2).mean())
+    s = ssim(recs, x)
+    usage = codebook_usage(codes, codebook_size)
     return {
-        "psnr_db": float(torch.cat(psnrs).mean()),
+        "psnr_db": float(psnr(recs, x).mean()),
         "psnr_of_mean_mse_db": 10.0 * math.log10(4.0 / max(mse, 1e-20)),
         "mse": mse,
-        "n_images": int(images.shape[0]),
-        "codebook_size": int(tokenizer.codebook_size),
+        "ssim": None if s is None else float(s.mean()),
+        "n_images": int(x.shape[0]),
+        "codebook_size": int(codebook_size),
         **{f"codebook_{k}": v for k, v in usage.items()},
     }
+
+
+def evaluate_reconstruction(tokenizer, images: Tensor, batch_size: int = 500) -> dict[str, float]:
+    """:func:`reconstruct` then :func:`reconstruction_metrics` (see there for the keys)."""
+    recs, codes = reconstruct(tokenizer, images, batch_size)
+    return reconstruction_metrics(images, recs, codes, tokenizer.codebook_size)

@@ -254,6 +254,11 @@ class EMAQuantizer(nn.Module):
         d = e.pow(2).sum(1)[None, :] - 2.0 * flat @ e.t()  # (N, K)
         return d.argmin(dim=1)
 
+    def codes_of(self, z: Tensor) -> Tensor:
+        """(B, D, h, w) encoder outputs → (B, h, w) nearest codes; never changes the codebook."""
+        b, d, h, w = z.shape
+        return self.nearest(z.float().permute(0, 2, 3, 1).reshape(-1, d)).view(b, h, w)
+
     def lookup(self, codes: Tensor) -> Tensor:
         """(B, h, w) codes → (B, D, h, w) codebook vectors."""
         return F.embedding(codes, self.embedding).permute(0, 3, 1, 2).contiguous()
