@@ -484,9 +484,10 @@ class DiffusersVQTokenizer(nn.Module):
 # loading
 
 
-def load_image_tokenizer(path: str, device: str | torch.device | None = None) -> VQModelForImages | DiffusersVQTokenizer:
+def load_image_tokenizer(path: str, device: str | torch.device | None = None):
     """Load an image tokenizer from a local directory, picking the class from its ``config.json``:
-    ``model_type == "mdlm_vq"`` → :class:`VQModelForImages`; a diffusers config with
+    ``model_type == "mdlm_vq"`` → :class:`VQModelForImages`; ``"mdlm_vqgan"`` →
+    :class:`mdlm.tokenizers.vqgan.VQGANForImages`; a diffusers config with
     ``_class_name == "VQModel"`` (also in a ``vqvae/`` subfolder of a pipeline) →
     :class:`DiffusersVQTokenizer`. Returned in eval mode."""
     cfg_path = os.path.join(path, "config.json")
@@ -499,14 +500,19 @@ def load_image_tokenizer(path: str, device: str | torch.device | None = None) ->
         cfg = json.load(f)
     from ..weights import check_finite_model, check_weights_dir
 
-    ours, diffusers = cfg.get("model_type") == VQConfig.model_type, cfg.get("_class_name") == "VQModel"
+    from .vqgan import VQGANConfig, VQGANForImages
+
+    ours = {VQConfig.model_type: VQModelForImages, VQGANConfig.model_type: VQGANForImages}.get(cfg.get("model_type"))
+    diffusers = cfg.get("_class_name") == "VQModel"
     if not (ours or diffusers):
         kind = cfg.get("model_type") or cfg.get("_class_name") or "unknown"
-        raise ValueError(f"{path!r} is not an image tokenizer (config says {kind!r}; expected mdlm_vq or a diffusers VQModel)")
+        raise ValueError(
+            f"{path!r} is not an image tokenizer (config says {kind!r}; expected mdlm_vq, mdlm_vqgan or a diffusers VQModel)"
+        )
     check_weights_dir(path, what="image tokenizer")  # safetensors only, whole files
-    tok: VQModelForImages | DiffusersVQTokenizer
+    tok: VQModelForImages | VQGANForImages | DiffusersVQTokenizer
     if ours:
-        tok = VQModelForImages.from_pretrained(path, use_safetensors=True)
+        tok = ours.from_pretrained(path, use_safetensors=True)
     else:
         tok = DiffusersVQTokenizer.from_pretrained(path)
     check_finite_model(tok, path)

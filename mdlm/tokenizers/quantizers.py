@@ -39,16 +39,21 @@ class FSQuantizer(nn.Module):
         super().__init__()
         if not levels or any(int(v) < 2 for v in levels):
             raise ValueError(f"fsq_levels must be integers ≥ 2, got {list(levels)}")
-        lv = torch.tensor([int(v) for v in levels], dtype=torch.float64)
-        basis = torch.cumprod(torch.cat([torch.ones(1, dtype=torch.float64), lv[:-1]]), 0)
-        self.register_buffer("levels", lv.float(), persistent=False)  # (d,)
-        self.register_buffer("basis", basis.long(), persistent=False)  # (d,)
-        self.codebook_size = int(math.prod(int(v) for v in levels))
-        self.dim = len(levels)
+        # plain Python ints, not buffers: nothing to save, and nothing that loading a checkpoint could leave unset
+        self.level_list = [int(v) for v in levels]
+        self.basis_list = [math.prod(self.level_list[:i]) for i in range(len(self.level_list))]
+        self.codebook_size = math.prod(self.level_list)
+        self.dim = len(self.level_list)
         self.last_restarts = 0  # interface parity with the EMA quantisers
 
+    def _levels(self, like: Tensor) -> Tensor:  # (1, d, 1, 1) float32 on like's device
+        return torch.tensor(self.level_list, dtype=torch.float32, device=like.device).view(1, -1, 1, 1)
+
+    def _basis(self, like: Tensor) -> Tensor:  # (1, d, 1, 1) int64
+        return torch.tensor(self.basis_list, dtype=torch.long, device=like.device).view(1, -1, 1, 1)
+
     def _bound(self, z: Tensor) -> Tensor:  # (B, d, h, w) → same, channel i in [-(L_i-1)/2, (L_i-1)/2]
-        lv = self.levels.view(1, -1, 1, 1)
+        lv = self._levels(z)
         half = (lv - 1) * (1 - 1e-3) / 2
         offset = torch.where(lv % 2 == 0, 0.5, 0.0)
         shift = torch.atanh(offset / half)
@@ -58,18 +63,18 @@ class FSQuantizer(nn.Module):
         b = self._bound(z)
         return b + (torch.round(b) - b).detach()
 
-    def _half_width(self) -> Tensor:
-        return torch.div(self.levels, 2, rounding_mode="floor").view(1, -1, 1, 1)  # (1, d, 1, 1)
+    def _half_width(self, like: Tensor) -> Tensor:  # (1, d, 1, 1) ⌊L_i/2⌋ as float32
+        return torch.div(self._levels(like), 2, rounding_mode="floor")
 
     def codes_of(self, z: Tensor) -> Tensor:
         """(B, d, h, w) → (B, h, w) int64."""
-        digits = (torch.round(self._bound(z.float())) + self._half_width()).long()  # (B, d, h, w) in [0, L_i)
-        return (digits * self.basis.view(1, -1, 1, 1)).sum(1)
+        digits = (torch.round(self._bound(z.float())) + self._half_width(z)).long()  # (B, d, h, w) in [0, L_i)
+        return (digits * self._basis(z)).sum(1)
 
     def lookup(self, codes: Tensor) -> Tensor:
         """(B, h, w) → (B, d, h, w) grid points in [-1, 1]."""
-        digits = (codes.long()[:, None] // self.basis.view(1, -1, 1, 1)) % self.levels.long().view(1, -1, 1, 1)
-        hw = self._half_width()
+        digits = (codes.long()[:, None] // self._basis(codes)) % self._levels(codes).long()  # (B, d, h, w)
+        hw = self._half_width(codes)
         return (digits.float() - hw) / hw
 
     def forward(self, z: Tensor) -> Quantized:
@@ -77,7 +82,7 @@ class FSQuantizer(nn.Module):
             z = z.float()
             if z.shape[1] != self.dim:
                 raise ValueError(f"FSQ with {self.dim} levels got {z.shape[1]} latent channels")
-            q = self._round(z) / self._half_width()  # (B, d, h, w) in [-1, 1]
+            q = self._round(z) / self._half_width(z)  # (B, d, h, w) in [-1, 1]
             return Quantized(quantized=q, codes=self.codes_of(z), commitment_loss=z.new_zeros(()))
 
 

@@ -109,7 +109,11 @@ class VQGANForImages(PreTrainedModel):
 
     def __init__(self, config: VQGANConfig):
         super().__init__(config)
-        from diffusers.models.autoencoders.vae import Decoder, Encoder
+        try:
+            from diffusers.models.autoencoders.vae import Decoder, Encoder
+        except ImportError as e:
+            raise ImportError("the VQGAN tokenizer is built from diffusers' blocks: pip install diffusers "
+                              "(or the project's [images] extra)") from e
 
         n = len(config.block_out_channels)
         common = dict(block_out_channels=tuple(config.block_out_channels), layers_per_block=config.layers_per_block,
