@@ -44,6 +44,7 @@ from mdlm.tokenizers.vqgan import QUANTIZERS, VQGANConfig, VQGANForImages  # noq
 from mdlm.tokenizers.vqgan_losses import VQGANLossArguments  # noqa: E402
 from mdlm.tokenizers.vqgan_training import VQGANTrainingModule  # noqa: E402
 from mdlm.training.args import check_positive  # noqa: E402
+from mdlm.training.callbacks import TimeBudget  # noqa: E402
 from mdlm.training.run import mark_finished, prepare_run, run_recipe, train_from  # noqa: E402
 from mdlm.training.safe_trainer import SafeCheckpointMixin  # noqa: E402
 
@@ -62,6 +63,13 @@ class VQModelArguments:
     mid_block_add_attention: bool = field(default=False, metadata={"help": "vqgan: self-attention in the mid block"})
     quantizer: str = field(default="fsq", metadata={"help": "vqgan: fsq, l2ema or ema"})
     fsq_levels: list[int] = field(default_factory=lambda: [8, 5, 5, 5], metadata={"help": "vqgan fsq: levels per channel"})
+    vqgan_loss: bool | None = field(
+        default=None, metadata={"help": "train with the VQGAN loss (L1/L2, perceptual, patch-GAN); default: for vqgan only"}
+    )
+
+    @property
+    def use_vqgan_loss(self) -> bool:
+        return self.architecture == "vqgan" if self.vqgan_loss is None else bool(self.vqgan_loss)
     hidden_channels: list[int] = field(default_factory=lambda: [64, 128], metadata={"help": "one per 2× downsampling"})
     num_res_blocks: int = 2
     res_channels: int | None = None
@@ -92,9 +100,14 @@ class ImageDataArguments:
     torch_num_threads: int | None = field(
         default=None, metadata={"help": "CPU threads for torch (1 is fastest on a busy 2-core box)"}
     )
+    max_train_seconds: float | None = field(
+        default=None, metadata={"help": "stop training after this much wall time (a fixed-time GPU slot); default: off"}
+    )
 
     def __post_init__(self) -> None:
         check_positive(self, optional=("image_size", "max_train_samples", "max_eval_samples", "torch_num_threads"))
+        if self.max_train_seconds is not None and not self.max_train_seconds > 0:
+            raise ValueError(f"--max_train_seconds must be positive, got {self.max_train_seconds}")
         if self.channels not in (1, 3):
             raise ValueError(f"--channels must be 1 or 3, got {self.channels}")
         if self.num_preview < 0:
@@ -177,7 +190,7 @@ def build_model(margs: VQModelArguments, largs: VQGANLossArguments, channels: in
         tok = load_tokenizer_to_continue(margs, channels, image_size)
     else:
         tok = new_tokenizer(margs, channels, image_size)
-    return VQGANTrainingModule(tok, largs) if margs.architecture == "vqgan" else tok
+    return VQGANTrainingModule(tok, largs) if margs.use_vqgan_loss else tok
 
 
 def tokenizer_of(module):
@@ -195,7 +208,8 @@ def write_json_atomic(obj: dict, path: str) -> None:
 
 def run_fingerprint(margs: VQModelArguments, dargs: ImageDataArguments, largs: VQGANLossArguments) -> str:
     """What makes two VQ runs "the same run" for resuming (not preview count, threads or eval size)."""
-    data = {k: v for k, v in asdict(dargs).items() if k not in ("num_preview", "torch_num_threads", "max_eval_samples")}
+    skip = ("num_preview", "torch_num_threads", "max_eval_samples", "max_train_seconds")
+    data = {k: v for k, v in asdict(dargs).items() if k not in skip}
     blob = json.dumps({"model": asdict(margs), "data": data, "loss": asdict(largs)}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -230,7 +244,9 @@ def train(argv: list[str] | None = None) -> VQTrainer:
             f"{margs.architecture.upper()}: {n_params / 1e6:.2f}M parameters | {channels}×{image_size}² → {h}×{w} tokens, "
             f"{tok.codebook_size} codes | train {len(x_train)} / test {len(x_test)} images ({dargs.dataset})"
         )
-    trainer = VQTrainer(model=model, args=targs, train_dataset=TensorImageDataset(x_train), data_collator=collate_pixels)
+    budget = [TimeBudget(dargs.max_train_seconds)] if dargs.max_train_seconds else []
+    trainer = VQTrainer(model=model, args=targs, train_dataset=TensorImageDataset(x_train), data_collator=collate_pixels,
+                        callbacks=budget)
     train_from(trainer, resume)
     trainer.check_finite_state("the final VQ tokenizer")  # every rank; never publish NaN weights
     if targs.should_save:  # metrics and the final model from the main process only

@@ -395,6 +395,11 @@ class VQModelForImages(PreTrainedModel):
     def latent_shape(self) -> tuple[int, int]:
         return (self.config.latent_size, self.config.latent_size)
 
+    @property
+    def last_layer_weight(self) -> Tensor:
+        """The decoder's output conv weight (where the VQGAN loss's adaptive GAN weight is measured)."""
+        return self.decoder.conv_out.weight
+
     @torch.no_grad()
     def encode(self, images: Tensor) -> Tensor:
         """(B, C, H, W) in [-1, 1] → (B, h, w) int64 codes. Never updates the codebook."""

@@ -23,9 +23,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.func import functional_call
 
-from .vqgan import VQGANForImages
 
 Tensor = torch.Tensor
 

@@ -1,5 +1,6 @@
-"""The module that ``transformers.Trainer`` optimises when training a VQGAN tokenizer: the tokenizer
-(:class:`~mdlm.tokenizers.vqgan.VQGANForImages`) plus its training-only parts (patch discriminator, frozen perceptual
+"""The module that ``transformers.Trainer`` optimises when training with the VQGAN loss: the tokenizer
+(:class:`~mdlm.tokenizers.vqgan.VQGANForImages`, or the small :class:`~mdlm.tokenizers.image.VQModelForImages`: anything
+with ``encoder`` / ``quantizer`` / ``decoder`` / ``last_layer_weight``) plus its training-only parts (patch discriminator, frozen perceptual
 net), with the loss of :mod:`mdlm.tokenizers.vqgan_losses`. Checkpoints hold all of it (so a run resumes with its
 discriminator); the published tokenizer is ``module.vq`` alone.
 """
@@ -8,10 +9,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch.func import functional_call
 
-from .image import codebook_usage
+from .image import VQModelForImages, codebook_usage
 from .vqgan import VQGANForImages
 from .vqgan_losses import PatchDiscriminator, VQGANLossArguments, adaptive_weight, hinge_d_loss, load_perceptual
 
@@ -22,7 +22,7 @@ class VQGANTrainingModule(nn.Module):
     """``forward(pixel_values, step)`` → (loss, logs): generator and discriminator losses summed (see
     :mod:`mdlm.tokenizers.vqgan_losses` for why one backward pass trains both)."""
 
-    def __init__(self, vq: VQGANForImages, args: VQGANLossArguments):
+    def __init__(self, vq: VQGANForImages | VQModelForImages, args: VQGANLossArguments):
         super().__init__()
         self.vq, self.args = vq, args
         cfg = vq.config
