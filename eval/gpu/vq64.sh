@@ -11,8 +11,11 @@
 #       carry=[".whl", ".artifacts/emoji64.npz", ".artifacts/emoji_classifier"])
 # Variables: DATA (default .artifacts/emoji64.npz), CLF (default .artifacts/emoji_classifier if it exists).
 # DRY=1 bash eval/gpu/vq64.sh: the same steps on the CPU with the tiny config on a generated folder (seconds).
+# COMPARE=1 (kind="nvidia-h200-x2"): at the same time on GPU 1, the same loss and budget with the small hand-written
+# conv VQ-VAE (--architecture vqvae, 128/256 channels, EMA codebook of 1024) — the architecture choice at GPU scale.
 # Files back (8): run.log, train.log, vq_eval.json, reconstructions.png (originals / reconstructions rows),
-# reconstructions.npz + originals.npz (eval/fid.py --images / --reference), vq64/config.json, vq64/model.safetensors.
+# reconstructions.npz + originals.npz (eval/fid.py --images / --reference), vq64/config.json, vq64/model.safetensors;
+# with COMPARE=1 originals.npz is left out and vq_eval_vqvae.json comes back instead.
 set -x
 source eval/gpu/env.sh || exit 1
 OUT=${OUT:-out_vq64}; mkdir -p "$OUT/vq64"
@@ -36,11 +39,18 @@ CLF=${CLF:-.artifacts/emoji_classifier}
 [ -e "$DATA" ] || { echo "missing $DATA (see the header of eval/gpu/vq64.sh)" | tee -a "$OUT/run.log"; exit 1; }
 
 # 1. train (stops at max_steps or after max_train_seconds = 230 s; then the test-split metrics and the final save)
-rm -rf "$RUN" "$EV"
-timeout 420 python3 recipes/train_vq.py --config "$CFG" --dataset "$DATA" --output_dir "$RUN" "${EXTRA[@]}" \
+rm -rf "$RUN" "$EV" runs/vq64_vqvae runs/vq64_vqvae_eval
+if [ "${COMPARE:-0}" = 1 ]; then
+  CUDA_VISIBLE_DEVICES=1 timeout 420 python3 recipes/train_vq.py --config "$CFG" --dataset "$DATA" "${EXTRA[@]}" \
+    --output_dir runs/vq64_vqvae --architecture vqvae --vqgan_loss true --hidden_channels 128 256 --num_res_blocks 2 \
+    --embedding_dim 64 --codebook_size 1024 ${CLF:+--perceptual_model "$CLF"} > "$OUT/train_vqvae.log" 2>&1 &
+fi
+CUDA_VISIBLE_DEVICES=0 timeout 420 python3 recipes/train_vq.py --config "$CFG" --dataset "$DATA" --output_dir "$RUN" "${EXTRA[@]}" \
   ${CLF:+--perceptual_model "$CLF"} 2>&1 | grep -v "it/s\]\|examples/s\]" > "$OUT/train.log"
 grep -v "^{'loss'" "$OUT/train.log" | tail -15 | tee -a "$OUT/run.log"
 grep "^{'loss'" "$OUT/train.log" | awk 'NR % 5 == 0' | tail -10 | tee -a "$OUT/run.log"
+wait  # the COMPARE run, if any
+if [ "${COMPARE:-0}" = 1 ]; then grep -v "^{'loss'" "$OUT/train_vqvae.log" | tail -6 | tee -a "$OUT/run.log"; rm -f "$OUT/train_vqvae.log"; fi
 [ -f "$RUN/model.safetensors" ] || { echo "training wrote no model" | tee -a "$OUT/run.log"; exit 1; }
 cp "$RUN/config.json" "$RUN/model.safetensors" "$OUT/vq64/"
 echo "train wall: $(( $(date +%s) - T0 )) s" | tee -a "$OUT/run.log"
@@ -48,6 +58,13 @@ echo "train wall: $(( $(date +%s) - T0 )) s" | tee -a "$OUT/run.log"
 # 2. reconstruction metrics on the held-out split (+ reconstruction classifier-FID with a classifier)
 timeout 150 python3 eval/vq_eval.py --tokenizer "$RUN" --dataset "$DATA" --out-dir "$EV" --device "$DEV" \
   ${CLF:+--classifier "$CLF"} 2>&1 | tee -a "$OUT/run.log"
-cp "$EV/metrics.json" "$OUT/vq_eval.json"; cp "$EV/reconstructions.png" "$EV/reconstructions.npz" "$EV/originals.npz" "$OUT/"
+cp "$EV/metrics.json" "$OUT/vq_eval.json"; cp "$EV/reconstructions.png" "$EV/reconstructions.npz" "$OUT/"
+if [ "${COMPARE:-0}" = 1 ]; then
+  timeout 120 python3 eval/vq_eval.py --tokenizer runs/vq64_vqvae --dataset "$DATA" --out-dir runs/vq64_vqvae_eval \
+    --device "$DEV" ${CLF:+--classifier "$CLF"} 2>&1 | tee -a "$OUT/run.log"
+  cp runs/vq64_vqvae_eval/metrics.json "$OUT/vq_eval_vqvae.json"
+else
+  cp "$EV/originals.npz" "$OUT/"
+fi
 echo "total wall: $(( $(date +%s) - T0 )) s" | tee -a "$OUT/run.log"
 ls -la "$OUT" "$OUT/vq64"
