@@ -198,3 +198,17 @@ def test_train_vq_and_vq_eval_cli_on_rgb_folder(tmp_path, monkeypatch, capsys):
     assert code == 2 and err.startswith("error:") and "--overwrite" in err
     code, _, err = run_script(monkeypatch, capsys, "eval/vq_eval.py", *ev_args, "--channels", "1", "--overwrite")
     assert code == 2 and err.count("\n") == 1 and "expected images of shape (B, 3, 64, 64)" in err, err
+
+
+def test_vqgan_loss_trains_the_small_vqvae_too():
+    """--architecture vqvae --vqgan_loss true: the same loss module around the hand-written VQ-VAE (16×16 codes)."""
+    from mdlm.tokenizers.image import VQConfig, VQModelForImages
+
+    torch.manual_seed(0)
+    vq = VQModelForImages(VQConfig(in_channels=3, image_size=64, hidden_channels=[8, 8], num_res_blocks=1,
+                                   embedding_dim=4, codebook_size=32))
+    module = VQGANTrainingModule(vq.train(), VQGANLossArguments(disc_weight=0.1, disc_channels=8))
+    loss, logs = module(shapes_batch(4), step=0)
+    loss.backward()
+    assert vq.latent_shape == (16, 16) and {"rec_l1", "g_adv", "d_loss", "adaptive_weight"} <= logs.keys()
+    assert vq.last_layer_weight.grad is not None and module.discriminator.net[0].weight.grad is not None
