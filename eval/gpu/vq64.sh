@@ -4,12 +4,12 @@
 #
 # Prepare on the development machine (the GPU machine has neither diffusers/torchmetrics nor the images):
 #   ../shared/device/fetch-wheels.sh diffusers==0.42.1 torchmetrics lightning-utilities pillow importlib-metadata zipp
-#   python -m mdlm.data.image_sources export emoji .artifacts/emoji64.npz            # 12 MB
-#   optional: a recipes/train_classifier.py model on the same 3×64² images in .artifacts/emoji_classifier
+#   python -m mdlm.data.image_sources export emoji .data/emoji64.npz            # 12 MB
+#   optional: a recipes/train_classifier.py model on the same 3×64² images in .data/emoji_classifier
 #             (switches on the perceptual loss and the reconstruction classifier-FID)
 #   run(command="bash eval/gpu/vq64.sh", kind="nvidia-h200",
-#       carry=[".whl", ".artifacts/emoji64.npz", ".artifacts/emoji_classifier"])
-# Variables: DATA (default .artifacts/emoji64.npz), CLF (default .artifacts/emoji_classifier if it exists).
+#       carry=[".whl", ".data/emoji64.npz", ".data/emoji_classifier"])
+# Variables: DATA (default .data/emoji64.npz), CLF (default .data/emoji_classifier if it exists).
 # DRY=1 bash eval/gpu/vq64.sh: the same steps on the CPU with the tiny config on a generated folder (seconds).
 # COMPARE=1 (kind="nvidia-h200-x2"): at the same time on GPU 1, the same loss and budget with the small hand-written
 # conv VQ-VAE (--architecture vqvae, 128/256 channels, EMA codebook of 1024) — the architecture choice at GPU scale.
@@ -26,9 +26,9 @@ if [ "${DRY:-0}" = 1 ]; then
   python3 -c "from tests.rgb_fixtures import make_rgb_folder; make_rgb_folder('$DATA', per_class=6)"
   CFG=recipes/configs/vq64_tiny.yaml; EXTRA=(--max_steps 4 --disc_start_step 2); DEV=cpu
 else
-  DATA=${DATA:-.artifacts/emoji64.npz}; CFG=recipes/configs/vq64_gpu.yaml; EXTRA=(); DEV=cuda
+  DATA=${DATA:-.data/emoji64.npz}; CFG=recipes/configs/vq64_gpu.yaml; EXTRA=(); DEV=cuda
 fi
-CLF=${CLF:-.artifacts/emoji_classifier}
+CLF=${CLF:-.data/emoji_classifier}
 [ -f "$CLF/config.json" ] || CLF=
 {
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
