@@ -123,6 +123,17 @@ def _image_files(root: str) -> list[str]:
     return sorted(out)
 
 
+def image_size_of(path: str) -> tuple[int, int]:
+    """(width, height) from the file's header (no decode); ValueError naming the file if it is not an image."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except UnidentifiedImageError:
+        raise ValueError(f"{path}: not an image file") from None
+
+
 def _require_dir(path: str, package: str) -> str:
     if not os.path.isdir(path):
         raise ValueError(f"{path!r} does not exist; install the Debian package with `apt-get install {package}`")
@@ -134,18 +145,26 @@ def read_openclipart(root: str = OPENCLIPART_DIR, min_side: int = 64) -> Catalog
     from PIL import Image
 
     root = _require_dir(root, "openclipart-png")
-    items, small = [], 0
+    items, small, huge = [], 0, 0
     for p in _image_files(root):
         rel = Path(os.path.relpath(p, root))
-        with Image.open(p) as im:  # reads the header only
-            if max(im.size) < min_side:
-                small += 1
-                continue
+        try:
+            w, h = image_size_of(p)
+        except Image.DecompressionBombError:  # PIL refuses to open it at all
+            huge += 1
+            continue
+        if max(w, h) < min_side:
+            small += 1
+            continue
+        if w * h > (Image.MAX_IMAGE_PIXELS or w * h):  # PIL refuses these as decompression bombs
+            huge += 1
+            continue
         title = _words(rel.stem).removesuffix(" 01").strip()
         folders = tuple(_words(d) for d in rel.parts[:-1])
         items.append(SourceItem(p, rel.as_posix(), rel.as_posix(), title, rel.parts[0], folders))
     names = sorted({i.category for i in items})
-    return Catalog("openclipart", items, names, fit="pad", notes={"skipped_smaller_than_min_side": small})
+    return Catalog("openclipart", items, names, fit="pad",
+                   notes={"skipped_smaller_than_min_side": small, "skipped_over_pil_pixel_limit": huge})
 
 
 def _tuxpaint_caption(txt: str) -> str:

@@ -95,7 +95,7 @@ def decode_image(path: str, size: int, channels: int = 3, *, fit: str = "crop", 
             return pil_to_array(im, size, channels, resize, fit=fit, allow_grey=allow_grey)
     except UnidentifiedImageError:
         raise ValueError(f"{path}: not an image file") from None
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
         raise ValueError(f"{path}: {e}") from None
 
 
@@ -188,6 +188,15 @@ def load_exported(path: str, image_size: int | None = None) -> DatasetDict:
     if image_size is not None and s != image_size:
         raise ValueError(f"{path} holds {s}×{s} images, not {image_size}×{image_size}; re-export with --size {image_size}")
     return arrays_to_datasets(arrays)
+
+
+def source_name(name: str) -> str:
+    """A data set's short name: the source recorded in an exported ``.npz``, else the name / folder's base name."""
+    if name.endswith(".npz") and os.path.isfile(name):
+        with np.load(name, allow_pickle=False) as z:
+            if "meta" in z.files:
+                return str(json.loads(str(z["meta"])).get("source", name))
+    return os.path.basename(os.path.normpath(name))
 
 
 # ---- cache --------------------------------------------------------------------------------------------

@@ -151,15 +151,21 @@ def save_image_grid(images: torch.Tensor | np.ndarray, path: str, nrow: int = 8,
     Image.fromarray(grid[0] if c == 1 else grid.transpose(1, 2, 0)).save(path)
 
 
-def save_samples_npz(path: str, images: torch.Tensor | np.ndarray, labels: torch.Tensor | np.ndarray | None = None) -> None:
+def save_samples_npz(path: str, images: torch.Tensor | np.ndarray, labels: torch.Tensor | np.ndarray | None = None,
+                     captions: Sequence[str] | None = None) -> None:
     """Write generated images for ``eval/fid.py``: ``images`` (N, C, H, W) in [-1, 1] are stored as
-    uint8 [0, 255] under key ``images``; ``labels`` (N,) = the class each image was asked for."""
+    uint8 [0, 255] under key ``images``; ``labels`` (N,) = the class each image was asked for;
+    ``captions`` (N,) = the prompt each image was generated from (a unicode array, no pickle)."""
     arrays = {"images": unit_to_uint8(images)}
     if labels is not None:
         y = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
         if len(y) != len(arrays["images"]):
             raise ValueError(f"{len(arrays['images'])} images but {len(y)} labels")
         arrays["labels"] = y.astype(np.int64)
+    if captions is not None:
+        if len(captions) != len(arrays["images"]):
+            raise ValueError(f"{len(arrays['images'])} images but {len(captions)} captions")
+        arrays["captions"] = np.array([str(c) for c in captions], dtype=str)
     np.savez_compressed(path, **arrays)
 
 
