@@ -98,7 +98,8 @@ def classifier_scores(args, fake: ImageSet, real: ImageSet) -> dict:
     out["class_accuracy"] = (round(accuracy(clf, fake.images, fake.labels, args.batch_size), 4)
                              if fake.labels is not None else None)
     if fake.prompts is not None:
-        cap_real = load_image_set(args.captions_from, args.dataset, clf.config.in_channels) if args.captions_from else real
+        cap_real = (load_image_set(args.captions_from, args.dataset, clf.config.in_channels, clf.config.image_size)
+                    if args.captions_from else real)
         out.update(caption_scores(clf, fake, cap_real, args.retrieval_k, args.batch_size, args.seed))
     return out
 
@@ -117,11 +118,12 @@ def inception_scores(args, fake: ImageSet, real: ImageSet) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    channels = None
+    shape: tuple = (None, None)  # (channels, image size) the classifier takes
     if args.classifier:
-        channels = load_classifier(args.classifier).config.in_channels
-    fake = load_image_set(args.fake, args.dataset, channels)
-    real = load_image_set(args.real, args.dataset, channels).head(args.max_reference)
+        cfg = load_classifier(args.classifier).config
+        shape = (cfg.in_channels, cfg.image_size)
+    fake = load_image_set(args.fake, args.dataset, *shape)
+    real = load_image_set(args.real, args.dataset, *shape).head(args.max_reference)
     if tuple(fake.images.shape[1:]) != tuple(real.images.shape[1:]):
         raise ValueError(f"--fake images are {tuple(fake.images.shape[1:])}, --real images {tuple(real.images.shape[1:])}")
     out: dict = {"metric": "FID (Inception-v3 pool3)"}

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 Tensor = torch.Tensor
+TIE_TOLERANCE = 1e-9  # cosine differences below this are round-off: a tie, counted as a miss
 
 
 def caption_index(reference_captions: Sequence[str], prompts: Sequence[str]) -> np.ndarray:
@@ -39,7 +40,7 @@ def caption_index(reference_captions: Sequence[str], prompts: Sequence[str]) -> 
 def caption_retrieval_accuracy(generated: np.ndarray | Tensor, reference: np.ndarray | Tensor, target: np.ndarray | Tensor,
                                k: int = 10, seed: int = 0) -> float:
     """Share of generated images nearer (cosine of features) to their prompt's real image than to each of K-1
-    random other real images (see module docstring).
+    random other real images (see module docstring; a difference ≤ :data:`TIE_TOLERANCE` is a tie = a miss).
 
     Args:
         generated: (N, d) features of the generated images.
@@ -62,7 +63,7 @@ def caption_retrieval_accuracy(generated: np.ndarray | Tensor, reference: np.nda
     noise.scatter_(1, t[:, None], 2.0)  # the prompt itself is never a distractor
     distractors = noise.topk(k - 1, dim=1, largest=False).indices  # (N, k-1): a uniform draw w/o replacement
     best_other = sim.gather(1, distractors).max(dim=1).values  # (N,)
-    return float((own[:, 0] > best_other).double().mean())
+    return float((own[:, 0] - best_other > TIE_TOLERANCE).double().mean())
 
 
 def prompt_category_accuracy(predicted: Tensor, reference_labels: Tensor, target: np.ndarray | Tensor) -> float:

@@ -71,8 +71,10 @@ def _npz_channels(path: str) -> int:
         return int(z["images"].shape[1])
 
 
-def load_image_set(spec: str, default_dataset: str = "fashion-mnist", channels: int | None = None) -> ImageSet:
-    """The images of ``spec`` (see module docstring); ``channels`` is checked for named data sets."""
+def load_image_set(spec: str, default_dataset: str = "fashion-mnist", channels: int | None = None,
+                   image_size: int | None = None) -> ImageSet:
+    """The images of ``spec`` (see module docstring); ``channels`` / ``image_size`` (e.g. the classifier's) are
+    checked for named data sets and used to convert a folder."""
     if spec in ("train", "test"):
         name, split = default_dataset, spec
     elif ":" in spec and spec.rsplit(":", 1)[1] in SPLITS:
@@ -85,7 +87,7 @@ def load_image_set(spec: str, default_dataset: str = "fashion-mnist", channels: 
         raise ValueError(f"image set {spec!r}: use NAME:train|test|all, train, test, or a .npz file")
     if name.endswith(".npz") and os.path.isfile(name):
         channels = _npz_channels(name)
-    ds = load_image_dataset(name, channels=channels if channels is not None else _default_channels(name))
+    ds = load_image_dataset(name, image_size, channels=channels if channels is not None else _default_channels(name))
     return _from_datasets(ds, split, name)
 
 
