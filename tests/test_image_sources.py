@@ -15,7 +15,7 @@ from PIL import Image
 from rgb_fixtures import make_rgb_folder
 
 from mdlm.data import image_sources as src
-from mdlm.data.image_catalogs import read_emoji, read_folder
+from mdlm.data.image_catalogs import read_emoji, read_folder, read_openclipart
 from mdlm.data.images import dataset_to_tensors, load_image_dataset, load_image_folder
 
 
@@ -91,12 +91,20 @@ def test_export_round_trip_cache_and_overwrite(emoji_env, tmp_path, monkeypatch,
         load_image_dataset(str(out), 32, 3)
 
 
-def test_missing_emoji_package_names_the_install_command(tmp_path, monkeypatch):
+def test_missing_package_names_the_install_command_or_uses_the_carried_export(emoji_env, tmp_path, monkeypatch):
+    src.main(["export", "emoji", str(tmp_path / "emoji64.npz")])
     monkeypatch.setenv("MDLM_EMOJI_DIR", str(tmp_path / "nowhere"))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr("mdlm.data.image_catalogs.EMOJI_DEFAULT_PREFIX", str(tmp_path / "none"))
     with pytest.raises(ValueError, match="npm install --prefix .* emoji-datasource-google@16.0.0"):
         read_emoji()
+    monkeypatch.setenv("MDLM_IMAGE_DATA", str(tmp_path / "empty"))
+    with pytest.raises(ValueError, match="npm install"):
+        load_image_dataset("emoji", 64, 3)
+    monkeypatch.setenv("MDLM_IMAGE_DATA", str(tmp_path))  # the GPU machine: no npm, the export carried along
+    assert len(load_image_dataset("emoji", 64, 3)["test"]) + len(load_image_dataset("emoji", 64, 3)["train"]) == 11
+    with pytest.raises(ValueError, match="apt-get install openclipart-png"):
+        read_openclipart(str(tmp_path / "no"))
 
 
 def test_rgb_folder_any_size_captions_and_subfolder_classes(tmp_path):

@@ -23,7 +23,8 @@ by a fingerprint of the file list (paths, sizes, mtimes), the captions and the c
     python -m mdlm.data.image_sources export emoji emoji64.npz     # uint8 images + labels + captions
     python -m mdlm.data.image_sources info emoji                    # counts per split and class
 
-and ``load_image_dataset("emoji64.npz")`` (or :func:`load_exported`) reads it back.
+and ``load_image_dataset("emoji64.npz")`` (or :func:`load_exported`) reads it back. Where the package is not
+installed, ``load_image_dataset("emoji")`` reads ``$MDLM_IMAGE_DATA/emoji64.npz`` (default dir ``.data``) instead.
 """
 
 from __future__ import annotations
@@ -234,11 +235,26 @@ def cached_arrays(cat: Catalog, size: int = DEFAULT_SIZE, channels: int = 3, tes
     return arrays
 
 
+def carried_export(name: str, size: int) -> str | None:
+    """``$MDLM_IMAGE_DATA/<name><size>.npz`` (default dir ``.data``) if it exists: the export carried to a machine
+    without npm / apt (e.g. ``.data/emoji64.npz``)."""
+    path = os.path.join(os.environ.get("MDLM_IMAGE_DATA", ".data"), f"{name}{size}.npz")
+    return path if os.path.isfile(path) else None
+
+
 def load_source(name: str, image_size: int | None = None, test_fraction: float = DEFAULT_TEST_FRACTION,
                 cache_dir: str | None = None) -> DatasetDict:
-    """A named source (:data:`SOURCES`) as 3×S×S RGB DatasetDict (S = ``image_size`` or 64)."""
-    return arrays_to_datasets(cached_arrays(read_catalog(name), image_size or DEFAULT_SIZE, 3, test_fraction,
-                                            cache_dir=cache_dir))
+    """A named source (:data:`SOURCES`) as 3×S×S RGB DatasetDict (S = ``image_size`` or 64). When the source's
+    package is not installed, a carried export (:func:`carried_export`) stands in for it."""
+    size = image_size or DEFAULT_SIZE
+    try:
+        cat = read_catalog(name)
+    except ValueError:
+        carried = carried_export(name, size) if test_fraction == DEFAULT_TEST_FRACTION else None
+        if carried is None:
+            raise
+        return load_exported(carried, size)
+    return arrays_to_datasets(cached_arrays(cat, size, 3, test_fraction, cache_dir=cache_dir))
 
 
 def load_folder(root: str, image_size: int = DEFAULT_SIZE, channels: int = 3, resize: bool = True,
