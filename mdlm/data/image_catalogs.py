@@ -4,8 +4,8 @@ Each reader returns a :class:`Catalog` — a list of :class:`SourceItem` (one pe
 names — without decoding any image; :mod:`mdlm.data.image_sources` decodes, splits and caches them.
 
   * ``emoji``: npm ``emoji-datasource-google@16.0.0`` (Noto emoji, 64×64 RGBA PNGs; Apache-2.0 images, MIT data).
-    Class = the emoji's category (9; the 5 "Component" entries — skin-tone swatches and hair pieces, not pictures
-    of anything — are left out). Caption = the Unicode name in lower case (+ ", medium skin tone" etc. for a skin
+    Class = the emoji's category (9; the 5 "Component" entries — the skin-tone swatches, colour patches rather
+    than pictures — are left out). Caption = the Unicode name in lower case (+ ", medium skin tone" etc. for a skin
     variation); keywords = its short names and sub-category. Skin variations share their base emoji's ``group``,
     so every tone of one emoji lands in the same split.
   * ``openclipart``: Debian ``openclipart-png`` (public-domain clip art). Class = the package's top-level folder
