@@ -38,7 +38,7 @@ from mdlm.cli import ArgumentParser, UserError, positive_int, run_cli
 from mdlm.evaluation.caption_retrieval import caption_index, caption_retrieval_accuracy, prompt_category_accuracy
 from mdlm.evaluation.classifier import accuracy, load_classifier, predict
 from mdlm.evaluation.fid import classifier_features, extract_features, feature_fid
-from mdlm.evaluation.image_scoring import METRIC_NAME
+from mdlm.evaluation.image_scoring import METRIC_NAME, metric_name
 from mdlm.evaluation.image_sets import ImageSet, load_image_set
 
 
@@ -62,14 +62,6 @@ def parse_args(argv: list[str] | None = None):
     if args.retrieval_k < 2:
         p.error("--retrieval-k must be ≥ 2")
     return args
-
-
-def metric_name(clf) -> str:
-    """What the FID is computed on, named by the data set the classifier was trained on."""
-    trained_on = getattr(clf.config, "trained_on", None)
-    if not trained_on or trained_on.lower().replace("_", "-") in ("fashion-mnist", "fmnist"):
-        return METRIC_NAME
-    return f"classifier-FID ({trained_on} CNN features)"
 
 
 def caption_scores(clf, fake: ImageSet, real: ImageSet, k: int, batch_size: int, seed: int) -> dict:

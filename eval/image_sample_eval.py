@@ -31,7 +31,6 @@ import mdlm  # noqa: F401
 from mdlm.cli import ArgumentParser, positive_int, refuse_overwrite, run_cli
 from mdlm.evaluation.files import write_json
 from mdlm.evaluation.image_scoring import (
-    METRIC_NAME,
     REFERENCES,
     ImageScorer,
     build_scorer,
@@ -49,7 +48,8 @@ def parse_args(argv: list[str] | None = None):
     p.add_argument("--classifier", required=True, help="classifier dir (recipes/train_classifier.py output)")
     p.add_argument("--steps", type=positive_int, nargs="+", default=[8, 16, 32])
     p.add_argument("--num-per-class", type=positive_int, default=100)
-    p.add_argument("--dataset", default="fashion-mnist", help="reference data set (fashion-mnist, digits, a folder)")
+    p.add_argument("--dataset", default="fashion-mnist", help="reference data set (fashion-mnist, digits, emoji, "
+                   "openclipart, tuxpaint, an exported .npz, a folder)")
     p.add_argument("--data-dir", default=None, help="Fashion-MNIST IDX dir (default: $MDLM_FASHION_MNIST_DIR or Debian's)")
     p.add_argument("--reference", nargs="+", default=["test"], choices=REFERENCES,
                    help="reference image set(s); the first is the headline classifier_fid (recon = VQ reconstructions "
@@ -88,7 +88,7 @@ def print_table(result: dict[str, Any]) -> None:
     rows, refs = result["results"], result["references"]
     fid_cols = ["classifier-FID"] if len(refs) == 1 else [f"FID vs {r}" for r in refs]
     widths = [6, 5, *[max(14, len(c)) for c in fid_cols], 10, 9, 9]
-    print(f"{METRIC_NAME}; {rows[0]['n_images']} samples per row vs {result['reference']}")
+    print(f"{result['metric']}; {rows[0]['n_images']} samples per row vs {result['reference']}")
     print(fmt_row(["steps", "NFE", *fid_cols, "class acc", "wall s", "img/s"], widths))
     print("-+-".join("-" * w for w in widths))
     for r in rows:
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> dict:
               f"{r['class_accuracy']:.3f}, {r['sample_wall_s']:.1f}s", file=sys.stderr, flush=True)
     primary = refs["reference_points"][a.reference[0]]
     result = {
-        "metric": METRIC_NAME, "model": a.model, "classifier": a.classifier,
+        "metric": scorer.metric, "model": a.model, "classifier": a.classifier,
         "reference": scorer.describe(a.reference[0]), **refs, "num_per_class": a.num_per_class,
         "vq_reconstruction_fid": primary["vq_reconstructions"], "real_data_fid": primary["real_images"],
         "reference_wall_s": round(ref_s, 1),
