@@ -1,5 +1,5 @@
-"""Sample from a class-conditional image MDM and score the samples: classifier-FID (Fashion-MNIST
-classifier features) and class accuracy, for several step counts.
+"""Sample from a class-conditional image MDM and score the samples: classifier-FID (features of a classifier
+trained on the same data set: Fashion-MNIST, or the 64×64 emoji) and class accuracy, for several step counts.
 
     python eval/image_sample_eval.py --model runs/fmnist_mdm_tiny --classifier .artifacts/fmnist_classifier \\
         --steps 8 16 32 --num-per-class 100 --json runs/fmnist_mdm_tiny/sample_eval.json
@@ -7,10 +7,12 @@ classifier features) and class accuracy, for several step counts.
     python eval/image_sample_eval.py --model DIR --classifier CLF --steps 16 --cfg-scale 0 --temperature 1
     # compare with the VQ reconstructions of the test images (no tokenizer floor), and also with the test images:
     python eval/image_sample_eval.py --model DIR --classifier CLF --steps 8 16 --reference recon test
+    # 64×64 emoji (classifier: recipes/configs/emoji_classifier_gpu.yaml)
+    python eval/image_sample_eval.py --model DIR --classifier runs/emoji_classifier --dataset emoji --steps 8 64
 
 For each step count, ``num_per_class`` images of every class are generated with the one sampler and
-scored by :mod:`mdlm.evaluation.image_scoring` (classifier-FID of the project's Fashion-MNIST classifier
-features — NOT the Inception FID of papers — and class accuracy). ``--reference`` (one or more; the first
+scored by :mod:`mdlm.evaluation.image_scoring` (classifier-FID of the project's classifier features — NOT
+the Inception FID of papers — and class accuracy). ``--reference`` (one or more; the first
 is the headline ``classifier_fid``): ``test`` (default) / ``train`` real images, or ``recon`` = the VQ
 reconstructions of the test images (no tokenizer floor; see the library module for the reference points).
 
