@@ -35,7 +35,11 @@ import json
 import torch
 
 from mdlm.cli import ArgumentParser, UserError, positive_int, run_cli
-from mdlm.evaluation.caption_retrieval import caption_index, caption_retrieval_accuracy, prompt_category_accuracy
+from mdlm.evaluation.caption_retrieval import (
+    caption_index,
+    caption_retrieval_accuracy,
+    prompt_category_accuracy,
+)
 from mdlm.evaluation.classifier import accuracy, load_classifier, predict
 from mdlm.evaluation.fid import classifier_features, extract_features, feature_fid
 from mdlm.evaluation.image_scoring import METRIC_NAME, metric_name

@@ -16,7 +16,11 @@ from rgb_fixtures import make_rgb_folder
 from test_image_sample_eval import load_eval_script
 
 from mdlm.data.images import dataset_to_tensors, load_image_folder, save_samples_npz
-from mdlm.evaluation.caption_retrieval import caption_index, caption_retrieval_accuracy, prompt_category_accuracy
+from mdlm.evaluation.caption_retrieval import (
+    caption_index,
+    caption_retrieval_accuracy,
+    prompt_category_accuracy,
+)
 from mdlm.evaluation.classifier import load_classifier
 from mdlm.evaluation.fid import classifier_features, fid_between
 

@@ -46,7 +46,7 @@ def test_emoji_dataset_schema_range_and_white_background(emoji_env):
     f = ds["train"].features
     assert isinstance(f["label"], ClassLabel) and f["label"].names[0] == "Smileys & Emotion"
     assert tuple(f["pixel_values"].shape) == (3, 64, 64) and f["pixel_values"].dtype == "float32"
-    x, y = dataset_to_tensors(ds["train"])
+    x, _ = dataset_to_tensors(ds["train"])
     assert x.shape[1:] == (3, 64, 64) and x.min() >= -1 and x.max() <= 1
     assert bool((x[:, :, 0, 0] == 1.0).all())  # transparent corner composited on white
     row = ds["train"][0]

@@ -38,9 +38,23 @@ from collections.abc import Sequence
 
 import numpy as np
 import pyarrow as pa
-from datasets import ClassLabel, Dataset, DatasetDict, DatasetInfo, Features, List, Value
+from datasets import (
+    Dataset,
+    DatasetDict,
+    DatasetInfo,
+    Features,
+    List,
+    Value,
+)
 
-from .image_catalogs import Catalog, catalog_counts, read_emoji, read_folder, read_openclipart, read_tuxpaint
+from .image_catalogs import (
+    Catalog,
+    catalog_counts,
+    read_emoji,
+    read_folder,
+    read_openclipart,
+    read_tuxpaint,
+)
 from .images import BACKGROUND, images_dataset, pil_to_array, uint8_to_unit
 
 FORMAT_VERSION = 1  # of the .npz layout and the conversion; part of the cache fingerprint

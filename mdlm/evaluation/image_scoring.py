@@ -27,9 +27,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..data.images import dataset_to_tensors, load_fashion_mnist, load_image_dataset, save_samples_npz
+from ..data.images import (
+    dataset_to_tensors,
+    load_fashion_mnist,
+    load_image_dataset,
+    save_samples_npz,
+)
 from ..pipelines import load_for_generation
-from ..pipelines.image import ImageModelInfo, generate_images, image_model_info, load_image_vq
+from ..pipelines.image import (
+    ImageModelInfo,
+    generate_images,
+    image_model_info,
+    load_image_vq,
+)
 from ..pipelines.text import sampler_config_from
 from .classifier import accuracy
 from .fid import classifier_features, feature_fid
