@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 from transformers import Trainer, TrainingArguments, set_seed  # noqa: E402
 
 from mdlm.cli import UserError, parse_config_and_args, run_cli  # noqa: E402
@@ -49,6 +50,8 @@ class ClassifierArguments:
     feature_dim: int = field(default=128, metadata={"help": "penultimate (FID feature) width"})
     dropout: float = 0.3
     hflip: bool = field(default=True, metadata={"help": "random horizontal flips while training"})
+    balanced_loss: bool = field(default=False, metadata={
+        "help": "weight the cross-entropy by N / (K · count of the class) (imbalanced sets such as emoji)"})
 
 
 @dataclass
@@ -59,6 +62,26 @@ class ClassifierDataArguments:
     channels_in: int = field(default=1, metadata={"help": "image channels: 1 or 3"})
     max_train_samples: int | None = None
     torch_num_threads: int | None = field(default=None, metadata={"help": "CPU threads for torch"})
+
+
+def balanced_class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """(K,) N / (K · n_k): every class carries the same total weight (a class absent from ``labels`` gets 0)."""
+    counts = torch.bincount(labels, minlength=num_classes).float()  # (K,)
+    return torch.where(counts > 0, len(labels) / (num_classes * counts.clamp(min=1)), torch.zeros_like(counts))
+
+
+class WeightedLossTrainer(Trainer):
+    """``Trainer`` whose loss is the class-weighted cross-entropy (weights (K,), see :func:`balanced_class_weights`)."""
+
+    def __init__(self, *args, class_weights: torch.Tensor, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.class_weights = class_weights
+
+    def compute_loss(self, model, inputs, return_outputs=False, **kwargs):
+        labels = inputs.pop("labels")
+        outputs = model(**inputs)
+        loss = F.cross_entropy(outputs.logits, labels, weight=self.class_weights.to(outputs.logits.device))
+        return (loss, outputs) if return_outputs else loss
 
 
 class FlipCollator:
@@ -107,12 +130,12 @@ def main() -> int:
     model = ImageClassifierCNN(cfg)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"classifier: {n_params / 1e6:.3f}M parameters | train {len(x_train)} / test {len(x_test)} ({dargs.dataset})")
-    trainer = Trainer(
-        model=model,
-        args=targs,
-        train_dataset=TensorImageDataset(x_train, y_train),
-        data_collator=FlipCollator(cargs.hflip),
-    )
+    kwargs = dict(model=model, args=targs, train_dataset=TensorImageDataset(x_train, y_train),
+                  data_collator=FlipCollator(cargs.hflip))
+    if cargs.balanced_loss:
+        trainer = WeightedLossTrainer(**kwargs, class_weights=balanced_class_weights(y_train, len(names)))
+    else:
+        trainer = Trainer(**kwargs)
     trainer.train(resume_from_checkpoint=targs.resume_from_checkpoint or None)
     train_s = time.time() - t0
     if not targs.should_save:

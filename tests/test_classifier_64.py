@@ -33,12 +33,14 @@ def train_classifier(tmp_path: Path, monkeypatch, folder: Path) -> Path:
     mod = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, "train_classifier", mod)  # dataclasses look their module up
     spec.loader.exec_module(mod)
+    w = mod.balanced_class_weights(torch.tensor([0, 0, 0, 1]), 3)  # each present class carries the same total weight
+    assert torch.allclose(w * torch.tensor([3.0, 1.0, 0.0]), torch.tensor([4 / 3, 4 / 3, 0.0]))
     out = tmp_path / "clf"
     monkeypatch.setenv("MDLM_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr("sys.argv", [
         "train_classifier.py", "--config", str(ROOT / "recipes" / "configs" / "emoji_classifier_tiny.yaml"),
         "--dataset", str(folder), "--max_steps", "4", "--per_device_train_batch_size", "8", "--max_train_samples",
-        "64", "--output_dir", str(out), "--disable_tqdm", "true"])
+        "64", "--output_dir", str(out), "--disable_tqdm", "true", "--balanced_loss", "true"])
     threads = torch.get_num_threads()
     try:
         with pytest.raises(SystemExit) as exit_info:
