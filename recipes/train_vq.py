@@ -1,5 +1,6 @@
-"""Train the VQ-VAE image tokenizer (mdlm.tokenizers.image.VQModelForImages) on Fashion-MNIST or a
-folder of images, with ``transformers.Trainer``.
+"""Train an image tokenizer with ``transformers.Trainer``: the small VQ-VAE (mdlm.tokenizers.image.VQModelForImages,
+Fashion-MNIST 7×7 codes) or the VQGAN-style tokenizer for 64×64 RGB (mdlm.tokenizers.vqgan.VQGANForImages, 16×16
+codes; docs/images/tokenizer.md), on Fashion-MNIST, an exported .npz or a folder of images.
 
 Launch:
 
