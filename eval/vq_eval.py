@@ -38,7 +38,7 @@ def parse_args(argv: list[str] | None = None):
     p.add_argument("--max-samples", type=positive_int, default=None)
     p.add_argument("--batch-size", type=positive_int, default=256)
     p.add_argument("--classifier", default=None, help="recipes/train_classifier.py dir: adds the reconstruction FID")
-    p.add_argument("--grid-rows", type=int, default=4, help="pairs of rows (originals / reconstructions) in the PNG")
+    p.add_argument("--grid-rows", type=positive_int, default=4, help="pairs of rows (originals / reconstructions) in the PNG")
     p.add_argument("--out-dir", required=True)
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")

@@ -187,6 +187,9 @@ def new_tokenizer(margs: VQModelArguments, channels: int, image_size: int) -> VQ
 
 def build_model(margs: VQModelArguments, largs: VQGANLossArguments, channels: int, image_size: int):
     """The module the Trainer optimises: the VQ-VAE itself, or a VQGAN wrapped with its discriminator/perceptual net."""
+    if not margs.use_vqgan_loss and (largs.perceptual_model or largs.disc_weight > 0):
+        raise ValueError("--perceptual_model / --disc_weight belong to the VQGAN loss: add --vqgan_loss true "
+                         "(or use --architecture vqgan)")
     if margs.model_name_or_path:
         tok = load_tokenizer_to_continue(margs, channels, image_size)
     else:
