@@ -23,15 +23,15 @@ from mdlm.tokenizers.vqgan import QUANTIZERS, VQGANConfig, VQGANForImages
 
 
 def make(design: str, k: int = 1024):
-    """``vqvae_ema`` (hand-written [32, 64]) or ``vqgan_<quantiser>`` (diffusers blocks (32, 64, 64))."""
+    """``vqvae_<quantiser>`` (hand-written [32, 64]) or ``vqgan_<quantiser>`` (diffusers blocks (32, 64, 64))."""
     net, _, q = design.partition("_")
-    if net == "vqvae" and q == "ema":
+    if net == "vqvae" and q in QUANTIZERS:
         return VQModelForImages(VQConfig(in_channels=3, image_size=64, hidden_channels=[32, 64], num_res_blocks=2,
-                                         embedding_dim=16, codebook_size=k))
+                                         embedding_dim=16, codebook_size=k, quantizer=q, fsq_levels=(8, 5, 5, 5)))
     if net == "vqgan" and q in QUANTIZERS:
         return VQGANForImages(VQGANConfig(block_out_channels=(32, 64, 64), norm_num_groups=8, quantizer=q,
                                           embedding_dim=16, codebook_size=k, fsq_levels=(8, 5, 5, 5)))
-    raise UserError(f"unknown design {design!r}: vqvae_ema or vqgan_{{{','.join(QUANTIZERS)}}}")
+    raise UserError(f"unknown design {design!r}: vqvae_<q> or vqgan_<q>, q in {', '.join(QUANTIZERS)}")
 
 
 def run_design(design: str, x_train: torch.Tensor, x_test: torch.Tensor, args) -> None:

@@ -62,8 +62,8 @@ class VQModelArguments:
     layers_per_block: int = field(default=1, metadata={"help": "vqgan: ResNet blocks per level"})
     norm_num_groups: int = field(default=32, metadata={"help": "vqgan: GroupNorm groups"})
     mid_block_add_attention: bool = field(default=False, metadata={"help": "vqgan: self-attention in the mid block"})
-    quantizer: str = field(default="fsq", metadata={"help": "vqgan: fsq, l2ema or ema"})
-    fsq_levels: list[int] = field(default_factory=lambda: [8, 5, 5, 5], metadata={"help": "vqgan fsq: levels per channel"})
+    quantizer: str | None = field(default=None, metadata={"help": "fsq, l2ema or ema (default: ema for vqvae, fsq for vqgan)"})
+    fsq_levels: list[int] = field(default_factory=lambda: [8, 5, 5, 5], metadata={"help": "fsq: levels per channel"})
     vqgan_loss: bool | None = field(
         default=None, metadata={"help": "train with the VQGAN loss (L1/L2, perceptual, patch-GAN); default: for vqgan only"}
     )
@@ -86,6 +86,8 @@ class VQModelArguments:
             raise ValueError(f"--hidden_channels must be positive integers, got {self.hidden_channels!r}")
         if self.architecture not in ("vqvae", "vqgan"):
             raise ValueError(f"--architecture must be vqvae or vqgan, got {self.architecture!r}")
+        if self.quantizer is None:
+            self.quantizer = "fsq" if self.architecture == "vqgan" else "ema"
         if self.quantizer not in QUANTIZERS:
             raise ValueError(f"--quantizer must be one of {', '.join(QUANTIZERS)}, got {self.quantizer!r}")
 
@@ -181,7 +183,7 @@ def new_tokenizer(margs: VQModelArguments, channels: int, image_size: int) -> VQ
         ))
     return VQModelForImages(VQConfig(
         in_channels=channels, hidden_channels=margs.hidden_channels, num_res_blocks=margs.num_res_blocks,
-        res_channels=margs.res_channels, **common,
+        res_channels=margs.res_channels, quantizer=margs.quantizer, fsq_levels=margs.fsq_levels, **common,
     ))
 
 

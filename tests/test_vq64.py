@@ -187,7 +187,7 @@ def test_train_vq_and_vq_eval_cli_on_rgb_folder(tmp_path, monkeypatch, capsys):
                               "--dataset", str(data), "--max_steps", "3", "--disc_start_step", "1", "--output_dir", str(out))
     assert code == 0, err[-2000:]
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["latent_shape"] == [16, 16] and metrics["train_steps"] == 3 and metrics["codebook_size"] == 1000
+    assert metrics["latent_shape"] == [16, 16] and metrics["train_steps"] == 3 and metrics["codebook_size"] == 1024
     ev_args = ("--tokenizer", str(out), "--dataset", str(data), "--out-dir", str(ev), "--threads", "1")
     code, stdout, err = run_script(monkeypatch, capsys, "eval/vq_eval.py", *ev_args)
     assert code == 0, err[-2000:]
@@ -212,3 +212,21 @@ def test_vqgan_loss_trains_the_small_vqvae_too():
     loss.backward()
     assert vq.latent_shape == (16, 16) and {"rec_l1", "g_adv", "d_loss", "adaptive_weight"} <= logs.keys()
     assert vq.last_layer_weight.grad is not None and module.discriminator.net[0].weight.grad is not None
+
+
+def test_small_vqvae_with_fsq_codes_and_reload(tmp_path):
+    """VQConfig(quantizer="fsq"): the hand-written network on the FSQ grid; K and the latent width follow the levels."""
+    from mdlm.tokenizers.image import VQConfig, VQModelForImages
+
+    torch.manual_seed(0)
+    vq = VQModelForImages(VQConfig(in_channels=3, image_size=64, hidden_channels=[8, 8], num_res_blocks=1,
+                                   quantizer="fsq", fsq_levels=(4, 4, 3))).eval()
+    assert vq.codebook_size == 48 and vq.config.embedding_dim == 3 and vq.latent_shape == (16, 16)
+    x = rgb(2)
+    codes = vq.encode(x)
+    assert codes.shape == (2, 16, 16) and int(codes.max()) < 48
+    save_pretrained_atomic(vq, str(tmp_path))
+    vq2 = load_image_tokenizer(str(tmp_path))
+    assert torch.equal(vq2.encode(x), codes) and torch.equal(vq2.decode(codes), vq.decode(codes))
+    with pytest.raises(ValueError, match="quantizer must be one of"):
+        VQConfig(quantizer="lfq")

@@ -128,8 +128,16 @@ class VQConfig(PretrainedConfig):
         ema_decay: float = 0.99,
         ema_epsilon: float = 1e-5,
         dead_code_threshold: float = 1.0,
+        quantizer: str = "ema",
+        fsq_levels: list[int] | tuple[int, ...] = (8, 5, 5, 5),
         **kwargs: Any,
     ):
+        self.quantizer = str(quantizer)  # "ema" | "l2ema" | "fsq" (mdlm.tokenizers.quantizers)
+        self.fsq_levels = [int(v) for v in fsq_levels]
+        if self.quantizer == "fsq":  # the code grid fixes K and the latent width
+            codebook_size, embedding_dim = math.prod(self.fsq_levels), len(self.fsq_levels)
+        if self.quantizer not in ("ema", "l2ema", "fsq"):
+            raise ValueError(f"quantizer must be one of ema, l2ema, fsq, got {self.quantizer!r}")
         self.in_channels = int(in_channels)
         self.image_size = int(image_size)
         self.hidden_channels = [int(c) for c in hidden_channels]
@@ -343,6 +351,18 @@ class VQOutput(ModelOutput):
     perplexity: Tensor | None = None
 
 
+def build_quantizer(config) -> nn.Module:
+    """The quantiser named by ``config.quantizer`` (a :class:`VQConfig` or a VQGAN config): ``ema`` →
+    :class:`EMAQuantizer`; ``l2ema`` / ``fsq`` → :mod:`mdlm.tokenizers.quantizers`."""
+    from .quantizers import FSQuantizer, L2EMAQuantizer
+
+    q = getattr(config, "quantizer", "ema")
+    if q == "fsq":
+        return FSQuantizer(config.fsq_levels)
+    cls = L2EMAQuantizer if q == "l2ema" else EMAQuantizer
+    return cls(config.codebook_size, config.embedding_dim, config.ema_decay, config.ema_epsilon, config.dead_code_threshold)
+
+
 class VQModelForImages(PreTrainedModel):
     """Convolutional VQ-VAE with an EMA codebook (van den Oord et al. 2017; see module docstring).
 
@@ -357,9 +377,7 @@ class VQModelForImages(PreTrainedModel):
     def __init__(self, config: VQConfig):
         super().__init__(config)
         self.encoder = Encoder(config)
-        self.quantizer = EMAQuantizer(
-            config.codebook_size, config.embedding_dim, config.ema_decay, config.ema_epsilon, config.dead_code_threshold
-        )
+        self.quantizer = build_quantizer(config)
         self.decoder = Decoder(config)
         self.post_init()
 
@@ -404,15 +422,13 @@ class VQModelForImages(PreTrainedModel):
     def encode(self, images: Tensor) -> Tensor:
         """(B, C, H, W) in [-1, 1] → (B, h, w) int64 codes. Never updates the codebook."""
         check_images(images, self.num_channels, self.image_size)
-        z = self.encoder(images.to(self.device, self.dtype))  # (B, D, h, w)
-        flat = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])  # (N, D)
-        return self.quantizer.nearest(flat).view(z.shape[0], z.shape[2], z.shape[3])
+        return self.quantizer.codes_of(self.encoder(images.to(self.device, self.dtype)))  # (B, h, w)
 
     @torch.no_grad()
     def decode(self, codes: Tensor, clamp: bool = True) -> Tensor:
         """(B, h, w) or (B, h·w) codes → (B, C, H, W) images, clamped to [-1, 1] unless ``clamp=False``."""
         codes = check_codes(codes, self.codebook_size, self.latent_shape).to(self.device)
-        x = self.decoder(self.quantizer.lookup(codes))
+        x = self.decoder(self.quantizer.lookup(codes).to(self.dtype))
         return x.clamp(-1.0, 1.0) if clamp else x
 
     def forward(self, pixel_values: Tensor, return_dict: bool | None = None, **kwargs: Any) -> VQOutput:

@@ -22,8 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from transformers import PretrainedConfig, PreTrainedModel
 
-from .image import EMAQuantizer, VQOutput, check_codes, check_images, codebook_usage
-from .quantizers import FSQuantizer, L2EMAQuantizer
+from .image import EMAQuantizer, VQOutput, build_quantizer, check_codes, check_images, codebook_usage
 
 try:  # transformers >= 5: init helpers that skip tensors already loaded from a checkpoint
     from transformers import initialization as hf_init
@@ -89,13 +88,6 @@ class VQGANConfig(PretrainedConfig):
     @property
     def latent_size(self) -> int:
         return self.image_size // self.downsample
-
-
-def build_quantizer(cfg: VQGANConfig) -> nn.Module:
-    if cfg.quantizer == "fsq":
-        return FSQuantizer(cfg.fsq_levels)
-    cls = L2EMAQuantizer if cfg.quantizer == "l2ema" else EMAQuantizer
-    return cls(cfg.codebook_size, cfg.embedding_dim, cfg.ema_decay, cfg.ema_epsilon, cfg.dead_code_threshold)
 
 
 class VQGANForImages(PreTrainedModel):
