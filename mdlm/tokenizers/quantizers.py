@@ -1,4 +1,5 @@
-"""Quantisers for the VQGAN tokenizer (:mod:`mdlm.tokenizers.vqgan`), all with one interface:
+"""Quantisers of the image tokenizers (``quantizer`` of :class:`~mdlm.tokenizers.image.VQConfig` and
+:class:`~mdlm.tokenizers.vqgan.VQGANConfig`), all with one interface:
 
     q = quantizer(z)            # z (B, D, h, w) → Quantized(quantized (B, D, h, w), codes (B, h, w), commitment_loss)
     quantizer.lookup(codes)     # (B, h, w) → (B, D, h, w)

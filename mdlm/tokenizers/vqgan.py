@@ -8,8 +8,8 @@ mid-block attention) around one of three quantisers (``quantizer``):
 
 64×64 RGB with ``block_out_channels`` of length 3 → a 16×16 grid of codes (downsampling 2^(3-1) = 4). The model is
 the tokenizer only; the training losses (L1/L2, perceptual, patch-GAN; Esser, Rombach & Ommer 2021, "Taming
-Transformers", §3.1-3.2) live in :mod:`mdlm.tokenizers.vqgan_losses`. Why diffusers' blocks and FSQ: measured in
-``docs/images/tokenizer.md``.
+Transformers", §3.1-3.2) live in :mod:`mdlm.tokenizers.vqgan_losses`. How it compares with the small conv VQ-VAE of
+:mod:`mdlm.tokenizers.image` (the measured default for 64×64): ``docs/images/tokenizer.md``.
 """
 
 from __future__ import annotations
