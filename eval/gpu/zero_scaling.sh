@@ -1,0 +1,81 @@
+# DeepSpeed ZeRO on 2×H200, 350M config (issue 19 item 2), in ONE call of ≤ 9.5 min:
+#   A. throughput: 1 GPU plain (GPU 0) ‖ 1 GPU ZeRO-2 (GPU 1) side by side, then ZeRO-1, ZeRO-2, ZeRO-3 on 2 GPUs;
+#      each STEPS steps (default 130, logging every 10; the first interval = warm-up is excluded → 120 steady steps),
+#      per-rank tokens/s and torch.cuda.max_memory_allocated (eval/zero_run.py), nvidia-smi peak per GPU.
+#   B. ZeRO-3 resume: 2 GPUs train to 2K (checkpoint at K, logging every step) = the reference curve; the step-K
+#      checkpoint consolidated by recipes/consolidate_zero.py (DeepSpeed's ds_to_universal: fp32 weights + Adam
+#      state) resumes K → 2K on ONE GPU (gradient accumulation 2: same global batch) ‖ the same with
+#      --weights-only (zero_to_fp32, Adam restarted) on the other GPU ‖ K → K+CPU_STEPS on the CPU.
+#   run(command="bash eval/gpu/zero_scaling.sh", kind="nvidia-h200-x2", carry=[".whl", ".data/shakespeare_bible.tgz"])
+#   DRY=1 bash eval/gpu/zero_scaling.sh     # CPU dry run here (tiny model, DeepSpeed's CPU accelerator, ~3-4 min on 2 cores)
+# torch_compile is off in every run: compiling the 350M model costs ~1 min per process start and this call starts
+# 9 runs; the same setting everywhere keeps the scaling ratio fair (COMPILE=true to override).
+# Time budget (s, estimated for the H200s): setup 40 | A: 1-GPU pair 75, ZeRO-1 60, ZeRO-2 60, ZeRO-3 70 |
+#   B: ZeRO-3 2-GPU to 2K 80, consolidate ×2 60, resumes 1 GPU ‖ weights-only ‖ CPU 110 | table 5 → ~560 s.
+# Output: $OUT/zero_scaling.json (command, GPU, versions, date, every figure) + zero_scaling.md (eval/zero_table.py)
+#   + zero_logs.tgz (logs, per-rank records, nvidia-smi samples).
+OUT=${OUT:-out_zero_scaling}; DEADLINE=${DEADLINE:-565}
+source eval/gpu/common.sh
+STEPS=${STEPS:-130}; K=${K:-10}; CPU_STEPS=${CPU_STEPS:-2}; COMPILE=${COMPILE:-false}; R=${RUNS:-runs/zero_$(date +%s)}
+if [ ! -d .data/shakespeare_bible ] && [ -f .data/shakespeare_bible.tgz ]; then tar xzf .data/shakespeare_bible.tgz -C .data; fi
+C="--config recipes/configs/gpt2_350m.yaml --dataset .data/shakespeare_bible --torch_compile $COMPILE --eval_strategy no
+   --max_eval_sequences 32 --sample_on_end 0 --seed 0 --disable_tqdm true --report_to none"
+if [ "${DRY:-0}" = 1 ]; then  # tiny model on the CPU through DeepSpeed's CPU accelerator: checks the commands
+  export DS_ACCELERATOR=cpu OMP_NUM_THREADS=1; STEPS=6; K=2; CPU_STEPS=1; R=$(mktemp -d)/zero
+  C="--config recipes/configs/gpt2_350m.yaml --dataset shakespeare --tokenizer bpe --bpe_vocab_size 384
+     --max_train_documents 120 --seq_len 64 --hidden_size 64 --num_hidden_layers 2 --num_attention_heads 2
+     --intermediate_size 128 --per_device_train_batch_size 8 --max_eval_sequences 8 --bf16 false --torch_compile false
+     --dataloader_num_workers 0 --use_cpu true --eval_strategy no --sample_on_end 0 --seed 0 --disable_tqdm true
+     --learning_rate 0.004 --warmup_steps 2 --report_to none"
+else
+  need_files "carry .data/shakespeare_bible.tgz (tar czf .data/shakespeare_bible.tgz -C .data shakespeare_bible)" \
+    .data/shakespeare_bible/dataset_dict.json
+fi
+LOGS=$R/logs; mkdir -p $LOGS
+LOG_EVERY=$(( ${DRY:-0} == 1 ? 1 : 10 ))
+smi() {  # NAME: sample nvidia-smi memory every 0.5 s into $LOGS/NAME.smi until killed
+  command -v nvidia-smi >/dev/null && exec nvidia-smi --query-gpu=index,memory.used --format=csv,noheader,nounits -lms 500 > $LOGS/$1.smi
+}
+launch() {  # NAME GPUS NPROC RESERVE [args]: one run of eval/zero_run.py, record in $LOGS/NAME/, log $LOGS/NAME.log
+  local name=$1 gpus=$2 n=$3 reserve=$4 t=$(date +%s); shift 4
+  say "$name (GPUs ${gpus:-none}, $n process(es)): start"
+  local cmd=(python3 eval/zero_run.py); [ "$n" -gt 0 ] && cmd=(torchrun --standalone --nproc_per_node $n eval/zero_run.py)
+  CUDA_VISIBLE_DEVICES=$gpus run_for $reserve "${cmd[@]}" --record $LOGS/$name $C "$@" > $LOGS/$name.log 2>&1
+  local rc=$?; echo "$rc $(( $(date +%s) - t ))" > $LOGS/$name.status
+  say "$name: exit $rc after $(( $(date +%s) - t )) s | $(grep -E '^step [0-9]+:|rror' $LOGS/$name.log | tail -1)"
+}
+bench() {  # NAME GPUS NPROC RESERVE ZERO(none|1|2|3) [args]: a throughput run of STEPS steps, nvidia-smi sampled
+  local name=$1 gpus=$2 n=$3 reserve=$4 z=$5; shift 5
+  local ds=(); [ "$z" != none ] && ds=(--deepspeed recipes/deepspeed/zero$z.json)
+  smi $name & local smi_pid=$!
+  launch $name "$gpus" $n $reserve "${ds[@]}" --max_steps $STEPS --logging_steps $LOG_EVERY --save_strategy no \
+    --output_dir $R/$name "$@"
+  kill $smi_pid 2>/dev/null
+}
+G1=$(( ${DRY:-0} == 1 ? 0 : 1 ))  # the second device: GPU 1 (a CPU dry run has none)
+# ---- A. throughput -----------------------------------------------------------------------------------------------
+( bench plain_1gpu 0 0 430 none ) & ( bench zero2_1gpu $G1 1 430 2 ) & wait
+bench zero1_2gpu 0,1 2 330 1
+bench zero2_2gpu 0,1 2 270 2
+bench zero3_2gpu 0,1 2 200 3
+# ---- B. ZeRO-3 checkpoint at K on 2 GPUs → resume on 1 GPU and on the CPU -----------------------------------------
+B="--max_steps $((2 * K)) --logging_steps 1 --save_strategy steps --save_steps $K"
+launch zero3_ref 0,1 2 130 --deepspeed recipes/deepspeed/zero3.json $B --output_dir $R/zero3_ref
+consolidate() {  # WHAT [--weights-only]: the step-K checkpoint → $R/z3_WHAT (a plain run dir that resumes anywhere)
+  local w=$1 t=$(date +%s); shift
+  run_for 100 python3 recipes/consolidate_zero.py $R/zero3_ref/checkpoint-$K --out $R/z3_$w "$@" > $LOGS/consolidate_$w.log 2>&1
+  say "consolidate ($w): exit $? after $(( $(date +%s) - t )) s | $(tail -1 $LOGS/consolidate_$w.log)"
+}
+( consolidate full ) & ( consolidate weights_only --weights-only ) & wait
+[ -d $R/z3_full ] && cp -r $R/z3_full $R/z3_cpu
+RES="--logging_steps 1 --save_strategy no --resume_from_checkpoint auto --gradient_accumulation_steps 2"
+( launch resume_1gpu 0 0 25 $RES --max_steps $((2 * K)) --output_dir $R/z3_full ) &
+( launch resume_weights_only_1gpu $G1 0 25 $RES --max_steps $((2 * K)) --output_dir $R/z3_weights_only ) &
+( launch resume_cpu "" 0 20 $RES --max_steps $((K + CPU_STEPS)) --output_dir $R/z3_cpu --use_cpu true \
+    --dataloader_num_workers 0 ) &
+wait
+# ---- table --------------------------------------------------------------------------------------------------------
+python3 eval/zero_table.py --logs $LOGS --k $K --out $OUT/zero_scaling.json --markdown $OUT/zero_scaling.md \
+  --command "bash eval/gpu/zero_scaling.sh (STEPS=$STEPS K=$K CPU_STEPS=$CPU_STEPS COMPILE=$COMPILE)" 2>&1 | tee -a $LOG
+tar czf $OUT/zero_logs.tgz -C $LOGS .
+say "done"

@@ -1,0 +1,195 @@
+"""The ZeRO scaling benchmark's logs (eval/gpu/zero_scaling.sh) → one JSON with the docs/benchmarks/results.json
+entries (zero{1,2,3}_scaling_2gpu, zero3_resume_1gpu_loss_delta) and a markdown table; or, from that JSON, the
+memory / tokens-per-GPU table of the 125M / 350M / 1B configs at 1, 2, 8, 64 GPUs (docs/training_at_scale.md).
+
+    python eval/zero_table.py --logs LOGS --k 10 --out zero_scaling.json --markdown zero_scaling.md --command "..."
+    python eval/zero_table.py --plan zero_scaling.json --markdown plan.md      # the extrapolation table
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from mdlm.cli import ArgumentParser, UserError, refuse_overwrite, run_cli  # noqa: E402
+from mdlm.training.scaling import steady_tokens_per_s  # noqa: E402
+
+GIB = 1024**3
+THROUGHPUT = {"plain_1gpu": (None, 1), "zero2_1gpu": (2, 1), "zero1_2gpu": (1, 2), "zero2_2gpu": (2, 2),
+              "zero3_2gpu": (3, 2)}
+RESUMES = ("resume_1gpu", "resume_weights_only_1gpu", "resume_cpu")
+_RECIPE_LINE = re.compile(r"^step (\d+): ([\d,.]+) tokens/s", re.M)
+
+
+def load_records(logs: str, name: str) -> list[dict]:
+    """The per-rank records of run ``name`` (rank order); [] when the run left none."""
+    files = sorted(glob.glob(os.path.join(logs, name, "rank*.json")), key=lambda p: int(re.findall(r"\d+", p)[-1]))
+    return [json.load(open(f, encoding="utf-8")) for f in files]
+
+
+def smi_peaks(path: str) -> dict[int, int]:
+    """Peak nvidia-smi memory.used (MiB) per GPU index from ``index, MiB`` lines."""
+    peaks: dict[int, int] = {}
+    if os.path.isfile(path):
+        for line in open(path, encoding="utf-8"):
+            parts = [p.strip() for p in line.split(",")]
+            if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit():
+                peaks[int(parts[0])] = max(peaks.get(int(parts[0]), 0), int(parts[1]))
+    return peaks
+
+
+def recipe_log_tokens_per_s(log: str) -> float | None:
+    """Steady tokens/s (all ranks) from the recipe's own 'step N: X tokens/s' lines, first one dropped:
+    total tokens over total time, i.e. the step-weighted harmonic mean of the intervals."""
+    if not os.path.isfile(log):
+        return None
+    hits = [(int(s), float(v.replace(",", ""))) for s, v in _RECIPE_LINE.findall(open(log, encoding="utf-8").read())]
+    steps = [b[0] - a[0] for a, b in zip(hits, hits[1:])]
+    if not steps:
+        return None
+    return sum(steps) / sum(n / tps for n, (_, tps) in zip(steps, hits[1:]))
+
+
+def run_summary(logs: str, name: str) -> dict | None:
+    """Steady tokens/s per GPU (mean over ranks), steps counted, peak memory per rank and per GPU (nvidia-smi)."""
+    recs = load_records(logs, name)
+    if not recs:
+        return None
+    per_rank = [steady_tokens_per_s(r["log_times"], r["tokens_per_step"]) for r in recs]
+    tps = sum(t for t, _ in per_rank) / len(per_rank)
+    return {"world_size": recs[0]["world_size"], "steady_steps": per_rank[0][1],
+            "tokens_per_s_per_gpu": round(tps, 1), "tokens_per_s_total": round(tps * len(recs), 1),
+            "recipe_log_tokens_per_s_total": recipe_log_tokens_per_s(os.path.join(logs, f"{name}.log")),
+            "peak_allocated_gib_per_rank": [round(r["peak_allocated"] / GIB, 2) if r["peak_allocated"] else None
+                                            for r in recs],
+            "nvidia_smi_peak_mib_per_gpu": smi_peaks(os.path.join(logs, f"{name}.smi")),
+            "tokens_per_step_per_gpu": recs[0]["tokens_per_step"], "device": recs[0]["device"]}
+
+
+def loss_delta(ref: dict[int, float], got: dict[int, float], after: int) -> dict | None:
+    """max |loss_got − loss_ref| over the steps > ``after`` logged by both."""
+    steps = sorted(s for s in got if s > after and s in ref)
+    if not steps:
+        return None
+    return {"max_abs_delta": max(abs(got[s] - ref[s]) for s in steps), "steps": steps,
+            "reference": [ref[s] for s in steps], "resumed": [got[s] for s in steps]}
+
+
+def resume_summary(logs: str, k: int) -> dict:
+    ref_recs = load_records(logs, "zero3_ref")
+    ref = {int(s): v for s, v in ref_recs[0]["loss"]} if ref_recs else {}
+    out = {"k": k, "reference_steps": sorted(ref)}
+    for name in RESUMES:
+        recs = load_records(logs, name)
+        out[name] = loss_delta(ref, {int(s): v for s, v in recs[0]["loss"]}, k) if recs and ref else None
+    return out
+
+
+def results_entries(runs: dict, resume: dict, meta: dict) -> dict:
+    """The docs/benchmarks/results.json entries."""
+    base = runs.get("plain_1gpu") or {}
+    z2_1 = runs.get("zero2_1gpu") or {}
+    out = {}
+    for z in (1, 2, 3):
+        r = runs.get(f"zero{z}_2gpu")
+        if r is None or not base:
+            continue
+        out[f"zero{z}_scaling_2gpu"] = {
+            "scaling": round(r["tokens_per_s_total"] / base["tokens_per_s_per_gpu"], 3),
+            "scaling_vs_zero2_1gpu": round(r["tokens_per_s_total"] / z2_1["tokens_per_s_per_gpu"], 3) if z2_1 else None,
+            "steps": r["steady_steps"], "tokens_per_s_per_gpu": r["tokens_per_s_per_gpu"],
+            "baseline_1gpu_tokens_per_s": base["tokens_per_s_per_gpu"],
+            "peak_allocated_gib_per_gpu": r["peak_allocated_gib_per_rank"],
+            "nvidia_smi_peak_mib_per_gpu": r["nvidia_smi_peak_mib_per_gpu"], **meta}
+    r1 = resume.get("resume_1gpu")
+    if r1:
+        out["zero3_resume_1gpu_loss_delta"] = {"value": round(r1["max_abs_delta"], 5), "steps": r1["steps"],
+                                               "k": resume["k"], **meta}
+    return out
+
+
+def markdown(runs: dict, resume: dict, entries: dict) -> str:
+    lines = ["| run | GPUs | steady steps | tokens/s per GPU | scaling vs 1 GPU | peak alloc GiB/GPU | nvidia-smi peak MiB |",
+             "|---|---|---|---|---|---|---|"]
+    for name, (z, _) in THROUGHPUT.items():
+        r = runs.get(name)
+        if r is None:
+            lines.append(f"| {name} | - | missing | | | | |")
+            continue
+        e = entries.get(f"zero{z}_scaling_2gpu") if name.endswith("2gpu") else None
+        lines.append(f"| {name} | {r['world_size']} | {r['steady_steps']} | {r['tokens_per_s_per_gpu']:,.0f} | "
+                     f"{e['scaling'] if e else '-'} | {r['peak_allocated_gib_per_rank']} | "
+                     f"{list(r['nvidia_smi_peak_mib_per_gpu'].values())} |")
+    lines += ["", f"ZeRO-3 checkpoint at step {resume['k']} (2 GPUs) resumed, max |Δloss| vs the 2-GPU curve:"]
+    for name in RESUMES:
+        r = resume.get(name)
+        lines.append(f"- {name}: " + ("missing" if not r else f"{r['max_abs_delta']:.4f} over steps "
+                                      f"{r['steps'][0]}–{r['steps'][-1]}"))
+    return "\n".join(lines) + "\n"
+
+
+def versions() -> dict:
+    import torch
+    import transformers
+
+    v = {"torch": torch.__version__, "transformers": transformers.__version__, "cuda": torch.version.cuda}
+    try:
+        import deepspeed
+
+        v["deepspeed"] = deepspeed.__version__
+    except ImportError:
+        v["deepspeed"] = None
+    return v
+
+
+def measure(a) -> dict:
+    runs = {n: run_summary(a.logs, n) for n in THROUGHPUT}
+    resume = resume_summary(a.logs, a.k)
+    dev = next((r["device"] for r in runs.values() if r), "unknown")
+    meta = {"command": a.command, "gpu": dev, "date": time.strftime("%Y-%m-%d"), **versions()}
+    entries = results_entries(runs, resume, meta)
+    return {**meta, "runs": runs, "resume": resume, "results_json": entries, "markdown": markdown(runs, resume, entries)}
+
+
+@run_cli
+def main() -> int:
+    p = ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--logs", help="the logs dir of eval/gpu/zero_scaling.sh (per-run rank*.json, .log, .smi)")
+    p.add_argument("--k", type=int, default=10, help="the step of the ZeRO-3 checkpoint that was resumed")
+    p.add_argument("--command", default="bash eval/gpu/zero_scaling.sh")
+    p.add_argument("--plan", help="a zero_scaling.json: print the 125M/350M/1B memory and tokens/s table instead")
+    p.add_argument("--out", help="write the JSON here")
+    p.add_argument("--markdown", help="write the markdown table here")
+    p.add_argument("--overwrite", action="store_true")
+    a = p.parse_args()
+    if bool(a.logs) == bool(a.plan):
+        raise UserError("give exactly one of --logs (measured runs) or --plan (a zero_scaling.json)")
+    for path in (a.out, a.markdown):
+        refuse_overwrite(path, a.overwrite)
+    if a.plan:
+        from plan_table import plan_markdown  # eval/plan_table.py
+
+        text = plan_markdown(json.load(open(a.plan, encoding="utf-8")))
+        result = None
+    else:
+        if not os.path.isdir(a.logs):
+            raise UserError(f"--logs {a.logs} is not a directory")
+        result = measure(a)
+        text = result["markdown"]
+    print(text)
+    if a.out and result is not None:
+        with open(a.out, "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=1)
+    if a.markdown:
+        with open(a.markdown, "w", encoding="utf-8") as f:
+            f.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    main()
