@@ -33,13 +33,15 @@ def flops_per_token(s: Shape, seq_len: int, share: float = 0.5) -> float:
 
 def memory_markdown() -> str:
     head = " | ".join(f"{g} GPU{'s' if g > 1 else ''}" for g in GPU_COUNTS)
-    lines = [f"| config (params) | optimizer | weights+grads+Adam GiB per GPU: {head} | activations GiB (micro-batch) "
-             "no ckpt / ckpt |", "|---|---|" + "---|" * len(GPU_COUNTS) + "---|"]
+    lines = ["Model states per GPU, GiB, as weights / grads / Adam (= total):", "",
+             f"| config (params) | optimizer | {head} | activations GiB no ckpt / ckpt (micro-batch) |",
+             "|---|---|" + "---|" * len(GPU_COUNTS) + "---|"]
     for name in CONFIGS:
         s, mb, seq = config_shape(name)
         n = param_count(s)["total"]
         for r in memory_rows(s, mb, seq):
-            cells = " | ".join(f"{r['states_gib'][g]:.1f}" for g in GPU_COUNTS)
+            cells = " | ".join("{params:.1f} / {grads:.1f} / {optimizer:.1f} (= {t:.1f})".format(
+                **r["states_gib"][g], t=sum(r["states_gib"][g].values())) for g in GPU_COUNTS)
             lines.append(f"| {name} ({n / 1e6:,.0f}M) | {STAGE[r['stage']]} | {cells} | "
                          f"{r['activations_gib']:.1f} / {r['activations_ckpt_gib']:.1f} ({mb}×{seq}) |")
     return "\n".join(lines)

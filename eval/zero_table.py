@@ -114,16 +114,17 @@ def results_entries(runs: dict, resume: dict, meta: dict) -> dict:
 
 
 def markdown(runs: dict, resume: dict, entries: dict) -> str:
-    lines = ["| run | GPUs | steady steps | tokens/s per GPU | scaling vs 1 GPU | peak alloc GiB/GPU | nvidia-smi peak MiB |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| run | GPUs | steady steps | tokens/s per GPU | scaling vs 1 GPU | recipe log tokens/s (all GPUs) | "
+             "peak alloc GiB/GPU | nvidia-smi peak MiB |", "|---|---|---|---|---|---|---|---|"]
     for name, (z, _) in THROUGHPUT.items():
         r = runs.get(name)
         if r is None:
-            lines.append(f"| {name} | - | missing | | | | |")
+            lines.append(f"| {name} | - | missing | | | | | |")
             continue
         e = entries.get(f"zero{z}_scaling_2gpu") if name.endswith("2gpu") else None
         lines.append(f"| {name} | {r['world_size']} | {r['steady_steps']} | {r['tokens_per_s_per_gpu']:,.0f} | "
-                     f"{e['scaling'] if e else '-'} | {r['peak_allocated_gib_per_rank']} | "
+                     f"{e['scaling'] if e else '-'} | {r['recipe_log_tokens_per_s_total'] or 0:,.0f} | "
+                     f"{r['peak_allocated_gib_per_rank']} | "
                      f"{list(r['nvidia_smi_peak_mib_per_gpu'].values())} |")
     lines += ["", f"ZeRO-3 checkpoint at step {resume['k']} (2 GPUs) resumed, max |Δloss| vs the 2-GPU curve:"]
     for name in RESUMES:

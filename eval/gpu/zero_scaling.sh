@@ -13,15 +13,16 @@
 # Time budget (s, estimated for the H200s): setup 40 | A: 1-GPU pair 75, ZeRO-1 60, ZeRO-2 60, ZeRO-3 70 |
 #   B: ZeRO-3 2-GPU to 2K 80, consolidate ×2 60, resumes 1 GPU ‖ weights-only ‖ CPU 110 | table 5 → ~560 s.
 # Output: $OUT/zero_scaling.json (command, GPU, versions, date, every figure) + zero_scaling.md (eval/zero_table.py)
-#   + zero_logs.tgz (logs, per-rank records, nvidia-smi samples).
-OUT=${OUT:-out_zero_scaling}; DEADLINE=${DEADLINE:-565}
+#   + zero_plan.md (125M/350M/1B memory and tokens/s per GPU at 1, 2, 8, 64 GPUs) + zero_logs.tgz (logs, per-rank
+#   records, nvidia-smi samples).
+OUT=${OUT:-out_zero_scaling}; DEADLINE=${DEADLINE:-$([ "${DRY:-0}" = 1 ] && echo 1500 || echo 565)}
 source eval/gpu/common.sh
 STEPS=${STEPS:-130}; K=${K:-10}; CPU_STEPS=${CPU_STEPS:-2}; COMPILE=${COMPILE:-false}; R=${RUNS:-runs/zero_$(date +%s)}
 if [ ! -d .data/shakespeare_bible ] && [ -f .data/shakespeare_bible.tgz ]; then tar xzf .data/shakespeare_bible.tgz -C .data; fi
 C="--config recipes/configs/gpt2_350m.yaml --dataset .data/shakespeare_bible --torch_compile $COMPILE --eval_strategy no
    --max_eval_sequences 32 --sample_on_end 0 --seed 0 --disable_tqdm true --report_to none"
 if [ "${DRY:-0}" = 1 ]; then  # tiny model on the CPU through DeepSpeed's CPU accelerator: checks the commands
-  export DS_ACCELERATOR=cpu OMP_NUM_THREADS=1; STEPS=6; K=2; CPU_STEPS=1; R=$(mktemp -d)/zero
+  export DS_ACCELERATOR=cpu OMP_NUM_THREADS=1; STEPS=6; K=2; CPU_STEPS=1; CPU_THREADS=1; R=$(mktemp -d)/zero
   C="--config recipes/configs/gpt2_350m.yaml --dataset shakespeare --tokenizer bpe --bpe_vocab_size 384
      --max_train_documents 120 --seq_len 64 --hidden_size 64 --num_hidden_layers 2 --num_attention_heads 2
      --intermediate_size 128 --per_device_train_batch_size 8 --max_eval_sequences 8 --bf16 false --torch_compile false
@@ -71,11 +72,14 @@ consolidate() {  # WHAT [--weights-only]: the step-K checkpoint → $R/z3_WHAT (
 RES="--logging_steps 1 --save_strategy no --resume_from_checkpoint auto --gradient_accumulation_steps 2"
 ( launch resume_1gpu 0 0 25 $RES --max_steps $((2 * K)) --output_dir $R/z3_full ) &
 ( launch resume_weights_only_1gpu $G1 0 25 $RES --max_steps $((2 * K)) --output_dir $R/z3_weights_only ) &
-( launch resume_cpu "" 0 20 $RES --max_steps $((K + CPU_STEPS)) --output_dir $R/z3_cpu --use_cpu true \
+( export OMP_NUM_THREADS=${CPU_THREADS:-12}  # leave cores to the two GPU runs beside it
+  launch resume_cpu "" 0 20 $RES --max_steps $((K + CPU_STEPS)) --output_dir $R/z3_cpu --use_cpu true \
     --dataloader_num_workers 0 ) &
 wait
 # ---- table --------------------------------------------------------------------------------------------------------
 python3 eval/zero_table.py --logs $LOGS --k $K --out $OUT/zero_scaling.json --markdown $OUT/zero_scaling.md \
   --command "bash eval/gpu/zero_scaling.sh (STEPS=$STEPS K=$K CPU_STEPS=$CPU_STEPS COMPILE=$COMPILE)" 2>&1 | tee -a $LOG
+[ -f $OUT/zero_scaling.json ] && python3 eval/zero_table.py --plan $OUT/zero_scaling.json --markdown $OUT/zero_plan.md \
+  > /dev/null 2>> $LOG
 tar czf $OUT/zero_logs.tgz -C $LOGS .
 say "done"

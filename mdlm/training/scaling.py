@@ -135,14 +135,15 @@ GPU_COUNTS = (1, 2, 8, 64)
 
 
 def memory_rows(s: Shape, micro_batch: int, seq_len: int, gpu_counts=GPU_COUNTS) -> list[dict]:
-    """Per ZeRO stage (None = plain AMP, 1, 2, 3): weights + grads + optimizer GiB per GPU at each GPU count,
+    """Per ZeRO stage (None = plain AMP, 1, 2, 3): {params, grads, optimizer} GiB per GPU at each GPU count,
     and the activations of one micro-batch with and without activation checkpointing (GiB; same for all N)."""
     n = param_count(s)["total"]
     act = activation_bytes(s, micro_batch, seq_len) / GIB
     act_ckpt = activation_bytes(s, micro_batch, seq_len, checkpointing=True) / GIB
     rows = []
     for stage in (None, 1, 2, 3):
-        states = {g: sum(state_bytes(n, stage, g if stage is not None else 1).values()) / GIB for g in gpu_counts}
+        states = {g: {k: v / GIB for k, v in state_bytes(n, stage, g if stage is not None else 1).items()}
+                  for g in gpu_counts}
         rows.append({"stage": stage, "states_gib": states, "activations_gib": act, "activations_ckpt_gib": act_ckpt})
     return rows
 

@@ -47,10 +47,12 @@ def zero_step_dir(ckpt: str) -> str:
     return step_dir
 
 
-def to_universal(step_dir: str, out: str) -> str:
-    """Run DeepSpeed's ``ds_to_universal`` on ``step_dir`` into ``out``; returns ``out/zero``."""
+def to_universal(step_dir: str, out: str, workers: int | None = None) -> str:
+    """Run DeepSpeed's ``ds_to_universal`` on ``step_dir`` into ``out`` (``workers`` processes, default
+    min(4, CPUs)); returns ``out/zero``."""
+    n = str(workers or min(4, os.cpu_count() or 1))
     cmd = [sys.executable, "-m", "deepspeed.checkpoint.ds_to_universal", "--input_folder", step_dir,
-           "--output_folder", out, "--num_extract_workers", "1", "--num_merge_workers", "1", "--inject_missing_state"]
+           "--output_folder", out, "--num_extract_workers", n, "--num_merge_workers", n, "--inject_missing_state"]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         tail = (r.stderr or r.stdout).strip().splitlines()[-1:] or ["no output"]
