@@ -129,21 +129,21 @@ def markdown(runs: dict, resume: dict, entries: dict) -> str:
     lines += ["", f"ZeRO-3 checkpoint at step {resume['k']} (2 GPUs) resumed, max |Δloss| vs the 2-GPU curve:"]
     for name in RESUMES:
         r = resume.get(name)
-        lines.append(f"- {name}: " + ("missing" if not r else f"{r['max_abs_delta']:.4f} over steps "
+        lines.append(f"- {name}: " + ("missing" if not r else f"{r['max_abs_delta']:.2e} over steps "
                                       f"{r['steps'][0]}–{r['steps'][-1]}"))
     return "\n".join(lines) + "\n"
 
 
 def versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
     import torch
     import transformers
 
     v = {"torch": torch.__version__, "transformers": transformers.__version__, "cuda": torch.version.cuda}
     try:
-        import deepspeed
-
-        v["deepspeed"] = deepspeed.__version__
-    except ImportError:
+        v["deepspeed"] = version("deepspeed")
+    except PackageNotFoundError:
         v["deepspeed"] = None
     return v
 

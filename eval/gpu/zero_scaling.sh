@@ -40,7 +40,7 @@ smi() {  # NAME: sample nvidia-smi memory every 0.5 s into $LOGS/NAME.smi until 
 launch() {  # NAME GPUS NPROC RESERVE [args]: one run of eval/zero_run.py, record in $LOGS/NAME/, log $LOGS/NAME.log
   local name=$1 gpus=$2 n=$3 reserve=$4 t=$(date +%s); shift 4
   say "$name (GPUs ${gpus:-none}, $n process(es)): start"
-  local cmd=(python3 eval/zero_run.py); [ "$n" -gt 0 ] && cmd=(torchrun --standalone --nproc_per_node $n eval/zero_run.py)
+  local cmd=(python3 eval/zero_run.py); [ "$n" -gt 0 ] && cmd=(python3 -m torch.distributed.run --standalone --nproc_per_node $n eval/zero_run.py)
   CUDA_VISIBLE_DEVICES=$gpus run_for $reserve "${cmd[@]}" --record $LOGS/$name $C "$@" > $LOGS/$name.log 2>&1
   local rc=$?; echo "$rc $(( $(date +%s) - t ))" > $LOGS/$name.status
   say "$name: exit $rc after $(( $(date +%s) - t )) s | $(grep -E '^step [0-9]+:|rror' $LOGS/$name.log | tail -1)"

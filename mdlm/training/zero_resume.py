@@ -116,6 +116,8 @@ def group_hyper(ckpt: str, n_groups: int) -> list[dict]:
         raise ValueError(f"{ckpt} has no training_args.json (the optimizer settings to resume with)")
     with open(path, encoding="utf-8") as f:
         a = json.load(f)
+    if not str(a.get("optim", "")).startswith("adamw_torch"):
+        raise ValueError(f"the run used --optim {a.get('optim')}; only the Trainer's torch AdamW state can be rebuilt")
     if a.get("fp16"):
         raise ValueError("fp16 ZeRO checkpoints are not supported (skipped loss-scaling steps make the Adam step "
                          "count differ from global_step); train with bf16")
