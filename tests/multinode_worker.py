@@ -20,7 +20,7 @@ class DumpWeights(TrainerCallback):
     def on_train_end(self, args, state, control, model=None, **kw):
         os.makedirs(self.out, exist_ok=True)
         r = args.process_index
-        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+        save_file({k: v.detach().cpu().clone() for k, v in model.named_parameters()},  # tied weights once
                   os.path.join(self.out, f"rank{r}.safetensors"))
         with open(os.path.join(self.out, f"rank{r}.json"), "w", encoding="utf-8") as f:
             json.dump({"world_size": args.world_size, "process_index": r, "global_step": state.global_step}, f)
