@@ -8,7 +8,14 @@ import os
 
 import yaml
 
-from mdlm.training.scaling import (GPU_COUNTS, Shape, hidden_share, memory_rows, param_count, throughput_rows)
+from mdlm.training.scaling import (
+    GPU_COUNTS,
+    Shape,
+    hidden_share,
+    memory_rows,
+    param_count,
+    throughput_rows,
+)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = ("gpt2_125m", "gpt2_350m", "gpt2_1b")
@@ -77,5 +84,21 @@ def throughput_markdown(measured: dict) -> str:
     return "\n".join(lines)
 
 
+def estimate_check(measured: dict) -> str:
+    """The 350M estimate (model states + activations) beside the measured torch peak of each run."""
+    from mdlm.training.scaling import activation_bytes, state_bytes
+
+    s, mb, seq = config_shape("gpt2_350m")
+    n = param_count(s)["total"]
+    act = activation_bytes(s, mb, seq) / 2**30
+    lines = ["| 350M run | estimated GiB (states + activations) | measured peak allocated GiB per GPU |", "|---|---|---|"]
+    for name, (stage, gpus) in {"plain_1gpu": (None, 1), "zero2_1gpu": (2, 1), "zero1_2gpu": (1, 2),
+                                "zero2_2gpu": (2, 2), "zero3_2gpu": (3, 2)}.items():
+        r = (measured.get("runs") or {}).get(name)
+        est = sum(state_bytes(n, stage, gpus).values()) / 2**30 + act
+        lines.append(f"| {name} | {est:.1f} | {r['peak_allocated_gib_per_rank'] if r else 'missing'} |")
+    return "\n".join(lines)
+
+
 def plan_markdown(measured: dict) -> str:
-    return memory_markdown() + "\n\n" + throughput_markdown(measured) + "\n"
+    return (memory_markdown() + "\n\n" + estimate_check(measured) + "\n\n" + throughput_markdown(measured) + "\n")

@@ -14,29 +14,36 @@ import os
 import re
 import sys
 import time
+from itertools import pairwise
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from mdlm.cli import ArgumentParser, UserError, refuse_overwrite, run_cli  # noqa: E402
-from mdlm.training.scaling import steady_tokens_per_s  # noqa: E402
+from mdlm.cli import ArgumentParser, UserError, refuse_overwrite, run_cli
+from mdlm.training.scaling import steady_tokens_per_s
 
 GIB = 1024**3
 THROUGHPUT = {"plain_1gpu": (None, 1), "zero2_1gpu": (2, 1), "zero1_2gpu": (1, 2), "zero2_2gpu": (2, 2),
               "zero3_2gpu": (3, 2)}
 RESUMES = ("resume_1gpu", "resume_weights_only_1gpu", "resume_cpu")
-_RECIPE_LINE = re.compile(r"^step (\d+): ([\d,.]+) tokens/s", re.M)
+_RECIPE_LINE = re.compile(r"^step (\d+): ([\d,.]+) tokens/s", re.MULTILINE)
 
 
 def load_records(logs: str, name: str) -> list[dict]:
     """The per-rank records of run ``name`` (rank order); [] when the run left none."""
     files = sorted(glob.glob(os.path.join(logs, name, "rank*.json")), key=lambda p: int(re.findall(r"\d+", p)[-1]))
-    return [json.load(open(f, encoding="utf-8")) for f in files]
+    out = []
+    for f in files:
+        with open(f, encoding="utf-8") as fh:
+            out.append(json.load(fh))
+    return out
 
 
 def smi_peaks(path: str) -> dict[int, int]:
     """Peak nvidia-smi memory.used (MiB) per GPU index from ``index, MiB`` lines."""
     peaks: dict[int, int] = {}
-    if os.path.isfile(path):
-        for line in open(path, encoding="utf-8"):
+    if not os.path.isfile(path):
+        return peaks
+    with open(path, encoding="utf-8") as f:
+        for line in f:
             parts = [p.strip() for p in line.split(",")]
             if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit():
                 peaks[int(parts[0])] = max(peaks.get(int(parts[0]), 0), int(parts[1]))
@@ -48,8 +55,9 @@ def recipe_log_tokens_per_s(log: str) -> float | None:
     total tokens over total time, i.e. the step-weighted harmonic mean of the intervals."""
     if not os.path.isfile(log):
         return None
-    hits = [(int(s), float(v.replace(",", ""))) for s, v in _RECIPE_LINE.findall(open(log, encoding="utf-8").read())]
-    steps = [b[0] - a[0] for a, b in zip(hits, hits[1:])]
+    with open(log, encoding="utf-8") as f:
+        hits = [(int(s), float(v.replace(",", ""))) for s, v in _RECIPE_LINE.findall(f.read())]
+    steps = [b[0] - a[0] for a, b in pairwise(hits)]
     if not steps:
         return None
     return sum(steps) / sum(n / tps for n, (_, tps) in zip(steps, hits[1:]))
@@ -106,16 +114,22 @@ def results_entries(runs: dict, resume: dict, meta: dict) -> dict:
             "baseline_1gpu_tokens_per_s": base["tokens_per_s_per_gpu"],
             "peak_allocated_gib_per_gpu": r["peak_allocated_gib_per_rank"],
             "nvidia_smi_peak_mib_per_gpu": r["nvidia_smi_peak_mib_per_gpu"], **meta}
-    r1 = resume.get("resume_1gpu")
+    r1, w1, cpu = (resume.get(n) for n in RESUMES)
     if r1:
-        out["zero3_resume_1gpu_loss_delta"] = {"value": round(r1["max_abs_delta"], 5), "steps": r1["steps"],
-                                               "k": resume["k"], **meta}
+        out["zero3_resume_1gpu_loss_delta"] = {
+            "value": r1["max_abs_delta"], "steps": r1["steps"], "k": resume["k"],
+            "weights_only_delta": w1["max_abs_delta"] if w1 else None,  # zero_to_fp32 + restarted Adam, same steps
+            "how": "recipes/consolidate_zero.py (DeepSpeed ds_to_universal: fp32 weights + Adam state), 1 GPU, "
+                   "gradient accumulation 2 = the 2-GPU global batch", **meta}
+    if cpu:
+        out["zero3_resume_cpu_loss_delta"] = {"value": cpu["max_abs_delta"], "steps": cpu["steps"], "k": resume["k"],
+                                              **meta}
     return out
 
 
 def markdown(runs: dict, resume: dict, entries: dict) -> str:
-    lines = ["| run | GPUs | steady steps | tokens/s per GPU | scaling vs 1 GPU | recipe log tokens/s (all GPUs) | "
-             "peak alloc GiB/GPU | nvidia-smi peak MiB |", "|---|---|---|---|---|---|---|---|"]
+    lines = [("| run | GPUs | steady steps | tokens/s per GPU | scaling vs 1 GPU | recipe log tokens/s (all GPUs) | "
+              "peak alloc GiB/GPU | nvidia-smi peak MiB |"), "|---|---|---|---|---|---|---|---|"]
     for name, (z, _) in THROUGHPUT.items():
         r = runs.get(name)
         if r is None:
@@ -175,7 +189,8 @@ def main() -> int:
     if a.plan:
         from plan_table import plan_markdown  # eval/plan_table.py
 
-        text = plan_markdown(json.load(open(a.plan, encoding="utf-8")))
+        with open(a.plan, encoding="utf-8") as f:
+            text = plan_markdown(json.load(f))
         result = None
     else:
         if not os.path.isdir(a.logs):

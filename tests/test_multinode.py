@@ -13,8 +13,8 @@ import pytest
 from safetensors.torch import load_file
 
 ROOT = Path(__file__).resolve().parents[1]
-from ports import free_port  # noqa: E402
-from test_training import TINY  # noqa: E402
+from ports import free_port
+from test_training import TINY
 
 
 @pytest.mark.slow

@@ -6,8 +6,16 @@ from transformers import AutoModelForMaskedLM
 
 import mdlm  # noqa: F401
 from mdlm.modeling import MDLMConfig
-from mdlm.training.scaling import (activation_bytes, comm_bytes, hidden_share, param_count, shape_of, state_bytes,
-                                   steady_tokens_per_s, tokens_per_s_per_gpu)
+from mdlm.training.scaling import (
+    activation_bytes,
+    comm_bytes,
+    hidden_share,
+    param_count,
+    shape_of,
+    state_bytes,
+    steady_tokens_per_s,
+    tokens_per_s_per_gpu,
+)
 
 
 @pytest.mark.parametrize("kv", [None, 2])

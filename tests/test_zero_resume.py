@@ -12,8 +12,8 @@ import pytest
 
 pytest.importorskip("deepspeed")
 ROOT = Path(__file__).resolve().parents[1]
-from ports import free_port  # noqa: E402
-from test_training import TINY  # noqa: E402
+from ports import free_port
+from test_training import TINY
 
 ARGS = [a if a != "16" else "8" for a in TINY] + ["--save_steps", "3", "--max_steps", "6"]  # batch 8 per rank
 TOL = 1e-4  # |Δ loss| after the resume (measured 5e-7: fp32 on the CPU; 2 ranks vs 2 micro-batches sum in another order)
@@ -34,14 +34,14 @@ def zero3_run(tmp_path_factory):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
            str(ROOT / "recipes" / "train_text.py"), *ARGS, "--output_dir", str(tmp / "z3"),
            "--deepspeed", str(ROOT / "recipes/deepspeed/zero3.json")]
-    r = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, env=_env(), timeout=900)
+    r = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, env=_env(), timeout=900, check=False)
     assert r.returncode == 0, r.stderr[-3000:]
     return tmp
 
 
 def _consolidate(ckpt, out, cwd):
     return subprocess.run([sys.executable, str(ROOT / "recipes" / "consolidate_zero.py"), str(ckpt), "--out", str(out)],
-                          cwd=cwd, capture_output=True, text=True, env=_env(), timeout=300)
+                          cwd=cwd, capture_output=True, text=True, env=_env(), timeout=300, check=False)
 
 
 @pytest.mark.slow
@@ -53,7 +53,7 @@ def test_zero3_two_ranks_resume_in_one_process_without_deepspeed(zero3_run):
         p.name for p in (tmp / "one" / "checkpoint-3").iterdir()}
     r = subprocess.run([sys.executable, str(ROOT / "recipes" / "train_text.py"), *ARGS, "--output_dir", str(tmp / "one"),
                         "--resume_from_checkpoint", "auto", "--gradient_accumulation_steps", "2"],
-                       cwd=tmp, capture_output=True, text=True, env=_env(), timeout=600)
+                       cwd=tmp, capture_output=True, text=True, env=_env(), timeout=600, check=False)
     assert r.returncode == 0, r.stderr[-3000:]
     ref, got = _losses(tmp / "z3", 6), _losses(tmp / "one", 6)
     assert sorted(got) == [4, 5, 6] or sorted(got) == [1, 2, 3, 4, 5, 6], got

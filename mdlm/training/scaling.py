@@ -21,6 +21,7 @@ all-gathers the weights twice (forward and backward) and reduce-scatters the gra
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 GIB = 1024**3
 
@@ -64,7 +65,7 @@ def state_bytes(n_params: int, stage: int | None, n_gpus: int) -> dict[str, floa
         return {"params": 4.0 * n_params, "grads": 4.0 * n_params, "optimizer": 8.0 * n_params}
     if stage not in (0, 1, 2, 3) or n_gpus < 1:
         raise ValueError(f"stage must be None or 0-3 and n_gpus ≥ 1, got {stage}, {n_gpus}")
-    shard = lambda x, k: x / n_gpus if stage >= k else x  # noqa: E731
+    shard = lambda x, k: x / n_gpus if stage >= k else x
     return {"params": shard(2.0 * n_params, 3), "grads": shard(2.0 * n_params, 2),
             "optimizer": shard(12.0 * n_params, 1)}
 
@@ -122,7 +123,7 @@ def steady_tokens_per_s(log_times: list[list[float]], tokens_per_step: int, skip
     a step in ``exclude_after`` (a checkpoint save or evaluation ran in it) are left out. Returns
     (tokens/s, steps counted)."""
     steps, secs = 0, 0.0
-    for i, ((s0, t0), (s1, t1)) in enumerate(zip(log_times, log_times[1:])):
+    for i, ((s0, t0), (s1, t1)) in enumerate(pairwise(log_times)):
         if i < skip or any(s0 <= e < s1 for e in exclude_after):
             continue
         steps, secs = steps + int(s1 - s0), secs + (t1 - t0)

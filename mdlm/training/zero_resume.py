@@ -53,7 +53,7 @@ def to_universal(step_dir: str, out: str, workers: int | None = None) -> str:
     n = str(workers or min(4, os.cpu_count() or 1))
     cmd = [sys.executable, "-m", "deepspeed.checkpoint.ds_to_universal", "--input_folder", step_dir,
            "--output_folder", out, "--num_extract_workers", n, "--num_merge_workers", n, "--inject_missing_state"]
-    r = subprocess.run(cmd, capture_output=True, text=True)
+    r = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if r.returncode != 0:
         tail = (r.stderr or r.stdout).strip().splitlines()[-1:] or ["no output"]
         raise ValueError(f"DeepSpeed's ds_to_universal failed on {step_dir}: {tail[0]}")
@@ -166,7 +166,7 @@ def consolidate(ckpt: str, out_dir: str, weights_only: bool = False) -> str:
     groups = trainer_param_groups(model)
     os.makedirs(os.path.dirname(os.path.abspath(out_dir)), exist_ok=True)
     with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(out_dir))) as tmp:
-        names = sum(groups, [])
+        names = [n for g in groups for n in g]
         states = (fp32_weights_only(ckpt, names) if weights_only
                   else read_universal(to_universal(step_dir, os.path.join(tmp, "universal")), names))
         dst = os.path.join(tmp, "run", f"checkpoint-{step}")
