@@ -10,8 +10,11 @@
 #   DRY=1 bash eval/gpu/zero_scaling.sh     # CPU dry run here (tiny model, DeepSpeed's CPU accelerator, ~3-4 min on 2 cores)
 # torch_compile is off in every run: compiling the 350M model costs ~1 min per process start and this call starts
 # 9 runs; the same setting everywhere keeps the scaling ratio fair (COMPILE=true to override).
-# Time budget (s, estimated for the H200s): setup 40 | A: 1-GPU pair 75, ZeRO-1 60, ZeRO-2 60, ZeRO-3 70 |
-#   B: ZeRO-3 2-GPU to 2K 80, consolidate ×2 60, resumes 1 GPU ‖ weights-only ‖ CPU 110 | table 5 → ~560 s.
+# Time budget (s, estimated for the H200s; each run ≈ 35 s start + steps + 15 s final eval/save): setup 40 |
+#   A: 1-GPU pair 80, ZeRO-1 70, ZeRO-2 70, ZeRO-3 80 | B: ZeRO-3 2-GPU to 2K (2 checkpoint saves) 80, both
+#   consolidations at once 60, resumes 1 GPU ‖ weights-only ‖ CPU 60 (the CPU one may run until the deadline) |
+#   table 10 → ~550 s of DEADLINE=565. Each stage's time limit keeps the estimate of what follows (run_for); every
+#   run's record is written at each log, so a run cut in its final save still counts.
 # Output: $OUT/zero_scaling.json (command, GPU, versions, date, every figure) + zero_scaling.md (eval/zero_table.py)
 #   + zero_plan.md (125M/350M/1B memory and tokens/s per GPU at 1, 2, 8, 64 GPUs) + zero_logs.tgz (logs, per-rank
 #   records, nvidia-smi samples).
@@ -56,15 +59,15 @@ bench() {  # NAME GPUS NPROC RESERVE ZERO(none|1|2|3) [args]: a throughput run o
 G1=$(( ${DRY:-0} == 1 ? 0 : 1 ))  # the second device: GPU 1 (a CPU dry run has none)
 # ---- A. throughput -----------------------------------------------------------------------------------------------
 ( bench plain_1gpu 0 0 430 none ) & ( bench zero2_1gpu $G1 1 430 2 ) & wait
-bench zero1_2gpu 0,1 2 330 1
-bench zero2_2gpu 0,1 2 270 2
-bench zero3_2gpu 0,1 2 200 3
+bench zero1_2gpu 0,1 2 360 1
+bench zero2_2gpu 0,1 2 290 2
+bench zero3_2gpu 0,1 2 210 3
 # ---- B. ZeRO-3 checkpoint at K on 2 GPUs → resume on 1 GPU and on the CPU -----------------------------------------
 B="--max_steps $((2 * K)) --logging_steps 1 --save_strategy steps --save_steps $K"
 launch zero3_ref 0,1 2 130 --deepspeed recipes/deepspeed/zero3.json $B --output_dir $R/zero3_ref
 consolidate() {  # WHAT [--weights-only]: the step-K checkpoint → $R/z3_WHAT (a plain run dir that resumes anywhere)
   local w=$1 t=$(date +%s); shift
-  run_for 100 python3 recipes/consolidate_zero.py $R/zero3_ref/checkpoint-$K --out $R/z3_$w "$@" > $LOGS/consolidate_$w.log 2>&1
+  run_for 70 python3 recipes/consolidate_zero.py $R/zero3_ref/checkpoint-$K --out $R/z3_$w "$@" > $LOGS/consolidate_$w.log 2>&1
   say "consolidate ($w): exit $? after $(( $(date +%s) - t )) s | $(tail -1 $LOGS/consolidate_$w.log)"
 }
 ( consolidate full ) & ( consolidate weights_only --weights-only ) & wait
