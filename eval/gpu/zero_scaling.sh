@@ -1,6 +1,6 @@
 # DeepSpeed ZeRO on 2×H200, 350M config (issue 19 item 2), in ONE call of ≤ 9.5 min:
 #   A. throughput: 1 GPU plain (GPU 0) ‖ 1 GPU ZeRO-2 (GPU 1) side by side, then ZeRO-1, ZeRO-2, ZeRO-3 on 2 GPUs;
-#      each STEPS steps (default 130, logging every 10; the first interval = warm-up is excluded → 120 steady steps),
+#      each STEPS steps (default 110, logging every 10; the first interval = warm-up is excluded → 100 steady steps),
 #      per-rank tokens/s and torch.cuda.max_memory_allocated (eval/zero_run.py), nvidia-smi peak per GPU.
 #   B. ZeRO-3 resume: 2 GPUs train to 2K (checkpoint at K, logging every step) = the reference curve; the step-K
 #      checkpoint consolidated by recipes/consolidate_zero.py (DeepSpeed's ds_to_universal: fp32 weights + Adam
@@ -10,25 +10,28 @@
 #   DRY=1 bash eval/gpu/zero_scaling.sh     # CPU dry run here (tiny model, DeepSpeed's CPU accelerator, ~3-4 min on 2 cores)
 # torch_compile is off in every run: compiling the 350M model costs ~1 min per process start and this call starts
 # 9 runs; the same setting everywhere keeps the scaling ratio fair (COMPILE=true to override).
-# Time budget (s, estimated for the H200s; each run ≈ 35 s start + steps + 15 s final eval/save): setup 40 |
-#   A: 1-GPU pair 80, ZeRO-1 70, ZeRO-2 70, ZeRO-3 80 | B: ZeRO-3 2-GPU to 2K (2 checkpoint saves) 80, both
-#   consolidations at once 60, resumes 1 GPU ‖ weights-only ‖ CPU 60 (the CPU one may run until the deadline) |
-#   table 10 → ~550 s of DEADLINE=565. Each stage's time limit keeps the estimate of what follows (run_for); every
-#   run's record is written at each log, so a run cut in its final save still counts.
+# The micro-batch is the config's (32 × 1024 tokens per GPU; BATCH=16 halves every run's step time if the call
+# runs short). Time budget (s, estimated for the H200s at ~0.43 s per uncompiled 350M step of 32 sequences; each
+# run ≈ 25 s start + steps + 15 s final eval/save): setup 40 | A: 1-GPU pair 90, ZeRO-1 90, ZeRO-2 90, ZeRO-3 95 |
+# B: ZeRO-3 2-GPU to 2K (2 checkpoint saves) 60, both consolidations at once 45, resumes 1 GPU ‖ weights-only ‖
+# CPU 50 (the CPU one may run until the deadline) | table 5 → ~555 s of DEADLINE=565. Each stage's time limit
+# keeps the estimate of what follows (run_for); every run's record is written at each log, so a run cut in its
+# final evaluation or save still counts.
 # Output: $OUT/zero_scaling.json (command, GPU, versions, date, every figure) + zero_scaling.md (eval/zero_table.py)
 #   + zero_plan.md (125M/350M/1B memory and tokens/s per GPU at 1, 2, 8, 64 GPUs) + zero_logs.tgz (logs, per-rank
 #   records, nvidia-smi samples).
 OUT=${OUT:-out_zero_scaling}; DEADLINE=${DEADLINE:-$([ "${DRY:-0}" = 1 ] && echo 1500 || echo 565)}
 source eval/gpu/common.sh
-STEPS=${STEPS:-130}; K=${K:-10}; CPU_STEPS=${CPU_STEPS:-2}; COMPILE=${COMPILE:-false}; R=${RUNS:-runs/zero_$(date +%s)}
+STEPS=${STEPS:-110}; K=${K:-8}; CPU_STEPS=${CPU_STEPS:-2}; COMPILE=${COMPILE:-false}; R=${RUNS:-runs/zero_$(date +%s)}
 if [ ! -d .data/shakespeare_bible ] && [ -f .data/shakespeare_bible.tgz ]; then tar xzf .data/shakespeare_bible.tgz -C .data; fi
 C="--config recipes/configs/gpt2_350m.yaml --dataset .data/shakespeare_bible --torch_compile $COMPILE --eval_strategy no
-   --max_eval_sequences 32 --sample_on_end 0 --seed 0 --disable_tqdm true --report_to none"
+   ${BATCH:+--per_device_train_batch_size $BATCH}
+   --max_eval_sequences 64 --sample_on_end 0 --seed 0 --disable_tqdm true --report_to none"
 if [ "${DRY:-0}" = 1 ]; then  # tiny model on the CPU through DeepSpeed's CPU accelerator: checks the commands
   export DS_ACCELERATOR=cpu OMP_NUM_THREADS=1; STEPS=6; K=2; CPU_STEPS=1; CPU_THREADS=1; R=$(mktemp -d)/zero
   C="--config recipes/configs/gpt2_350m.yaml --dataset shakespeare --tokenizer bpe --bpe_vocab_size 384
      --max_train_documents 120 --seq_len 64 --hidden_size 64 --num_hidden_layers 2 --num_attention_heads 2
-     --intermediate_size 128 --per_device_train_batch_size 8 --max_eval_sequences 8 --bf16 false --torch_compile false
+     --intermediate_size 128 --per_device_train_batch_size 8 --per_device_eval_batch_size 4 --max_eval_sequences 8 --bf16 false --torch_compile false
      --dataloader_num_workers 0 --use_cpu true --eval_strategy no --sample_on_end 0 --seed 0 --disable_tqdm true
      --learning_rate 0.004 --warmup_steps 2 --report_to none"
 else
@@ -59,15 +62,15 @@ bench() {  # NAME GPUS NPROC RESERVE ZERO(none|1|2|3) [args]: a throughput run o
 G1=$(( ${DRY:-0} == 1 ? 0 : 1 ))  # the second device: GPU 1 (a CPU dry run has none)
 # ---- A. throughput -----------------------------------------------------------------------------------------------
 ( bench plain_1gpu 0 0 430 none ) & ( bench zero2_1gpu $G1 1 430 2 ) & wait
-bench zero1_2gpu 0,1 2 360 1
-bench zero2_2gpu 0,1 2 290 2
-bench zero3_2gpu 0,1 2 210 3
+bench zero1_2gpu 0,1 2 340 1
+bench zero2_2gpu 0,1 2 250 2
+bench zero3_2gpu 0,1 2 160 3
 # ---- B. ZeRO-3 checkpoint at K on 2 GPUs → resume on 1 GPU and on the CPU -----------------------------------------
 B="--max_steps $((2 * K)) --logging_steps 1 --save_strategy steps --save_steps $K"
-launch zero3_ref 0,1 2 130 --deepspeed recipes/deepspeed/zero3.json $B --output_dir $R/zero3_ref
+launch zero3_ref 0,1 2 100 --deepspeed recipes/deepspeed/zero3.json $B --output_dir $R/zero3_ref
 consolidate() {  # WHAT [--weights-only]: the step-K checkpoint → $R/z3_WHAT (a plain run dir that resumes anywhere)
   local w=$1 t=$(date +%s); shift
-  run_for 70 python3 recipes/consolidate_zero.py $R/zero3_ref/checkpoint-$K --out $R/z3_$w "$@" > $LOGS/consolidate_$w.log 2>&1
+  run_for 55 python3 recipes/consolidate_zero.py $R/zero3_ref/checkpoint-$K --out $R/z3_$w "$@" > $LOGS/consolidate_$w.log 2>&1
   say "consolidate ($w): exit $? after $(( $(date +%s) - t )) s | $(tail -1 $LOGS/consolidate_$w.log)"
 }
 ( consolidate full ) & ( consolidate weights_only --weights-only ) & wait
