@@ -61,13 +61,15 @@ def test_zero3_two_ranks_resume_in_one_process_without_deepspeed(zero3_run):
     assert delta < TOL, (ref, got)
 
 
-@pytest.mark.slow
-def test_consolidate_refuses_bad_input_and_existing_out(zero3_run, tmp_path):
-    tmp = zero3_run
-    r = _consolidate(tmp / "z3", tmp_path / "x", tmp_path)  # the run dir, not a checkpoint
+def test_consolidate_refuses_bad_input_and_existing_out(tmp_path):
+    plain = tmp_path / "run" / "checkpoint-3"  # a checkpoint written without DeepSpeed: nothing to consolidate
+    plain.mkdir(parents=True)
+    (plain / "trainer_state.json").write_text("{}")
+    r = _consolidate(plain, tmp_path / "x", tmp_path)
     assert r.returncode == 2 and r.stderr.startswith("error: ") and "not a DeepSpeed checkpoint" in r.stderr
+    assert not (tmp_path / "x").exists()
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "keep.txt").write_text("mine")
-    r = _consolidate(tmp / "z3" / "checkpoint-3", tmp_path / "taken", tmp_path)
-    assert r.returncode == 2 and "exists" in r.stderr
+    r = _consolidate(plain, tmp_path / "taken", tmp_path)
+    assert r.returncode == 2 and r.stderr.startswith("error: ") and "exists" in r.stderr
     assert (tmp_path / "taken" / "keep.txt").read_text() == "mine"
