@@ -23,7 +23,10 @@ from mdlm.training.scaling import steady_tokens_per_s
 GIB = 1024**3
 THROUGHPUT = {"plain_1gpu": (None, 1), "zero2_1gpu": (2, 1), "zero1_2gpu": (1, 2), "zero2_2gpu": (2, 2),
               "zero3_2gpu": (3, 2)}
-RESUMES = ("resume_1gpu", "resume_weights_only_1gpu", "resume_cpu")
+RESUMES = ("resume_1gpu", "resume_weights_only_1gpu", "resume_cpu", "scratch_1gpu")  # scratch: no checkpoint
+LABEL = {"resume_1gpu": "1 GPU, consolidate_zero.py (fp32 weights + Adam state)",
+         "resume_weights_only_1gpu": "1 GPU, --weights-only (zero_to_fp32, Adam restarted)",
+         "resume_cpu": "CPU, consolidate_zero.py", "scratch_1gpu": "1 GPU from step 0, no checkpoint (numerics only)"}
 _RECIPE_LINE = re.compile(r"^step (\d+): ([\d,.]+) tokens/s", re.MULTILINE)
 
 
@@ -94,7 +97,8 @@ def resume_summary(logs: str, k: int) -> dict:
     out = {"k": k, "reference_steps": sorted(ref)}
     for name in RESUMES:
         recs = load_records(logs, name)
-        out[name] = loss_delta(ref, {int(s): v for s, v in recs[0]["loss"]}, k) if recs and ref else None
+        after = 0 if name == "scratch_1gpu" else k  # the run from step 0: every step is compared
+        out[name] = loss_delta(ref, {int(s): v for s, v in recs[0]["loss"]}, after) if recs and ref else None
     return out
 
 
@@ -114,11 +118,12 @@ def results_entries(runs: dict, resume: dict, meta: dict) -> dict:
             "baseline_1gpu_tokens_per_s": base["tokens_per_s_per_gpu"],
             "peak_allocated_gib_per_gpu": r["peak_allocated_gib_per_rank"],
             "nvidia_smi_peak_mib_per_gpu": r["nvidia_smi_peak_mib_per_gpu"], **meta}
-    r1, w1, cpu = (resume.get(n) for n in RESUMES)
+    r1, w1, cpu, scratch = (resume.get(n) for n in RESUMES)
     if r1:
         out["zero3_resume_1gpu_loss_delta"] = {
             "value": r1["max_abs_delta"], "steps": r1["steps"], "k": resume["k"],
             "weights_only_delta": w1["max_abs_delta"] if w1 else None,  # zero_to_fp32 + restarted Adam, same steps
+            "numerics_floor": scratch["max_abs_delta"] if scratch else None,  # 1 GPU from step 0, no checkpoint
             "how": "recipes/consolidate_zero.py (DeepSpeed ds_to_universal: fp32 weights + Adam state), 1 GPU, "
                    "gradient accumulation 2 = the 2-GPU global batch", **meta}
     if cpu:
@@ -143,7 +148,7 @@ def markdown(runs: dict, resume: dict, entries: dict) -> str:
     lines += ["", f"ZeRO-3 checkpoint at step {resume['k']} (2 GPUs) resumed, max |Δloss| vs the 2-GPU curve:"]
     for name in RESUMES:
         r = resume.get(name)
-        lines.append(f"- {name}: " + ("missing" if not r else f"{r['max_abs_delta']:.2e} over steps "
+        lines.append(f"- {LABEL[name]}: " + ("missing" if not r else f"{r['max_abs_delta']:.2e} over steps "
                                       f"{r['steps'][0]}–{r['steps'][-1]}"))
     return "\n".join(lines) + "\n"
 

@@ -2,6 +2,7 @@
 without DeepSpeed through recipes/consolidate_zero.py, and continues the 2-process loss curve (same global
 batch: gradient accumulation 2; the masking RNG is indexed by the global micro-batch)."""
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -61,15 +62,25 @@ def test_zero3_two_ranks_resume_in_one_process_without_deepspeed(zero3_run):
     assert delta < TOL, (ref, got)
 
 
-def test_consolidate_refuses_bad_input_and_existing_out(tmp_path):
+def _consolidate_cli(monkeypatch, capsys, *argv) -> tuple[int, str]:
+    spec = importlib.util.spec_from_file_location("consolidate_zero", ROOT / "recipes" / "consolidate_zero.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    monkeypatch.setattr(sys, "argv", ["consolidate_zero.py", *map(str, argv)])
+    with pytest.raises(SystemExit) as e:
+        mod.main()
+    return e.value.code, capsys.readouterr().err
+
+
+def test_consolidate_refuses_bad_input_and_existing_out(tmp_path, monkeypatch, capsys):
     plain = tmp_path / "run" / "checkpoint-3"  # a checkpoint written without DeepSpeed: nothing to consolidate
     plain.mkdir(parents=True)
     (plain / "trainer_state.json").write_text("{}")
-    r = _consolidate(plain, tmp_path / "x", tmp_path)
-    assert r.returncode == 2 and r.stderr.startswith("error: ") and "not a DeepSpeed checkpoint" in r.stderr
+    code, err = _consolidate_cli(monkeypatch, capsys, plain, "--out", tmp_path / "x")
+    assert code == 2 and err.startswith("error: ") and "not a DeepSpeed checkpoint" in err
     assert not (tmp_path / "x").exists()
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "keep.txt").write_text("mine")
-    r = _consolidate(plain, tmp_path / "taken", tmp_path)
-    assert r.returncode == 2 and r.stderr.startswith("error: ") and "exists" in r.stderr
+    code, err = _consolidate_cli(monkeypatch, capsys, plain, "--out", tmp_path / "taken")
+    assert code == 2 and err.startswith("error: ") and "exists" in err
     assert (tmp_path / "taken" / "keep.txt").read_text() == "mine"

@@ -5,7 +5,8 @@
 #   B. ZeRO-3 resume: 2 GPUs train to 2K (checkpoint at K, logging every step) = the reference curve; the step-K
 #      checkpoint consolidated by recipes/consolidate_zero.py (DeepSpeed's ds_to_universal: fp32 weights + Adam
 #      state) resumes K → 2K on ONE GPU (gradient accumulation 2: same global batch) ‖ the same with
-#      --weights-only (zero_to_fp32, Adam restarted) on the other GPU ‖ K → K+CPU_STEPS on the CPU.
+#      --weights-only (zero_to_fp32, Adam restarted) on the other GPU ‖ K → K+CPU_STEPS on the CPU; and, during the
+#      consolidation, 1 GPU from step 0 with accumulation 2 (no checkpoint): the numerics-only difference.
 #   run(command="bash eval/gpu/zero_scaling.sh", kind="nvidia-h200-x2", carry=[".whl", ".data/shakespeare_bible.tgz"])
 #   DRY=1 bash eval/gpu/zero_scaling.sh     # CPU dry run here (tiny model, DeepSpeed's CPU accelerator, ~3-4 min on 2 cores)
 # torch_compile is off in every run: compiling the 350M model costs ~1 min per process start and this call starts
@@ -73,7 +74,11 @@ consolidate() {  # WHAT [--weights-only]: the step-K checkpoint → $R/z3_WHAT (
   run_for 55 python3 recipes/consolidate_zero.py $R/zero3_ref/checkpoint-$K --out $R/z3_$w "$@" > $LOGS/consolidate_$w.log 2>&1
   say "consolidate ($w): exit $? after $(( $(date +%s) - t )) s | $(tail -1 $LOGS/consolidate_$w.log)"
 }
-( consolidate full ) & ( consolidate weights_only --weights-only ) & wait
+# beside them on GPU 0: one GPU from step 0 with accumulation 2 and no checkpoint — how far the 2-GPU DeepSpeed bf16
+# curve and a 1-GPU torch-AMP curve differ by numerics alone (the floor for the resume delta)
+( consolidate full ) & ( consolidate weights_only --weights-only ) &
+( launch scratch_1gpu 0 0 55 --logging_steps 1 --save_strategy no --gradient_accumulation_steps 2 \
+    --max_steps $((2 * K)) --output_dir $R/scratch_1gpu ) & wait
 [ -d $R/z3_full ] && cp -r $R/z3_full $R/z3_cpu
 RES="--logging_steps 1 --save_strategy no --resume_from_checkpoint auto --gradient_accumulation_steps 2"
 ( launch resume_1gpu 0 0 25 $RES --max_steps $((2 * K)) --output_dir $R/z3_full ) &
