@@ -112,7 +112,8 @@ def results_entries(runs: dict, resume: dict, meta: dict) -> dict:
         if r is None or not base:
             continue
         out[f"zero{z}_scaling_2gpu"] = {
-            "scaling": round(r["tokens_per_s_total"] / base["tokens_per_s_per_gpu"], 3),
+            "value": round(r["tokens_per_s_total"] / base["tokens_per_s_per_gpu"], 3),
+            "unit": "x tokens/s, 2 GPUs together over 1 GPU plain (one process, no DeepSpeed), same micro-batch per GPU",
             "scaling_vs_zero2_1gpu": round(r["tokens_per_s_total"] / z2_1["tokens_per_s_per_gpu"], 3) if z2_1 else None,
             "steps": r["steady_steps"], "tokens_per_s_per_gpu": r["tokens_per_s_per_gpu"],
             "baseline_1gpu_tokens_per_s": base["tokens_per_s_per_gpu"],
@@ -121,7 +122,7 @@ def results_entries(runs: dict, resume: dict, meta: dict) -> dict:
     r1, w1, cpu, scratch = (resume.get(n) for n in RESUMES)
     if r1:
         out["zero3_resume_1gpu_loss_delta"] = {
-            "value": r1["max_abs_delta"], "steps": r1["steps"], "k": resume["k"],
+            "value": r1["max_abs_delta"], "unit": "max |loss - 2-GPU reference loss| over the resumed steps", "steps": r1["steps"], "k": resume["k"],
             "weights_only_delta": w1["max_abs_delta"] if w1 else None,  # zero_to_fp32 + restarted Adam, same steps
             "numerics_floor": scratch["max_abs_delta"] if scratch else None,  # 1 GPU from step 0, no checkpoint
             "how": "recipes/consolidate_zero.py (DeepSpeed ds_to_universal: fp32 weights + Adam state), 1 GPU, "
@@ -142,7 +143,7 @@ def markdown(runs: dict, resume: dict, entries: dict) -> str:
             continue
         e = entries.get(f"zero{z}_scaling_2gpu") if name.endswith("2gpu") else None
         lines.append(f"| {name} | {r['world_size']} | {r['steady_steps']} | {r['tokens_per_s_per_gpu']:,.0f} | "
-                     f"{e['scaling'] if e else '-'} | {r['recipe_log_tokens_per_s_total'] or 0:,.0f} | "
+                     f"{e['value'] if e else '-'} | {r['recipe_log_tokens_per_s_total'] or 0:,.0f} | "
                      f"{r['peak_allocated_gib_per_rank']} | "
                      f"{list(r['nvidia_smi_peak_mib_per_gpu'].values())} |")
     lines += ["", f"ZeRO-3 checkpoint at step {resume['k']} (2 GPUs) resumed, max |Δloss| vs the 2-GPU curve:"]

@@ -35,7 +35,7 @@ def test_scaling_entries_and_resume_delta(tmp_path):
     res = _table().measure(argparse.Namespace(logs=str(logs), k=10, command="test"))["results_json"]
     z2 = res["zero2_scaling_2gpu"]
     assert z2["steps"] == 120  # the first logging interval (warm-up) is left out
-    assert abs(z2["scaling"] - 2 * 0.16 / 0.168) < 1e-3 and abs(z2["tokens_per_s_per_gpu"] - 16384 / 0.168) < 1
+    assert abs(z2["value"] - 2 * 0.16 / 0.168) < 1e-3 and abs(z2["tokens_per_s_per_gpu"] - 16384 / 0.168) < 1
     assert z2["nvidia_smi_peak_mib_per_gpu"] == {0: 42000, 1: 41000}
     assert "zero1_scaling_2gpu" not in res  # a run that left no record is missing, not invented
     d = res["zero3_resume_1gpu_loss_delta"]
