@@ -8,7 +8,7 @@
 #      --weights-only (zero_to_fp32, Adam restarted) on the other GPU ‖ K → K+CPU_STEPS on the CPU; and, during the
 #      consolidation, 1 GPU from step 0 with accumulation 2 (no checkpoint): the numerics-only difference.
 #   run(command="bash eval/gpu/zero_scaling.sh", kind="nvidia-h200-x2", carry=[".whl", ".data/shakespeare_bible.tgz"])
-#   DRY=1 bash eval/gpu/zero_scaling.sh     # CPU dry run here (tiny model, DeepSpeed's CPU accelerator, ~3-4 min on 2 cores)
+#   DRY=1 OUT=/tmp/zs bash eval/gpu/zero_scaling.sh   # CPU dry run (tiny model, DeepSpeed CPU accelerator; 6 min on 2 busy cores)
 # torch_compile is off in every run: compiling the 350M model costs ~1 min per process start and this call starts
 # 9 runs; the same setting everywhere keeps the scaling ratio fair (COMPILE=true to override).
 # The micro-batch is the config's (32 × 1024 tokens per GPU; BATCH=16 halves every run's step time if the call
