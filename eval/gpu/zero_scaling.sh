@@ -17,12 +17,14 @@
 # B: ZeRO-3 2-GPU to 2K (2 checkpoint saves) 60, both consolidations at once 45, resumes 1 GPU ‖ weights-only ‖
 # CPU 50 (the CPU one may run until the deadline) | table 5 → ~555 s of DEADLINE=565. Each stage's time limit
 # keeps the estimate of what follows (run_for); every run's record is written at each log, so a run cut in its
-# final evaluation or save still counts.
+# final evaluation or save still counts. If one call runs short: two calls PARTS=A then PARTS=B with RUNS=runs/zero
+# on the warm machine (the second call's table then holds both parts), or BATCH=16.
 # Output: $OUT/zero_scaling.json (command, GPU, versions, date, every figure) + zero_scaling.md (eval/zero_table.py)
 #   + zero_plan.md (125M/350M/1B memory and tokens/s per GPU at 1, 2, 8, 64 GPUs) + zero_logs.tgz (logs, per-rank
 #   records, nvidia-smi samples).
 OUT=${OUT:-out_zero_scaling}; DEADLINE=${DEADLINE:-$([ "${DRY:-0}" = 1 ] && echo 1500 || echo 565)}
 source eval/gpu/common.sh
+PARTS=${PARTS:-AB}; RA=(430 340 250 160); [[ $PARTS == *B* ]] || RA=(270 180 90 10)  # time kept after each A stage
 STEPS=${STEPS:-110}; K=${K:-8}; CPU_STEPS=${CPU_STEPS:-2}; COMPILE=${COMPILE:-false}; R=${RUNS:-runs/zero_$(date +%s)}
 if [ ! -d .data/shakespeare_bible ] && [ -f .data/shakespeare_bible.tgz ]; then tar xzf .data/shakespeare_bible.tgz -C .data; fi
 C="--config recipes/configs/gpt2_350m.yaml --dataset .data/shakespeare_bible --torch_compile $COMPILE --eval_strategy no
@@ -62,11 +64,14 @@ bench() {  # NAME GPUS NPROC RESERVE ZERO(none|1|2|3) [args]: a throughput run o
 }
 G1=$(( ${DRY:-0} == 1 ? 0 : 1 ))  # the second device: GPU 1 (a CPU dry run has none)
 # ---- A. throughput -----------------------------------------------------------------------------------------------
-( bench plain_1gpu 0 0 430 none ) & ( bench zero2_1gpu $G1 1 430 2 ) & wait
-bench zero1_2gpu 0,1 2 340 1
-bench zero2_2gpu 0,1 2 250 2
-bench zero3_2gpu 0,1 2 160 3
+if [[ $PARTS == *A* ]]; then
+  ( bench plain_1gpu 0 0 ${RA[0]} none ) & ( bench zero2_1gpu $G1 1 ${RA[0]} 2 ) & wait
+  bench zero1_2gpu 0,1 2 ${RA[1]} 1
+  bench zero2_2gpu 0,1 2 ${RA[2]} 2
+  bench zero3_2gpu 0,1 2 ${RA[3]} 3
+fi
 # ---- B. ZeRO-3 checkpoint at K on 2 GPUs → resume on 1 GPU and on the CPU -----------------------------------------
+if [[ $PARTS == *B* ]]; then
 B="--max_steps $((2 * K)) --logging_steps 1 --save_strategy steps --save_steps $K"
 launch zero3_ref 0,1 2 100 --deepspeed recipes/deepspeed/zero3.json $B --output_dir $R/zero3_ref
 consolidate() {  # WHAT [--weights-only]: the step-K checkpoint → $R/z3_WHAT (a plain run dir that resumes anywhere)
@@ -87,9 +92,10 @@ RES="--logging_steps 1 --save_strategy no --resume_from_checkpoint auto --gradie
   launch resume_cpu "" 0 20 $RES --max_steps $((K + CPU_STEPS)) --output_dir $R/z3_cpu --use_cpu true \
     --dataloader_num_workers 0 ) &
 wait
+fi
 # ---- table --------------------------------------------------------------------------------------------------------
 python3 eval/zero_table.py --logs $LOGS --k $K --out $OUT/zero_scaling.json --markdown $OUT/zero_scaling.md \
-  --command "bash eval/gpu/zero_scaling.sh (STEPS=$STEPS K=$K CPU_STEPS=$CPU_STEPS COMPILE=$COMPILE)" 2>&1 | tee -a $LOG
+  --command "bash eval/gpu/zero_scaling.sh (PARTS=$PARTS STEPS=$STEPS K=$K CPU_STEPS=$CPU_STEPS COMPILE=$COMPILE BATCH=${BATCH:-config})" 2>&1 | tee -a $LOG
 [ -f $OUT/zero_scaling.json ] && python3 eval/zero_table.py --plan $OUT/zero_scaling.json --markdown $OUT/zero_plan.md \
   > /dev/null 2>> $LOG
 tar czf $OUT/zero_logs.tgz -C $LOGS .
