@@ -177,6 +177,16 @@ def measure(a) -> dict:
     return {**meta, "runs": runs, "resume": resume, "results_json": entries, "markdown": markdown(runs, resume, entries)}
 
 
+def collect_figures(path: str, source: str) -> dict[str, dict]:
+    """The results.json entries of a committed zero_scaling.json (for eval/collect_results.py), each naming its
+    ``source``; {} when the file is absent (the GPU run has not been made)."""
+    if not os.path.isfile(path):
+        return {}
+    with open(path, encoding="utf-8") as f:
+        entries = json.load(f)["results_json"]
+    return {k: {**v, "source": source} for k, v in entries.items()}
+
+
 @run_cli
 def main() -> int:
     p = ArgumentParser(description=__doc__.split("\n\n")[0])

@@ -38,5 +38,7 @@ def test_scaling_entries_and_resume_delta(tmp_path):
     assert abs(z2["value"] - 2 * 0.16 / 0.168) < 1e-3 and abs(z2["tokens_per_s_per_gpu"] - 16384 / 0.168) < 1
     assert z2["nvidia_smi_peak_mib_per_gpu"] == {0: 42000, 1: 41000}
     assert "zero1_scaling_2gpu" not in res  # a run that left no record is missing, not invented
+    (tmp_path / "z.json").write_text(json.dumps({"results_json": res}))
+    assert _table().collect_figures(str(tmp_path / "z.json"), "docs/x.json")["zero2_scaling_2gpu"]["source"] == "docs/x.json"
     d = res["zero3_resume_1gpu_loss_delta"]
     assert abs(d["value"] - 0.002) < 1e-6 and d["steps"] == list(range(11, 21))
