@@ -1,0 +1,168 @@
+"""Captioned image data for the text- and class-conditioned image MDM (:mod:`mdlm.data.text_image`).
+
+Any DatasetDict with the columns ``pixel_values`` (C, H, W) in [-1, 1], ``label`` (a ClassLabel) and ``caption``
+(str) works (the emoji / openclipart builders give them). A folder of images with a ``metadata.jsonl`` of
+``{"file_name": "<class>/<name>.png", "caption": "..."}`` rows (tests/rgb_fixtures.py writes one) is read by
+:func:`load_captioned_folder`. Rows for the trainer: :class:`TextImageRows` + :class:`TextImageCollator`
+(class / caption dropout for classifier-free guidance).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from datasets import DatasetDict
+
+from .images import dataset_to_tensors, encode_images, images_dataset, pil_to_array, uint8_to_unit
+from .text_image import TextImageLayout, caption_token_ids, text_image_sequences
+
+Tensor = torch.Tensor
+
+
+def read_metadata(root: str) -> list[dict]:
+    """The rows of ``root/metadata.jsonl`` (each needs ``file_name`` and ``caption``)."""
+    path = os.path.join(root, "metadata.jsonl")
+    if not os.path.isfile(path):
+        raise ValueError(f"{root!r} has no metadata.jsonl with captions (rows {{\"file_name\": ..., \"caption\": ...}})")
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}:{n}: not JSON ({e.msg})") from None
+            if not isinstance(row, dict) or "file_name" not in row or not isinstance(row.get("caption"), str):
+                raise ValueError(f"{path}:{n}: a row needs \"file_name\" and a string \"caption\"")
+            rows.append(row)
+    if len(rows) < 2:
+        raise ValueError(f"{path}: {len(rows)} captioned image(s); need at least 2 for a train/test split")
+    return rows
+
+
+def load_captioned_folder(root: str, image_size: int = 64, channels: int = 3, test_fraction: float = 0.1,
+                          seed: int = 0) -> DatasetDict:
+    """``root/<class>/<file>`` images named in ``root/metadata.jsonl`` → train/test DatasetDict with ``pixel_values``,
+    ``label`` (class = the file's first folder; a flat folder has one class ``image``) and ``caption``; a
+    deterministic ``test_fraction`` held out. Images are converted by :func:`mdlm.data.images.pil_to_array`
+    (alpha on white, centre crop, resize)."""
+    from PIL import Image, UnidentifiedImageError
+
+    rows = read_metadata(root)
+    classes = sorted({os.path.dirname(r["file_name"]).split("/")[0] or "image" for r in rows})
+    pixels, labels = [], []
+    for r in rows:  # one PIL decode per file
+        path = os.path.join(root, r["file_name"])
+        try:
+            with Image.open(path) as im:
+                pixels.append(pil_to_array(im, image_size, channels))
+        except (FileNotFoundError, UnidentifiedImageError, OSError) as e:
+            raise ValueError(f"{path}: not a readable image ({e.__class__.__name__})") from None
+        labels.append(classes.index(os.path.dirname(r["file_name"]).split("/")[0] or "image"))
+    ds = images_dataset(uint8_to_unit(np.stack(pixels)), np.asarray(labels), classes)
+    ds = ds.add_column("caption", [r["caption"] for r in rows])
+    parts = ds.train_test_split(test_size=test_fraction, seed=seed)
+    return DatasetDict({"train": parts["train"], "test": parts["test"]})
+
+
+def load_captioned(dataset: str, image_size: int | None, channels: int) -> DatasetDict:
+    """``imagefolder:PATH`` / a folder path with metadata.jsonl, or a named data set with a ``caption`` column."""
+    from .images import load_image_dataset
+
+    folder = dataset.split(":", 1)[1] if dataset.startswith("imagefolder:") else dataset
+    if os.path.isdir(folder):
+        return load_captioned_folder(folder, image_size or 64, channels)
+    dd = load_image_dataset(dataset, image_size, channels)
+    if "caption" not in dd["train"].column_names:
+        raise ValueError(f"{dataset} has no 'caption' column: use a captioned data set or drop --captions")
+    return dd
+
+
+@dataclass
+class TextImageTokens:
+    """Every split as one (N, 1 + budget + h·w) id matrix, with the layout and caption tokenizer that made it."""
+
+    layout: TextImageLayout
+    tokenizer: object
+    class_names: list[str]
+    splits: dict[str, Tensor]
+
+
+def build_text_image_tokens(vq, data: DatasetDict, tokenizer, text_budget: int, batch_size: int = 512,
+                            progress: bool = False) -> TextImageTokens:
+    """Encode every split's images with ``vq`` and its captions with ``tokenizer`` into sequences (a caption over
+    the budget raises ValueError naming it)."""
+    class_names = list(data["train"].features["label"].names)
+    layout = TextImageLayout.from_tokenizer(tokenizer, int(vq.codebook_size), len(class_names), text_budget)
+    splits = {}
+    for name, ds in data.items():
+        x, y = dataset_to_tensors(ds)  # (N, C, H, W), (N,)
+        codes = encode_images(vq, x, batch_size, progress)  # (N, h, w)
+        captions = caption_token_ids(tokenizer, list(ds["caption"]), layout)  # (N, budget)
+        splits[name] = text_image_sequences(codes, y, captions, layout)
+    return TextImageTokens(layout, tokenizer, class_names, splits)
+
+
+class TextImageRows(torch.utils.data.Dataset):
+    """Fixed-length rows for :class:`TextImageCollator`: ``input_ids`` (L,), ``prompt_mask`` = ``cond_mask`` =
+    the condition prefix (never masked, never scored; all of it → [MASK] under the trainer's joint dropout), and
+    ``droppable`` (training rows: the collator may drop the class or the caption alone)."""
+
+    def __init__(self, input_ids: Tensor, layout: TextImageLayout, droppable: bool):
+        self.input_ids = input_ids  # (N, L) long
+        self.cond = torch.zeros(input_ids.shape[1], dtype=torch.bool)  # (L,)
+        self.cond[: layout.prefix_len] = True
+        self.droppable = droppable
+
+    def __len__(self) -> int:
+        return self.input_ids.shape[0]
+
+    def __getitem__(self, i: int) -> dict:
+        return {"input_ids": self.input_ids[i], "prompt_mask": self.cond, "cond_mask": self.cond,
+                "droppable": self.droppable}
+
+
+def drop_parts(ids: Tensor, layout: TextImageLayout, u: Tensor, class_p: float, caption_p: float) -> Tensor:
+    """Per-row dropout of one condition part: u (B,) uniform; u < class_p → class slot [MASK];
+    class_p ≤ u < class_p + caption_p → caption slots [MASK]. (B, L) → (B, L)."""
+    drop_class = u < class_p  # (B,)
+    drop_caption = (u >= class_p) & (u < class_p + caption_p)  # (B,)
+    pos = torch.arange(ids.shape[1], device=ids.device)  # (L,)
+    class_slot = pos == 0
+    caption_slots = (pos >= 1) & (pos < layout.prefix_len)
+    where = (drop_class[:, None] & class_slot) | (drop_caption[:, None] & caption_slots)  # (B, L)
+    return ids.masked_fill(where, layout.mask_id)
+
+
+class TextImageCollator:
+    """MDMCollator (fixed length, pads nothing) + dropout of the class alone (``class_dropout``) or the caption
+    alone (``caption_dropout``) on droppable rows, so the model learns p(image | caption), p(image | class) and —
+    through the trainer's ``cond_dropout`` of the whole prefix — p(image). Seeded; a resumed run draws new
+    dropout choices (the masking itself stays exactly resumable)."""
+
+    def __init__(self, layout: TextImageLayout, class_dropout: float, caption_dropout: float, seed: int = 0):
+        from ..training.collator import MDMCollator
+
+        if min(class_dropout, caption_dropout) < 0 or class_dropout + caption_dropout > 1:
+            raise ValueError(f"class_dropout {class_dropout} and caption_dropout {caption_dropout} must be ≥ 0 "
+                             "with a sum ≤ 1")
+        self.base = MDMCollator(pad_token_id=layout.pad_id)
+        self.layout, self.class_p, self.caption_p = layout, class_dropout, caption_dropout
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __call__(self, features: list[dict]) -> dict[str, Tensor]:
+        batch = self.base(features)
+        drop = torch.tensor([bool(f.get("droppable", False)) for f in features])  # (B,)
+        if bool(drop.any()):
+            u = torch.rand(len(features), generator=self.generator).masked_fill(~drop, 1.0)  # (B,)
+            batch["input_ids"] = drop_parts(batch["input_ids"], self.layout, u, self.class_p, self.caption_p)
+        return batch
+
+
+__all__ = ["TextImageCollator", "TextImageRows", "TextImageTokens", "build_text_image_tokens", "drop_parts",
+           "load_captioned", "load_captioned_folder", "read_metadata"]
