@@ -213,7 +213,7 @@ def run_images(a: argparse.Namespace, loaded) -> None:
     bar.close()
     dt = time.perf_counter() - t0
     names = rows.row_names
-    what = ", ".join(names) if len(names) <= 3 else f"{len(names)} conditions"
+    what = ", ".join(names) if len(names) <= 3 else f"{len(names)} {'prompts' if a.prompt or a.prompt_file else 'classes'}"
     cfg_txt = f", CFG {config.guidance_scale:g}" if config.guidance_scale > 0 else ""
     if "grid" in paths:
         img.save_labeled_grid(out.images, paths["grid"], nrow=n if conditional else min(n, 8),
