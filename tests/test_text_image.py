@@ -211,6 +211,9 @@ def test_generate_prompt_writes_a_png_grid(trained, tmp_path, monkeypatch, capsy
                                  "--out", str(tmp_path / "x.png"), "--device", "cpu")
     assert code == 2 and len(err) == 1 and err[0].startswith("error: caption") and "text budget of 4" in err[0]
     assert not (tmp_path / "x.png").exists()
+    code, _, err = _generate_cli(monkeypatch, capsys, "--model", str(trained.out), "--class-id", "all", "--steps", "2",
+                                 "--num-samples", "1", "--out", str(tmp_path / "classes.png"), "--device", "cpu")
+    assert code == 0 and (tmp_path / "classes.png").is_file(), err  # class rows: caption slots stay [MASK]
     code, _, err = _generate_cli(monkeypatch, capsys, "--model", str(trained.out), "--class", "triangle",
                                  "--out", str(tmp_path / "y.png"), "--device", "cpu")
     assert code == 2 and err == ["error: --class 'triangle' is not a class of this model (its classes: circle, square)"]

@@ -70,16 +70,22 @@ def load_captioned_folder(root: str, image_size: int = 64, channels: int = 3, te
     return DatasetDict({"train": parts["train"], "test": parts["test"]})
 
 
-def load_captioned(dataset: str, image_size: int | None, channels: int) -> DatasetDict:
-    """``imagefolder:PATH`` / a folder path with metadata.jsonl, or a named data set with a ``caption`` column."""
+def load_image_set(dataset: str, image_size: int | None, channels: int) -> DatasetDict:
+    """``imagefolder:PATH`` / a folder path (with a metadata.jsonl of captions: :func:`load_captioned_folder`,
+    class = sub-folder), or a named data set / export of :func:`mdlm.data.images.load_image_dataset`."""
     from .images import load_image_dataset
 
     folder = dataset.split(":", 1)[1] if dataset.startswith("imagefolder:") else dataset
-    if os.path.isdir(folder):
+    if os.path.isdir(folder) and os.path.isfile(os.path.join(folder, "metadata.jsonl")):
         return load_captioned_folder(folder, image_size or 64, channels)
-    dd = load_image_dataset(dataset, image_size, channels)
+    return load_image_dataset(folder if os.path.isdir(folder) else dataset, image_size, channels)
+
+
+def load_captioned(dataset: str, image_size: int | None, channels: int) -> DatasetDict:
+    """:func:`load_image_set`, which must give a ``caption`` column (ValueError otherwise)."""
+    dd = load_image_set(dataset, image_size, channels)
     if "caption" not in dd["train"].column_names:
-        raise ValueError(f"{dataset} has no 'caption' column: use a captioned data set or drop --captions")
+        raise ValueError(f"{dataset} has no captions (a 'caption' column or a metadata.jsonl): drop --captions")
     return dd
 
 
@@ -165,4 +171,4 @@ class TextImageCollator:
 
 
 __all__ = ["TextImageCollator", "TextImageRows", "TextImageTokens", "build_text_image_tokens", "drop_parts",
-           "load_captioned", "load_captioned_folder", "read_metadata"]
+           "load_captioned", "load_captioned_folder", "load_image_set", "read_metadata"]

@@ -69,8 +69,8 @@ def condition_rows(info: ImageModelInfo, tokenizer, prompts: Sequence[str] | Non
     conds_p = (prompts * n if len(prompts) == 1 else prompts) or [None] * n
     conds_c = (class_ids * n if len(class_ids) == 1 else class_ids) or [-1] * n
     labels = torch.as_tensor(conds_c, dtype=torch.long).repeat_interleave(num_samples)  # (B,)
-    captions = None
-    if isinstance(info.layout, TextImageLayout):
+    captions = None  # class-only rows of a text-image model: every caption slot [MASK]
+    if prompts and isinstance(info.layout, TextImageLayout):
         try:
             captions = caption_token_ids(tokenizer, [p or "" for p in conds_p], info.layout)  # (n, budget)
         except ValueError as e:

@@ -4,8 +4,8 @@ dataclasses (an unknown key, a wrong type or an empty axis is one error naming t
     seed: 0
     text_sampling:   {model, judge, steps, schedules, strategies, num_samples, gen_length, batch_size, reference_data}
     text_training:   {schedules, weightings, t_min, max_steps, train_args, keep_runs}
-    images:          {model, classifier, num_per_class, references, dataset, data_dir, max_reference, batch_size,
-                      dtype, sampler}     # shared by the three image parts
+    images:          {model, classifier, num_per_class, references, dataset, data_dir, image_size, channels,
+                      max_reference, batch_size, dtype, sampler}     # shared by the three image parts
     image_sampling:  {steps, schedules, strategies}
     guidance:        {scale, intervals, steps}
     image_training:  {vq, schedules, weightings, t_min, max_steps, max_seconds, eval_steps, train_args, keep_runs}
@@ -66,6 +66,8 @@ class Images:
     references: list[str] = field(default_factory=lambda: ["recon", "test"])
     dataset: str = "fashion-mnist"
     data_dir: str | None = None
+    image_size: int | None = None  # reference images converted to this size (64×64 RGB sets: 64 and channels 3)
+    channels: int | None = None
     max_reference: int | None = None
     batch_size: int = 500
     dtype: str | None = None  # float32 / bfloat16 weights

@@ -1,0 +1,113 @@
+# The 64×64 colour-image pipeline of #18 on one H200, in two calls of ≤ 9.5 min (same warm machine, call 2 right
+# after call 1: it reads runs/images64/ that call 1 left there):
+#   STAGE=train   classifier → VQ (16×16 codes) → encode + text/class-conditioned MDM       (call 1)
+#   STAGE=eval    caption/class grids + step strips → bench (batch 256) → ablation grid     (call 2)
+#   STAGE=all     both (DRY=1 runs all of it on the CPU in a few minutes, on tests/rgb_fixtures.py's folder)
+#
+#   python -m mdlm.data.image_sources export emoji .data/emoji64.npz     # here: the GPU machine has no npm data
+#   run(command="STAGE=train bash eval/gpu/images64.sh", kind="nvidia-h200", carry=[".whl", ".data/emoji64.npz"])
+#   run(command="STAGE=eval bash eval/gpu/images64.sh", kind="nvidia-h200", carry=[".whl", ".data/emoji64.npz"])
+#   DRY=1 bash eval/gpu/images64.sh                                       # CPU dry run (OUT=out_images64_dry)
+#
+# Time budget (s) of call 1 (DEADLINE 560): wheels 15 | classifier ≤ 60 (emoji_classifier_gpu.yaml, 40 epochs of
+#   3.4k images) | VQ ≤ $VQ_S = 200 (vq64's GPU config; the loop is cut by timeout, the run's own cap first) |
+#   MDM ≤ 300 (encode 3.8k images ~5 s, loop capped at 240 s by max_train_seconds, final ELBO + save ~20 s).
+# Time budget (s) of call 2 (DEADLINE 560): grids + strips 30 | bench_image.py 4 step counts × 3 CFG settings,
+#   batch 256, bf16 ~60 | ablate.py images64_gpu.yaml: 54 sampling rows + 9 CFG rows of 900 images ~300 | slack.
+# Files back: call 1 (7): run.log, classifier_metrics.json, vq_metrics.json, vq_reconstructions.png,
+#   mdm_eval_metrics.json, mdm_log_history.json, mdm_samples.png;
+#   call 2 (8): run.log, prompts.png, classes.png, strips.png, bench_image.json, image_sampling.md, cfg.md,
+#   ablate.tgz (results.json, plots, the samples' per-row tables).
+# Hooks on the other engineers' work (a missing file → the fallback named in the log):
+#   CLF_CONFIG  imgdata's recipes/configs/emoji_classifier_{gpu,tiny}.yaml  (fallback: fmnist_classifier.yaml at 64 px RGB)
+#   VQ_CONFIG   vq64's recipes/configs/vq64_{gpu,tiny}.yaml                   (fallback: fmnist_vq_{gpu,tiny}.yaml at 64 px RGB,
+#               two stride-2 levels → 16×16 codes)
+T0=$(date +%s)
+DEADLINE=${DEADLINE:-560}
+STAGE=${STAGE:-all}
+if [ "${DRY:-0}" = 1 ]; then
+  OUT=${OUT:-out_images64_dry}; R=${R:-runs/images64_dry}; SIZE=tiny; DEADLINE=100000
+else
+  OUT=${OUT:-out_images64}; R=${R:-runs/images64}; SIZE=gpu
+fi
+source eval/gpu/common.sh
+VQ_S=${VQ_S:-200}; NPC=${NPC:-100}
+PY="python3"; [ "${DRY:-0}" = 1 ] && PY="nice python3"
+quiet() { grep -v "it/s\]\|examples/s\]\|batch/s\]\|Loading weights\|^{'loss'\|^step [0-9]*:"; }
+
+if [ "${DRY:-0}" = 1 ]; then
+  DATA=${DATA:-$R/rgb_shapes}
+  [ -d "$DATA" ] || python3 -c "import sys; sys.path.insert(0, 'tests'); from rgb_fixtures import make_rgb_folder; make_rgb_folder('$DATA', per_class=12)"
+  CPU=(--use_cpu true --torch_num_threads 1); MDM_CONFIG=recipes/configs/t2i_mdm_tiny.yaml
+  PROMPTS=("red circle" "blue square" "green circle"); NPC=${DRY_NPC:-3}
+  GRID_SET=(--set "images.num_per_class=$NPC" --set "image_sampling.steps=[1,4]" --set "image_sampling.schedules=[cosine]"
+            --set "guidance.steps=[4]" --set "guidance.intervals=[[0.0,0.5]]" --set images.dtype=null --set images.batch_size=64)
+  BENCH=(--steps 4 --batch 8 --repeats 1 --dtype float32 --device cpu)
+else
+  DATA=${DATA:-.data/emoji64.npz}
+  need_files "make it here: python -m mdlm.data.image_sources export emoji .data/emoji64.npz, carry it" "$DATA"
+  CPU=(); MDM_CONFIG=recipes/configs/emoji_t2i_mdm_gpu.yaml
+  PROMPTS=("red apple" "cat face" "smiling face with heart-eyes" "rocket" "pizza" "flag: japan" "sun" "dog")
+  GRID_SET=(--set "images.num_per_class=$NPC")
+  BENCH=(--steps 8 16 32 64 --batch 256 --repeats 3 --dtype bfloat16 --device cuda)
+fi
+pick() { if [ -f "$1" ]; then echo "$1"; else echo ""; fi; }
+CLF_CONFIG=${CLF_CONFIG:-$(pick recipes/configs/emoji_classifier_$SIZE.yaml)}
+VQ_CONFIG=${VQ_CONFIG:-$(pick recipes/configs/vq64_$SIZE.yaml)}
+
+stage_train() {
+  say "1. classifier on $DATA (${CLF_CONFIG:-fallback fmnist_classifier.yaml at 64 px RGB})"
+  rm -rf "$R/classifier"
+  if [ -n "$CLF_CONFIG" ]; then CLF=(--config "$CLF_CONFIG"); else
+    CLF=(--config recipes/configs/fmnist_classifier.yaml --image_size 64 --channels_in 3); fi
+  [ "${DRY:-0}" = 1 ] && CLF+=(--num_train_epochs 1 "${CPU[@]}")
+  run_for 400 $PY recipes/train_classifier.py "${CLF[@]}" --dataset "$DATA" --output_dir "$R/classifier" 2>&1 | quiet | tail -4 | tee -a "$LOG"
+  cp "$R/classifier/metrics.json" "$OUT/classifier_metrics.json" 2>/dev/null || say "classifier failed (the ablation needs it)"
+
+  say "2. VQ tokenizer, 16×16 codes (${VQ_CONFIG:-fallback fmnist_vq_$SIZE.yaml at 64 px RGB})"
+  rm -rf "$R/vq"
+  if [ -n "$VQ_CONFIG" ]; then VQ=(--config "$VQ_CONFIG"); else
+    VQ=(--config recipes/configs/fmnist_vq_$SIZE.yaml --image_size 64 --channels 3 --max_eval_samples 500); fi
+  [ "${DRY:-0}" = 1 ] && VQ+=(--max_steps 20 "${CPU[@]}")
+  run_for 300 timeout "$VQ_S" $PY recipes/train_vq.py "${VQ[@]}" --dataset "$DATA" --output_dir "$R/vq" 2>&1 | quiet | tail -4 | tee -a "$LOG"
+  cp "$R/vq/metrics.json" "$OUT/vq_metrics.json" 2>/dev/null
+  cp "$R/vq/reconstructions.png" "$OUT/vq_reconstructions.png" 2>/dev/null
+  [ -f "$R/vq/model.safetensors" ] || { say "VQ training failed: nothing to train the MDM on"; exit 1; }
+
+  say "3. encode + text/class-conditioned MDM ($MDM_CONFIG)"
+  rm -rf "$R/mdm"
+  run_for 5 $PY recipes/train_image.py --config "$MDM_CONFIG" --vq_model "$R/vq" --dataset "$DATA" \
+    --output_dir "$R/mdm" "${CPU[@]}" $TRAIN_ARGS 2>&1 | quiet | tail -8 | tee -a "$LOG"
+  cp "$R/mdm/eval_metrics.json" "$OUT/mdm_eval_metrics.json" 2>/dev/null || { say "MDM training failed"; exit 1; }
+  cp "$R/mdm/log_history.json" "$OUT/mdm_log_history.json"; cp "$R/mdm/samples.png" "$OUT/mdm_samples.png" 2>/dev/null
+}
+
+stage_eval() {
+  need_files "run STAGE=train first on this machine" "$R/mdm/model.safetensors"
+  G=(--model "$R/mdm" --output-dir "$OUT" --overwrite --seed 0)
+  say "4. pictures: one row per prompt, one row per class, the canvas over the steps (8 steps, CFG 1 in τ ∈ (0, 0.8])"
+  ARGS=(); for p in "${PROMPTS[@]}"; do ARGS+=(--prompt "$p"); done
+  run_for 300 $PY recipes/generate.py "${G[@]}" "${ARGS[@]}" --num-samples 8 --steps 8 --cfg-scale 1 \
+    --cfg-interval 0 0.8 --out prompts.png --save-steps strips.png 2>&1 | quiet | tee -a "$LOG"
+  run_for 300 $PY recipes/generate.py "${G[@]}" --class-id all --num-samples 8 --steps 8 --cfg-scale 1 \
+    --out classes.png 2>&1 | quiet | tee -a "$LOG"
+  say "5. bench_image.py (images/s and NFE per image; CFG off / constant / interval)"
+  run_for 300 $PY eval/bench_image.py --model "$R/mdm" "${BENCH[@]}" --out "$OUT/bench_image.json" --overwrite 2>&1 | quiet | tee -a "$LOG"
+  say "6. ablate.py eval/ablations/images64_gpu.yaml ($NPC images per class and row)"
+  rm -rf "$R/ablate"
+  run_for 10 $PY eval/ablate.py eval/ablations/images64_gpu.yaml --out "$R/ablate" --set images.model="$R/mdm" \
+    --set images.classifier="$R/classifier" --set images.dataset="$DATA" "${GRID_SET[@]}" $ABLATE_ARGS 2>&1 \
+    | quiet | grep -v "^|\|^$\|^#\|^- \*\*\|^\*\*" | tee -a "$LOG"
+  cp "$R/ablate/image_sampling.md" "$R/ablate/cfg.md" "$OUT/" 2>/dev/null
+  tar czf "$OUT/ablate.tgz" -C "$R/ablate" . 2>/dev/null
+  grep "^|" "$OUT/cfg.md" 2>/dev/null | tee -a "$LOG"
+}
+
+case "$STAGE" in
+  train) stage_train ;;
+  eval) stage_eval ;;
+  all) stage_train; stage_eval ;;
+  *) echo "STAGE must be train, eval or all, got $STAGE" >&2; exit 2 ;;
+esac
+say "done (stage $STAGE)"
+ls -la "$OUT"
