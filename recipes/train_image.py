@@ -37,9 +37,23 @@ guidance). The objective is DiffusionArguments': ``--weighting elbo|maskgit`` (e
 ``--schedule linear|cosine|exp|log-exp|…``, ``--t_min``, ``--masking mdm|maskgit``. Validation reports
 the true ELBO on the test split (nats/bits per image token) whatever the weighting.
 
+Text + class conditioning (``--captions true``; mdlm.data.text_image): the data set also gives a ``caption``
+per image (emoji / openclipart, an exported ``.npz``, or a folder with a metadata.jsonl of ``file_name`` +
+``caption``). A byte-level BPE of ``--caption_vocab_size`` is trained on the training captions (or
+``--caption_tokenizer DIR`` reused) and put in ONE vocabulary with the codes and classes
+(``TextImageLayout``: codes 0..K-1, classes K..K+C-1, text K+C..; [MASK] / pad = the tokenizer's own, shifted).
+Sequences: ``[class] + --text_budget caption slots (padded) + h·w codes``; a longer caption is an error. The loss
+is on the codes only. Dropout for CFG with the mask token: ``--class_dropout`` (class alone), ``--caption_dropout``
+(caption alone), ``--cond_dropout`` (both). The captioned tokens are not cached (encoding takes seconds).
+
+    python recipes/train_image.py --config recipes/configs/emoji_t2i_mdm_gpu.yaml --vq_model runs/vq64
+    python recipes/train_image.py --config recipes/configs/t2i_mdm_tiny.yaml --vq_model runs/vq64_tiny   # CPU
+    # then: python recipes/generate.py --model runs/emoji_t2i_mdm_gpu --prompt "red apple" --out apples.png
+
 Writes ``output_dir/`` as an HF checkpoint (config.json with ``image_layout``, ``image_class_names``,
 ``image_vq``; model.safetensors; generation_config.json with the sampler defaults; eval_metrics.json),
-plus ``vq/`` = a copy of the VQ tokenizer (the checkpoint is self-contained) and ``samples.png``.
+plus ``vq/`` = a copy of the VQ tokenizer (the checkpoint is self-contained), ``caption_tokenizer/`` (text-image
+runs) and ``samples.png``.
 ``AutoModelForMaskedLM.from_pretrained(output_dir)`` loads it after ``import mdlm``.
 """
 

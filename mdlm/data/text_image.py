@@ -188,7 +188,7 @@ def train_caption_tokenizer(captions: Sequence[str], vocab_size: int = 1024):
     """A byte-level BPE trained on the captions (mdlm.tokenizers.text.train_bpe: EOS, pad, [MASK] as specials).
 
     Why not GPT-2's 50,257 tokens: every image position's logits span the whole shared vocabulary, so a 50k
-    text vocabulary would make the output layer ~100× larger than the 512 image codes it predicts, for captions
+    text vocabulary would make the output layer ~50× larger than the ~1000 image codes it predicts, for captions
     of a few words. Byte-level, so any prompt still encodes (unseen words as smaller pieces)."""
     from ..tokenizers.text import train_bpe
 
