@@ -217,3 +217,34 @@ def test_generate_prompt_writes_a_png_grid(trained, tmp_path, monkeypatch, capsy
     code, _, err = _generate_cli(monkeypatch, capsys, "--model", str(trained.out), "--class", "triangle",
                                  "--out", str(tmp_path / "y.png"), "--device", "cpu")
     assert code == 2 and err == ["error: --class 'triangle' is not a class of this model (its classes: circle, square)"]
+
+
+def test_caption_ablation_scores_one_image_per_caption_with_nfe(trained, loaded):
+    from mdlm.evaluation.ablation.captions import caption_ablation, caption_markdown
+    from mdlm.evaluation.ablation.grid import Images
+    from mdlm.evaluation.classifier import ImageClassifierCNN, ImageClassifierConfig
+    from mdlm.evaluation.image_scoring import ImageCheckpoint, ImageScorer
+
+    torch.manual_seed(0)
+    clf = ImageClassifierCNN(ImageClassifierConfig(in_channels=3, image_size=64, num_classes=2, channels=[4, 4])).eval()
+    data = load_captioned_folder(str(trained.folder), image_size=64, channels=3, test_fraction=0.5)
+    scorer = ImageScorer(clf, data, batch_size=16, dataset="shapes")
+    ckpt = ImageCheckpoint(str(trained.out), loaded.model, loaded.info, loaded.vq, {"steps": 2}, torch.device("cpu"))
+    res = caption_ablation(ckpt, scorer, Images(classifier="-", batch_size=16), steps=[2], scales=[0.0, 2.0],
+                           interval=[0.0, 1.0], num_captions=3, k=2, seed=0, log=lambda s: None)
+    assert [(r["steps"], r["cfg_scale"], r["nfe"]) for r in res["rows"]] == [(2, 0.0, 2), (2, 2.0, 4)]
+    assert all(r["n_images"] == res["num_captions"] == 3 and 0 <= r["category_match"] <= 1 for r in res["rows"])
+    assert len(set(res["examples"])) == 3 and res["chance"]["category_match"] == 0.5
+    assert caption_markdown(res).count("\n| 2 |") == 2
+
+
+def test_grid_checks_the_captions_section(tmp_path):
+    from mdlm.cli import UserError
+    from mdlm.evaluation.ablation.grid import load_grid
+
+    grid = tmp_path / "g.yaml"
+    grid.write_text("images: {classifier: c, model: m}\ncaptions: {steps: [8], scales: [0, 1], k: 10}\n")
+    g = load_grid(str(grid))
+    assert g.parts() == ["captions"] and g.captions.num_captions == 300 and g.captions.scales == [0.0, 1.0]
+    with pytest.raises(UserError, match="k ≥ 2"):
+        load_grid(str(grid), ["captions.k=1"])

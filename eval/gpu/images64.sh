@@ -13,11 +13,12 @@
 #   3.4k images) | VQ ≤ $VQ_S = 200 (vq64's GPU config; the loop is cut by timeout, the run's own cap first) |
 #   MDM ≤ 300 (encode 3.8k images ~5 s, loop capped at 240 s by max_train_seconds, final ELBO + save ~20 s).
 # Time budget (s) of call 2 (DEADLINE 560): grids + strips 30 | bench_image.py 4 step counts × 3 CFG settings,
-#   batch 256, bf16 ~60 | ablate.py images64_gpu.yaml: 54 sampling rows + 9 CFG rows of 900 images ~300 | slack.
+#   batch 256, bf16 ~60 | ablate.py images64_gpu.yaml: 54 sampling rows + 12 CFG rows of 900 images, 9 caption
+#   rows of 300 images ~330 | slack 100.
 # Files back: call 1 (7): run.log, classifier_metrics.json, vq_metrics.json, vq_reconstructions.png,
 #   mdm_eval_metrics.json, mdm_log_history.json, mdm_samples.png;
-#   call 2 (8): run.log, prompts.png, classes.png, strips.png, bench_image.json, image_sampling.md, cfg.md,
-#   ablate.tgz (results.json, plots, the samples' per-row tables).
+#   call 2 (8): run.log (with the CFG table), prompts.png, classes.png, strips.png, bench_image.json,
+#   image_sampling.md, captions.md, ablate.tgz (results.json, cfg.md, every plot).
 # Hooks on the other engineers' work (a missing file → the fallback named in the log):
 #   CLF_CONFIG  imgdata's recipes/configs/emoji_classifier_{gpu,tiny}.yaml  (fallback: fmnist_classifier.yaml at 64 px RGB)
 #   VQ_CONFIG   vq64's recipes/configs/vq64_{gpu,tiny}.yaml                   (fallback: fmnist_vq_{gpu,tiny}.yaml at 64 px RGB,
@@ -41,7 +42,8 @@ if [ "${DRY:-0}" = 1 ]; then
   CPU=(--use_cpu true --torch_num_threads 1); MDM_CONFIG=recipes/configs/t2i_mdm_tiny.yaml
   PROMPTS=("red circle" "blue square" "green circle"); NPC=${DRY_NPC:-3}
   GRID_SET=(--set "images.num_per_class=$NPC" --set "image_sampling.steps=[1,4]" --set "image_sampling.schedules=[cosine]"
-            --set "guidance.steps=[4]" --set "guidance.intervals=[[0.0,0.5]]" --set images.dtype=null --set images.batch_size=64)
+            --set "guidance.steps=[4]" --set "guidance.intervals=[[0.0,0.5]]" --set images.dtype=null --set images.batch_size=64
+            --set "captions.steps=[2]" --set "captions.scales=[0.0,1.0]" --set captions.num_captions=4 --set captions.k=2)
   BENCH=(--steps 4 --batch 8 --repeats 1 --dtype float32 --device cpu)
 else
   DATA=${DATA:-.data/emoji64.npz}
@@ -98,9 +100,9 @@ stage_eval() {
   run_for 10 $PY eval/ablate.py eval/ablations/images64_gpu.yaml --out "$R/ablate" --set images.model="$R/mdm" \
     --set images.classifier="$R/classifier" --set images.dataset="$DATA" "${GRID_SET[@]}" $ABLATE_ARGS 2>&1 \
     | quiet | grep -v "^|\|^$\|^#\|^- \*\*\|^\*\*" | tee -a "$LOG"
-  cp "$R/ablate/image_sampling.md" "$R/ablate/cfg.md" "$OUT/" 2>/dev/null
+  cp "$R/ablate/image_sampling.md" "$R/ablate/captions.md" "$OUT/" 2>/dev/null
   tar czf "$OUT/ablate.tgz" -C "$R/ablate" . 2>/dev/null
-  grep "^|" "$OUT/cfg.md" 2>/dev/null | tee -a "$LOG"
+  grep "^|" "$R/ablate/cfg.md" "$OUT/captions.md" 2>/dev/null | tee -a "$LOG"
 }
 
 case "$STAGE" in
