@@ -41,10 +41,10 @@ if [ "${DRY:-0}" = 1 ]; then
   [ -d "$DATA" ] || python3 -c "import sys; sys.path.insert(0, 'tests'); from rgb_fixtures import make_rgb_folder; make_rgb_folder('$DATA', per_class=12)"
   CPU=(--use_cpu true --torch_num_threads 1); MDM_CONFIG=recipes/configs/t2i_mdm_tiny.yaml
   PROMPTS=("red circle" "blue square" "green circle"); NPC=${DRY_NPC:-3}
-  GRID_SET=(--set "images.num_per_class=$NPC" --set "image_sampling.steps=[1,4]" --set "image_sampling.schedules=[cosine]"
+  GRID_SET=(--set "images.num_per_class=$NPC" --set "image_sampling.steps=[1,8]" --set "image_sampling.schedules=[cosine]"
             --set "guidance.steps=[4]" --set "guidance.intervals=[[0.0,0.5]]" --set images.dtype=null --set images.batch_size=64
-            --set "captions.steps=[2]" --set "captions.scales=[0.0,1.0]" --set captions.num_captions=4 --set captions.k=2)
-  BENCH=(--steps 4 --batch 8 --repeats 1 --dtype float32 --device cpu)
+            --set "captions.steps=[8]" --set "captions.scales=[0.0,1.0]" --set captions.num_captions=4 --set captions.k=2)
+  BENCH=(--steps 8 --batch 8 --repeats 1 --dtype float32 --device cpu)
 else
   DATA=${DATA:-.data/emoji64.npz}
   need_files "make it here: python -m mdlm.data.image_sources export emoji .data/emoji64.npz, carry it" "$DATA"
@@ -103,6 +103,8 @@ stage_eval() {
   cp "$R/ablate/image_sampling.md" "$R/ablate/captions.md" "$OUT/" 2>/dev/null
   tar czf "$OUT/ablate.tgz" -C "$R/ablate" . 2>/dev/null
   grep "^|" "$R/ablate/cfg.md" "$OUT/captions.md" 2>/dev/null | tee -a "$LOG"
+  say "7. headline figures (keys of docs/benchmarks/results.json)"
+  python3 eval/images64_summary.py --ablation "$R/ablate/results.json" --bench "$OUT/bench_image.json" 2>&1 | tee -a "$LOG"
 }
 
 case "$STAGE" in
