@@ -7,7 +7,7 @@
 #   python -m mdlm.data.image_sources export emoji .data/emoji64.npz     # here: the GPU machine has no npm data
 #   run(command="STAGE=train bash eval/gpu/images64.sh", kind="nvidia-h200", carry=[".whl", ".data/emoji64.npz"])
 #   run(command="STAGE=eval bash eval/gpu/images64.sh", kind="nvidia-h200", carry=[".whl", ".data/emoji64.npz"])
-#   DRY=1 bash eval/gpu/images64.sh                                       # CPU dry run (OUT=out_images64_dry)
+#   DRY=1 bash eval/gpu/images64.sh                                       # CPU dry run (OUT=runs/images64_dry/out)
 #
 # Time budget (s) of call 1 (DEADLINE 560): wheels 15 | classifier ≤ 60 (emoji_classifier_gpu.yaml, 40 epochs of
 #   3.4k images) | VQ ≤ $VQ_S = 200 (vq64's GPU config; the loop is cut by timeout, the run's own cap first) |
@@ -27,7 +27,7 @@ T0=$(date +%s)
 DEADLINE=${DEADLINE:-560}
 STAGE=${STAGE:-all}
 if [ "${DRY:-0}" = 1 ]; then
-  OUT=${OUT:-out_images64_dry}; R=${R:-runs/images64_dry}; SIZE=tiny; DEADLINE=100000
+  R=${R:-runs/images64_dry}; OUT=${OUT:-$R/out}; SIZE=tiny; DEADLINE=100000
 else
   OUT=${OUT:-out_images64}; R=${R:-runs/images64}; SIZE=gpu
 fi
