@@ -215,6 +215,9 @@ def run_images(a: argparse.Namespace, loaded) -> None:
     names = rows.row_names
     what = ", ".join(names) if len(names) <= 3 else f"{len(names)} {'prompts' if a.prompt or a.prompt_file else 'classes'}"
     cfg_txt = f", CFG {config.guidance_scale:g}" if config.guidance_scale > 0 else ""
+    lo, hi = config.guidance_interval
+    if cfg_txt and (lo, hi) != (0.0, 1.0):
+        cfg_txt += f" for τ ∈ ({lo:g}, {hi:g}]"
     if "grid" in paths:
         img.save_labeled_grid(out.images, paths["grid"], nrow=n if conditional else min(n, 8),
                               row_labels=names if conditional else None, title=f"{what} | {config.steps} steps{cfg_txt}")

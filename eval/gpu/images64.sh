@@ -50,7 +50,8 @@ else
   DATA=${DATA:-.data/emoji64.npz}
   need_files "make it here: python -m mdlm.data.image_sources export emoji .data/emoji64.npz, carry it" "$DATA"
   CPU=(); MDM_CONFIG=recipes/configs/emoji_t2i_mdm_gpu.yaml
-  PROMPTS=("red apple" "cat face" "smiling face with heart-eyes" "rocket" "pizza" "flag: japan" "sun" "dog")
+  PROMPTS=("red apple" "green apple" "cat face" "dog face" "smiling face with heart-shaped eyes" "rocket" "japan flag"
+           "slice of pizza" "ghost" "christmas tree")  # emoji names (in the data set; held out or not)
   GRID_SET=(--set "images.num_per_class=$NPC")
   BENCH=(--steps 8 16 32 64 --batch 256 --repeats 3 --dtype bfloat16 --device cuda)
 fi
