@@ -15,13 +15,22 @@ import pytest
 import torch
 
 import mdlm  # noqa: F401
-from mdlm.data.text_image import (TextImageLayout, caption_token_ids, decode_captions, text_image_sequences,
-                                  train_caption_tokenizer)
-from mdlm.data.text_image_data import TextImageCollator, TextImageRows, load_captioned_folder
+from mdlm.data.text_image import (
+    TextImageLayout,
+    caption_token_ids,
+    decode_captions,
+    text_image_sequences,
+    train_caption_tokenizer,
+)
+from mdlm.data.text_image_data import (
+    TextImageCollator,
+    TextImageRows,
+    load_captioned_folder,
+)
 from mdlm.tokenizers.image import VQConfig, VQModelForImages
 
 sys.path.insert(0, str(Path(__file__).parent))
-from rgb_fixtures import make_rgb_folder  # noqa: E402
+from rgb_fixtures import make_rgb_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 CAPTIONS = ["red circle", "blue square", "green circle", "red square"]
@@ -200,7 +209,7 @@ def test_generate_prompt_writes_a_png_grid(trained, tmp_path, monkeypatch, capsy
     from PIL import Image
 
     grid = tmp_path / "apples.png"
-    code, out, err = _generate_cli(monkeypatch, capsys, "--model", str(trained.out), "--prompt", "red circle",
+    code, _, err = _generate_cli(monkeypatch, capsys, "--model", str(trained.out), "--prompt", "red circle",
                                    "--prompt", "blue square", "--class", "circle", "--num-samples", "2", "--steps", "2",
                                    "--cfg-scale", "1", "--cfg-interval", "0", "0.6", "--out", str(grid), "--save-steps",
                                    "--device", "cpu")

@@ -17,7 +17,13 @@ import numpy as np
 import torch
 from datasets import DatasetDict
 
-from .images import dataset_to_tensors, encode_images, images_dataset, pil_to_array, uint8_to_unit
+from .images import (
+    dataset_to_tensors,
+    encode_images,
+    images_dataset,
+    pil_to_array,
+    uint8_to_unit,
+)
 from .text_image import TextImageLayout, caption_token_ids, text_image_sequences
 
 Tensor = torch.Tensor

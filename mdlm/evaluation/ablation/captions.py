@@ -97,16 +97,16 @@ def caption_markdown(res: dict) -> str:
     k = res["k"]
     key = f"retrieval_at_{k}"
     has_r = any(key in r for r in res["rows"])
-    lines = [f"# Caption → image: {res['model']}", "",
-             f"One image per held-out caption ({res['num_captions']} captions, e.g. "
-             + ", ".join(f"“{p}”" for p in res["examples"][:4]) + "), the class slot [MASK], seed "
-             f"{res['seed']}; guidance ℓ = c + s·(c − u) while τ ∈ ({res['interval'][0]:g}, {res['interval'][1]:g}]. "
-             "Category match = the classifier puts the image in the category of the caption's real image"
-             + (f"; retrieval@{k} = the image is nearer to its caption's real image than to {k - 1} random others "
-                "(classifier features, cosine)" if has_r else "; retrieval: mdlm.evaluation.caption_retrieval missing")
-             + ".", "",
-             f"Reference points: VQ reconstructions of the captions' real images {res['vq_reconstructions']}; "
-             f"chance {res['chance']}.", "",
+    examples = ", ".join(f"“{p}”" for p in res["examples"][:4])
+    retrieval = (f"; retrieval@{k} = the image is nearer to its caption's real image than to {k - 1} random others "
+                 "(classifier features, cosine)") if has_r else "; retrieval: mdlm.evaluation.caption_retrieval missing"
+    intro = (f"One image per held-out caption ({res['num_captions']} captions, e.g. {examples}), the class slot [MASK], "
+             f"seed {res['seed']}; guidance ℓ = c + s·(c − u) while τ ∈ ({res['interval'][0]:g}, "
+             f"{res['interval'][1]:g}]. Category match = the classifier puts the image in the category of the caption's "
+             f"real image{retrieval}.")
+    refs = (f"Reference points: VQ reconstructions of the captions' real images {res['vq_reconstructions']}; "
+            f"chance {res['chance']}.")
+    lines = [f"# Caption → image: {res['model']}", "", intro, "", refs, "",
              "| steps | CFG s | NFE/image | category match |" + (f" retrieval@{k} |" if has_r else "") + " sample s |",
              "|---:|---:|---:|---:|" + ("---:|" if has_r else "") + "---:|"]
     for r in res["rows"]:
