@@ -50,18 +50,12 @@ def token_cross_entropy(logits: Tensor, targets: Tensor, mask_id: int | None) ->
     return F.cross_entropy(lg, targets, reduction="none")
 
 
-_compiled_ce = None
-
-
 def fused_token_cross_entropy(logits: Tensor, targets: Tensor, mask_id: int | None) -> Tensor:
-    """:func:`token_cross_entropy` through ``torch.compile`` (dynamic row count): the float32 copy of the
-    (M, V) logits, the [MASK] fill, the log-softmax and their backward become a few fused kernels that
-    read the bf16 logits instead of ~5 full-size passes (≈ 20% of an H100 training step of the 125M
-    config when eager). Same values up to float rounding."""
-    global _compiled_ce
-    if _compiled_ce is None:
-        _compiled_ce = torch.compile(token_cross_entropy, dynamic=True)
-    return _compiled_ce(logits, targets, mask_id)
+    """:func:`token_cross_entropy` with one pass over the logits forward and one read + one write backward
+    (:mod:`mdlm.fused_ce`, each pass one ``torch.compile`` kernel on CUDA). Same values up to float rounding."""
+    from .fused_ce import token_cross_entropy_fused
+
+    return token_cross_entropy_fused(logits, targets, mask_id)
 
 
 def masked_token_nll(logits: Tensor, targets: Tensor, masked: Tensor, mask_id: int | None,

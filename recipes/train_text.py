@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 
+import torch
 
 import mdlm  # noqa: E402  (registers the model with the Auto classes)
 from mdlm.cli import parse_config_and_args, run_cli  # noqa: E402
@@ -39,6 +40,7 @@ from mdlm.training.ar import ARTrainer, ObjectiveArguments  # noqa: E402
 from mdlm.training.bd3 import BD3Trainer, check_bd3_arguments, check_start_model  # noqa: E402
 from mdlm.training.build import build_model, build_text_data, run_fingerprint  # noqa: E402
 from mdlm.training.objective import record_objective  # noqa: E402
+from mdlm.training.throughput import ThroughputArguments, throughput_callbacks  # noqa: E402
 from mdlm.training.run import finish_run, prepare_run, run_recipe, save_run_tokenizer, train_from  # noqa: E402
 from transformers import AutoTokenizer, TrainingArguments, set_seed  # noqa: E402
 
@@ -68,8 +70,9 @@ def text_generation_defaults(tok, seq_len: int = 256, block_size: int | None = N
 
 def train(argv: list[str] | None = None, callbacks: tuple = ()) -> MDMTrainer:
     """The whole recipe; returns the trainer (tests drive it in-process). Raises on bad input."""
-    margs, dargs, diff, targs, obj = parse_config_and_args(
-        (ModelArguments, DataArguments, DiffusionArguments, TrainingArguments, ObjectiveArguments), argv
+    margs, dargs, diff, targs, obj, speed = parse_config_and_args(
+        (ModelArguments, DataArguments, DiffusionArguments, TrainingArguments, ObjectiveArguments,
+         ThroughputArguments), argv
     )
     fingerprint = run_fingerprint(margs, dargs, diff)
     if obj.objective == "ar":  # the causal baseline (mdlm/training/ar.py): same transformer, causal attention
@@ -100,15 +103,10 @@ def train(argv: list[str] | None = None, callbacks: tuple = ()) -> MDMTrainer:
             flush=True,
         )
     targs.remove_unused_columns = False
-    from mdlm.schedules import get_schedule
-    from mdlm.training.throughput import (ThroughputCallback, bd3_flops_per_token, expected_masked_share,
-                                          flops_per_token)
-
-    share = expected_masked_share(get_schedule(diff.schedule), diff.t_min)
-    tokens_per_step = targs.per_device_train_batch_size * targs.gradient_accumulation_steps * dargs.seq_len
-    if margs.model_type == "mdlm":
-        fpt = (bd3_flops_per_token if obj.objective == "bd3" else flops_per_token)(model.config, dargs.seq_len, share)
-        callbacks = (ThroughputCallback(tokens_per_step, fpt),) + tuple(callbacks)
+    if torch.cuda.is_available() and targs.dataloader_pin_memory:
+        targs.accelerator_config.non_blocking = True  # pinned batches copied without a host synchronisation
+    speed_cbs = throughput_callbacks(model.config, margs, dargs, diff, targs, obj, speed)
+    callbacks = speed_cbs + tuple(callbacks)
     trainer_cls, extra = {"ar": (ARTrainer, {"start_id": tok.eos_token_id}), "bd3": (BD3Trainer, {})}.get(
         obj.objective, (MDMTrainer, {}))
     trainer = trainer_cls(
@@ -124,7 +122,13 @@ def train(argv: list[str] | None = None, callbacks: tuple = ()) -> MDMTrainer:
         **extra,
     )
     train_from(trainer, resume)
+    steady = speed_cbs[0].summary(targs.world_size) if speed_cbs else {}
+    if steady and targs.process_index == 0:
+        mfu = f", MFU {steady['mfu']:.1%} of {steady['peak_tflops']:.0f} TFLOP/s" if torch.cuda.is_available() else ""
+        print(f"throughput over {steady['steady_steps']} steady steps (warm-up, evaluation and saves excluded): "
+              f"{steady['tokens_per_s']:,.0f} tokens/s ({steady['tokens_per_s_per_gpu']:,.0f} per device){mfu}", flush=True)
     metrics = trainer.evaluate()
+    metrics.update({f"train_{k}": v for k, v in steady.items()})
     defaults = text_generation_defaults(tok, dargs.seq_len, obj.block_size)
     from mdlm.training.generation_check import checked_generation_defaults  # greedy degenerate → measured fallback
     defaults = checked_generation_defaults(trainer.model, tok, defaults, seed=targs.seed, world_size=targs.world_size)

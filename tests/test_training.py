@@ -175,10 +175,47 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_checkpoint(recipe, tmp_
     monkeypatch.setattr(tr, "diffusion_loss", poisoned)
     out = tmp_path / "run"
     with pytest.raises(tr.NonFiniteLossError, match="loss became nan at step 5; training stopped; the newest checkpoint, .*checkpoint-4, is untouched"):
-        recipe.train(TINY + ["--output_dir", str(out), "--max_steps", "8", "--save_steps", "2"], callbacks=(Step(),))
+        recipe.train(TINY + ["--output_dir", str(out), "--max_steps", "8", "--save_steps", "2",
+                             "--optim", "adamw_torch"], callbacks=(Step(),))  # not fused: checked every step
     good = load_file(out / "checkpoint-4" / "model.safetensors")
     assert all(torch.isfinite(v).all() for v in good.values())
     assert not (out / "model.safetensors").exists()  # no final model written from a broken run
+
+
+def test_nan_loss_with_fused_adamw_skips_the_update_and_stops_without_a_host_sync_per_step(recipe, tmp_path,
+                                                                                           monkeypatch):
+    """With a fused AdamW the finiteness checks run on the device: the NaN step's update is skipped (found_inf) and
+    the run stops at the next save with the same kind of error; no NaN checkpoint, no final model."""
+    from transformers import TrainerCallback
+
+    import mdlm.training.trainer as tr
+
+    orig = tr.diffusion_loss
+    state = {"step": 0, "weights": []}
+
+    def poisoned(*a, **k):
+        out = orig(*a, **k)
+        if state["step"] >= 4:
+            out.loss = out.loss * float("nan")
+        return out
+
+    class Step(TrainerCallback):
+        def on_step_begin(self, args, st, control, model=None, **kw):
+            state["step"] = st.global_step
+            state["weights"].append(model.get_input_embeddings().weight.detach().clone())
+
+    monkeypatch.setattr(tr, "diffusion_loss", poisoned)
+    out = tmp_path / "run"
+    with pytest.raises(tr.NonFiniteLossError, match=r"loss became NaN/inf at step 5; the optimizer skipped that update "
+                                                    r"and training stopped at step 6; the newest checkpoint, "
+                                                    r".*checkpoint-4, is untouched"):
+        recipe.train(TINY + ["--output_dir", str(out), "--max_steps", "8", "--save_steps", "2",
+                             "--optim", "adamw_torch_fused", "--logging_nan_inf_filter", "false",
+                             "--logging_steps", "2"], callbacks=(Step(),))
+    assert torch.equal(state["weights"][4], state["weights"][5])  # step 5 (NaN) changed nothing
+    assert not torch.equal(state["weights"][3], state["weights"][4])  # step 4 trained
+    assert all(torch.isfinite(w).all() for w in state["weights"])
+    assert not (out / "checkpoint-6").exists() and not (out / "model.safetensors").exists()
 
 
 def _cli(args, cwd):

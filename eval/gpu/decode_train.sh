@@ -19,6 +19,7 @@ fi
 need_files "carry .data/shakespeare_bible (python recipes/build_corpus.py --dataset shakespeare+bible --out .data/shakespeare_bible)" \
   .data/shakespeare_bible/dataset_dict.json
 C="--config recipes/configs/gpt2_125m.yaml --dataset .data/shakespeare_bible --seq_len $SEQ_LEN --max_steps $STEPS
+   --per_device_train_batch_size 32
    --eval_strategy no --save_strategy no --logging_steps 50 --sample_on_end 0 --seed 0"
 if [ "${DRY:-0}" = 1 ]; then  # tiny model on the CPU: checks the commands, not the figures
   STEPS=3; SEQ_LEN=128; RUNS=${DRY_RUNS:-$(mktemp -d)/decode}

@@ -20,8 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 
+from ..fused_ce import token_cross_entropy_fused
 from .trainer import MDMTrainer, _unwrap
 
 Tensor = torch.Tensor
@@ -78,7 +78,7 @@ def ar_nll(model: torch.nn.Module, input_ids: Tensor, scored: Tensor, start_id: 
     """Exact NLL of the scored tokens under a causal model. input_ids (B, L); scored (B, L) bool
     (right-padded rows). Returns (nll_sum (B,) float32 nats, num_tokens (B,) long)."""
     logits = ar_logits(model, shift_right(input_ids, start_id), scored)  # (M, V)
-    nll = F.cross_entropy(logits.float(), input_ids[scored], reduction="none")  # (M,)
+    nll = token_cross_entropy_fused(logits, input_ids[scored], None)  # (M,) float32; one pass over the logits
     B = input_ids.shape[0]
     row = torch.arange(B, device=input_ids.device)[:, None].expand_as(input_ids)[scored]  # (M,)
     nll_sum = torch.zeros(B, dtype=torch.float32, device=input_ids.device).index_add_(0, row, nll)

@@ -133,7 +133,7 @@ def unwrapped_config(model):
 
 
 def finish_run(trainer, tokenizer, metrics: dict[str, float], generation_defaults: dict | None = None) -> None:
-    """Save the final model (+ tokenizer, generation_config.json, eval_metrics.json) through a staging
+    """Save the final model (+ tokenizer, generation_config.json, eval_metrics.json, trainer_state.json) through a staging
     dir so a crash mid-save never leaves a half-written model in ``output_dir``; print the ELBO line."""
     out = trainer.args.output_dir
     staging = os.path.join(out, ".final")
@@ -149,6 +149,7 @@ def finish_run(trainer, tokenizer, metrics: dict[str, float], generation_default
             save_generation_defaults(staging, generation_defaults)
         with open(os.path.join(staging, "eval_metrics.json"), "w", encoding="utf-8") as f:
             json.dump(metrics, f, indent=1)
+        trainer.state.save_to_json(os.path.join(staging, "trainer_state.json"))  # the loss / validation curves
         publish_files(staging, out)
         mark_finished(out, trainer.state.global_step)
         if "eval_nll" in metrics:

@@ -7,6 +7,11 @@ result is never lost or silently replaced.
   is checked (on every rank); a NaN/inf anywhere stops training with :class:`NonFiniteError` and
   nothing is written. Gradients are checked before each optimizer step (not under fp16 loss scaling,
   where an inf gradient is a normal skipped step, nor under DeepSpeed, which owns the gradients).
+  With a fused Adam/AdamW (``--optim adamw_torch_fused``) the loss and gradient checks run on the device, without a
+  host synchronisation per step: a non-finite loss or gradient norm makes the fused optimizer skip that update
+  (its ``found_inf`` input, as under AMP's GradScaler), and training stops with the same error at the next log, save
+  or end of training — so the weights still never take a NaN step. (A finite gradient whose global norm overflows
+  float32 counts as non-finite there.)
 * No pickled objects: ``training_args.bin`` (a pickled ``TrainingArguments``, which only an unsafe
   ``torch.load`` can read and nothing here reads) is replaced by ``training_args.json``. The optimizer /
   scheduler / RNG state files stay ``torch.save``'d tensors: transformers reads them back with
@@ -56,13 +61,26 @@ def _optimizer_tensors(optimizer) -> list[tuple[str, torch.Tensor]]:
     return out
 
 
+def _fused_optimizer(optimizer) -> torch.optim.Optimizer | None:
+    """The torch optimizer under accelerate's wrapper when it is a fused Adam/AdamW (takes ``found_inf``)."""
+    inner = getattr(optimizer, "optimizer", optimizer)
+    ok = isinstance(inner, (torch.optim.Adam, torch.optim.AdamW)) and inner.defaults.get("fused")
+    return inner if ok else None
+
+
 class _GradientGuard(TrainerCallback):
     def __init__(self, trainer):
         self.trainer = trainer
 
+    def on_log(self, args, state, control, **kw):
+        self.trainer.raise_if_flagged()
+
     def on_pre_optimizer_step(self, args, state, control, **kw):
         t = self.trainer
         if args.fp16 or t.is_deepspeed_enabled:
+            return
+        if t._deferred_checks():
+            t._flag_nonfinite_grads()
             return
         named = [(n, p.grad) for n, p in t.model.named_parameters() if p.grad is not None]
         # fast path: one fused norm over all gradients and one host sync per step; a NaN/inf gradient makes its
@@ -85,7 +103,55 @@ class SafeCheckpointMixin:
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._staging_dir: str | None = None
+        self._bad_step: torch.Tensor | None = None  # device: first step with a non-finite loss/grad (0 = none)
+        self._bad_kind: torch.Tensor | None = None  # device: 1 = loss, 2 = gradient
+        self._grad_norm: torch.Tensor | None = None
         self.add_callback(_GradientGuard(self))
+
+    # ---- device-side finiteness (fused optimizer: no host sync per step) ---------------------
+    def _deferred_checks(self) -> bool:
+        return (not self.args.fp16 and not self.is_deepspeed_enabled and self.optimizer is not None
+                and _fused_optimizer(self.optimizer) is not None)
+
+    def _clip_grad_norm(self, model):
+        self._grad_norm = super()._clip_grad_norm(model)
+        return self._grad_norm
+
+    def _flag(self, bad: torch.Tensor, kind: int) -> None:
+        """Record (on the device) the first step at which ``bad`` (a bool scalar tensor) held."""
+        if self._bad_step is None:
+            self._bad_step = torch.zeros((), dtype=torch.int64, device=bad.device)
+            self._bad_kind = torch.zeros((), dtype=torch.int64, device=bad.device)
+        new = bad & (self._bad_step == 0)
+        self._bad_kind = torch.where(new, kind, self._bad_kind)
+        self._bad_step = torch.where(new, self.state.global_step + 1, self._bad_step)
+
+    def _flag_nonfinite_grads(self) -> None:
+        """Flag a non-finite global gradient norm and make the fused optimizer skip this update."""
+        norm = self._grad_norm if isinstance(self._grad_norm, torch.Tensor) else None
+        if norm is None:
+            grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+            if not grads:
+                return
+            norm = torch.linalg.vector_norm(torch.stack([g.float().norm() for g in grads]))
+        bad = ~torch.isfinite(norm.float())
+        self._flag(bad, 2)
+        _fused_optimizer(self.optimizer).found_inf = bad.float()
+
+    def raise_if_flagged(self) -> None:
+        """Raise the NonFinite error recorded on the device by the deferred checks (one host sync)."""
+        if self._bad_step is None:
+            return
+        step = self.accelerator.reduce(self._bad_step.clone(), reduction="max")
+        kind = int(self.accelerator.reduce(torch.where(self._bad_step == step, self._bad_kind, 0), reduction="max"))
+        step = int(step)
+        if not step:
+            return
+        note = kept_checkpoint_note(self.args.output_dir)
+        what = "loss" if kind == 1 else "gradients"
+        err = NonFiniteLossError if kind == 1 else NonFiniteError
+        raise err(f"{what} became NaN/inf at step {step}; the optimizer skipped that update and training stopped at "
+                  f"step {self.state.global_step}; {note} (lower --learning_rate or set --max_grad_norm)")
 
     def _any_rank(self, flag: bool) -> bool:
         t = torch.tensor([float(flag)], device=self.args.device)
@@ -104,7 +170,11 @@ class SafeCheckpointMixin:
             )
 
     def _check_finite(self, loss: torch.Tensor) -> None:
-        """Stop training on a NaN/inf loss before the optimizer step (the saved checkpoints stay good)."""
+        """Stop training on a NaN/inf loss before the optimizer step (the saved checkpoints stay good); with a fused
+        optimizer the check is recorded on the device and raised at the next log / save (see the module doc)."""
+        if self.model.training and self._deferred_checks():
+            self._flag(~torch.isfinite(loss.detach()), 1)
+            return
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
                 f"loss became {loss.item()} at step {self.state.global_step + 1}; training stopped; "

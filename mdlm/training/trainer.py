@@ -136,6 +136,13 @@ class MDMTrainer(SafeCheckpointMixin, Trainer):
         """Sum the NLL / token counts over ranks, log nats, bits/token and perplexity, fire on_evaluate."""
         nll = self.accelerator.reduce(nll, reduction="sum")
         ntok = self.accelerator.reduce(ntok, reduction="sum")
+        if float(ntok) == 0:
+            n = len(self.eval_dataset) if self.eval_dataset is not None else 0
+            raise ValueError(
+                f"the validation scored no tokens ({n} sequences; per_device_eval_batch_size "
+                f"{self.args.per_device_eval_batch_size} × {self.args.world_size} process(es)"
+                f"{', dataloader_drop_last drops a partial batch' if self.args.dataloader_drop_last else ''}): "
+                "lower --per_device_eval_batch_size or raise --max_eval_sequences")
         nats = float(nll / ntok.clamp_min(1))
         metrics = {
             f"{metric_key_prefix}_nll": nats,
