@@ -90,6 +90,85 @@ def training_figures() -> dict[str, dict]:
     return out
 
 
+H200 = os.path.join(BENCH, "h200_train")
+
+
+def recipe_log_figures(path: str) -> dict:
+    """What recipes/train_text.py printed: the measured bf16 peak and the steady-state throughput line."""
+    import re
+
+    text = open(path, encoding="utf-8").read()
+    peak = re.search(r"MFU against a bf16 peak of (\d+) TFLOP/s \(measured\); ([\d.]+) GFLOP per trained token", text)
+    steady = re.search(r"throughput over (\d+) steady steps .*?: ([\d,]+) tokens/s .*?MFU ([\d.]+)% of (\d+) TFLOP/s", text)
+    if not (peak and steady):
+        raise ValueError(f"{path}: no measured-peak or steady-throughput line")
+    return {"value": float(steady.group(3)), "tokens_per_s": int(steady.group(2).replace(",", "")),
+            "steady_steps": int(steady.group(1)), "peak_tflops_measured": int(steady.group(4)),
+            "gflop_per_token": float(peak.group(2)), "source": _rel(path)}
+
+
+def interval_median(path: str) -> dict:
+    """Median tokens/s and MFU of the logged intervals after the first (warm-up): for the call-1 logs, whose summary
+    line still counted the profiled interval."""
+    import re
+    import statistics
+
+    rows = re.findall(r"^step \d+: ([\d,]+) tokens/s, MFU ([\d.]+)%", open(path, encoding="utf-8").read(), re.M)[1:]
+    if not rows:
+        raise ValueError(f"{path}: no logged intervals")
+    return {"value": statistics.median(float(m) for _, m in rows),
+            "tokens_per_s": statistics.median(int(t.replace(",", "")) for t, _ in rows),
+            "how": "median of the logged intervals after the first", "source": _rel(path)}
+
+
+def recipe_mfu_figures() -> dict[str, dict]:
+    """MFU printed by the training recipe itself on one H200 (data loading and logging included; warm-up, evaluation,
+    saves and profiled steps excluded), against the bf16 matmul peak it measured at its start."""
+    if not os.path.isdir(H200):
+        return {}
+    meta = {"gpu": "NVIDIA H200 (one GPU of nvidia-h200-x2; the other GPU ran the other size at the same time)",
+            **GPU_STACK, "date": "2026-11-30", "goal": ">= 50", "unit": "% of the measured bf16 peak"}
+    cmd = ("STEPS=100 BATCHES_125M='64 128' BATCHES_350M=32 bash eval/gpu/train_mfu.sh  # recipes/train_text.py "
+           "--config recipes/configs/gpt2_{125m,350m}.yaml --dataset .data/shakespeare_bible --max_steps 100 "
+           "--profile_steps 50:5")
+    r125 = recipe_log_figures(os.path.join(H200, "recipe_125m_b64.log"))
+    real = recipe_log_figures(os.path.join(H200, "ar_vs_mdm_mdm.log"))
+    before = interval_median(os.path.join(H200, "call1_new_125m_b32.log"))
+    base = interval_median(os.path.join(H200, "call1_base_125m.log"))
+    out = {"train_mfu_125m": {
+        **r125, **meta, "batch": 64, "command": cmd, "met": r125["value"] >= 50,
+        "real_run": {**real, "what": "the 2000-step MDM run of bash eval/gpu/ar_vs_mdm.sh (english_mix, evaluation every "
+                                     "250 steps excluded), before the sync-free masked-index change"},
+        "before": {**before, "batch": 32, "what": "batch 32, device-side NaN checks, old compiled cross-entropy (call 1)"},
+        "base": {**base, "batch": 32, "what": "the recipe before this work (commit 74432ea), batch 32, MFU against "
+                                               "a nominal 787 TFLOP/s (call 1, same GPU)"},
+        "bench_h100": {"value": 43.8, "what": "eval/bench_train.py synthetic steps on an H100, 2026-11-23"},
+    }}
+    r350 = recipe_log_figures(os.path.join(H200, "recipe_350m_b32.log"))
+    b16 = interval_median(os.path.join(H200, "call1_new_350m_b16.log"))
+    base350 = interval_median(os.path.join(H200, "call1_base_350m.log"))
+    out["train_mfu_350m"] = {**r350, **meta, "batch": 32, "command": cmd, "met": r350["value"] >= 50,
+                             "at_batch_16": {**b16, "what": "call 1, before the one-pass cross-entropy"},
+                             "base": {**base350, "batch": 16, "what": "the recipe before this work (commit 74432ea), "
+                                                                     "MFU against a nominal 787 TFLOP/s (call 1)"}}
+    return out
+
+
+def ar_gap_figure() -> dict[str, dict]:
+    path = os.path.join(ROOT, "docs", "ablations", "ar_vs_mdm_125m.json")
+    if not os.path.isfile(path):
+        return {}
+    d = _json(path)
+    return {"mdm_ar_ppl_ratio_125m": {
+        "value": round(d["ratio_last"], 3), "unit": "MDM ELBO perplexity bound / AR perplexity, equal tokens",
+        "goal": "<= 1.3", "tokens": d["tokens_last"], "step": d["last_step"],
+        "ratio_best_vs_best": round(d["ratio_best_vs_best"], 3), "ar_best": d["ar_best"], "mdm_best": d["mdm_best"],
+        "curve": [{"tokens": r["tokens"], "ratio": round(r["ratio"], 3)} for r in d["rows"]],
+        "command": "bash eval/gpu/ar_vs_mdm.sh  # 125M, batch 64 x 1024, 2000 steps, .data/english_mix",
+        "gpu": "2x NVIDIA H200 (MDM on one, AR on the other)", **GPU_STACK, "date": "2026-11-30",
+        "source": _rel(path)}}
+
+
 def scaling_figure() -> dict[str, dict]:
     return {"zero2_scaling_2gpu": {
         "value": round(149.5 / 75.2, 2), "unit": "x samples/s, 350M, 1 -> 2 GPUs", "goal": ">= 1.9",
@@ -234,8 +313,8 @@ def partial_cache_figures() -> dict[str, dict]:
 
 def collect() -> dict[str, Any]:
     figures: dict[str, Any] = {}
-    for part in (training_figures, scaling_figure, sampler_figures, image_figures, image_speed_figures,
-                 partial_cache_figures):
+    for part in (training_figures, recipe_mfu_figures, ar_gap_figure, scaling_figure, sampler_figures, image_figures,
+                 image_speed_figures, partial_cache_figures):
         figures.update(part())
     return figures
 

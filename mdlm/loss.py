@@ -59,16 +59,21 @@ def fused_token_cross_entropy(logits: Tensor, targets: Tensor, mask_id: int | No
 
 
 def masked_token_nll(logits: Tensor, targets: Tensor, masked: Tensor, mask_id: int | None,
-                     fused: bool = False) -> Tensor:
+                     fused: bool = False, index: Tensor | None = None) -> Tensor:
     """−log p(x0_l | x_t) at masked positions, 0 elsewhere → (B, L) float32.
 
     ``logits`` is (B, L, V), or already gathered at the masked positions as (M, V) (row-major order
     of ``masked``). Only masked positions go through the softmax, so memory scales with the number
-    of masked tokens rather than B·L·V. ``fused``: use :func:`fused_token_cross_entropy`.
+    of masked tokens rather than B·L·V. ``fused``: use :func:`fused_token_cross_entropy`. ``index``: the masked
+    positions as (M,) flat indices (``masked.flatten().nonzero()[:, 0]``) with (M, V) logits — then nothing here
+    waits for the GPU (a boolean index needs the count M on the host).
     """
     nll = torch.zeros(targets.shape, dtype=torch.float32, device=logits.device)  # (B, L)
-    sel = logits[masked] if logits.dim() == 3 else logits  # (M, V)
     ce = fused_token_cross_entropy if fused else token_cross_entropy
+    if index is not None and logits.dim() == 2:
+        rows = ce(logits, targets.reshape(-1).index_select(0, index), mask_id)  # (M,)
+        return nll.view(-1).index_copy(0, index, rows).view(targets.shape)
+    sel = logits[masked] if logits.dim() == 3 else logits  # (M, V)
     nll[masked] = ce(sel, targets[masked], mask_id)  # (M,)
     return nll
 
@@ -94,16 +99,18 @@ def diffusion_loss(
     weighting: str = "elbo",
     normalization: str = "token",
     fused_ce: bool = False,
+    index: Tensor | None = None,
 ) -> LossOutput:
     """The weighted masked-token cross-entropy (see module docstring).
 
     logits (B, L, V) or (M, V) at masked positions; targets (B, L) = x0; masked (B, L) bool = positions masked in x_t;
     t (B,); eligible (B, L) bool = positions that could have been masked (the normaliser);
-    fused_ce: the cross-entropy through ``torch.compile`` (:func:`fused_token_cross_entropy`).
+    fused_ce: the one-pass fused cross-entropy (:func:`fused_token_cross_entropy`);
+    index: (M,) flat indices of ``masked`` matching (M, V) logits (no host synchronisation, :func:`masked_token_nll`).
     """
     if normalization not in NORMALIZATIONS:
         raise ValueError(f"unknown normalization {normalization!r}; valid: {', '.join(NORMALIZATIONS)}")
-    nll = masked_token_nll(logits, targets, masked, mask_id, fused_ce)  # (B, L)
+    nll = masked_token_nll(logits, targets, masked, mask_id, fused_ce, index)  # (B, L)
     w = time_weight(schedule, t.float(), weighting).to(nll.device)  # (B,)
     nll_sum = nll.sum(dim=1)  # (B,)
     weighted = w * nll_sum  # (B,)

@@ -55,4 +55,4 @@ def test_compiled_cuda_path_matches_for_varying_row_counts():
         assert torch.allclose(ours, ref, rtol=1e-3, atol=1e-3)
         ours.sum().backward()
         ref.sum().backward()
-        assert torch.allclose(logits.grad.float(), ref_in.grad.float(), atol=1e-3)
+        assert torch.allclose(logits.grad.float(), ref_in.grad.float(), atol=1e-2)  # 1 bf16 ulp at |g| ≈ 1

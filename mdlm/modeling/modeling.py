@@ -281,7 +281,8 @@ class MDLMForMaskedLM(MDLMPreTrainedModel):
         **kwargs,
     ) -> MaskedLMOutput:
         """``logits_positions``, optional: (B, L) bool → logits only there, as (M, V) — the training
-        loss needs them only at masked positions, which saves most of the LM-head cost; or a ``slice``
+        loss needs them only at masked positions, which saves most of the LM-head cost; or the same positions as
+        (M,) int64 flat indices b·L + l (row-major, as ``mask.flatten().nonzero()``); or a ``slice``
         of columns → (B, W, V), e.g. the sampler's block window (no host synchronisation, unlike a
         boolean index).
         ``kv_cache``: block KV cache for cached semi-autoregressive decoding (Fast-dLLM), see
@@ -292,6 +293,8 @@ class MDLMForMaskedLM(MDLMPreTrainedModel):
             h = self.model(input_ids, attention_mask, position_ids, inputs_embeds, kv_cache=kv_cache).last_hidden_state
         if isinstance(logits_positions, slice):
             h = h[:, logits_positions]  # (B, W, H)
+        elif logits_positions is not None and logits_positions.dtype != torch.bool:
+            h = h.flatten(0, 1).index_select(0, logits_positions)  # (M, H): flat indices b·L + l, no host sync
         elif logits_positions is not None:
             h = h[logits_positions]  # (M, H)
         return MaskedLMOutput(logits=self.lm_head(h))

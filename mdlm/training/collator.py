@@ -3,7 +3,8 @@
 A feature may carry ``input_ids`` (required), ``length`` (real tokens; the rest is padding),
 ``attention_mask``, ``prompt_mask`` (never masked, no loss: SFT prompts, image class tokens) and
 ``cond_mask`` (positions replaced by [MASK] under label dropout). The batch adds ``eligible`` =
-positions that may be masked and are scored.
+positions that may be masked and are scored, and ``padded`` (a Python bool, decided here on the host): whether any
+row has padding — when not, the trainer runs the model without an attention mask, so the GPU is never asked.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch
 class MDMCollator:
     pad_token_id: int
 
-    def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
+    def __call__(self, features: list[dict]) -> dict[str, torch.Tensor | bool]:
         L = max(len(f["input_ids"]) for f in features)
         B = len(features)
         ids = torch.full((B, L), self.pad_token_id, dtype=torch.long)
@@ -43,4 +44,5 @@ class MDMCollator:
             "attention_mask": attn.long(),
             "eligible": attn & ~prompt,
             "cond_mask": cond,
+            "padded": not bool(attn.all()),
         }

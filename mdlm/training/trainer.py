@@ -42,11 +42,14 @@ def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
             return model
 
 
-def masked_logits(model: torch.nn.Module, noisy: torch.Tensor, attention_mask: torch.Tensor, masked: torch.Tensor):
-    """Logits at masked positions only, (M, V). Our model skips the LM head elsewhere; any other HF
+def masked_logits(model: torch.nn.Module, noisy: torch.Tensor, attention_mask: torch.Tensor | None,
+                  masked: torch.Tensor, index: torch.Tensor | None = None):
+    """Logits at masked positions only, (M, V). Our model skips the LM head elsewhere (``index``: the same
+    positions as (M,) flat indices, which the model gathers without a host synchronisation); any other HF
     masked-LM returns (B, L, V), which is then indexed."""
     if isinstance(_unwrap(model), MDLMForMaskedLM):
-        logits = model(input_ids=noisy, attention_mask=attention_mask, logits_positions=masked).logits
+        where = index if index is not None else masked
+        logits = model(input_ids=noisy, attention_mask=attention_mask, logits_positions=where).logits
     else:
         logits = model(input_ids=noisy, attention_mask=attention_mask).logits
     return logits[masked] if logits.dim() == 3 else logits
@@ -82,7 +85,9 @@ class MDMTrainer(SafeCheckpointMixin, Trainer):
         if self.diff.cond_dropout > 0 and "cond_mask" in inputs:
             drop = torch.rand(ids.shape[0], device=ids.device, generator=g) < self.diff.cond_dropout  # (B,)
             noisy = noisy.masked_fill(inputs["cond_mask"].bool() & drop[:, None], self.mask_token_id)
-        logits = masked_logits(model, noisy, attn, masked)  # (M, V)
+        index = masked.reshape(-1).nonzero().squeeze(1)  # (M,) flat: the step's one host sync (M is random)
+        unpadded = inputs.get("padded") is False  # the collator said so on the host: no all() check on the GPU
+        logits = masked_logits(model, noisy, None if unpadded else attn, masked, index)  # (M, V)
         out = diffusion_loss(
             logits,
             ids,
@@ -94,6 +99,7 @@ class MDMTrainer(SafeCheckpointMixin, Trainer):
             weighting=self.diff.weighting,
             normalization=self.diff.normalization,
             fused_ce=bool(self.args.torch_compile) and logits.is_cuda,  # compiled model → compiled loss too
+            index=index,
         )
         self._check_finite(out.loss)
         return (out.loss, out) if return_outputs else out.loss
