@@ -1,9 +1,10 @@
 """Does the caption steer the image? A CPU check on tests/rgb_fixtures.py's captioned shapes ("red circle", …):
 sample a text-image checkpoint for each colour × shape prompt and measure the share of images whose dominant colour
 (the strongest channel of the mean over non-background pixels) is the prompt's colour — chance is 1/3 — with and
-without classifier-free guidance, next to the unconditional model's images scored against the same colours.
+without classifier-free guidance, next to the unconditional model's images scored against the same colours and
+(with ``--data``) the same score of the checkpoint's VQ reconstructions of the real images: the tokenizer's ceiling.
 
-    python eval/t2i_shapes_check.py --model runs/t2i_check/mdm --num-samples 16 --steps 8 --cfg 0 2
+    python eval/t2i_shapes_check.py --model runs/t2i_check/mdm --data runs/t2i_check/shapes --num-samples 16 --steps 8
 """
 
 from __future__ import annotations
@@ -49,6 +50,23 @@ def colour_match(model_dir: str, prompts: list[str], num_samples: int, steps: in
     return float((dominant_colour(out.images) == want).float().mean())
 
 
+def reconstruction_match(model_dir: str, data_dir: str) -> float:
+    """Dominant-colour match of the checkpoint VQ's reconstructions of the folder's images against their captions."""
+    from mdlm.data.images import dataset_to_tensors
+    from mdlm.data.text_image_data import load_captioned_folder
+    from mdlm.pipelines.image import image_model_info, load_image_vq
+    from transformers import AutoConfig
+
+    ds = load_captioned_folder(data_dir, image_size=64, channels=3)["train"]
+    x, _ = dataset_to_tensors(ds)  # (N, 3, 64, 64)
+    info = image_model_info(AutoConfig.from_pretrained(model_dir))
+    vq = load_image_vq(model_dir, info)
+    with torch.no_grad():
+        recon = vq.decode(vq.encode(x)).float()
+    want = torch.tensor([COLOURS.index(c.split()[0]) for c in ds["caption"]])
+    return float((dominant_colour(recon) == want).float().mean())
+
+
 @run_cli
 def main() -> int:
     p = ArgumentParser(description=__doc__.split("\n")[0])
@@ -57,6 +75,7 @@ def main() -> int:
     p.add_argument("--steps", type=positive_int, default=8)
     p.add_argument("--cfg", type=float, nargs="+", default=[0.0, 2.0], help="guidance scales to compare")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data", help="the shapes folder: also score the VQ reconstructions of its images")
     a = p.parse_args()
     prompts = [f"{c} {s}" for c in COLOURS for s in SHAPES]
     res = {"model": a.model, "prompts": prompts, "num_samples": a.num_samples, "steps": a.steps, "chance": 1 / 3,
@@ -64,6 +83,8 @@ def main() -> int:
                             for s in a.cfg},
            "unconditional_vs_same_colours": round(colour_match(a.model, prompts, a.num_samples, a.steps, 0.0, a.seed,
                                                                conditioned=False), 4)}
+    if a.data:
+        res["vq_reconstructions"] = round(reconstruction_match(a.model, a.data), 4)
     json.dump(res, sys.stdout, indent=1)
     print()
     return 0
