@@ -1,20 +1,31 @@
-"""classifier-FID (Fashion-MNIST CNN features) and class accuracy of generated images.
+"""classifier-FID, class accuracy and caption retrieval of generated images, on the features of a classifier
+trained here (no Inception weights exist offline).
 
+    # 64×64 RGB: samples (images + labels and/or captions) against emoji's test split
+    python eval/fid.py --classifier runs/emoji_classifier --fake samples.npz --real emoji:test
+    # floors: real vs real (train vs test), VQ reconstructions vs real
+    python eval/fid.py --classifier runs/emoji_classifier --fake emoji:train --real emoji:test
+    python eval/fid.py --classifier runs/emoji_classifier --fake recon.npz --real emoji:test
+    # Fashion-MNIST (the older form: --images = --fake, --reference = --real)
     python eval/fid.py --classifier runs/fmnist_classifier --images samples.npz [--reference test]
     # also a standard Inception FID, from a weights file you have (needs torchvision [+ pytorch-fid]):
-    python eval/fid.py --classifier runs/fmnist_classifier --images samples.npz --inception pt_inception-2015-12-05.pth
+    python eval/fid.py --classifier CLF --images samples.npz --inception pt_inception-2015-12-05.pth
 
-``samples.npz``: ``images`` (N, C, H, W) or (N, H, W), uint8 [0, 255] or float [-1, 1]; ``labels``
-(N,) = the class each image was generated for (write it with mdlm.data.images.save_samples_npz).
-``--reference``: ``test`` / ``train`` split of Fashion-MNIST, or another .npz (its images).
+Caption scores need ``captions`` in a samples ``.npz`` (a data set's own captions are not prompts).
+Image sets (``--fake`` / ``--real`` / ``--captions-from``): ``NAME:train|test|all`` of a data set (``emoji``,
+``fashion-mnist``, an exported ``.npz``, a folder), ``train`` / ``test`` of ``--dataset``, or a ``.npz`` of
+samples (``images`` uint8 (N, C, H, W) or (N, H, W) or float [-1, 1]; ``labels`` (N,) = the requested class;
+``captions`` (N,) = the prompt; write it with mdlm.data.images.save_samples_npz).
 
 Prints ONE JSON line, e.g.
-    {"metric": "classifier-FID (Fashion-MNIST CNN features)", "classifier_fid_fmnist": 3.21,
-     "class_accuracy": 0.87, "n_images": 10000, "n_reference": 10000, "reference": "test", ...}
-``classifier_fid_fmnist`` is a Fréchet distance of the classifier's 128-d penultimate features
-(mdlm/evaluation/fid.py); it is NOT the Inception FID of papers. ``class_accuracy`` is the share of
-generated images that the classifier assigns to their requested class (null without labels).
-With ``--inception`` the line adds ``fid_inception_v3`` and ``inception_weights``.
+    {"metric": "classifier-FID (emoji CNN features)", "classifier_fid": 3.21, "class_accuracy": 0.87,
+     "caption_category_accuracy": 0.8, "caption_retrieval_accuracy": 0.6, "caption_retrieval_k": 10, ...}
+``classifier_fid`` is the Fréchet distance of the classifier's penultimate features (mdlm/evaluation/fid.py),
+NOT the Inception FID of papers (a Fashion-MNIST classifier also writes it as ``classifier_fid_fmnist``).
+``class_accuracy``: the share of fake images classified as their label (null without labels). With captions in
+``--fake`` and a captioned ``--captions-from`` set (default ``--real``): ``caption_category_accuracy`` (predicted
+class = the class of the prompt's real image) and ``caption_retrieval_accuracy`` (nearer to the prompt's real
+image than to K-1 random others; chance 1/K) — see mdlm/evaluation/caption_retrieval.py.
 """
 
 from __future__ import annotations
@@ -24,61 +35,100 @@ import json
 import torch
 
 from mdlm.cli import ArgumentParser, UserError, positive_int, run_cli
-from mdlm.data.images import dataset_to_tensors, load_image_dataset, load_samples_npz
-from mdlm.evaluation.classifier import accuracy, load_classifier
+from mdlm.evaluation.caption_retrieval import (
+    caption_index,
+    caption_retrieval_accuracy,
+    prompt_category_accuracy,
+)
+from mdlm.evaluation.classifier import accuracy, load_classifier, predict
 from mdlm.evaluation.fid import classifier_features, extract_features, feature_fid
-from mdlm.evaluation.image_scoring import METRIC_NAME
-
-
-def load_reference(ref: str, dataset: str, max_n: int | None) -> torch.Tensor:
-    if ref.endswith(".npz"):
-        x, _ = load_samples_npz(ref)
-    elif ref in ("test", "train"):
-        x, _ = dataset_to_tensors(load_image_dataset(dataset)[ref])
-    else:
-        raise UserError(f"--reference must be test, train or an .npz file, got {ref!r}")
-    return x[:max_n] if max_n else x
+from mdlm.evaluation.image_scoring import METRIC_NAME, metric_name
+from mdlm.evaluation.image_sets import ImageSet, load_image_set
 
 
 def parse_args(argv: list[str] | None = None):
     p = ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--classifier", help="classifier dir (recipes/train_classifier.py output)")
-    p.add_argument("--images", required=True, help="samples .npz (images [+ labels])")
-    p.add_argument("--reference", default="test", help="test, train, or an .npz of reference images")
-    p.add_argument("--dataset", default="fashion-mnist", help="data set of --reference test/train")
+    p.add_argument("--fake", "--images", dest="fake", required=True, help="the images to score (a .npz or NAME:SPLIT)")
+    p.add_argument("--real", "--reference", dest="real", default="test", help="reference images (NAME:SPLIT, train, "
+                   "test, or a .npz)")
+    p.add_argument("--dataset", default="fashion-mnist", help="data set of --real train / test")
+    p.add_argument("--captions-from", default=None, help="captioned real set for caption retrieval (default: --real)")
+    p.add_argument("--retrieval-k", type=positive_int, default=10, help="candidates per image in caption retrieval")
     p.add_argument("--max-reference", "--max_reference", type=positive_int, default=None, help="use the first N reference images")
     p.add_argument("--inception", default=None, help="Inception-v3 weights file (torchvision or pytorch-fid)")
     p.add_argument("--batch-size", "--batch_size", type=positive_int, default=500)
+    p.add_argument("--seed", type=int, default=0, help="draws the retrieval distractors")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = p.parse_args(argv)
     if not args.classifier and not args.inception:
         p.error("give --classifier DIR (and/or --inception PATH)")
+    if args.retrieval_k < 2:
+        p.error("--retrieval-k must be ≥ 2")
     return args
+
+
+def caption_scores(clf, fake: ImageSet, real: ImageSet, k: int, batch_size: int, seed: int) -> dict:
+    """Category match and caption retrieval of ``fake`` (with captions) against a captioned ``real`` set."""
+    if real.captions is None:
+        raise UserError(f"{real.description} has no captions: pass --captions-from NAME:SPLIT of a captioned data set")
+    target = caption_index(real.captions, fake.prompts)  # (N,)
+    out = {"caption_retrieval_k": k, "caption_reference": real.description}
+    if real.labels is not None:
+        out["caption_category_accuracy"] = round(prompt_category_accuracy(predict(clf, fake.images, batch_size),
+                                                                          real.labels, target), 4)
+    gen = classifier_features(clf, fake.images, batch_size)
+    ref = classifier_features(clf, real.images, batch_size)
+    out["caption_retrieval_accuracy"] = round(caption_retrieval_accuracy(gen, ref, target, k, seed), 4)
+    out["caption_retrieval_chance"] = round(1 / k, 4)
+    return out
+
+
+def classifier_scores(args, fake: ImageSet, real: ImageSet) -> dict:
+    clf = load_classifier(args.classifier, args.device)
+    fid = feature_fid(classifier_features(clf, fake.images, args.batch_size),
+                      classifier_features(clf, real.images, args.batch_size))
+    out = {"metric": metric_name(clf), "classifier_fid": round(fid, 4)}
+    if out["metric"] == METRIC_NAME:
+        out["classifier_fid_fmnist"] = out["classifier_fid"]  # the older key
+    out["class_accuracy"] = (round(accuracy(clf, fake.images, fake.labels, args.batch_size), 4)
+                             if fake.labels is not None else None)
+    if fake.prompts is not None:
+        cap_real = (load_image_set(args.captions_from, args.dataset, clf.config.in_channels, clf.config.image_size)
+                    if args.captions_from else real)
+        out.update(caption_scores(clf, fake, cap_real, args.retrieval_k, args.batch_size, args.seed))
+    return out
+
+
+def inception_scores(args, fake: ImageSet, real: ImageSet) -> dict:
+    from mdlm.evaluation.inception import load_inception_features
+
+    try:
+        fn, kind = load_inception_features(args.inception, args.device)
+    except ImportError as e:  # torchvision / pytorch-fid missing: one line naming the package
+        raise UserError(str(e)) from None
+    bs = min(args.batch_size, 100)
+    fid = feature_fid(extract_features(fn, fake.images, bs), extract_features(fn, real.images, bs))
+    return {"fid_inception_v3": round(fid, 4), "inception_weights": kind}
 
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    images, labels = load_samples_npz(args.images)
-    ref = load_reference(args.reference, args.dataset, args.max_reference)
-    if tuple(images.shape[1:]) != tuple(ref.shape[1:]):
-        raise ValueError(f"generated images are {tuple(images.shape[1:])}, reference images {tuple(ref.shape[1:])}")
-    out: dict = {"metric": METRIC_NAME if args.classifier else "FID (Inception-v3 pool3)"}
+    shape: tuple = (None, None)  # (channels, image size) the classifier takes
     if args.classifier:
-        clf = load_classifier(args.classifier, args.device)
-        fid = feature_fid(classifier_features(clf, images, args.batch_size), classifier_features(clf, ref, args.batch_size))
-        out["classifier_fid_fmnist"] = round(fid, 4)
-        out["class_accuracy"] = round(accuracy(clf, images, labels, args.batch_size), 4) if labels is not None else None
+        cfg = load_classifier(args.classifier).config
+        shape = (cfg.in_channels, cfg.image_size)
+    fake = load_image_set(args.fake, args.dataset, *shape)
+    real = load_image_set(args.real, args.dataset, *shape).head(args.max_reference)
+    if tuple(fake.images.shape[1:]) != tuple(real.images.shape[1:]):
+        raise ValueError(f"--fake images are {tuple(fake.images.shape[1:])}, --real images {tuple(real.images.shape[1:])}")
+    out: dict = {"metric": "FID (Inception-v3 pool3)"}
+    if args.classifier:
+        out.update(classifier_scores(args, fake, real))
     if args.inception:
-        from mdlm.evaluation.inception import load_inception_features
-
-        try:
-            fn, kind = load_inception_features(args.inception, args.device)
-        except ImportError as e:  # torchvision / pytorch-fid missing: one line naming the package
-            raise UserError(str(e)) from None
-        bs = min(args.batch_size, 100)
-        out["fid_inception_v3"] = round(feature_fid(extract_features(fn, images, bs), extract_features(fn, ref, bs)), 4)
-        out["inception_weights"] = kind
-    out.update({"n_images": int(images.shape[0]), "n_reference": int(ref.shape[0]), "reference": args.reference})
+        out.update(inception_scores(args, fake, real))
+    out.update({"n_images": int(fake.images.shape[0]), "n_reference": int(real.images.shape[0]),
+                "fake": fake.description, "reference": args.real})
     print(json.dumps(out))
     return out
 

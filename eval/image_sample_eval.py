@@ -1,5 +1,5 @@
-"""Sample from a class-conditional image MDM and score the samples: classifier-FID (Fashion-MNIST
-classifier features) and class accuracy, for several step counts.
+"""Sample from a class-conditional image MDM and score the samples: classifier-FID (features of a classifier
+trained on the same data set: Fashion-MNIST, or the 64×64 emoji) and class accuracy, for several step counts.
 
     python eval/image_sample_eval.py --model runs/fmnist_mdm_tiny --classifier .artifacts/fmnist_classifier \\
         --steps 8 16 32 --num-per-class 100 --json runs/fmnist_mdm_tiny/sample_eval.json
@@ -7,10 +7,12 @@ classifier features) and class accuracy, for several step counts.
     python eval/image_sample_eval.py --model DIR --classifier CLF --steps 16 --cfg-scale 0 --temperature 1
     # compare with the VQ reconstructions of the test images (no tokenizer floor), and also with the test images:
     python eval/image_sample_eval.py --model DIR --classifier CLF --steps 8 16 --reference recon test
+    # 64×64 emoji (classifier: recipes/configs/emoji_classifier_gpu.yaml)
+    python eval/image_sample_eval.py --model DIR --classifier runs/emoji_classifier --dataset emoji --steps 8 64
 
 For each step count, ``num_per_class`` images of every class are generated with the one sampler and
-scored by :mod:`mdlm.evaluation.image_scoring` (classifier-FID of the project's Fashion-MNIST classifier
-features — NOT the Inception FID of papers — and class accuracy). ``--reference`` (one or more; the first
+scored by :mod:`mdlm.evaluation.image_scoring` (classifier-FID of the project's classifier features — NOT
+the Inception FID of papers — and class accuracy). ``--reference`` (one or more; the first
 is the headline ``classifier_fid``): ``test`` (default) / ``train`` real images, or ``recon`` = the VQ
 reconstructions of the test images (no tokenizer floor; see the library module for the reference points).
 
@@ -31,7 +33,6 @@ import mdlm  # noqa: F401
 from mdlm.cli import ArgumentParser, positive_int, refuse_overwrite, run_cli
 from mdlm.evaluation.files import write_json
 from mdlm.evaluation.image_scoring import (
-    METRIC_NAME,
     REFERENCES,
     ImageScorer,
     build_scorer,
@@ -49,7 +50,8 @@ def parse_args(argv: list[str] | None = None):
     p.add_argument("--classifier", required=True, help="classifier dir (recipes/train_classifier.py output)")
     p.add_argument("--steps", type=positive_int, nargs="+", default=[8, 16, 32])
     p.add_argument("--num-per-class", type=positive_int, default=100)
-    p.add_argument("--dataset", default="fashion-mnist", help="reference data set (fashion-mnist, digits, a folder)")
+    p.add_argument("--dataset", default="fashion-mnist", help="reference data set (fashion-mnist, digits, emoji, "
+                   "openclipart, tuxpaint, an exported .npz, a folder)")
     p.add_argument("--data-dir", default=None, help="Fashion-MNIST IDX dir (default: $MDLM_FASHION_MNIST_DIR or Debian's)")
     p.add_argument("--reference", nargs="+", default=["test"], choices=REFERENCES,
                    help="reference image set(s); the first is the headline classifier_fid (recon = VQ reconstructions "
@@ -88,7 +90,7 @@ def print_table(result: dict[str, Any]) -> None:
     rows, refs = result["results"], result["references"]
     fid_cols = ["classifier-FID"] if len(refs) == 1 else [f"FID vs {r}" for r in refs]
     widths = [6, 5, *[max(14, len(c)) for c in fid_cols], 10, 9, 9]
-    print(f"{METRIC_NAME}; {rows[0]['n_images']} samples per row vs {result['reference']}")
+    print(f"{result['metric']}; {rows[0]['n_images']} samples per row vs {result['reference']}")
     print(fmt_row(["steps", "NFE", *fid_cols, "class acc", "wall s", "img/s"], widths))
     print("-+-".join("-" * w for w in widths))
     for r in rows:
@@ -125,7 +127,7 @@ def main(argv: list[str] | None = None) -> dict:
               f"{r['class_accuracy']:.3f}, {r['sample_wall_s']:.1f}s", file=sys.stderr, flush=True)
     primary = refs["reference_points"][a.reference[0]]
     result = {
-        "metric": METRIC_NAME, "model": a.model, "classifier": a.classifier,
+        "metric": scorer.metric, "model": a.model, "classifier": a.classifier,
         "reference": scorer.describe(a.reference[0]), **refs, "num_per_class": a.num_per_class,
         "vq_reconstruction_fid": primary["vq_reconstructions"], "real_data_fid": primary["real_images"],
         "reference_wall_s": round(ref_s, 1),

@@ -122,9 +122,9 @@ def test_image_folder(tmp_path):
             Image.fromarray(rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(tmp_path / cls / f"{i}.png")
     ds = load_image_folder(str(tmp_path), image_size=16, channels=1, test_fraction=0.2, cache_dir=str(tmp_path / ".c"))
     assert ds["train"].features["label"].names == ["boots", "coats"]
-    assert len(ds["train"]) == 8 and len(ds["test"]) == 2
+    assert len(ds["train"]) + len(ds["test"]) == 10 and len(ds["test"]) >= 1  # hash-stable split (image_sources)
     x, _ = dataset_to_tensors(ds["train"])
-    assert x.shape == (8, 1, 16, 16)
+    assert x.shape == (len(ds["train"]), 1, 16, 16)
     with pytest.raises(ValueError, match="image_size is 16"):
         load_image_folder(str(tmp_path), image_size=16, resize=False, cache_dir=str(tmp_path / ".c"))
 

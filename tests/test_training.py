@@ -268,3 +268,11 @@ def test_empty_dataset_and_mask_outside_vocab(recipe, tmp_path):
                                        intermediate_size=8))
     with pytest.raises(ValueError, match="mask id 2 lies outside the model's vocabulary"):
         check_model_fits(small, tok, 8)
+
+
+def test_a_validation_that_scores_nothing_is_an_error_not_a_perfect_score(recipe, tmp_path):
+    # 2 validation rows, eval batches of 64 and drop_last: the only batch is dropped, nothing is scored
+    with pytest.raises(ValueError, match=r"the validation scored no tokens \(2 sequences; per_device_eval_batch_size "
+                                         r"64 .*dataloader_drop_last drops a partial batch\)"):
+        recipe.train(TINY + ["--output_dir", str(tmp_path / "run"), "--max_steps", "1", "--max_eval_sequences", "2",
+                             "--dataloader_drop_last", "true", "--save_strategy", "no"])

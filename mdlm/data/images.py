@@ -9,8 +9,9 @@ Sources:
   * Fashion-MNIST from IDX files (Xiao et al. 2017; Debian ``dataset-fashion-mnist`` puts them in
     ``/usr/share/datasets/fashion-mnist``; ``$MDLM_FASHION_MNIST_DIR`` overrides) — 1×28×28, 10 classes.
   * scikit-learn's bundled 8×8 ``load_digits`` (values 0..16) — a tiny fixture for tests.
-  * any folder of images through ``datasets.load_dataset("imagefolder", data_dir=...)`` (class =
-    sub-folder name); see :func:`load_image_folder` for the size / channel conversion.
+  * any folder of images at any size (class = sub-folder name, captions from ``metadata.jsonl``) and the
+    colour sources ``emoji`` / ``openclipart`` / ``tuxpaint`` with captions: :mod:`mdlm.data.image_sources`;
+    :func:`pil_to_array` is the size / channel / alpha conversion of both.
 
 Image tokens (:func:`build_image_token_dataset`): ``input_ids = [class_token] + codes`` with the
 vocabulary laid out by :class:`ImageTokenLayout` — codes 0..K-1, class c → K + c, [MASK] → K + C.
@@ -150,15 +151,21 @@ def save_image_grid(images: torch.Tensor | np.ndarray, path: str, nrow: int = 8,
     Image.fromarray(grid[0] if c == 1 else grid.transpose(1, 2, 0)).save(path)
 
 
-def save_samples_npz(path: str, images: torch.Tensor | np.ndarray, labels: torch.Tensor | np.ndarray | None = None) -> None:
+def save_samples_npz(path: str, images: torch.Tensor | np.ndarray, labels: torch.Tensor | np.ndarray | None = None,
+                     captions: Sequence[str] | None = None) -> None:
     """Write generated images for ``eval/fid.py``: ``images`` (N, C, H, W) in [-1, 1] are stored as
-    uint8 [0, 255] under key ``images``; ``labels`` (N,) = the class each image was asked for."""
+    uint8 [0, 255] under key ``images``; ``labels`` (N,) = the class each image was asked for;
+    ``captions`` (N,) = the prompt each image was generated from (a unicode array, no pickle)."""
     arrays = {"images": unit_to_uint8(images)}
     if labels is not None:
         y = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
         if len(y) != len(arrays["images"]):
             raise ValueError(f"{len(arrays['images'])} images but {len(y)} labels")
         arrays["labels"] = y.astype(np.int64)
+    if captions is not None:
+        if len(captions) != len(arrays["images"]):
+            raise ValueError(f"{len(arrays['images'])} images but {len(captions)} captions")
+        arrays["captions"] = np.array([str(c) for c in captions], dtype=str)
     np.savez_compressed(path, **arrays)
 
 
@@ -254,22 +261,33 @@ def load_digits_dataset(test_fraction: float = 0.2, seed: int = 0) -> DatasetDic
     )
 
 
-def pil_to_array(img, image_size: int, channels: int, resize: bool = True):  # PIL.Image → (C, S, S) uint8
+BACKGROUND: tuple[int, int, int] = (255, 255, 255)  # transparent pixels are composited on white
+GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")  # PIL modes that hold one (grey) channel
+
+
+def pil_to_array(img, image_size: int, channels: int, resize: bool = True, *, fit: str = "crop",
+                 background: tuple[int, int, int] = BACKGROUND, allow_grey: bool = True):  # → (C, S, S) uint8
     """One PIL image → (channels, image_size, image_size) uint8.
 
-    Conversion (documented contract of :func:`load_image_folder`):
-      * mode: converted with ``Image.convert("L")`` for 1 channel (ITU-R 601 luma) or
-        ``convert("RGB")`` for 3; transparent pixels are composited on white first.
-      * size: a non-square image is centre-cropped to a square, then resized to image_size² with
-        PIL's LANCZOS (antialiased) filter. With ``resize=False`` a wrong size raises ValueError.
+    Conversion (documented contract of :func:`load_image_folder` and :mod:`mdlm.data.image_sources`):
+      * alpha: transparent pixels are composited on ``background`` (:data:`BACKGROUND`, white) first.
+      * mode: ``Image.convert("L")`` for 1 channel (ITU-R 601 luma) or ``convert("RGB")`` for 3. With
+        ``allow_grey=False`` a one-channel (grey) image where 3 channels are asked for raises ValueError.
+      * size: ``fit="crop"`` centre-crops a non-square image to a square, ``fit="pad"`` pads it to a square
+        with ``background`` (keeps the whole drawing); then PIL's LANCZOS (antialiased) resize to
+        image_size². With ``resize=False`` a wrong size raises ValueError.
     """
     from PIL import Image
 
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels}")
-    if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
+    if fit not in ("crop", "pad"):
+        raise ValueError(f"fit must be 'crop' or 'pad', got {fit!r}")
+    if channels == 3 and not allow_grey and img.mode in GREY_MODES:
+        raise ValueError(f"a greyscale image (PIL mode {img.mode}) where RGB is expected")
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
-        bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        bg = Image.new("RGBA", rgba.size, (*background, 255))
         img = Image.alpha_composite(bg, rgba)
     img = img.convert("L" if channels == 1 else "RGB")
     if img.size != (image_size, image_size):
@@ -278,9 +296,16 @@ def pil_to_array(img, image_size: int, channels: int, resize: bool = True):  # P
                 f"image of size {img.size[0]}×{img.size[1]} but image_size is {image_size} (pass resize=True to resize)"
             )
         w, h = img.size
-        s = min(w, h)
-        left, top = (w - s) // 2, (h - s) // 2
-        img = img.crop((left, top, left + s, top + s)).resize((image_size, image_size), Image.LANCZOS)
+        s = min(w, h) if fit == "crop" else max(w, h)
+        if fit == "crop":
+            left, top = (w - s) // 2, (h - s) // 2
+            img = img.crop((left, top, left + s, top + s))
+        elif w != h:
+            fill = background if channels == 3 else Image.new("RGB", (1, 1), background).convert("L").getpixel((0, 0))
+            square = Image.new(img.mode, (s, s), fill)
+            square.paste(img, ((s - w) // 2, (s - h) // 2))
+            img = square
+        img = img.resize((image_size, image_size), Image.LANCZOS)
     a = np.asarray(img, dtype=np.uint8)
     return a[None] if channels == 1 else a.transpose(2, 0, 1)
 
@@ -293,50 +318,45 @@ def load_image_folder(
     test_fraction: float = 0.1,
     seed: int = 0,
     cache_dir: str | None = None,
+    allow_grey: bool = True,
 ) -> DatasetDict:
-    """A folder of images (``data_dir/<class>/*.png`` …, or flat) via
-    ``datasets.load_dataset("imagefolder")``, converted by :func:`pil_to_array` to
-    (channels, image_size, image_size) in [-1, 1].
+    """A folder of images at any size (``data_dir/<class>/*.png`` …, or flat), converted by
+    :func:`pil_to_array` to (channels, image_size, image_size) in [-1, 1]; see
+    :func:`mdlm.data.image_sources.load_folder` for the columns (``caption`` from ``metadata.jsonl``,
+    ``label`` = the parent folder even when metadata is present).
 
-    Splits: the folder's own ``test`` (or ``validation``) split when it has one (``data_dir/train``,
-    ``data_dir/test``), else a deterministic ``test_fraction`` of the images. A flat folder gets one
-    class, ``"image"``.
+    Splits: the folder's own ``train`` / ``test`` (or ``validation``) sub-folders when it has them, else a
+    stable hash of each file's path picks ≈ ``test_fraction`` of the images (``seed`` is ignored: the split
+    does not depend on file order). A flat folder gets one class, ``"image"``. ``allow_grey=False`` with
+    ``channels=3`` refuses a greyscale file. Decoded arrays are cached under ``cache_dir`` (default
+    ``$MDLM_CACHE``; ``""`` = no cache).
     """
-    from datasets import load_dataset
+    from .image_sources import load_folder
 
-    if not os.path.isdir(data_dir):
-        raise ValueError(f"image folder {data_dir!r} does not exist")
-    raw = load_dataset("imagefolder", data_dir=data_dir, cache_dir=cache_dir)
-    first = raw[next(iter(raw))]
-    label_feature = first.features.get("label")
-    names = list(label_feature.names) if isinstance(label_feature, ClassLabel) else ["image"]
-
-    def convert(split: Dataset) -> Dataset:
-        x = np.stack([pil_to_array(im, image_size, channels, resize) for im in split["image"]])  # (N, C, S, S)
-        y = np.asarray(split["label"], dtype=np.int64) if "label" in split.column_names else np.zeros(len(x), np.int64)
-        return images_dataset(uint8_to_unit(x), y, names)
-
-    test_name = next((s for s in ("test", "validation") if s in raw), None)
-    if "train" in raw and test_name:
-        return DatasetDict({"train": convert(raw["train"]), "test": convert(raw[test_name])})
-    full = convert(raw["train"] if "train" in raw else first)
-    if len(full) < 2:
-        raise ValueError(f"{data_dir!r} holds {len(full)} image(s); need at least 2 for a train/test split")
-    parts = full.train_test_split(test_size=test_fraction, seed=seed)
-    return DatasetDict({"train": parts["train"], "test": parts["test"]})
+    return load_folder(data_dir, image_size, channels, resize, test_fraction, allow_grey, cache_dir)
 
 
 def load_image_dataset(name: str, image_size: int | None = None, channels: int = 1, resize: bool = True) -> DatasetDict:
-    """``fashion-mnist`` | ``digits`` | a path to an image folder."""
+    """``fashion-mnist`` | ``digits`` | ``emoji`` / ``emoji-base`` / ``openclipart`` / ``tuxpaint`` (RGB,
+    ``image_size`` default 64; :mod:`mdlm.data.image_sources`) | an exported ``.npz`` | an image folder path."""
+    from . import image_sources
+
     key = name.lower().replace("_", "-")
     if key in ("fashion-mnist", "fmnist"):
         ds = load_fashion_mnist()
     elif key in ("digits", "sklearn-digits"):
         ds = load_digits_dataset()
+    elif key in image_sources.SOURCES:
+        ds = image_sources.load_source(key, image_size)
+    elif name.endswith(".npz") and os.path.isfile(name):
+        ds = image_sources.load_exported(name, image_size)
     elif os.path.isdir(name):
         return load_image_folder(name, image_size=image_size or 28, channels=channels, resize=resize)
     else:
-        raise ValueError(f"unknown image dataset {name!r}: use fashion-mnist, digits or an image folder path")
+        raise ValueError(
+            f"unknown image dataset {name!r}: use fashion-mnist, digits, {', '.join(image_sources.SOURCES)}, "
+            "an exported .npz or an image folder path"
+        )
     shape = tuple(ds["train"].features["pixel_values"].shape)
     if image_size is not None and shape[1:] != (image_size, image_size):
         raise ValueError(f"{name} images are {shape[1]}×{shape[2]}, not {image_size}×{image_size}")
@@ -503,6 +523,7 @@ def _default_layout(tokenizer, ds: Dataset) -> ImageTokenLayout:
 
 
 __all__ = [
+    "BACKGROUND",
     "DEFAULT_FASHION_MNIST_DIR",
     "FASHION_MNIST_CLASSES",
     "ImageTokenLayout",

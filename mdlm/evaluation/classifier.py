@@ -1,9 +1,9 @@
-"""A small CNN image classifier (Fashion-MNIST by default) whose penultimate features feed the
+"""A small CNN image classifier (Fashion-MNIST by default; 64×64 RGB emoji categories by config) whose penultimate features feed the
 classifier-FID of :mod:`mdlm.evaluation.fid`, and whose predictions give the class accuracy of
 class-conditional samples.
 
-Architecture: ``len(channels)`` blocks of [3×3 conv → BatchNorm → ReLU], the first two followed by
-2×2 max-pooling (28 → 14 → 7), then flatten → Linear(feature_dim) → ReLU (= the *features*) →
+Architecture: ``len(channels)`` blocks of [3×3 conv → BatchNorm → ReLU], the first ``num_pools`` followed by
+2×2 max-pooling (Fashion-MNIST: 2 pools, 28 → 14 → 7; 64×64 RGB: 4 pools, 64 → 4), then flatten → Linear(feature_dim) → ReLU (= the *features*) →
 dropout → Linear(num_classes).
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -124,6 +125,15 @@ def accuracy(model: ImageClassifierCNN, images: Tensor, labels: Tensor, batch_si
     if images.shape[0] != labels.shape[0]:
         raise ValueError(f"{images.shape[0]} images but {labels.shape[0]} labels")
     return float((predict(model, images, batch_size) == labels.cpu().long()).double().mean())
+
+
+def per_class_recall(predicted: Tensor, labels: Tensor, num_classes: int) -> np.ndarray:
+    """(num_classes,) share of each class's images predicted as that class (NaN for a class with no images);
+    their mean is the balanced accuracy."""
+    y = labels.cpu().long()
+    hits = torch.bincount(y[predicted.cpu().long() == y], minlength=num_classes).double()  # (K,)
+    total = torch.bincount(y, minlength=num_classes).double()  # (K,)
+    return (hits / total).numpy()
 
 
 def load_classifier(path: str, device: str | torch.device | None = None) -> ImageClassifierCNN:

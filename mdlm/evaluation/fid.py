@@ -3,8 +3,8 @@ Time-Scale Update Rule Converge to a Local Nash Equilibrium", eq. 6 — Dowson &
 
     d² = ||μ₁ - μ₂||² + Tr(Σ₁ + Σ₂ - 2 (Σ₁ Σ₂)^{1/2})
 
-With the features of the Fashion-MNIST CNN of :mod:`mdlm.evaluation.classifier` this is
-"classifier-FID (Fashion-MNIST CNN features)" — NOT comparable to Inception FID numbers in papers.
+With the features of a CNN of :mod:`mdlm.evaluation.classifier` this is "classifier-FID (<its data set> CNN
+features)" — NOT comparable to Inception FID numbers in papers.
 
 Numerics: Σ₁Σ₂ is not symmetric, but it is similar to the PSD matrix M = Σ₁^{1/2} Σ₂ Σ₁^{1/2}
 (M = Σ₁^{1/2} (Σ₁Σ₂) Σ₁^{-1/2}), so Tr (Σ₁Σ₂)^{1/2} = Σᵢ √λᵢ(M). Both square roots come from
@@ -60,6 +60,12 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
 def feature_fid(features1: np.ndarray | Tensor, features2: np.ndarray | Tensor) -> float:
     """Fréchet distance between the Gaussian fits of two (N, d) feature sets."""
     return frechet_distance(*gaussian_stats(features1), *gaussian_stats(features2))
+
+
+def fid_between(features_a: np.ndarray | Tensor, features_b: np.ndarray | Tensor) -> float:
+    """Fréchet distance of two (N, d) feature sets — the hook for floors computed elsewhere (real vs real, VQ
+    reconstructions vs real): features from :func:`classifier_features`. Same as :func:`feature_fid`."""
+    return feature_fid(features_a, features_b)
 
 
 @torch.no_grad()

@@ -27,9 +27,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..data.images import dataset_to_tensors, load_fashion_mnist, load_image_dataset, save_samples_npz
+from ..data.images import (
+    dataset_to_tensors,
+    load_fashion_mnist,
+    load_image_dataset,
+    save_samples_npz,
+)
 from ..pipelines import load_for_generation
-from ..pipelines.image import ImageModelInfo, generate_images, image_model_info, load_image_vq
+from ..pipelines.image import (
+    ImageModelInfo,
+    generate_images,
+    image_model_info,
+    load_image_vq,
+)
 from ..pipelines.text import sampler_config_from
 from .classifier import accuracy
 from .fid import classifier_features, feature_fid
@@ -49,11 +59,21 @@ def check_dirs(model: str | None, classifier: str | None, flags: tuple[str, str]
             raise ValueError(f"{flag} {path!r} is not a directory")
 
 
-def load_reference_data(dataset: str, data_dir: str | None):
-    """The image DatasetDict (train/test) of ``dataset``."""
+def load_reference_data(dataset: str, data_dir: str | None, channels: int = 1, image_size: int | None = None):
+    """The image DatasetDict (train/test) of ``dataset`` (``channels`` / ``image_size``: what the classifier takes;
+    e.g. 3 and 64 for ``emoji``)."""
     if dataset.lower().replace("_", "-") in ("fashion-mnist", "fmnist"):
         return load_fashion_mnist(data_dir)
-    return load_image_dataset(dataset)
+    return load_image_dataset(dataset, image_size, channels)
+
+
+def metric_name(clf) -> str:
+    """The FID's name, after the data set the classifier was trained on (``config.trained_on``, written by
+    recipes/train_classifier.py); :data:`METRIC_NAME` for Fashion-MNIST and older classifiers."""
+    trained_on = getattr(clf.config, "trained_on", None)
+    if not trained_on or trained_on.lower().replace("_", "-") in ("fashion-mnist", "fmnist"):
+        return METRIC_NAME
+    return f"classifier-FID ({trained_on} CNN features)"
 
 
 # ---- the checkpoint --------------------------------------------------------------------------------
@@ -110,6 +130,11 @@ class ImageScorer:
         self._images: dict[tuple[str, int | None], Tensor] = {}
         self._feats: dict[str, np.ndarray] = {}
         self._points: dict[tuple[str, str, int], dict[str, float]] = {}
+
+    @property
+    def metric(self) -> str:
+        """What the FID is computed on (see :func:`metric_name`)."""
+        return metric_name(self.clf)
 
     def images(self, split: str, n: int | None = None) -> Tensor:
         """The first ``n`` (default: ``max_reference``, else all) images of ``split``: (N, C, H, W)."""
@@ -214,7 +239,8 @@ def build_scorer(classifier: str, device: str | torch.device, *, dataset: str = 
     clf = load_classifier(classifier, device)
     if num_classes is not None and clf.config.num_classes != num_classes:
         raise ValueError(f"the classifier has {clf.config.num_classes} classes, the image model {num_classes}")
-    return ImageScorer(clf, load_reference_data(dataset, data_dir), max_reference=max_reference,
+    data = load_reference_data(dataset, data_dir, clf.config.in_channels, clf.config.image_size)
+    return ImageScorer(clf, data, max_reference=max_reference,
                        batch_size=batch_size, dataset=dataset)
 
 
