@@ -35,7 +35,11 @@ def colour_match(model_dir: str, prompts: list[str], num_samples: int, steps: in
     ``conditioned=False`` the images are drawn with an empty prompt (the unconditional model) and scored against the
     same prompts' colours: the measured chance level."""
     from mdlm.pipelines import load_for_generation
-    from mdlm.pipelines.image import generate_conditioned, image_model_info, load_image_vq
+    from mdlm.pipelines.image import (
+        generate_conditioned,
+        image_model_info,
+        load_image_vq,
+    )
     from mdlm.pipelines.text import sampler_config_from
     from mdlm.pipelines.text_image import condition_rows, load_caption_tokenizer
 
@@ -52,12 +56,12 @@ def colour_match(model_dir: str, prompts: list[str], num_samples: int, steps: in
 
 def reconstruction_match(model_dir: str, data_dir: str) -> float:
     """Dominant-colour match of the checkpoint VQ's reconstructions of the folder's images against their captions."""
-    from mdlm.data.images import dataset_to_tensors
-    from mdlm.data.text_image_data import load_captioned_folder
-    from mdlm.pipelines.image import image_model_info, load_image_vq
     from transformers import AutoConfig
 
-    ds = load_captioned_folder(data_dir, image_size=64, channels=3)["train"]
+    from mdlm.data.images import dataset_to_tensors, load_image_folder
+    from mdlm.pipelines.image import image_model_info, load_image_vq
+
+    ds = load_image_folder(data_dir, image_size=64, channels=3)["train"]
     x, _ = dataset_to_tensors(ds)  # (N, 3, 64, 64)
     info = image_model_info(AutoConfig.from_pretrained(model_dir))
     vq = load_image_vq(model_dir, info)

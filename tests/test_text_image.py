@@ -15,6 +15,7 @@ import pytest
 import torch
 
 import mdlm  # noqa: F401
+from mdlm.data.images import load_image_folder
 from mdlm.data.text_image import (
     TextImageLayout,
     caption_token_ids,
@@ -22,11 +23,7 @@ from mdlm.data.text_image import (
     text_image_sequences,
     train_caption_tokenizer,
 )
-from mdlm.data.text_image_data import (
-    TextImageCollator,
-    TextImageRows,
-    load_captioned_folder,
-)
+from mdlm.data.text_image_data import TextImageCollator, TextImageRows, load_captioned
 from mdlm.tokenizers.image import VQConfig, VQModelForImages
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -136,7 +133,7 @@ def trained(tmp_path_factory):
 
 
 def test_captioned_folder_loads_rgb_with_captions(trained):
-    dd = load_captioned_folder(str(trained.folder), image_size=64, channels=3)
+    dd = load_captioned(f"imagefolder:{trained.folder}", image_size=None, channels=3)  # 64 px by default
     assert dd["train"].features["label"].names == ["circle", "square"]
     assert len(dd["train"][0]["pixel_values"]) == 3 and len(dd["train"]) + len(dd["test"]) == 12
     caps = set(dd["train"]["caption"]) | set(dd["test"]["caption"])
@@ -236,7 +233,7 @@ def test_caption_ablation_scores_one_image_per_caption_with_nfe(trained, loaded)
 
     torch.manual_seed(0)
     clf = ImageClassifierCNN(ImageClassifierConfig(in_channels=3, image_size=64, num_classes=2, channels=[4, 4])).eval()
-    data = load_captioned_folder(str(trained.folder), image_size=64, channels=3, test_fraction=0.5)
+    data = load_image_folder(str(trained.folder), image_size=64, channels=3, test_fraction=0.5, cache_dir="")
     scorer = ImageScorer(clf, data, batch_size=16, dataset="shapes")
     ckpt = ImageCheckpoint(str(trained.out), loaded.model, loaded.info, loaded.vq, {"steps": 2}, torch.device("cpu"))
     res = caption_ablation(ckpt, scorer, Images(classifier="-", batch_size=16), steps=[2], scales=[0.0, 2.0],

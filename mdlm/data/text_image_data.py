@@ -1,90 +1,38 @@
 """Captioned image data for the text- and class-conditioned image MDM (:mod:`mdlm.data.text_image`).
 
 Any DatasetDict with the columns ``pixel_values`` (C, H, W) in [-1, 1], ``label`` (a ClassLabel) and ``caption``
-(str) works (the emoji / openclipart builders give them). A folder of images with a ``metadata.jsonl`` of
-``{"file_name": "<class>/<name>.png", "caption": "..."}`` rows (tests/rgb_fixtures.py writes one) is read by
-:func:`load_captioned_folder`. Rows for the trainer: :class:`TextImageRows` + :class:`TextImageCollator`
-(class / caption dropout for classifier-free guidance).
+(str) works: the emoji / openclipart / tuxpaint sources, their ``.npz`` exports, or a folder of images with a
+``metadata.jsonl`` of ``{"file_name": "<class>/<name>.png", "caption": "..."}`` rows (tests/rgb_fixtures.py writes
+one), all read by :func:`mdlm.data.images.load_image_dataset`. Rows for the trainer: :class:`TextImageRows` +
+:class:`TextImageCollator` (class / caption dropout for classifier-free guidance).
 """
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from datasets import DatasetDict
 
 from .images import (
     dataset_to_tensors,
     encode_images,
-    images_dataset,
-    pil_to_array,
-    uint8_to_unit,
 )
 from .text_image import TextImageLayout, caption_token_ids, text_image_sequences
 
 Tensor = torch.Tensor
 
 
-def read_metadata(root: str) -> list[dict]:
-    """The rows of ``root/metadata.jsonl`` (each needs ``file_name`` and ``caption``)."""
-    path = os.path.join(root, "metadata.jsonl")
-    if not os.path.isfile(path):
-        raise ValueError(f"{root!r} has no metadata.jsonl with captions (rows {{\"file_name\": ..., \"caption\": ...}})")
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{n}: not JSON ({e.msg})") from None
-            if not isinstance(row, dict) or "file_name" not in row or not isinstance(row.get("caption"), str):
-                raise ValueError(f"{path}:{n}: a row needs \"file_name\" and a string \"caption\"")
-            rows.append(row)
-    if len(rows) < 2:
-        raise ValueError(f"{path}: {len(rows)} captioned image(s); need at least 2 for a train/test split")
-    return rows
-
-
-def load_captioned_folder(root: str, image_size: int = 64, channels: int = 3, test_fraction: float = 0.1,
-                          seed: int = 0) -> DatasetDict:
-    """``root/<class>/<file>`` images named in ``root/metadata.jsonl`` → train/test DatasetDict with ``pixel_values``,
-    ``label`` (class = the file's first folder; a flat folder has one class ``image``) and ``caption``; a
-    deterministic ``test_fraction`` held out. Images are converted by :func:`mdlm.data.images.pil_to_array`
-    (alpha on white, centre crop, resize)."""
-    from PIL import Image, UnidentifiedImageError
-
-    rows = read_metadata(root)
-    classes = sorted({os.path.dirname(r["file_name"]).split("/")[0] or "image" for r in rows})
-    pixels, labels = [], []
-    for r in rows:  # one PIL decode per file
-        path = os.path.join(root, r["file_name"])
-        try:
-            with Image.open(path) as im:
-                pixels.append(pil_to_array(im, image_size, channels))
-        except (FileNotFoundError, UnidentifiedImageError, OSError) as e:
-            raise ValueError(f"{path}: not a readable image ({e.__class__.__name__})") from None
-        labels.append(classes.index(os.path.dirname(r["file_name"]).split("/")[0] or "image"))
-    ds = images_dataset(uint8_to_unit(np.stack(pixels)), np.asarray(labels), classes)
-    ds = ds.add_column("caption", [r["caption"] for r in rows])
-    parts = ds.train_test_split(test_size=test_fraction, seed=seed)
-    return DatasetDict({"train": parts["train"], "test": parts["test"]})
-
-
 def load_image_set(dataset: str, image_size: int | None, channels: int) -> DatasetDict:
-    """``imagefolder:PATH`` / a folder path (with a metadata.jsonl of captions: :func:`load_captioned_folder`,
-    class = sub-folder), or a named data set / export of :func:`mdlm.data.images.load_image_dataset`."""
+    """``imagefolder:PATH`` / a folder path (64 px by default; captions from its metadata.jsonl, class = sub-folder),
+    or a named data set / ``.npz`` export — all through :func:`mdlm.data.images.load_image_dataset`."""
     from .images import load_image_dataset
 
     folder = dataset.split(":", 1)[1] if dataset.startswith("imagefolder:") else dataset
-    if os.path.isdir(folder) and os.path.isfile(os.path.join(folder, "metadata.jsonl")):
-        return load_captioned_folder(folder, image_size or 64, channels)
-    return load_image_dataset(folder if os.path.isdir(folder) else dataset, image_size, channels)
+    if os.path.isdir(folder):
+        return load_image_dataset(folder, image_size or 64, channels)
+    return load_image_dataset(dataset, image_size, channels)
 
 
 def load_captioned(dataset: str, image_size: int | None, channels: int) -> DatasetDict:
@@ -177,4 +125,4 @@ class TextImageCollator:
 
 
 __all__ = ["TextImageCollator", "TextImageRows", "TextImageTokens", "build_text_image_tokens", "drop_parts",
-           "load_captioned", "load_captioned_folder", "load_image_set", "read_metadata"]
+           "load_captioned", "load_image_set"]
