@@ -20,6 +20,7 @@
 #   mdm_log_history.json, mdm_samples.png;
 #   call 2 (8): run.log (classifier accuracy, the CFG table, the headline figures), prompts.png, classes.png,
 #   strips.png, bench_image.json, image_sampling.md, captions.md, ablate.tgz (results.json, cfg.md, every plot).
+# CLASSIFIER=DIR (carried, e.g. eval/gpu/emoji_classifier.sh's emoji_classifier/) skips the classifier training.
 # Hooks on the other engineers' work (a missing file → the fallback named in the log):
 #   CLF_CONFIG  imgdata's recipes/configs/emoji_classifier_{gpu,tiny}.yaml  (fallback: fmnist_classifier.yaml at 64 px RGB)
 #   VQ_CONFIG   vq64's recipes/configs/vq64_{gpu,tiny}.yaml                   (fallback: fmnist_vq_{gpu,tiny}.yaml at 64 px RGB,
@@ -60,8 +61,12 @@ CLF_CONFIG=${CLF_CONFIG:-$(pick recipes/configs/emoji_classifier_$SIZE.yaml)}
 VQ_CONFIG=${VQ_CONFIG:-$(pick recipes/configs/vq64_$SIZE.yaml)}
 
 stage_classifier() {
-  say "classifier on $DATA (${CLF_CONFIG:-fallback fmnist_classifier.yaml at 64 px RGB})"
   rm -rf "$R/classifier"
+  if [ -n "$CLASSIFIER" ]; then  # one trained already (eval/gpu/emoji_classifier.sh) and carried: no retraining
+    need_files "carry the classifier dir named by CLASSIFIER" "$CLASSIFIER/model.safetensors"
+    say "classifier: $CLASSIFIER (carried)"; mkdir -p "$R"; cp -r "$CLASSIFIER" "$R/classifier"; return
+  fi
+  say "classifier on $DATA (${CLF_CONFIG:-fallback fmnist_classifier.yaml at 64 px RGB})"
   if [ -n "$CLF_CONFIG" ]; then CLF=(--config "$CLF_CONFIG"); else
     CLF=(--config recipes/configs/fmnist_classifier.yaml --image_size 64 --channels_in 3 --num_train_epochs 30); fi
   [ "${DRY:-0}" = 1 ] && CLF+=(--num_train_epochs 1 "${CPU[@]}")
