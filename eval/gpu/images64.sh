@@ -14,7 +14,7 @@
 #   loop capped at $TRAIN_S = 220 s, final ELBO + save + samples ~40 s).
 # Time budget (s) of call 2 (DEADLINE 560): classifier ≤ 70 (emoji_classifier_gpu.yaml, 40 epochs of 3.4k images) |
 #   grids + strips 30 | bench_image.py 4 step counts × 3 CFG settings,
-#   batch 256, bf16 ~60 | ablate.py images64_gpu.yaml: 54 sampling rows + 12 CFG rows of 900 images, 9 caption
+#   batch 256, bf16 ~60 | ablate.py images64_gpu.yaml: 54 sampling rows + 12 CFG rows of 1008 images, 9 caption
 #   rows of 300 images ~330 | slack 100.
 # Files back: call 1 (6): run.log, vq_metrics.json, vq_reconstructions.png, mdm_eval_metrics.json,
 #   mdm_log_history.json, mdm_samples.png;
@@ -34,7 +34,7 @@ else
   OUT=${OUT:-out_images64}; R=${R:-runs/images64}; SIZE=gpu
 fi
 source eval/gpu/common.sh
-VQ_S=${VQ_S:-200}; TRAIN_S=${TRAIN_S:-220}; NPC=${NPC:-100}
+VQ_S=${VQ_S:-200}; TRAIN_S=${TRAIN_S:-220}; NPC=${NPC:-112}  # 112 × 9 emoji categories = 1008 images per row
 PY="python3"; [ "${DRY:-0}" = 1 ] && PY="nice python3"
 quiet() { grep -v "it/s\]\|examples/s\]\|batch/s\]\|Loading weights\|^{'loss'\|^step [0-9]*:"; }
 
