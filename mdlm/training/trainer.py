@@ -68,7 +68,8 @@ class MDMTrainer(SafeCheckpointMixin, Trainer):
         step = self.state.global_step
         micro = self._micro[1] + 1 if self._micro[0] == step else 0
         self._micro = (step, micro)
-        seed = (self.args.seed * 1_000_003 + step * 1009 + micro * 101 + self.args.process_index) % (2**63)
+        # the global micro-batch index: the same masks on W ranks as on one rank with W× gradient accumulation
+        seed = (self.args.seed * 1_000_003 + step * 1009 + (micro * self.args.world_size + self.args.process_index) * 101) % (2**63)
         return torch.Generator(device=device).manual_seed(seed)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
