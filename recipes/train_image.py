@@ -215,7 +215,8 @@ def text_image_data(dargs: ImageDataArguments, targs_text: TextImageArguments, v
         raise UserError(str(e)) from None
     train_ids = tokens.splits["train"][: dargs.max_train_samples or None]  # (N, L)
     eval_ids = tokens.splits["test"][: dargs.max_eval_samples or None]  # (M, L)
-    collator = TextImageCollator(tokens.layout, targs_text.class_dropout, targs_text.caption_dropout, targs.seed)
+    collator = TextImageCollator(tokens.layout, targs_text.class_dropout, targs_text.caption_dropout,
+                                 targs.seed + 7919 * targs.process_index)  # other draws on every rank
     return PreparedData(tokens.layout, tokens.class_names, TextImageRows(train_ids, tokens.layout, droppable=True),
                         TextImageRows(eval_ids, tokens.layout, droppable=False), collator, len(train_ids),
                         len(eval_ids), tok)
