@@ -197,7 +197,7 @@ def class_image_data(dargs: ImageDataArguments, vq, digest: str, targs: Training
                         MDMCollator(pad_token_id=layout.mask_id), len(train_ids), len(eval_ids))  # fixed length: never pads
 
 
-def text_image_data(dargs: ImageDataArguments, targs_text: TextImageArguments, vq, targs: TrainingArguments) -> PreparedData:
+def text_image_data(dargs: ImageDataArguments, text: TextImageArguments, vq, targs: TrainingArguments) -> PreparedData:
     """``[class] + caption slots + codes`` rows (mdlm.data.text_image): the captions' BPE is trained here (or
     ``--caption_tokenizer`` loaded); images encoded in memory (no token cache: the captioned sets are small)."""
     from mdlm.data.text_image import train_caption_tokenizer
@@ -206,16 +206,16 @@ def text_image_data(dargs: ImageDataArguments, targs_text: TextImageArguments, v
 
     try:
         data = load_captioned(dargs.dataset, dargs.image_size, dargs.channels)
-        tok = (load_tokenizer(targs_text.caption_tokenizer) if targs_text.caption_tokenizer
-               else train_caption_tokenizer(list(data["train"]["caption"]), targs_text.caption_vocab_size))
+        tok = (load_tokenizer(text.caption_tokenizer) if text.caption_tokenizer
+               else train_caption_tokenizer(list(data["train"]["caption"]), text.caption_vocab_size))
         vq.to(targs.device)
-        tokens = build_text_image_tokens(vq, data, tok, targs_text.text_budget, dargs.encode_batch_size,
+        tokens = build_text_image_tokens(vq, data, tok, text.text_budget, dargs.encode_batch_size,
                                          progress=targs.process_index == 0)
     except ValueError as e:
         raise UserError(str(e)) from None
     train_ids = tokens.splits["train"][: dargs.max_train_samples or None]  # (N, L)
     eval_ids = tokens.splits["test"][: dargs.max_eval_samples or None]  # (M, L)
-    collator = TextImageCollator(tokens.layout, targs_text.class_dropout, targs_text.caption_dropout,
+    collator = TextImageCollator(tokens.layout, text.class_dropout, text.caption_dropout,
                                  targs.seed + 7919 * targs.process_index)  # other draws on every rank
     return PreparedData(tokens.layout, tokens.class_names, TextImageRows(train_ids, tokens.layout, droppable=True),
                         TextImageRows(eval_ids, tokens.layout, droppable=False), collator, len(train_ids),
