@@ -64,7 +64,6 @@ import hashlib
 import os
 from dataclasses import asdict, dataclass
 
-
 import torch  # noqa: E402
 from transformers import AutoConfig, TrainingArguments, set_seed  # noqa: E402
 
@@ -87,9 +86,19 @@ from mdlm.tokenizers.vq_files import copy_vq, resolve_vq_dir, vq_files, vq_sha25
 from mdlm.training import MDMCollator, MDMTrainer, ModelArguments  # noqa: E402
 from mdlm.training.build import build_model, run_fingerprint  # noqa: E402
 from mdlm.training.callbacks import TimeBudget  # noqa: E402
-from mdlm.training.image_args import BudgetArguments, ImageDataArguments, ImageDiffusionArguments  # noqa: E402
+from mdlm.training.image_args import (  # noqa: E402
+    BudgetArguments,
+    ImageDataArguments,
+    ImageDiffusionArguments,
+)
 from mdlm.training.objective import record_objective  # noqa: E402
-from mdlm.training.run import final_eval, finish_run, prepare_run, train_from, write_json_atomic  # noqa: E402
+from mdlm.training.run import (  # noqa: E402
+    final_eval,
+    finish_run,
+    prepare_run,
+    train_from,
+    write_json_atomic,
+)
 
 # Sampler defaults stored in generation_config.json (recipes/generate.py starts from them; every flag
 # overrides them). MaskGIT's: cosine unmasking schedule, tokens drawn at temperature 1, positions
@@ -155,7 +164,11 @@ def check_eval_batches(targs: TrainingArguments, n_eval: int) -> None:
 def training_callbacks(model, margs, diff, budget, targs, seq_len: int, extra: tuple) -> list:
     """Throughput / MFU logging (mdlm models), the optional wall-time budget, then the caller's callbacks."""
     from mdlm.schedules import get_schedule
-    from mdlm.training.throughput import ThroughputCallback, expected_masked_share, flops_per_token
+    from mdlm.training.throughput import (
+        ThroughputCallback,
+        expected_masked_share,
+        flops_per_token,
+    )
 
     out: list = []
     if margs.model_type == "mdlm":
@@ -201,7 +214,12 @@ def text_image_data(dargs: ImageDataArguments, text: TextImageArguments, vq, tar
     """``[class] + caption slots + codes`` rows (mdlm.data.text_image): the captions' BPE is trained here (or
     ``--caption_tokenizer`` loaded); images encoded in memory (no token cache: the captioned sets are small)."""
     from mdlm.data.text_image import train_caption_tokenizer
-    from mdlm.data.text_image_data import TextImageCollator, TextImageRows, build_text_image_tokens, load_captioned
+    from mdlm.data.text_image_data import (
+        TextImageCollator,
+        TextImageRows,
+        build_text_image_tokens,
+        load_captioned,
+    )
     from mdlm.tokenizers.text import load_tokenizer
 
     try:
