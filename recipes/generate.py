@@ -171,7 +171,11 @@ def image_conditions(a: argparse.Namespace, loaded, info, n: int):
     --prompt / --prompt-file captions (mdlm.pipelines.text_image.condition_rows)."""
     from mdlm.data.text_image import TextImageLayout
     from mdlm.pipelines import image as img
-    from mdlm.pipelines.text_image import condition_rows, load_caption_tokenizer, resolve_classes
+    from mdlm.pipelines.text_image import (
+        condition_rows,
+        load_caption_tokenizer,
+        resolve_classes,
+    )
 
     class_ids = img.parse_class_ids(a.class_id, info.layout.num_classes) or []
     class_ids += resolve_classes(a.class_name or [], info.class_names)

@@ -22,6 +22,7 @@ import torch
 
 from ..cli import UserError
 from .images import ImageTokenLayout
+from .text_image import TextImageLayout
 
 CACHE_FORMAT = "image-tokens-v2"  # bump when the cached columns or the key change
 
@@ -150,9 +151,7 @@ class LayoutVocab:
     """The tokenizer-shaped view of an image layout that ``build_model`` needs (ids, length); a text-image
     layout (mdlm.data.text_image) has a pad id, a class-only one none."""
 
-    def __init__(self, layout):
-        from .text_image import TextImageLayout
-
+    def __init__(self, layout: ImageTokenLayout | TextImageLayout):
         self.layout = layout
         self.mask_token_id = layout.mask_id
         self.pad_token_id = layout.pad_id if isinstance(layout, TextImageLayout) else None
