@@ -13,13 +13,14 @@
 #   --max_train_seconds, + start-up / eval ~30 s, a hard timeout at 260 s) | MDM ≤ 290 (encode 3.8k images ~5 s,
 #   loop capped at $TRAIN_S = 220 s, final ELBO + save + samples ~40 s).
 # Time budget (s) of call 2 (DEADLINE 560): classifier ≤ 70 (emoji_classifier_gpu.yaml, 40 epochs of 3.4k images) |
-#   grids + strips 30 | bench_image.py 4 step counts × 3 CFG settings,
+#   grids + strips 30 | bench_image.py 4 step counts × 3 CFG settings + the greedy CUDA-graph rows (~30),
 #   batch 256, bf16 ~60 | ablate.py images64_gpu.yaml: 54 sampling rows + 12 CFG rows of 1008 images, 9 caption
 #   rows of 300 images ~330 | slack 100.
 # Files back: call 1 (6): run.log, vq_metrics.json, vq_reconstructions.png, mdm_eval_metrics.json,
 #   mdm_log_history.json, mdm_samples.png;
 #   call 2 (8): run.log (classifier accuracy, the CFG table, the headline figures), prompts.png, classes.png,
-#   strips.png, bench_image.json, image_sampling.md, captions.md, ablate.tgz (results.json, cfg.md, every plot).
+#   strips.png, bench_image.json, image_sampling.md, captions.md, ablate.tgz (results.json, cfg.md, every plot,
+#   bench_image_graphs.json: greedy steps as CUDA graphs — untested before the GPU run; a refusal is logged).
 # CLASSIFIER=DIR (carried, e.g. eval/gpu/emoji_classifier.sh's emoji_classifier/) skips the classifier training.
 # Hooks on the other engineers' work (a missing file → the fallback named in the log):
 #   CLF_CONFIG  imgdata's recipes/configs/emoji_classifier_{gpu,tiny}.yaml  (fallback: fmnist_classifier.yaml at 64 px RGB)
@@ -108,12 +109,20 @@ stage_eval() {
     --out classes.png 2>&1 | quiet | tee -a "$LOG"
   say "4. bench_image.py (images/s and NFE per image; CFG off / constant / interval)"
   run_for 300 $PY eval/bench_image.py --model "$R/mdm" "${BENCH[@]}" --out "$OUT/bench_image.json" --overwrite 2>&1 | quiet | tee -a "$LOG"
+  rm -f "$R/bench_image_graphs.json"
+  if [ "${DRY:-0}" != 1 ]; then  # greedy steps (temperature 0, no choice noise, no CFG) replayed as CUDA graphs
+    say "4b. bench_image.py, greedy + CUDA graphs (the sampler allows graphs only there)"
+    run_for 360 $PY eval/bench_image.py --model "$R/mdm" "${BENCH[@]}" --settings off --sampler temperature=0 \
+      --sampler choice_temperature=0 --sampler cuda_graphs=true --out "$R/bench_image_graphs.json" 2>&1 \
+      | quiet | grep "^|\|error" | tee -a "$LOG"
+  fi
   say "5. ablate.py eval/ablations/images64_gpu.yaml ($NPC images per class and row)"
   rm -rf "$R/ablate"
   run_for 10 $PY eval/ablate.py eval/ablations/images64_gpu.yaml --out "$R/ablate" --set images.model="$R/mdm" \
     --set images.classifier="$R/classifier" --set images.dataset="$DATA" "${GRID_SET[@]}" $ABLATE_ARGS 2>&1 \
     | quiet | grep -v "^|\|^$\|^#\|^- \*\*\|^\*\*" | tee -a "$LOG"
   cp "$R/ablate/image_sampling.md" "$R/ablate/captions.md" "$OUT/" 2>/dev/null
+  cp "$R/bench_image_graphs.json" "$R/ablate/" 2>/dev/null
   tar czf "$OUT/ablate.tgz" -C "$R/ablate" . 2>/dev/null
   grep "^|" "$R/ablate/cfg.md" "$OUT/captions.md" 2>/dev/null | tee -a "$LOG"
   say "6. headline figures (keys of docs/benchmarks/results.json)"
