@@ -49,14 +49,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32", help="the MDM's weights")
+    p.add_argument("--settings", nargs="+", choices=["off", "constant", "interval"],
+                   default=["off", "constant", "interval"], help="which guidance settings to time")
+    p.add_argument("--sampler", action="append", default=[], metavar="KEY=VALUE",
+                   help="a sampler setting over the checkpoint's defaults (VALUE read as YAML; repeatable), e.g. "
+                        "temperature=0 choice_temperature=0 cuda_graphs=true for greedy steps replayed as CUDA graphs")
     p.add_argument("--out", help="write the results as JSON here")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     a = p.parse_args(argv)
+    a.sampler_overrides = parse_sampler_overrides(p, a.sampler)
     a.command = "python eval/bench_image.py " + " ".join(sys.argv[1:] if argv is None else argv)
     if not 0.0 <= a.cfg_interval[0] < a.cfg_interval[1] <= 1.0:
         p.error("--cfg-interval needs 0 ≤ LO < HI ≤ 1")
     refuse_overwrite(a.out, a.overwrite)
     return a
+
+
+def parse_sampler_overrides(p: argparse.ArgumentParser, items: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` items → a dict (VALUE read as YAML: 0, true, [0, 1] …); a malformed item is a usage error."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            p.error(f"--sampler {item!r}: expected KEY=VALUE")
+        out[key] = yaml.safe_load(text)
+    return out
 
 
 def guidance_settings(scale: float, interval: tuple[float, float]) -> list[tuple[str, float, tuple[float, float]]]:
@@ -98,7 +117,10 @@ def run_bench(a: argparse.Namespace) -> dict[str, Any]:
     rows = []
     for steps in a.steps:
         for name, s, interval in guidance_settings(scale, tuple(a.cfg_interval)):
-            config, _ = sampler_config_from(loaded.defaults, {"steps": steps, "cfg_scale": s, "cfg_interval": interval})
+            if name not in a.settings:
+                continue
+            config, _ = sampler_config_from(loaded.defaults, {**a.sampler_overrides, "steps": steps, "cfg_scale": s,
+                                                              "cfg_interval": interval})
             times, nfe = time_setting(loaded.model, info, vq, config, class_ids, a.seed, a.repeats, device)
             med = statistics.median(times)
             rows.append({"cfg": name, "cfg_scale": s, "cfg_interval": list(interval), "steps": steps,
@@ -117,6 +139,7 @@ def meta(a: argparse.Namespace, model, device: torch.device, scale: float, defau
     sampler = {k: v for k, v in defaults.items() if not k.endswith("_token_id")}
     return {"model": a.model, "parameters": sum(p.numel() for p in model.parameters()),
             "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu", "dtype": a.dtype,
+            "sampler_overrides": a.sampler_overrides, "settings": a.settings,
             "batch": a.batch, "repeats": a.repeats, "cfg_scale": scale, "cfg_interval": list(a.cfg_interval),
             "checkpoint_sampler": sampler, "torch": torch.__version__, "cuda": torch.version.cuda,
             "transformers": transformers.__version__, "date": time.strftime("%Y-%m-%d %H:%M:%S"),

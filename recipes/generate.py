@@ -20,6 +20,10 @@
     # default MODEL/samples; an existing file is kept unless --overwrite)
     python recipes/generate.py --model runs/fmnist_mdm_tiny --class-id 3 --num-samples 16 --out grid.png \\
         --steps 16 --guidance-scale 2 --guidance-interval 0 0.8 --save-steps strip.png
+    # text-image checkpoints (train_image.py --captions): one row per prompt, optionally with a class by name
+    python recipes/generate.py --model runs/emoji_t2i --prompt "red apple" --prompt "cat face" --num-samples 8 \\
+        --out apples.png --steps 8 --cfg-scale 2 --cfg-interval 0 0.8 --save-steps
+    python recipes/generate.py --model runs/emoji_t2i --class "Food & Drink" --prompt "apple" --out food.png
 
 Sampler defaults come from the checkpoint's generation_config.json; every sampler flag (the fields of
 mdlm.sampling.MDLMGenerationConfig, see --help) overrides them.
@@ -52,6 +56,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=None, help="rows per sampler call (default 16 text, all images)")
     p.add_argument("--class-id", action="append", metavar="N|all",
                    help="image class (repeatable; 'all' = one row per class); omit for unconditional")
+    p.add_argument("--class", dest="class_name", action="append", metavar="NAME",
+                   help="image class by name (repeatable); text-image models pair classes with --prompt captions")
     p.add_argument("--out", help="text: JSONL file (one row per sample, streamed); images: the grid PNG")
     p.add_argument("--output-dir", help="where relative --out / --save-steps / --samples-npz paths go "
                                         "(default: MODEL/samples; never the current directory)")
@@ -97,8 +103,8 @@ def progress(desc: str, unit: str):
 
 
 def run_text(a: argparse.Namespace, loaded) -> None:
-    if a.class_id or a.save_steps or a.samples_npz:
-        raise UserError(f"{a.model} is a text checkpoint; --class-id/--save-steps/--samples-npz are for images")
+    if a.class_id or a.class_name or a.save_steps or a.samples_npz:
+        raise UserError(f"{a.model} is a text checkpoint; --class-id/--class/--save-steps/--samples-npz are for images")
     if loaded.tokenizer is None:
         raise UserError(f"{a.model} has no tokenizer files; it is not a text checkpoint")
     prompts = list(a.prompt or [])
@@ -160,21 +166,44 @@ def image_paths(a: argparse.Namespace) -> dict[str, str]:
     return {k: output_path(a, p) for k, p in paths.items()}
 
 
+def image_conditions(a: argparse.Namespace, loaded, info, n: int):
+    """The condition rows of an image run: --class-id / --class (names) and, for a text-image checkpoint,
+    --prompt / --prompt-file captions (mdlm.pipelines.text_image.condition_rows)."""
+    from mdlm.data.text_image import TextImageLayout
+    from mdlm.pipelines import image as img
+    from mdlm.pipelines.text_image import (
+        condition_rows,
+        load_caption_tokenizer,
+        resolve_classes,
+    )
+
+    class_ids = img.parse_class_ids(a.class_id, info.layout.num_classes) or []
+    class_ids += resolve_classes(a.class_name or [], info.class_names)
+    prompts = list(a.prompt or [])
+    if a.prompt_file:
+        with open(a.prompt_file, encoding="utf-8") as f:
+            prompts += [line.rstrip("\n") for line in f if line.strip()]
+    if prompts and not isinstance(info.layout, TextImageLayout):
+        raise UserError(f"{a.model} is a class-conditional image checkpoint (no captions); --prompt needs one "
+                        "trained with --captions. Use --class / --class-id")
+    tok = load_caption_tokenizer(loaded.base_dir or loaded.model_dir, info) if prompts else None
+    return condition_rows(info, tok, prompts, class_ids, n)
+
+
 def run_images(a: argparse.Namespace, loaded) -> None:
-    """A PNG grid (one row per requested class), an optional strip of the canvas over the steps, an optional
-    samples .npz."""
+    """A PNG grid (one row per requested class / prompt), an optional strip of the canvas over the steps, an
+    optional samples .npz."""
     from mdlm.data.images import save_samples_npz
     from mdlm.pipelines import image as img
 
     info = img.image_model_info(loaded.model.config)
-    class_ids = img.parse_class_ids(a.class_id, info.layout.num_classes)
-    if a.prompt or a.prompt_file:
-        raise UserError(f"{a.model} is an image checkpoint; --prompt/--prompt-file are for text checkpoints")
+    n = a.num_samples or 16
+    rows = image_conditions(a, loaded, info, n)
+    conditional = rows.row_names != ["unconditional"]
     paths = image_paths(a)
     device = next(loaded.model.parameters()).device
     vq = img.load_image_vq(loaded.base_dir or loaded.model_dir, info, device=device)
     config = generation_config(a, loaded, return_history="strip" in paths)
-    n = a.num_samples or 16
     bar = progress("sampling", "step")
 
     def cb(step, canvas, step_info):
@@ -182,24 +211,26 @@ def run_images(a: argparse.Namespace, loaded) -> None:
         bar.update(1)
 
     t0 = time.perf_counter()
-    out = img.generate_images(loaded.model, info.layout, vq, class_ids, n, config,
-                              torch.Generator(device=device).manual_seed(a.seed), batch_size=a.batch_size, callback=cb)
+    out = img.generate_conditioned(loaded.model, info.layout, vq, rows.labels, rows.captions, config,
+                                   torch.Generator(device=device).manual_seed(a.seed), batch_size=a.batch_size,
+                                   callback=cb)
     bar.close()
     dt = time.perf_counter() - t0
-    names = [info.class_names[c] for c in class_ids] if class_ids is not None else ["unconditional"]
-    what = ", ".join(names) if len(names) <= 3 else f"{len(names)} classes"
+    names = rows.row_names
+    what = ", ".join(names) if len(names) <= 3 else f"{len(names)} {'prompts' if a.prompt or a.prompt_file else 'classes'}"
     cfg_txt = f", CFG {config.guidance_scale:g}" if config.guidance_scale > 0 else ""
-    labels = None if class_ids is None else [img.class_label(c, info.class_names) for c in class_ids]
+    lo, hi = config.guidance_interval
+    if cfg_txt and (lo, hi) != (0.0, 1.0):
+        cfg_txt += f" for τ ∈ ({lo:g}, {hi:g}]"
     if "grid" in paths:
-        nrow = min(n, 8) if class_ids is None else n
-        img.save_labeled_grid(out.images, paths["grid"], nrow=nrow, row_labels=labels,
-                              title=f"{what} | {config.steps} steps{cfg_txt}")
+        img.save_labeled_grid(out.images, paths["grid"], nrow=n if conditional else min(n, 8),
+                              row_labels=names if conditional else None, title=f"{what} | {config.steps} steps{cfg_txt}")
     if "strip" in paths:
-        rows = torch.arange(min(n, 8)) if class_ids is None else (torch.arange(len(class_ids)) * n)[:10]
-        img.save_steps_strip(vq, info.layout, out.history, rows, paths["strip"],
-                             row_labels=None if labels is None else labels[:10])
+        strip_rows = (torch.arange(len(names)) * n)[:10] if conditional else torch.arange(min(n, 8))
+        img.save_steps_strip(vq, info.layout, out.history, strip_rows, paths["strip"],
+                             row_labels=names[:10] if conditional else None)
     if "npz" in paths:
-        save_samples_npz(paths["npz"], out.images, out.labels if class_ids is not None else None)
+        save_samples_npz(paths["npz"], out.images, out.labels if bool((out.labels >= 0).all()) else None)
     for kind, p in paths.items():
         print(f"wrote {p} ({kind})")
     print(f"[{len(out.labels)} images ({what}), {config.steps} steps, {out.nfe} NFE{cfg_txt}, {dt:.2f}s]",

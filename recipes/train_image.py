@@ -37,9 +37,23 @@ guidance). The objective is DiffusionArguments': ``--weighting elbo|maskgit`` (e
 ``--schedule linear|cosine|exp|log-exp|…``, ``--t_min``, ``--masking mdm|maskgit``. Validation reports
 the true ELBO on the test split (nats/bits per image token) whatever the weighting.
 
+Text + class conditioning (``--captions true``; mdlm.data.text_image): the data set also gives a ``caption``
+per image (emoji / openclipart, an exported ``.npz``, or a folder with a metadata.jsonl of ``file_name`` +
+``caption``). A byte-level BPE of ``--caption_vocab_size`` is trained on the training captions (or
+``--caption_tokenizer DIR`` reused) and put in ONE vocabulary with the codes and classes
+(``TextImageLayout``: codes 0..K-1, classes K..K+C-1, text K+C..; [MASK] / pad = the tokenizer's own, shifted).
+Sequences: ``[class] + --text_budget caption slots (padded) + h·w codes``; a longer caption is an error. The loss
+is on the codes only. Dropout for CFG with the mask token: ``--class_dropout`` (class alone), ``--caption_dropout``
+(caption alone), ``--cond_dropout`` (both). The captioned tokens are not cached (encoding takes seconds).
+
+    python recipes/train_image.py --config recipes/configs/emoji_t2i_mdm_gpu.yaml --vq_model runs/vq64
+    python recipes/train_image.py --config recipes/configs/t2i_mdm_tiny.yaml --vq_model runs/vq64_tiny   # CPU
+    # then: python recipes/generate.py --model runs/emoji_t2i_mdm_gpu --prompt "red apple" --out apples.png
+
 Writes ``output_dir/`` as an HF checkpoint (config.json with ``image_layout``, ``image_class_names``,
 ``image_vq``; model.safetensors; generation_config.json with the sampler defaults; eval_metrics.json),
-plus ``vq/`` = a copy of the VQ tokenizer (the checkpoint is self-contained) and ``samples.png``.
+plus ``vq/`` = a copy of the VQ tokenizer (the checkpoint is self-contained), ``caption_tokenizer/`` (text-image
+runs) and ``samples.png``.
 ``AutoModelForMaskedLM.from_pretrained(output_dir)`` loads it after ``import mdlm``.
 """
 
@@ -48,7 +62,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import os
-
+from dataclasses import asdict, dataclass
 
 import torch  # noqa: E402
 from transformers import AutoConfig, TrainingArguments, set_seed  # noqa: E402
@@ -66,13 +80,25 @@ from mdlm.data.image_tokens import (  # noqa: E402,F401  (re-exported for caller
     token_dataset,
 )
 from mdlm.data.images import ImageTokenLayout, check_codebook_size  # noqa: E402
+from mdlm.data.text_image import TextImageLayout, prefix_len  # noqa: E402
+from mdlm.data.text_image_args import TextImageArguments  # noqa: E402
 from mdlm.tokenizers.vq_files import copy_vq, resolve_vq_dir, vq_files, vq_sha256  # noqa: E402,F401
 from mdlm.training import MDMCollator, MDMTrainer, ModelArguments  # noqa: E402
 from mdlm.training.build import build_model, run_fingerprint  # noqa: E402
 from mdlm.training.callbacks import TimeBudget  # noqa: E402
-from mdlm.training.image_args import BudgetArguments, ImageDataArguments, ImageDiffusionArguments  # noqa: E402
+from mdlm.training.image_args import (  # noqa: E402
+    BudgetArguments,
+    ImageDataArguments,
+    ImageDiffusionArguments,
+)
 from mdlm.training.objective import record_objective  # noqa: E402
-from mdlm.training.run import final_eval, finish_run, prepare_run, train_from, write_json_atomic  # noqa: E402
+from mdlm.training.run import (  # noqa: E402
+    final_eval,
+    finish_run,
+    prepare_run,
+    train_from,
+    write_json_atomic,
+)
 
 # Sampler defaults stored in generation_config.json (recipes/generate.py starts from them; every flag
 # overrides them). MaskGIT's: cosine unmasking schedule, tokens drawn at temperature 1, positions
@@ -138,7 +164,11 @@ def check_eval_batches(targs: TrainingArguments, n_eval: int) -> None:
 def training_callbacks(model, margs, diff, budget, targs, seq_len: int, extra: tuple) -> list:
     """Throughput / MFU logging (mdlm models), the optional wall-time budget, then the caller's callbacks."""
     from mdlm.schedules import get_schedule
-    from mdlm.training.throughput import ThroughputCallback, expected_masked_share, flops_per_token
+    from mdlm.training.throughput import (
+        ThroughputCallback,
+        expected_masked_share,
+        flops_per_token,
+    )
 
     out: list = []
     if margs.model_type == "mdlm":
@@ -151,15 +181,75 @@ def training_callbacks(model, margs, diff, budget, targs, seq_len: int, extra: t
     return out
 
 
+@dataclass
+class PreparedData:
+    """What the trainer needs from the data, class-only or text-image alike."""
+
+    layout: ImageTokenLayout | TextImageLayout
+    class_names: list[str]
+    train_rows: torch.utils.data.Dataset
+    eval_rows: torch.utils.data.Dataset
+    collator: object
+    n_train: int
+    n_eval: int
+    caption_tokenizer: object | None = None
+
+
+def class_image_data(dargs: ImageDataArguments, vq, digest: str, targs: TrainingArguments) -> PreparedData:
+    """``[class] + codes`` rows from the (cached) token dataset."""
+    with targs.main_process_first(desc="encoding images with the VQ"):  # rank 0 encodes + caches first
+        tokens = token_dataset(dargs, vq, digest, targs.device, verbose=targs.process_index == 0)
+    class_names = list(tokens["train"].features["label"].names)
+    layout = ImageTokenLayout(int(vq.codebook_size), len(class_names))
+    h, w = vq.latent_shape
+    train_ids = split_tensor(tokens["train"], dargs.max_train_samples)  # (N, L)
+    eval_ids = split_tensor(tokens["test"], dargs.max_eval_samples)  # (M, L)
+    if train_ids.shape[1] != 1 + h * w:
+        raise UserError(f"cached tokens have length {train_ids.shape[1]}, the VQ gives 1 + {h}×{w}; clear {dargs.cache_dir}")
+    return PreparedData(layout, class_names, ImageTokenRows(train_ids), ImageTokenRows(eval_ids),
+                        MDMCollator(pad_token_id=layout.mask_id), len(train_ids), len(eval_ids))  # fixed length: never pads
+
+
+def text_image_data(dargs: ImageDataArguments, text: TextImageArguments, vq, targs: TrainingArguments) -> PreparedData:
+    """``[class] + caption slots + codes`` rows (mdlm.data.text_image): the captions' BPE is trained here (or
+    ``--caption_tokenizer`` loaded); images encoded in memory (no token cache: the captioned sets are small)."""
+    from mdlm.data.text_image import train_caption_tokenizer
+    from mdlm.data.text_image_data import (
+        TextImageCollator,
+        TextImageRows,
+        build_text_image_tokens,
+        load_captioned,
+    )
+    from mdlm.tokenizers.text import load_tokenizer
+
+    try:
+        data = load_captioned(dargs.dataset, dargs.image_size, dargs.channels)
+        tok = (load_tokenizer(text.caption_tokenizer) if text.caption_tokenizer
+               else train_caption_tokenizer(list(data["train"]["caption"]), text.caption_vocab_size))
+        vq.to(targs.device)
+        tokens = build_text_image_tokens(vq, data, tok, text.text_budget, dargs.encode_batch_size,
+                                         progress=targs.process_index == 0)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    train_ids = tokens.splits["train"][: dargs.max_train_samples or None]  # (N, L)
+    eval_ids = tokens.splits["test"][: dargs.max_eval_samples or None]  # (M, L)
+    collator = TextImageCollator(tokens.layout, text.class_dropout, text.caption_dropout,
+                                 targs.seed + 7919 * targs.process_index)  # other draws on every rank
+    return PreparedData(tokens.layout, tokens.class_names, TextImageRows(train_ids, tokens.layout, droppable=True),
+                        TextImageRows(eval_ids, tokens.layout, droppable=False), collator, len(train_ids),
+                        len(eval_ids), tok)
+
+
 def train(argv: list[str] | None = None, callbacks: tuple = ()) -> MDMTrainer:
     """The whole recipe; returns the trainer (tests drive it in-process). Raises on bad input."""
     from accelerate import PartialState
 
-    from mdlm.pipelines.image import image_config_fields
+    from mdlm.pipelines.image import CAPTION_TOKENIZER_SUBDIR, image_config_fields
     from mdlm.tokenizers.image import load_image_tokenizer
 
-    margs, dargs, diff, budget, targs = parse_config_and_args(
-        (ModelArguments, ImageDataArguments, ImageDiffusionArguments, BudgetArguments, TrainingArguments), argv
+    margs, dargs, text, diff, budget, targs = parse_config_and_args(
+        (ModelArguments, ImageDataArguments, TextImageArguments, ImageDiffusionArguments, BudgetArguments,
+         TrainingArguments), argv
     )
     if dargs.torch_num_threads:
         torch.set_num_threads(dargs.torch_num_threads)
@@ -170,21 +260,19 @@ def train(argv: list[str] | None = None, callbacks: tuple = ()) -> MDMTrainer:
     vq = load_image_tokenizer(vq_dir)
     start_layout = start_checkpoint_layout(margs, vq)  # before anything is written
     main = targs.process_index == 0
-    resume = prepare_run(targs, image_run_fingerprint(margs, dargs, diff, digest), recipe="train_image")
+    fingerprint = image_run_fingerprint(margs, dargs, diff, digest)
+    if text.captions:
+        fingerprint = hashlib.sha256(f"{fingerprint}|{sorted(asdict(text).items())}".encode()).hexdigest()[:16]
+    resume = prepare_run(targs, fingerprint, recipe="train_image")
 
-    with targs.main_process_first(desc="encoding images with the VQ"):  # rank 0 encodes + caches first
-        tokens = token_dataset(dargs, vq, digest, targs.device, verbose=main)
-    class_names = list(tokens["train"].features["label"].names)
-    layout = ImageTokenLayout(int(vq.codebook_size), len(class_names))
+    data = text_image_data(dargs, text, vq, targs) if text.captions else class_image_data(dargs, vq, digest, targs)
+    layout, class_names = data.layout, data.class_names
     if start_layout is not None and start_layout != layout:
-        raise UserError(f"{margs.model_name_or_path} has {start_layout.num_classes} classes, {dargs.dataset} has {layout.num_classes}")
+        raise UserError(f"{margs.model_name_or_path} has the image layout {start_layout.to_dict()}, this data gives "
+                        f"{layout.to_dict()}")
     h, w = vq.latent_shape
-    seq_len = 1 + h * w
-    train_ids = split_tensor(tokens["train"], dargs.max_train_samples)  # (N, L)
-    eval_ids = split_tensor(tokens["test"], dargs.max_eval_samples)  # (M, L)
-    if train_ids.shape[1] != seq_len:
-        raise UserError(f"cached tokens have length {train_ids.shape[1]}, the VQ gives 1 + {h}×{w}; clear {dargs.cache_dir}")
-    check_eval_batches(targs, len(eval_ids))
+    seq_len = prefix_len(layout) + h * w
+    check_eval_batches(targs, data.n_eval)
     set_seed(targs.seed)  # the initial weights depend on the seed only, not on what ran before
     model = build_model(margs, LayoutVocab(layout), seq_len)
     record_objective(model.config, diff)  # the checkpoint says how it was trained
@@ -192,10 +280,13 @@ def train(argv: list[str] | None = None, callbacks: tuple = ()) -> MDMTrainer:
         setattr(model.config, k, v)
     if main:
         copy_vq(vq_dir, targs.output_dir, digest)
+        if data.caption_tokenizer is not None:
+            data.caption_tokenizer.save_pretrained(os.path.join(targs.output_dir, CAPTION_TOKENIZER_SUBDIR))
+        text_part = f" + {layout.text_budget} caption slots" if text.captions else ""
         print(
             f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters | VQ {h}×{w} tokens, "
-            f"{layout.codebook_size} codes | {layout.num_classes} classes | vocab {layout.vocab_size} (model "
-            f"{model.config.vocab_size}) | train {len(train_ids)} × {seq_len} tokens | validation {len(eval_ids)} "
+            f"{layout.codebook_size} codes | {layout.num_classes} classes{text_part} | vocab {layout.vocab_size} "
+            f"(model {model.config.vocab_size}) | train {data.n_train} × {seq_len} tokens | validation {data.n_eval} "
             f"images ({dargs.dataset})",
             flush=True,
         )
@@ -204,16 +295,16 @@ def train(argv: list[str] | None = None, callbacks: tuple = ()) -> MDMTrainer:
     trainer = MDMTrainer(
         model=model,
         args=targs,
-        train_dataset=ImageTokenRows(train_ids),
-        eval_dataset=ImageTokenRows(eval_ids),
-        data_collator=MDMCollator(pad_token_id=layout.mask_id),  # fixed length: never pads
+        train_dataset=data.train_rows,
+        eval_dataset=data.eval_rows,
+        data_collator=data.collator,
         diffusion_args=diff,
         mask_token_id=layout.mask_id,
         callbacks=training_callbacks(model, margs, diff, budget, targs, seq_len, callbacks),
     )
     train_from(trainer, resume)
     metrics = final_eval(trainer)
-    metrics["eval_nats_per_image"] = metrics["eval_nll"] * (seq_len - 1)
+    metrics["eval_nats_per_image"] = metrics["eval_nll"] * (h * w)
     defaults = {"mask_token_id": layout.mask_id, **IMAGE_SAMPLER_DEFAULTS}
     finish_run(trainer, None, metrics, defaults)
     if main:  # the loss / ELBO curve (eval/plot_log.py reads it), also when no checkpoint-N holds the last steps
@@ -224,7 +315,7 @@ def train(argv: list[str] | None = None, callbacks: tuple = ()) -> MDMTrainer:
     return trainer
 
 
-def write_samples(model, layout: ImageTokenLayout, vq, class_names: list[str], defaults: dict, n: int, targs) -> None:
+def write_samples(model, layout: ImageTokenLayout | TextImageLayout, vq, class_names: list[str], defaults: dict, n: int, targs) -> None:
     """``output_dir/samples.png``: ``n`` samples per class with the checkpoint's sampler defaults."""
     from mdlm.pipelines.image import class_label, generate_images, save_labeled_grid
     from mdlm.pipelines.text import sampler_config_from

@@ -347,6 +347,8 @@ def test_generate_cli_errors_are_one_line_exit_2(trained, tmp_path, monkeypatch,
     assert code == 2 and "exists; pass --overwrite" in err[-1] and existing.read_bytes() == b"keep"
     code, err = run("--class-id", "1")
     assert code == 2 and "--out" in err[-1]
+    code, err = run("--prompt", "a dress", "--out", str(tmp_path / "p.png"))  # no caption slots in a class-only model
+    assert code == 2 and len(err) == 1 and "trained with --captions" in err[0] and not (tmp_path / "p.png").exists()
     code, err = run("--class-id", "1", "--num-samples", "2", "--steps", "2", "--out", str(existing), "--overwrite")
     assert code == 0 and existing.read_bytes()[:4] == b"\x89PNG"
 

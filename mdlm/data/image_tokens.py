@@ -22,6 +22,7 @@ import torch
 
 from ..cli import UserError
 from .images import ImageTokenLayout
+from .text_image import TextImageLayout
 
 CACHE_FORMAT = "image-tokens-v2"  # bump when the cached columns or the key change
 
@@ -147,12 +148,13 @@ def split_tensor(ds, limit: int | None) -> torch.Tensor:
 
 
 class LayoutVocab:
-    """The tokenizer-shaped view of an ImageTokenLayout that ``build_model`` needs (ids, length)."""
+    """The tokenizer-shaped view of an image layout that ``build_model`` needs (ids, length); a text-image
+    layout (mdlm.data.text_image) has a pad id, a class-only one none."""
 
-    def __init__(self, layout: ImageTokenLayout):
+    def __init__(self, layout: ImageTokenLayout | TextImageLayout):
         self.layout = layout
         self.mask_token_id = layout.mask_id
-        self.pad_token_id = None
+        self.pad_token_id = layout.pad_id if isinstance(layout, TextImageLayout) else None
         self.eos_token_id = None
 
     def __len__(self) -> int:

@@ -1,4 +1,4 @@
-"""Class-conditional (or unconditional) image generation with the one confidence sampler.
+"""Class- and text-conditioned (or unconditional) image generation with the one confidence sampler.
 
 An image checkpoint (``recipes/train_image.py``) is an ``MDLMForMaskedLM`` whose config carries
 
@@ -13,6 +13,11 @@ are generated (``generate_mask``); the class token is the condition (``cond_mask
 guidance replaces it with [MASK] in the unconditional pass, exactly as label dropout did in training.
 An unconditional row starts with [MASK] at the class position and keeps it. Class tokens, [MASK]
 and the vocabulary padding are never sampled at an image position (``suppress_tokens``).
+
+A text-image checkpoint (``train_image.py --captions``) has ``image_layout.kind = "text_image"``
+(:class:`mdlm.data.text_image.TextImageLayout`: one vocabulary of codes, classes and caption tokens) and
+``image_caption_tokenizer`` (its caption tokenizer's dir); its prefix is ``[class] + text_budget caption slots``
+and every real condition token there is in ``cond_mask`` (prompts: :mod:`mdlm.pipelines.text_image`).
 
 Sampling goes through :func:`mdlm.sampling.generate` — the same function the text pipeline calls.
 """
@@ -29,11 +34,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data.images import ImageTokenLayout, check_codebook_size, save_samples_npz, tokens_to_images, unit_to_uint8
+from ..data.images import ImageTokenLayout, check_codebook_size, save_samples_npz, unit_to_uint8
+from ..data.text_image import TextImageLayout, condition_prefix, prefix_len
 from ..sampling import MDLMGenerationConfig, SampleOutput, generate
 
 Tensor = torch.Tensor
 VQ_SUBDIR = "vq"
+CAPTION_TOKENIZER_SUBDIR = "caption_tokenizer"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -42,28 +49,43 @@ VQ_SUBDIR = "vq"
 
 @dataclass(frozen=True)
 class ImageModelInfo:
-    layout: ImageTokenLayout
+    layout: ImageTokenLayout | TextImageLayout
     latent_shape: tuple[int, int]
     class_names: tuple[str, ...]
     vq_path: str  # relative to the checkpoint dir, or absolute
     vq_sha256: str | None = None
+    caption_tokenizer: str | None = None  # text-image checkpoints: the caption tokenizer dir (relative or absolute)
 
     @property
     def seq_len(self) -> int:
-        return 1 + self.latent_shape[0] * self.latent_shape[1]
+        return prefix_len(self.layout) + self.latent_shape[0] * self.latent_shape[1]
 
 
 def image_config_fields(
-    layout: ImageTokenLayout, latent_shape: tuple[int, int], class_names: Sequence[str], vq_source: str, vq_sha256: str
+    layout: ImageTokenLayout | TextImageLayout, latent_shape: tuple[int, int], class_names: Sequence[str],
+    vq_source: str, vq_sha256: str,
 ) -> dict[str, Any]:
-    """The config attributes that make an ``MDLMConfig`` an image checkpoint (see module docstring)."""
+    """The config attributes that make an ``MDLMConfig`` an image checkpoint (see module docstring); a
+    text-image layout also names the caption tokenizer's dir (:data:`CAPTION_TOKENIZER_SUBDIR`)."""
     if len(class_names) != layout.num_classes:
         raise ValueError(f"{len(class_names)} class names for {layout.num_classes} classes")
-    return {
+    fields = {
         "image_layout": {**layout.to_dict(), "latent_shape": [int(latent_shape[0]), int(latent_shape[1])]},
         "image_class_names": [str(n) for n in class_names],
         "image_vq": {"path": VQ_SUBDIR, "source": vq_source, "sha256": vq_sha256},
     }
+    if isinstance(layout, TextImageLayout):
+        fields["image_caption_tokenizer"] = CAPTION_TOKENIZER_SUBDIR
+    return fields
+
+
+def _layout_from_config(d: dict) -> ImageTokenLayout | TextImageLayout:
+    if d.get("kind") == "text_image":
+        return TextImageLayout.from_dict(d)
+    layout = ImageTokenLayout(int(d["codebook_size"]), int(d["num_classes"]))
+    if "mask_id" in d and int(d["mask_id"]) != layout.mask_id:
+        raise ValueError(f"image_layout says mask_id {d['mask_id']} but codebook + classes give {layout.mask_id}")
+    return layout
 
 
 def image_model_info(config) -> ImageModelInfo:
@@ -72,9 +94,7 @@ def image_model_info(config) -> ImageModelInfo:
     d = getattr(config, "image_layout", None)
     if not d:
         raise ValueError("this checkpoint has no image_layout in its config: it is not an image model")
-    layout = ImageTokenLayout(int(d["codebook_size"]), int(d["num_classes"]))
-    if "mask_id" in d and int(d["mask_id"]) != layout.mask_id:
-        raise ValueError(f"image_layout says mask_id {d['mask_id']} but codebook + classes give {layout.mask_id}")
+    layout = _layout_from_config(d)
     model_mask = getattr(config, "mask_token_id", None)
     if model_mask is not None and int(model_mask) != layout.mask_id:
         raise ValueError(f"the model's mask_token_id {model_mask} is not the image layout's [MASK] id {layout.mask_id}")
@@ -86,7 +106,8 @@ def image_model_info(config) -> ImageModelInfo:
         raise ValueError("image_layout has no latent_shape [h, w]")
     names = getattr(config, "image_class_names", None) or [str(c) for c in range(layout.num_classes)]
     vq = getattr(config, "image_vq", None) or {}
-    return ImageModelInfo(layout, (int(shape[0]), int(shape[1])), tuple(names), vq.get("path", VQ_SUBDIR), vq.get("sha256"))
+    return ImageModelInfo(layout, (int(shape[0]), int(shape[1])), tuple(names), vq.get("path", VQ_SUBDIR),
+                          vq.get("sha256"), getattr(config, "image_caption_tokenizer", None))
 
 
 def load_image_vq(model_dir: str, info: ImageModelInfo, device: str | torch.device | None = None):
@@ -108,23 +129,36 @@ def load_image_vq(model_dir: str, info: ImageModelInfo, device: str | torch.devi
 # canvases
 
 
-def build_image_canvas(layout: ImageTokenLayout, labels: Tensor, num_positions: int) -> tuple[Tensor, Tensor, Tensor]:
-    """labels (B,) long, a class id or −1 for unconditional → (canvas, generate_mask, cond_mask), each
-    (B, 1 + num_positions): column 0 = class token (or [MASK]), the rest [MASK] and generated."""
+def build_image_canvas(layout: ImageTokenLayout | TextImageLayout, labels: Tensor, num_positions: int,
+                       captions: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """labels (B,) long, a class id or −1 for no class (+ for a text-image layout, captions (B, text_budget) model
+    ids, default none = [MASK]) → (canvas, generate_mask, cond_mask), each (B, prefix + num_positions): the
+    condition prefix, then [MASK] at every generated image position. cond_mask = the real condition tokens."""
     if labels.dim() != 1:
         raise ValueError(f"labels must be (B,), got shape {tuple(labels.shape)}")
-    cond = labels >= 0  # (B,)
-    if bool(cond.any()):
-        layout.class_token(labels[cond])  # raises ValueError on labels ≥ num_classes
-    if bool((labels < -1).any()):
-        raise ValueError("labels must be class ids ≥ 0 or −1 (unconditional)")
-    B, L = labels.shape[0], 1 + num_positions
-    canvas = torch.full((B, L), layout.mask_id, dtype=torch.long, device=labels.device)
-    canvas[:, 0] = torch.where(cond, labels + layout.codebook_size, torch.full_like(labels, layout.mask_id))
-    generate_mask = torch.zeros(B, L, dtype=torch.bool, device=labels.device)
-    generate_mask[:, 1:] = True
-    cond_mask = torch.zeros(B, L, dtype=torch.bool, device=labels.device)
-    cond_mask[:, 0] = cond
+    if isinstance(layout, TextImageLayout):
+        if captions is None:
+            captions = torch.full((labels.shape[0], layout.text_budget), layout.mask_id, dtype=torch.long,
+                                  device=labels.device)
+        if captions.shape != (labels.shape[0], layout.text_budget):
+            raise ValueError(f"captions must be (B, {layout.text_budget}), got {tuple(captions.shape)}")
+        prefix, cond_prefix = condition_prefix(layout, labels, captions.to(labels.device))  # (B, P) each
+    else:
+        if captions is not None:
+            raise ValueError("this image model has no caption slots (it was trained without --captions)")
+        if bool((labels < -1).any()):
+            raise ValueError("labels must be class ids ≥ 0 or −1 (unconditional)")
+        cond_prefix = (labels >= 0)[:, None]  # (B, 1)
+        if bool(cond_prefix.any()):
+            layout.class_token(labels[cond_prefix[:, 0]])  # raises ValueError on labels ≥ num_classes
+        prefix = torch.where(cond_prefix, labels[:, None] + layout.codebook_size,
+                             torch.full_like(labels[:, None], layout.mask_id))  # (B, 1)
+    B, P = prefix.shape
+    canvas = torch.cat([prefix, torch.full((B, num_positions), layout.mask_id, dtype=torch.long,
+                                           device=labels.device)], dim=1)  # (B, P + N)
+    generate_mask = torch.zeros_like(canvas, dtype=torch.bool)
+    generate_mask[:, P:] = True
+    cond_mask = torch.cat([cond_prefix, torch.zeros(B, num_positions, dtype=torch.bool, device=labels.device)], dim=1)
     return canvas, generate_mask, cond_mask
 
 
@@ -150,7 +184,7 @@ def class_labels(class_ids: Sequence[int] | None, num_samples: int) -> Tensor:
 class ImageSamples:
     images: Tensor  # (B, C, H, W) in [-1, 1], CPU
     labels: Tensor  # (B,) requested class, −1 = unconditional
-    sequences: Tensor  # (B, 1 + h·w) final token canvases
+    sequences: Tensor  # (B, prefix + h·w) final token canvases
     nfe: int  # network evaluations per sequence (CFG counts 2 per step); the max over the sampler batches
     history: list[Tensor] | None = None  # with return_history: (B, 1 + h·w) canvas before/after every step
     positions: int = 0  # token positions run through the network per sequence (SampleOutput.positions), max over batches
@@ -168,7 +202,7 @@ def _model_vocab(model: Any) -> int:
 @torch.no_grad()
 def generate_images(
     model: Any,
-    layout: ImageTokenLayout,
+    layout: ImageTokenLayout | TextImageLayout,
     vq,
     class_ids: Sequence[int] | None,
     num_samples: int,
@@ -187,12 +221,33 @@ def generate_images(
     through the sampler at a time (default: all); the generator is consumed batch after batch, so
     the result depends on ``batch_size`` but is deterministic for a given one.
     """
+    labels = class_labels(class_ids, num_samples)  # (B,)
+    return generate_conditioned(model, layout, vq, labels, None, sampler_config, generator, batch_size=batch_size,
+                                callback=callback, device=device)
+
+
+@torch.no_grad()
+def generate_conditioned(
+    model: Any,
+    layout: ImageTokenLayout | TextImageLayout,
+    vq,
+    labels: Tensor,
+    captions: Tensor | None,
+    sampler_config: MDLMGenerationConfig,
+    generator: torch.Generator | None = None,
+    *,
+    batch_size: int | None = None,
+    callback: Callable | None = None,
+    device: str | torch.device | None = None,
+) -> ImageSamples:
+    """One image per row of labels (B,) (−1 = no class) and captions (B, text_budget) model ids (None = no
+    caption; text-image layouts only), through :func:`mdlm.sampling.generate`, decoded with ``vq``."""
     check_codebook_size(vq.codebook_size, layout)
     h, w = vq.latent_shape
     if device is None:
         device = next(model.parameters()).device if hasattr(model, "parameters") else "cpu"
-    labels = class_labels(class_ids, num_samples)  # (B,)
-    canvas, gen_mask, cond_mask = build_image_canvas(layout, labels.to(device), h * w)  # (B, L) each
+    labels = labels.to(device)
+    canvas, gen_mask, cond_mask = build_image_canvas(layout, labels, h * w, captions)  # (B, L) each
     suppress = image_suppress_ids(layout, _model_vocab(model)) if hasattr(model, "config") else layout.suppress_ids
     bs = batch_size or canvas.shape[0]
     seqs: list[Tensor] = []
@@ -217,17 +272,30 @@ def generate_images(
         if out.history is not None:
             hist.append(out.history)
     sequences = torch.cat(seqs)  # (B, L)
-    images, _ = tokens_to_images(vq, sequences, layout)  # (B, C, H, W)
+    images = sequences_to_images(vq, sequences, layout)  # (B, C, H, W)
     history = [torch.cat(frames) for frames in zip(*hist)] if hist else None  # (steps+1) × (B, L)
     return ImageSamples(images.float().cpu(), labels.cpu(), sequences.cpu(), nfe, history, positions)
 
 
 @torch.no_grad()
-def decode_partial_canvas(vq, layout: ImageTokenLayout, canvas: Tensor, grey: float = 0.0) -> Tensor:
-    """(B, 1 + h·w) canvases that may still hold [MASK] → (B, C, H, W) images in [-1, 1]: masked latent
+def sequences_to_images(vq, input_ids: Tensor, layout: ImageTokenLayout | TextImageLayout) -> Tensor:
+    """Generated sequences (B, prefix + h·w) → images (B, C, H, W) in [-1, 1]; ValueError if a code position
+    still holds [MASK] or a non-code id, or the length does not fit the VQ's latent grid."""
+    check_codebook_size(vq.codebook_size, layout)
+    h, w = vq.latent_shape
+    p = prefix_len(layout)
+    if input_ids.dim() != 2 or input_ids.shape[1] != p + h * w:
+        raise ValueError(f"expected (B, {p + h * w}) token sequences for a {h}×{w} latent, got {tuple(input_ids.shape)}")
+    _, codes = layout.split(input_ids.long())  # (B, h·w)
+    return vq.decode(codes.reshape(-1, h, w)).float().cpu()
+
+
+@torch.no_grad()
+def decode_partial_canvas(vq, layout: ImageTokenLayout | TextImageLayout, canvas: Tensor, grey: float = 0.0) -> Tensor:
+    """(B, prefix + h·w) canvases that may still hold [MASK] → (B, C, H, W) images in [-1, 1]: masked latent
     cells are decoded as code 0 and then painted ``grey`` over their pixel patch (0 = mid grey)."""
     h, w = vq.latent_shape
-    codes = canvas[:, 1:].reshape(-1, h, w)  # (B, h, w)
+    codes = canvas[:, prefix_len(layout):].reshape(-1, h, w)  # (B, h, w)
     masked = (codes < 0) | (codes >= layout.codebook_size)  # (B, h, w): [MASK] (or any non-code id)
     images = vq.decode(codes.masked_fill(masked, 0)).float().cpu()  # (B, C, H, W)
     cover = F.interpolate(masked[:, None].float().cpu(), size=images.shape[-2:], mode="nearest") > 0.5  # (B, 1, H, W)
@@ -377,6 +445,7 @@ __all__ = [
     "class_labels",
     "decode_partial_canvas",
     "frame_indices",
+    "generate_conditioned",
     "generate_images",
     "image_config_fields",
     "image_model_info",
@@ -385,5 +454,6 @@ __all__ = [
     "parse_class_ids",
     "save_labeled_grid",
     "save_steps_strip",
+    "sequences_to_images",
     "tile_images",
 ]

@@ -4,10 +4,11 @@ dataclasses (an unknown key, a wrong type or an empty axis is one error naming t
     seed: 0
     text_sampling:   {model, judge, steps, schedules, strategies, num_samples, gen_length, batch_size, reference_data}
     text_training:   {schedules, weightings, t_min, max_steps, train_args, keep_runs}
-    images:          {model, classifier, num_per_class, references, dataset, data_dir, max_reference, batch_size,
-                      dtype, sampler}     # shared by the three image parts
+    images:          {model, classifier, num_per_class, references, dataset, data_dir, image_size, channels,
+                      max_reference, batch_size, dtype, sampler}     # shared by the three image parts
     image_sampling:  {steps, schedules, strategies}
     guidance:        {scale, intervals, steps}
+    captions:        {steps, scales, interval, num_captions, k}     # text-image checkpoints: caption → image
     image_training:  {vq, schedules, weightings, t_min, max_steps, max_seconds, eval_steps, train_args, keep_runs}
 
 A part runs when its section is present. ``overrides`` (``part.key=value``, the value read as YAML) change
@@ -66,6 +67,8 @@ class Images:
     references: list[str] = field(default_factory=lambda: ["recon", "test"])
     dataset: str = "fashion-mnist"
     data_dir: str | None = None
+    image_size: int | None = None  # reference images converted to this size (64×64 RGB sets: 64 and channels 3)
+    channels: int | None = None
     max_reference: int | None = None
     batch_size: int = 500
     dtype: str | None = None  # float32 / bfloat16 weights
@@ -91,6 +94,18 @@ class Guidance:
 
 
 @dataclass
+class Captions:
+    """Text-image checkpoints: one image per held-out caption at each (steps, CFG scale); category match and
+    retrieval among k (mdlm/evaluation/ablation/captions.py)."""
+
+    steps: list[int]
+    scales: list[float]
+    interval: list[float] = field(default_factory=lambda: [0.0, 1.0])
+    num_captions: int = 300
+    k: int = 10
+
+
+@dataclass
 class ImageTraining:
     """Short runs of recipes/train_image.py for schedule × weighting × t_min; NELBO, FID and accuracy of each."""
 
@@ -106,7 +121,8 @@ class ImageTraining:
 
 
 PARTS: dict[str, type] = {"text_sampling": TextSampling, "text_training": TextTraining, "images": Images,
-                          "image_sampling": ImageSampling, "guidance": Guidance, "image_training": ImageTraining}
+                          "image_sampling": ImageSampling, "guidance": Guidance, "captions": Captions,
+                          "image_training": ImageTraining}
 
 
 @dataclass
@@ -120,6 +136,7 @@ class Grid:
     images: Images | None = None
     image_sampling: ImageSampling | None = None
     guidance: Guidance | None = None
+    captions: Captions | None = None
     image_training: ImageTraining | None = None
 
     def parts(self) -> list[str]:
@@ -224,7 +241,7 @@ def check_grid(g: Grid) -> None:
     p = g.path
     if not g.parts():
         raise UserError(f"{p}: names no part to run (text_sampling, text_training, image_sampling, guidance, "
-                        "image_training)")
+                        "captions, image_training)")
     schedules = []
     for name in ("text_sampling", "image_sampling"):
         part = getattr(g, name)
@@ -253,13 +270,13 @@ def check_grid(g: Grid) -> None:
 
 def _check_images(g: Grid) -> None:
     p, im = g.path, g.images
-    image_parts = [n for n in ("image_sampling", "guidance", "image_training") if getattr(g, n) is not None]
+    image_parts = [n for n in ("image_sampling", "guidance", "captions", "image_training") if getattr(g, n) is not None]
     if not image_parts:
         return
     if im is None:
         raise UserError(f"{p}: {', '.join(image_parts)} need an images section (classifier, ...)")
-    if (g.image_sampling or g.guidance) and not im.model:
-        raise UserError(f"{p}: image_sampling and guidance need images.model (an image checkpoint)")
+    if (g.image_sampling or g.guidance or g.captions) and not im.model:
+        raise UserError(f"{p}: image_sampling, guidance and captions need images.model (an image checkpoint)")
     bad = [r for r in im.references if r not in ("test", "train", "recon")]
     if bad:
         raise UserError(f"{p}: images.references: unknown {', '.join(bad)} (valid: test, train, recon)")
@@ -271,6 +288,12 @@ def _check_images(g: Grid) -> None:
         _at_least(f"{p}: guidance.steps", g.guidance.steps, 1)
         if any(len(iv) != 2 or not 0 <= iv[0] < iv[1] <= 1 for iv in g.guidance.intervals):
             raise UserError(f"{p}: guidance.intervals must be [lo, hi] pairs with 0 ≤ lo < hi ≤ 1")
+    if g.captions is not None:
+        c = g.captions
+        _at_least(f"{p}: captions.steps", c.steps, 1)
+        _at_least(f"{p}: captions.scales", c.scales, 0)
+        if len(c.interval) != 2 or not 0 <= c.interval[0] < c.interval[1] <= 1 or c.k < 2 or c.num_captions < c.k:
+            raise UserError(f"{p}: captions needs an interval [lo, hi] with 0 ≤ lo < hi ≤ 1, k ≥ 2, num_captions ≥ k")
     if g.image_training is not None:
         t = g.image_training
         _at_least(f"{p}: image_training.eval_steps", t.eval_steps, 1)

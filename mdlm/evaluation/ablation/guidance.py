@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..image_scoring import METRIC_NAME
+from ..image_scoring import metric_name
 from .grid import Images
 from .image_common import (
     REFERENCE_NOTE,
@@ -38,7 +38,7 @@ def cfg_ablation(ckpt, scorer, im: Images, *, scale: float | None, intervals: li
             rows.append({"guidance": name, "cfg_scale": sc, "interval": [lo, hi], **r})
             log(f"  {name:<16} scale {sc:g} steps {s:>3}: NFE/image {r['nfe']:>3} | {fid_log(r, im.references)} | "
                 f"class acc {r['class_accuracy']:.3f}")
-    return {"model": ckpt.path, "metric": METRIC_NAME, "num_per_class": im.num_per_class, "seed": seed,
+    return {"model": ckpt.path, "metric": metric_name(scorer.clf), "num_per_class": im.num_per_class, "seed": seed,
             "cfg_scale": scale, **reference_info(scorer, ckpt, im), "rows": rows}
 
 

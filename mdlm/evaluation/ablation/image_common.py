@@ -13,9 +13,19 @@ from .grid import Images
 
 def build_image_scorer(im: Images, device: str, num_classes: int | None = None) -> ImageScorer:
     """The classifier + reference images of the grid's ``images`` section (one scorer for every image part:
-    the reference features are computed once)."""
-    return build_scorer(im.classifier, device, dataset=im.dataset, data_dir=im.data_dir,
-                        max_reference=im.max_reference, batch_size=im.batch_size, num_classes=num_classes)
+    the reference features are computed once). With ``image_size`` / ``channels`` set (64×64 RGB sets) the
+    reference images are loaded at that size by :func:`mdlm.data.images.load_image_dataset`."""
+    if im.image_size is None and im.channels is None:
+        return build_scorer(im.classifier, device, dataset=im.dataset, data_dir=im.data_dir,
+                            max_reference=im.max_reference, batch_size=im.batch_size, num_classes=num_classes)
+    from ...data.text_image_data import load_image_set
+    from ..classifier import load_classifier
+
+    clf = load_classifier(im.classifier, device)
+    if num_classes is not None and clf.config.num_classes != num_classes:
+        raise ValueError(f"the classifier has {clf.config.num_classes} classes, the image model {num_classes}")
+    data = load_image_set(im.dataset, im.image_size, im.channels or 3)
+    return ImageScorer(clf, data, max_reference=im.max_reference, batch_size=im.batch_size, dataset=im.dataset)
 
 
 def load_grid_checkpoint(path: str, im: Images, device: str):

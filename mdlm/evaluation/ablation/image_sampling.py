@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from ..image_scoring import METRIC_NAME, SAMPLER_KEYS
+from ..image_scoring import SAMPLER_KEYS, metric_name
 from .grid import Images
 from .image_common import (
     REFERENCE_NOTE,
@@ -46,7 +46,7 @@ def image_sampling_ablation(
     cfg_source = ("set by the grid's images.sampler"
                   if {"cfg_scale", "cfg_interval", "guidance_scale", "guidance_interval"} & set(im.sampler)
                   else "the checkpoint's default")
-    return {"model": ckpt.path, "metric": METRIC_NAME, "num_per_class": im.num_per_class, "seed": seed,
+    return {"model": ckpt.path, "metric": metric_name(scorer.clf), "num_per_class": im.num_per_class, "seed": seed,
             "base_sampler": sampler, "cfg_source": cfg_source, "strategies": {k: STRATEGIES[k] for k in strategies},
             **reference_info(scorer, ckpt, im), "rows": rows}
 

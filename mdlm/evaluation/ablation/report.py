@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from ...cli import UserError
 from ..files import write_json, write_text
+from .captions import caption_markdown, caption_plot
 from .guidance import cfg_markdown, cfg_plot
 from .image_sampling import image_sampling_markdown, image_sampling_plot
 from .image_training import image_training_markdown, image_training_plot
@@ -39,6 +40,7 @@ SECTIONS: dict[str, tuple[str, Callable[[dict], str], Callable[[dict, str], None
     "training": ("training", training_markdown, training_plot),
     "image_sampling": ("image_sampling", image_sampling_markdown, image_sampling_plot),
     "cfg": ("cfg", cfg_markdown, cfg_plot),
+    "captions": ("captions", caption_markdown, caption_plot),
     "image_training": ("image_training", image_training_markdown, image_training_plot),
 }
 

@@ -2,8 +2,9 @@
 plot and ``results.json`` as soon as it ends (a run cut short keeps what it finished); scoring text samples
 kept for later; redrawing every table from ``results.json``.
 
-Order: text sampling, image sampling, guidance, text training, image training. Results keys and file names:
-``sampling`` / ``image_sampling`` / ``cfg`` / ``training`` / ``image_training`` (``OUT/<key>.md|png``).
+Order: text sampling, image sampling, guidance, captions, text training, image training. Results keys and file
+names: ``sampling`` / ``image_sampling`` / ``cfg`` / ``captions`` / ``training`` / ``image_training``
+(``OUT/<key>.md|png``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ...cli import UserError
 from ..files import write_text
 from .grid import Grid, check_paths
 from .guidance import cfg_ablation, cfg_markdown, cfg_plot
+from .captions import caption_ablation, caption_markdown, caption_plot
 from .image_common import build_image_scorer, load_grid_checkpoint
 from .image_sampling import image_sampling_ablation, image_sampling_markdown, image_sampling_plot
 from .image_training import image_training_ablation, image_training_markdown, image_training_plot
@@ -108,6 +110,13 @@ def _image_checkpoint_parts(r: _Run) -> None:
         res = cfg_ablation(ckpt, scorer, im, scale=p.scale, intervals=[tuple(x) for x in p.intervals], steps=p.steps,
                            seed=g.seed)
         r.finish_part("cfg", res, t0, cfg_markdown, cfg_plot)
+    if g.captions is not None:
+        print(f"caption → image on {im.model}", flush=True)
+        t0 = time.perf_counter()
+        p = g.captions
+        res = caption_ablation(ckpt, scorer, im, steps=p.steps, scales=p.scales, interval=p.interval,
+                               num_captions=p.num_captions, k=p.k, seed=g.seed)
+        r.finish_part("captions", res, t0, caption_markdown, caption_plot)
     del ckpt
     _free_memory()
 
@@ -163,7 +172,7 @@ def run_grid(grid: Grid, out: str, *, device: str, overwrite: bool = False, judg
     t_all = time.perf_counter()
     if grid.text_sampling is not None:
         _text_sampling(r, judge)
-    if grid.image_sampling is not None or grid.guidance is not None:
+    if grid.image_sampling is not None or grid.guidance is not None or grid.captions is not None:
         _image_checkpoint_parts(r)
     if grid.text_training is not None:
         _text_training(r, runner)
