@@ -12,6 +12,7 @@ from mdlm.training.scaling import (
     GPU_COUNTS,
     Shape,
     hidden_share,
+    step_overhead,
     memory_rows,
     param_count,
     throughput_rows,
@@ -63,6 +64,7 @@ def throughput_markdown(measured: dict) -> str:
     n350 = param_count(s350)["total"]
     two = {z: (runs.get(f"zero{z}_2gpu") or {}).get("tokens_per_s_per_gpu") for z in (1, 2, 3)}
     hidden = {z: hidden_share(base, t, mb350 * seq350, n350, z, 2) for z, t in two.items() if t}
+    over = {z: step_overhead(base, t, mb350 * seq350, n350, z, 2, hidden[z]) for z, t in two.items() if t}
     fpt350 = flops_per_token(s350, seq350)
     lines = [f"| config | ZeRO | tokens/s per GPU: {' | '.join(str(g) for g in GPU_COUNTS)} |",
              "|---|---|" + "---|" * len(GPU_COUNTS)]
@@ -72,15 +74,20 @@ def throughput_markdown(measured: dict) -> str:
         tps1 = base if same else base * fpt350 / flops_per_token(s, seq)
         meas = {(z, 2): t for z, t in two.items() if t and same}
         meas.update({(z, 1): base for z in (1, 2, 3)} if same else {})
-        for r in throughput_rows(param_count(s)["total"], mb * seq, tps1, hidden, meas):
+        n = param_count(s)["total"]
+        scaled = {z: o * n / n350 for z, o in over.items()}  # overhead ∝ parameters gathered / reduced
+        for r in throughput_rows(n, mb * seq, tps1, hidden, meas, overhead=scaled):
             cells = " | ".join(f"{v:,.0f}{'' if how == 'measured' else '*'}" for v, how in r["tokens_per_s"].values())
             lines.append(f"| {name} | {r['stage']} | {cells} |")
     shares = ", ".join(f"ZeRO-{z} {h:.0%}" for z, h in hidden.items())
+    overs = ", ".join(f"ZeRO-{z} {o * 1e3:.0f} ms" for z, o in over.items())
     lines.append(f"\n\\* extrapolated (not measured): 1-GPU rate of another config = the measured 350M rate × the "
                  f"FLOPs-per-token ratio (same MFU); communication volume of ring collectives in bf16 over NVLink at "
                  f"360 GB/s inside an 8-GPU node and 400 Gb/s InfiniBand per GPU across nodes; share of the "
-                 f"communication hidden behind compute calibrated from the measured 2-GPU runs ({shares or 'none'}). "
-                 f"The 1-GPU ZeRO cells are the plain single-process rate.")
+                 f"communication hidden behind compute calibrated from the measured 2-GPU runs ({shares or 'none'}); "
+                 f"plus the per-step time the 2-GPU runs spent beyond compute and bandwidth ({overs or 'none'} at "
+                 f"350M; scaled by parameter count for the other configs, and kept constant with the GPU count, which "
+                 f"is optimistic). The 1-GPU ZeRO cells are the plain single-process rate.")
     return "\n".join(lines)
 
 

@@ -62,3 +62,13 @@ def test_steady_tokens_per_s_leaves_out_warmup_and_save_intervals():
     assert steps == 20 and tps == pytest.approx(20 * 100 / 2.0)
     with pytest.raises(ValueError):
         steady_tokens_per_s(times[:2], 100)
+
+
+def test_step_overhead_recovers_what_the_bandwidth_model_does_not_explain():
+    from mdlm.training.scaling import step_overhead, tokens_per_s_per_gpu
+
+    n, tok, base = 360_000_000, 32 * 1024, 120_000.0
+    slow = tokens_per_s_per_gpu(base, tok, n, 3, 2, hidden=0.0, overhead_s=0.25)  # e.g. ZeRO-3's gathers
+    assert step_overhead(base, slow, tok, n, 3, 2, hidden=0.0) == pytest.approx(0.25)
+    assert step_overhead(base, base * 1.01, tok, n, 1, 2, hidden=1.0) == 0.0  # faster than 1 GPU: nothing left
+    assert tokens_per_s_per_gpu(base, tok, n, 3, 1, overhead_s=0.25) == base  # one GPU: no communication

@@ -96,13 +96,27 @@ def bus_bandwidth(n_gpus: int, gpus_per_node: int = 8, nvlink_gbs: float = 360.0
 
 
 def tokens_per_s_per_gpu(tps_1gpu: float, tokens_per_gpu_step: int, n_params: int, stage: int, n_gpus: int,
-                         hidden: float = 0.0, **bandwidth) -> float:
+                         hidden: float = 0.0, overhead_s: float = 0.0, **bandwidth) -> float:
     """Extrapolated tokens/s per GPU: each step takes the 1-GPU compute time plus the part of the
     communication that is not hidden behind the backward pass (``hidden`` ∈ [0, 1], e.g. calibrated from a
-    measured 2-GPU run with :func:`hidden_share`); weak scaling (the same micro-batch per GPU)."""
+    measured 2-GPU run with :func:`hidden_share`) plus a per-step overhead the bandwidth model does not explain
+    (``overhead_s``, :func:`step_overhead`: e.g. ZeRO-3's per-layer parameter gathers); weak scaling (the same
+    micro-batch per GPU)."""
+    if n_gpus <= 1:
+        return tps_1gpu
     compute = tokens_per_gpu_step / tps_1gpu
     comm = comm_bytes(n_params, stage, n_gpus) / bus_bandwidth(n_gpus, **bandwidth)
-    return tokens_per_gpu_step / (compute + (1.0 - hidden) * comm)
+    return tokens_per_gpu_step / (compute + (1.0 - hidden) * comm + overhead_s)
+
+
+def step_overhead(tps_1gpu: float, tps_ngpu: float, tokens_per_gpu_step: int, n_params: int, stage: int,
+                  n_gpus: int, hidden: float, **bandwidth) -> float:
+    """Seconds per step of a measured multi-GPU run that neither the 1-GPU compute nor the exposed share of the
+    bandwidth-model communication explains (≥ 0): latency, hooks, small collectives. The extrapolation carries it
+    to every larger GPU count unchanged (an optimistic assumption: latency terms grow with the ring size)."""
+    comm = comm_bytes(n_params, stage, n_gpus) / bus_bandwidth(n_gpus, **bandwidth)
+    exposed = tokens_per_gpu_step / tps_ngpu - tokens_per_gpu_step / tps_1gpu
+    return max(0.0, exposed - (1.0 - hidden) * comm)
 
 
 def hidden_share(tps_1gpu: float, tps_ngpu: float, tokens_per_gpu_step: int, n_params: int, stage: int,
@@ -150,10 +164,11 @@ def memory_rows(s: Shape, micro_batch: int, seq_len: int, gpu_counts=GPU_COUNTS)
 
 
 def throughput_rows(n_params: int, tokens_per_gpu_step: int, tps_1gpu: float, hidden: dict[int, float],
-                    measured: dict[tuple[int, int], float], gpu_counts=GPU_COUNTS) -> list[dict]:
+                    measured: dict[tuple[int, int], float], gpu_counts=GPU_COUNTS,
+                    overhead: dict[int, float] | None = None) -> list[dict]:
     """Tokens/s per GPU per ZeRO stage (1-3) at each GPU count: ``measured[(stage, n)]`` where given, else
     :func:`tokens_per_s_per_gpu` from ``tps_1gpu`` with the stage's hidden communication share
-    ``hidden[stage]``; each cell says whether it was measured."""
+    ``hidden[stage]`` and per-step overhead ``overhead[stage]`` (seconds); each cell says whether it was measured."""
     rows = []
     for stage in (1, 2, 3):
         cells = {}
@@ -161,7 +176,8 @@ def throughput_rows(n_params: int, tokens_per_gpu_step: int, tps_1gpu: float, hi
             if (stage, g) in measured:
                 cells[g] = (measured[(stage, g)], "measured")
             else:
-                est = tokens_per_s_per_gpu(tps_1gpu, tokens_per_gpu_step, n_params, stage, g, hidden.get(stage, 0.0))
+                est = tokens_per_s_per_gpu(tps_1gpu, tokens_per_gpu_step, n_params, stage, g, hidden.get(stage, 0.0),
+                                           (overhead or {}).get(stage, 0.0))
                 cells[g] = (est, "extrapolated")
         rows.append({"stage": stage, "tokens_per_s": cells})
     return rows
