@@ -187,7 +187,8 @@ def scaling_figure() -> dict[str, dict]:
         "value": None,
         "missing": "the exact resume (recipes/consolidate_zero.py: fp32 weights + Adam state) failed on the GPU at "
                    "its first optimizer step (fused AdamW: 'params, grads, exp_avgs, and exp_avg_sqs must have same "
-                   "dtype, device, and layout'); it is exact on the CPU (tests/test_zero_resume.py)",
+                   "dtype, device, and layout'): the converter wrote ZeRO-3's flattened Adam moments as they were; "
+                   "fixed afterwards (reshaped to the parameter shapes, tested on the CPU), GPU re-run pending",
         "weights_only_delta": wo.get("max_abs_delta"), "weights_only_steps": wo.get("steps"),
         "numerics_floor_from_scratch_1gpu": floor.get("max_abs_delta"),
         "unit": "max |loss difference| vs the 2-GPU ZeRO-3 curve after the step-8 checkpoint, 350M",

@@ -52,6 +52,20 @@ def test_zero3_two_ranks_resume_in_one_process_without_deepspeed(zero3_run):
     assert r.returncode == 0, r.stderr[-3000:]
     assert {"model.safetensors", "optimizer.pt", "scheduler.pt", "trainer_state.json"} <= {
         p.name for p in (tmp / "one" / "checkpoint-3").iterdir()}
+    # every Adam moment has its parameter's shape (ZeRO-3 stores them flat; a CUDA fused AdamW refuses that)
+    import torch
+    from safetensors.torch import load_file
+
+    from mdlm.training.zero_resume import trainer_param_groups
+    from mdlm.modeling import MDLMConfig, MDLMForMaskedLM
+
+    model = MDLMForMaskedLM(MDLMConfig.from_pretrained(tmp / "one" / "checkpoint-3"))
+    names = [n for g in trainer_param_groups(model) for n in g]
+    shapes = dict((n, p.shape) for n, p in model.named_parameters())
+    opt = torch.load(tmp / "one" / "checkpoint-3" / "optimizer.pt", weights_only=True)
+    assert [opt["state"][i]["exp_avg"].shape for i in range(len(names))] == [shapes[n] for n in names]
+    weights = load_file(tmp / "one" / "checkpoint-3" / "model.safetensors")
+    assert all(weights[n].shape == shapes[n] for n in names)
     r = subprocess.run([sys.executable, str(ROOT / "recipes" / "train_text.py"), *ARGS, "--output_dir", str(tmp / "one"),
                         "--resume_from_checkpoint", "auto", "--gradient_accumulation_steps", "2"],
                        cwd=tmp, capture_output=True, text=True, env=_env(), timeout=600, check=False)

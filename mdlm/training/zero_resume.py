@@ -17,6 +17,7 @@ difference.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -87,7 +88,8 @@ def trainer_param_groups(model) -> list[list[str]]:
     return [[n for n in named if n in decay], [n for n in named if n not in decay]]
 
 
-def adamw_state_dict(groups: list[list[str]], states: dict, step: int, hyper: list[dict]) -> dict:
+def adamw_state_dict(groups: list[list[str]], states: dict, step: int, hyper: list[dict],
+                     shapes: dict[str, tuple[int, ...]] | None = None) -> dict:
     """A ``torch.optim.AdamW.state_dict()`` for ``groups`` (parameter names per group) from per-name moments.
 
     Args:
@@ -95,14 +97,21 @@ def adamw_state_dict(groups: list[list[str]], states: dict, step: int, hyper: li
         states: ``{name: {'exp_avg': (shape), 'exp_avg_sq': (shape), 'fp32': (shape)}}``.
         step: the optimizer steps taken (Adam's bias correction, Kingma & Ba 2015, Alg. 1).
         hyper: per group, the hyper-parameters (lr, betas, eps, weight_decay, ...).
+        shapes: the parameters' shapes by name. A ZeRO-3 universal checkpoint stores each moment flattened; the
+            optimizer needs them in the parameter's shape (a CUDA fused AdamW refuses a flat moment for a 2-D
+            parameter; the CPU kernel silently accepts it). Default: the shape of ``states[name]['fp32']``.
     """
     state, out_groups, i = {}, [], 0
     for names, h in zip(groups, hyper):
         idx = []
         for n in names:
             s = states[n]
-            state[i] = {"step": torch.tensor(float(step)), "exp_avg": s["exp_avg"].view_as(s["fp32"]).clone(),
-                        "exp_avg_sq": s["exp_avg_sq"].view_as(s["fp32"]).clone()}
+            shape = tuple(shapes[n]) if shapes is not None else tuple(s["fp32"].shape)
+            for k in ("exp_avg", "exp_avg_sq"):
+                if s[k].numel() != math.prod(shape):
+                    raise ValueError(f"{n}: {k} holds {s[k].numel()} values, the parameter {math.prod(shape)} {shape}")
+            state[i] = {"step": torch.tensor(float(step)), "exp_avg": s["exp_avg"].reshape(shape).clone(),
+                        "exp_avg_sq": s["exp_avg_sq"].reshape(shape).clone()}
             idx.append(i)
             i += 1
         out_groups.append({**h, "params": idx})
@@ -173,8 +182,9 @@ def consolidate(ckpt: str, out_dir: str, weights_only: bool = False) -> str:
         os.makedirs(dst)
         weights = {n: states[n]["fp32"].view(p.shape).contiguous() for n, p in model.named_parameters() if n in states}
         save_file(weights, os.path.join(dst, "model.safetensors"), metadata={"format": "pt"})
-        torch.save(adamw_state_dict(groups, states, 0 if weights_only else step, group_hyper(ckpt, len(groups))),
-                   os.path.join(dst, "optimizer.pt"))
+        shapes = {n: tuple(p.shape) for n, p in model.named_parameters()}
+        torch.save(adamw_state_dict(groups, states, 0 if weights_only else step, group_hyper(ckpt, len(groups)),
+                                    shapes), os.path.join(dst, "optimizer.pt"))
         for name in os.listdir(ckpt):
             if name in COPIED or name.startswith("rng_state"):
                 shutil.copy2(os.path.join(ckpt, name), os.path.join(dst, name))
