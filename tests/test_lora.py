@@ -162,7 +162,7 @@ def test_loss_mask_is_exactly_the_response(recipe, world, tmp_path):
                                     mask_token_id=tok.mask_token_id)
         loss = trainer.compute_loss(model, batch)
         masked = seen["noisy"] == tok.mask_token_id
-        assert torch.equal(seen["positions"], masked)
+        assert torch.equal(seen["positions"], masked.reshape(-1).nonzero().squeeze(1))  # flat indices b·L + l
         assert torch.equal(seen["noisy"][~elig], ids[~elig])  # prompt never masked
         assert not (masked & ~elig).any()
         if exact:
