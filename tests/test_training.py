@@ -276,3 +276,12 @@ def test_a_validation_that_scores_nothing_is_an_error_not_a_perfect_score(recipe
                                          r"64 .*dataloader_drop_last drops a partial batch\)"):
         recipe.train(TINY + ["--output_dir", str(tmp_path / "run"), "--max_steps", "1", "--max_eval_sequences", "2",
                              "--dataloader_drop_last", "true", "--save_strategy", "no"])
+
+
+def test_resuming_a_checkpoint_path_into_a_new_output_dir_is_an_error_not_a_fresh_start(recipe, tmp_path):
+    elsewhere = tmp_path / "other" / "checkpoint-4"
+    elsewhere.mkdir(parents=True)
+    with pytest.raises(ValueError, match=r"--resume_from_checkpoint .*checkpoint-4 continues the run in --output_dir, "
+                                         r"but .*new holds no run to continue"):
+        recipe.train(TINY + ["--output_dir", str(tmp_path / "new"), "--resume_from_checkpoint", str(elsewhere)])
+    assert not (tmp_path / "new").exists() or not any((tmp_path / "new").iterdir())

@@ -63,6 +63,11 @@ def prepare_run(targs: TrainingArguments, fingerprint: str, recipe: str) -> str 
     want = targs.resume_from_checkpoint
     resume_flag = want is not None and str(want).lower() not in ("", "false", "no", "none", "0")
     holds = check_output_dir(targs.output_dir, resume_flag, fingerprint)
+    if resume_flag and holds != "same-run" and str(want).lower() not in _AUTO:
+        raise ValueError(
+            f"--resume_from_checkpoint {want} continues the run in --output_dir, but {targs.output_dir} holds no run "
+            "to continue: pass that checkpoint's run directory as --output_dir (a ZeRO checkpoint for another world "
+            "size: python recipes/consolidate_zero.py CKPT --out NEW, then --output_dir NEW --resume_from_checkpoint auto)")
     resume: str | None = None
     if holds == "same-run":
         done = _finished_step(targs)
