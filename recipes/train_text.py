@@ -13,6 +13,8 @@ Launch (the same script on 1 or N processes):
     torchrun --nproc_per_node 2 recipes/train_text.py --config recipes/configs/gpt2_125m.yaml
     # block diffusion (BD3-LM): blocks of 16 tokens, exact K/V cache when decoding (docs/block_diffusion.md)
     python recipes/train_text.py --config recipes/configs/gpt2_125m.yaml --objective bd3 --block_size 16
+    # speed: tokens/s and MFU (against the bf16 peak measured on the GPU) per log; a torch.profiler table of steps 51-55
+    python recipes/train_text.py --config recipes/configs/gpt2_125m.yaml --max_steps 100 --profile_steps 50:5
     # resume the newest complete checkpoint of --output_dir
     python recipes/train_text.py --config recipes/configs/shakespeare_tiny.yaml --resume_from_checkpoint auto
 
