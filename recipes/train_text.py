@@ -125,6 +125,9 @@ def train(argv: list[str] | None = None, callbacks: tuple = ()) -> MDMTrainer:
     )
     train_from(trainer, resume)
     steady = speed_cbs[0].summary(targs.world_size) if speed_cbs else {}
+    if speed_cbs and not steady and targs.process_index == 0:
+        print("throughput: no steady logging interval (the first is warm-up; evaluations, saves and profiled steps "
+              "are left out): log more often (--logging_steps) or train longer for a steady-state figure", flush=True)
     if steady and targs.process_index == 0:
         mfu = f", MFU {steady['mfu']:.1%} of {steady['peak_tflops']:.0f} TFLOP/s" if torch.cuda.is_available() else ""
         print(f"throughput over {steady['steady_steps']} steady steps (warm-up, evaluation and saves excluded): "

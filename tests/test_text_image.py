@@ -81,7 +81,7 @@ def test_sequences_round_trip_codes_labels_and_captions(tok):
 def test_caption_longer_than_the_budget_is_one_clear_error(tok):
     lay = _layout(tok, budget=2)
     with pytest.raises(ValueError, match=r"caption 'red circle blue square' is \d+ tokens, longer than the text "
-                                         r"budget of 2 \(raise --text_budget"):
+                                         r"budget of 2 \(shorten the caption; the budget is fixed when the model is trained"):
         caption_token_ids(tok, ["red", "red circle blue square"], lay)
 
 

@@ -1,6 +1,6 @@
 # The MDM-vs-AR gap at 125M (issue 19 item 4), one call on 2×H200: the same transformer (recipes/configs/gpt2_125m.yaml)
 # trained as a masked-diffusion model on GPU 0 and as an autoregressive model (--objective ar) on GPU 1, with the same
-# data (.data/english_mix: Wikipedia summaries + GCIDE + fortunes + KJV + Shakespeare, ~11M GPT-2 tokens, built by
+# data (.data/english_mix: Wikipedia summaries + GCIDE + fortunes + KJV + Shakespeare, ~13.3M GPT-2 tokens of training text, built by
 #   python -c "from mdlm.data.english import load_english; load_english('wiki+gcide+fortunes+bible+shakespeare').save_to_disk('.data/english_mix')"
 #   tar czf .data/english_mix.tgz -C .data english_mix      # 18 MB
 # ), tokens, optimiser and schedule; validation every EVAL_STEPS on the same 256 × 1024 held-out tokens (exact NLL for

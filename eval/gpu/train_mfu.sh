@@ -16,8 +16,8 @@ need_files "carry .data/shakespeare_bible.tgz" .data/shakespeare_bible/dataset_d
 DATA=$PWD/.data/shakespeare_bible; STEPS=${STEPS:-80}; PROF=${PROF:-50:5}
 C="--dataset $DATA --max_steps $STEPS --logging_steps 10 --eval_strategy no --save_strategy no --sample_on_end 0 --disable_tqdm true"
 if [ "${DRY:-0}" = 1 ]; then
-  STEPS=6; PROF=3:2
-  C="--dataset $DATA --max_steps 6 --logging_steps 2 --eval_strategy no --save_strategy no --sample_on_end 0 --disable_tqdm true
+  STEPS=10; PROF=3:2
+  C="--dataset $DATA --max_steps 10 --logging_steps 2 --eval_strategy no --save_strategy no --sample_on_end 0 --disable_tqdm true
      --hidden_size 64 --num_hidden_layers 2 --num_attention_heads 2 --intermediate_size 128 --seq_len 128
      --max_eval_sequences 8 --per_device_eval_batch_size 4 --bf16 false --torch_compile false --dataloader_num_workers 0 --use_cpu true"
   BATCHES_125M=${BATCHES_125M:-4}; BATCHES_350M=${BATCHES_350M:-4}

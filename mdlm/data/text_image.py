@@ -150,7 +150,7 @@ def caption_token_ids(tokenizer, captions: Sequence[str], layout: TextImageLayou
     for i, (caption, tok) in enumerate(zip(captions, ids)):  # ragged token lists → fixed rows (layout only)
         if len(tok) > layout.text_budget:
             raise ValueError(f"caption {caption!r} is {len(tok)} tokens, longer than the text budget of "
-                             f"{layout.text_budget} (raise --text_budget or shorten the caption)")
+                             f"{layout.text_budget} (shorten the caption; the budget is fixed when the model is trained: recipes/train_image.py --text_budget; words the caption tokenizer never saw split into many pieces)")
         if not tok:
             rows[i] = layout.mask_id
         else:

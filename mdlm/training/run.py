@@ -52,6 +52,8 @@ def _resolve_resume(targs: TrainingArguments, want: str) -> str | None:
         raise ValueError(f"resume_from_checkpoint {want!r} is not a directory")
     if resume is not None:
         check_checkpoint(resume)  # whole safetensors weights + trainer state, or one line naming the file
+        if targs.process_index == 0:
+            print(f"resuming from {resume}", flush=True)
     return resume
 
 
@@ -62,6 +64,8 @@ def prepare_run(targs: TrainingArguments, fingerprint: str, recipe: str) -> str 
     anything) when the run being resumed already finished at ``max_steps``."""
     want = targs.resume_from_checkpoint
     resume_flag = want is not None and str(want).lower() not in ("", "false", "no", "none", "0")
+    if resume_flag and str(want).lower() not in _AUTO and not os.path.isdir(want):
+        raise ValueError(f"resume_from_checkpoint {want!r} is not a directory")
     holds = check_output_dir(targs.output_dir, resume_flag, fingerprint)
     if resume_flag and holds != "same-run" and str(want).lower() not in _AUTO:
         raise ValueError(
