@@ -363,40 +363,11 @@ def build_quantizer(config) -> nn.Module:
     return cls(config.codebook_size, config.embedding_dim, config.ema_decay, config.ema_epsilon, config.dead_code_threshold)
 
 
-class VQModelForImages(PreTrainedModel):
-    """Convolutional VQ-VAE with an EMA codebook (van den Oord et al. 2017; see module docstring).
+class VQTokenizerMixin:
+    """The tokenizer interface and plain VQ loss of an encoder → quantiser → decoder ``PreTrainedModel`` whose config
+    has ``in_channels``, ``image_size``, ``latent_size``, ``codebook_size`` and ``commitment_cost`` (shared by
+    :class:`VQModelForImages` and :class:`mdlm.tokenizers.vqgan.VQGANForImages`)."""
 
-    ``forward(pixel_values)`` returns a :class:`VQOutput` with the training loss; ``encode`` /
-    ``decode`` are the tokenizer interface (inputs and outputs in [-1, 1]).
-    """
-
-    config_class = VQConfig
-    base_model_prefix = "vq"
-    main_input_name = "pixel_values"
-
-    def __init__(self, config: VQConfig):
-        super().__init__(config)
-        self.encoder = Encoder(config)
-        self.quantizer = build_quantizer(config)
-        self.decoder = Decoder(config)
-        self.post_init()
-
-    @torch.no_grad()
-    def _init_weights(self, module: nn.Module) -> None:
-        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
-            hf_init.kaiming_uniform_(module.weight, a=math.sqrt(5))  # PyTorch's default conv init
-            if module.bias is not None:
-                fan_in = module.weight.shape[1] * module.weight[0, 0].numel()
-                bound = 1 / math.sqrt(fan_in)
-                hf_init.uniform_(module.bias, -bound, bound)
-        elif isinstance(module, EMAQuantizer):
-            k = module.codebook_size
-            hf_init.uniform_(module.embedding, -1 / k, 1 / k)
-            hf_init.zeros_(module.ema_cluster_size)
-            if not getattr(module.ema_embed_sum, "_is_hf_initialized", False):
-                module.ema_embed_sum.copy_(module.embedding)
-
-    # tokenizer interface -----------------------------------------------------------------------
     @property
     def codebook_size(self) -> int:
         return self.config.codebook_size
@@ -432,21 +403,58 @@ class VQModelForImages(PreTrainedModel):
         return x.clamp(-1.0, 1.0) if clamp else x
 
     def forward(self, pixel_values: Tensor, return_dict: bool | None = None, **kwargs: Any) -> VQOutput:
+        """The plain VQ-VAE loss, MSE + β·commitment (van den Oord et al. 2017, eq. 3 with the EMA codebook)."""
         check_images(pixel_values, self.num_channels, self.image_size)
-        z = self.encoder(pixel_values)  # (B, D, h, w)
-        q = self.quantizer(z)
-        recon = self.decoder(q.quantized)  # (B, C, H, W)
-        recon_loss = F.mse_loss(recon, pixel_values)
-        loss = recon_loss + self.config.commitment_cost * q.commitment_loss
-        ppl = torch.tensor(codebook_usage(q.codes, self.codebook_size)["perplexity"])
+        q = self.quantizer(self.encoder(pixel_values))
+        recon = self.decoder(q.quantized.to(pixel_values.dtype))  # (B, C, H, W)
+        recon_loss = F.mse_loss(recon.float(), pixel_values.float())
         return VQOutput(
-            loss=loss,
+            loss=recon_loss + self.config.commitment_cost * q.commitment_loss,
             reconstruction=recon,
             codes=q.codes,
             reconstruction_loss=recon_loss.detach(),
             commitment_loss=q.commitment_loss.detach(),
-            perplexity=ppl,
+            perplexity=torch.tensor(codebook_usage(q.codes, self.codebook_size)["perplexity"]),
         )
+
+
+def init_ema_quantizer(module: EMAQuantizer) -> None:
+    """Codebook U(−1/K, 1/K), zero cluster sizes, EMA sums = the codebook (unless loaded from weights)."""
+    k = module.codebook_size
+    hf_init.uniform_(module.embedding, -1 / k, 1 / k)
+    hf_init.zeros_(module.ema_cluster_size)
+    if not getattr(module.ema_embed_sum, "_is_hf_initialized", False):
+        module.ema_embed_sum.copy_(module.embedding)
+
+
+class VQModelForImages(VQTokenizerMixin, PreTrainedModel):
+    """Convolutional VQ-VAE with an EMA codebook (van den Oord et al. 2017; see module docstring).
+
+    ``forward(pixel_values)`` returns a :class:`VQOutput` with the training loss; ``encode`` /
+    ``decode`` are the tokenizer interface (inputs and outputs in [-1, 1]).
+    """
+
+    config_class = VQConfig
+    base_model_prefix = "vq"
+    main_input_name = "pixel_values"
+
+    def __init__(self, config: VQConfig):
+        super().__init__(config)
+        self.encoder = Encoder(config)
+        self.quantizer = build_quantizer(config)
+        self.decoder = Decoder(config)
+        self.post_init()
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+            hf_init.kaiming_uniform_(module.weight, a=math.sqrt(5))  # PyTorch's default conv init
+            if module.bias is not None:
+                fan_in = module.weight.shape[1] * module.weight[0, 0].numel()
+                bound = 1 / math.sqrt(fan_in)
+                hf_init.uniform_(module.bias, -bound, bound)
+        elif isinstance(module, EMAQuantizer):
+            init_ema_quantizer(module)
 
 
 # ----------------------------------------------------------------------------------------------

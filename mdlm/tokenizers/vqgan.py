@@ -19,10 +19,9 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from transformers import PretrainedConfig, PreTrainedModel
 
-from .image import EMAQuantizer, VQOutput, build_quantizer, check_codes, check_images, codebook_usage
+from .image import EMAQuantizer, VQTokenizerMixin, build_quantizer, init_ema_quantizer
 
 try:  # transformers >= 5: init helpers that skip tensors already loaded from a checkpoint
     from transformers import initialization as hf_init
@@ -90,7 +89,7 @@ class VQGANConfig(PretrainedConfig):
         return self.image_size // self.downsample
 
 
-class VQGANForImages(PreTrainedModel):
+class VQGANForImages(VQTokenizerMixin, PreTrainedModel):
     """Encoder → quantiser → decoder; the :class:`mdlm.tokenizers.image.ImageTokenizer` interface (images in [-1, 1],
     codes (B, h, w) int64). ``forward`` returns the plain VQ loss (MSE + β·commitment); the VQGAN training loss is
     :class:`mdlm.tokenizers.vqgan_losses.VQGANLoss`."""
@@ -128,60 +127,7 @@ class VQGANForImages(PreTrainedModel):
             hf_init.ones_(module.weight)
             hf_init.zeros_(module.bias)
         elif isinstance(module, EMAQuantizer):
-            k = module.codebook_size
-            hf_init.uniform_(module.embedding, -1 / k, 1 / k)
-            hf_init.zeros_(module.ema_cluster_size)
-            if not getattr(module.ema_embed_sum, "_is_hf_initialized", False):
-                module.ema_embed_sum.copy_(module.embedding)
-
-    # tokenizer interface -----------------------------------------------------------------------
-    @property
-    def codebook_size(self) -> int:
-        return self.config.codebook_size
-
-    @property
-    def num_channels(self) -> int:
-        return self.config.in_channels
-
-    @property
-    def image_size(self) -> int:
-        return self.config.image_size
-
-    @property
-    def latent_shape(self) -> tuple[int, int]:
-        return (self.config.latent_size, self.config.latent_size)
-
-    @property
-    def last_layer_weight(self) -> Tensor:
-        """The decoder's output conv weight: where VQGAN's adaptive GAN weight compares gradient norms."""
-        return self.decoder.conv_out.weight
-
-    @torch.no_grad()
-    def encode(self, images: Tensor) -> Tensor:
-        """(B, C, H, W) in [-1, 1] → (B, h, w) int64 codes. Never updates a codebook."""
-        check_images(images, self.num_channels, self.image_size)
-        return self.quantizer.codes_of(self.encoder(images.to(self.device, self.dtype)))
-
-    @torch.no_grad()
-    def decode(self, codes: Tensor, clamp: bool = True) -> Tensor:
-        """(B, h, w) or (B, h·w) codes → (B, C, H, W) images, clamped to [-1, 1] unless ``clamp=False``."""
-        codes = check_codes(codes, self.codebook_size, self.latent_shape).to(self.device)
-        x = self.decoder(self.quantizer.lookup(codes).to(self.dtype))
-        return x.clamp(-1.0, 1.0) if clamp else x
-
-    def forward(self, pixel_values: Tensor, return_dict: bool | None = None, **kwargs: Any) -> VQOutput:
-        check_images(pixel_values, self.num_channels, self.image_size)
-        q = self.quantizer(self.encoder(pixel_values))
-        recon = self.decoder(q.quantized.to(pixel_values.dtype))  # (B, C, H, W)
-        recon_loss = F.mse_loss(recon.float(), pixel_values.float())
-        return VQOutput(
-            loss=recon_loss + self.config.commitment_cost * q.commitment_loss,
-            reconstruction=recon,
-            codes=q.codes,
-            reconstruction_loss=recon_loss.detach(),
-            commitment_loss=q.commitment_loss.detach(),
-            perplexity=torch.tensor(codebook_usage(q.codes, self.codebook_size)["perplexity"]),
-        )
+            init_ema_quantizer(module)
 
 
 try:  # let AutoConfig / AutoModel resolve model_type "mdlm_vqgan"
