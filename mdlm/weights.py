@@ -118,3 +118,29 @@ def check_finite_model(model: torch.nn.Module, source: str) -> None:
     if bad:
         raise WeightsError(f"the weights in {source} are not finite: {_describe(bad, len(named))}; "
                            "this checkpoint is unusable (the training run diverged); use an earlier checkpoint")
+
+
+def pytorch_default_init(module: torch.nn.Module) -> bool:
+    """Re-initialise ``module`` as PyTorch's own constructors do (``PreTrainedModel._init_weights`` for conv nets):
+    Conv / ConvTranspose / Linear weights Kaiming-uniform with a = √5, biases U(±1/√fan_in); BatchNorm / GroupNorm
+    scale 1, shift 0. Through transformers' init helpers, which skip tensors already loaded from a checkpoint.
+    Returns whether ``module`` was one of these kinds."""
+    import math
+
+    import torch.nn as nn
+
+    try:  # transformers >= 5
+        from transformers import initialization as init
+    except ImportError:  # pragma: no cover - older transformers
+        init = nn.init  # type: ignore[assignment]
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        init.kaiming_uniform_(module.weight, a=math.sqrt(5))
+        if module.bias is not None:
+            fan_in = nn.init._calculate_fan_in_and_fan_out(module.weight)[0]
+            init.uniform_(module.bias, -1 / math.sqrt(fan_in), 1 / math.sqrt(fan_in))
+        return True
+    if isinstance(module, (nn.BatchNorm2d, nn.GroupNorm)) and module.weight is not None:
+        init.ones_(module.weight)
+        init.zeros_(module.bias)
+        return True
+    return False

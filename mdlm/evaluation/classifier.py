@@ -9,7 +9,6 @@ dropout → Linear(num_classes).
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -19,10 +18,13 @@ import torch.nn.functional as F
 from transformers import PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import ImageClassifierOutput
 
+from ..weights import pytorch_default_init
+
 try:  # transformers >= 5: init helpers that skip tensors already loaded from a checkpoint
     from transformers import initialization as hf_init
 except ImportError:  # pragma: no cover
     hf_init = nn.init  # type: ignore[assignment]
+
 
 Tensor = torch.Tensor
 
@@ -84,14 +86,7 @@ class ImageClassifierCNN(PreTrainedModel):
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
-        if isinstance(module, (nn.Conv2d, nn.Linear)):
-            hf_init.kaiming_uniform_(module.weight, a=math.sqrt(5))  # PyTorch's default
-            if module.bias is not None:
-                bound = 1 / math.sqrt(module.weight[0].numel())
-                hf_init.uniform_(module.bias, -bound, bound)
-        elif isinstance(module, nn.BatchNorm2d):
-            hf_init.ones_(module.weight)
-            hf_init.zeros_(module.bias)
+        pytorch_default_init(module)
 
     def check_images(self, x: Tensor) -> None:
         c, s = self.config.in_channels, self.config.image_size

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data.images import ImageTokenLayout, check_codebook_size, save_samples_npz, unit_to_uint8
+from ..data.images import ImageTokenLayout, check_codebook_size, unit_to_uint8
 from ..data.text_image import TextImageLayout, condition_prefix, prefix_len
 from ..sampling import MDLMGenerationConfig, SampleOutput, generate
 

@@ -35,10 +35,13 @@ import torch.nn.functional as F
 from transformers import PretrainedConfig, PreTrainedModel
 from transformers.utils import ModelOutput
 
+from ..weights import pytorch_default_init
+
 try:  # transformers >= 5: init helpers that skip tensors already loaded from a checkpoint
     from transformers import initialization as hf_init
 except ImportError:  # pragma: no cover - older transformers
     hf_init = nn.init  # type: ignore[assignment]
+
 
 Tensor = torch.Tensor
 
@@ -447,13 +450,9 @@ class VQModelForImages(VQTokenizerMixin, PreTrainedModel):
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
-        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
-            hf_init.kaiming_uniform_(module.weight, a=math.sqrt(5))  # PyTorch's default conv init
-            if module.bias is not None:
-                fan_in = module.weight.shape[1] * module.weight[0, 0].numel()
-                bound = 1 / math.sqrt(fan_in)
-                hf_init.uniform_(module.bias, -bound, bound)
-        elif isinstance(module, EMAQuantizer):
+        if pytorch_default_init(module):
+            return
+        if isinstance(module, EMAQuantizer):
             init_ema_quantizer(module)
 
 
@@ -528,7 +527,6 @@ def load_image_tokenizer(path: str, device: str | torch.device | None = None):
     with open(cfg_path, encoding="utf-8") as f:
         cfg = json.load(f)
     from ..weights import check_finite_model, check_weights_dir
-
     from .vqgan import VQGANConfig, VQGANForImages
 
     ours = {VQConfig.model_type: VQModelForImages, VQGANConfig.model_type: VQGANForImages}.get(cfg.get("model_type"))

@@ -21,12 +21,14 @@ import torch
 import torch.nn as nn
 from transformers import PretrainedConfig, PreTrainedModel
 
+from ..weights import pytorch_default_init
 from .image import EMAQuantizer, VQTokenizerMixin, build_quantizer, init_ema_quantizer
 
 try:  # transformers >= 5: init helpers that skip tensors already loaded from a checkpoint
     from transformers import initialization as hf_init
 except ImportError:  # pragma: no cover
     hf_init = nn.init  # type: ignore[assignment]
+
 
 Tensor = torch.Tensor
 QUANTIZERS = ("fsq", "l2ema", "ema")
@@ -118,15 +120,9 @@ class VQGANForImages(VQTokenizerMixin, PreTrainedModel):
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
-        if isinstance(module, (nn.Conv2d, nn.Linear)):
-            hf_init.kaiming_uniform_(module.weight, a=math.sqrt(5))  # PyTorch's default
-            if module.bias is not None:
-                bound = 1 / math.sqrt(module.weight[0].numel())
-                hf_init.uniform_(module.bias, -bound, bound)
-        elif isinstance(module, nn.GroupNorm):
-            hf_init.ones_(module.weight)
-            hf_init.zeros_(module.bias)
-        elif isinstance(module, EMAQuantizer):
+        if pytorch_default_init(module):
+            return
+        if isinstance(module, EMAQuantizer):
             init_ema_quantizer(module)
 
 
