@@ -371,6 +371,12 @@ class VQTokenizerMixin:
     has ``in_channels``, ``image_size``, ``latent_size``, ``codebook_size`` and ``commitment_cost`` (shared by
     :class:`VQModelForImages` and :class:`mdlm.tokenizers.vqgan.VQGANForImages`)."""
 
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        """PyTorch's default init for convs / linears / norms; the EMA codebook as :func:`init_ema_quantizer`."""
+        if not pytorch_default_init(module) and isinstance(module, EMAQuantizer):
+            init_ema_quantizer(module)
+
     @property
     def codebook_size(self) -> int:
         return self.config.codebook_size
@@ -447,13 +453,6 @@ class VQModelForImages(VQTokenizerMixin, PreTrainedModel):
         self.quantizer = build_quantizer(config)
         self.decoder = Decoder(config)
         self.post_init()
-
-    @torch.no_grad()
-    def _init_weights(self, module: nn.Module) -> None:
-        if pytorch_default_init(module):
-            return
-        if isinstance(module, EMAQuantizer):
-            init_ema_quantizer(module)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -21,8 +21,7 @@ import torch
 import torch.nn as nn
 from transformers import PretrainedConfig, PreTrainedModel
 
-from ..weights import pytorch_default_init
-from .image import EMAQuantizer, VQTokenizerMixin, build_quantizer, init_ema_quantizer
+from .image import VQTokenizerMixin, build_quantizer
 
 try:  # transformers >= 5: init helpers that skip tensors already loaded from a checkpoint
     from transformers import initialization as hf_init
@@ -117,13 +116,6 @@ class VQGANForImages(VQTokenizerMixin, PreTrainedModel):
         self.decoder = Decoder(in_channels=config.embedding_dim, out_channels=config.in_channels,
                                up_block_types=("UpDecoderBlock2D",) * n, **common)
         self.post_init()
-
-    @torch.no_grad()
-    def _init_weights(self, module: nn.Module) -> None:
-        if pytorch_default_init(module):
-            return
-        if isinstance(module, EMAQuantizer):
-            init_ema_quantizer(module)
 
 
 try:  # let AutoConfig / AutoModel resolve model_type "mdlm_vqgan"
