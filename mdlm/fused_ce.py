@@ -54,7 +54,7 @@ def _fn(name: str, compiled: bool):
 
 def _dynamic_rows(*tensors: Tensor) -> None:
     for t in tensors:
-        torch._dynamo.mark_dynamic(t, 0)  # M varies every step; V stays static (a tuned reduction)
+        torch._dynamo.maybe_mark_dynamic(t, 0)  # M varies every step (a hint: a graph that specialises it stays valid)
 
 
 class _TokenCrossEntropy(torch.autograd.Function):
