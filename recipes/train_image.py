@@ -79,6 +79,7 @@ from mdlm.data.image_tokens import (  # noqa: E402,F401  (re-exported for caller
     split_tensor,
     token_dataset,
 )
+from mdlm.data.image_augment import AugmentArguments  # noqa: E402
 from mdlm.data.images import ImageTokenLayout, check_codebook_size  # noqa: E402
 from mdlm.data.text_image import TextImageLayout, prefix_len  # noqa: E402
 from mdlm.data.text_image_args import TextImageArguments  # noqa: E402
@@ -181,6 +182,22 @@ def training_callbacks(model, margs, diff, budget, targs, seq_len: int, extra: t
     return out
 
 
+def shipped_model_metrics(trainer) -> dict[str, float]:
+    """The validation metrics of the model that is saved: under ``--load_best_model_at_end`` (with
+    ``--metric_for_best_model nll``) the evaluation logged at the best step (+ ``eval_best_step``), since the
+    trainer reloaded that checkpoint; otherwise the last step's (mdlm.training.run.final_eval)."""
+    state = trainer.state
+    if trainer.args.load_best_model_at_end and state.best_global_step is not None:
+        best = next((h for h in state.log_history if h.get("step") == state.best_global_step and "eval_nll" in h), None)
+        if best is not None:
+            if trainer.args.process_index == 0:
+                print(f"best checkpoint: step {state.best_global_step} of {state.global_step} "
+                      f"(eval_{trainer.args.metric_for_best_model} {state.best_metric:.4f}); it is the saved model",
+                      flush=True)
+            return {**{k: v for k, v in best.items() if k.startswith("eval_")}, "eval_best_step": state.best_global_step}
+    return final_eval(trainer)
+
+
 @dataclass
 class PreparedData:
     """What the trainer needs from the data, class-only or text-image alike."""
@@ -195,10 +212,13 @@ class PreparedData:
     caption_tokenizer: object | None = None
 
 
-def class_image_data(dargs: ImageDataArguments, vq, digest: str, targs: TrainingArguments) -> PreparedData:
-    """``[class] + codes`` rows from the (cached) token dataset."""
+def class_image_data(dargs: ImageDataArguments, aug: AugmentArguments, vq, digest: str,
+                     targs: TrainingArguments) -> PreparedData:
+    """``[class] + codes`` rows from the (cached) token dataset (each training image and its mirror under ``--hflip``)."""
+    if "," in dargs.dataset:
+        raise UserError(f"--dataset {dargs.dataset!r}: several data sets need --captions true (the added sets have no class)")
     with targs.main_process_first(desc="encoding images with the VQ"):  # rank 0 encodes + caches first
-        tokens = token_dataset(dargs, vq, digest, targs.device, verbose=targs.process_index == 0)
+        tokens = token_dataset(dargs, vq, digest, targs.device, verbose=targs.process_index == 0, hflip=aug.hflip)
     class_names = list(tokens["train"].features["label"].names)
     layout = ImageTokenLayout(int(vq.codebook_size), len(class_names))
     h, w = vq.latent_shape
@@ -210,28 +230,36 @@ def class_image_data(dargs: ImageDataArguments, vq, digest: str, targs: Training
                         MDMCollator(pad_token_id=layout.mask_id), len(train_ids), len(eval_ids))  # fixed length: never pads
 
 
-def text_image_data(dargs: ImageDataArguments, text: TextImageArguments, vq, targs: TrainingArguments) -> PreparedData:
-    """``[class] + caption slots + codes`` rows (mdlm.data.text_image): the captions' BPE is trained here (or
-    ``--caption_tokenizer`` loaded); images encoded in memory (no token cache: the captioned sets are small)."""
+def text_image_data(dargs: ImageDataArguments, text: TextImageArguments, aug: AugmentArguments, vq,
+                    targs: TrainingArguments) -> PreparedData:
+    """``[class] + caption slots + codes`` rows (mdlm.data.text_image) from one or several captioned sets
+    (``--dataset A,B``: mdlm.data.text_image_mix), mirrors added under ``--hflip``; the captions' BPE is trained
+    here (or ``--caption_tokenizer`` loaded); images encoded in memory (no token cache: the captioned sets are small)."""
     from mdlm.data.text_image import train_caption_tokenizer
-    from mdlm.data.text_image_data import (
-        TextImageCollator,
-        TextImageRows,
-        build_text_image_tokens,
-        load_captioned,
-    )
+    from mdlm.data.text_image_data import TextImageCollator, TextImageRows, encode_captioned
+    from mdlm.data.text_image_mix import drop_overlong, load_sets, mirrored, mixture
     from mdlm.tokenizers.text import load_tokenizer
 
+    main = targs.process_index == 0
     try:
-        data = load_captioned(dargs.dataset, dargs.image_size, dargs.channels)
+        splits, class_names = mixture(load_sets(dargs.dataset, dargs.image_size, dargs.channels), dargs.max_train_samples)
+        train = splits["train"]
         tok = (load_tokenizer(text.caption_tokenizer) if text.caption_tokenizer
-               else train_caption_tokenizer(list(data["train"]["caption"]), text.caption_vocab_size))
+               else train_caption_tokenizer(train.captions, text.caption_vocab_size))
+        train, dropped = drop_overlong(train, tok, text.text_budget)
+        n_images = len(train)
+        if aug.hflip:
+            train = mirrored(train, aug.hflip_skip)
+        if main:
+            print(f"training images: {n_images - int(train.added[:n_images].sum())} of the first set + "
+                  f"{int(train.added[:n_images].sum())} added (no class; {dropped} dropped: caption over "
+                  f"{text.text_budget} tokens) + {len(train) - n_images} mirrors = {len(train)} rows", flush=True)
         vq.to(targs.device)
-        tokens = build_text_image_tokens(vq, data, tok, text.text_budget, dargs.encode_batch_size,
-                                         progress=targs.process_index == 0)
+        tokens = encode_captioned(vq, {"train": train, "test": splits["test"]}, class_names, tok, text.text_budget,
+                                  dargs.encode_batch_size, progress=main)
     except ValueError as e:
         raise UserError(str(e)) from None
-    train_ids = tokens.splits["train"][: dargs.max_train_samples or None]  # (N, L)
+    train_ids = tokens.splits["train"]  # (N, L)
     eval_ids = tokens.splits["test"][: dargs.max_eval_samples or None]  # (M, L)
     collator = TextImageCollator(tokens.layout, text.class_dropout, text.caption_dropout,
                                  targs.seed + 7919 * targs.process_index)  # other draws on every rank
@@ -247,9 +275,9 @@ def train(argv: list[str] | None = None, callbacks: tuple = ()) -> MDMTrainer:
     from mdlm.pipelines.image import CAPTION_TOKENIZER_SUBDIR, image_config_fields
     from mdlm.tokenizers.image import load_image_tokenizer
 
-    margs, dargs, text, diff, budget, targs = parse_config_and_args(
-        (ModelArguments, ImageDataArguments, TextImageArguments, ImageDiffusionArguments, BudgetArguments,
-         TrainingArguments), argv
+    margs, dargs, text, aug, diff, budget, targs = parse_config_and_args(
+        (ModelArguments, ImageDataArguments, TextImageArguments, AugmentArguments, ImageDiffusionArguments,
+         BudgetArguments, TrainingArguments), argv
     )
     if dargs.torch_num_threads:
         torch.set_num_threads(dargs.torch_num_threads)
@@ -263,9 +291,12 @@ def train(argv: list[str] | None = None, callbacks: tuple = ()) -> MDMTrainer:
     fingerprint = image_run_fingerprint(margs, dargs, diff, digest)
     if text.captions:
         fingerprint = hashlib.sha256(f"{fingerprint}|{sorted(asdict(text).items())}".encode()).hexdigest()[:16]
+    if aug.hflip:
+        fingerprint = hashlib.sha256(f"{fingerprint}|{sorted(asdict(aug).items())}".encode()).hexdigest()[:16]
     resume = prepare_run(targs, fingerprint, recipe="train_image")
 
-    data = text_image_data(dargs, text, vq, targs) if text.captions else class_image_data(dargs, vq, digest, targs)
+    data = (text_image_data(dargs, text, aug, vq, targs) if text.captions
+            else class_image_data(dargs, aug, vq, digest, targs))
     layout, class_names = data.layout, data.class_names
     if start_layout is not None and start_layout != layout:
         raise UserError(f"{margs.model_name_or_path} has the image layout {start_layout.to_dict()}, this data gives "
@@ -303,7 +334,7 @@ def train(argv: list[str] | None = None, callbacks: tuple = ()) -> MDMTrainer:
         callbacks=training_callbacks(model, margs, diff, budget, targs, seq_len, callbacks),
     )
     train_from(trainer, resume)
-    metrics = final_eval(trainer)
+    metrics = shipped_model_metrics(trainer)
     metrics["eval_nats_per_image"] = metrics["eval_nll"] * (h * w)
     defaults = {"mask_token_id": layout.mask_id, **IMAGE_SAMPLER_DEFAULTS}
     finish_run(trainer, None, metrics, defaults)

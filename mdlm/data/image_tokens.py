@@ -92,30 +92,48 @@ def data_source_key(src: ImageSource) -> dict[str, Any]:
     return key
 
 
-def cache_path(src: ImageSource, vq_digest: str) -> str | None:
-    """The cache directory for ``src`` encoded by the VQ ``vq_digest``; None when caching is off."""
+def cache_path(src: ImageSource, vq_digest: str, hflip: bool = False) -> str | None:
+    """The cache directory for ``src`` encoded by the VQ ``vq_digest`` (with the training mirrors under
+    ``hflip``); None when caching is off."""
     if src.cache_dir is not None and src.cache_dir.lower() in ("none", "off", "no", ""):
         return None
     root = src.cache_dir or os.path.join(os.environ.get("MDLM_CACHE", os.path.expanduser("~/.cache/mdlm")), "image_tokens")
-    blob = json.dumps({"format": CACHE_FORMAT, "vq": vq_digest, "data": data_source_key(src)}, sort_keys=True)
+    key = {"format": CACHE_FORMAT, "vq": vq_digest, "data": data_source_key(src)}
+    if hflip:  # absent otherwise: the entries cached before --hflip existed keep their names
+        key["hflip"] = True
+    blob = json.dumps(key, sort_keys=True)
     slug = "".join(c if c.isalnum() else "-" for c in src.dataset.split(":")[0].lower())[:40]
     return os.path.join(root, f"{slug}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}")
 
 
-def token_dataset(src: ImageSource, vq, vq_digest: str, device: torch.device, verbose: bool):
+def mirrored_split(ds):
+    """A labelled image split with every image followed by its horizontal mirror (mdlm.data.image_augment):
+    2N rows, so the first ``--max_train_samples`` rows hold images and their mirrors alike."""
+    from .image_augment import hflip
+    from .images import dataset_to_tensors, images_dataset
+
+    x, y = dataset_to_tensors(ds)  # (N, C, H, W), (N,)
+    pixels = torch.stack([x, hflip(x)], dim=1).flatten(0, 1)  # (2N, C, H, W): image, mirror, image, …
+    return images_dataset(pixels.numpy(), y.repeat_interleave(2).numpy(), ds.features["label"].names)
+
+
+def token_dataset(src: ImageSource, vq, vq_digest: str, device: torch.device, verbose: bool, hflip: bool = False):
     """The image-token DatasetDict (``mdlm.data.images.build_image_token_dataset``), from the cache when
-    present, else encoded (with a progress bar) and cached: saved to a temporary dir, then renamed."""
+    present, else encoded (with a progress bar) and cached: saved to a temporary dir, then renamed.
+    ``hflip``: the train split also holds every image's mirror (the test split never does)."""
     from datasets import load_from_disk
 
     from .images import build_image_token_dataset
 
-    path = cache_path(src, vq_digest)
+    path = cache_path(src, vq_digest, hflip)
     if path and os.path.isdir(path):
         if verbose:
             print(f"image tokens: cached {path}", flush=True)
         return load_from_disk(path)
     try:
         images = load_images(src)
+        if hflip:
+            images["train"] = mirrored_split(images["train"])
     except ValueError as e:
         raise UserError(str(e)) from None
     vq.to(device)

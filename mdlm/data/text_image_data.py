@@ -15,10 +15,7 @@ from dataclasses import dataclass
 import torch
 from datasets import DatasetDict
 
-from .images import (
-    dataset_to_tensors,
-    encode_images,
-)
+from .images import encode_images
 from .text_image import TextImageLayout, caption_token_ids, text_image_sequences
 
 Tensor = torch.Tensor
@@ -57,15 +54,24 @@ def build_text_image_tokens(vq, data: DatasetDict, tokenizer, text_budget: int, 
                             progress: bool = False) -> TextImageTokens:
     """Encode every split's images with ``vq`` and its captions with ``tokenizer`` into sequences (a caption over
     the budget raises ValueError naming it)."""
+    from .text_image_mix import from_split
+
     class_names = list(data["train"].features["label"].names)
+    splits = {name: from_split(ds) for name, ds in data.items()}
+    return encode_captioned(vq, splits, class_names, tokenizer, text_budget, batch_size, progress)
+
+
+def encode_captioned(vq, splits: dict, class_names: list[str], tokenizer, text_budget: int, batch_size: int = 512,
+                     progress: bool = False) -> TextImageTokens:
+    """``{split: CaptionedImages}`` (mdlm.data.text_image_mix; label −1 = no class → [MASK] in the class slot) →
+    :class:`TextImageTokens` (a caption over the budget raises ValueError naming it)."""
     layout = TextImageLayout.from_tokenizer(tokenizer, int(vq.codebook_size), len(class_names), text_budget)
-    splits = {}
-    for name, ds in data.items():
-        x, y = dataset_to_tensors(ds)  # (N, C, H, W), (N,)
-        codes = encode_images(vq, x, batch_size, progress)  # (N, h, w)
-        captions = caption_token_ids(tokenizer, list(ds["caption"]), layout)  # (N, budget)
-        splits[name] = text_image_sequences(codes, y, captions, layout)
-    return TextImageTokens(layout, tokenizer, class_names, splits)
+    out = {}
+    for name, part in splits.items():
+        codes = encode_images(vq, part.pixels, batch_size, progress)  # (N, h, w)
+        captions = caption_token_ids(tokenizer, part.captions, layout)  # (N, budget)
+        out[name] = text_image_sequences(codes, part.labels, captions, layout)
+    return TextImageTokens(layout, tokenizer, class_names, out)
 
 
 class TextImageRows(torch.utils.data.Dataset):
@@ -124,5 +130,5 @@ class TextImageCollator:
         return batch
 
 
-__all__ = ["TextImageCollator", "TextImageRows", "TextImageTokens", "build_text_image_tokens", "drop_parts",
+__all__ = ["TextImageCollator", "TextImageRows", "TextImageTokens", "build_text_image_tokens", "drop_parts", "encode_captioned",
            "load_captioned", "load_image_set"]

@@ -207,7 +207,13 @@ class SafeCheckpointMixin:
             super()._save_checkpoint(model, trial)
         finally:
             self._staging_dir = None
+        name = f"checkpoint-{self.state.global_step}"
+        best = self.state.best_model_checkpoint
+        if best and os.path.dirname(os.path.normpath(best)) == staging:  # --load_best_model_at_end: the published path
+            self.state.best_model_checkpoint = os.path.join(run_dir, os.path.basename(os.path.normpath(best)))
+            if self.args.should_save:
+                self.state.save_to_json(os.path.join(staging, name, "trainer_state.json"))
         self.accelerator.wait_for_everyone()
         if self.args.should_save:
-            publish_checkpoint(run_dir, f"checkpoint-{self.state.global_step}", self.args.save_total_limit)
+            publish_checkpoint(run_dir, name, self.args.save_total_limit)
         self.accelerator.wait_for_everyone()
