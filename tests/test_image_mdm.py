@@ -131,6 +131,23 @@ def test_token_cache_is_reused_and_keyed_by_the_vq(recipe, trained, capsys):
 
 
 @pytest.mark.requires("sklearn")  # scikit-learn's digits
+def test_hflip_doubles_the_cached_training_split_only(recipe, trained):
+    from mdlm.data.image_tokens import mirrored_split
+
+    dargs = recipe.ImageDataArguments(vq_model=str(trained.vq), dataset="digits", cache_dir=str(trained.cache))
+    digest = recipe.vq_sha256(str(trained.vq))
+    assert recipe.cache_path(dargs, digest, hflip=True) != recipe.cache_path(dargs, digest)  # its own cache entry
+    vq = VQModelForImages.from_pretrained(trained.vq)
+    plain = recipe.token_dataset(dargs, vq, digest, torch.device("cpu"), verbose=False)
+    flipped = recipe.token_dataset(dargs, vq, digest, torch.device("cpu"), verbose=False, hflip=True)
+    assert len(flipped["train"]) == 2 * len(plain["train"]) and len(flipped["test"]) == len(plain["test"])
+    assert flipped["train"]["label"][::2] == flipped["train"]["label"][1::2] == plain["train"]["label"]
+    images = recipe.load_images(dargs)["train"].select(range(3))
+    pairs = np.asarray(mirrored_split(images).with_format("numpy")["pixel_values"])  # (6, 1, 8, 8)
+    assert np.array_equal(pairs[1::2], pairs[::2][..., ::-1]) and not np.array_equal(pairs[1], pairs[0])
+
+
+@pytest.mark.requires("sklearn")  # scikit-learn's digits
 def test_codebook_mismatch_errors_name_both_sizes(recipe, trained, tmp_path):
     from mdlm.pipelines.image import image_model_info, load_image_vq
 
