@@ -46,6 +46,14 @@ Sequences: ``[class] + --text_budget caption slots (padded) + h·w codes``; a lo
 is on the codes only. Dropout for CFG with the mask token: ``--class_dropout`` (class alone), ``--caption_dropout``
 (caption alone), ``--cond_dropout`` (both). The captioned tokens are not cached (encoding takes seconds).
 
+Regularisation for small image sets (docs/images/text_to_image.md): ``--hflip true`` encodes each training image's
+mirror beside it (mdlm.data.image_augment; captions matching ``--hflip_skip`` — left/right/flag… — are not mirrored;
+the validation split never is); ``--dataset A,B,C`` trains on several captioned sets, A's classes and test split
+being the task's and B, C adding images without a class (mdlm.data.text_image_mix; needs ``--captions true``);
+``--model_config '{"hidden_dropout": 0.1, "attention_dropout": 0.1}'``; and transformers' ``--save_strategy best
+--load_best_model_at_end true --metric_for_best_model nll --greater_is_better false`` ships the checkpoint of the
+lowest validation ELBO (eval_metrics.json gives its ELBO and ``eval_best_step``).
+
     python recipes/train_image.py --config recipes/configs/emoji_t2i_mdm_gpu.yaml --vq_model runs/vq64
     python recipes/train_image.py --config recipes/configs/t2i_mdm_tiny.yaml --vq_model runs/vq64_tiny   # CPU
     # then: python recipes/generate.py --model runs/emoji_t2i_mdm_gpu --prompt "red apple" --out apples.png
@@ -69,6 +77,7 @@ from transformers import AutoConfig, TrainingArguments, set_seed  # noqa: E402
 
 import mdlm  # noqa: E402,F401  (registers the model with the Auto classes)
 from mdlm.cli import UserError, parse_config_and_args, run_cli  # noqa: E402
+from mdlm.data.image_augment import AugmentArguments
 from mdlm.data.image_tokens import (  # noqa: E402,F401  (re-exported for callers of this script)
     CACHE_FORMAT,
     ImageTokenRows,
@@ -79,7 +88,6 @@ from mdlm.data.image_tokens import (  # noqa: E402,F401  (re-exported for caller
     split_tensor,
     token_dataset,
 )
-from mdlm.data.image_augment import AugmentArguments  # noqa: E402
 from mdlm.data.images import ImageTokenLayout, check_codebook_size  # noqa: E402
 from mdlm.data.text_image import TextImageLayout, prefix_len  # noqa: E402
 from mdlm.data.text_image_args import TextImageArguments  # noqa: E402
@@ -236,7 +244,11 @@ def text_image_data(dargs: ImageDataArguments, text: TextImageArguments, aug: Au
     (``--dataset A,B``: mdlm.data.text_image_mix), mirrors added under ``--hflip``; the captions' BPE is trained
     here (or ``--caption_tokenizer`` loaded); images encoded in memory (no token cache: the captioned sets are small)."""
     from mdlm.data.text_image import train_caption_tokenizer
-    from mdlm.data.text_image_data import TextImageCollator, TextImageRows, encode_captioned
+    from mdlm.data.text_image_data import (
+        TextImageCollator,
+        TextImageRows,
+        encode_captioned,
+    )
     from mdlm.data.text_image_mix import drop_overlong, load_sets, mirrored, mixture
     from mdlm.tokenizers.text import load_tokenizer
 

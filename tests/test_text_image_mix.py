@@ -19,9 +19,19 @@ from transformers import TrainerCallback
 import mdlm  # noqa: F401
 from mdlm.cli import UserError
 from mdlm.data.image_augment import DEFAULT_HFLIP_SKIP, mirror_mask
-from mdlm.data.text_image import TextImageLayout, decode_captions, train_caption_tokenizer
+from mdlm.data.text_image import (
+    TextImageLayout,
+    decode_captions,
+    train_caption_tokenizer,
+)
 from mdlm.data.text_image_data import encode_captioned
-from mdlm.data.text_image_mix import CaptionedImages, first_clause, load_sets, mirrored, mixture
+from mdlm.data.text_image_mix import (
+    CaptionedImages,
+    first_clause,
+    load_sets,
+    mirrored,
+    mixture,
+)
 from mdlm.tokenizers.image import VQConfig, VQModelForImages
 
 sys.path.insert(0, str(Path(__file__).parent))

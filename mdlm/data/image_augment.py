@@ -7,7 +7,7 @@ validation split is never flipped (its ELBO stays comparable across runs).
 
 A mirror can contradict its caption ("rightwards hand", "leftwards arrow") or show a wrong picture (a country's
 flag mirrored is no flag). Images whose caption matches ``hflip_skip`` (a case-insensitive regular expression;
-default :data:`DEFAULT_HFLIP_SKIP`: direction words and flags — 450 of the 3,781 emoji) are not mirrored; text
+default :data:`DEFAULT_HFLIP_SKIP`: direction words and flags — 457 of the 3,781 emoji) are not mirrored; text
 inside symbols is mirrored as on ImageNet. Rows without captions (class-only training) are all mirrored.
 """
 
