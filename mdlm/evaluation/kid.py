@@ -34,7 +34,9 @@ class KID:
     subset_size: int
 
     def as_dict(self, digits: int = 6) -> dict[str, float | int]:
-        return {"kid": round(self.mean, digits), "kid_std": round(self.std, digits),
+        """JSON-ready, ``digits`` significant digits."""
+        sig = (lambda v: float(f"{v:.{digits}g}"))
+        return {"kid": sig(self.mean), "kid_std": sig(self.std),
                 "kid_subsets": self.num_subsets, "kid_subset_size": self.subset_size}
 
 

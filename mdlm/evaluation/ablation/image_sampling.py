@@ -13,8 +13,11 @@ from .image_common import (
     fid_cells,
     fid_header,
     fid_log,
+    floor_lines,
     guidance_text,
+    has_kid,
     image_figure,
+    metric_value,
     reference_info,
     reference_lines,
     score_row,
@@ -55,7 +58,7 @@ def image_sampling_markdown(res: dict) -> str:
     refs = res["references"]
     n = res["rows"][0]["n_images"] if res["rows"] else 0
     b = res["base_sampler"]
-    head, align = fid_header(refs)
+    head, align = fid_header(refs, has_kid(res["rows"]))
     lines = [
         f"# Image sampling ablation: {res['model']}",
         "",
@@ -79,17 +82,20 @@ def image_sampling_markdown(res: dict) -> str:
 
 
 def image_sampling_plot(res: dict, path: str) -> None:
+    """KID (FID for results written before KID) against steps, one panel per reference with its reference points as
+    horizontal lines, and class accuracy."""
     refs = res["references"]
+    metric = "kid" if has_kid(res["rows"]) else "fid"
     plt, fig, axes = image_figure(len(refs) + 1)
     for kw, rs in step_curves(res["rows"]):
         x = [r["steps"] for r in rs]
         for ax, ref in zip(axes, refs):
-            ax.plot(x, [r["classifier_fid_by_reference"][ref] for r in rs], **kw)
+            ax.plot(x, [metric_value(r, ref, metric) for r in rs], **kw)
         axes[-1].plot(x, [r["class_accuracy"] for r in rs], **kw)
     for ax, ref in zip(axes, refs):
-        pts = res["reference_points"][ref]
-        ax.axhline(pts["vq_reconstructions"], color="k", lw=0.8, ls="--", label="VQ reconstructions")
-        ax.set_ylabel(f"classifier-FID vs {ref} (lower is better)")
+        floor_lines(ax, res, ref, metric)
+        ax.set_ylabel(f"classifier-{metric.upper()} vs {ref} (lower is better)")
+        ax.legend(fontsize=6, loc="upper right")
     axes[-1].set_ylabel("class accuracy")
     for ax in axes:
         ax.set_xscale("log", base=2)
