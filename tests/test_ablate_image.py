@@ -68,6 +68,7 @@ def test_image_grid_cfg_table_and_training_grid(assets, tmp_path):
         assert all(v >= 0 for v in r["classifier_fid_by_reference"].values())
         assert set(r["kid_by_reference"]) == {"recon", "test"} and r["classifier_kid"] == r["kid_by_reference"]["recon"]["kid"]
         assert all(k["kid_std"] > 0 for k in r["kid_by_reference"].values())  # subsets differ: the std says something
+        assert r["class_mix"] == "data" and 0 <= r["class_accuracy_balanced"] <= 1
     halves = samp["reference_halves"]
     assert halves["n_each"] == samp["n_probe"] == 60 and halves["kid_subset_size"] == 30  # max_reference caps a half
     for ref in ("recon", "test"):  # unpaired points, each with FID and KID
@@ -76,7 +77,8 @@ def test_image_grid_cfg_table_and_training_grid(assets, tmp_path):
     assert [r["sampler"]["sampler"] for r in samp["rows"]] == ["maskgit", "maskgit", "moment", "moment"]
     md = (out / "image_sampling.md").read_text()
     assert "classifier-free guidance ℓ = c + 1·(c − u) on every step" in md
-    assert "| KID vs recon | KID vs test | FID vs recon | FID vs test |" in md and "real half B KID" in md
+    assert "| KID vs recon | KID vs test | FID vs recon | FID vs test | class acc | balanced acc |" in md
+    assert "real half B KID" in md and "by the test split's class mix" in md
 
     cfg = {(r["guidance"], r["steps"]): r for r in res["cfg"]["rows"]}
     assert set(cfg) == {(g, s) for g in ("none", "constant", "interval 0-0.5") for s in (4, 8)}

@@ -71,3 +71,19 @@ def test_halves_are_disjoint_equal_seeded_and_capped():
     assert len(ac) == len(bc) == 500 and not set(ac.tolist()) & set(bc.tolist())
     with pytest.raises(ValueError, match="at least 4"):
         split_halves(3)
+
+
+def test_class_plan_follows_the_reference_mix_or_is_even():
+    from mdlm.evaluation.class_mix import class_counts, class_plan
+
+    test_labels = torch.tensor([0] * 22 + [1] * 192 + [2] * 16 + [5] * 7)  # emoji-like: one dominant class
+    counts = class_counts(test_labels, 1000, 6)
+    assert int(counts.sum()) == 1000 and counts[3] == counts[4] == 0 and counts[1] == max(counts)
+    assert torch.allclose(counts.double() / 1000, torch.bincount(test_labels, minlength=6).double() / 237, atol=1e-3)
+    plan = class_plan("data", 5, 6, test_labels)
+    assert len(plan) == 30 and plan == sorted(plan)  # class-major, num_per_class × classes in all
+    assert class_plan("uniform", 2, 3) == [0, 0, 1, 1, 2, 2]
+    with pytest.raises(ValueError, match="unknown class mix"):
+        class_plan("balanced", 2, 3)
+    with pytest.raises(ValueError, match=r"in \[0, 3\)"):
+        class_counts(torch.tensor([0, 3]), 10, 3)

@@ -45,7 +45,8 @@ from ..pipelines.image import (
     load_image_vq,
 )
 from ..pipelines.text import sampler_config_from
-from .classifier import accuracy
+from .class_mix import class_plan
+from .classifier import accuracy, per_class_recall, predict
 from .fid import classifier_features, feature_fid
 from .kid import default_subset_size, kid
 from .reference_halves import HALVES_SEED, split_halves
@@ -133,10 +134,10 @@ class ImageScorer:
     """
 
     def __init__(self, clf, data, *, max_reference: int | None = None, batch_size: int = 500, dataset: str = "",
-                 kid_subsets: int = KID_SUBSETS, halves_seed: int = HALVES_SEED):
+                 kid_subsets: int = KID_SUBSETS, halves_seed: int = HALVES_SEED, class_mix: str = "data"):
         self.clf, self.data, self.dataset = clf, data, dataset
         self.max_reference, self.batch_size = max_reference, batch_size
-        self.kid_subsets, self.halves_seed = kid_subsets, halves_seed
+        self.kid_subsets, self.halves_seed, self.class_mix = kid_subsets, halves_seed, class_mix
         self._images: dict[tuple[str, int | None], Tensor] = {}
         self._feats: dict[str, np.ndarray] = {}
         self._points: dict[tuple[str, str], dict[str, dict[str, float]]] = {}
@@ -164,14 +165,28 @@ class ImageScorer:
             self._images[key] = dataset_to_tensors(ds.select((a if half == "a" else b).tolist()))[0]
         return self._images[key]
 
+    def class_plan(self, num_per_class: int, num_classes: int) -> list[int]:
+        """The class of every image of a row (:mod:`mdlm.evaluation.class_mix`): ``num_per_class × num_classes``
+        images, split by the test split's class mix (``class_mix`` 'data') or evenly ('uniform')."""
+        if self.class_mix == "data" and "labels" not in self._feats:
+            self._feats["labels"] = dataset_to_tensors(self.data[RECON_SPLIT])[1].numpy()
+        labels = torch.from_numpy(self._feats["labels"]) if self.class_mix == "data" else None
+        return class_plan(self.class_mix, num_per_class, num_classes, labels)
+
+    @property
+    def has_halves(self) -> bool:
+        """Enough test images (≥ 4) for the unpaired reference points."""
+        return len(self.data[RECON_SPLIT]) >= 4
+
     @property
     def half_size(self) -> int:
-        return len(self.half_images("a"))
+        return len(self.half_images("a")) if self.has_halves else 0
 
     @property
     def kid_subset_size(self) -> int:
         """The one subset size of every KID of this scorer (the halves are the smallest sets it scores)."""
-        return default_subset_size(self.half_size, self.half_size)
+        n = self.half_size if self.has_halves else len(self.data[RECON_SPLIT])
+        return default_subset_size(n, n)
 
     def features(self, images: Tensor) -> np.ndarray:
         """(N, C, H, W) → (N, d) classifier features."""
@@ -236,7 +251,9 @@ class ImageScorer:
         refs = {r: self.reference_features(r, ckpt) for r in references}
         return {"fid": {r: round(feature_fid(feats, f), 4) for r, f in refs.items()},
                 "kid": {r: self.kid(feats, f) for r, f in refs.items()},
-                "class_accuracy": round(accuracy(self.clf, images, labels, self.batch_size), 4)}
+                "class_accuracy": round(accuracy(self.clf, images, labels, self.batch_size), 4),
+                "class_accuracy_balanced": round(float(np.nanmean(per_class_recall(
+                    predict(self.clf, images, self.batch_size), labels, self.clf.config.num_classes))), 4)}
 
 
 # ---- sampling --------------------------------------------------------------------------------------
@@ -251,14 +268,15 @@ def sample_and_score(
     ckpt: ImageCheckpoint, scorer: ImageScorer, *, steps: int, overrides: dict[str, Any], num_per_class: int,
     seed: int, batch_size: int, references: list[str], npz_path: str | None = None,
 ) -> dict[str, Any]:
-    """Generate ``num_per_class`` images of every class with the checkpoint's sampler defaults +
-    ``overrides`` at ``steps`` steps, then score them. One result row (see the module docstring)."""
+    """Generate ``num_per_class × num_classes`` images (split by the scorer's class mix: the test split's class
+    frequencies, or evenly) with the checkpoint's sampler defaults + ``overrides`` at ``steps`` steps, then score
+    them. One result row (see the module docstring)."""
     config, _ = sampler_config_from(ckpt.defaults, {**overrides, "steps": steps})
     g = torch.Generator(device=ckpt.device).manual_seed(seed)
-    classes = list(range(ckpt.info.layout.num_classes))
+    classes = scorer.class_plan(num_per_class, ckpt.info.layout.num_classes)  # (N,) class-major
     _sync(ckpt.device)
     t = time.perf_counter()
-    out = generate_images(ckpt.model, ckpt.info.layout, ckpt.vq, classes, num_per_class, config, g, batch_size=batch_size)
+    out = generate_images(ckpt.model, ckpt.info.layout, ckpt.vq, classes, 1, config, g, batch_size=batch_size)
     _sync(ckpt.device)
     dt = time.perf_counter() - t
     s = scorer.score(out.images, out.labels, references, ckpt)
@@ -270,13 +288,14 @@ def sample_and_score(
     return {"steps": steps, "nfe": out.nfe, "classifier_fid": s["fid"][references[0]],
             "classifier_fid_by_reference": s["fid"], "classifier_kid": head["kid"],
             "classifier_kid_std": head["kid_std"], "kid_by_reference": s["kid"], "class_accuracy": s["class_accuracy"],
+            "class_accuracy_balanced": s["class_accuracy_balanced"], "class_mix": scorer.class_mix,
             "n_images": len(out.labels), "sample_wall_s": round(dt, 2), "images_per_s": round(len(out.labels) / dt, 1),
             "sampler": sampler}
 
 
 def build_scorer(classifier: str, device: str | torch.device, *, dataset: str = "fashion-mnist",
                  data_dir: str | None = None, max_reference: int | None = None, batch_size: int = 500,
-                 num_classes: int | None = None) -> ImageScorer:
+                 num_classes: int | None = None, class_mix: str = "data") -> ImageScorer:
     """The classifier at ``classifier`` + the reference images of ``dataset``, as one :class:`ImageScorer`
     (ValueError when the classifier's class count differs from ``num_classes``)."""
     from .classifier import load_classifier
@@ -286,16 +305,17 @@ def build_scorer(classifier: str, device: str | torch.device, *, dataset: str = 
     if num_classes is not None and clf.config.num_classes != num_classes:
         raise ValueError(f"the classifier has {clf.config.num_classes} classes, the image model {num_classes}")
     data = load_reference_data(dataset, data_dir, clf.config.in_channels, clf.config.image_size)
-    return ImageScorer(clf, data, max_reference=max_reference,
-                       batch_size=batch_size, dataset=dataset)
+    return ImageScorer(clf, data, max_reference=max_reference, batch_size=batch_size, dataset=dataset,
+                       class_mix=class_mix)
 
 
 def reference_summary(scorer: ImageScorer, ckpt: ImageCheckpoint, references: list[str], num_per_class: int) -> dict:
     """What each reference set is and its unpaired reference points (module docstring). ``n_probe`` = the size of
     each test half; ``num_per_class`` is kept for the callers (the points no longer depend on the row size)."""
     del num_per_class
-    h = scorer.half_size
+    h = scorer.half_size  # 0: too few test images for two halves (a CPU dry run's fixture): no points
     return {"references": list(references), "reference_descriptions": {r: scorer.describe(r) for r in references},
-            "reference_points": {r: scorer.reference_points(r, ckpt) for r in references}, "n_probe": h,
+            "reference_points": {r: scorer.reference_points(r, ckpt) for r in references} if h else {}, "n_probe": h,
             "reference_halves": {"split": RECON_SPLIT, "seed": scorer.halves_seed, "n_each": h,
-                                 "kid_subsets": scorer.kid_subsets, "kid_subset_size": scorer.kid_subset_size}}
+                                 "n_split": len(scorer.data[RECON_SPLIT]), "kid_subsets": scorer.kid_subsets,
+                                 "kid_subset_size": scorer.kid_subset_size}}

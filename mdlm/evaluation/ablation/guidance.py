@@ -11,11 +11,13 @@ from .image_common import (
     REFERENCE_NOTE,
     fid_cells,
     fid_header,
+    bal_acc,
     fid_log,
     floor_lines,
     has_kid,
     image_figure,
     metric_value,
+    mix_text,
     reference_info,
     reference_lines,
     score_row,
@@ -49,16 +51,17 @@ def cfg_markdown(res: dict) -> str:
     refs = res["references"]
     head, align = fid_header(refs, has_kid(res["rows"]))
     lines = [f"# Classifier-free guidance: {res['model']}", "",
-             f"{res['num_per_class']} images per class, seed {res['seed']}; guided logits ℓ = c + s·(c − u), "
+             f"Images per row: {mix_text(res)}; seed {res['seed']}; guided logits ℓ = c + s·(c − u), "
              f"s = {res['cfg_scale']:g}. Interval = the τ range (share of the image still masked before the step) in "
              "which the unconditional pass runs and guidance is applied; NFE/image counts every network pass per "
              "image (the unconditional pass is one), so an interval saves NFE. Other sampler settings: the "
              f"checkpoint's defaults. {res['metric']}; {REFERENCE_NOTE}", "", *reference_lines(res), "",
-             f"| guidance | scale | interval | steps | NFE/image | {head} | class acc | sample s |",
-             f"|---|---:|---|---:|---:|{align}|---:|---:|"]
+             f"| guidance | scale | interval | steps | NFE/image | {head} | class acc | balanced acc | sample s |",
+             f"|---|---:|---|---:|---:|{align}|---:|---:|---:|"]
     for r in res["rows"]:
         lines.append(f"| {r['guidance']} | {r['cfg_scale']:g} | {r['interval'][0]:g}–{r['interval'][1]:g} | {r['steps']} | "
-                     f"{r['nfe']} | {fid_cells(r, refs)} | {r['class_accuracy']:.3f} | {r['sample_wall_s']:.1f} |")
+                     f"{r['nfe']} | {fid_cells(r, refs)} | {r['class_accuracy']:.3f} | {bal_acc(r)} | "
+                     f"{r['sample_wall_s']:.1f} |")
     return "\n".join(lines) + "\n"
 
 

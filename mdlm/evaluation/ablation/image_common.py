@@ -17,7 +17,8 @@ def build_image_scorer(im: Images, device: str, num_classes: int | None = None) 
     reference images are loaded at that size by :func:`mdlm.data.images.load_image_dataset`."""
     if im.image_size is None and im.channels is None:
         return build_scorer(im.classifier, device, dataset=im.dataset, data_dir=im.data_dir,
-                            max_reference=im.max_reference, batch_size=im.batch_size, num_classes=num_classes)
+                            max_reference=im.max_reference, batch_size=im.batch_size, num_classes=num_classes,
+                            class_mix=im.class_mix)
     from ...data.text_image_data import load_image_set
     from ..classifier import load_classifier
 
@@ -25,7 +26,8 @@ def build_image_scorer(im: Images, device: str, num_classes: int | None = None) 
     if num_classes is not None and clf.config.num_classes != num_classes:
         raise ValueError(f"the classifier has {clf.config.num_classes} classes, the image model {num_classes}")
     data = load_image_set(im.dataset, im.image_size, im.channels or 3)
-    return ImageScorer(clf, data, max_reference=im.max_reference, batch_size=im.batch_size, dataset=im.dataset)
+    return ImageScorer(clf, data, max_reference=im.max_reference, batch_size=im.batch_size, dataset=im.dataset,
+                       class_mix=im.class_mix)
 
 
 def load_grid_checkpoint(path: str, im: Images, device: str):
@@ -34,8 +36,16 @@ def load_grid_checkpoint(path: str, im: Images, device: str):
 
 
 def reference_info(scorer: ImageScorer, ckpt, im: Images) -> dict:
-    """The reference sets' descriptions and reference points at one row's sample size."""
-    return reference_summary(scorer, ckpt, im.references, im.num_per_class)
+    """The reference sets' descriptions, reference points and the rows' class mix."""
+    return {**reference_summary(scorer, ckpt, im.references, im.num_per_class), "class_mix": scorer.class_mix}
+
+
+def mix_text(res: dict) -> str:
+    """How a row's images are split over the classes (results written before ``class_mix``: evenly)."""
+    if res.get("class_mix", "uniform") == "uniform":
+        return f"{res['num_per_class']} per class"
+    return (f"{res['num_per_class']} × the class count, split over the classes by the test split's class mix, as "
+            "the reference images are")
 
 
 def score_row(ckpt, scorer: ImageScorer, im: Images, *, steps: int, sampler: dict, seed: int) -> dict:
@@ -54,6 +64,11 @@ def guidance_text(sampler: dict) -> str:
         return "no classifier-free guidance"
     where = "every step" if (lo, hi) == (0.0, 1.0) else f"steps with τ ∈ ({lo:g}, {hi:g}]"
     return f"classifier-free guidance ℓ = c + {s:g}·(c − u) on {where}"
+
+
+def bal_acc(r: dict) -> str:
+    """The row's balanced class accuracy (mean per-class recall), '–' for rows written before it."""
+    return f"{r['class_accuracy_balanced']:.3f}" if "class_accuracy_balanced" in r else "–"
 
 
 def fmt_kid(k: dict) -> str:
@@ -99,6 +114,9 @@ def reference_lines(res: dict) -> list[str]:
     if "reference_halves" not in res:
         return _old_reference_lines(res)
     h = res["reference_halves"]
+    if not h["n_each"]:
+        return [f"No reference points: the {h['split']} split has {h.get('n_split', '< 4')} images, too few for two "
+                f"halves. KID = mean ± std over {h['kid_subsets']} subsets of {h['kid_subset_size']} images."]
     lines = [f"Reference points: the {h['split']} split cut into two disjoint halves A and B (seed {h['seed']}, "
              f"{h['n_each']} images each); each point is scored against the reference restricted to half A (`train` "
              f"stays whole). KID = mean ± std over {h['kid_subsets']} subsets of {h['kid_subset_size']} images "
@@ -128,7 +146,9 @@ REFERENCE_NOTE = ("`recon` = VQ reconstructions (encode → decode through the c
 
 def floor_lines(ax, res: dict, ref: str, metric: str) -> None:
     """Dashed / dotted lines at the real-vs-real and tokenizer points of ``ref`` (``metric``: 'kid' or 'fid')."""
-    pts = res["reference_points"][ref]
+    pts = res["reference_points"].get(ref)
+    if pts is None:
+        return
     if "reference_halves" not in res:
         if metric == "fid":
             ax.axhline(pts["vq_reconstructions"], color="k", lw=0.8, ls="--", label="VQ reconstructions (paired)")

@@ -15,9 +15,11 @@ from .image_common import (
     fid_log,
     floor_lines,
     guidance_text,
+    bal_acc,
     has_kid,
     image_figure,
     metric_value,
+    mix_text,
     reference_info,
     reference_lines,
     score_row,
@@ -64,7 +66,7 @@ def image_sampling_markdown(res: dict) -> str:
         "",
         f"**{guidance_text(b)}** ({res.get('cfg_source', 'the checkpoint default')}, the same in every row). "
         f"{n} images per row "
-        f"({res['num_per_class']} per class), seed {res['seed']}; every row starts from the checkpoint's sampler "
+        f"({mix_text(res)}), seed {res['seed']}; every row starts from the checkpoint's sampler "
         f"defaults (token temperature {b['temperature']:g}, choice temperature {b['choice_temperature']:g}) and "
         "sets the schedule, the step count and the strategy: "
         + "; ".join(f"`{k}` = {', '.join(f'{kk}={vv}' for kk, vv in v.items())}" for k, v in res["strategies"].items())
@@ -72,12 +74,12 @@ def image_sampling_markdown(res: dict) -> str:
         "",
         *reference_lines(res),
         "",
-        f"| schedule | strategy | steps | NFE/image | {head} | class acc | sample s |",
-        f"|---|---|---:|---:|{align}|---:|---:|",
+        f"| schedule | strategy | steps | NFE/image | {head} | class acc | balanced acc | sample s |",
+        f"|---|---|---:|---:|{align}|---:|---:|---:|",
     ]
     for r in res["rows"]:
         lines.append(f"| {r['schedule']} | {r['strategy']} | {r['steps']} | {r['nfe']} | {fid_cells(r, refs)} | "
-                     f"{r['class_accuracy']:.3f} | {r['sample_wall_s']:.1f} |")
+                     f"{r['class_accuracy']:.3f} | {bal_acc(r)} | {r['sample_wall_s']:.1f} |")
     return "\n".join(lines) + "\n"
 
 
