@@ -11,7 +11,7 @@ gets classifier-FID and classifier-KID (:mod:`mdlm.evaluation.kid`: unbiased, so
 Reference points (unpaired; :mod:`mdlm.evaluation.reference_halves`): the test split is cut into two disjoint
 seeded halves A and B (each ≤ ``max_reference``). Against R_A (R restricted to half A: real half A, or the
 reconstructions of half A; ``train`` stays whole) we score ``real_half_b`` (the real images of half B),
-``vq_recon_half_b`` (their VQ reconstructions) and ``real_train_seen`` (as many train images, seen by the
+``vq_recon_half_b`` (their VQ reconstructions) and ``real_train_seen`` (as many random train images, seen by the
 classifier). Against ``test``: real half B = a perfect generator (KID ≈ 0), reconstructions = the tokenizer's
 floor; against ``recon``: reconstructions ≈ a perfect sampler of the tokenizer's codes, real half B = the
 tokenizer's error. KID of a row (vs all of R) and of a point (vs R_A) estimate the same population quantity, so
@@ -148,13 +148,22 @@ class ImageScorer:
         return metric_name(self.clf)
 
     def images(self, split: str, n: int | None = None) -> Tensor:
-        """The first ``n`` (default: ``max_reference``, else all) images of ``split``: (N, C, H, W)."""
+        """``n`` (default: ``max_reference``, else all) images of ``split``: (N, C, H, W); fewer than all are a
+        seeded random draw (:meth:`sample_images`)."""
         n = self.max_reference if n is None else n
         key = (split, n)
         if key not in self._images:
             ds = self.data[split]
-            self._images[key] = dataset_to_tensors(ds.select(range(min(n, len(ds)))) if n else ds)[0]
+            self._images[key] = self.sample_images(split, n) if n and n < len(ds) else dataset_to_tensors(ds)[0]
         return self._images[key]
+
+    def sample_images(self, split: str, n: int) -> Tensor:
+        """``n`` images of ``split`` drawn at random (seeded): data sets stored in class order (emoji) make "the
+        first n" one or two classes — the old "real train images" point compared the first 342 train images (only
+        Smileys and People & Body) with the whole test split."""
+        ds = self.data[split]
+        idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(self.halves_seed))[:n]
+        return dataset_to_tensors(ds.select(idx.tolist()))[0]
 
     def half_images(self, half: str) -> Tensor:
         """Half ``"a"`` or ``"b"`` of the test split (:func:`split_halves`, ≤ ``max_reference`` each): (h, C, H, W)."""
