@@ -1,4 +1,4 @@
-"""Pieces shared by the image ablations: the scorer (classifier-FID + class accuracy,
+"""Pieces shared by the image ablations: the scorer (classifier-KID, -FID + class accuracy,
 :mod:`mdlm.evaluation.image_scoring`), checkpoint loading, reference points, one scored row, table cells and
 figures."""
 

@@ -1,5 +1,5 @@
 """Image sampling ablation (no retraining): steps × schedule × strategy on an image checkpoint, on top of its
-sampler defaults (its classifier-free guidance included); FID + class accuracy per row; its table and plot."""
+sampler defaults (its classifier-free guidance included); KID + FID + class accuracy per row; its table and plot."""
 
 from __future__ import annotations
 
