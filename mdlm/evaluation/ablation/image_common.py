@@ -89,7 +89,7 @@ def metric_value(r: dict, ref: str, metric: str) -> float:
 def fid_cells(r: dict, refs: list[str]) -> str:
     """The KID cells (when the row has them), then the FID cells, one per reference."""
     kids = [fmt_kid(r["kid_by_reference"][x]) for x in refs] if "kid_by_reference" in r else []
-    return " | ".join(kids + [f"{r['classifier_fid_by_reference'][x]:.2f}" for x in refs])
+    return " | ".join(kids + [f"{r['classifier_fid_by_reference'][x]:.4g}" for x in refs])
 
 
 def fid_header(refs: list[str], kid: bool = True) -> tuple[str, str]:
@@ -124,7 +124,7 @@ def reference_lines(res: dict) -> list[str]:
              "small-sample bias is larger than the rows'."]
     for ref, pts in res["reference_points"].items():
         against = {"test": "real half A", "recon": "VQ reconstructions of half A"}.get(ref, "all of it")
-        cells = "; ".join(f"{POINT_NAME[k]} KID {fmt_kid(v)}, FID {v['fid']:.2f} ({POINT_MEANING[ref][k]})"
+        cells = "; ".join(f"{POINT_NAME[k]} KID {fmt_kid(v)}, FID {v['fid']:.4g} ({POINT_MEANING[ref][k]})"
                           for k, v in pts.items())
         lines.append(f"- **vs {ref}** = {res['reference_descriptions'][ref]}; points against {against}: {cells}")
     return lines
