@@ -3,8 +3,8 @@
 A class-conditional row used to generate the same number of images per class, while the reference images follow
 the data's class mix (emoji's test split: 56 % People & Body, 2 % Activities). FID and KID compare distributions, so
 a perfect class-conditional generator sampled class-balanced scores far from the reference for its class mix alone
-(measured on emoji's CPU classifier: class-balanced real train images vs test half A, KID 50.5 ± 19.2 and FID 116;
-the same number drawn at random, KID 10.6 ± 13.8 and FID 17.4 — docs/images/evaluation.md). ``data`` draws the
+(measured on emoji's CPU classifier: class-balanced real train images vs test half A, KID 54.7 ± 19.1 and FID 121;
+the same number drawn at random, KID 10.2 ± 11.1 and FID 17.9 — eval/kid_vs_fid.py, docs/images/evaluation.md). ``data`` draws the
 counts from the reference split's class frequencies; ``uniform`` is the old plan.
 """
 
