@@ -38,7 +38,7 @@ def test_symmetric_and_seeded():
     x, y = gauss(80, seed=5), gauss(80, shift=0.3, seed=6)
     assert float(mmd2_unbiased(torch.tensor(x)[None], torch.tensor(y)[None])) == pytest.approx(
         float(mmd2_unbiased(torch.tensor(y)[None], torch.tensor(x)[None])), rel=1e-12)
-    whole = dict(num_subsets=3, subset_size=80)  # every subset is the whole set: exact symmetry, std 0
+    whole = {"num_subsets": 3, "subset_size": 80}  # every subset is the whole set: exact symmetry, std 0
     assert kid(x, y, **whole).mean == pytest.approx(kid(y, x, **whole).mean, rel=1e-12)
     a, b = kid(x, y, subset_size=40, seed=7), kid(x, y, subset_size=40, seed=7)
     assert a == b and kid(x, y, subset_size=40, seed=8).mean != a.mean

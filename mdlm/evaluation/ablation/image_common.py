@@ -115,13 +115,13 @@ def reference_lines(res: dict) -> list[str]:
         return _old_reference_lines(res)
     h = res["reference_halves"]
     if not h["n_each"]:
-        return [f"No reference points: the {h['split']} split has {h.get('n_split', '< 4')} images, too few for two "
-                f"halves. KID = mean ± std over {h['kid_subsets']} subsets of {h['kid_subset_size']} images."]
-    lines = [f"Reference points: the {h['split']} split cut into two disjoint halves A and B (seed {h['seed']}, "
-             f"{h['n_each']} images each); each point is scored against the reference restricted to half A (`train` "
-             f"stays whole). KID = mean ± std over {h['kid_subsets']} subsets of {h['kid_subset_size']} images "
-             "(unbiased: compare rows and points directly); FID of the points is at the halves' size, so its "
-             "small-sample bias is larger than the rows'."]
+        return [(f"No reference points: the {h['split']} split has {h.get('n_split', '< 4')} images, too few for two "
+                 f"halves. KID = mean ± std over {h['kid_subsets']} subsets of {h['kid_subset_size']} images.")]
+    lines = [(f"Reference points: the {h['split']} split cut into two disjoint halves A and B (seed {h['seed']}, "
+              f"{h['n_each']} images each); each point is scored against the reference restricted to half A (`train` "
+              f"stays whole). KID = mean ± std over {h['kid_subsets']} subsets of {h['kid_subset_size']} images "
+              "(unbiased: compare rows and points directly); FID of the points is at the halves' size, so its "
+              "small-sample bias is larger than the rows'.")]
     for ref, pts in res["reference_points"].items():
         against = {"test": "real half A", "recon": "VQ reconstructions of half A"}.get(ref, "all of it")
         cells = "; ".join(f"{POINT_NAME[k]} KID {fmt_kid(v)}, FID {v['fid']:.4g} ({POINT_MEANING[ref][k]})"
