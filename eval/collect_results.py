@@ -340,12 +340,70 @@ def partial_cache_figures() -> dict[str, dict]:
     }}
 
 
+def images64_figures() -> dict[str, dict]:
+    """#18 on one H200: the VQ (vq_metrics.json) and the text/class-conditioned MDM's ablation + bench
+    (eval/gpu/images64.sh → docs/benchmarks/h200_images64/), through eval/images64_summary.py's row choice."""
+    import sys
+
+    d = os.path.join(BENCH, "h200_images64")
+    if not os.path.isdir(d):
+        return {}
+    sys.path.insert(0, os.path.join(ROOT, "eval"))
+    from images64_summary import headline
+
+    abl, bench, vq = (_json(os.path.join(d, f)) for f in ("ablation_results.json", "bench_image.json", "vq_metrics.json"))
+    meta = {"gpu": "NVIDIA H200", "torch": abl.get("torch"), **{k: v for k, v in GPU_STACK.items() if k != "torch"},
+            "date": "2026-11-30"}
+    model = ("runs/images64/mdm: 14.97M-parameter text+class-conditioned MDM, 400 steps of batch 256 on the 3,439 "
+             "emoji training images (validation ELBO 3.90 nats/image token; longer runs overfit, "
+             "docs/images/text_to_image.md)")
+    pts = abl["image_sampling"]["reference_points"]["test"]
+    fid_note = ("classifier-FID (emoji CNN features, 1008 samples vs the 342 test images); at this size it does not "
+                "rank real images first: real train images score %.0f against the test images, more than most "
+                "sampler rows, so read these FIDs as relative between rows only" % pts["real_images"])
+    h = headline(abl, bench)
+    cmd = "bash eval/gpu/images64.sh (STAGE=train, the MDM retrained for 400 steps, then STAGE=eval)"
+    src = _rel(os.path.join(d, "ablation_results.json"))
+    out = {"vq_recon_psnr": {
+        "value": round(vq["psnr_db"], 2), "unit": "dB, test split, mean over images", "ssim": round(vq["ssim"], 4),
+        "codebook_codes_used": vq["codebook_codes_used"], "codebook_perplexity": round(vq["codebook_perplexity"], 1),
+        "model": f"conv VQ-VAE + VQGAN loss, {vq['n_params'] / 1e6:.2f}M parameters, 16x16 codes of 1024, "
+                 f"{vq['train_steps']} steps in {vq['train_wall_s']:.0f} s",
+        "command": "python recipes/train_vq.py --config recipes/configs/vq64_gpu.yaml --dataset .data/emoji64.npz "
+                   "(eval/gpu/images64.sh STAGE=train)", **meta, "source": _rel(os.path.join(d, "vq_metrics.json"))},
+        "vq_recon_fid": {
+            "value": round(pts["vq_reconstructions"], 2),
+            "unit": "classifier-FID of the VQ reconstructions of the 342 test images vs those images (paired)",
+            "real_train_vs_test": round(pts["real_images"], 2), "note": fid_note, "command": cmd, **meta, "source": src}}
+    for key in ("image_fid_8steps", "image_fid_64steps", "image_class_acc_8steps", "image_caption_match_8steps",
+                "image_per_s_8steps_b256"):
+        if key in h:
+            unit = {"image_fid_8steps": "classifier-FID vs the test images, 8 steps (cosine, confidence, CFG 1)",
+                    "image_fid_64steps": "classifier-FID vs the test images, 64 steps (cosine, confidence, CFG 1)",
+                    "image_class_acc_8steps": "share of 8-step class-conditioned samples the classifier puts in "
+                                              "their class",
+                    "image_caption_match_8steps": "share of 300 held-out captions whose 8-step image the classifier "
+                                                  "puts in the caption's category",
+                    "image_per_s_8steps_b256": "images/s, 8 steps, constant CFG (16 NFE), batch 256, bf16, "
+                                               "sampling + VQ decode"}[key]
+            out[key] = {"value": h[key], "unit": unit, "rows_used": h["rows_used"], "model": model, "command": cmd, **meta,
+                        "source": _rel(os.path.join(d, "bench_image.json")) if key.startswith("image_per_s") else src}
+    out["image_fid_8steps"]["ratio_8_over_64"] = h.get("image_fid_ratio_8_over_64")
+    out["image_fid_8steps"]["note"] = fid_note
+    out["image_class_acc_8steps"]["note"] = ("the classifier's own test accuracy is 0.851 (balanced 0.644); "
+                                             "the largest class (Smileys & Emotion) is 0.561 of the test images")
+    out["image_caption_match_8steps"]["retrieval_at_10"] = h.get("image_caption_retrieval_at_10_8steps")
+    out["image_caption_match_8steps"]["chance"] = abl["captions"].get("chance")
+    out["image_caption_match_8steps"]["vq_reconstructions"] = abl["captions"].get("vq_reconstructions")
+    return out
+
+
 def collect() -> dict[str, Any]:
     figures: dict[str, Any] = {}
     figures.update(training_figures())
     figures.update(recipe_mfu_figures({k: figures[k] for k in ("train_mfu_125m", "train_mfu_350m")}))
     for part in (ar_gap_figure, scaling_figure, sampler_figures, image_figures, image_speed_figures,
-                 partial_cache_figures):
+                 partial_cache_figures, images64_figures):
         figures.update(part())
     return figures
 

@@ -9,18 +9,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..fonts import label_font
 from .render import MASKED, NEW, Piece
 
 INK, NEW_BG, MASK_FILL, PAPER = (20, 20, 20), (167, 243, 208), (209, 213, 219), (255, 255, 255)
 
 
-def _font(size: int):
-    from PIL import ImageFont
-
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1: one bitmap size
-        return ImageFont.load_default()
 
 
 NEWLINE = " / "  # a line break drawn as in quoted verse, so a frame stays a few rows tall
@@ -43,7 +37,7 @@ def text_rows(pieces: Sequence[Piece], width: int = 640, size: int = 16) -> int:
     """Rows :func:`text_frame` needs for ``pieces`` (give frames of one animation the max of these)."""
     from PIL import Image, ImageDraw
 
-    parts = _layout(pieces, ImageDraw.Draw(Image.new("RGB", (1, 1))), _font(size), size, width, 8, int(size * 1.5))
+    parts = _layout(pieces, ImageDraw.Draw(Image.new("RGB", (1, 1))), label_font(size), size, width, 8, int(size * 1.5))
     return 1 + max((row for _, row, *_ in parts), default=0)
 
 
@@ -51,7 +45,7 @@ def text_frame(pieces: Sequence[Piece], caption: str, width: int = 640, size: in
     """One frame: ``caption`` on top, then the pieces wrapped to ``width`` pixels (``rows`` rows tall)."""
     from PIL import Image, ImageDraw
 
-    font, pad, row_h = _font(size), 8, int(size * 1.5)
+    font, pad, row_h = label_font(size), 8, int(size * 1.5)
     img = Image.new("RGB", (width, pad * 3 + row_h * (rows + 1)), PAPER)
     draw = ImageDraw.Draw(img)
     draw.text((pad, pad), caption, fill=(90, 90, 90), font=font)
@@ -73,7 +67,7 @@ def picture_frame(picture: np.ndarray, caption: str, size: int = 16):
     pad = 8
     img = Image.new("RGB", (picture.shape[1] + 2 * pad, picture.shape[0] + 3 * pad + size), PAPER)
     img.paste(Image.fromarray(picture), (pad, 2 * pad + size))
-    ImageDraw.Draw(img).text((pad, pad), caption, fill=(90, 90, 90), font=_font(size))
+    ImageDraw.Draw(img).text((pad, pad), caption, fill=(90, 90, 90), font=label_font(size))
     return img
 
 

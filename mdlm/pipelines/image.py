@@ -36,6 +36,7 @@ import torch.nn.functional as F
 
 from ..data.images import ImageTokenLayout, check_codebook_size, unit_to_uint8
 from ..data.text_image import TextImageLayout, condition_prefix, prefix_len
+from ..fonts import label_font
 from ..sampling import MDLMGenerationConfig, SampleOutput, generate
 
 Tensor = torch.Tensor
@@ -306,13 +307,6 @@ def decode_partial_canvas(vq, layout: ImageTokenLayout | TextImageLayout, canvas
 # PNG output
 
 
-def _font(size: int):
-    from PIL import ImageFont
-
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1: one bitmap size
-        return ImageFont.load_default()
 
 
 def tile_images(images: Tensor | np.ndarray, nrow: int, gap: int = 1) -> np.ndarray:
@@ -346,7 +340,7 @@ def save_labeled_grid(
     tiles = tiles.repeat(scale, axis=0).repeat(scale, axis=1)
     if tiles.shape[2] == 1:
         tiles = np.repeat(tiles, 3, axis=2)
-    font = _font(12)
+    font = label_font(12)
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
 
     def text_size(s: str) -> tuple[int, int]:
