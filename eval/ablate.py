@@ -10,9 +10,10 @@
 A grid (``eval/ablations/*.yaml``; its keys: mdlm/evaluation/ablation/grid.py) names the parts to run and
 their axes: ``text_sampling`` (steps × schedule × strategy, genppl under a judge LM + unigram entropy),
 ``text_training`` (schedule × weighting × t_min, short runs of recipes/train_text.py, validation NELBO),
-``image_sampling`` and ``guidance`` (classifier-FID + class accuracy of an image checkpoint's samples; CFG
-none / constant / τ-intervals with NFE per image), ``image_training`` (short runs of recipes/train_image.py,
-NELBO + FID); ``images`` holds what the image parts share (checkpoint, classifier, reference images).
+``image_sampling`` and ``guidance`` (classifier-KID and -FID + class accuracy of an image checkpoint's samples,
+beside unpaired reference points from two halves of the test split — docs/images/evaluation.md §3; CFG none /
+constant / τ-intervals with NFE per image), ``image_training`` (short runs of recipes/train_image.py, NELBO + KID /
+FID); ``images`` holds what the image parts share (checkpoint, classifier, reference images, ``class_mix``).
 
 Writes ``OUT/<part>.md|png`` and ``OUT/results.json`` (rewritten after every part, so a run cut short keeps
 what it finished); a non-empty OUT is refused unless ``--overwrite``. docs/ablations/README.md lists the

@@ -1,27 +1,31 @@
-"""classifier-FID, class accuracy and caption retrieval of generated images, on the features of a classifier
-trained here (no Inception weights exist offline).
+"""classifier-FID, classifier-KID, class accuracy and caption retrieval of generated images, on the features of a
+classifier trained here (no Inception weights exist offline).
 
     # 64×64 RGB: samples (images + labels and/or captions) against emoji's test split
     python eval/fid.py --classifier runs/emoji_classifier --fake samples.npz --real emoji:test
-    # floors: real vs real (train vs test), VQ reconstructions vs real
-    python eval/fid.py --classifier runs/emoji_classifier --fake emoji:train --real emoji:test
-    python eval/fid.py --classifier runs/emoji_classifier --fake recon.npz --real emoji:test
+    # unpaired floors: real half B vs real half A of the test split, and half B through the VQ (encode → decode)
+    python eval/fid.py --classifier runs/emoji_classifier --fake emoji:test-b --real emoji:test-a
+    python eval/fid.py --classifier runs/emoji_classifier --fake emoji:test-b --vq runs/images64/vq --real emoji:test-a
     # Fashion-MNIST (the older form: --images = --fake, --reference = --real)
     python eval/fid.py --classifier runs/fmnist_classifier --images samples.npz [--reference test]
     # also a standard Inception FID, from a weights file you have (needs torchvision [+ pytorch-fid]):
     python eval/fid.py --classifier CLF --images samples.npz --inception pt_inception-2015-12-05.pth
 
 Caption scores need ``captions`` in a samples ``.npz`` (a data set's own captions are not prompts).
-Image sets (``--fake`` / ``--real`` / ``--captions-from``): ``NAME:train|test|all`` of a data set (``emoji``,
+Image sets (``--fake`` / ``--real`` / ``--captions-from``): ``NAME:train|test|all|test-a|test-b`` of a data set (``emoji``,
 ``fashion-mnist``, an exported ``.npz``, a folder), ``train`` / ``test`` of ``--dataset``, or a ``.npz`` of
 samples (``images`` uint8 (N, C, H, W) or (N, H, W) or float [-1, 1]; ``labels`` (N,) = the requested class;
 ``captions`` (N,) = the prompt; write it with mdlm.data.images.save_samples_npz).
 
 Prints ONE JSON line, e.g.
-    {"metric": "classifier-FID (emoji CNN features)", "classifier_fid": 3.21, "class_accuracy": 0.87,
+    {"metric": "classifier-FID (emoji CNN features)", "classifier_fid": 3.21, "classifier_kid": 0.012,
+     "classifier_kid_std": 0.004, "kid_subsets": 100, "kid_subset_size": 171, "class_accuracy": 0.87,
      "caption_category_accuracy": 0.8, "caption_retrieval_accuracy": 0.6, "caption_retrieval_k": 10, ...}
 ``classifier_fid`` is the Fréchet distance of the classifier's penultimate features (mdlm/evaluation/fid.py),
 NOT the Inception FID of papers (a Fashion-MNIST classifier also writes it as ``classifier_fid_fmnist``).
+``classifier_kid``: KID (Bińkowski et al. 2018; mdlm/evaluation/kid.py) on the same features, mean and std over
+``--kid-subsets`` seeded subsets; unbiased, so two sets from one distribution score ≈ 0 at any size (FID does not).
+The train split was seen by the classifier: a "train vs test" FID/KID measures its overfitting, not a floor.
 ``class_accuracy``: the share of fake images classified as their label (null without labels). With captions in
 ``--fake`` and a captioned ``--captions-from`` set (default ``--real``): ``caption_category_accuracy`` (predicted
 class = the class of the prompt's real image) and ``caption_retrieval_accuracy`` (nearer to the prompt's real
@@ -31,6 +35,7 @@ image than to K-1 random others; chance 1/K) — see mdlm/evaluation/caption_ret
 from __future__ import annotations
 
 import json
+import os
 
 import torch
 
@@ -42,7 +47,8 @@ from mdlm.evaluation.caption_retrieval import (
 )
 from mdlm.evaluation.classifier import accuracy, load_classifier, predict
 from mdlm.evaluation.fid import classifier_features, extract_features, feature_fid
-from mdlm.evaluation.image_scoring import METRIC_NAME, metric_name
+from mdlm.evaluation.image_scoring import METRIC_NAME, metric_name, reconstruct
+from mdlm.evaluation.kid import kid
 from mdlm.evaluation.image_sets import ImageSet, load_image_set
 
 
@@ -56,6 +62,10 @@ def parse_args(argv: list[str] | None = None):
     p.add_argument("--captions-from", default=None, help="captioned real set for caption retrieval (default: --real)")
     p.add_argument("--retrieval-k", type=positive_int, default=10, help="candidates per image in caption retrieval")
     p.add_argument("--max-reference", "--max_reference", type=positive_int, default=None, help="use the first N reference images")
+    p.add_argument("--vq", default=None, help="pass --fake through this VQ tokenizer dir (encode → decode) first")
+    p.add_argument("--kid-subsets", type=positive_int, default=100, help="KID: number of random subsets")
+    p.add_argument("--kid-subset-size", type=positive_int, default=None,
+                   help="KID: images per subset (default min(1000, half the smaller set))")
     p.add_argument("--inception", default=None, help="Inception-v3 weights file (torchvision or pytorch-fid)")
     p.add_argument("--batch-size", "--batch_size", type=positive_int, default=500)
     p.add_argument("--seed", type=int, default=0, help="draws the retrieval distractors")
@@ -86,9 +96,12 @@ def caption_scores(clf, fake: ImageSet, real: ImageSet, k: int, batch_size: int,
 
 def classifier_scores(args, fake: ImageSet, real: ImageSet) -> dict:
     clf = load_classifier(args.classifier, args.device)
-    fid = feature_fid(classifier_features(clf, fake.images, args.batch_size),
-                      classifier_features(clf, real.images, args.batch_size))
-    out = {"metric": metric_name(clf), "classifier_fid": round(fid, 4)}
+    f_fake = classifier_features(clf, fake.images, args.batch_size)
+    f_real = classifier_features(clf, real.images, args.batch_size)
+    k = kid(f_fake, f_real, num_subsets=args.kid_subsets, subset_size=args.kid_subset_size, seed=args.seed)
+    out = {"metric": metric_name(clf), "classifier_fid": round(feature_fid(f_fake, f_real), 4),
+           "classifier_kid": k.as_dict()["kid"], "classifier_kid_std": k.as_dict()["kid_std"],
+           "kid_subsets": k.num_subsets, "kid_subset_size": k.subset_size}
     if out["metric"] == METRIC_NAME:
         out["classifier_fid_fmnist"] = out["classifier_fid"]  # the older key
     out["class_accuracy"] = (round(accuracy(clf, fake.images, fake.labels, args.batch_size), 4)
@@ -108,8 +121,22 @@ def inception_scores(args, fake: ImageSet, real: ImageSet) -> dict:
     except ImportError as e:  # torchvision / pytorch-fid missing: one line naming the package
         raise UserError(str(e)) from None
     bs = min(args.batch_size, 100)
-    fid = feature_fid(extract_features(fn, fake.images, bs), extract_features(fn, real.images, bs))
-    return {"fid_inception_v3": round(fid, 4), "inception_weights": kind}
+    f_fake, f_real = extract_features(fn, fake.images, bs), extract_features(fn, real.images, bs)
+    k = kid(f_fake, f_real, num_subsets=args.kid_subsets, subset_size=args.kid_subset_size, seed=args.seed)
+    return {"fid_inception_v3": round(feature_fid(f_fake, f_real), 4), "kid_inception_v3": k.as_dict()["kid"],
+            "kid_inception_v3_std": k.as_dict()["kid_std"], "inception_weights": kind}
+
+
+def through_vq(images: ImageSet, vq_dir: str, device: str, batch_size: int) -> ImageSet:
+    """``images`` encoded and decoded by the VQ tokenizer at ``vq_dir`` (its floor: what a perfect sampler of its
+    codes would score); labels and captions kept."""
+    from mdlm.tokenizers.image import load_image_tokenizer
+
+    if not os.path.isdir(vq_dir):
+        raise UserError(f"--vq {vq_dir!r} is not a directory")
+    vq = load_image_tokenizer(vq_dir, device=device)
+    x = reconstruct(vq, images.images, batch_size)
+    return ImageSet(x, images.labels, images.captions, f"VQ reconstructions of {images.description}", images.generated)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -119,6 +146,8 @@ def main(argv: list[str] | None = None) -> dict:
         cfg = load_classifier(args.classifier).config
         shape = (cfg.in_channels, cfg.image_size)
     fake = load_image_set(args.fake, args.dataset, *shape)
+    if args.vq:
+        fake = through_vq(fake, args.vq, args.device, args.batch_size)
     real = load_image_set(args.real, args.dataset, *shape).head(args.max_reference)
     if tuple(fake.images.shape[1:]) != tuple(real.images.shape[1:]):
         raise ValueError(f"--fake images are {tuple(fake.images.shape[1:])}, --real images {tuple(real.images.shape[1:])}")

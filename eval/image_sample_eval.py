@@ -34,7 +34,6 @@ from mdlm.cli import ArgumentParser, positive_int, refuse_overwrite, run_cli
 from mdlm.evaluation.files import write_json
 from mdlm.evaluation.image_scoring import (
     REFERENCES,
-    ImageScorer,
     build_scorer,
     check_dirs,
     load_image_checkpoint,
@@ -97,10 +96,12 @@ def print_table(result: dict[str, Any]) -> None:
         fids = [f"{r['classifier_fid_by_reference'][ref]:.3f}" for ref in refs]
         print(fmt_row([r["steps"], r["nfe"], *fids, f"{r['class_accuracy']:.3f}", f"{r['sample_wall_s']:.1f}",
                        f"{r['images_per_s']:.0f}"], widths))
-    for ref, pts in result["reference_points"].items():
-        print(f"reference points vs {ref}: VQ reconstructions {pts['vq_reconstructions']:.3f}, real "
-              f"{'train' if ImageScorer.split_of(ref) == 'test' else 'test'} images {pts['real_images']:.3f} "
-              f"({result['n_probe']} images each)")
+    for r in rows:
+        print(f"steps {r['steps']}: classifier-KID " + ", ".join(
+            f"vs {ref} {k['kid']:.4g} ± {k['kid_std']:.2g}" for ref, k in r["kid_by_reference"].items()))
+    for ref, pts in result["reference_points"].items():  # unpaired: half B of the test split vs half A
+        print(f"reference points vs {ref} (half A; {result['n_probe']} images each): " + ", ".join(
+            f"{name} FID {p['fid']:.3f} KID {p['kid']:.4g} ± {p['kid_std']:.2g}" for name, p in pts.items()))
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -125,11 +126,13 @@ def main(argv: list[str] | None = None) -> dict:
         rows.append(r)
         print(f"steps {steps}: classifier-FID {r['classifier_fid']:.3f} (vs {a.reference[0]}), class acc "
               f"{r['class_accuracy']:.3f}, {r['sample_wall_s']:.1f}s", file=sys.stderr, flush=True)
-    primary = refs["reference_points"][a.reference[0]]
+    primary = refs["reference_points"].get(a.reference[0], {})  # {}: too few test images for the halves
     result = {
         "metric": scorer.metric, "model": a.model, "classifier": a.classifier,
         "reference": scorer.describe(a.reference[0]), **refs, "num_per_class": a.num_per_class,
-        "vq_reconstruction_fid": primary["vq_reconstructions"], "real_data_fid": primary["real_images"],
+        **{f"{name}_{m}": primary.get(key, {}).get(m) for name, key in (("vq_reconstruction", "vq_recon_half_b"),
+                                                                         ("real_data", "real_half_b"))
+           for m in ("fid", "kid")},
         "reference_wall_s": round(ref_s, 1),
         "device": torch.cuda.get_device_name(ckpt.device) if ckpt.device.type == "cuda" else "cpu",
         "torch": torch.__version__, "results": rows,

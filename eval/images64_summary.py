@@ -4,7 +4,9 @@ the keys of docs/benchmarks/results.json.
     python eval/images64_summary.py --ablation runs/images64/ablate/results.json --bench out/bench_image.json
 
 Which row gives each key (so nothing is picked after the fact): image_sampling rows with schedule cosine and
-strategy maskgit-confidence (the checkpoint's CFG), classifier-FID against the real test images; captions rows at
+strategy maskgit-confidence (the checkpoint's CFG), classifier-FID and -KID against the real test images (the KID
+ratio is null unless the 64-step KID is > 2 std above 0); the floors = the unpaired reference points against the
+test images (half B of the test split vs half A: real images, VQ reconstructions); captions rows at
 CFG scale 1; bench rows with CFG ``constant`` (the checkpoint's default guidance) at batch 256. Prints one JSON object.
 """
 
@@ -25,6 +27,18 @@ def _row(rows: list[dict], what: str, **match) -> dict | None:
     return found[0] if found else None
 
 
+def floors(res: dict) -> dict:
+    """The unpaired reference points against the test images (half B vs half A): real-vs-real and the VQ's floor."""
+    pts = res.get("reference_points", {}).get("test", {})
+    out = {}
+    for key, name in (("real_half_b", "real_vs_real"), ("vq_recon_half_b", "vq_recon")):
+        if "kid" in pts.get(key, {}):
+            out[f"image_kid_floor_{name}"] = pts[key]["kid"]
+            out[f"image_kid_floor_{name}_std"] = pts[key]["kid_std"]
+            out[f"image_fid_floor_{name}"] = pts[key]["fid"]
+    return out
+
+
 def headline(ablation: dict, bench: dict | None) -> dict:
     """The issue's keys (missing parts → the key is absent) + the 8-vs-64-step FID ratio (goal ≤ 1.2)."""
     out: dict = {}
@@ -34,8 +48,15 @@ def headline(ablation: dict, bench: dict | None) -> dict:
         if r:
             out[f"image_fid_{s}steps"] = r["classifier_fid_by_reference"].get("test", r["classifier_fid"])
             out[f"image_class_acc_{s}steps"] = r["class_accuracy"]
+            if "test" in r.get("kid_by_reference", {}):
+                out[f"image_kid_{s}steps"] = r["kid_by_reference"]["test"]["kid"]
+                out[f"image_kid_{s}steps_std"] = r["kid_by_reference"]["test"]["kid_std"]
     if "image_fid_8steps" in out and "image_fid_64steps" in out:
         out["image_fid_ratio_8_over_64"] = round(out["image_fid_8steps"] / out["image_fid_64steps"], 3)
+    if "image_kid_8steps" in out and "image_kid_64steps" in out:  # a ratio needs a 64-step KID clearly above 0
+        k8, k64 = out["image_kid_8steps"], out["image_kid_64steps"]
+        out["image_kid_ratio_8_over_64"] = round(k8 / k64, 3) if k64 > 2 * out["image_kid_64steps_std"] else None
+    out.update(floors(ablation.get("image_sampling", {})))
     caps = ablation.get("captions", {})
     r = _row(caps.get("rows", []), "captions", steps=8, cfg_scale=HEADLINE["caption_cfg"])
     if r:

@@ -66,15 +66,25 @@ def test_image_grid_cfg_table_and_training_grid(assets, tmp_path):
         assert r["nfe"] == 2 * r["steps"]  # the checkpoint's CFG on every step, in every row
         assert r["sampler"]["schedule"] == "linear" and r["n_images"] == 30
         assert all(v >= 0 for v in r["classifier_fid_by_reference"].values())
+        assert set(r["kid_by_reference"]) == {"recon", "test"} and r["classifier_kid"] == r["kid_by_reference"]["recon"]["kid"]
+        assert all(k["kid_std"] > 0 for k in r["kid_by_reference"].values())  # subsets differ: the std says something
+        assert r["class_mix"] == "data" and 0 <= r["class_accuracy_balanced"] <= 1
+    halves = samp["reference_halves"]
+    assert halves["n_each"] == samp["n_probe"] == 60 and halves["kid_subset_size"] == 30  # max_reference caps a half
+    for ref in ("recon", "test"):  # unpaired points, each with FID and KID
+        assert set(samp["reference_points"][ref]) == {"real_half_b", "vq_recon_half_b", "real_train_seen"}
+        assert all({"fid", "kid", "kid_std"} <= set(p) for p in samp["reference_points"][ref].values())
     assert [r["sampler"]["sampler"] for r in samp["rows"]] == ["maskgit", "maskgit", "moment", "moment"]
     md = (out / "image_sampling.md").read_text()
-    assert "classifier-free guidance ℓ = c + 1·(c − u) on every step" in md and "| FID vs recon | FID vs test |" in md
+    assert "classifier-free guidance ℓ = c + 1·(c − u) on every step" in md
+    assert "| KID vs recon | KID vs test | FID vs recon | FID vs test | class acc | balanced acc |" in md
+    assert "real half B KID" in md and "by the test split's class mix" in md
 
     cfg = {(r["guidance"], r["steps"]): r for r in res["cfg"]["rows"]}
     assert set(cfg) == {(g, s) for g in ("none", "constant", "interval 0-0.5") for s in (4, 8)}
     for s in (4, 8):
         assert cfg["none", s]["nfe"] == s < cfg["interval 0-0.5", s]["nfe"] < cfg["constant", s]["nfe"] == 2 * s
-    assert "NFE/image" in (out / "cfg.md").read_text()
+    assert "NFE/image" in (out / "cfg.md").read_text() and "| KID vs recon |" in (out / "cfg.md").read_text()
 
     train = res["image_training"]["rows"]
     assert [(r["schedule"], r["weighting"], r["t_min"]) for r in train] == [("exp", "elbo", 0.2), ("exp", "maskgit", 0.2)]
@@ -82,7 +92,7 @@ def test_image_grid_cfg_table_and_training_grid(assets, tmp_path):
         assert "error" not in r and r["steps"] == 2 and r["val_nll"] > 0 and r["val_tokens"] == 128 * 16
         assert [x["steps"] for x in r["samples"]] == [2] and r["samples"][0]["nfe"] == 4
     tmd = (out / "image_training.md").read_text()
-    assert "| exp | elbo | 0.2 | 2 |" in tmd and "| exp | maskgit | 0.2 | 2 |" in tmd
+    assert "| exp | elbo | 0.2 | 2 |" in tmd and "| exp | maskgit | 0.2 | 2 |" in tmd and "2 steps: KID vs test" in tmd
     saved = json.loads((out / "results.json").read_text())
     assert saved["image_training"]["rows"] == train and saved["cfg"]["rows"] == res["cfg"]["rows"]
     # replot redraws every table and plot from results.json alone

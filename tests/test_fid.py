@@ -120,6 +120,27 @@ def test_eval_fid_cli(tmp_path, capsys):
     assert out["metric"] == "classifier-FID (Fashion-MNIST CNN features)"
     assert out["classifier_fid_fmnist"] > 0 and out["n_images"] == 40 and out["n_reference"] == 40
     assert out["class_accuracy"] > 0.9  # uint8 rounding may flip a borderline prediction
+    # KID always printed: both sets are uniform noise (one distribution), so its mean is within noise of 0
+    assert out["kid_subsets"] == 100 and out["kid_subset_size"] == 20 and out["classifier_kid_std"] > 0
+    assert abs(out["classifier_kid"]) < 3 * out["classifier_kid_std"]
+
+
+@pytest.mark.requires("sklearn")  # scikit-learn's digits
+def test_eval_fid_unpaired_halves_and_vq_floor(tmp_path, capsys):
+    from test_image_sample_eval import make_classifier, make_image_checkpoint
+
+    clf, ckpt = make_classifier(tmp_path / "clf"), make_image_checkpoint(tmp_path / "ckpt")
+    base = ["--classifier", str(clf), "--real", "digits:test-a", "--device", "cpu", "--kid-subsets", "10"]
+    mod = load_eval_fid()
+    real = mod.main(base + ["--fake", "digits:test-b"])
+    recon = mod.main(base + ["--fake", "digits:test-b", "--vq", str(ckpt / "vq")])
+    capsys.readouterr()
+    assert real["n_images"] == real["n_reference"] == recon["n_images"] > 100  # two halves of digits' test split
+    assert recon["fake"] == "VQ reconstructions of digits:test-b" and recon["kid_subsets"] == 10
+    assert abs(real["classifier_kid"]) < 3 * real["classifier_kid_std"]  # unpaired real vs real: ≈ 0
+    assert recon["classifier_kid"] > real["classifier_kid"] + 3 * recon["classifier_kid_std"]  # a random VQ: far
+    with pytest.raises(ValueError, match="--vq .* is not a directory"):
+        mod.main(base + ["--fake", "digits:test-b", "--vq", str(tmp_path / "nope")])
 
 
 def test_eval_fid_inception_needs_torchvision(tmp_path):

@@ -108,19 +108,21 @@ def test_recon_reference_scores_the_reconstructions_themselves_at_zero(assets):
 def test_cli_reports_every_reference_and_the_recon_floor(ise, assets, tmp_path, capsys):
     ckpt, clf = assets
     out = tmp_path / "e.json"
-    # 5 per class × 10 classes = the 50 reference images: the reconstructions' point against 'recon' is exactly 0
+    # the reference points are unpaired: half B of the test split against half A (≤ --max-reference each)
     res = ise.main(_argv(ckpt, clf, "--steps", "1", "2", "--num-per-class", "5", "--max-reference", "50",
                          "--reference", "recon", "test", "--json", str(out)))
     printed = capsys.readouterr().out
     assert "FID vs recon" in printed and "FID vs test" in printed and "VQ reconstructions of digits:test" in printed
+    assert "classifier-KID" in printed and "real_half_b" in printed
     assert res["references"] == ["recon", "test"] and res["n_probe"] == 50
     pts = res["reference_points"]
-    assert pts["recon"]["vq_reconstructions"] < 1e-6 < pts["test"]["vq_reconstructions"]
-    assert res["vq_reconstruction_fid"] == pts["recon"]["vq_reconstructions"]  # the headline reference's point
+    assert set(pts["test"]) == {"real_half_b", "vq_recon_half_b", "real_train_seen"}
+    assert res["vq_reconstruction_fid"] == pts["recon"]["vq_recon_half_b"]["fid"]  # the headline reference's point
     assert [r["steps"] for r in res["results"]] == [1, 2]
     for r in res["results"]:
         assert set(r["classifier_fid_by_reference"]) == {"recon", "test"}
         assert r["classifier_fid"] == r["classifier_fid_by_reference"]["recon"]
+        assert r["classifier_kid"] == r["kid_by_reference"]["recon"]["kid"] and set(r["kid_by_reference"]) == {"recon", "test"}
         assert r["nfe"] == 2 * r["steps"]  # the checkpoint's CFG: one unconditional pass per step
         assert r["n_images"] == 50 and 0 <= r["class_accuracy"] <= 1
     assert json.loads(out.read_text())["results"] == res["results"]

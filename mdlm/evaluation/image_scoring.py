@@ -2,16 +2,20 @@
 Fashion-MNIST classifier the project trains itself, :mod:`mdlm.evaluation.classifier`) and class accuracy,
 against one or more reference image sets whose features are computed once and reused.
 
-References (``REFERENCES``): ``test`` / ``train`` = the real images of that split; ``recon`` = the VQ
-reconstructions (encode → decode through the checkpoint's own VQ) of the test images. Samples are decoded
-through the same VQ, so against real images every sampler setting sits above the tokenizer's floor;
-against ``recon`` a perfect sampler of the tokenizer's code distribution scores ≈ 0 (up to the metric's
-sampling noise), so differences between settings show.
+References (``REFERENCES``): ``test`` / ``train`` = the real images of that split (``train`` was seen by the
+classifier: its features of those images are atypical); ``recon`` = the VQ reconstructions (encode → decode through
+the checkpoint's own VQ) of the test images. Samples are decoded through the same VQ, so against real images every
+sampler setting sits above the tokenizer's floor; against ``recon`` the differences between settings show. Each row
+gets classifier-FID and classifier-KID (:mod:`mdlm.evaluation.kid`: unbiased, so comparable across sample sizes).
 
-Reference points, per reference R, at the sample size of one row (``n_probe`` images):
-``vq_reconstructions`` = FID(VQ reconstructions of the first n_probe images of R's split, R) — for ``test``
-the tokenizer's floor, for ``recon`` only the metric's noise; ``real_images`` = FID(n_probe real images of
-the other split, R) — for ``test`` the metric's noise, for ``recon`` the tokenizer's error.
+Reference points (unpaired; :mod:`mdlm.evaluation.reference_halves`): the test split is cut into two disjoint
+seeded halves A and B (each ≤ ``max_reference``). Against R_A (R restricted to half A: real half A, or the
+reconstructions of half A; ``train`` stays whole) we score ``real_half_b`` (the real images of half B),
+``vq_recon_half_b`` (their VQ reconstructions) and ``real_train_seen`` (as many random train images, seen by the
+classifier). Against ``test``: real half B = a perfect generator (KID ≈ 0), reconstructions = the tokenizer's
+floor; against ``recon``: reconstructions ≈ a perfect sampler of the tokenizer's codes, real half B = the
+tokenizer's error. KID of a row (vs all of R) and of a point (vs R_A) estimate the same population quantity, so
+they compare directly; FID does not (its small-sample bias depends on both set sizes: the halves are smaller).
 
 The metric is NOT the Inception FID of papers (no Inception weights exist offline); its name says so
 (``METRIC_NAME``).
@@ -41,13 +45,17 @@ from ..pipelines.image import (
     load_image_vq,
 )
 from ..pipelines.text import sampler_config_from
-from .classifier import accuracy
+from .class_mix import class_plan
+from .classifier import accuracy, per_class_recall, predict
 from .fid import classifier_features, feature_fid
+from .kid import default_subset_size, kid
+from .reference_halves import HALVES_SEED, split_halves
 
 Tensor = torch.Tensor
 METRIC_NAME = "classifier-FID (Fashion-MNIST CNN features)"
 REFERENCES = ("test", "train", "recon")
-RECON_SPLIT = "test"  # ``recon`` = reconstructions of this split
+RECON_SPLIT = "test"  # ``recon`` = reconstructions of this split; the halves of the reference points come from it
+KID_SUBSETS = 100  # Bińkowski et al. 2018 use 100 subsets
 SAMPLER_KEYS = ("sampler", "schedule", "temperature", "choice_temperature", "confidence", "remasking", "cfg_scale",
                 "cfg_interval")
 
@@ -121,15 +129,18 @@ class ImageScorer:
     """Classifier features of the reference image sets, computed once and reused for every sample set.
 
     ``data``: a DatasetDict with ``train`` and ``test`` image splits. Real references are cached by
-    split, ``recon`` by the VQ's key (runs sharing a tokenizer share the reconstructions).
+    split, ``recon`` by the VQ's key (runs sharing a tokenizer share the reconstructions). Every KID of one scorer
+    uses the same subset size (half the size of a test half, ≤ 1000), so the stds of rows and points compare.
     """
 
-    def __init__(self, clf, data, *, max_reference: int | None = None, batch_size: int = 500, dataset: str = ""):
+    def __init__(self, clf, data, *, max_reference: int | None = None, batch_size: int = 500, dataset: str = "",
+                 kid_subsets: int = KID_SUBSETS, halves_seed: int = HALVES_SEED, class_mix: str = "data"):
         self.clf, self.data, self.dataset = clf, data, dataset
         self.max_reference, self.batch_size = max_reference, batch_size
+        self.kid_subsets, self.halves_seed, self.class_mix = kid_subsets, halves_seed, class_mix
         self._images: dict[tuple[str, int | None], Tensor] = {}
         self._feats: dict[str, np.ndarray] = {}
-        self._points: dict[tuple[str, str, int], dict[str, float]] = {}
+        self._points: dict[tuple[str, str], dict[str, dict[str, float]]] = {}
 
     @property
     def metric(self) -> str:
@@ -137,62 +148,121 @@ class ImageScorer:
         return metric_name(self.clf)
 
     def images(self, split: str, n: int | None = None) -> Tensor:
-        """The first ``n`` (default: ``max_reference``, else all) images of ``split``: (N, C, H, W)."""
+        """``n`` (default: ``max_reference``, else all) images of ``split``: (N, C, H, W); fewer than all are a
+        seeded random draw (:meth:`sample_images`)."""
         n = self.max_reference if n is None else n
         key = (split, n)
         if key not in self._images:
             ds = self.data[split]
-            self._images[key] = dataset_to_tensors(ds.select(range(min(n, len(ds)))) if n else ds)[0]
+            self._images[key] = self.sample_images(split, n) if n and n < len(ds) else dataset_to_tensors(ds)[0]
         return self._images[key]
+
+    def sample_images(self, split: str, n: int) -> Tensor:
+        """``n`` images of ``split`` drawn at random (seeded): data sets stored in class order (emoji) make "the
+        first n" one or two classes — the old "real train images" point compared the first 342 train images (only
+        Smileys and People & Body) with the whole test split."""
+        ds = self.data[split]
+        idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(self.halves_seed))[:n]
+        return dataset_to_tensors(ds.select(idx.tolist()))[0]
+
+    def half_images(self, half: str) -> Tensor:
+        """Half ``"a"`` or ``"b"`` of the test split (:func:`split_halves`, ≤ ``max_reference`` each): (h, C, H, W)."""
+        key = (f"{RECON_SPLIT}:half_{half}", None)
+        if key not in self._images:
+            ds = self.data[RECON_SPLIT]
+            a, b = split_halves(len(ds), self.halves_seed, self.max_reference)
+            self._images[key] = dataset_to_tensors(ds.select((a if half == "a" else b).tolist()))[0]
+        return self._images[key]
+
+    def class_plan(self, num_per_class: int, num_classes: int) -> list[int]:
+        """The class of every image of a row (:mod:`mdlm.evaluation.class_mix`): ``num_per_class × num_classes``
+        images, split by the test split's class mix (``class_mix`` 'data') or evenly ('uniform')."""
+        if self.class_mix == "data" and "labels" not in self._feats:
+            self._feats["labels"] = dataset_to_tensors(self.data[RECON_SPLIT])[1].numpy()
+        labels = torch.from_numpy(self._feats["labels"]) if self.class_mix == "data" else None
+        return class_plan(self.class_mix, num_per_class, num_classes, labels)
+
+    @property
+    def has_halves(self) -> bool:
+        """Enough test images (≥ 4) for the unpaired reference points."""
+        return len(self.data[RECON_SPLIT]) >= 4
+
+    @property
+    def half_size(self) -> int:
+        return len(self.half_images("a")) if self.has_halves else 0
+
+    @property
+    def kid_subset_size(self) -> int:
+        """The one subset size of every KID of this scorer (the halves are the smallest sets it scores)."""
+        n = self.half_size if self.has_halves else len(self.data[RECON_SPLIT])
+        return default_subset_size(n, n)
 
     def features(self, images: Tensor) -> np.ndarray:
         """(N, C, H, W) → (N, d) classifier features."""
         return classifier_features(self.clf, images, self.batch_size)
 
+    def kid(self, fx: np.ndarray, fy: np.ndarray) -> dict[str, float]:
+        """classifier-KID {kid, kid_std} (mean, std over subsets) of two feature sets, at this scorer's subset size."""
+        k = kid(fx, fy, num_subsets=self.kid_subsets, subset_size=self.kid_subset_size)
+        return {"kid": k.as_dict()["kid"], "kid_std": k.as_dict()["kid_std"]}
+
     @staticmethod
     def split_of(reference: str) -> str:
         return RECON_SPLIT if reference == "recon" else reference
 
-    def reference_features(self, reference: str, ckpt: ImageCheckpoint | None = None) -> np.ndarray:
-        """(N_ref, d) features of ``reference`` (``recon`` needs the checkpoint whose VQ reconstructs)."""
+    def _cached(self, key: str, make) -> np.ndarray:
+        if key not in self._feats:
+            self._feats[key] = self.features(make())
+        return self._feats[key]
+
+    def reference_features(self, reference: str, ckpt: ImageCheckpoint | None = None, half: bool = False) -> np.ndarray:
+        """(N_ref, d) features of ``reference`` (``recon`` needs the checkpoint whose VQ reconstructs); ``half``:
+        restricted to half A of the test split (``train`` stays whole)."""
         if reference not in REFERENCES:
             raise ValueError(f"unknown reference {reference!r}; valid: {', '.join(REFERENCES)}")
-        if reference != "recon":
-            key = reference
-        elif ckpt is None:
+        if reference == "recon" and ckpt is None:
             raise ValueError("the 'recon' reference needs a checkpoint (its VQ reconstructs the test images)")
-        else:
-            key = f"recon:{ckpt.vq_key}"
-        if key not in self._feats:
-            x = self.images(self.split_of(reference))
-            self._feats[key] = self.features(reconstruct(ckpt.vq, x, self.batch_size) if reference == "recon" else x)
-        return self._feats[key]
+        half = half and reference != "train"
+        x = (lambda: self.half_images("a")) if half else (lambda: self.images(self.split_of(reference)))
+        tag = ":half_a" if half else ""
+        if reference != "recon":
+            return self._cached(reference + tag, x)
+        return self._cached(f"recon{tag}:{ckpt.vq_key}", lambda: reconstruct(ckpt.vq, x(), self.batch_size))
 
     def describe(self, reference: str) -> str:
         n = len(self.images(self.split_of(reference)))
         what = f"{self.dataset}:{reference}"
         if reference == "recon":
             what = f"VQ reconstructions of {self.dataset}:{RECON_SPLIT}"
+        elif reference == "train":
+            what += ", seen by the classifier"
         return f"{what} ({n} images)"
 
-    def reference_points(self, reference: str, ckpt: ImageCheckpoint, n_probe: int) -> dict[str, float]:
-        """FID of n_probe VQ reconstructions (of R's split) and of n_probe real images of the other split
-        against reference R (see the module docstring)."""
-        key = (reference, ckpt.vq_key, n_probe)
+    def reference_points(self, reference: str, ckpt: ImageCheckpoint) -> dict[str, dict[str, float]]:
+        """FID and KID of real half B, its VQ reconstructions and as many train images (seen by the classifier)
+        against ``reference`` restricted to half A (see the module docstring)."""
+        key = (reference, ckpt.vq_key)
         if key not in self._points:
-            ref = self.reference_features(reference, ckpt)
-            split = self.split_of(reference)
-            other = "train" if split == "test" else "test"
-            recon = reconstruct(ckpt.vq, self.images(split)[:n_probe], self.batch_size)
-            self._points[key] = {"vq_reconstructions": round(feature_fid(self.features(recon), ref), 4),
-                                 "real_images": round(feature_fid(self.features(self.images(other, n_probe)), ref), 4)}
-        return dict(self._points[key])
+            ref = self.reference_features(reference, ckpt, half=True)
+            b = self.half_images("b")
+            probes = {"real_half_b": self._cached("test:half_b", lambda: b),
+                      "vq_recon_half_b": self._cached(f"recon:half_b:{ckpt.vq_key}",
+                                                      lambda: reconstruct(ckpt.vq, b, self.batch_size))}
+            if reference != "train":
+                probes["real_train_seen"] = self._cached(f"train:{len(b)}", lambda: self.images("train", len(b)))
+            self._points[key] = {name: {"fid": round(feature_fid(f, ref), 4), **self.kid(f, ref)}
+                                 for name, f in probes.items()}
+        return {k: dict(v) for k, v in self._points[key].items()}
 
     def score(self, images: Tensor, labels: Tensor, references: list[str], ckpt: ImageCheckpoint) -> dict[str, Any]:
-        """classifier-FID of ``images`` against each reference, and class accuracy w.r.t. ``labels``."""
+        """classifier-FID and -KID of ``images`` against each reference, and class accuracy w.r.t. ``labels``."""
         feats = self.features(images)
-        fids = {r: round(feature_fid(feats, self.reference_features(r, ckpt)), 4) for r in references}
-        return {"fid": fids, "class_accuracy": round(accuracy(self.clf, images, labels, self.batch_size), 4)}
+        refs = {r: self.reference_features(r, ckpt) for r in references}
+        return {"fid": {r: round(feature_fid(feats, f), 4) for r, f in refs.items()},
+                "kid": {r: self.kid(feats, f) for r, f in refs.items()},
+                "class_accuracy": round(accuracy(self.clf, images, labels, self.batch_size), 4),
+                "class_accuracy_balanced": round(float(np.nanmean(per_class_recall(
+                    predict(self.clf, images, self.batch_size), labels, self.clf.config.num_classes))), 4)}
 
 
 # ---- sampling --------------------------------------------------------------------------------------
@@ -207,14 +277,15 @@ def sample_and_score(
     ckpt: ImageCheckpoint, scorer: ImageScorer, *, steps: int, overrides: dict[str, Any], num_per_class: int,
     seed: int, batch_size: int, references: list[str], npz_path: str | None = None,
 ) -> dict[str, Any]:
-    """Generate ``num_per_class`` images of every class with the checkpoint's sampler defaults +
-    ``overrides`` at ``steps`` steps, then score them. One result row (see the module docstring)."""
+    """Generate ``num_per_class × num_classes`` images (split by the scorer's class mix: the test split's class
+    frequencies, or evenly) with the checkpoint's sampler defaults + ``overrides`` at ``steps`` steps, then score
+    them. One result row (see the module docstring)."""
     config, _ = sampler_config_from(ckpt.defaults, {**overrides, "steps": steps})
     g = torch.Generator(device=ckpt.device).manual_seed(seed)
-    classes = list(range(ckpt.info.layout.num_classes))
+    classes = scorer.class_plan(num_per_class, ckpt.info.layout.num_classes)  # (N,) class-major
     _sync(ckpt.device)
     t = time.perf_counter()
-    out = generate_images(ckpt.model, ckpt.info.layout, ckpt.vq, classes, num_per_class, config, g, batch_size=batch_size)
+    out = generate_images(ckpt.model, ckpt.info.layout, ckpt.vq, classes, 1, config, g, batch_size=batch_size)
     _sync(ckpt.device)
     dt = time.perf_counter() - t
     s = scorer.score(out.images, out.labels, references, ckpt)
@@ -222,15 +293,18 @@ def sample_and_score(
         save_samples_npz(npz_path, out.images, out.labels)
     sampler = {k: v for k, v in config.to_legacy_dict().items() if k in SAMPLER_KEYS}
     sampler["cfg_interval"] = list(sampler["cfg_interval"])
+    head = s["kid"][references[0]]
     return {"steps": steps, "nfe": out.nfe, "classifier_fid": s["fid"][references[0]],
-            "classifier_fid_by_reference": s["fid"], "class_accuracy": s["class_accuracy"],
+            "classifier_fid_by_reference": s["fid"], "classifier_kid": head["kid"],
+            "classifier_kid_std": head["kid_std"], "kid_by_reference": s["kid"], "class_accuracy": s["class_accuracy"],
+            "class_accuracy_balanced": s["class_accuracy_balanced"], "class_mix": scorer.class_mix,
             "n_images": len(out.labels), "sample_wall_s": round(dt, 2), "images_per_s": round(len(out.labels) / dt, 1),
             "sampler": sampler}
 
 
 def build_scorer(classifier: str, device: str | torch.device, *, dataset: str = "fashion-mnist",
                  data_dir: str | None = None, max_reference: int | None = None, batch_size: int = 500,
-                 num_classes: int | None = None) -> ImageScorer:
+                 num_classes: int | None = None, class_mix: str = "data") -> ImageScorer:
     """The classifier at ``classifier`` + the reference images of ``dataset``, as one :class:`ImageScorer`
     (ValueError when the classifier's class count differs from ``num_classes``)."""
     from .classifier import load_classifier
@@ -240,13 +314,17 @@ def build_scorer(classifier: str, device: str | torch.device, *, dataset: str = 
     if num_classes is not None and clf.config.num_classes != num_classes:
         raise ValueError(f"the classifier has {clf.config.num_classes} classes, the image model {num_classes}")
     data = load_reference_data(dataset, data_dir, clf.config.in_channels, clf.config.image_size)
-    return ImageScorer(clf, data, max_reference=max_reference,
-                       batch_size=batch_size, dataset=dataset)
+    return ImageScorer(clf, data, max_reference=max_reference, batch_size=batch_size, dataset=dataset,
+                       class_mix=class_mix)
 
 
 def reference_summary(scorer: ImageScorer, ckpt: ImageCheckpoint, references: list[str], num_per_class: int) -> dict:
-    """What each reference set is and its two reference points at one row's sample size (``n_probe``)."""
-    n_ref = len(scorer.images(scorer.split_of(references[0])))
-    n_probe = min(n_ref, num_per_class * ckpt.info.layout.num_classes)
+    """What each reference set is and its unpaired reference points (module docstring). ``n_probe`` = the size of
+    each test half; ``num_per_class`` is kept for the callers (the points no longer depend on the row size)."""
+    del num_per_class
+    h = scorer.half_size  # 0: too few test images for two halves (a CPU dry run's fixture): no points
     return {"references": list(references), "reference_descriptions": {r: scorer.describe(r) for r in references},
-            "reference_points": {r: scorer.reference_points(r, ckpt, n_probe) for r in references}, "n_probe": n_probe}
+            "reference_points": {r: scorer.reference_points(r, ckpt) for r in references} if h else {}, "n_probe": h,
+            "reference_halves": {"split": RECON_SPLIT, "seed": scorer.halves_seed, "n_each": h,
+                                 "n_split": len(scorer.data[RECON_SPLIT]), "kid_subsets": scorer.kid_subsets,
+                                 "kid_subset_size": scorer.kid_subset_size}}

@@ -3,6 +3,8 @@
 A spec is one of
   * ``NAME:SPLIT`` — a data set of :func:`mdlm.data.images.load_image_dataset` (``emoji``, ``fashion-mnist``, an
     exported ``.npz``, an image folder) and its ``train`` / ``test`` / ``all`` images, with labels and captions;
+    ``test-a`` / ``test-b``: the two disjoint seeded halves of ``test`` (:mod:`mdlm.evaluation.reference_halves`),
+    the unpaired real-vs-real floor (``--fake NAME:test-b --real NAME:test-a``) that the ablation tables use;
   * ``train`` / ``test`` — that split of the default data set (``--dataset``);
   * ``FILE.npz`` — generated samples (:func:`mdlm.data.images.save_samples_npz`: ``images`` [+ ``labels``,
     ``captions``]) or an exported data set (all its images).
@@ -17,8 +19,10 @@ import numpy as np
 import torch
 
 from ..data.images import dataset_to_tensors, load_image_dataset, load_samples_npz
+from .reference_halves import split_halves
 
-SPLITS = ("train", "test", "all")
+SPLITS = ("train", "test", "all", "test-a", "test-b")
+HALVES = {"test-a": 0, "test-b": 1}
 
 
 @dataclass
@@ -43,13 +47,16 @@ class ImageSet:
 
 
 def _from_datasets(ds, split: str, what: str) -> ImageSet:
-    parts = ["train", "test"] if split == "all" else [split]
+    parts = ["train", "test"] if split == "all" else ["test"] if split in HALVES else [split]
     xs, ys, caps = [], [], []
     for s in parts:
-        x, y = dataset_to_tensors(ds[s])
+        d = ds[s]
+        if split in HALVES:
+            d = d.select(split_halves(len(d))[HALVES[split]].tolist())
+        x, y = dataset_to_tensors(d)
         xs.append(x)
         ys.append(y)
-        caps += list(ds[s]["caption"]) if "caption" in ds[s].column_names else [""] * len(x)
+        caps += list(d["caption"]) if "caption" in d.column_names else [""] * len(x)
     has_caps = any(caps)
     return ImageSet(torch.cat(xs), torch.cat(ys), caps if has_caps else None, f"{what}:{split}")
 
@@ -75,7 +82,7 @@ def load_image_set(spec: str, default_dataset: str = "fashion-mnist", channels: 
                    image_size: int | None = None) -> ImageSet:
     """The images of ``spec`` (see module docstring); ``channels`` / ``image_size`` (e.g. the classifier's) are
     checked for named data sets and used to convert a folder."""
-    if spec in ("train", "test"):
+    if spec in ("train", "test", *HALVES):
         name, split = default_dataset, spec
     elif ":" in spec and spec.rsplit(":", 1)[1] in SPLITS:
         name, split = spec.rsplit(":", 1)
@@ -84,7 +91,7 @@ def load_image_set(spec: str, default_dataset: str = "fashion-mnist", channels: 
             raise ValueError(f"{spec!r} does not exist")
         return _from_npz(spec)
     else:
-        raise ValueError(f"image set {spec!r}: use NAME:train|test|all, train, test, or a .npz file")
+        raise ValueError(f"image set {spec!r}: use NAME:train|test|all|test-a|test-b, train, test, or a .npz file")
     if name.endswith(".npz") and os.path.isfile(name):
         channels = _npz_channels(name)
     ds = load_image_dataset(name, image_size, channels=channels if channels is not None else _default_channels(name))

@@ -5,7 +5,7 @@ dataclasses (an unknown key, a wrong type or an empty axis is one error naming t
     text_sampling:   {model, judge, steps, schedules, strategies, num_samples, gen_length, batch_size, reference_data}
     text_training:   {schedules, weightings, t_min, max_steps, train_args, keep_runs}
     images:          {model, classifier, num_per_class, references, dataset, data_dir, image_size, channels,
-                      max_reference, batch_size, dtype, sampler}     # shared by the three image parts
+                      max_reference, batch_size, dtype, sampler, class_mix}  # shared by the image parts
     image_sampling:  {steps, schedules, strategies}
     guidance:        {scale, intervals, steps}
     captions:        {steps, scales, interval, num_captions, k}     # text-image checkpoints: caption → image
@@ -73,6 +73,7 @@ class Images:
     batch_size: int = 500
     dtype: str | None = None  # float32 / bfloat16 weights
     sampler: dict[str, Any] = field(default_factory=dict)  # base sampler settings over the checkpoint's defaults
+    class_mix: str = "data"  # a row's images per class: the test split's class mix (data) or num_per_class each
 
 
 @dataclass
@@ -282,6 +283,8 @@ def _check_images(g: Grid) -> None:
         raise UserError(f"{p}: images.references: unknown {', '.join(bad)} (valid: test, train, recon)")
     if im.num_per_class < 2 or im.batch_size < 1 or (im.max_reference is not None and im.max_reference < 2):
         raise UserError(f"{p}: images needs num_per_class ≥ 2, batch_size ≥ 1 and max_reference ≥ 2")
+    if im.class_mix not in ("data", "uniform"):
+        raise UserError(f"{p}: images.class_mix must be data or uniform, got {im.class_mix!r}")
     if im.dtype not in (None, "float32", "bfloat16"):
         raise UserError(f"{p}: images.dtype must be float32 or bfloat16, got {im.dtype!r}")
     if g.guidance is not None:

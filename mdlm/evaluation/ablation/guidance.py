@@ -11,8 +11,13 @@ from .image_common import (
     REFERENCE_NOTE,
     fid_cells,
     fid_header,
+    bal_acc,
     fid_log,
+    floor_lines,
+    has_kid,
     image_figure,
+    metric_value,
+    mix_text,
     reference_info,
     reference_lines,
     score_row,
@@ -44,24 +49,27 @@ def cfg_ablation(ckpt, scorer, im: Images, *, scale: float | None, intervals: li
 
 def cfg_markdown(res: dict) -> str:
     refs = res["references"]
-    head, align = fid_header(refs)
+    head, align = fid_header(refs, has_kid(res["rows"]))
     lines = [f"# Classifier-free guidance: {res['model']}", "",
-             f"{res['num_per_class']} images per class, seed {res['seed']}; guided logits ℓ = c + s·(c − u), "
+             f"Images per row: {mix_text(res)}; seed {res['seed']}; guided logits ℓ = c + s·(c − u), "
              f"s = {res['cfg_scale']:g}. Interval = the τ range (share of the image still masked before the step) in "
              "which the unconditional pass runs and guidance is applied; NFE/image counts every network pass per "
              "image (the unconditional pass is one), so an interval saves NFE. Other sampler settings: the "
              f"checkpoint's defaults. {res['metric']}; {REFERENCE_NOTE}", "", *reference_lines(res), "",
-             f"| guidance | scale | interval | steps | NFE/image | {head} | class acc | sample s |",
-             f"|---|---:|---|---:|---:|{align}|---:|---:|"]
+             f"| guidance | scale | interval | steps | NFE/image | {head} | class acc | balanced acc | sample s |",
+             f"|---|---:|---|---:|---:|{align}|---:|---:|---:|"]
     for r in res["rows"]:
         lines.append(f"| {r['guidance']} | {r['cfg_scale']:g} | {r['interval'][0]:g}–{r['interval'][1]:g} | {r['steps']} | "
-                     f"{r['nfe']} | {fid_cells(r, refs)} | {r['class_accuracy']:.3f} | {r['sample_wall_s']:.1f} |")
+                     f"{r['nfe']} | {fid_cells(r, refs)} | {r['class_accuracy']:.3f} | {bal_acc(r)} | "
+                     f"{r['sample_wall_s']:.1f} |")
     return "\n".join(lines) + "\n"
 
 
 def cfg_plot(res: dict, path: str) -> None:
-    """FID (each reference) and class accuracy against NFE per image, one line per guidance setting."""
+    """KID (FID before KID existed) for each reference and class accuracy against NFE per image, one line per
+    guidance setting; the reference points as horizontal lines."""
     refs = res["references"]
+    metric = "kid" if has_kid(res["rows"]) else "fid"
     plt, fig, axes = image_figure(len(refs) + 1, width=4.6)
     groups: dict[str, list[dict]] = {}
     for r in res["rows"]:
@@ -70,13 +78,14 @@ def cfg_plot(res: dict, path: str) -> None:
         rs = sorted(rs, key=lambda r: r["nfe"])
         x = [r["nfe"] for r in rs]
         for ax, ref in zip(axes, refs):
-            ax.plot(x, [r["classifier_fid_by_reference"][ref] for r in rs], marker="o", label=name)
+            ax.plot(x, [metric_value(r, ref, metric) for r in rs], marker="o", label=name)
         axes[-1].plot(x, [r["class_accuracy"] for r in rs], marker="o", label=name)
         for r in rs:
-            axes[0].annotate(f"{r['steps']}", (r["nfe"], r["classifier_fid_by_reference"][refs[0]]), fontsize=6,
+            axes[0].annotate(f"{r['steps']}", (r["nfe"], metric_value(r, refs[0], metric)), fontsize=6,
                              textcoords="offset points", xytext=(3, 3))
     for ax, ref in zip(axes, refs):
-        ax.set_ylabel(f"classifier-FID vs {ref}")
+        floor_lines(ax, res, ref, metric)
+        ax.set_ylabel(f"classifier-{metric.upper()} vs {ref}")
     axes[-1].set_ylabel("class accuracy")
     for ax in axes:
         ax.set_xscale("log", base=2)

@@ -1,5 +1,5 @@
 """Image sampling ablation (no retraining): steps × schedule × strategy on an image checkpoint, on top of its
-sampler defaults (its classifier-free guidance included); FID + class accuracy per row; its table and plot."""
+sampler defaults (its classifier-free guidance included); KID + FID + class accuracy per row; its table and plot."""
 
 from __future__ import annotations
 
@@ -13,8 +13,13 @@ from .image_common import (
     fid_cells,
     fid_header,
     fid_log,
+    floor_lines,
     guidance_text,
+    bal_acc,
+    has_kid,
     image_figure,
+    metric_value,
+    mix_text,
     reference_info,
     reference_lines,
     score_row,
@@ -55,13 +60,13 @@ def image_sampling_markdown(res: dict) -> str:
     refs = res["references"]
     n = res["rows"][0]["n_images"] if res["rows"] else 0
     b = res["base_sampler"]
-    head, align = fid_header(refs)
+    head, align = fid_header(refs, has_kid(res["rows"]))
     lines = [
         f"# Image sampling ablation: {res['model']}",
         "",
         f"**{guidance_text(b)}** ({res.get('cfg_source', 'the checkpoint default')}, the same in every row). "
         f"{n} images per row "
-        f"({res['num_per_class']} per class), seed {res['seed']}; every row starts from the checkpoint's sampler "
+        f"({mix_text(res)}), seed {res['seed']}; every row starts from the checkpoint's sampler "
         f"defaults (token temperature {b['temperature']:g}, choice temperature {b['choice_temperature']:g}) and "
         "sets the schedule, the step count and the strategy: "
         + "; ".join(f"`{k}` = {', '.join(f'{kk}={vv}' for kk, vv in v.items())}" for k, v in res["strategies"].items())
@@ -69,27 +74,30 @@ def image_sampling_markdown(res: dict) -> str:
         "",
         *reference_lines(res),
         "",
-        f"| schedule | strategy | steps | NFE/image | {head} | class acc | sample s |",
-        f"|---|---|---:|---:|{align}|---:|---:|",
+        f"| schedule | strategy | steps | NFE/image | {head} | class acc | balanced acc | sample s |",
+        f"|---|---|---:|---:|{align}|---:|---:|---:|",
     ]
     for r in res["rows"]:
         lines.append(f"| {r['schedule']} | {r['strategy']} | {r['steps']} | {r['nfe']} | {fid_cells(r, refs)} | "
-                     f"{r['class_accuracy']:.3f} | {r['sample_wall_s']:.1f} |")
+                     f"{r['class_accuracy']:.3f} | {bal_acc(r)} | {r['sample_wall_s']:.1f} |")
     return "\n".join(lines) + "\n"
 
 
 def image_sampling_plot(res: dict, path: str) -> None:
+    """KID (FID for results written before KID) against steps, one panel per reference with its reference points as
+    horizontal lines, and class accuracy."""
     refs = res["references"]
+    metric = "kid" if has_kid(res["rows"]) else "fid"
     plt, fig, axes = image_figure(len(refs) + 1)
     for kw, rs in step_curves(res["rows"]):
         x = [r["steps"] for r in rs]
         for ax, ref in zip(axes, refs):
-            ax.plot(x, [r["classifier_fid_by_reference"][ref] for r in rs], **kw)
+            ax.plot(x, [metric_value(r, ref, metric) for r in rs], **kw)
         axes[-1].plot(x, [r["class_accuracy"] for r in rs], **kw)
     for ax, ref in zip(axes, refs):
-        pts = res["reference_points"][ref]
-        ax.axhline(pts["vq_reconstructions"], color="k", lw=0.8, ls="--", label="VQ reconstructions")
-        ax.set_ylabel(f"classifier-FID vs {ref} (lower is better)")
+        floor_lines(ax, res, ref, metric)
+        ax.set_ylabel(f"classifier-{metric.upper()} vs {ref} (lower is better)")
+        ax.legend(fontsize=6, loc="upper right")
     axes[-1].set_ylabel("class accuracy")
     for ax in axes:
         ax.set_xscale("log", base=2)

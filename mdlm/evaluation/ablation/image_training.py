@@ -13,8 +13,10 @@ import numpy as np
 from .grid import Images, ImageTraining
 from .image_common import (
     REFERENCE_NOTE,
+    fid_cells,
     fid_log,
     guidance_text,
+    has_kid,
     image_figure,
     load_grid_checkpoint,
     reference_info,
@@ -84,17 +86,19 @@ def image_training_run(scorer, im: Images, t: ImageTraining, *, sched: str, weig
 
 def _eval_row(ckpt, scorer, im: Images, steps: int, seed: int) -> dict:
     r = score_row(ckpt, scorer, im, steps=steps, sampler={}, seed=seed)
-    return {k: r[k] for k in ("steps", "nfe", "classifier_fid", "classifier_fid_by_reference", "class_accuracy",
-                              "sample_wall_s", "sampler")}
+    return {k: r[k] for k in ("steps", "nfe", "classifier_fid", "classifier_fid_by_reference", "classifier_kid",
+                              "classifier_kid_std", "kid_by_reference", "class_accuracy", "sample_wall_s", "sampler")}
 
 
 def image_training_markdown(res: dict) -> str:
     refs = res["references"]
     steps = res["eval_steps"]
     sampler = next((r["samples"][0]["sampler"] for r in res["rows"] if r.get("samples")), None)
-    cols = " | ".join(f"{s} steps: FID vs {x}" for s in steps for x in refs) + " | " + " | ".join(
+    kid = has_kid([x for r in res["rows"] for x in r.get("samples", [])])
+    metrics = (["KID", "FID"] if kid else ["FID"])
+    cols = " | ".join(f"{s} steps: {m} vs {x}" for s in steps for m in metrics for x in refs) + " | " + " | ".join(
         f"{s} steps: acc" for s in steps)
-    n_cols = len(steps) * (len(refs) + 1)
+    n_cols = len(steps) * (len(metrics) * len(refs) + 1)
     budget = f", at most {res['max_train_seconds']:g} s each" if res.get("max_train_seconds") else ""
     lines = ["# Image training ablation: schedule × weighting × t_min", "",
              f"Short runs of `recipes/train_image.py` (≤ {res['max_steps']} steps{budget}; same data, seed, model and "
@@ -112,7 +116,7 @@ def image_training_markdown(res: dict) -> str:
             lines.append(f"| {r['schedule']} | {r['weighting']} | {r['t_min']:g} | failed: {r['error'][:120]} |")
             continue
         by = {x["steps"]: x for x in r["samples"]}
-        fids = " | ".join(f"{by[s]['classifier_fid_by_reference'][x]:.2f}" for s in steps for x in refs)
+        fids = " | ".join(fid_cells(by[s], refs) for s in steps)
         accs = " | ".join(f"{by[s]['class_accuracy']:.3f}" for s in steps)
         lines.append(f"| {r['schedule']} | {r['weighting']} | {r['t_min']:g} | {r['steps']} | {r['val_nll']:.4f} | "
                      f"{r['val_bits_per_token']:.4f} | {fids} | {accs} | {r['train_s']:.0f} |")
