@@ -195,7 +195,7 @@ def shipped_model_metrics(trainer) -> dict[str, float]:
     ``--metric_for_best_model nll``) the evaluation logged at the best step (+ ``eval_best_step``), since the
     trainer reloaded that checkpoint; otherwise the last step's (mdlm.training.run.final_eval)."""
     state = trainer.state
-    if trainer.args.load_best_model_at_end and state.best_global_step is not None:
+    if trainer.args.load_best_model_at_end and getattr(state, "best_global_step", None) is not None:
         best = next((h for h in state.log_history if h.get("step") == state.best_global_step and "eval_nll" in h), None)
         if best is not None:
             if trainer.args.process_index == 0:
