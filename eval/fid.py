@@ -61,14 +61,16 @@ def parse_args(argv: list[str] | None = None):
     p.add_argument("--dataset", default="fashion-mnist", help="data set of --real train / test")
     p.add_argument("--captions-from", default=None, help="captioned real set for caption retrieval (default: --real)")
     p.add_argument("--retrieval-k", type=positive_int, default=10, help="candidates per image in caption retrieval")
-    p.add_argument("--max-reference", "--max_reference", type=positive_int, default=None, help="use the first N reference images")
+    p.add_argument("--max-reference", "--max_reference", type=positive_int, default=None,
+                   help="use N reference images drawn at random (seeded by --seed; a set stored in class order "
+                        "would otherwise give a few classes only)")
     p.add_argument("--vq", default=None, help="pass --fake through this VQ tokenizer dir (encode → decode) first")
     p.add_argument("--kid-subsets", type=positive_int, default=100, help="KID: number of random subsets")
     p.add_argument("--kid-subset-size", type=positive_int, default=None,
                    help="KID: images per subset (default min(1000, half the smaller set))")
     p.add_argument("--inception", default=None, help="Inception-v3 weights file (torchvision or pytorch-fid)")
     p.add_argument("--batch-size", "--batch_size", type=positive_int, default=500)
-    p.add_argument("--seed", type=int, default=0, help="draws the retrieval distractors")
+    p.add_argument("--seed", type=int, default=0, help="draws the retrieval distractors and the --max-reference images")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = p.parse_args(argv)
     if not args.classifier and not args.inception:
@@ -143,12 +145,15 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     shape: tuple = (None, None)  # (channels, image size) the classifier takes
     if args.classifier:
+        if not os.path.isdir(args.classifier):
+            raise UserError(f"--classifier {args.classifier!r} is not a directory (train one with "
+                            "recipes/train_classifier.py)")
         cfg = load_classifier(args.classifier).config
         shape = (cfg.in_channels, cfg.image_size)
     fake = load_image_set(args.fake, args.dataset, *shape)
     if args.vq:
         fake = through_vq(fake, args.vq, args.device, args.batch_size)
-    real = load_image_set(args.real, args.dataset, *shape).head(args.max_reference)
+    real = load_image_set(args.real, args.dataset, *shape).sample(args.max_reference, args.seed)
     if tuple(fake.images.shape[1:]) != tuple(real.images.shape[1:]):
         raise ValueError(f"--fake images are {tuple(fake.images.shape[1:])}, --real images {tuple(real.images.shape[1:])}")
     out: dict = {"metric": "FID (Inception-v3 pool3)"}

@@ -230,7 +230,8 @@ def run_images(a: argparse.Namespace, loaded) -> None:
         img.save_steps_strip(vq, info.layout, out.history, strip_rows, paths["strip"],
                              row_labels=names[:10] if conditional else None)
     if "npz" in paths:
-        save_samples_npz(paths["npz"], out.images, out.labels if bool((out.labels >= 0).all()) else None)
+        save_samples_npz(paths["npz"], out.images, out.labels if bool((out.labels >= 0).all()) else None,
+                         captions=rows.prompts)  # the prompts let eval/fid.py --captions-from score caption match
     for kind, p in paths.items():
         print(f"wrote {p} ({kind})")
     print(f"[{len(out.labels)} images ({what}), {config.steps} steps, {out.nfe} NFE{cfg_txt}, {dt:.2f}s]",

@@ -196,6 +196,9 @@ def build_model(margs: VQModelArguments, largs: VQGANLossArguments, channels: in
         tok = load_tokenizer_to_continue(margs, channels, image_size)
     else:
         tok = new_tokenizer(margs, channels, image_size)
+    if margs.use_vqgan_loss and largs.perceptual_weight > 0 and not largs.perceptual_model:
+        print(f"perceptual term off: --perceptual_weight {largs.perceptual_weight:g} needs --perceptual_model DIR "
+              "(a recipes/train_classifier.py output; no VGG/LPIPS weights exist offline)", flush=True)
     return VQGANTrainingModule(tok, largs) if margs.use_vqgan_loss else tok
 
 

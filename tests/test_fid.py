@@ -123,6 +123,20 @@ def test_eval_fid_cli(tmp_path, capsys):
     # KID always printed: both sets are uniform noise (one distribution), so its mean is within noise of 0
     assert out["kid_subsets"] == 100 and out["kid_subset_size"] == 20 and out["classifier_kid_std"] > 0
     assert abs(out["classifier_kid"]) < 3 * out["classifier_kid_std"]
+    with pytest.raises(ValueError, match="--classifier .* is not a directory"):  # not a hub name: no network retries
+        load_eval_fid().main(args[:1] + [str(tmp_path / "nope")] + args[2:])
+
+
+def test_max_reference_draws_across_a_class_ordered_set(tmp_path, capsys):
+    from mdlm.evaluation.image_sets import ImageSet
+
+    x = torch.arange(40, dtype=torch.float32).view(40, 1, 1, 1).expand(40, 1, 2, 2)
+    labels = torch.arange(40) // 10  # stored in class order, like the emoji export
+    s = ImageSet(x, labels, [f"c{i}" for i in range(40)], "ordered")
+    a, b = s.sample(12, seed=0), s.sample(12, seed=0)
+    assert torch.equal(a.images, b.images) and len(set(a.labels.tolist())) > 2  # seeded, not the first 12 (class 0)
+    assert a.captions == [f"c{int(v)}" for v in a.images[:, 0, 0, 0]]  # captions follow their images
+    assert s.sample(None) is s and s.sample(40) is s
 
 
 @pytest.mark.requires("sklearn")  # scikit-learn's digits

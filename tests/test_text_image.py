@@ -209,10 +209,14 @@ def test_generate_prompt_writes_a_png_grid(trained, tmp_path, monkeypatch, capsy
     code, _, err = _generate_cli(monkeypatch, capsys, "--model", str(trained.out), "--prompt", "red circle",
                                    "--prompt", "blue square", "--class", "circle", "--num-samples", "2", "--steps", "2",
                                    "--cfg-scale", "1", "--cfg-interval", "0", "0.6", "--out", str(grid), "--save-steps",
-                                   "--device", "cpu")
+                                   "--samples-npz", str(tmp_path / "apples.npz"), "--device", "cpu")
     assert code == 0, err
     assert Image.open(grid).format == "PNG" and (tmp_path / "apples_steps.png").is_file()
     assert any('4 images (circle | "red circle", circle | "blue square"), 2 steps' in line for line in err)
+    import numpy as np
+
+    with np.load(tmp_path / "apples.npz") as z:  # the prompts travel with the images (eval/fid.py --captions-from)
+        assert z["images"].shape[0] == 4 and list(z["captions"]) == ["red circle"] * 2 + ["blue square"] * 2
     code, _, err = _generate_cli(monkeypatch, capsys, "--model", str(trained.out), "--prompt", "red circle " * 5,
                                  "--out", str(tmp_path / "x.png"), "--device", "cpu")
     assert code == 2 and len(err) == 1 and err[0].startswith("error: caption") and "text budget of 4" in err[0]

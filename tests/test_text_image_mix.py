@@ -169,3 +169,10 @@ def test_a_missing_data_file_is_one_clear_error(data, tmp_path):
     with pytest.raises(UserError, match="need --captions true"), redirect_stdout(io.StringIO()):
         _recipe().train(_argv(data, "bad2", "--captions", "false", "--dataset",
                               f"imagefolder:{data.a},imagefolder:{data.b}"))
+
+
+def test_a_lower_is_better_best_metric_without_its_direction_is_refused(data):
+    # transformers takes "nll" as higher-is-better unless told: the run would ship its worst checkpoint
+    with pytest.raises(UserError, match="greater_is_better false"), redirect_stdout(io.StringIO()):
+        _recipe().train(_argv(data, "best", "--save_strategy", "best", "--load_best_model_at_end", "true",
+                              "--metric_for_best_model", "nll", "--greater_is_better", "true"))

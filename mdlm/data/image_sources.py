@@ -34,6 +34,7 @@ import hashlib
 import json
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -105,9 +106,13 @@ def decode_image(path: str, size: int, channels: int = 3, *, fit: str = "crop", 
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
-            im.load()
-            return pil_to_array(im, size, channels, resize, fit=fit, allow_grey=allow_grey)
+        with warnings.catch_warnings():
+            # between 1× and 2× PIL's pixel limit it warns (above, DecompressionBombError is an error below): a few
+            # openclipart PNGs are that large; they are decoded once and shrunk to `size`
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                im.load()
+                return pil_to_array(im, size, channels, resize, fit=fit, allow_grey=allow_grey)
     except UnidentifiedImageError:
         raise ValueError(f"{path}: not an image file") from None
     except (OSError, ValueError, Image.DecompressionBombError) as e:

@@ -38,6 +38,17 @@ class ImageSet:
         """The captions the images were generated from (None for a data set's own images)."""
         return self.captions if self.generated else None
 
+    def sample(self, n: int | None, seed: int = 0) -> ImageSet:
+        """``n`` images drawn at random without replacement (seeded; all when ``n`` is None or ≥ the set): data
+        sets stored in class order (emoji) make "the first n" a few classes only."""
+        if n is None or n >= len(self.images):
+            return self
+        idx = torch.randperm(len(self.images), generator=torch.Generator().manual_seed(seed))[:n].sort().values
+        pick = (lambda v: [v[i] for i in idx.tolist()] if isinstance(v, list) else v[idx])
+        cut = (lambda v: pick(v) if v is not None else None)
+        return ImageSet(self.images[idx], cut(self.labels), cut(self.captions),
+                        f"{self.description} (random {n}, seed {seed})", self.generated)
+
     def head(self, n: int | None) -> ImageSet:
         """The first ``n`` images (all when ``n`` is None)."""
         if n is None:

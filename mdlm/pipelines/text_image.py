@@ -27,6 +27,7 @@ class ConditionRows:
     labels: Tensor  # (B,) class id or −1
     captions: Tensor | None  # (B, text_budget) model ids, or None (a class-only layout)
     row_names: list[str]  # one per distinct condition (B = len(row_names) · num_samples, condition-major)
+    prompts: list[str] | None = None  # (B,) the prompt text of each image, or None (no prompts given)
 
 
 def load_caption_tokenizer(model_dir: str, info: ImageModelInfo):
@@ -78,7 +79,8 @@ def condition_rows(info: ImageModelInfo, tokenizer, prompts: Sequence[str] | Non
         captions = captions.repeat_interleave(num_samples, dim=0)  # (B, budget)
     names = [" | ".join(x for x in (info.class_names[c] if c >= 0 else "", f'"{p}"' if p else "") if x)
              or "unconditional" for p, c in zip(conds_p, conds_c)]
-    return ConditionRows(labels, captions, names)
+    texts = [p or "" for p in conds_p for _ in range(num_samples)] if prompts else None  # (B,)
+    return ConditionRows(labels, captions, names, texts)
 
 
 __all__ = ["ConditionRows", "condition_rows", "load_caption_tokenizer", "resolve_classes"]
