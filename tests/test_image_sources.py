@@ -156,6 +156,8 @@ def test_bad_inputs_are_one_clear_error(tmp_path):
         load_image_folder(str(tmp_path / "missing"), image_size=16, channels=3)
     with pytest.raises(ValueError, match="unknown image dataset"):
         load_image_dataset("no-such-source")
+    with pytest.raises(ValueError, match=r"emoji64\.npz': no such file \(export one with"):
+        load_image_dataset(str(tmp_path / "emoji64.npz"))  # a missing export says so, not "unknown data set"
     bad = tmp_path / "samples.npz"
     np.savez(bad, images=np.zeros((2, 3, 8, 8), np.uint8))
     with pytest.raises(ValueError, match="not an exported image data set"):

@@ -352,6 +352,9 @@ def load_image_dataset(name: str, image_size: int | None = None, channels: int =
         ds = image_sources.load_exported(name, image_size)
     elif os.path.isdir(name):
         return load_image_folder(name, image_size=image_size or 28, channels=channels, resize=resize)
+    elif name.endswith(".npz"):
+        raise ValueError(f"{name!r}: no such file (export one with `python -m mdlm.data.image_sources export emoji "
+                         f"{name}`)")
     else:
         raise ValueError(
             f"unknown image dataset {name!r}: use fashion-mnist, digits, {', '.join(image_sources.SOURCES)}, "
