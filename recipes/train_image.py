@@ -77,7 +77,8 @@ from transformers import AutoConfig, TrainingArguments, set_seed  # noqa: E402
 
 import mdlm  # noqa: E402,F401  (registers the model with the Auto classes)
 from mdlm.cli import UserError, parse_config_and_args, run_cli  # noqa: E402
-from mdlm.data.image_augment import AugmentArguments
+from mdlm.data.image_augment import AugmentArguments  # noqa: E402
+from mdlm.data.subsets import subset_indices  # noqa: E402
 from mdlm.data.image_tokens import (  # noqa: E402,F401  (re-exported for callers of this script)
     CACHE_FORMAT,
     ImageTokenRows,
@@ -284,7 +285,9 @@ def text_image_data(dargs: ImageDataArguments, text: TextImageArguments, aug: Au
     except ValueError as e:
         raise UserError(str(e)) from None
     train_ids = tokens.splits["train"]  # (N, L)
-    eval_ids = tokens.splits["test"][: dargs.max_eval_samples or None]  # (M, L)
+    eval_ids = tokens.splits["test"]  # (M, L)
+    idx = subset_indices(len(eval_ids), dargs.max_eval_samples)  # a seeded draw: the test split is in class order
+    eval_ids = eval_ids if idx is None else eval_ids[idx]
     collator = TextImageCollator(tokens.layout, text.class_dropout, text.caption_dropout,
                                  targs.seed + 7919 * targs.process_index)  # other draws on every rank
     return PreparedData(tokens.layout, tokens.class_names, TextImageRows(train_ids, tokens.layout, droppable=True),

@@ -39,6 +39,7 @@ from transformers import Trainer, TrainingArguments, set_seed  # noqa: E402
 
 from mdlm.cli import UserError, parse_config_and_args, run_cli  # noqa: E402
 from mdlm.data.images import TensorImageDataset, dataset_to_tensors, load_image_dataset, save_image_grid  # noqa: E402
+from mdlm.data.subsets import subset_indices  # noqa: E402
 from mdlm.evaluation.reconstruction import evaluate_reconstruction  # noqa: E402
 from mdlm.tokenizers.image import VQConfig, VQModelForImages, load_image_tokenizer, save_pretrained_atomic  # noqa: E402
 from mdlm.tokenizers.vqgan import QUANTIZERS, VQGANConfig, VQGANForImages  # noqa: E402
@@ -239,7 +240,10 @@ def train(argv: list[str] | None = None) -> VQTrainer:
         raise UserError(str(e)) from None
     x_train, _ = dataset_to_tensors(data["train"])  # (N, C, H, W)
     x_test, _ = dataset_to_tensors(data["test"])
-    x_train, x_test = x_train[: dargs.max_train_samples], x_test[: dargs.max_eval_samples]
+    keep_train, keep_test = (subset_indices(len(x), n) for x, n in ((x_train, dargs.max_train_samples),
+                                                                     (x_test, dargs.max_eval_samples)))
+    x_train = x_train if keep_train is None else x_train[keep_train]  # seeded draws: sets stored in class order
+    x_test = x_test if keep_test is None else x_test[keep_test]
     channels, image_size = x_train.shape[1], x_train.shape[2]
     try:
         model = build_model(margs, largs, channels, image_size)

@@ -22,6 +22,7 @@ import torch
 
 from ..cli import UserError
 from .images import ImageTokenLayout
+from .subsets import subset_indices
 from .text_image import TextImageLayout
 
 CACHE_FORMAT = "image-tokens-v2"  # bump when the cached columns or the key change
@@ -108,7 +109,7 @@ def cache_path(src: ImageSource, vq_digest: str, hflip: bool = False) -> str | N
 
 def mirrored_split(ds):
     """A labelled image split with every image followed by its horizontal mirror (mdlm.data.image_augment):
-    2N rows, so the first ``--max_train_samples`` rows hold images and their mirrors alike."""
+    2N rows (a ``--max_train_samples`` draw takes images and mirrors alike)."""
     from .image_augment import hflip
     from .images import dataset_to_tensors, images_dataset
 
@@ -154,9 +155,11 @@ def token_dataset(src: ImageSource, vq, vq_digest: str, device: torch.device, ve
 
 
 def split_tensor(ds, limit: int | None) -> torch.Tensor:
-    """``input_ids`` of a token split as one (N, L) int64 tensor (first ``limit`` rows)."""
-    if limit:
-        ds = ds.select(range(min(limit, len(ds))))
+    """``input_ids`` of a token split as one (N, L) int64 tensor (``limit`` rows drawn at random, seeded:
+    :func:`mdlm.data.subsets.subset_indices`)."""
+    idx = subset_indices(len(ds), limit)
+    if idx is not None:
+        ds = ds.select(idx.tolist())
     col = ds.with_format("arrow")["input_ids"]  # one Arrow column: no per-row Python conversion
     if not isinstance(col, (pa.ChunkedArray, pa.Array)):  # a Table (older datasets versions)
         col = col.column("input_ids")

@@ -27,6 +27,7 @@ import torch
 from datasets import Dataset, DatasetDict
 
 from .images import dataset_to_tensors
+from .subsets import subset_indices
 
 Tensor = torch.Tensor
 SEP = ","
@@ -89,12 +90,13 @@ def load_sets(spec: str, image_size: int | None, channels: int) -> list[DatasetD
 
 
 def mixture(sets: list[DatasetDict], max_train: int | None = None) -> tuple[dict[str, CaptionedImages], list[str]]:
-    """``{"train", "test"}`` and the class names (see the module docstring); ``max_train`` keeps the first N
-    training images of the first set (the added sets stay whole)."""
+    """``{"train", "test"}`` and the class names (see the module docstring); ``max_train`` keeps N training images
+    of the first set, a seeded random draw (:func:`mdlm.data.subsets.subset_indices`; the added sets stay whole)."""
     first = sets[0]
     class_names = list(first["train"].features["label"].names)
     train = from_split(first["train"])
-    parts = [train.select(torch.arange(min(max_train or len(train), len(train))))]
+    idx = subset_indices(len(train), max_train)
+    parts = [train if idx is None else train.select(idx)]
     for dd in sets[1:]:
         for split in dd.values():
             if len(split):
