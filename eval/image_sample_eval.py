@@ -55,7 +55,7 @@ def parse_args(argv: list[str] | None = None):
     p.add_argument("--reference", nargs="+", default=["test"], choices=REFERENCES,
                    help="reference image set(s); the first is the headline classifier_fid (recon = VQ reconstructions "
                         "of the test images)")
-    p.add_argument("--max-reference", type=positive_int, default=None, help="use the first N images of each reference split")
+    p.add_argument("--max-reference", type=positive_int, default=None, help="use N images of each reference split (a seeded random draw)")
     p.add_argument("--batch-size", type=positive_int, default=500, help="rows per sampler call")
     p.add_argument("--json", default=None, help="write the results here")
     p.add_argument("--save-npz", default=None, help="directory: also write samples_steps{S}.npz for eval/fid.py")
