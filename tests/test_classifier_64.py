@@ -4,15 +4,14 @@ eval/fid.py, and the retrieval maths. CPU, seconds."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from rgb_fixtures import make_rgb_folder
+from scripts import load_script, run_main
 from test_image_sample_eval import load_eval_script
 
 from mdlm.data.images import dataset_to_tensors, load_image_folder, save_samples_npz
@@ -29,25 +28,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def train_classifier(tmp_path: Path, monkeypatch, folder: Path) -> Path:
     """The recipe, in-process, a few steps on the folder (3×64×64, 2 classes)."""
-    spec = importlib.util.spec_from_file_location("train_classifier", ROOT / "recipes" / "train_classifier.py")
-    mod = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "train_classifier", mod)  # dataclasses look their module up
-    spec.loader.exec_module(mod)
+    mod = load_script("recipes/train_classifier.py")
     w = mod.balanced_class_weights(torch.tensor([0, 0, 0, 1]), 3)  # each present class carries the same total weight
     assert torch.allclose(w * torch.tensor([3.0, 1.0, 0.0]), torch.tensor([4 / 3, 4 / 3, 0.0]))
     out = tmp_path / "clf"
     monkeypatch.setenv("MDLM_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr("sys.argv", [
-        "train_classifier.py", "--config", str(ROOT / "recipes" / "configs" / "emoji_classifier_tiny.yaml"),
+    code, _, _ = run_main(
+        monkeypatch, None, "recipes/train_classifier.py",
+        "--config", str(ROOT / "recipes" / "configs" / "emoji_classifier_tiny.yaml"),
         "--dataset", str(folder), "--max_steps", "4", "--per_device_train_batch_size", "8", "--max_train_samples",
-        "64", "--output_dir", str(out), "--disable_tqdm", "true", "--balanced_loss", "true"])
-    threads = torch.get_num_threads()
-    try:
-        with pytest.raises(SystemExit) as exit_info:
-            mod.main()
-    finally:
-        torch.set_num_threads(threads)
-    assert exit_info.value.code == 0
+        "64", "--output_dir", str(out), "--disable_tqdm", "true", "--balanced_loss", "true")
+    assert code == 0
     return out
 
 

@@ -3,9 +3,7 @@ the image pipeline on the shared sampler, label dropout, CFG condition, CLI and 
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -21,17 +19,14 @@ from mdlm.data.images import ImageTokenLayout
 from mdlm.sampling import SamplerConfig
 from mdlm.tokenizers.image import VQConfig, VQModelForImages
 
+sys.path.insert(0, str(Path(__file__).parent))
+from scripts import load_script, run_main
+
 ROOT = Path(__file__).resolve().parents[1]
 CODES, CLASSES = 16, 10  # the fixture VQ's codebook; sklearn digits' classes
 LAYOUT = ImageTokenLayout(CODES, CLASSES)
 
 
-def _load(name: str, rel: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / rel)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod  # dataclasses look their module up
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _random_vq(path: Path, codebook_size: int = CODES, seed: int = 0) -> Path:
@@ -55,7 +50,7 @@ def _argv(vq: Path, out: Path, cache: Path, *extra: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def recipe():
-    return _load("train_image", "recipes/train_image.py")
+    return load_script("recipes/train_image.py")
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +99,7 @@ def test_recipe_writes_a_self_contained_image_checkpoint(trained):
     assert cfg.mask_token_id == LAYOUT.mask_id and cfg.vocab_size >= LAYOUT.vocab_size
     assert cfg.max_position_embeddings == 1 + 4 * 4
     assert cfg.image_class_names == [str(i) for i in range(CLASSES)]
-    recipe_mod = sys.modules["train_image"]
+    recipe_mod = load_script("recipes/train_image.py")
     assert cfg.image_vq["sha256"] == recipe_mod.vq_sha256(str(out / "vq")) == recipe_mod.vq_sha256(str(trained.vq))
     # periodic validation ELBO on the test split, and the final one reported (bits/token, perplexity)
     evals = [h["step"] for h in trained.trainer.state.log_history if "eval_nll" in h]
@@ -183,7 +178,7 @@ def test_label_dropout_rate_matches_cond_dropout(trained):
     masks it otherwise. N = 4000 rows, p = 0.1: binomial sd = √(p(1−p)/N) ≈ 0.0047; tolerance 0.02 (> 4 sd)."""
     from mdlm.training import MDMCollator
 
-    recipe_mod = sys.modules["train_image"]
+    recipe_mod = load_script("recipes/train_image.py")
     trainer = trained.trainer
     assert trainer.diff.cond_dropout == pytest.approx(0.1)  # the image recipe's default
     labels = torch.arange(4000) % CLASSES
@@ -317,12 +312,8 @@ def test_canvas_and_class_id_errors():
 def _generate_cli(monkeypatch, capsys, *args) -> tuple[int, list[str], list[str]]:
     """recipes/generate.py's main() in this process (same entry point as the command line, without
     paying the interpreter start-up): exit code, stdout lines, stderr lines."""
-    gen = sys.modules.get("generate_cli") or _load("generate_cli", "recipes/generate.py")
-    monkeypatch.setattr("sys.argv", ["generate.py", *args])
-    with pytest.raises(SystemExit) as e:
-        gen.main()
-    cap = capsys.readouterr()
-    return e.value.code, cap.out.strip().splitlines(), cap.err.strip().splitlines()
+    code, out, err = run_main(monkeypatch, capsys, "recipes/generate.py", *args)
+    return code, out.strip().splitlines(), err.strip().splitlines()
 
 
 @pytest.mark.requires("sklearn")  # scikit-learn's digits
@@ -377,7 +368,7 @@ def test_sample_eval_reports_fid_and_accuracy_per_step_count(trained, tmp_path, 
     torch.manual_seed(0)
     clf = tmp_path / "clf"
     ImageClassifierCNN(ImageClassifierConfig(image_size=8, channels=[4, 8], feature_dim=8)).save_pretrained(clf)
-    ev = _load("image_sample_eval", "eval/image_sample_eval.py")
+    ev = load_script("eval/image_sample_eval.py")
     res = ev.main(["--model", str(trained.out), "--classifier", str(clf), "--dataset", "digits", "--steps", "2", "4",
                    "--num-per-class", "3", "--batch-size", "16", "--device", "cpu", "--json", str(tmp_path / "e.json")])
     printed = capsys.readouterr().out

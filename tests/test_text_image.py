@@ -3,7 +3,6 @@ folder of captioned RGB images (tests/rgb_fixtures.py), CFG with the mask token,
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import sys
@@ -28,17 +27,12 @@ from mdlm.tokenizers.image import VQConfig, VQModelForImages
 
 sys.path.insert(0, str(Path(__file__).parent))
 from rgb_fixtures import make_rgb_folder
+from scripts import load_script, run_main
 
 ROOT = Path(__file__).resolve().parents[1]
 CAPTIONS = ["red circle", "blue square", "green circle", "red square"]
 
 
-def _load(name: str, rel: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / rel)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +111,7 @@ def trained(tmp_path_factory):
     base = tmp_path_factory.mktemp("t2i")
     folder = make_rgb_folder(base / "folder", per_class=6)
     vq = _random_vq(base / "vq")
-    recipe = _load("train_image_t2i", "recipes/train_image.py")
+    recipe = load_script("recipes/train_image.py")
     argv = ["--vq_model", str(vq), "--dataset", f"imagefolder:{folder}", "--image_size", "64", "--channels", "3",
             "--captions", "true", "--text_budget", "4", "--caption_vocab_size", "300", "--output_dir",
             str(base / "run"), "--hidden_size", "32", "--num_hidden_layers", "1", "--num_attention_heads", "2",
@@ -194,12 +188,8 @@ def test_cfg_with_an_empty_caption_equals_the_unconditional_model(loaded):
 
 
 def _generate_cli(monkeypatch, capsys, *args):
-    gen = sys.modules.get("generate_cli_t2i") or _load("generate_cli_t2i", "recipes/generate.py")
-    monkeypatch.setattr("sys.argv", ["generate.py", *args])
-    with pytest.raises(SystemExit) as e:
-        gen.main()
-    cap = capsys.readouterr()
-    return e.value.code, cap.out.strip().splitlines(), cap.err.strip().splitlines()
+    code, out, err = run_main(monkeypatch, capsys, "recipes/generate.py", *args)
+    return code, out.strip().splitlines(), err.strip().splitlines()
 
 
 def test_generate_prompt_writes_a_png_grid(trained, tmp_path, monkeypatch, capsys):

@@ -4,7 +4,6 @@ best checkpoint by validation ELBO, and a missing data file is one clear error."
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import sys
 from contextlib import redirect_stdout
@@ -36,16 +35,13 @@ from mdlm.tokenizers.image import VQConfig, VQModelForImages
 
 sys.path.insert(0, str(Path(__file__).parent))
 from rgb_fixtures import make_rgb_folder
+from scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _recipe():
-    spec = importlib.util.spec_from_file_location("train_image_mix", ROOT / "recipes/train_image.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["train_image_mix"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("recipes/train_image.py")
 
 
 def _random_vq(path: Path) -> Path:

@@ -204,31 +204,20 @@ def test_diffusers_vqmodel_loader(tmp_path):
 @pytest.mark.requires("sklearn")  # scikit-learn's digits
 def test_train_vq_recipe_smoke(tmp_path, monkeypatch, capsys):
     """recipes/train_vq.py end to end on the 8×8 digits: Trainer plumbing, HF dir, metrics.json."""
-    import importlib.util
-    import os
+    from scripts import run_main
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    spec = importlib.util.spec_from_file_location("train_vq", os.path.join(root, "recipes", "train_vq.py"))
-    mod = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(__import__("sys").modules, "train_vq", mod)  # dataclasses look their module up
-    spec.loader.exec_module(mod)
     out = tmp_path / "vq"
-    argv = ["train_vq.py", "--dataset", "digits", "--hidden_channels", "8", "8", "--num_res_blocks", "1",
-            "--embedding_dim", "4", "--codebook_size", "16", "--max_steps", "3", "--per_device_train_batch_size", "32",
-            "--max_eval_samples", "64", "--num_preview", "4", "--output_dir", str(out), "--report_to", "none",
-            "--use_cpu", "true", "--disable_tqdm", "true", "--save_strategy", "no", "--torch_num_threads", "1"]
-    monkeypatch.setattr("sys.argv", argv)
-    threads = torch.get_num_threads()
-    try:
-        with pytest.raises(SystemExit) as exit_info:
-            mod.main()
-    finally:
-        torch.set_num_threads(threads)
-    assert exit_info.value.code == 0
+    code, printed, _ = run_main(
+        monkeypatch, capsys, "recipes/train_vq.py", "--dataset", "digits", "--hidden_channels", "8", "8",
+        "--num_res_blocks", "1", "--embedding_dim", "4", "--codebook_size", "16", "--max_steps", "3",
+        "--per_device_train_batch_size", "32", "--max_eval_samples", "64", "--num_preview", "4", "--output_dir",
+        str(out), "--report_to", "none", "--use_cpu", "true", "--disable_tqdm", "true", "--save_strategy", "no",
+        "--torch_num_threads", "1")
+    assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["n_images"] == 64 and metrics["train_steps"] == 3 and metrics["latent_shape"] == [2, 2]
     assert 0 < metrics["codebook_fraction_used"] <= 1 and 1 <= metrics["codebook_perplexity"] <= 16
     assert (out / "reconstructions.png").is_file()
     tok = load_image_tokenizer(str(out))
     assert tok.codebook_size == 16 and tok.latent_shape == (2, 2)
-    assert "test reconstruction PSNR" in capsys.readouterr().out
+    assert "test reconstruction PSNR" in printed

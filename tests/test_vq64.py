@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -160,20 +159,11 @@ def test_codebook_usage_reported():
 
 
 def run_script(monkeypatch, capsys, script: str, *args: str) -> tuple[int, str, str]:
-    """Run ``script``'s ``main()`` in this process (as ``python script args``) → (exit status, stdout, stderr)."""
-    import importlib.util
+    """Run ``script``'s ``main()`` in this process (as ``python script args``, from the repository root) →
+    (exit status, stdout, stderr)."""
+    from scripts import run_main
 
-    name = Path(script).stem
-    spec = importlib.util.spec_from_file_location(name, ROOT / script)
-    mod = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, name, mod)  # dataclasses look their module up
-    spec.loader.exec_module(mod)
-    monkeypatch.setattr("sys.argv", [script, *args])
-    monkeypatch.chdir(ROOT)
-    with pytest.raises(SystemExit) as exit_info:
-        mod.main()
-    out = capsys.readouterr()
-    return exit_info.value.code, out.out, out.err
+    return run_main(monkeypatch, capsys, script, *args, chdir=True)
 
 
 @pytest.mark.slow
