@@ -85,7 +85,22 @@ def parse_config_and_args(dataclass_types: Sequence[type], argv: Sequence[str] |
     *parsed, rest = out
     if rest:
         raise UserError(f"unknown argument(s): {' '.join(rest)}")
+    for args in parsed:
+        check_best_metric(args)
     return tuple(parsed)
+
+
+LOWER_IS_BETTER = ("nll", "bits_per_token", "ppl")  # the validation metrics the recipes log, all lower-is-better
+
+
+def check_best_metric(args) -> None:
+    """transformers' TrainingArguments take every metric but ``*loss`` as higher-is-better unless
+    ``--greater_is_better false`` is given, so ``--load_best_model_at_end --metric_for_best_model nll`` alone would
+    keep the *worst* checkpoint: refuse it (any object without those fields passes)."""
+    metric = (getattr(args, "metric_for_best_model", None) or "").removeprefix("eval_")
+    if getattr(args, "load_best_model_at_end", False) and metric in LOWER_IS_BETTER and args.greater_is_better:
+        raise UserError(f"--metric_for_best_model {args.metric_for_best_model} is lower-is-better: add "
+                        "--greater_is_better false (else the worst checkpoint would be kept)")
 
 
 def refuse_overwrite(path: str | os.PathLike | None, overwrite: bool, flag: str = "--overwrite") -> None:

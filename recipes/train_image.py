@@ -191,18 +191,6 @@ def training_callbacks(model, margs, diff, budget, targs, seq_len: int, extra: t
     return out
 
 
-LOWER_IS_BETTER = ("nll", "bits_per_token", "ppl", "loss")
-
-
-def check_best_metric(targs: TrainingArguments) -> None:
-    """transformers takes every metric but ``*loss`` as higher-is-better unless ``--greater_is_better false`` is
-    given, so ``--metric_for_best_model nll`` alone would keep the *worst* checkpoint: refuse it."""
-    metric = (targs.metric_for_best_model or "").removeprefix("eval_")
-    if targs.load_best_model_at_end and metric in LOWER_IS_BETTER and targs.greater_is_better:
-        raise UserError(f"--metric_for_best_model {targs.metric_for_best_model} is lower-is-better: add "
-                        "--greater_is_better false (else the worst checkpoint would be kept)")
-
-
 def shipped_model_metrics(trainer) -> dict[str, float]:
     """The validation metrics of the model that is saved: under ``--load_best_model_at_end`` (with
     ``--metric_for_best_model nll``) the evaluation logged at the best step (+ ``eval_best_step``), since the
@@ -306,7 +294,6 @@ def train(argv: list[str] | None = None, callbacks: tuple = ()) -> MDMTrainer:
         (ModelArguments, ImageDataArguments, TextImageArguments, AugmentArguments, ImageDiffusionArguments,
          BudgetArguments, TrainingArguments), argv
     )
-    check_best_metric(targs)
     if dargs.torch_num_threads:
         torch.set_num_threads(dargs.torch_num_threads)
     if not dargs.vq_model:
