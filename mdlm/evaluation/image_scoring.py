@@ -37,6 +37,7 @@ from ..data.images import (
     load_image_dataset,
     save_samples_npz,
 )
+from ..data.subsets import subset_indices
 from ..pipelines import load_for_generation
 from ..pipelines.image import (
     ImageModelInfo,
@@ -162,8 +163,8 @@ class ImageScorer:
         first n" one or two classes — the old "real train images" point compared the first 342 train images (only
         Smileys and People & Body) with the whole test split."""
         ds = self.data[split]
-        idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(self.halves_seed))[:n]
-        return dataset_to_tensors(ds.select(idx.tolist()))[0]
+        idx = subset_indices(len(ds), n, self.halves_seed)
+        return dataset_to_tensors(ds if idx is None else ds.select(idx.tolist()))[0]
 
     def half_images(self, half: str) -> Tensor:
         """Half ``"a"`` or ``"b"`` of the test split (:func:`split_halves`, ≤ ``max_reference`` each): (h, C, H, W)."""

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ..data.images import dataset_to_tensors, load_image_dataset, load_samples_npz
+from ..data.subsets import subset_indices
 from .reference_halves import split_halves
 
 SPLITS = ("train", "test", "all", "test-a", "test-b")
@@ -41,9 +42,9 @@ class ImageSet:
     def sample(self, n: int | None, seed: int = 0) -> ImageSet:
         """``n`` images drawn at random without replacement (seeded; all when ``n`` is None or ≥ the set): data
         sets stored in class order (emoji) make "the first n" a few classes only."""
-        if n is None or n >= len(self.images):
+        idx = subset_indices(len(self.images), n, seed)
+        if idx is None:
             return self
-        idx = torch.randperm(len(self.images), generator=torch.Generator().manual_seed(seed))[:n].sort().values
         pick = (lambda v: [v[i] for i in idx.tolist()] if isinstance(v, list) else v[idx])
         cut = (lambda v: pick(v) if v is not None else None)
         return ImageSet(self.images[idx], cut(self.labels), cut(self.captions),
