@@ -128,17 +128,27 @@ def recipe_mfu_figures(bench: dict[str, dict]) -> dict[str, dict]:
     synthetic-benchmark entries (:func:`training_figures`), kept under ``bench_h100``."""
     if not os.path.isdir(H200):
         return {}
-    meta = {"gpu": "NVIDIA H200 (one GPU of nvidia-h200-x2; the other GPU ran the other size at the same time)",
-            **GPU_STACK, "date": "2026-11-30", "goal": ">= 50", "unit": "% of the measured bf16 peak"}
-    cmd = ("STEPS=100 BATCHES_125M='64 128' BATCHES_350M=32 bash eval/gpu/train_mfu.sh  # recipes/train_text.py "
-           "--config recipes/configs/gpt2_{125m,350m}.yaml --dataset .data/shakespeare_bible --max_steps 100 "
-           "--profile_steps 50:5")
-    r125 = recipe_log_figures(os.path.join(H200, "recipe_125m_b64.log"))
+    shared = {"gpu": "NVIDIA H200 (one GPU of nvidia-h200-x2; the other GPU ran the other size at the same time)",
+              "date": "2026-11-30"}
+    meta = {"gpu": "NVIDIA H200 (the one-GPU machine, nothing else running)", **GPU_STACK, "date": "2026-11-30",
+            "goal": ">= 50", "unit": "% of the measured bf16 peak"}
+    cmd1 = ("SIZES='125m 350m' STEPS=100 BATCHES_125M=64 BATCHES_350M=32 bash eval/gpu/train_mfu.sh  # on nvidia-h200: "
+            "recipes/train_text.py --config recipes/configs/gpt2_{125m,350m}.yaml --dataset .data/shakespeare_bible "
+            "--max_steps 100 --profile_steps 50:5, one after the other")
+    cmd2 = ("STEPS=100 BATCHES_125M='64 128' BATCHES_350M=32 bash eval/gpu/train_mfu.sh  # on nvidia-h200-x2, one size "
+            "per GPU at the same time")
+    runs125 = [recipe_log_figures(os.path.join(H200, f)) for f in ("h200_1gpu_a_125m_b64.log", "h200_1gpu_b_125m_b64.log")]
+    r125 = min(runs125, key=lambda r: r["value"])  # the headline is the lower of the two runs
+    shared125 = recipe_log_figures(os.path.join(H200, "recipe_125m_b64.log"))
     real = recipe_log_figures(os.path.join(H200, "ar_vs_mdm_mdm.log"))
     before = interval_median(os.path.join(H200, "call1_new_125m_b32.log"))
     base = interval_median(os.path.join(H200, "call1_base_125m.log"))
     out = {"train_mfu_125m": {
-        **r125, **meta, "batch": 64, "command": cmd, "met": r125["value"] >= 50,
+        **r125, **meta, "batch": 64, "command": cmd1, "met": r125["value"] >= 50,
+        "runs": [{k: r[k] for k in ("value", "tokens_per_s", "peak_tflops_measured", "source")} for r in runs125],
+        "note": "the lower of two runs on the one-GPU machine; tokens/s of all three runs (with shared_host) lie within "
+                "±2%, the measured peak (772–807 TFLOP/s) moves MFU by about a point",
+        "shared_host": {**shared125, **shared, "command": cmd2},
         "real_run": {**real, "what": "the 2000-step MDM run of bash eval/gpu/ar_vs_mdm.sh (english_mix, evaluation every "
                                      "250 steps excluded), before the sync-free masked-index change"},
         "before": {**before, "batch": 32, "what": "batch 32, device-side NaN checks, old compiled cross-entropy (call 1)"},
@@ -146,10 +156,12 @@ def recipe_mfu_figures(bench: dict[str, dict]) -> dict[str, dict]:
                                                "a nominal 787 TFLOP/s (call 1, same GPU)"},
         "bench_h100": bench["train_mfu_125m"],
     }}
-    r350 = recipe_log_figures(os.path.join(H200, "recipe_350m_b32.log"))
+    r350 = recipe_log_figures(os.path.join(H200, "h200_1gpu_b_350m_b32.log"))
+    shared350 = recipe_log_figures(os.path.join(H200, "recipe_350m_b32.log"))
     b16 = interval_median(os.path.join(H200, "call1_new_350m_b16.log"))
     base350 = interval_median(os.path.join(H200, "call1_base_350m.log"))
-    out["train_mfu_350m"] = {**r350, **meta, "batch": 32, "command": cmd, "met": r350["value"] >= 50,
+    out["train_mfu_350m"] = {**r350, **meta, "batch": 32, "command": cmd1, "met": r350["value"] >= 50,
+                             "shared_host": {**shared350, **shared, "command": cmd2},
                              "bench_h100": bench["train_mfu_350m"],
                              "at_batch_16": {**b16, "what": "call 1, before the one-pass cross-entropy"},
                              "base": {**base350, "batch": 16, "what": "the recipe before this work (commit 74432ea), "
@@ -342,30 +354,28 @@ def partial_cache_figures() -> dict[str, dict]:
 
 def images64_figures() -> dict[str, dict]:
     """#18 on one H200: the VQ (vq_metrics.json) and the text/class-conditioned MDM's ablation + bench
-    (eval/gpu/images64.sh → docs/benchmarks/h200_images64/), through eval/images64_summary.py's row choice."""
+    (eval/gpu/images64.sh → docs/benchmarks/h200_images64_v2/), through eval/images64_summary.py's row choice.
+    The first run (docs/benchmarks/h200_images64/, scored before KID and the unpaired floors) is history only."""
     import sys
 
-    d = os.path.join(BENCH, "h200_images64")
+    d = os.path.join(BENCH, "h200_images64_v2")
     if not os.path.isdir(d):
         return {}
     sys.path.insert(0, os.path.join(ROOT, "eval"))
     from images64_summary import headline
 
-    abl, bench, vq = (_json(os.path.join(d, f)) for f in ("ablation_results.json", "bench_image.json", "vq_metrics.json"))
+    abl, bench, vq, mdm = (_json(os.path.join(d, f)) for f in
+                           ("ablation_results.json", "bench_image.json", "vq_metrics.json", "mdm_eval_metrics.json"))
     meta = {"gpu": "NVIDIA H200", "torch": abl.get("torch"), **{k: v for k, v in GPU_STACK.items() if k != "torch"},
             "date": "2026-11-30"}
-    model = ("runs/images64/mdm: 14.97M-parameter text+class-conditioned MDM, 400 steps of batch 256 on the 3,439 "
-             "emoji training images (validation ELBO 3.90 nats/image token; longer runs overfit, "
-             "docs/images/text_to_image.md)")
-    pts = abl["image_sampling"]["reference_points"]["test"]
-    fid_note = ("classifier-FID (emoji CNN features, 1008 samples vs the 342 test images); at this size it does not "
-                "rank real images first: its 'real train images' point (%.0f) was the first 342 train images in file "
-                "order (two categories), the VQ point is paired, and the rows were class-balanced unlike the test "
-                "split (docs/images/evaluation.md section 3); read these FIDs as relative between rows only. "
-                "The scoring now gives KID and unpaired floors; this run predates it" % pts["real_images"])
+    model = (f"runs/images64/mdm: 14.97M-parameter text+class-conditioned MDM (recipes/configs/emoji_t2i_mdm_gpu.yaml: "
+             f"emoji + openclipart + tuxpaint with mirrors, 22,102 rows, dropout 0.1), best checkpoint by validation ELBO "
+             f"at step {mdm['eval_best_step']} of 2600 ({mdm['eval_nll']:.3f} nats per image token on emoji's test split)")
     h = headline(abl, bench)
-    cmd = "bash eval/gpu/images64.sh (STAGE=train, the MDM retrained for 400 steps, then STAGE=eval)"
+    cmd = "bash eval/gpu/images64.sh (STAGE=train, then STAGE=eval on the same warm machine)"
     src = _rel(os.path.join(d, "ablation_results.json"))
+    pts = abl["image_sampling"]["reference_points"]["test"]
+    floors = {"real_half_b_vs_half_a": pts["real_half_b"], "vq_recon_half_b_vs_half_a": pts["vq_recon_half_b"]}
     out = {"vq_recon_psnr": {
         "value": round(vq["psnr_db"], 2), "unit": "dB, test split, mean over images", "ssim": round(vq["ssim"], 4),
         "codebook_codes_used": vq["codebook_codes_used"], "codebook_perplexity": round(vq["codebook_perplexity"], 1),
@@ -374,29 +384,42 @@ def images64_figures() -> dict[str, dict]:
         "command": "python recipes/train_vq.py --config recipes/configs/vq64_gpu.yaml --dataset .data/emoji64.npz "
                    "(eval/gpu/images64.sh STAGE=train)", **meta, "source": _rel(os.path.join(d, "vq_metrics.json"))},
         "vq_recon_fid": {
-            "value": round(pts["vq_reconstructions"], 2),
-            "unit": "classifier-FID of the VQ reconstructions of the 342 test images vs those images (paired)",
-            "real_train_vs_test": round(pts["real_images"], 2), "note": fid_note, "command": cmd, **meta, "source": src}}
-    # a run scored after the KID change has unpaired floors (real_half_b, vq_recon_half_b) and image_kid_* keys in
-    # headline(): take those from it when this function moves to that run's directory
-    for key in ("image_fid_8steps", "image_fid_64steps", "image_class_acc_8steps", "image_caption_match_8steps",
-                "image_per_s_8steps_b256"):
+            "value": h["image_fid_floor_vq_recon"],
+            "unit": "classifier-FID of the VQ reconstructions of test half B vs real test half A (171 vs 171, unpaired)",
+            "kid": h["image_kid_floor_vq_recon"], "kid_std": h["image_kid_floor_vq_recon_std"],
+            "real_vs_real": floors["real_half_b_vs_half_a"],
+            "note": "FID at 171 vs 171 images carries a larger small-sample bias than the sample rows' (1,008 vs 342): "
+                    "compare KIDs across them, not FIDs (docs/images/evaluation.md section 3)",
+            "command": cmd, **meta, "source": src}}
+    units = {"image_fid_8steps": "classifier-FID vs the 342 test images, 1,008 samples, 8 steps (cosine, confidence, "
+                                 "CFG 1)",
+             "image_fid_64steps": "classifier-FID vs the 342 test images, 1,008 samples, 64 steps (cosine, confidence, "
+                                  "CFG 1)",
+             "image_kid_8steps": "classifier-KID vs the 342 test images (MMD², cubic kernel, squared feature units; "
+                                 "mean over 100 subsets of 85), 8 steps (cosine, confidence, CFG 1)",
+             "image_kid_64steps": "classifier-KID vs the 342 test images (as image_kid_8steps), 64 steps",
+             "image_class_acc_8steps": "share of 8-step class-conditioned samples the classifier puts in their class",
+             "image_caption_match_8steps": "share of 300 held-out captions whose 8-step image the classifier puts in "
+                                           "the caption's category (CFG 1)",
+             "image_per_s_8steps_b256": "images/s, 8 steps, constant CFG (16 NFE), batch 256, bf16, sampling + VQ decode"}
+    for key in ("image_fid_8steps", "image_fid_64steps", "image_kid_8steps", "image_kid_64steps",
+                "image_class_acc_8steps", "image_caption_match_8steps", "image_per_s_8steps_b256"):
         if key in h:
-            unit = {"image_fid_8steps": "classifier-FID vs the test images, 8 steps (cosine, confidence, CFG 1)",
-                    "image_fid_64steps": "classifier-FID vs the test images, 64 steps (cosine, confidence, CFG 1)",
-                    "image_class_acc_8steps": "share of 8-step class-conditioned samples the classifier puts in "
-                                              "their class",
-                    "image_caption_match_8steps": "share of 300 held-out captions whose 8-step image the classifier "
-                                                  "puts in the caption's category",
-                    "image_per_s_8steps_b256": "images/s, 8 steps, constant CFG (16 NFE), batch 256, bf16, "
-                                               "sampling + VQ decode"}[key]
-            out[key] = {"value": h[key], "unit": unit, "rows_used": h["rows_used"], "model": model, "command": cmd, **meta,
+            out[key] = {"value": h[key], "unit": units[key],
+                        "rows_used": h["rows_used"], "model": model, "command": cmd, **meta,
                         "source": _rel(os.path.join(d, "bench_image.json")) if key.startswith("image_per_s") else src}
+    for s in ("8", "64"):
+        out[f"image_kid_{s}steps"]["std"] = h[f"image_kid_{s}steps_std"]
+        out[f"image_fid_{s}steps"]["class_acc"] = h[f"image_class_acc_{s}steps"]
     out["image_fid_8steps"]["ratio_8_over_64"] = h.get("image_fid_ratio_8_over_64")
-    out["image_fid_8steps"]["note"] = fid_note
-    out["image_class_acc_8steps"]["note"] = ("the classifier's own test accuracy is 0.851 (balanced 0.644); "
-                                             "the largest class (People & Body) is 0.561 of the test images; the rows "
-                                             "were class-balanced (112 per class), unlike the test split")
+    out["image_kid_8steps"]["ratio_8_over_64"] = h.get("image_kid_ratio_8_over_64")
+    out["image_kid_8steps"]["floors"] = {"real_vs_real": [h["image_kid_floor_real_vs_real"],
+                                                          h["image_kid_floor_real_vs_real_std"]],
+                                         "vq_recon": [h["image_kid_floor_vq_recon"], h["image_kid_floor_vq_recon_std"]]}
+    out["image_kid_8steps"]["note"] = ("ratio_8_over_64 is null because the 64-step KID is within 2 std of 0 (KID std "
+                                       "over subsets of 85 images is large at this reference size)")
+    out["image_class_acc_8steps"]["note"] = ("the classifier's own test accuracy is 0.863 (balanced 0.675); the rows "
+                                             "follow the test split's class mix (People & Body 0.561 of it)")
     out["image_caption_match_8steps"]["retrieval_at_10"] = h.get("image_caption_retrieval_at_10_8steps")
     out["image_caption_match_8steps"]["chance"] = abl["captions"].get("chance")
     out["image_caption_match_8steps"]["vq_reconstructions"] = abl["captions"].get("vq_reconstructions")

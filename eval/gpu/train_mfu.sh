@@ -4,6 +4,9 @@
 # steps (--profile_steps) with the GPU busy share. Variants in a row per GPU (~90 s each, compile included):
 #   BASE=DIR: the same config run by an older tree in DIR (e.g. `git archive <rev> | tar -x -C .base`), for before/after
 #   BATCHES_125M / BATCHES_350M: micro-batches to try (default "32 64" and "16 32")
+#   SIZES: "125m 350m" (default; one GPU each at the same time, or one after the other on a one-GPU machine)
+#   EXTRA_125M / EXTRA_350M: recipe arguments for one more variant per size at its first batch, e.g.
+#     EXTRA_125M="--torch_compile_mode max-autotune-no-cudagraphs" (named new_SIZE_bB_extra in the logs)
 #   run(command="bash eval/gpu/train_mfu.sh", kind="nvidia-h200-x2", carry=[".whl", ".data/shakespeare_bible.tgz", ".base"])
 #   DRY=1 bash eval/gpu/train_mfu.sh     # CPU dry run here: a tiny model, 6 steps per variant
 OUT=${OUT:-out_mfu}; DEADLINE=${DEADLINE:-570}
@@ -36,9 +39,20 @@ gpu_runs() {  # GPU SIZE CONFIG BATCHES
   local gpu=$1 size=$2 cfg=$3 b
   if [ -n "${BASE:-}" ] && [ -d "$BASE" ]; then variant base_${size} $gpu $BASE $cfg; fi
   for b in $4; do variant new_${size}_b$b $gpu $PWD $cfg --per_device_train_batch_size $b --profile_steps $PROF; done
+  b=${4%% *}
+  if [ -n "$5" ]; then variant new_${size}_b${b}_extra $gpu $PWD $cfg --per_device_train_batch_size $b --profile_steps $PROF $5; fi
 }
-gpu_runs 0 125m gpt2_125m.yaml "${BATCHES_125M:-32 64}" &
-gpu_runs 1 350m gpt2_350m.yaml "${BATCHES_350M:-16 32}" &
+size_runs() {  # SIZE GPU
+  case $1 in
+    125m) gpu_runs $2 125m gpt2_125m.yaml "${BATCHES_125M:-32 64}" "${EXTRA_125M:-}" ;;
+    350m) gpu_runs $2 350m gpt2_350m.yaml "${BATCHES_350M:-16 32}" "${EXTRA_350M:-}" ;;
+    *) echo "SIZES: 125m and/or 350m, got $1" >&2; exit 2 ;;
+  esac
+}
+SIZES=${SIZES:-125m 350m}; NGPU=$(nvidia-smi -L 2>/dev/null | wc -l); g=0
+for s in $SIZES; do
+  if [ "$NGPU" -ge 2 ]; then size_runs $s $g & g=$((g + 1)); else size_runs $s 0; fi  # one GPU: one size after the other
+done
 wait
 for f in $L/*.log; do echo "--- $f"; grep -E "^MFU against|^step [0-9]+:|^throughput over|^profiled|Error|^exit" $f | tail -14; done | tee $OUT/summary.txt
 for f in $L/*.profile.txt; do echo "--- $f"; head -22 $f | cut -c1-70,100-; tail -1 $f; done >> $OUT/summary.txt 2>/dev/null
