@@ -5,6 +5,7 @@ best checkpoint by validation ELBO, and a missing data file is one clear error."
 from __future__ import annotations
 
 import io
+import logging
 import sys
 from contextlib import redirect_stdout
 from pathlib import Path
@@ -83,9 +84,24 @@ def best_run(data):
     best = ["--eval_strategy", "steps", "--eval_steps", "2", "--save_strategy", "best", "--save_total_limit", "1",
             "--load_best_model_at_end", "true", "--metric_for_best_model", "nll", "--greater_is_better", "false",
             "--hflip", "true"]
-    with redirect_stdout(io.StringIO()):
-        trainer = _recipe().train(_argv(data, "best", *best), callbacks=(LaterEvalsLookWorse(),))
-    return SimpleNamespace(trainer=trainer, out=data.base / "best")
+    seen = _Records()
+    log = logging.getLogger("transformers.trainer")
+    log.addHandler(seen)
+    try:
+        with redirect_stdout(io.StringIO()):
+            trainer = _recipe().train(_argv(data, "best", *best), callbacks=(LaterEvalsLookWorse(),))
+    finally:
+        log.removeHandler(seen)
+    return SimpleNamespace(trainer=trainer, out=data.base / "best", warnings=seen.messages)
+
+
+class _Records(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
 
 
 # ---- horizontal flips ----------------------------------------------------------------------------------
@@ -128,6 +144,10 @@ def test_the_saved_model_is_the_best_checkpoint_not_the_last_step(best_run):
     assert shipped["eval_best_step"] == 2 and shipped["eval_nll"] == evals[0]["eval_nll"]
     trainer.remove_callback(LaterEvalsLookWorse)
     assert trainer.evaluate()["eval_nll"] == pytest.approx(evals[0]["eval_nll"], rel=1e-5)  # the weights in memory too
+    # the LM head (tied to the embedding, stored once) is re-tied on reload, with no "missing keys" warning
+    model = trainer.model
+    assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
+    assert not [m for m in best_run.warnings if "missing keys" in m], best_run.warnings
 
 
 # ---- several data sets -----------------------------------------------------------------------------------

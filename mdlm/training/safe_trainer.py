@@ -182,6 +182,19 @@ class SafeCheckpointMixin:
             )
 
     # ---- files ------------------------------------------------------------------------------
+    def _issue_warnings_after_load(self, load_result) -> None:
+        """Reloading the best checkpoint (``load_best_model_at_end``): a tied weight (the LM head = the input
+        embedding) is stored once, so its key is "missing" by design; re-tie it instead of warning that the loaded
+        model lacks it (transformers only exempts ``_keys_to_ignore_on_save``)."""
+        model = self.model
+        tied = getattr(model, "_tied_weights_keys", None) or {}
+        if tied and getattr(getattr(model, "config", None), "tie_word_embeddings", False):
+            missing = [k for k in load_result.missing_keys if k not in tied]
+            if len(missing) < len(load_result.missing_keys):
+                model.tie_weights()
+                load_result = load_result._replace(missing_keys=missing)
+        super()._issue_warnings_after_load(load_result)
+
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         super()._save(output_dir, state_dict)
         out = output_dir if output_dir is not None else self.args.output_dir
