@@ -22,7 +22,7 @@
         --steps 16 --guidance-scale 2 --guidance-interval 0 0.8 --save-steps strip.png
     # text-image checkpoints (train_image.py --captions): one row per prompt, optionally with a class by name
     python recipes/generate.py --model runs/emoji_t2i --prompt "red apple" --prompt "cat face" --num-samples 8 \\
-        --out apples.png --steps 8 --cfg-scale 2 --cfg-interval 0 0.8 --save-steps
+        --out apples.png --steps 8 --cfg-scale 2 --cfg-interval 0.5 1 --save-steps
     python recipes/generate.py --model runs/emoji_t2i --class "Food & Drink" --prompt "apple" --out food.png
 
 Sampler defaults come from the checkpoint's generation_config.json; every sampler flag (the fields of

@@ -3,7 +3,8 @@
 #   STAGE=train   VQ (16×16 codes) → encode + text/class-conditioned MDM                    (call 1)
 #   STAGE=mdm     the MDM only, on the VQ in runs/images64/vq that an earlier call left on this warm machine
 #   STAGE=eval    classifier → caption/class grids + step strips → bench (batch 256) → ablation grid  (call 2)
-#   STAGE=all     both (DRY=1 runs all of it on the CPU in a few minutes, on tests/rgb_fixtures.py's folder)
+#   STAGE=all     both (DRY=1 runs it on the CPU in a few minutes, on tests/rgb_fixtures.py's folder; all but
+#                 step 4b, the CUDA-graph bench, which needs a GPU)
 #
 #   for s in emoji openclipart tuxpaint; do python -m mdlm.data.image_sources export $s .data/${s}64.npz; done  # here
 #   C='[".whl", ".data/emoji64.npz", ".data/openclipart64.npz", ".data/tuxpaint64.npz"]'   (~30 MB of .npz)
@@ -27,7 +28,7 @@
 #   checkpoint's ELBO, eval_best_step), mdm_log_history.json, mdm_samples.png; STAGE=mdm: the last four;
 #   call 2 (8): run.log (classifier accuracy, the CFG table, the headline figures), prompts.png, classes.png,
 #   strips.png, bench_image.json, image_sampling.md, captions.md, ablate.tgz (results.json, cfg.md, every plot,
-#   bench_image_graphs.json: greedy steps as CUDA graphs — untested before the GPU run; a refusal is logged).
+#   bench_image_graphs.json: greedy steps as CUDA graphs; a refusal is logged).
 # CLASSIFIER=DIR (carried, e.g. eval/gpu/emoji_classifier.sh's emoji_classifier/) skips the classifier training.
 # Hooks on the other engineers' work (a missing file → the fallback named in the log):
 #   CLF_CONFIG  imgdata's recipes/configs/emoji_classifier_{gpu,tiny}.yaml  (fallback: fmnist_classifier.yaml at 64 px RGB)
@@ -71,7 +72,7 @@ else
   PROMPTS=("red apple" "green apple" "cat face" "dog face" "smiling face with heart-shaped eyes" "rocket" "japan flag"
            "slice of pizza" "ghost" "christmas tree")  # emoji names (in the data set; held out or not)
   GRID_SET=(--set "images.num_per_class=$NPC")
-  BENCH=(--steps 8 16 32 64 --batch 256 --repeats 3 --dtype bfloat16 --device cuda)
+  BENCH=(--steps 8 16 32 64 --batch 256 --repeats 3 --dtype bfloat16 --device cuda --cfg-interval 0.5 1)
 fi
 pick() { if [ -f "$1" ]; then echo "$1"; else echo ""; fi; }
 CLF_CONFIG=${CLF_CONFIG:-$(pick recipes/configs/emoji_classifier_$SIZE.yaml)}
@@ -126,10 +127,10 @@ stage_eval() {
   need_files "run STAGE=train first on this machine" "$R/mdm/model.safetensors"
   stage_classifier
   G=(--model "$R/mdm" --output-dir "$OUT" --overwrite --seed 0)
-  say "3. pictures: one row per prompt, one row per class, the canvas over the steps (8 steps, CFG 1 in τ ∈ (0, 0.8])"
+  say "3. pictures: one row per prompt, one row per class, the canvas over the steps (8 steps, CFG 1 while τ > 0.5)"
   ARGS=(); for p in "${PROMPTS[@]}"; do ARGS+=(--prompt "$p"); done
   run_for 300 $PY recipes/generate.py "${G[@]}" "${ARGS[@]}" --num-samples 8 --steps 8 --cfg-scale 1 \
-    --cfg-interval 0 0.8 --out prompts.png --save-steps strips.png 2>&1 | quiet | tee -a "$LOG"
+    --cfg-interval 0.5 1 --out prompts.png --save-steps strips.png 2>&1 | quiet | tee -a "$LOG"
   run_for 300 $PY recipes/generate.py "${G[@]}" --class-id all --num-samples 8 --steps 8 --cfg-scale 1 \
     --out classes.png 2>&1 | quiet | tee -a "$LOG"
   say "4. bench_image.py (images/s and NFE per image; CFG off / constant / interval)"

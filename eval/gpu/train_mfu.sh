@@ -8,7 +8,7 @@
 #   EXTRA_125M / EXTRA_350M: recipe arguments for one more variant per size at its first batch, e.g.
 #     EXTRA_125M="--torch_compile_mode max-autotune-no-cudagraphs" (named new_SIZE_bB_extra in the logs)
 #   run(command="bash eval/gpu/train_mfu.sh", kind="nvidia-h200-x2", carry=[".whl", ".data/shakespeare_bible.tgz", ".base"])
-#   DRY=1 bash eval/gpu/train_mfu.sh     # CPU dry run here: a tiny model, 6 steps per variant
+#   DRY=1 bash eval/gpu/train_mfu.sh     # CPU dry run here: a tiny model, 10 steps per variant
 OUT=${OUT:-out_mfu}; DEADLINE=${DEADLINE:-570}
 source eval/gpu/common.sh
 if [ ! -d .data/shakespeare_bible ] && [ -f .data/shakespeare_bible.tgz ]; then tar xzf .data/shakespeare_bible.tgz -C .data; fi
