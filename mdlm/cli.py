@@ -14,6 +14,8 @@ from typing import Any
 import yaml
 from transformers import HfArgumentParser
 
+from .precision import reconcile_matmul_precision
+
 
 class UserError(ValueError):
     """Bad input from the user: printed as one line, exit status 2."""
@@ -87,6 +89,7 @@ def parse_config_and_args(dataclass_types: Sequence[type], argv: Sequence[str] |
         raise UserError(f"unknown argument(s): {' '.join(rest)}")
     for args in parsed:
         check_best_metric(args)
+    reconcile_matmul_precision()  # TrainingArguments may have set TF32 through torch's new API: keep it readable
     return tuple(parsed)
 
 
