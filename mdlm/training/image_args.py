@@ -14,7 +14,7 @@ class ImageDataArguments:
     data_dir: str | None = field(default=None, metadata={"help": "Fashion-MNIST IDX dir (default: $MDLM_FASHION_MNIST_DIR or /usr/share/datasets/fashion-mnist)"})
     image_size: int | None = field(default=None, metadata={"help": "image folders: resize to this (default 28)"})
     channels: int = field(default=1, metadata={"help": "image folders: 1 (grayscale) or 3 (RGB)"})
-    max_train_samples: int | None = field(default=None, metadata={"help": "train on N images (a seeded random draw)"})
+    max_train_samples: int | None = field(default=None, metadata={"help": "train on N images of the first --dataset (a seeded random draw; the sets added after it stay whole)"})
     max_eval_samples: int | None = field(default=None, metadata={"help": "validation ELBO on N test images (a seeded random draw)"})
     cache_dir: str | None = field(default=None, metadata={"help": "token-dataset cache (default ~/.cache/mdlm/image_tokens; 'none' = off)"})
     encode_batch_size: int = 1024
