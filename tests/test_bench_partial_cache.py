@@ -7,12 +7,16 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_image_sample_eval import load_eval_module, make_classifier, make_image_checkpoint
+from test_image_sample_eval import (
+    load_eval_script,
+    make_classifier,
+    make_image_checkpoint,
+)
 
 
 @pytest.mark.requires("sklearn")  # scikit-learn's digits
 def test_runs_costs_and_json(tmp_path, capsys):
-    bench = load_eval_module("bench_partial_cache")
+    bench = load_eval_script("bench_partial_cache")
     ckpt, clf = make_image_checkpoint(tmp_path / "ckpt"), make_classifier(tmp_path / "clf")
     out = tmp_path / "p.json"
     rows = bench.main(["--model", str(ckpt), "--classifier", str(clf), "--dataset", "digits", "--steps", "2",

@@ -8,12 +8,11 @@ and tests/test_bench_image.py."""
 from __future__ import annotations
 
 import json
-import runpy
-import types
 from pathlib import Path
 
 import pytest
 import torch
+from scripts import load_script
 
 import mdlm.evaluation.image_scoring as isc
 from mdlm.cli import UserError
@@ -22,13 +21,10 @@ ROOT = Path(__file__).resolve().parents[1]
 CODES, CLASSES = 16, 10  # the random VQ's codebook; digits' classes
 
 
-def load_eval_script(name: str) -> types.SimpleNamespace:
-    """The functions of the command-line script eval/<name>.py (its ``main`` not run): the scripts are tested
-    in-process, as a subprocess would re-import torch (slow)."""
-    return types.SimpleNamespace(**runpy.run_path(str(ROOT / "eval" / f"{name}.py"), run_name=f"eval_{name}"))
-
-
-load_eval_module = load_eval_script  # the name other test files import
+def load_eval_script(name: str):
+    """The module of the command-line script eval/<name>.py (its ``main`` not run; tests/scripts.py's loader): the
+    scripts are tested in-process, as a subprocess would re-import torch (slow)."""
+    return load_script(f"eval/{name}.py")
 
 
 def make_image_checkpoint(path: Path, seed: int = 0, cfg_scale: float = 1.0) -> Path:
