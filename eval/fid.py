@@ -20,13 +20,14 @@ samples (``images`` uint8 (N, C, H, W) or (N, H, W) or float [-1, 1]; ``labels``
 Prints ONE JSON line, e.g.
     {"metric": "classifier-FID (emoji CNN features)", "classifier_fid": 3.21, "classifier_kid": 0.012,
      "classifier_kid_std": 0.004, "kid_subsets": 100, "kid_subset_size": 171, "class_accuracy": 0.87,
-     "caption_category_accuracy": 0.8, "caption_retrieval_accuracy": 0.6, "caption_retrieval_k": 10, ...}
+     "class_accuracy_balanced": 0.74, "caption_category_accuracy": 0.8, "caption_retrieval_accuracy": 0.6, "caption_retrieval_k": 10, ...}
 ``classifier_fid`` is the Fréchet distance of the classifier's penultimate features (mdlm/evaluation/fid.py),
 NOT the Inception FID of papers (a Fashion-MNIST classifier also writes it as ``classifier_fid_fmnist``).
 ``classifier_kid``: KID (Bińkowski et al. 2018; mdlm/evaluation/kid.py) on the same features, mean and std over
 ``--kid-subsets`` seeded subsets; unbiased, so two sets from one distribution score ≈ 0 at any size (FID does not).
 The train split was seen by the classifier: a "train vs test" FID/KID measures its overfitting, not a floor.
-``class_accuracy``: the share of fake images classified as their label (null without labels). With captions in
+``class_accuracy``: the share of fake images classified as their label, ``class_accuracy_balanced`` the mean
+per-class recall (both null without labels; read the balanced one when the classes are imbalanced). With captions in
 ``--fake`` and a captioned ``--captions-from`` set (default ``--real``): ``caption_category_accuracy`` (predicted
 class = the class of the prompt's real image) and ``caption_retrieval_accuracy`` (nearer to the prompt's real
 image than to K-1 random others; chance 1/K) — see mdlm/evaluation/caption_retrieval.py.
@@ -45,11 +46,11 @@ from mdlm.evaluation.caption_retrieval import (
     caption_retrieval_accuracy,
     prompt_category_accuracy,
 )
-from mdlm.evaluation.classifier import accuracy, load_classifier, predict
+from mdlm.evaluation.classifier import class_accuracies, load_classifier, predict
 from mdlm.evaluation.fid import classifier_features, extract_features, feature_fid
 from mdlm.evaluation.image_scoring import METRIC_NAME, metric_name, reconstruct
-from mdlm.evaluation.kid import kid
 from mdlm.evaluation.image_sets import ImageSet, load_image_set
+from mdlm.evaluation.kid import kid
 
 
 def parse_args(argv: list[str] | None = None):
@@ -106,8 +107,9 @@ def classifier_scores(args, fake: ImageSet, real: ImageSet) -> dict:
            "kid_subsets": k.num_subsets, "kid_subset_size": k.subset_size}
     if out["metric"] == METRIC_NAME:
         out["classifier_fid_fmnist"] = out["classifier_fid"]  # the older key
-    out["class_accuracy"] = (round(accuracy(clf, fake.images, fake.labels, args.batch_size), 4)
-                             if fake.labels is not None else None)
+    accs = class_accuracies(clf, fake.images, fake.labels, args.batch_size) if fake.labels is not None else None
+    out["class_accuracy"] = round(accs[0], 4) if accs else None
+    out["class_accuracy_balanced"] = round(accs[1], 4) if accs else None
     if fake.prompts is not None:
         cap_real = (load_image_set(args.captions_from, args.dataset, clf.config.in_channels, clf.config.image_size)
                     if args.captions_from else real)

@@ -9,8 +9,20 @@ import numpy as np
 import pytest
 import torch
 
-from mdlm.evaluation.classifier import ImageClassifierCNN, ImageClassifierConfig, accuracy, load_classifier
-from mdlm.evaluation.fid import classifier_fid, feature_fid, frechet_distance, gaussian_stats, sqrtm_psd
+from mdlm.evaluation.classifier import (
+    ImageClassifierCNN,
+    ImageClassifierConfig,
+    accuracy,
+    class_accuracies,
+    load_classifier,
+)
+from mdlm.evaluation.fid import (
+    classifier_fid,
+    feature_fid,
+    frechet_distance,
+    gaussian_stats,
+    sqrtm_psd,
+)
 from mdlm.evaluation.reconstruction import psnr
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -101,6 +113,22 @@ def test_classifier_features_fid_and_accuracy(tmp_path):
     assert back.config.class_names == [str(i) for i in range(10)]
 
 
+def test_balanced_accuracy_exposes_a_classifier_that_answers_the_majority_class():
+    class Majority(torch.nn.Module):  # predicts class 0 for every image
+        config = ImageClassifierConfig(num_classes=3)
+
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(()))
+
+        def forward(self, x):  # (N, C, H, W) → logits (N, 3)
+            return type("Out", (), {"logits": torch.tensor([1.0, 0.0, 0.0]).expand(x.shape[0], 3)})()
+
+    labels = torch.tensor([0] * 8 + [1, 2])  # 80 % of the images are class 0
+    plain, balanced = class_accuracies(Majority(), torch.zeros(10, 1, 4, 4), labels)
+    assert plain == pytest.approx(0.8) and balanced == pytest.approx(1 / 3)  # recall 1, 0, 0
+
+
 def test_eval_fid_cli(tmp_path, capsys):
     from mdlm.data.images import save_samples_npz
 
@@ -120,6 +148,7 @@ def test_eval_fid_cli(tmp_path, capsys):
     assert out["metric"] == "classifier-FID (Fashion-MNIST CNN features)"
     assert out["classifier_fid_fmnist"] > 0 and out["n_images"] == 40 and out["n_reference"] == 40
     assert out["class_accuracy"] > 0.9  # uint8 rounding may flip a borderline prediction
+    assert 0.8 < out["class_accuracy_balanced"] <= 1  # mean per-class recall, printed beside it
     # KID always printed: both sets are uniform noise (one distribution), so its mean is within noise of 0
     assert out["kid_subsets"] == 100 and out["kid_subset_size"] == 20 and out["classifier_kid_std"] > 0
     assert abs(out["classifier_kid"]) < 3 * out["classifier_kid_std"]

@@ -47,7 +47,7 @@ from ..pipelines.image import (
 )
 from ..pipelines.text import sampler_config_from
 from .class_mix import class_plan
-from .classifier import accuracy, per_class_recall, predict
+from .classifier import class_accuracies
 from .fid import classifier_features, feature_fid
 from .kid import default_subset_size, kid
 from .reference_halves import HALVES_SEED, split_halves
@@ -259,11 +259,10 @@ class ImageScorer:
         """classifier-FID and -KID of ``images`` against each reference, and class accuracy w.r.t. ``labels``."""
         feats = self.features(images)
         refs = {r: self.reference_features(r, ckpt) for r in references}
+        plain, balanced = class_accuracies(self.clf, images, labels, self.batch_size)
         return {"fid": {r: round(feature_fid(feats, f), 4) for r, f in refs.items()},
                 "kid": {r: self.kid(feats, f) for r, f in refs.items()},
-                "class_accuracy": round(accuracy(self.clf, images, labels, self.batch_size), 4),
-                "class_accuracy_balanced": round(float(np.nanmean(per_class_recall(
-                    predict(self.clf, images, self.batch_size), labels, self.clf.config.num_classes))), 4)}
+                "class_accuracy": round(plain, 4), "class_accuracy_balanced": round(balanced, 4)}
 
 
 # ---- sampling --------------------------------------------------------------------------------------
