@@ -146,8 +146,8 @@ def recipe_mfu_figures(bench: dict[str, dict]) -> dict[str, dict]:
     out = {"train_mfu_125m": {
         **r125, **meta, "batch": 64, "command": cmd1, "met": r125["value"] >= 50,
         "runs": [{k: r[k] for k in ("value", "tokens_per_s", "peak_tflops_measured", "source")} for r in runs125],
-        "note": "the lower of two runs on the one-GPU machine; tokens/s of all three runs (with shared_host) lie within "
-                "±2%, the measured peak (772–807 TFLOP/s) moves MFU by about a point",
+        "note": "the lower of two runs on the one-GPU machine; tokens/s of the three runs of this tree (with "
+                "shared_host) lie within ±1.6%, their measured peaks (772–795 TFLOP/s) move MFU by about a point",
         "shared_host": {**shared125, **shared, "command": cmd2},
         "real_run": {**real, "what": "the 2000-step MDM run of bash eval/gpu/ar_vs_mdm.sh (english_mix, evaluation every "
                                      "250 steps excluded), before the sync-free masked-index change"},
