@@ -400,7 +400,7 @@ def images64_figures() -> dict[str, dict]:
              "image_kid_64steps": "classifier-KID vs the 342 test images (as image_kid_8steps), 64 steps",
              "image_class_acc_8steps": "share of 8-step class-conditioned samples the classifier puts in their class",
              "image_caption_match_8steps": "share of 300 held-out captions whose 8-step image the classifier puts in "
-                                           "the caption's category (CFG 1)",
+                                           "the caption's category (CFG 1 while tau in (0, 0.8]: steps 5-8 of 8)",
              "image_per_s_8steps_b256": "images/s, 8 steps, constant CFG (16 NFE), batch 256, bf16, sampling + VQ decode"}
     for key in ("image_fid_8steps", "image_fid_64steps", "image_kid_8steps", "image_kid_64steps",
                 "image_class_acc_8steps", "image_caption_match_8steps", "image_per_s_8steps_b256"):
