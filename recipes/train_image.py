@@ -191,22 +191,6 @@ def training_callbacks(model, margs, diff, budget, targs, seq_len: int, extra: t
     return out
 
 
-def shipped_model_metrics(trainer) -> dict[str, float]:
-    """The validation metrics of the model that is saved: under ``--load_best_model_at_end`` (with
-    ``--metric_for_best_model nll``) the evaluation logged at the best step (+ ``eval_best_step``), since the
-    trainer reloaded that checkpoint; otherwise the last step's (mdlm.training.run.final_eval)."""
-    state = trainer.state
-    if trainer.args.load_best_model_at_end and getattr(state, "best_global_step", None) is not None:
-        best = next((h for h in state.log_history if h.get("step") == state.best_global_step and "eval_nll" in h), None)
-        if best is not None:
-            if trainer.args.process_index == 0:
-                print(f"best checkpoint: step {state.best_global_step} of {state.global_step} "
-                      f"(eval_{trainer.args.metric_for_best_model} {state.best_metric:.4f}); it is the saved model",
-                      flush=True)
-            return {**{k: v for k, v in best.items() if k.startswith("eval_")}, "eval_best_step": state.best_global_step}
-    return final_eval(trainer)
-
-
 @dataclass
 class PreparedData:
     """What the trainer needs from the data, class-only or text-image alike."""
@@ -349,7 +333,7 @@ def train(argv: list[str] | None = None, callbacks: tuple = ()) -> MDMTrainer:
         callbacks=training_callbacks(model, margs, diff, budget, targs, seq_len, callbacks),
     )
     train_from(trainer, resume)
-    metrics = shipped_model_metrics(trainer)
+    metrics = final_eval(trainer)  # the saved model's: the best checkpoint's under --load_best_model_at_end
     metrics["eval_nats_per_image"] = metrics["eval_nll"] * (h * w)
     defaults = {"mask_token_id": layout.mask_id, **IMAGE_SAMPLER_DEFAULTS}
     finish_run(trainer, None, metrics, defaults)

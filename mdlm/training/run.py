@@ -200,8 +200,20 @@ def write_json_atomic(obj, path: str) -> None:
 
 
 def final_eval(trainer) -> dict[str, float]:
-    """The validation metrics at the last step: reused when the periodic evaluation just ran there."""
-    last = next((h for h in reversed(trainer.state.log_history) if "eval_nll" in h), None)
-    if last is not None and last.get("step") == trainer.state.global_step:
-        return {k: v for k, v in last.items() if k.startswith("eval_")}
-    return trainer.evaluate()
+    """The validation metrics of the model that is saved, reusing a logged evaluation of it where there is one:
+    under ``--load_best_model_at_end`` the trainer reloaded the best checkpoint, so the evaluation logged at the
+    best step (+ ``eval_best_step``); otherwise the last step's (evaluated now unless the periodic evaluation just
+    ran there)."""
+    state, args = trainer.state, trainer.args
+    best_step = getattr(state, "best_global_step", None) if args.load_best_model_at_end else None
+    want = best_step if best_step is not None else state.global_step
+    logged = next((h for h in reversed(state.log_history) if "eval_nll" in h and h.get("step") == want), None)
+    if logged is None:
+        return trainer.evaluate()  # the model in memory is the one saved (the best one, when it was reloaded)
+    out = {k: v for k, v in logged.items() if k.startswith("eval_")}
+    if best_step is not None:
+        if args.process_index == 0:
+            print(f"best checkpoint: step {best_step} of {state.global_step} (eval_{args.metric_for_best_model} "
+                  f"{state.best_metric:.4f}); it is the saved model", flush=True)
+        out["eval_best_step"] = best_step
+    return out
