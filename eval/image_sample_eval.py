@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> dict:
     scorer = build_scorer(a.classifier, ckpt.device, dataset=a.dataset, data_dir=a.data_dir,
                           max_reference=a.max_reference, batch_size=a.batch_size,
                           num_classes=ckpt.info.layout.num_classes)
-    refs = reference_summary(scorer, ckpt, a.reference, a.num_per_class)
+    refs = reference_summary(scorer, ckpt, a.reference)
     ref_s = time.perf_counter() - t0
     rows = []
     for steps in a.steps:

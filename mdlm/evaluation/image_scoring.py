@@ -142,6 +142,7 @@ class ImageScorer:
         self._images: dict[tuple[str, int | None], Tensor] = {}
         self._feats: dict[str, np.ndarray] = {}
         self._points: dict[tuple[str, str], dict[str, dict[str, float]]] = {}
+        self._test_labels: Tensor | None = None  # (N,) the test split's labels (class mix 'data')
 
     @property
     def metric(self) -> str:
@@ -178,9 +179,9 @@ class ImageScorer:
     def class_plan(self, num_per_class: int, num_classes: int) -> list[int]:
         """The class of every image of a row (:mod:`mdlm.evaluation.class_mix`): ``num_per_class × num_classes``
         images, split by the test split's class mix (``class_mix`` 'data') or evenly ('uniform')."""
-        if self.class_mix == "data" and "labels" not in self._feats:
-            self._feats["labels"] = dataset_to_tensors(self.data[RECON_SPLIT])[1].numpy()
-        labels = torch.from_numpy(self._feats["labels"]) if self.class_mix == "data" else None
+        if self.class_mix == "data" and self._test_labels is None:
+            self._test_labels = dataset_to_tensors(self.data[RECON_SPLIT])[1]  # (N,)
+        labels = self._test_labels if self.class_mix == "data" else None
         return class_plan(self.class_mix, num_per_class, num_classes, labels)
 
     @property
@@ -204,8 +205,8 @@ class ImageScorer:
 
     def kid(self, fx: np.ndarray, fy: np.ndarray) -> dict[str, float]:
         """classifier-KID {kid, kid_std} (mean, std over subsets) of two feature sets, at this scorer's subset size."""
-        k = kid(fx, fy, num_subsets=self.kid_subsets, subset_size=self.kid_subset_size)
-        return {"kid": k.as_dict()["kid"], "kid_std": k.as_dict()["kid_std"]}
+        d = kid(fx, fy, num_subsets=self.kid_subsets, subset_size=self.kid_subset_size).as_dict()
+        return {"kid": d["kid"], "kid_std": d["kid_std"]}
 
     @staticmethod
     def split_of(reference: str) -> str:
@@ -318,10 +319,9 @@ def build_scorer(classifier: str, device: str | torch.device, *, dataset: str = 
                        class_mix=class_mix)
 
 
-def reference_summary(scorer: ImageScorer, ckpt: ImageCheckpoint, references: list[str], num_per_class: int) -> dict:
-    """What each reference set is and its unpaired reference points (module docstring). ``n_probe`` = the size of
-    each test half; ``num_per_class`` is kept for the callers (the points no longer depend on the row size)."""
-    del num_per_class
+def reference_summary(scorer: ImageScorer, ckpt: ImageCheckpoint, references: list[str]) -> dict:
+    """What each reference set is and its unpaired reference points (module docstring); ``n_probe`` = the size of
+    each test half."""
     h = scorer.half_size  # 0: too few test images for two halves (a CPU dry run's fixture): no points
     return {"references": list(references), "reference_descriptions": {r: scorer.describe(r) for r in references},
             "reference_points": {r: scorer.reference_points(r, ckpt) for r in references} if h else {}, "n_probe": h,

@@ -37,7 +37,7 @@ def load_grid_checkpoint(path: str, im: Images, device: str):
 
 def reference_info(scorer: ImageScorer, ckpt, im: Images) -> dict:
     """The reference sets' descriptions, reference points and the rows' class mix."""
-    return {**reference_summary(scorer, ckpt, im.references, im.num_per_class), "class_mix": scorer.class_mix}
+    return {**reference_summary(scorer, ckpt, im.references), "class_mix": scorer.class_mix}
 
 
 def mix_text(res: dict) -> str:
