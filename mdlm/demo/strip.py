@@ -15,8 +15,6 @@ from .render import MASKED, NEW, Piece
 INK, NEW_BG, MASK_FILL, PAPER = (20, 20, 20), (167, 243, 208), (209, 213, 219), (255, 255, 255)
 
 
-
-
 NEWLINE = " / "  # a line break drawn as in quoted verse, so a frame stays a few rows tall
 
 

@@ -50,13 +50,6 @@ class ImageSet:
         return ImageSet(self.images[idx], cut(self.labels), cut(self.captions),
                         f"{self.description} (random {n}, seed {seed})", self.generated)
 
-    def head(self, n: int | None) -> ImageSet:
-        """The first ``n`` images (all when ``n`` is None)."""
-        if n is None:
-            return self
-        cut = (lambda v: v[:n] if v is not None else None)
-        return ImageSet(self.images[:n], cut(self.labels), cut(self.captions), f"{self.description}[:{n}]", self.generated)
-
 
 def _from_datasets(ds, split: str, what: str) -> ImageSet:
     parts = ["train", "test"] if split == "all" else ["test"] if split in HALVES else [split]

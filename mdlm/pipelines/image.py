@@ -307,8 +307,6 @@ def decode_partial_canvas(vq, layout: ImageTokenLayout | TextImageLayout, canvas
 # PNG output
 
 
-
-
 def tile_images(images: Tensor | np.ndarray, nrow: int, gap: int = 1) -> np.ndarray:
     """(N, C, H, W) in [-1, 1] → (rows·(H+gap)+gap, nrow·(W+gap)+gap, C) uint8, white gaps, row-major;
     missing tiles of the last row stay white. Vectorised: pad each tile, then one reshape."""
