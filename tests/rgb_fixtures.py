@@ -41,3 +41,17 @@ def make_rgb_folder(root: str | Path, per_class: int = 6, sizes: tuple[int, ...]
     with open(root / "metadata.jsonl", "w", encoding="utf-8") as f:
         f.write("".join(json.dumps(r) + "\n" for r in rows))
     return root
+
+
+def random_rgb_vq(path: str | Path, seed: int = 0) -> Path:
+    """A random (untrained) 64×64 RGB VQ tokenizer with 16 codes saved at ``path``: 16×16 codes of a 4-channel
+    latent, enough for the recipes to encode the folder's images in seconds."""
+    import torch
+
+    from mdlm.tokenizers.image import VQConfig, VQModelForImages
+
+    torch.manual_seed(seed)
+    cfg = VQConfig(in_channels=3, image_size=64, hidden_channels=[4, 4], num_res_blocks=1, embedding_dim=4,
+                   codebook_size=16)
+    VQModelForImages(cfg).save_pretrained(path)
+    return Path(path)

@@ -23,10 +23,9 @@ from mdlm.data.text_image import (
     train_caption_tokenizer,
 )
 from mdlm.data.text_image_data import TextImageCollator, TextImageRows, load_captioned
-from mdlm.tokenizers.image import VQConfig, VQModelForImages
 
 sys.path.insert(0, str(Path(__file__).parent))
-from rgb_fixtures import make_rgb_folder
+from rgb_fixtures import make_rgb_folder, random_rgb_vq
 from scripts import load_script, run_main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,19 +97,11 @@ def test_collator_drops_class_or_caption_alone_on_training_rows_only(tok):
 # ---- a tiny model trained on the generated folder ----------------------------------------------------
 
 
-def _random_vq(path: Path) -> Path:
-    torch.manual_seed(0)
-    cfg = VQConfig(in_channels=3, image_size=64, hidden_channels=[4, 4], num_res_blocks=1, embedding_dim=4,
-                   codebook_size=16)
-    VQModelForImages(cfg).save_pretrained(path)
-    return path
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     base = tmp_path_factory.mktemp("t2i")
     folder = make_rgb_folder(base / "folder", per_class=6)
-    vq = _random_vq(base / "vq")
+    vq = random_rgb_vq(base / "vq")
     recipe = load_script("recipes/train_image.py")
     argv = ["--vq_model", str(vq), "--dataset", f"imagefolder:{folder}", "--image_size", "64", "--channels", "3",
             "--captions", "true", "--text_budget", "4", "--caption_vocab_size", "300", "--output_dir",

@@ -32,10 +32,10 @@ from mdlm.data.text_image_mix import (
     mirrored,
     mixture,
 )
-from mdlm.tokenizers.image import VQConfig, VQModelForImages
+from mdlm.tokenizers.image import VQModelForImages
 
 sys.path.insert(0, str(Path(__file__).parent))
-from rgb_fixtures import make_rgb_folder
+from rgb_fixtures import make_rgb_folder, random_rgb_vq
 from scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,19 +45,11 @@ def _recipe():
     return load_script("recipes/train_image.py")
 
 
-def _random_vq(path: Path) -> Path:
-    torch.manual_seed(0)
-    cfg = VQConfig(in_channels=3, image_size=64, hidden_channels=[4, 4], num_res_blocks=1, embedding_dim=4,
-                   codebook_size=16)
-    VQModelForImages(cfg).save_pretrained(path)
-    return path
-
-
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     base = tmp_path_factory.mktemp("mix")
     return SimpleNamespace(base=base, a=make_rgb_folder(base / "a", per_class=4),
-                           b=make_rgb_folder(base / "b", per_class=3, seed=1), vq=_random_vq(base / "vq"))
+                           b=make_rgb_folder(base / "b", per_class=3, seed=1), vq=random_rgb_vq(base / "vq"))
 
 
 def _argv(d, out: str, *extra: str) -> list[str]:
