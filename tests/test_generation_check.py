@@ -76,3 +76,16 @@ def test_chat_answers_that_start_with_eos_get_a_setting_that_answers(capsys):
     chosen = gc.checked_generation_defaults(model, tok, defaults, prompts=prompts, chat=True, min_distinct_words=1)
     assert chosen["temperature"] > 0
     assert gc.degenerate_count(model, tok, chosen, prompts, 0, chat=True, min_distinct_words=1) == 0
+
+
+def test_greedy_overrides_a_stored_random_order_and_the_log_names_what_is_saved():
+    from mdlm.pipelines.text import sampler_config_from
+
+    stored = {"temperature": 1.0, "confidence": "random", "max_new_tokens": 16}  # what a re-checked checkpoint holds
+    # the README's way back to greedy: the old key asks for a confidence order and beats the stored random one
+    greedy, _ = sampler_config_from(stored, {"temperature": 0.0, "remasking": "low_confidence"})
+    assert (greedy.temperature, greedy.confidence) == (0.0, "prob")
+    margin, _ = sampler_config_from({**stored, "confidence": "margin"}, {"remasking": "low_confidence"})
+    assert margin.confidence == "margin"  # another confidence rule is kept
+    assert gc.describe(stored) == "temperature 1, random order"
+    assert gc.describe({**stored, "temperature": 0.8, "remasking": "low_confidence"}) == "temperature 0.8, confidence order"

@@ -240,6 +240,8 @@ def _new_keys(values: dict[str, Any]) -> dict[str, Any]:
         kw["unmasking"] = "ancestral"
     elif remasking == "random":
         kw["confidence"] = "random"
+    elif "remasking" in values and kw.get("confidence") == "random":
+        kw["confidence"] = "prob"  # 'low_confidence' asks for a confidence order: it overrides a stored random order
     if sampler != "moment" and "choice_temperature" in values:
         kw.update(choice_noise=values["choice_temperature"], moment_alpha=0.0)
     names = {f.name for f in dataclasses.fields(MDLMGenerationConfig)}

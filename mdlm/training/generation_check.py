@@ -44,9 +44,12 @@ def degenerate_count(
 
 
 def describe(setting: dict) -> str:
-    t = setting.get("temperature", 0.0)
-    order = "random order" if setting.get("remasking") == "random" else "confidence order"
-    return f"{'greedy' if not t else f'temperature {t:g}'}, {order}"
+    """'greedy, confidence order' / 'temperature 0.8, random order' of a sampler setting (old or new key names)."""
+    from ..sampling import MDLMGenerationConfig
+
+    c = MDLMGenerationConfig.from_dict({k: v for k, v in setting.items() if not k.endswith("token_id")})
+    order = "random order" if c.confidence == "random" else "confidence order"
+    return f"{'greedy' if not c.temperature else f'temperature {c.temperature:g}'}, {order}"
 
 
 def checked_generation_defaults(
