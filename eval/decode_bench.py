@@ -39,7 +39,7 @@ from mdlm.evaluation.decode_report import (
     write_judged,
     write_results,
 )
-from mdlm.evaluation.decode_rows import row_config, row_overrides
+from mdlm.evaluation.decode_rows import row_config, row_overrides, sample_stem, select_rows
 from mdlm.evaluation.decode_timing import Case, synchronizer, time_generate, time_llada
 from mdlm.evaluation.llada_loop import block_aligned_fn
 
@@ -56,7 +56,8 @@ def parse_args(argv: list[str] | None):
     p.add_argument("--gen-length", type=positive_int, nargs="+", default=[256, 512, 1024])
     p.add_argument("--batch-size", type=positive_int, nargs="+", default=[1, 64])
     p.add_argument("--block-length", type=positive_int, default=32)
-    p.add_argument("--rows", nargs="+", help="only these rows (llada, the reference, always runs)")
+    p.add_argument("--rows", nargs="+", help="only these rows, in this order (llada, the reference, always runs "
+                   "first); a threshold row as ROW@T runs at threshold T, e.g. dual+threshold@0.7")
     p.add_argument("--prompts", default=PROMPTS, help="one prompt a line (\\n for newlines), cycled over the batch")
     p.add_argument("--threshold", type=float, default=0.9, help="Fast-dLLM threshold (threshold / verify rows)")
     p.add_argument("--factor", type=float, default=1.0, help="Fast-dLLM factor (factor rows)")
@@ -119,10 +120,10 @@ def bench(a) -> dict:
     prompts, sync = read_prompts(a.prompts), synchronizer(a.device)
     plan = row_overrides(a.threshold, a.factor, a.eb_gamma)
     if a.rows:
-        unknown = sorted(set(a.rows) - set(plan) - {"llada"})
-        if unknown:
-            raise UserError(f"unknown row(s) {unknown}; valid: llada, {', '.join(plan)}")
-        plan = {k: v for k, v in plan.items() if k in a.rows}
+        try:
+            plan = select_rows(plan, [r for r in a.rows if r != "llada"])
+        except ValueError as e:
+            raise UserError(str(e)) from None
     reference, suppress = as_logits_fn(model), [i for i in (tok.pad_token_id,) if i is not None and i != tok.eos_token_id]
     device = torch.cuda.get_device_name() if a.device.startswith("cuda") else "cpu"
     res = {"meta": meta(a, device, dtype, model), "rows": []}
@@ -171,10 +172,10 @@ def add_row(a, res, tok, prompts, B, G, name, t, ref, seqs) -> None:
            "reference_estimated": ref.repeats == 0, "estimated": t.repeats == 0,
            "agreement": agreement(t.sequences, seqs.get("llada"), G),
            "agreement_uncached": agreement(t.sequences, seqs.get("uncached"), G), "note": t.note}
-    if name in EXACT_ROWS and row["agreement_uncached"] is not None and row["agreement_uncached"] < 1.0:
+    if name.partition("@")[0] in EXACT_ROWS and row["agreement_uncached"] is not None and row["agreement_uncached"] < 1.0:
         row["note"] = "; ".join(n for n in (row["note"], "NOT EXACT: tokens differ from one-token-per-step greedy") if n)
     if t.sequences is not None:
-        f = os.path.join(a.out, "samples", f"G{G}_B{B}_{name.replace('+', '_')}.jsonl")
+        f = os.path.join(a.out, "samples", f"G{G}_B{B}_{sample_stem(name)}.jsonl")
         write_samples(f, tok, t.sequences.cpu(), prompts, G, name, B, a.block_length)
         row["samples"] = os.path.relpath(f, a.out)
     res["rows"].append(row)

@@ -4,7 +4,8 @@
         --sampler D/bench_sampler_b8.json --nelbo D/train --overwrite
 
 ``--mdm`` / ``--bd3``: eval/decode_bench.py output dirs (results.json, judged.json) of the MDM and the block-diffusion
-model; ``--nelbo``: the dir of NAME_eval_metrics.json + train_meta.json from eval/gpu/decode_train.sh;
+model; ``--nelbo``: the dir(s) of NAME_eval_metrics.json + train_meta.json from eval/gpu/decode_train.sh (the first
+gives the key's value, later ones are kept under ``other_runs``);
 ``--sampler``: eval/bench_sampler.py's JSON. Keys (``mdlm.evaluation.decode_keys``): ``decode_speedup_len512``,
 ``decode_speedup_len1024``, ``decode_genppl_ratio_len512``, ``decode_tokens_per_s_b1`` (value: the MDM; the BD3
 model's figures under ``by_model``), ``sampler_overhead_pct``, ``bd3_nelbo_ratio``. Every other key of
@@ -76,8 +77,14 @@ def tables(a, figures: dict[str, dict]) -> str:
         ratio = {"mdm": 1.0} | {f"bd3_{b}": r for b, r in n["value"].items()}
         rows = [f"| {k} | {'–' if v is None else v} | {'–' if ratio.get(k) is None else ratio[k]} |"
                 for k, v in n["nelbo_nats_per_token"].items()]
-        parts.append("### Validation NELBO at equal tokens\n\n| model | NELBO (nats/token) | / MDM |\n|---|---|---|\n"
-                     + "\n".join(rows))
+        steps = n.get("training", {}).get("steps")
+        parts.append(f"### Validation NELBO at equal tokens ({steps} steps each)\n\n"
+                     "| model | NELBO (nats/token) | / MDM |\n|---|---|---|\n" + "\n".join(rows))
+        for o in n.get("other_runs") or []:
+            ratio = {"mdm": 1.0} | {f"bd3_{b}": r for b, r in o["value"].items()}
+            rows = [f"| {k} | {v} | {ratio.get(k)} |" for k, v in o["nelbo_nats_per_token"].items() if v is not None]
+            parts.append(f"### Validation NELBO at equal tokens ({o['steps']} steps each; {o['source']})\n\n"
+                         "| model | NELBO (nats/token) | / MDM |\n|---|---|---|\n" + "\n".join(rows))
     return "\n\n".join(parts)
 
 
@@ -95,7 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bd3", nargs="+", help="decode_bench output dir(s) of the block-diffusion model")
     p.add_argument("--sampler", help="eval/bench_sampler.py JSON output")
     p.add_argument("--sampler-row", help="the bench_sampler row (strategy) for sampler_overhead_pct (default: the first)")
-    p.add_argument("--nelbo", help="dir of NAME_eval_metrics.json + train_meta.json (eval/gpu/decode_train.sh)")
+    p.add_argument("--nelbo", nargs="+", help="dir(s) of NAME_eval_metrics.json + train_meta.json "
+                   "(eval/gpu/decode_train.sh); the first gives the key's value, later ones (e.g. longer runs of "
+                   "fewer models) are kept under other_runs")
     p.add_argument("--lengths", type=positive_int, nargs="+", default=[512, 1024],
                    help="generation lengths of the speedup keys (the first: the genppl and tokens/s keys)")
     p.add_argument("--results", default=os.path.join(ROOT, "docs", "benchmarks", "results.json"))

@@ -1,6 +1,7 @@
 """Where the time goes: torch.profiler tables of a training step and of sampler decoding.
 
     python eval/profile_gpu.py decode --size 125m --batch 64 --gen-length 256 --block-length 32
+    python eval/profile_gpu.py decode --size 125m --batch 1 --gen-length 512 --float32-norm   # the "before" norm
     python eval/profile_gpu.py train --size 125m --batch 32 --compile
 
 Speed does not depend on the weights for these shapes, so the model is randomly initialised
@@ -66,8 +67,22 @@ def ragged_canvas(batch: int, gen: int, device: str) -> tuple[torch.Tensor, torc
     return x.to(device), am.to(device)
 
 
+def float32_norm() -> None:
+    """The RMSNorm of before 2026-11-30 (upcast input and weight to float32, cast back: three extra kernels per
+    norm in bf16), for a before/after profile on the same machine."""
+    import torch.nn.functional as F
+
+    from mdlm.modeling.modeling import RMSNorm
+
+    def forward(self, x):
+        return F.rms_norm(x.float(), (x.shape[-1],), self.weight.float(), self.eps).to(x.dtype)
+    RMSNorm.forward = forward
+
+
 def decode(a) -> None:
     cuda = a.device.startswith("cuda")
+    if a.float32_norm:
+        float32_norm()
     model = build("mdlm", a.size, 2048).to(a.device, torch.bfloat16).eval()
     x, am = ragged_canvas(a.batch, a.gen_length, a.device)
     B, L = x.shape
@@ -107,6 +122,16 @@ def decode(a) -> None:
             out = run()
         print(f"generate {name}: {ms:.0f} ms, NFE {out.nfe}, graph replays {out.graph_replays}, "
               f"{ms / out.nfe:.2f} ms per step, {B * a.gen_length / ms * 1000:,.0f} tokens/s")
+        if name == "graphs":  # is a replayed step GPU-bound? (kernel time / wall time of the whole generation;
+            # not for dual+graphs: its capture under the profiler failed on the H200, 2026-11-30)
+            with torch.no_grad(), profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+                t = time.perf_counter()
+                run()
+                torch.cuda.synchronize()
+                wall = 1000 * (time.perf_counter() - t)
+            busy = sum(e.self_device_time_total for e in prof.key_averages() if e.device_type.name == "CUDA") / 1000
+            print(f"  under the profiler: GPU kernel time {busy:.1f} ms of {wall:.1f} ms wall ({busy / wall:.0%} busy), "
+                  f"{busy / out.nfe:.2f} ms of kernels per step")
     with torch.no_grad():
         runner.fill(x, lo, hi)
         if cuda:
@@ -167,6 +192,8 @@ def main() -> int:
     p.add_argument("--block-length", type=positive_int, default=32)
     p.add_argument("--seq-len", type=positive_int, default=1024)
     p.add_argument("--compile", action="store_true")
+    p.add_argument("--float32-norm", action="store_true",
+                   help="decode: profile with the RMSNorm of before 2026-11-30 (float32 upcasts) for a before/after")
     p.add_argument("--n", type=positive_int, default=10, help="timed calls per micro-benchmark")
     p.add_argument("--rows", type=positive_int, default=25)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")

@@ -1,6 +1,7 @@
 """CUDA-graph replay of the greedy step (SamplerConfig.cuda_graphs): the same samples, NFE and positions as
-eager decoding for every cache mode, with a threshold, the EOS policy, left padding and every fixed-shape adaptive
-policy (Fast-dLLM threshold / factor, EB, EOS early stop) (GPU tests), and no effect on the CPU."""
+eager decoding for every cache mode, with a threshold, the EOS policy, left padding, every fixed-shape adaptive
+policy (Fast-dLLM threshold / factor, EB, EOS early stop) and verified decoding (GPU tests), and no effect on the
+CPU."""
 
 from __future__ import annotations
 
@@ -83,3 +84,25 @@ def test_the_step_graph_replays_the_eager_step(cache, extra):
     assert stepped.step_graph_replays > 0 and eager.step_graph_replays == 0
     assert torch.equal(stepped.sequences, eager.sequences)
     assert (stepped.nfe, stepped.steps, stepped.positions) == (eager.nfe, eager.steps, eager.positions)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("extra", [{"unmasking": "confidence", "verify_draft": 4},
+                                   {"unmasking": "fast_dllm", "threshold": 0.3}, {"unmasking": "eb", "eb_gamma": 0.5}])
+def test_verified_decoding_replays_its_fixed_shape_step_as_a_graph(extra):
+    """verify + cuda_graphs: each block's steps after its first replayed as one graph; the output stays greedy's
+    one-token-per-step output. Forwards: at most one per committed token plus each block's first (on this random
+    model the drafts are rarely accepted), each verification running min(verify_draft, 16) canvases per row."""
+    from mdlm.sampling import MDLMGenerationConfig
+
+    model = tiny_model("cuda")
+    canvas, am = canvas_and_mask("cuda")
+    greedy = run(model, canvas, am, False)  # one token per step (steps = G)
+    cfg = MDLMGenerationConfig(temperature=0.0, block_length=16, verify=True, cuda_graphs=True, **extra)
+    with torch.no_grad():
+        out = generate(model, canvas, mask_id=MASK, config=cfg, attention_mask=am, eos_id=EOS, suppress_tokens=[0])
+    assert out.graph_replays > 0
+    assert torch.equal(out.sequences, greedy.sequences)
+    blocks, K = 48 // 16, extra.get("verify_draft", 8)
+    assert out.nfe <= greedy.nfe + blocks
+    assert out.verify_rows % K == 0 and K * (out.nfe - blocks) <= out.verify_rows < K * out.nfe

@@ -12,7 +12,7 @@ import torch
 
 from mdlm.evaluation.decode_choice import choose_speedup_row
 from mdlm.evaluation.decode_report import quality
-from mdlm.evaluation.decode_rows import row_config, row_overrides
+from mdlm.evaluation.decode_rows import row_config, row_overrides, sample_stem, select_rows
 from mdlm.evaluation.llada_loop import block_aligned_fn, llada_generate, transfer_counts
 from mdlm.modeling import MDLMConfig, MDLMForMaskedLM
 from mdlm.sampling import as_logits_fn, generate
@@ -131,3 +131,36 @@ def test_block_aligned_forward_starts_a_block_at_the_first_generated_column():
     pos = seen["pos"]
     assert (pos[:, 5] % 4 == 0).all()  # each row's first generated token begins a block
     assert torch.equal(pos[0, 3:] - pos[0, 2], torch.arange(1, 11)) and torch.equal(pos[1, 1:] - pos[1, 0], torch.arange(1, 13))
+
+
+def test_rows_are_selected_in_order_and_threshold_rows_take_an_at_suffix():
+    plan = row_overrides(0.9, 1.0, 0.1)
+    rows = select_rows(plan, ["dual+threshold@0.7", "graphs", "dual+threshold"])
+    assert list(rows) == ["dual+threshold@0.7", "graphs", "dual+threshold"]
+    assert rows["dual+threshold@0.7"]["threshold"] == 0.7 and rows["dual+threshold"]["threshold"] == 0.9
+    cfg, why = row_config(64, 32, rows["dual+threshold@0.7"])
+    assert cfg is not None and cfg.threshold == 0.7, why
+    assert sample_stem("dual+threshold@0.7") == "dual_threshold_t0.7"
+    for bad in (["graphs@0.7"], ["nope"], ["threshold@1.5"], ["threshold@x"]):
+        with pytest.raises(ValueError, match="unknown row|threshold after"):
+            select_rows(plan, bad)
+
+
+def test_nelbo_key_takes_the_first_run_and_keeps_longer_runs_of_fewer_models(tmp_path):
+    from mdlm.evaluation.decode_keys import nelbo_key
+
+    def run(name, steps, nll):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "train_meta.json").write_text(json.dumps({"steps": steps, "gpu": "g", "date": "d", "command": "c"}))
+        for model, v in nll.items():
+            (d / f"{model}_eval_metrics.json").write_text(json.dumps({"eval_nll": v}))
+        return str(d)
+
+    short = run("s400", 400, {"mdm": 5.0, "bd3_4": 4.5, "bd3_16": 4.0, "bd3_64": 5.5})
+    long = run("s1500", 1500, {"mdm": 4.0, "bd3_16": 4.2})
+    key = nelbo_key([short, long])
+    assert key["value"] == {"4": 0.9, "16": 0.8, "64": 1.1} and key["missing"] is None
+    (other,) = key["other_runs"]
+    assert other["steps"] == 1500 and other["value"] == {"4": None, "16": 1.05, "64": None}
+    assert other["missing"] == ["bd3_4", "bd3_64"]

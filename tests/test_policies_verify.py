@@ -1,6 +1,7 @@
 """Issue #17 §3: exact self-speculative decoding (``verify=True``) — bit-identical to greedy one-token-per-step
 decoding (several seeds, prompt lengths, block lengths, draft rules, ragged batches with padding, the EOS policy),
-with fewer forwards; the batched verification rows are counted apart."""
+with fewer forwards; the batched verification rows are counted apart. Also its fixed-shape steps (``cuda_graphs``;
+the CUDA-graph replay of them is tested on a GPU in test_cuda_graphs.py)."""
 
 from __future__ import annotations
 
@@ -26,32 +27,38 @@ def greedy_one_per_step(model, canvas, G: int, block_length: int | None, **kw):
     return generate(model, canvas, mask_id=kw.pop("mask_id", MASK), config=cfg, **kw)
 
 
-def verified(model, canvas, block_length: int | None, draft: dict, **kw):
-    cfg = MDLMGenerationConfig(temperature=0.0, block_length=block_length, verify=True, **draft)
+def verified(model, canvas, block_length: int | None, draft: dict, fixed: bool = False, **kw):
+    """``fixed``: cuda_graphs=True — fixed-shape steps (verify_draft canvases each); graphs only on a GPU."""
+    cfg = MDLMGenerationConfig(temperature=0.0, block_length=block_length, verify=True, cuda_graphs=fixed, **draft)
     return generate(model, canvas, mask_id=kw.pop("mask_id", MASK), config=cfg, **kw)
 
 
+@pytest.mark.parametrize("fixed", [False, True], ids=["dynamic", "fixed_shape"])
 @pytest.mark.parametrize("draft", sorted(DRAFTS))
 @pytest.mark.parametrize("seed,P,G,bl,scale", [(0, 3, 16, None, 2.0), (1, 6, 24, 8, 4.0), (2, 1, 20, 5, 8.0),
                                                (3, 9, 12, 12, 1.0)])
-def test_verified_decoding_is_bit_identical_to_greedy_one_token_per_step(draft, seed, P, G, bl, scale):
+def test_verified_decoding_is_bit_identical_to_greedy_one_token_per_step(draft, seed, P, G, bl, scale, fixed):
     model = ToyLM(seed=seed, scale=scale)
     canvas = make_canvas(rand_prompts(3, P, seed=seed), G)
     ref = greedy_one_per_step(model, canvas, G, bl, eos_id=EOS)
-    out = verified(model, canvas, bl, DRAFTS[draft], eos_id=EOS)
+    out = verified(model, canvas, bl, DRAFTS[draft], fixed=fixed, eos_id=EOS)
     assert torch.equal(out.sequences, ref.sequences)
     blocks = -(-G // (bl or G))
     assert out.nfe <= ref.nfe and out.verify_rows >= out.nfe - blocks  # every forward after a block's first verifies
+    if fixed:  # every step after a block's first forward runs min(verify_draft, block width) canvases
+        K = min(DRAFTS[draft].get("verify_draft", 8), bl or G)
+        assert out.verify_rows % K == 0 and K * (out.nfe - blocks) <= out.verify_rows < K * out.nfe
+        assert out.graph_replays == 0  # no graphs on the CPU
 
 
 @pytest.mark.parametrize("rows,bl", [(ROWS, None), ([(5, 16), (2, 8), (0, 20), (3, 4)], 4)])
-@pytest.mark.parametrize("draft", ["top_n", "eb"])
-def test_a_ragged_padded_batch_verifies_to_its_greedy_output(ragged_model, draft, rows, bl):  # noqa: F811
+@pytest.mark.parametrize("draft,fixed", [("top_n", False), ("eb", False), ("top_n", True)])
+def test_a_ragged_padded_batch_verifies_to_its_greedy_output(ragged_model, draft, fixed, rows, bl):  # noqa: F811
     x, am = batch_canvas(rows)
     G = max(g for _, g in rows)  # every block gets one step per position: one token per step
     kw = dict(mask_id=R_MASK, eos_id=R_EOS, attention_mask=am)
     ref = greedy_one_per_step(ragged_model, x, G, bl, **kw)
-    out = verified(ragged_model, x, bl, DRAFTS[draft], **kw)
+    out = verified(ragged_model, x, bl, DRAFTS[draft], fixed=fixed, **kw)
     assert torch.equal(out.sequences, ref.sequences)
     assert torch.equal(out.sequences[am == 0], x[am == 0])  # padding untouched
 
@@ -62,11 +69,12 @@ def test_every_position_is_filled_when_the_step_budget_is_split_unevenly(ragged_
     assert not (out.sequences == R_MASK).any()
 
 
-def test_the_eos_policy_is_verified_too():
+@pytest.mark.parametrize("fixed", [False, True], ids=["dynamic", "fixed_shape"])
+def test_the_eos_policy_is_verified_too(fixed):
     P, G = 4, 24
     canvas = make_canvas(rand_prompts(2, P), G)
     ref = greedy_one_per_step(EndsAt(P + 9), canvas, G, 8, eos_id=EOS)
-    out = verified(EndsAt(P + 9), canvas, 8, DRAFTS["top_n"], eos_id=EOS)
+    out = verified(EndsAt(P + 9), canvas, 8, DRAFTS["top_n"], fixed=fixed, eos_id=EOS)
     assert torch.equal(out.sequences, ref.sequences) and (out.sequences == EOS).any()
 
 

@@ -13,15 +13,15 @@
 OUT=${OUT:-out_decode_bench}; DEADLINE=${DEADLINE:-570}
 source eval/gpu/common.sh
 RUNS=${RUNS:-runs/decode/s${STEPS:-600}}; W=${WORK:-runs/decode_bench}  # STEPS as in call 1
-MDM_ROWS="uncached graphs threshold eb dual dual+threshold dual+eb factor verify dual+threshold+eos"
-BD3_ROWS="uncached graphs block_exact block_exact+threshold block_exact+eb threshold eb verify"
+MDM_ROWS="uncached graphs threshold dual dual+threshold dual+threshold@0.7 dual+factor dual+eb verify dual+threshold+eos"
+BD3_ROWS="uncached block_exact block_exact+threshold block_exact+threshold@0.7 block_exact+factor block_exact+eb"
 B1="--batch-size 1 --gen-length 256 512 1024 --repeats 3 --max-seconds-per-row 20"
 B64="--batch-size 64 --gen-length 512 256 --repeats 1 --max-seconds-per-row 45"
 SAMPLER="--batch 8 --gen-length 256 --steps 128 --block-length 32 --repeats 2 --dtype bfloat16 --device cuda"
 DEV="--device cuda --dtype bf16"
 if [ "${DRY:-0}" = 1 ]; then  # the models of `DRY=1 DRY_RUNS=DIR bash eval/gpu/decode_train.sh`, tiny sizes, CPU
   RUNS=${DRY_RUNS:?DRY=1 needs DRY_RUNS=the dir of the DRY decode_train.sh models}; W=${DRY_WORK:-$(mktemp -d)}
-  MDM_ROWS="uncached graphs threshold dual"; BD3_ROWS="uncached block_exact threshold"
+  MDM_ROWS="uncached graphs threshold dual dual+threshold@0.7"; BD3_ROWS="uncached block_exact block_exact+threshold@0.7"
   B1="--batch-size 1 --gen-length 32 --repeats 1"; B64="--batch-size 4 --gen-length 32 --repeats 1 --judge-min-samples 4"
   SAMPLER="--batch 2 --gen-length 32 --steps 16 --block-length 16 --repeats 1 --device cpu"; DEV="--device cpu --threads 1"
 fi

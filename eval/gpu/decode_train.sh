@@ -6,6 +6,7 @@
 #   run(command="bash eval/gpu/decode_train.sh", kind="nvidia-h200-x2", carry=[".whl", ".data/shakespeare_bible.tgz"])
 #   (.data/shakespeare_bible.tgz: `tar czf .data/shakespeare_bible.tgz -C .data shakespeare_bible`, 7 MB)
 #   DRY=1 DRY_RUNS=/tmp/dry bash eval/gpu/decode_train.sh   # CPU dry run here: tiny models, 3 steps, ~1 min
+#   STEPS=1600 SECOND=0 bash eval/gpu/decode_train.sh       # only the MDM and BD3-16, 1600 steps each (~470 s)
 # STEPS (default 600) × 32 sequences × SEQ_LEN (1088 = 1024 generated + 64 of prompt) tokens per run.
 OUT=${OUT:-out_decode_train}; DEADLINE=${DEADLINE:-560}
 source eval/gpu/common.sh
@@ -44,9 +45,10 @@ train() {  # NAME GPU RESERVE [extra args]: one run (time limit: keep RESERVE s 
   say "train $name: exit $rc after $(( $(date +%s) - t )) s | $(grep -E 'validation ELBO|rror' $L/$name.log | tail -1)"
   [ -f $RUNS/$name/eval_metrics.json ] && cp $RUNS/$name/eval_metrics.json $L/${name}_eval_metrics.json
 }
-R=$(( ${DRY:-0} == 1 ? 10 : 220 ))  # the first run of each GPU leaves R s for the second
-( train mdm 0 $R; train bd3_64 0 15 --objective bd3 --block_size 64 ) &
-( train bd3_16 1 $R --objective bd3 --block_size 16; train bd3_4 1 15 --objective bd3 --block_size 4 ) &
+# SECOND=0: only the MDM and BD3-16 (one run per GPU: longer runs fit the call); SECOND=1 also BD3-64 and BD3-4
+SECOND=${SECOND:-1}; R=$(( ${DRY:-0} == 1 || SECOND == 0 ? 10 : 220 ))  # the first run of each GPU leaves R s
+( train mdm 0 $R; [ $SECOND = 1 ] && train bd3_64 0 15 --objective bd3 --block_size 64 ) &
+( train bd3_16 1 $R --objective bd3 --block_size 16; [ $SECOND = 1 ] && train bd3_4 1 15 --objective bd3 --block_size 4 ) &
 wait
 say "validation NELBO (nats/token) at equal tokens:"
 python3 - $L $RUNS "$C" <<'PY' | tee -a $LOG

@@ -136,8 +136,20 @@ def sampler_key(path: str, previous: dict | None, row_name: str | None = None) -
     return out
 
 
-def nelbo_key(nelbo_dir: str, block_sizes: tuple[int, ...] = (4, 16, 64)) -> dict[str, Any]:
-    """BD3 NELBO / MDM NELBO per block size from NAME_eval_metrics.json files (eval/gpu/decode_train.sh)."""
+def nelbo_key(nelbo_dirs: str | list[str], block_sizes: tuple[int, ...] = (4, 16, 64)) -> dict[str, Any]:
+    """BD3 NELBO / MDM NELBO per block size from NAME_eval_metrics.json files (eval/gpu/decode_train.sh). With
+    several dirs (runs of different lengths) the first gives ``value``; each other one is kept under ``other_runs``
+    (its steps, ratios and NELBOs)."""
+    if not isinstance(nelbo_dirs, str):
+        first, *rest = nelbo_dirs
+        out = nelbo_key(first, block_sizes)
+        if rest:
+            out["other_runs"] = [{"steps": k["training"].get("steps"), "value": k["value"],
+                                  "nelbo_nats_per_token": k["nelbo_nats_per_token"], "missing": k["missing"],
+                                  "date": k["date"], "source": k["source"]}
+                                 for k in (nelbo_key(d, block_sizes) for d in rest)]
+        return out
+    nelbo_dir = nelbo_dirs
     def nll(name: str) -> float | None:
         p = os.path.join(nelbo_dir, f"{name}_eval_metrics.json")
         return float(read_json(p, "eval metrics")["eval_nll"]) if os.path.isfile(p) else None

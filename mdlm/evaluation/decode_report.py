@@ -14,6 +14,7 @@ import os
 
 from ..cli import UserError
 from .files import write_json
+from .decode_rows import sample_stem
 
 
 def write_results(out: str, res: dict) -> None:
@@ -49,7 +50,7 @@ def read_bench(out: str) -> tuple[dict, dict]:
 
 def quality(judged: dict, G: int, row: str, B: int) -> dict | None:
     """{genppl, entropy, samples, batch_size} of a row: its own file, else the largest judged batch at ``G``."""
-    name = row.replace("+", "_")
+    name = sample_stem(row)
     found = []
     for f, r in judged.items():
         base = os.path.basename(f).rsplit(".", 1)[0]  # G{G}_B{B}_{name}

@@ -14,8 +14,9 @@ how the network is called and how many tokens a step commits. ``llada`` is not a
   verify              exact self-speculative decoding: a threshold draft, kept only where one more forward agrees
   block_exact         block-diffusion models (BD3-LM): finished blocks' K/V cached exactly
   ...+eos             EOS-aware early block termination
-Combinations are named by joining with ``+``. A row whose option the installed sampler or the model lacks is
-skipped by the benchmark with the reason (the config's or ``generate``'s error).
+Combinations are named by joining with ``+``; ``ROW@T`` runs a threshold row at threshold T. A row whose option the
+installed sampler or the model lacks is skipped by the benchmark with the reason (the config's or ``generate``'s
+error).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ def row_overrides(threshold: float, factor: float, eb_gamma: float) -> dict[str,
     CUDA graphs; :func:`row_config` drops them, with a note, where the sampler refuses them for the row."""
     thr = {"unmasking": "fast_dllm", "threshold": threshold}
     eb = {"unmasking": "eb", "eb_gamma": eb_gamma}
+    fac = {"unmasking": "fast_dllm", "threshold": None, "factor": factor}
     g, dual, bx = {"cuda_graphs": True}, {"cache_implementation": "dual"}, {"cache_implementation": "block_exact"}
     return {
         "uncached": {},
@@ -38,15 +40,47 @@ def row_overrides(threshold: float, factor: float, eb_gamma: float) -> dict[str,
         "block_exact": bx | g,
         "block_exact+threshold": bx | thr | g,
         "block_exact+eb": bx | eb | g,
+        "block_exact+factor": bx | fac | g,
         "threshold": thr | g,
         "eb": eb | g,
         "dual": dual | g,
         "dual+threshold": dual | thr | g,
         "dual+eb": dual | eb | g,
-        "factor": {"unmasking": "fast_dllm", "threshold": None, "factor": factor} | g,
+        "factor": fac | g,
+        "dual+factor": dual | fac | g,
         "verify": thr | {"verify": True} | g,
         "dual+threshold+eos": dual | thr | g | {"eos_early_stop": True},
     }
+
+
+def select_rows(plan: dict[str, dict[str, Any]], names: list[str]) -> dict[str, dict[str, Any]]:
+    """The rows ``names`` of ``plan``, in the order given. ``ROW@T`` (e.g. ``dual+threshold@0.7``) is a threshold
+    row of ``plan`` run with the Fast-dLLM threshold T instead. Raises ``ValueError`` naming unknown rows."""
+    out, unknown = {}, []
+    for name in names:
+        base, _, t = name.partition("@")
+        kw = plan.get(base)
+        if kw is None or (t and "threshold" not in kw):
+            unknown.append(name)
+            continue
+        if t:
+            try:
+                thr = float(t)
+            except ValueError:
+                thr = -1.0
+            if not 0.0 < thr < 1.0:
+                raise ValueError(f"row {name!r}: the threshold after '@' must be a number in (0, 1)")
+            kw = kw | {"threshold": thr}
+        out[name] = kw
+    if unknown:
+        raise ValueError(f"unknown row(s) {unknown}; valid: llada, {', '.join(plan)} (threshold rows also as ROW@T)")
+    return out
+
+
+def sample_stem(row: str) -> str:
+    """The row's part of its sample file name (``G{G}_B{B}_{stem}.jsonl``): ``dual+threshold@0.7`` →
+    ``dual_threshold_t0.7``."""
+    return row.replace("+", "_").replace("@", "_t")
 
 
 def base_settings(gen_length: int, block_length: int) -> dict[str, Any]:

@@ -134,7 +134,7 @@ class MDLMGenerationConfig:
         aliases=["--cache"]))
     cuda_graphs: bool = field(default=False, metadata=_help(
         "GPU: replay each greedy step as one CUDA graph (temperature 0, confidence prob, no noise; unmasking "
-        "confidence, fast_dllm or eb)"))
+        "confidence, fast_dllm or eb; with verify: fixed-shape steps of verify_draft canvases each)"))
     reuse_logits: bool = field(default=True, metadata=_help("reuse logits while the canvas is unchanged"))
     return_history: bool = field(default=False, metadata=_help("keep the canvas after every step"))
 

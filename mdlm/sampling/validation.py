@@ -138,15 +138,13 @@ def _check_adaptive(c: Any) -> None:
                              "(a block-diffusion model always decodes with its block_exact cache: verify is not for it)")
         if c.eos_early_stop:
             raise ValueError("verify is exact (the greedy output); eos_early_stop would change it: use one of them")
-        if c.cuda_graphs:
-            raise ValueError("verify's batch of draft canvases changes size per step: it cannot use cuda_graphs")
 
 
 def _check_combinations(c: Any) -> None:
     if c.cache_implementation not in ("none", "block_exact") and c.block_length is None:
         raise ValueError(f"cache_implementation={c.cache_implementation!r} caches the K/V outside the current block, "
                          "so it needs semi-autoregressive blocks: set block_length (smaller than the generated length)")
-    if c.cuda_graphs and not c.uses_greedy_step:
+    if c.cuda_graphs and not (c.uses_greedy_step or c.verify):
         raise ValueError("cuda_graphs replays the greedy step: it needs temperature=0, unmasking confidence, fast_dllm or eb, "
                          "confidence='prob', choice_noise=0, no re-masking and no guidance (guidance_scale=0)")
     moment_only = {"moment_alpha": c.moment_alpha > 0, "moment_hybrid": c.moment_hybrid > 0,

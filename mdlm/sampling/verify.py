@@ -27,6 +27,7 @@ from .adaptive import entropy_bounded_count, factor_count
 from .blocks import Block
 from .confidence import select_top
 from .eos import eos_fill
+from .graphs import StepGraph, capture
 from .step import Sampling, StepReport
 
 Tensor = torch.Tensor
@@ -78,9 +79,12 @@ def draft_canvases(x: Tensor, lo: int, score: Tensor, tok: Tensor, masked: Tenso
 
 
 class VerifiedStep:
-    """Drop-in for :class:`.step.DenoiseStep` when ``config.verify`` (see the module docstring)."""
+    """Drop-in for :class:`.step.DenoiseStep` when ``config.verify`` (see the module docstring).
 
-    graph_replays = 0
+    With ``config.cuda_graphs`` every step has fixed shapes — always K = min(verify_draft, block width) draft
+    canvases, the current logits kept in a fixed buffer, one host synchronisation per step (is the block filled)
+    — and on a GPU each block's steps after its first are replayed as one CUDA graph (:mod:`.graphs`). The
+    commits are the same; the verification forwards run more canvases (K instead of the drafts needed)."""
 
     def __init__(self, run: Sampling, want_info: bool):
         r = run.runner
@@ -90,11 +94,24 @@ class VerifiedStep:
         self.run, self.want_info = run, want_info
         self.rule = run.config.unmasking
         self.verify_rows = 0
+        self.fixed = bool(run.config.cuda_graphs)  # fixed-shape steps (on any device); graphs on a GPU only
+        self.graphs_on = self.fixed and run.x.is_cuda
+        self.warmed, self.replays = False, 0
+        self.graph: StepGraph | None = None
+        self.c_buf: Tensor | None = None
+
+    @property
+    def graph_replays(self) -> int:
+        return self.replays
 
     def start_block(self, block: Block) -> None:
-        self.block = block
+        self.block, self.graph, self.c_buf = block, None, None
 
     def __call__(self, block: Block, i: int) -> StepReport | None:
+        return self.fixed_step(block, i) if self.fixed else self.dynamic_step(block, i)
+
+    def dynamic_step(self, block: Block, i: int) -> StepReport | None:
+        """One verified step, running only the draft canvases it needs (one host synchronisation for their count)."""
         run, x, lo, hi = self.run, self.run.x, block.lo, block.hi
         masked = block.blk & (x[:, lo:hi] == run.mask_id)  # (B, W)
         n_left = masked.sum(dim=-1)  # (B,)
@@ -126,6 +143,67 @@ class VerifiedStep:
                                          .expand(1, B, *logits.shape[2:])).squeeze(0)
         left = bool((block.blk & (x[:, lo:hi] == run.mask_id)).any())
         return StepReport(committed, None, frac, run.no_guidance, finished=not left)
+
+    def fixed_step(self, block: Block, i: int) -> StepReport | None:
+        """One verified step of fixed shapes: eager, or a replay of the block's captured graph."""
+        run, x, lo, hi = self.run, self.run.x, block.lo, block.hi
+        if self.c_buf is None:  # the block's first step: the logits of the canvas (one forward)
+            if not bool((block.blk & (x[:, lo:hi] == run.mask_id)).any()):
+                return None
+            c, _ = run.runner.window(x, False, lo, hi)  # (B, W, V)
+            self.c_buf = c.clone()
+        frac = run.masked_fraction() if self.want_info else None
+        out = self.replay() if self.graphs_on and i > 0 else None
+        if out is None:
+            out = self.fixed_body()
+            self.warmed = self.warmed or self.graphs_on
+        committed, left = out
+        if self.want_info:
+            committed = committed.clone()
+        return StepReport(committed, None, frac, run.no_guidance, finished=not bool(left))  # one host sync
+
+    def fixed_body(self) -> tuple[Tensor, Tensor]:
+        """The step on fixed tensors (run.x, the logits buffer): → (committed (B, L) bool, anything left () bool)."""
+        run, blk = self.run, self.block
+        x, lo, hi = run.x, blk.lo, blk.hi
+        B, L = x.shape
+        K = min(int(run.config.verify_draft), hi - lo)
+        masked = blk.blk & (x[:, lo:hi] == run.mask_id)  # (B, W)
+        sup = run.suppressed(self.c_buf.shape[-1])
+        tok, score, rest, _ = greedy_view(self.c_buf, masked, sup)
+        n = draft_count(self.rule, run.config, self.c_buf, masked, rest, sup)  # (B,), 0 where nothing is masked
+        canv, order, d_tok = draft_canvases(x, lo, score, tok, masked, n, K)  # (K, B, L)
+        flat = canv.reshape(K * B, L)
+        if run.eos_id is not None:
+            eos_fill(flat, run.gen.repeat(K, 1), run.mask_id, run.eos_id)
+        accepted, logits = self.verify(flat, hi - lo, lo, hi, order, d_tok, n, K, sup)  # (B,), (K, B, W, V)
+        a = torch.minimum(accepted, n).clamp_min(1)  # (B,) a row with nothing masked keeps canvas 1 = x
+        new = canv.gather(0, (a - 1).view(1, B, 1).expand(1, B, L)).squeeze(0)  # (B, L)
+        committed = new != x
+        x.copy_(new)
+        self.c_buf.copy_(logits.gather(0, (a - 1).view(1, B, 1, 1).expand(1, B, *logits.shape[2:])).squeeze(0))
+        run.runner.invalidate()
+        return committed, (blk.blk & (x[:, lo:hi] == run.mask_id)).any()
+
+    def replay(self) -> tuple[Tensor, Tensor] | None:
+        """Capture the block's step once (after a warm-up step), then replay it; None: run it eagerly."""
+        runner = self.run.runner
+        if self.graph is None and self.warmed:
+            before, rows = runner.counters(), self.verify_rows
+            self.graph = capture(self.fixed_body)  # records one step without running it
+            self.delta = [a - b for a, b in zip(runner.counters(), before)] + [self.verify_rows - rows]
+            runner.set_counters(before)
+            self.verify_rows = rows
+            if self.graph is None:  # capture failed (warned): eager from now on
+                self.graphs_on = False
+                runner.invalidate()
+        if self.graph is None:
+            return None
+        self.graph.replay()
+        runner.set_counters([v + d for v, d in zip(runner.counters(), self.delta)])
+        self.verify_rows += self.delta[2]
+        self.replays += 1
+        return self.graph.out
 
     def verify(self, flat: Tensor, W: int, lo: int, hi: int, order: Tensor, d_tok: Tensor, n: Tensor, K: int,
                sup: Tensor) -> tuple[Tensor, Tensor]:
