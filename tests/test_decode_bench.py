@@ -141,7 +141,7 @@ def test_rows_are_selected_in_order_and_threshold_rows_take_an_at_suffix():
     cfg, why = row_config(64, 32, rows["dual+threshold@0.7"])
     assert cfg is not None and cfg.threshold == 0.7, why
     assert sample_stem("dual+threshold@0.7") == "dual_threshold_t0.7"
-    for bad in (["graphs@0.7"], ["nope"], ["threshold@1.5"], ["threshold@x"]):
+    for bad in (["graphs@0.7"], ["factor@0.7"], ["nope"], ["threshold@1.5"], ["threshold@x"]):
         with pytest.raises(ValueError, match="unknown row|threshold after"):
             select_rows(plan, bad)
 
@@ -164,3 +164,27 @@ def test_nelbo_key_takes_the_first_run_and_keeps_longer_runs_of_fewer_models(tmp
     (other,) = key["other_runs"]
     assert other["steps"] == 1500 and other["value"] == {"4": None, "16": 1.05, "64": None}
     assert other["missing"] == ["bd3_4", "bd3_64"]
+    assert "400-step" in key["note"] and "block 16: 1.05" in key["note"]
+
+
+def test_every_failed_graph_capture_of_a_row_is_counted_and_noted(monkeypatch):
+    """The sampler warns once per failed CUDA-graph capture and decodes that block eagerly; Python would show the
+    warning once per location, so the benchmark records them all (the row's time is then partly eager)."""
+    import warnings
+
+    from mdlm.evaluation import decode_timing
+    from mdlm.sampling import SampleOutput
+
+    def flaky_generate(model, canvas, **kw):  # a row whose captures fail in two blocks of every run
+        for _ in range(2):
+            warnings.warn("cuda_graphs: capturing the sampler step failed, decoding eagerly instead (x)",
+                          RuntimeWarning)
+        return SampleOutput(canvas.clone(), 8, None, 8, 0, 0)
+
+    monkeypatch.setattr(decode_timing, "generate", flaky_generate)
+    x, attn, prompt = ragged_canvas(8)
+    case = decode_timing.Case(x, attn, prompt, 8, 4, MASK, [], V)
+    cfg, _ = row_config(8, 4, row_overrides(0.9, 1.0, 0.1)["uncached"])
+    t = decode_timing.time_generate(None, case, cfg, repeats=2, max_seconds=60.0, sync=lambda: None)
+    assert t.repeats == 2 and t.capture_failures == 2 * (1 + 2)  # the warm-up and both timed runs
+    assert "6 CUDA-graph capture(s) failed" in t.note

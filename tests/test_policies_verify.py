@@ -113,3 +113,15 @@ def test_verify_refuses_a_model_that_decodes_with_a_kv_cache():
     bd3 = MDLMForMaskedLM(cfg).eval()  # block diffusion: decodes with the exact block cache
     with pytest.raises(ValueError, match="verify runs full forwards"):
         verified(bd3, make_canvas(rand_prompts(1, 4), 8), None, DRAFTS["top_n"])
+
+
+@pytest.mark.parametrize("fixed", [False, True], ids=["dynamic", "fixed_shape"])
+def test_one_draft_per_step_costs_exactly_greedys_forwards(fixed):
+    """verify_draft=1: each step commits greedy's choice and its verification forward gives the next step's logits,
+    so a block costs one forward per token — the last step of a block, with nothing left to verify, runs none."""
+    model = ToyLM(seed=5, scale=2.0)
+    canvas = make_canvas(rand_prompts(2, 4), 24)
+    ref = greedy_one_per_step(model, canvas, 24, 8)
+    out = verified(model, canvas, 8, dict(unmasking="confidence", verify_draft=1), fixed=fixed)
+    assert torch.equal(out.sequences, ref.sequences)
+    assert out.nfe == ref.nfe == 24 and out.verify_rows == 24 - 3  # 3 blocks: their first forwards verify nothing

@@ -148,6 +148,10 @@ def nelbo_key(nelbo_dirs: str | list[str], block_sizes: tuple[int, ...] = (4, 16
                                   "nelbo_nats_per_token": k["nelbo_nats_per_token"], "missing": k["missing"],
                                   "date": k["date"], "source": k["source"]}
                                  for k in (nelbo_key(d, block_sizes) for d in rest)]
+            later = "; ".join(f"block {b}: {r} at {o['steps']} steps" for o in out["other_runs"]
+                              for b, r in o["value"].items() if r is not None)
+            out["note"] = (f"value: the {out['training'].get('steps')}-step run, the only one with every block size; "
+                           f"longer runs (other_runs) give {later}")
         return out
     nelbo_dir = nelbo_dirs
     def nll(name: str) -> float | None:

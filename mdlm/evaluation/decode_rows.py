@@ -60,7 +60,7 @@ def select_rows(plan: dict[str, dict[str, Any]], names: list[str]) -> dict[str, 
     for name in names:
         base, _, t = name.partition("@")
         kw = plan.get(base)
-        if kw is None or (t and "threshold" not in kw):
+        if kw is None or (t and kw.get("threshold") is None):  # a factor row has threshold None
             unknown.append(name)
             continue
         if t:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import statistics
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -61,6 +62,7 @@ class Timed:
     positions: int | None = None
     graph_replays: int | None = None
     note: str = ""
+    capture_failures: int = 0  # CUDA-graph captures that failed (those blocks decoded eagerly), warm-up included
 
 
 def synchronizer(device: str) -> Callable[[], None]:
@@ -102,14 +104,21 @@ def time_generate(model, case: Case, config: MDLMGenerationConfig, *, repeats: i
                             generator=torch.Generator(device=case.canvas.device).manual_seed(0))
 
     warm_config = dataclasses.replace(config, steps=case.block_length)  # the first block at one token per step
-    _, warm = _timed(lambda: run(case.first_block(), warm_config), sync)
-    estimate = warm * case.n_blocks
-    n = fit_repeats(estimate, repeats, max_seconds)
+    with warnings.catch_warnings(record=True) as seen:  # every failed graph capture, not only the first one shown
+        warnings.simplefilter("always")
+        _, warm = _timed(lambda: run(case.first_block(), warm_config), sync)
+        estimate = warm * case.n_blocks
+        n = fit_repeats(estimate, repeats, max_seconds)
+        if n > 0:
+            out, median, note = _timed_runs(lambda: run(None), n, repeats, sync)
+    failed = sum("capturing the sampler step failed" in str(w.message) for w in seen)
+    if failed:
+        note = "; ".join(x for x in (note if n else "", f"{failed} CUDA-graph capture(s) failed: eager fallback") if x)
     if n == 0:
         return Timed(None, estimate, 0, 0, note=f"skipped: estimated {estimate:.1f} s a run (first-block warm-up "
-                                                 f"{warm:.2f} s x {case.n_blocks} blocks) > --max-seconds-per-row")
-    out, median, note = _timed_runs(lambda: run(None), n, repeats, sync)
-    return Timed(out.sequences, median, n, out.nfe, out.positions, out.graph_replays, note)
+                                                 f"{warm:.2f} s x {case.n_blocks} blocks) > --max-seconds-per-row",
+                     capture_failures=failed)
+    return Timed(out.sequences, median, n, out.nfe, out.positions, out.graph_replays, note, failed)
 
 
 def time_llada(fn, case: Case, *, steps: int, repeats: int, max_seconds: float, sync: Callable[[], None]) -> Timed:

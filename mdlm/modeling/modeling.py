@@ -41,7 +41,7 @@ class RMSNorm(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dtype == self.weight.dtype:  # one kernel: rms_norm accumulates in float32 itself (same values on CPU)
-            return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
+            return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps).to(x.dtype)  # autocast returns float32
         # mixed dtypes (autocast over float32 weights): normalise in float32, return the input's dtype
         return F.rms_norm(x.float(), (x.shape[-1],), self.weight.float(), self.eps).to(x.dtype)
 

@@ -82,9 +82,10 @@ class VerifiedStep:
     """Drop-in for :class:`.step.DenoiseStep` when ``config.verify`` (see the module docstring).
 
     With ``config.cuda_graphs`` every step has fixed shapes — always K = min(verify_draft, block width) draft
-    canvases, the current logits kept in a fixed buffer, one host synchronisation per step (is the block filled)
-    — and on a GPU each block's steps after its first are replayed as one CUDA graph (:mod:`.graphs`). The
-    commits are the same; the verification forwards run more canvases (K instead of the drafts needed)."""
+    canvases, the current logits kept in a fixed buffer, one host synchronisation per step (the most masked
+    positions left in a row) — and on a GPU each block's steps after its first are replayed as one CUDA graph
+    (:mod:`.graphs`). The commits are the same; the verification forwards run more canvases (K instead of the drafts
+    needed). A block's last step (one masked position per row at most) commits greedy's choice without a forward."""
 
     def __init__(self, run: Sampling, want_info: bool):
         r = run.runner
@@ -98,14 +99,15 @@ class VerifiedStep:
         self.graphs_on = self.fixed and run.x.is_cuda
         self.warmed, self.replays = False, 0
         self.graph: StepGraph | None = None
-        self.c_buf: Tensor | None = None
+        self.c_buf: Tensor | None = None  # (B, W, V) logits of the current canvas (fixed storage within a block)
+        self.most_left = 0  # most masked positions left in a row of the block after the last fixed-shape step
 
     @property
     def graph_replays(self) -> int:
         return self.replays
 
     def start_block(self, block: Block) -> None:
-        self.block, self.graph, self.c_buf = block, None, None
+        self.block, self.graph, self.c_buf, self.most_left = block, None, None, block.hi - block.lo
 
     def __call__(self, block: Block, i: int) -> StepReport | None:
         return self.fixed_step(block, i) if self.fixed else self.dynamic_step(block, i)
@@ -152,18 +154,23 @@ class VerifiedStep:
                 return None
             c, _ = run.runner.window(x, False, lo, hi)  # (B, W, V)
             self.c_buf = c.clone()
+        elif self.most_left <= 1:  # one masked position per row at most: greedy's choice needs no verification
+            run.runner.c = self.c_buf  # the kept logits of the canvas: the dynamic step runs no forward here
+            return self.dynamic_step(block, i)
         frac = run.masked_fraction() if self.want_info else None
         out = self.replay() if self.graphs_on and i > 0 else None
         if out is None:
             out = self.fixed_body()
             self.warmed = self.warmed or self.graphs_on
-        committed, left = out
+        committed, most_left = out
+        self.most_left = int(most_left)  # the step's one host synchronisation
         if self.want_info:
             committed = committed.clone()
-        return StepReport(committed, None, frac, run.no_guidance, finished=not bool(left))  # one host sync
+        return StepReport(committed, None, frac, run.no_guidance, finished=self.most_left == 0)
 
     def fixed_body(self) -> tuple[Tensor, Tensor]:
-        """The step on fixed tensors (run.x, the logits buffer): → (committed (B, L) bool, anything left () bool)."""
+        """The step on fixed tensors (run.x, the logits buffer): → (committed (B, L) bool, the most masked positions
+        left in a row () long)."""
         run, blk = self.run, self.block
         x, lo, hi = run.x, blk.lo, blk.hi
         B, L = x.shape
@@ -183,7 +190,7 @@ class VerifiedStep:
         x.copy_(new)
         self.c_buf.copy_(logits.gather(0, (a - 1).view(1, B, 1, 1).expand(1, B, *logits.shape[2:])).squeeze(0))
         run.runner.invalidate()
-        return committed, (blk.blk & (x[:, lo:hi] == run.mask_id)).any()
+        return committed, (blk.blk & (x[:, lo:hi] == run.mask_id)).sum(dim=-1).max()
 
     def replay(self) -> tuple[Tensor, Tensor] | None:
         """Capture the block's step once (after a warm-up step), then replay it; None: run it eagerly."""
