@@ -3,6 +3,7 @@
     python recipes/chat.py --model runs/shakespeare_tiny
     python recipes/chat.py --model runs/wordnet_lora --gen-length 64 --steps 32 --block-length 32
     python recipes/chat.py --model DIR --adapter ADAPTER_DIR --temperature 0 --unmasking confidence --threshold 0.9
+    python recipes/chat.py --model runs/shakespeare_tiny --frame-delay 0.2     # slow motion
 
 Multi-turn: the conversation is rendered with the tokenizer's chat template (or, without one, the plain
 <|user|>/<|assistant|> turns mdlm's SFT trains on) and trimmed to the model's context with a notice.
@@ -32,6 +33,8 @@ def parse_args(argv=None):
     p.add_argument("--no-color", action="store_true", help="no ANSI colours in the canvas")
     p.add_argument("--no-live", action="store_true", help="print only the final answers (no canvas redraw)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--frame-delay", type=float, default=0.0, metavar="SECONDS",
+                   help="keep each redrawn canvas on screen at least this long: slow motion to watch the unmasking")
     g = p.add_argument_group("sampler (defaults: the checkpoint's generation_config.json)")
     names = add_sampler_flags(g)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -50,7 +53,10 @@ def main() -> int:
         raise UserError(f"--model {a.model} is not a text checkpoint (no tokenizer / an image model)")
     config, gen_length = sampler_config(loaded.defaults, **a.sampler)
     context = getattr(loaded.model.config, "max_position_embeddings", None)
-    session = ChatSession(loaded.model, loaded.tokenizer, config, gen_length, context, a.seed, Conversation(a.system))
+    if a.frame_delay < 0:
+        raise UserError(f"--frame-delay must be ≥ 0 seconds, got {a.frame_delay}")
+    session = ChatSession(loaded.model, loaded.tokenizer, config, gen_length, context, a.seed, Conversation(a.system),
+                          frame_delay=a.frame_delay)
     chat_loop(session, name=loaded.model_dir, live=None if not a.no_live else False, color=not a.no_color)
     return 0
 

@@ -73,8 +73,10 @@ class Terminal:
 
 @pytest.mark.slow  # a second Python process (torch + transformers import) on a terminal: ~10 s
 def test_chat_on_a_terminal_redraws_the_canvas_trims_history_and_survives_ctrl_c(checkpoint):
+    # --frame-delay: each answer takes ≥ 32 × 0.1 s on screen, so the Ctrl-C typed after its first frame lands
+    # mid-answer (without it a fast machine could finish the answer first: the test raced)
     term = Terminal([str(ROOT / "recipes" / "chat.py"), "--model", str(checkpoint), "--gen-length", "32",
-                     "--steps", "32", "--temperature", "0.8"])
+                     "--steps", "32", "--temperature", "0.8", "--frame-delay", "0.1"])
     try:
         term.expect(r"plain <\|user\|>/<\|assistant\|> turns")  # this tokenizer has no chat template: said so
         term.expect("you> ")

@@ -10,6 +10,7 @@ import math
 import re
 import shutil
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TextIO
@@ -60,6 +61,7 @@ class ChatSession:
     context: int | None
     seed: int = 0
     conv: Conversation = field(default_factory=Conversation)
+    frame_delay: float = 0.0  # seconds each drawn frame stays on screen at least (slow motion); 0: as fast as made
 
 
 def _status(frame: Frame, masked: int, gen_length: int) -> str:
@@ -84,6 +86,8 @@ def answer(s: ChatSession, user: str, out: TextIO, live: bool, color: bool = Tru
             elif area is not None:
                 pieces = canvas_pieces(s.tokenizer, item.canvas[0, P:], item.committed[0, P:])
                 area.draw(f"{to_ansi(pieces, color)}\n[{_status(item, masked_count(pieces), s.gen_length)}]")
+                if s.frame_delay > 0:
+                    time.sleep(s.frame_delay)  # Ctrl-C here stops the answer like anywhere else
     except KeyboardInterrupt:
         stream.close()  # stops the sampler at its next step and waits for it
         if area is not None:
