@@ -359,3 +359,42 @@ def test_left_padding_changes_no_logit_also_through_peft(kind, targets):
         am = torch.cat([torch.zeros(1, 3, dtype=torch.long), torch.ones(1, 6, dtype=torch.long)], 1)
         with torch.no_grad():
             torch.testing.assert_close(fn(padded, am)[:, 3:], fn(x, torch.ones_like(x)))
+
+
+@pytest.mark.parametrize("kind", ["llama", "gpt2"])
+@pytest.mark.parametrize("alignment", ["llada", "dream"])
+def test_logits_at_masked_positions_equal_the_full_logits_there(kind, alignment):
+    """Training needs logits at masked positions only: the wrapper runs the LM head there (a plain head), with the
+    same values as indexing the full (B, L, V) logits — also through peft and with left padding."""
+    from mdlm.lora import LoraArguments, apply_lora
+    from mdlm.training.trainer import masked_logits
+
+    model, tok = tiny_mdm(kind, alignment)
+    assert model.supports_logits_positions
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, N_WORDS, (3, 10), generator=g)
+    am = torch.ones_like(x)
+    am[0, :4] = 0  # a left-padded row
+    x[0, :4] = tok.pad_token_id
+    masked = (torch.rand(3, 10, generator=g) < 0.5) & am.bool()
+    x = torch.where(masked, tok.mask_token_id, x)
+    targets = ["c_attn"] if kind == "gpt2" else ["q_proj", "v_proj"]
+    for m in (model, apply_lora(model, LoraArguments(r=4, target_modules=targets), tok).eval()):
+        with torch.no_grad():
+            full = m(input_ids=x, attention_mask=am).logits  # (B, L, V)
+            part = masked_logits(m, x, am, masked)  # (M, V)
+        assert part.shape == (int(masked.sum()), full.shape[-1])
+        torch.testing.assert_close(part, full[masked])
+
+
+def test_a_head_that_is_not_plain_falls_back_to_the_full_logits(monkeypatch):
+    import mdlm.modeling.causal_backbone as cb
+
+    model, tok = tiny_mdm("llama", "dream")
+    monkeypatch.setattr(cb, "PLAIN_HEAD_MODEL_TYPES", ())  # e.g. a soft-capped head
+    assert not model.supports_logits_positions
+    x = torch.randint(0, N_WORDS, (2, 7))
+    where = torch.zeros(2, 7, dtype=torch.bool)
+    where[:, 2] = True
+    with torch.no_grad():
+        torch.testing.assert_close(model(input_ids=x, logits_positions=where).logits, model(input_ids=x).logits[:, 2])

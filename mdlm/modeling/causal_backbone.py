@@ -32,6 +32,10 @@ _VOLATILE = ("_name_or_path", "_model_name_or_path", "transformers_version", "ar
              "quantization_config", "_attn_implementation_autoset")
 
 
+# causal-LM heads that are a plain linear map of the body's last hidden state (Gemma-2's soft-capping, Cohere's
+# logit scale … are not): for these the LM head can run at chosen positions only
+PLAIN_HEAD_MODEL_TYPES = ("llama", "mistral", "qwen2", "qwen3", "gpt2", "smollm3")
+
 class CausalBackboneConfig(PretrainedConfig):
     """Config of :class:`CausalBackboneForMaskedLM`: the causal LM's config plus the diffusion fields."""
 
@@ -152,13 +156,22 @@ class CausalBackboneForMaskedLM(PreTrainedModel):
         pos = (am.long().cumsum(dim=1) - 1).clamp_min(0)  # (B, L + 1): separator 0, tokens 1, 2, …
         return ext, am, pos
 
+    @property
+    def supports_logits_positions(self) -> bool:
+        """True when the source LM's logits are its LM head applied to the body's last hidden state (no soft-capping
+        or scaling in between), so ``forward(logits_positions=...)`` runs the head at those positions only."""
+        return getattr(self.lm.config, "model_type", None) in PLAIN_HEAD_MODEL_TYPES
+
     def forward(
         self,
         input_ids: Tensor,
         attention_mask: Tensor | None = None,
         position_ids: Tensor | None = None,
+        logits_positions: Tensor | None = None,
         **kwargs,
     ) -> MaskedLMOutput:
+        """Logits (B, L, V), row i scoring token i under both conventions; with ``logits_positions`` (B, L) bool
+        only those rows, as (M, V) in row-major order (the training loss needs the masked positions only)."""
         if attention_mask is not None and attention_mask.dim() != 2:
             raise ValueError("CausalBackboneForMaskedLM takes a (B, L) padding mask, not a 4-D attention mask")
         if position_ids is None and attention_mask is not None:  # left padding: positions count real tokens only
@@ -166,9 +179,14 @@ class CausalBackboneForMaskedLM(PreTrainedModel):
         dream = self.config.logit_alignment == "dream"
         ids, am, pos = self._with_separator(input_ids, attention_mask, position_ids) if dream else (
             input_ids, attention_mask, position_ids)
+        if logits_positions is not None and self.supports_logits_positions:  # the body, then the head where asked
+            h = self.lm.base_model(input_ids=ids, attention_mask=am, position_ids=pos, is_causal=False,
+                                   use_cache=False).last_hidden_state  # (B, L[+1], H)
+            h = h[:, :-1] if dream else h  # (B, L, H): row i scores token i
+            return MaskedLMOutput(logits=self.lm.get_output_embeddings()(h[logits_positions]))  # (M, V)
         out = self.lm(input_ids=ids, attention_mask=am, position_ids=pos, is_causal=False, use_cache=False)
         logits = out.logits[:, :-1] if dream else out.logits  # (B, L, V): row i scores token i
-        return MaskedLMOutput(logits=logits)
+        return MaskedLMOutput(logits=logits if logits_positions is None else logits[logits_positions])
 
 
 def check_bidirectional(model: CausalBackboneForMaskedLM) -> None:

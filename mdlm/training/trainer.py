@@ -45,11 +45,15 @@ def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
 def masked_logits(model: torch.nn.Module, noisy: torch.Tensor, attention_mask: torch.Tensor | None,
                   masked: torch.Tensor, index: torch.Tensor | None = None):
     """Logits at masked positions only, (M, V). Our model skips the LM head elsewhere (``index``: the same
-    positions as (M,) flat indices, which the model gathers without a host synchronisation); any other HF
-    masked-LM returns (B, L, V), which is then indexed."""
-    if isinstance(_unwrap(model), MDLMForMaskedLM):
+    positions as (M,) flat indices, which the model gathers without a host synchronisation), and so does an
+    adapted causal LM with a plain head (``supports_logits_positions``); any other HF masked-LM returns
+    (B, L, V), which is then indexed."""
+    inner = _unwrap(model)
+    if isinstance(inner, MDLMForMaskedLM):
         where = index if index is not None else masked
         logits = model(input_ids=noisy, attention_mask=attention_mask, logits_positions=where).logits
+    elif getattr(inner, "supports_logits_positions", False):  # an adapted causal LM: its head at masked rows only
+        logits = model(input_ids=noisy, attention_mask=attention_mask, logits_positions=masked).logits
     else:
         logits = model(input_ids=noisy, attention_mask=attention_mask).logits
     return logits[masked] if logits.dim() == 3 else logits
