@@ -156,7 +156,9 @@ class VerifiedStep:
             self.c_buf = c.clone()
         elif self.most_left <= 1:  # one masked position per row at most: greedy's choice needs no verification
             run.runner.c = self.c_buf  # the kept logits of the canvas: the dynamic step runs no forward here
-            return self.dynamic_step(block, i)
+            report = self.dynamic_step(block, i)  # it fills the block; should anything be left, start afresh:
+            self.graph, self.c_buf = None, None  # the buffer is stale now, and the graph reads that buffer
+            return report
         frac = run.masked_fraction() if self.want_info else None
         out = self.replay() if self.graphs_on and i > 0 else None
         if out is None:
