@@ -121,30 +121,15 @@ class VerifiedStep:
             return None
         frac = run.masked_fraction() if self.want_info else None
         c, _ = run.runner.window(x, False, lo, hi)  # (B, W, V): kept from the last verification when possible
-        sup = run.suppressed(c.shape[-1])
-        tok, score, rest, _ = greedy_view(c, masked, sup)
-        n = draft_count(self.rule, run.config, c, masked, rest, sup)  # (B,)
+        n, drafts = self.drafts(c, masked)
         # canvases needed: to verify drafts 2..n, and the last one unless it finishes the row's block
         need = torch.where(n < n_left, n, n - 1)  # (B,)
         K, K_run = torch.stack([n.max(), need.max()]).tolist()  # the step's host synchronisation
-        canv, order, d_tok = draft_canvases(x, lo, score, tok, masked, n, K)  # (K, B, L)
-        B, L = x.shape
-        flat = canv.reshape(K * B, L)
-        if run.eos_id is not None:
-            eos_fill(flat, run.gen.repeat(K, 1), run.mask_id, run.eos_id)  # the EOS policy after every commit
-        accepted = torch.ones_like(n)  # (B,) d₁ is greedy's own choice
-        if K_run > 0:
-            accepted, logits = self.verify(flat[: K_run * B], masked.shape[1], lo, hi, order, d_tok, n, K_run, sup)
-        a = torch.minimum(accepted, n).clamp_min(1)  # (B,)
-        new = canv.gather(0, (a - 1).view(1, B, 1).expand(1, B, L)).squeeze(0)  # (B, L)
-        committed = (new != x) if self.want_info else None
-        x.copy_(new)
-        run.runner.invalidate()
-        if K_run > 0:  # the logits of the kept canvas come from the verification forward
-            run.runner.c = logits.gather(0, (a - 1).clamp_max(K_run - 1).view(1, B, 1, 1)
-                                         .expand(1, B, *logits.shape[2:])).squeeze(0)
+        committed, kept = self.commit(n, drafts, K, K_run)
+        if kept is not None:  # the logits of the kept canvas come from the verification forward
+            run.runner.c = kept
         left = bool((block.blk & (x[:, lo:hi] == run.mask_id)).any())
-        return StepReport(committed, None, frac, run.no_guidance, finished=not left)
+        return StepReport(committed if self.want_info else None, None, frac, run.no_guidance, finished=not left)
 
     def fixed_step(self, block: Block, i: int) -> StepReport | None:
         """One verified step of fixed shapes: eager, or a replay of the block's captured graph."""
@@ -173,26 +158,47 @@ class VerifiedStep:
     def fixed_body(self) -> tuple[Tensor, Tensor]:
         """The step on fixed tensors (run.x, the logits buffer): → (committed (B, L) bool, the most masked positions
         left in a row () long)."""
+        blk, x, mask_id = self.block, self.run.x, self.run.mask_id
+        masked = blk.blk & (x[:, blk.lo:blk.hi] == mask_id)  # (B, W)
+        n, drafts = self.drafts(self.c_buf, masked)  # n (B,): 0 where nothing is masked
+        K = min(int(self.run.config.verify_draft), blk.hi - blk.lo)
+        committed, kept = self.commit(n, drafts, K, K)
+        self.c_buf.copy_(kept)
+        return committed, (blk.blk & (x[:, blk.lo:blk.hi] == mask_id)).sum(dim=-1).max()
+
+    def drafts(self, c: Tensor, masked: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor, Tensor, Tensor]]:
+        """Greedy's view of the window logits c (B, W, V) and the policy's draft count n (B,) (≥ 1 where anything is
+        masked); → (n, (tokens, scores, masked, suppressed ids)) for :meth:`commit`."""
+        run = self.run
+        sup = run.suppressed(c.shape[-1])
+        tok, score, rest, _ = greedy_view(c, masked, sup)
+        return draft_count(self.rule, run.config, c, masked, rest, sup), (tok, score, masked, sup)
+
+    def commit(self, n: Tensor, drafts: tuple[Tensor, Tensor, Tensor, Tensor], K: int,
+               K_run: int) -> tuple[Tensor, Tensor | None]:
+        """Build the K draft canvases, verify the first K_run in one forward (none: only greedy's own choice is kept)
+        and write the accepted prefix into run.x; → (committed (B, L) bool, the kept canvas's logits (B, W, V), None
+        without a forward)."""
         run, blk = self.run, self.block
         x, lo, hi = run.x, blk.lo, blk.hi
         B, L = x.shape
-        K = min(int(run.config.verify_draft), hi - lo)
-        masked = blk.blk & (x[:, lo:hi] == run.mask_id)  # (B, W)
-        sup = run.suppressed(self.c_buf.shape[-1])
-        tok, score, rest, _ = greedy_view(self.c_buf, masked, sup)
-        n = draft_count(self.rule, run.config, self.c_buf, masked, rest, sup)  # (B,), 0 where nothing is masked
+        tok, score, masked, sup = drafts
         canv, order, d_tok = draft_canvases(x, lo, score, tok, masked, n, K)  # (K, B, L)
         flat = canv.reshape(K * B, L)
         if run.eos_id is not None:
-            eos_fill(flat, run.gen.repeat(K, 1), run.mask_id, run.eos_id)
-        accepted, logits = self.verify(flat, hi - lo, lo, hi, order, d_tok, n, K, sup)  # (B,), (K, B, W, V)
+            eos_fill(flat, run.gen.repeat(K, 1), run.mask_id, run.eos_id)  # the EOS policy after every commit
+        accepted, logits = torch.ones_like(n), None  # (B,) d₁ is greedy's own choice
+        if K_run > 0:
+            accepted, logits = self.verify(flat[: K_run * B], hi - lo, lo, hi, order, d_tok, n, K_run, sup)
         a = torch.minimum(accepted, n).clamp_min(1)  # (B,) a row with nothing masked keeps canvas 1 = x
         new = canv.gather(0, (a - 1).view(1, B, 1).expand(1, B, L)).squeeze(0)  # (B, L)
         committed = new != x
         x.copy_(new)
-        self.c_buf.copy_(logits.gather(0, (a - 1).view(1, B, 1, 1).expand(1, B, *logits.shape[2:])).squeeze(0))
         run.runner.invalidate()
-        return committed, (blk.blk & (x[:, lo:hi] == run.mask_id)).sum(dim=-1).max()
+        if logits is None:
+            return committed, None
+        kept = (a - 1).clamp_max(K_run - 1).view(1, B, 1, 1).expand(1, B, *logits.shape[2:])
+        return committed, logits.gather(0, kept).squeeze(0)  # (B, W, V)
 
     def replay(self) -> tuple[Tensor, Tensor] | None:
         """Capture the block's step once (after a warm-up step), then replay it; None: run it eagerly."""
