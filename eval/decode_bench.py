@@ -166,7 +166,7 @@ def run_case(a, res, model, tok, reference, plan, case: Case, prompts: list[str]
 
 def add_row(a, res, tok, prompts, B, G, name, t, ref, seqs) -> None:
     row = {"batch_size": B, "gen_length": G, "run": name, "nfe": t.nfe, "positions": t.positions,
-           "graph_replays": t.graph_replays, "capture_failures": getattr(t, "capture_failures", 0),
+           "graph_replays": t.graph_replays, "capture_failures": t.capture_failures,
            "seconds": round(t.seconds, 4), "repeats": t.repeats,
            "tokens_per_s": round(B * G / t.seconds, 1) if t.seconds > 0 else None,
            "speedup": round(ref.seconds / t.seconds, 2) if t.seconds > 0 else None,

@@ -107,3 +107,17 @@ def test_verified_decoding_replays_its_fixed_shape_step_as_a_graph(extra):
     blocks, K = 48 // 16, extra.get("verify_draft", 8)
     assert out.nfe <= greedy.nfe  # a block: its first forward + one per verified step but the last
     assert out.verify_rows % K == 0 and K * (out.nfe - blocks) <= out.verify_rows < K * out.nfe
+
+
+@pytest.mark.gpu
+def test_a_failed_capture_is_reported_and_decodes_eagerly_to_the_same_samples(monkeypatch):
+    import mdlm.sampling.greedy as greedy
+
+    model = tiny_model("cuda")
+    canvas, am = canvas_and_mask("cuda")
+    graphed = run(model, canvas, am, True)
+    assert graphed.graph_capture_failures == 0 and graphed.graph_replays > 0
+    monkeypatch.setattr(greedy, "capture", lambda body: None)  # what graphs.capture returns after its warning
+    failed = run(model, canvas, am, True)
+    assert failed.graph_capture_failures == 1 and failed.graph_replays == 0
+    assert torch.equal(failed.sequences, graphed.sequences)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import statistics
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -95,30 +94,30 @@ def time_generate(model, case: Case, config: MDLMGenerationConfig, *, repeats: i
                   sync: Callable[[], None]) -> Timed:
     """A sampler row: warm-up on the first block, the budget check, then the median of the timed runs."""
 
+    failed = []  # per generation: CUDA-graph captures that failed (those steps ran eagerly)
+
     def run(generate_mask: Tensor | None, cfg: MDLMGenerationConfig = config):
         with torch.inference_mode():
-            return generate(model, case.canvas, mask_id=case.mask_id, config=cfg, generate_mask=generate_mask,
-                            attention_mask=case.attention_mask, cond_mask=case.prompt_mask,
-                            suppress_tokens=case.suppress, vocab_size=case.vocab_size,
-                            eos_id=case.eos_id if cfg.eos_early_stop else None,
-                            generator=torch.Generator(device=case.canvas.device).manual_seed(0))
+            out = generate(model, case.canvas, mask_id=case.mask_id, config=cfg, generate_mask=generate_mask,
+                           attention_mask=case.attention_mask, cond_mask=case.prompt_mask,
+                           suppress_tokens=case.suppress, vocab_size=case.vocab_size,
+                           eos_id=case.eos_id if cfg.eos_early_stop else None,
+                           generator=torch.Generator(device=case.canvas.device).manual_seed(0))
+        failed.append(out.graph_capture_failures)
+        return out
 
     warm_config = dataclasses.replace(config, steps=case.block_length)  # the first block at one token per step
-    with warnings.catch_warnings(record=True) as seen:  # every failed graph capture, not only the first one shown
-        warnings.simplefilter("always")
-        _, warm = _timed(lambda: run(case.first_block(), warm_config), sync)
-        estimate = warm * case.n_blocks
-        n = fit_repeats(estimate, repeats, max_seconds)
-        if n > 0:
-            out, median, note = _timed_runs(lambda: run(None), n, repeats, sync)
-    failed = sum("capturing the sampler step failed" in str(w.message) for w in seen)
-    if failed:
-        note = "; ".join(x for x in (note if n else "", f"{failed} CUDA-graph capture(s) failed: eager fallback") if x)
+    _, warm = _timed(lambda: run(case.first_block(), warm_config), sync)
+    estimate = warm * case.n_blocks
+    n = fit_repeats(estimate, repeats, max_seconds)
     if n == 0:
         return Timed(None, estimate, 0, 0, note=f"skipped: estimated {estimate:.1f} s a run (first-block warm-up "
                                                  f"{warm:.2f} s x {case.n_blocks} blocks) > --max-seconds-per-row",
-                     capture_failures=failed)
-    return Timed(out.sequences, median, n, out.nfe, out.positions, out.graph_replays, note, failed)
+                     capture_failures=sum(failed))
+    out, median, note = _timed_runs(lambda: run(None), n, repeats, sync)
+    if sum(failed):
+        note = "; ".join(x for x in (note, f"{sum(failed)} CUDA-graph capture(s) failed: eager fallback") if x)
+    return Timed(out.sequences, median, n, out.nfe, out.positions, out.graph_replays, note, sum(failed))
 
 
 def time_llada(fn, case: Case, *, steps: int, repeats: int, max_seconds: float, sync: Callable[[], None]) -> Timed:

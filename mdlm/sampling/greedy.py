@@ -51,6 +51,12 @@ class GreedyStep:
         return self.graphs.replays if self.graphs is not None else 0
 
     @property
+    def graph_capture_failures(self) -> int:
+        """Captures that failed: the step graph or the step's cuda_graphs capture (each stops trying after one)."""
+        return int(self.graphs is not None and not self.graphs.enabled) + int(
+            self.step_graph is not None and self.step_graph.failed)
+
+    @property
     def step_graph_replays(self) -> int:
         return self.step_graph.replays if self.step_graph is not None else 0
 

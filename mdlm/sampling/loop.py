@@ -51,6 +51,8 @@ class SampleOutput:
             K canvases counts 1 in ``nfe`` and K here); 0 otherwise.
         eos_early_filled: with ``eos_early_stop``: positions (summed over rows) filled with EOS by the early
             termination instead of being decoded.
+        graph_capture_failures: CUDA-graph captures (``cuda_graphs`` / ``step_graph``) that failed, each with a
+            warning; the steps they were for ran eagerly (the same samples, slower). 0 otherwise.
     """
 
     sequences: Tensor
@@ -62,6 +64,7 @@ class SampleOutput:
     verify_rows: int = 0
     eos_early_filled: int = 0
     step_graph_replays: int = 0
+    graph_capture_failures: int = 0
 
 
 def generate(model_fn: Any, canvas: Tensor, *, mask_id: int, config: MDLMGenerationConfig | None = None,
@@ -146,6 +149,7 @@ def generate(model_fn: Any, canvas: Tensor, *, mask_id: int, config: MDLMGenerat
         out = _output(x, runner.nfe, history, step, runner.positions, stepper.graph_replays)
         out.verify_rows, out.eos_early_filled = getattr(stepper, "verify_rows", 0), run.early_filled
         out.step_graph_replays = getattr(stepper, "step_graph_replays", 0)
+        out.graph_capture_failures = getattr(stepper, "graph_capture_failures", 0)
         return out
 
 

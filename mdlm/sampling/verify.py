@@ -106,6 +106,10 @@ class VerifiedStep:
     def graph_replays(self) -> int:
         return self.replays
 
+    @property
+    def graph_capture_failures(self) -> int:
+        return int(self.fixed and self.run.x.is_cuda and not self.graphs_on)  # a failed capture turns graphs off
+
     def start_block(self, block: Block) -> None:
         self.block, self.graph, self.c_buf, self.most_left = block, None, None, block.hi - block.lo
 
