@@ -5,8 +5,9 @@
 
 A randomly initialised Llama of SmolLM2-135M's widths (vocabulary 49,152, hidden 576, 9 heads / 3 KV heads,
 MLP 1,536), wrapped Dream-style by ``CausalBackboneForMaskedLM``; half the positions masked; one forward + backward
-of the masked-token cross-entropy through ``mdlm.training.trainer.masked_logits``, with the wrapper's masked-head
-path (``supports_logits_positions``) on and off. Prints the best of ``--repeats`` step times (s) of each.
+of the masked-token cross-entropy with the LM head at the masked positions only (``logits_positions``, as
+``mdlm.training.trainer.masked_logits`` calls it) and on every position. Prints the best of ``--repeats`` step times
+(s) of each.
 """
 
 from __future__ import annotations
@@ -19,14 +20,15 @@ import torch.nn.functional as F
 from mdlm.cli import ArgumentParser, positive_int, run_cli
 
 
-def step_time(model, noisy, targets, masked, plain: bool, sync) -> float:
-    import mdlm.modeling.causal_backbone as cb
-    from mdlm.training.trainer import masked_logits
-
-    cb.PLAIN_HEAD_MODEL_TYPES = ("llama",) if plain else ()
+def step_time(model, noisy, targets, masked, at_masked: bool, sync) -> float:
+    """Seconds of one forward + backward of the masked-token cross-entropy, the LM head at the masked positions
+    only (the wrapper's ``logits_positions``, what training uses) or on every position, then indexed."""
     sync()
     t = time.perf_counter()
-    logits = masked_logits(model, noisy, None, masked)  # (M, V)
+    if at_masked:
+        logits = model(input_ids=noisy, logits_positions=masked).logits  # (M, V)
+    else:
+        logits = model(input_ids=noisy).logits[masked]  # (B, L, V) → (M, V)
     F.cross_entropy(logits.float(), targets[masked]).backward()
     model.zero_grad(set_to_none=True)
     sync()
@@ -61,10 +63,10 @@ def main() -> int:
     sync = torch.cuda.synchronize if a.device.startswith("cuda") else (lambda: None)
     times: dict[bool, list[float]] = {True: [], False: []}
     for i in range(a.repeats + 1):  # the first round warms up
-        for plain in (True, False):
-            t = step_time(model, noisy, targets, masked, plain, sync)
+        for at_masked in (True, False):
+            t = step_time(model, noisy, targets, masked, at_masked, sync)
             if i:
-                times[plain].append(t)
+                times[at_masked].append(t)
     head, full = min(times[True]), min(times[False])
     print(f"{a.layers} layers, batch {a.batch} x {a.seq_len}, {a.device}: masked-position head {head:.3f} s, "
           f"every position {full:.3f} s per step ({full / head:.2f}x)")

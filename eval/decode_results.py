@@ -74,18 +74,17 @@ def tables(a, figures: dict[str, dict]) -> str:
     parts.append("\n".join(lines))
     if "bd3_nelbo_ratio" in figures:
         n = figures["bd3_nelbo_ratio"]
-        ratio = {"mdm": 1.0} | {f"bd3_{b}": r for b, r in n["value"].items()}
-        rows = [f"| {k} | {'–' if v is None else v} | {'–' if ratio.get(k) is None else ratio[k]} |"
-                for k, v in n["nelbo_nats_per_token"].items()]
-        steps = n.get("training", {}).get("steps")
-        parts.append(f"### Validation NELBO at equal tokens ({steps} steps each)\n\n"
-                     "| model | NELBO (nats/token) | / MDM |\n|---|---|---|\n" + "\n".join(rows))
-        for o in n.get("other_runs") or []:
-            ratio = {"mdm": 1.0} | {f"bd3_{b}": r for b, r in o["value"].items()}
-            rows = [f"| {k} | {v} | {ratio.get(k)} |" for k, v in o["nelbo_nats_per_token"].items() if v is not None]
-            parts.append(f"### Validation NELBO at equal tokens ({o['steps']} steps each; {o['source']})\n\n"
-                         "| model | NELBO (nats/token) | / MDM |\n|---|---|---|\n" + "\n".join(rows))
+        parts.append(nelbo_table(f"{n.get('training', {}).get('steps')} steps each", n))
+        parts += [nelbo_table(f"{o['steps']} steps each; {o['source']}", o) for o in n.get("other_runs") or []]
     return "\n\n".join(parts)
+
+
+def nelbo_table(title: str, run: dict) -> str:
+    """Markdown table of one training run of bd3_nelbo_ratio (its NELBOs and ratios; models it lacks left out)."""
+    ratio = {"mdm": 1.0} | {f"bd3_{b}": r for b, r in run["value"].items()}
+    rows = [f"| {k} | {v} | {ratio[k]} |" for k, v in run["nelbo_nats_per_token"].items() if v is not None]
+    return (f"### Validation NELBO at equal tokens ({title})\n\n| model | NELBO (nats/token) | / MDM |\n|---|---|---|\n"
+            + "\n".join(rows))
 
 
 def replace_between_markers(text: str, body: str, path: str) -> str:

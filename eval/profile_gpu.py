@@ -68,15 +68,11 @@ def ragged_canvas(batch: int, gen: int, device: str) -> tuple[torch.Tensor, torc
 
 
 def float32_norm() -> None:
-    """The RMSNorm of before 2026-11-30 (upcast input and weight to float32, cast back: three extra kernels per
+    """Every RMSNorm as before 2026-11-30 (upcast input and weight to float32, cast back: three extra kernels per
     norm in bf16), for a before/after profile on the same machine."""
-    import torch.nn.functional as F
+    from mdlm.modeling.modeling import RMSNorm, float32_rms_norm
 
-    from mdlm.modeling.modeling import RMSNorm
-
-    def forward(self, x):
-        return F.rms_norm(x.float(), (x.shape[-1],), self.weight.float(), self.eps).to(x.dtype)
-    RMSNorm.forward = forward
+    RMSNorm.forward = lambda self, x: float32_rms_norm(x, self.weight, self.eps)
 
 
 def decode(a) -> None:

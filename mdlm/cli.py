@@ -184,3 +184,4 @@ def _number_type(kind: type, name: str, ok: Callable[[Any], bool], rule: str) ->
 positive_int = _number_type(int, "an integer", lambda v: v >= 1, "≥ 1")
 non_negative_int = _number_type(int, "an integer", lambda v: v >= 0, "≥ 0")
 positive_float = _number_type(float, "a number", lambda v: v > 0, "> 0")
+non_negative_float = _number_type(float, "a number", lambda v: v >= 0, "≥ 0")

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch  # noqa: E402
 
 import mdlm  # noqa: E402,F401
-from mdlm.cli import ArgumentParser, UserError, run_cli, set_torch_threads  # noqa: E402
+from mdlm.cli import ArgumentParser, UserError, non_negative_float, run_cli, set_torch_threads  # noqa: E402
 from mdlm.demo.conversation import Conversation  # noqa: E402
 from mdlm.demo.stream import add_sampler_flags, given_sampler_flags, sampler_config  # noqa: E402
 from mdlm.demo.terminal import ChatSession, chat_loop  # noqa: E402
@@ -33,7 +33,7 @@ def parse_args(argv=None):
     p.add_argument("--no-color", action="store_true", help="no ANSI colours in the canvas")
     p.add_argument("--no-live", action="store_true", help="print only the final answers (no canvas redraw)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--frame-delay", type=float, default=0.0, metavar="SECONDS",
+    p.add_argument("--frame-delay", type=non_negative_float, default=0.0, metavar="SECONDS",
                    help="keep each redrawn canvas on screen at least this long: slow motion to watch the unmasking")
     g = p.add_argument_group("sampler (defaults: the checkpoint's generation_config.json)")
     names = add_sampler_flags(g)
@@ -53,8 +53,6 @@ def main() -> int:
         raise UserError(f"--model {a.model} is not a text checkpoint (no tokenizer / an image model)")
     config, gen_length = sampler_config(loaded.defaults, **a.sampler)
     context = getattr(loaded.model.config, "max_position_embeddings", None)
-    if a.frame_delay < 0:
-        raise UserError(f"--frame-delay must be ≥ 0 seconds, got {a.frame_delay}")
     session = ChatSession(loaded.model, loaded.tokenizer, config, gen_length, context, a.seed, Conversation(a.system),
                           frame_delay=a.frame_delay)
     chat_loop(session, name=loaded.model_dir, live=None if not a.no_live else False, color=not a.no_color)

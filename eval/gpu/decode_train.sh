@@ -6,7 +6,7 @@
 #   run(command="bash eval/gpu/decode_train.sh", kind="nvidia-h200-x2", carry=[".whl", ".data/shakespeare_bible.tgz"])
 #   (.data/shakespeare_bible.tgz: `tar czf .data/shakespeare_bible.tgz -C .data shakespeare_bible`, 7 MB)
 #   DRY=1 DRY_RUNS=/tmp/dry bash eval/gpu/decode_train.sh   # CPU dry run here: tiny models, 3 steps, ~1 min
-#   STEPS=1600 SECOND=0 bash eval/gpu/decode_train.sh       # only the MDM and BD3-16, 1600 steps each (~470 s)
+#   STEPS=1500 SECOND=0 bash eval/gpu/decode_train.sh       # only the MDM and BD3-16, 1500 steps each (358 s on 2×H200)
 # STEPS (default 600) × 32 sequences × SEQ_LEN (1088 = 1024 generated + 64 of prompt) tokens per run.
 OUT=${OUT:-out_decode_train}; DEADLINE=${DEADLINE:-560}
 source eval/gpu/common.sh

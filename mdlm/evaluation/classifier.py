@@ -117,9 +117,7 @@ def predict(model: ImageClassifierCNN, images: Tensor, batch_size: int = 1000) -
 
 def accuracy(model: ImageClassifierCNN, images: Tensor, labels: Tensor, batch_size: int = 1000) -> float:
     """Share of ``images`` classified as ``labels`` (for samples: their requested class)."""
-    if images.shape[0] != labels.shape[0]:
-        raise ValueError(f"{images.shape[0]} images but {labels.shape[0]} labels")
-    return float((predict(model, images, batch_size) == labels.cpu().long()).double().mean())
+    return class_accuracies(model, images, labels, batch_size)[0]
 
 
 def per_class_recall(predicted: Tensor, labels: Tensor, num_classes: int) -> np.ndarray:

@@ -36,6 +36,7 @@ _VOLATILE = ("_name_or_path", "_model_name_or_path", "transformers_version", "ar
 # logit scale … are not): for these the LM head can run at chosen positions only
 PLAIN_HEAD_MODEL_TYPES = ("llama", "mistral", "qwen2", "qwen3", "gpt2", "smollm3")
 
+
 class CausalBackboneConfig(PretrainedConfig):
     """Config of :class:`CausalBackboneForMaskedLM`: the causal LM's config plus the diffusion fields."""
 

@@ -42,8 +42,12 @@ class RMSNorm(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if x.dtype == self.weight.dtype:  # one kernel: rms_norm accumulates in float32 itself (same values on CPU)
             return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps).to(x.dtype)  # autocast returns float32
-        # mixed dtypes (autocast over float32 weights): normalise in float32, return the input's dtype
-        return F.rms_norm(x.float(), (x.shape[-1],), self.weight.float(), self.eps).to(x.dtype)
+        return float32_rms_norm(x, self.weight, self.eps)  # mixed dtypes (autocast over float32 weights)
+
+
+def float32_rms_norm(x: Tensor, weight: Tensor, eps: float) -> Tensor:
+    """RMSNorm computed on float32 copies of ``x`` (..., H) and ``weight`` (H,), returned in ``x``'s dtype."""
+    return F.rms_norm(x.float(), (x.shape[-1],), weight.float(), eps).to(x.dtype)
 
 
 def rope_cos_sin(position_ids: Tensor, head_dim: int, theta: float, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
