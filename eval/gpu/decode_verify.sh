@@ -14,7 +14,7 @@ C="--config recipes/configs/gpt2_125m.yaml --dataset .data/shakespeare_bible --s
 DEV="--device cuda --dtype bf16"; B1="--batch-size 1 --repeats 3 --max-seconds-per-row 25"
 if [ "${DRY:-0}" = 1 ]; then
   [ -f .data/shakespeare_bible/dataset_dict.json ] || python3 recipes/build_corpus.py --dataset shakespeare+bible --out .data/shakespeare_bible | tail -n 1
-  RUNS=$(mktemp -d); W=$(mktemp -d); LENGTHS=32; DEV="--device cpu --threads 1"; B1="--batch-size 1 --repeats 1"
+  STEPS=3; RUNS=$(mktemp -d); W=$(mktemp -d); LENGTHS=32; DEV="--device cpu --threads 1"; B1="--batch-size 1 --repeats 1"
   C="--config recipes/configs/gpt2_125m.yaml --dataset .data/shakespeare_bible --seq_len 128 --max_steps 3
      --hidden_size 64 --num_hidden_layers 2 --num_attention_heads 2 --intermediate_size 128
      --per_device_train_batch_size 4 --per_device_eval_batch_size 4 --max_eval_sequences 8 --bf16 false
