@@ -4,8 +4,10 @@
         --data data/adapt_smollm2.npz --split validation_wiki --rows 8 --samples 2
 
 The AR source is the base's own backbone run causally (with a LoRA adapter: the adapter switched off), scored with
-the same separator column (``mdlm.adapt.ar_reference``). Runs on a CPU in a minute or two for a few rows; a check
-that a rebuilt model (base rebuilt from the GGUF + adapter carried back from a GPU) reproduces the GPU's figures.
+the same separator column (``mdlm.adapt.ar_reference``). When ``--base`` is a full fine-tune (or a rebuilt model with
+its adapter merged), its backbone is no longer the source: pass the un-trained MDM (``recipes/adapt_ar.py --base_only
+true``) as ``--ar-base``. Runs on a CPU in a minute or two for a few rows; a check that a rebuilt model (base rebuilt
+from the GGUF + adapter carried back from a GPU) reproduces the GPU's figures.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ def parse(argv=None):
     p = ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--base", required=True, help="the MDM dir (recipes/adapt_ar.py --base_only, or a full checkpoint)")
     p.add_argument("--adapter", help="a LoRA adapter dir on top of --base")
+    p.add_argument("--ar-base", help="the MDM dir whose backbone, run causally, is the AR reference (default: --base, "
+                   "adapter off); needed when --base is a full fine-tune")
     p.add_argument("--data", required=True, help="packed .npz (recipes/adapt_ar.py --prepare_data)")
     p.add_argument("--split", default="validation_wiki")
     p.add_argument("--rows", type=int, default=8)
@@ -55,12 +59,16 @@ def main(argv=None) -> int:
         nll += float(res.nll_sum.sum())
         n += int(res.num_tokens.sum())
     elbo = nll / n
-    if hasattr(model, "disable_adapter"):
+    if a.ar_base:
+        ref = load_for_generation(a.ar_base, None, device=a.device).model
+        ar = ar_dataset_nll(ref.lm, rows, sep, tok.mask_token_id, a.batch)
+    elif hasattr(model, "disable_adapter"):
         with model.disable_adapter():
             ar = ar_dataset_nll(inner.lm, rows, sep, tok.mask_token_id, a.batch)
     else:
         ar = ar_dataset_nll(inner.lm, rows, sep, tok.mask_token_id, a.batch)
-    out = {"split": a.split, "rows": int(rows.shape[0]), "tokens": n, "samples": a.samples, "elbo_ppl": math.exp(elbo),
+    out = {"model": a.adapter or a.base, "ar_reference": a.ar_base or a.base, "split": a.split,
+           "rows": int(rows.shape[0]), "tokens": n, "samples": a.samples, "elbo_ppl": math.exp(elbo),
            "ar_ppl": math.exp(ar), "ratio": math.exp(elbo - ar)}
     print(json.dumps(out))
     return 0

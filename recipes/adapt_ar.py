@@ -42,8 +42,14 @@ from transformers import TrainingArguments, set_seed  # noqa: E402
 H200_BF16_PEAK = 772e12  # measured, DESIGN.md
 
 
+# How long one launch may train and where it reports: not part of what the run computes, so a run stopped by its time
+# budget can be continued (``--resume_from_checkpoint auto``) with another budget or results file.
+RUN_CONTROL_FIELDS = ("time_budget_s", "results_json")
+
+
 def fingerprint(*parts) -> str:
-    return hashlib.sha256(json.dumps([asdict(p) for p in parts], sort_keys=True, default=str).encode()).hexdigest()[:16]
+    fields = [{k: v for k, v in asdict(p).items() if k not in RUN_CONTROL_FIELDS} for p in parts]
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def save_base(model, tok, out: str, seq_len: int) -> None:
@@ -90,19 +96,26 @@ def train(argv: list[str] | None = None, callbacks: tuple = ()):
     train_ds, evals = B.build_datasets(a, tok, sep)
     model.to(targs.device)  # the AR reference runs before the Trainer would move the model (minutes on a CPU)
     ar_nats = B.ar_reference(model, evals, sep, tok.mask_token_id)
+    say = print if targs.process_index == 0 else (lambda *_, **__: None)  # one copy of each line under DDP
     for name, nats in ar_nats.items():
-        print(f"AR source on {name}: {nats:.4f} nats/token, perplexity {math.exp(nats):.2f}", flush=True)
+        say(f"AR source on {name}: {nats:.4f} nats/token, perplexity {math.exp(nats):.2f}", flush=True)
     if a.lora:
         if a.train_mask_row:
             largs.train_embedding_tokens = ["mask_token"]
         model = apply_lora(model, largs, tok)
+    elif a.full_scope == "projections":
+        if targs.weight_decay:
+            raise ValueError("--full_scope projections needs --weight_decay 0 (decay would move the frozen embedding rows)")
+        changeable = B.restrict_to_projections(model, largs.target_modules, [tok.mask_token_id])
     trainable, total = count_parameters(model)
-    print(f"{type(model.get_base_model() if a.lora else model.lm).__name__}: {total / 1e6:.1f}M parameters, "
-          f"{trainable / 1e6:.2f}M trainable | train {len(train_ds)} × {a.seq_len} tokens | alignment "
-          f"{a.logit_alignment}", flush=True)
+    if not a.lora and a.full_scope == "projections":
+        trainable = changeable  # the embedding counts by its one trainable row
+    say(f"{type(model.get_base_model() if a.lora else model.lm).__name__}: {total / 1e6:.1f}M parameters, "
+        f"{trainable / 1e6:.2f}M trainable | train {len(train_ds)} × {a.seq_len} tokens | alignment "
+        f"{a.logit_alignment}", flush=True)
     targs.remove_unused_columns = False
     tokens_per_step = targs.per_device_train_batch_size * targs.gradient_accumulation_steps * a.seq_len
-    cbs = [B.TimeBudget(a.time_budget_s), *callbacks]
+    cbs = [B.TimeBudget(a.time_budget_s, save_checkpoint=targs.save_strategy != "no"), *callbacks]
     bcfg = model.config if not a.lora else model.get_base_model().config
     if getattr(bcfg.backbone_config, "intermediate_size", None):
         from mdlm.training.throughput import ThroughputCallback, flops_per_token
@@ -131,8 +144,8 @@ def train(argv: list[str] | None = None, callbacks: tuple = ()):
         "log_history": trainer.state.log_history, "wall_seconds": time.perf_counter() - t_start,
     }
     for k, r in result["ratio_final"].items():
-        print(f"{k}: ELBO perplexity ≤ {math.exp(metrics[f'eval_{k}_nll']):.2f} vs AR source {math.exp(ar_nats[k]):.2f} "
-              f"→ ratio {r:.3f} after {result['train_tokens']:,} tokens", flush=True)
+        say(f"{k}: ELBO perplexity ≤ {math.exp(metrics[f'eval_{k}_nll']):.2f} vs AR source {math.exp(ar_nats[k]):.2f} "
+            f"→ ratio {r:.3f} after {result['train_tokens']:,} tokens", flush=True)
     if a.results_json and targs.process_index == 0:
         B.write_json(a.results_json, result)
     trainer.adapt_result = result

@@ -39,14 +39,14 @@ def _random_lora(model, tok, r=4):
 def world(tmp_path_factory):
     """A tiny source dir, its adaptation adapter's parts, an SFT adapter's parts, and the tuned model's logits."""
     from mdlm.adapt.build import build_mdm
-    from mdlm.adapt.rebuild import _adapt_arguments
+    from mdlm.adapt.rebuild import adapt_arguments
 
     d = tmp_path_factory.mktemp("smol")
     tok = tiny_tokenizer()
     src = make_tiny_source(str(d / "src"), tok, hidden=32, layers=2)
     cfg = d / "adapt.yaml"
     cfg.write_text("logit_alignment: dream\nshift_token: <eos>\nseq_len: 32\n", encoding="utf-8")
-    model, mtok = build_mdm(_adapt_arguments(str(cfg), src, None))
+    model, mtok = build_mdm(adapt_arguments(str(cfg), src, None))
     adapt = _random_lora(model, mtok)
     save_adapter(adapt, str(d / "adapt"), tokenizer=mtok)
     (d / "parts").mkdir()
@@ -54,7 +54,7 @@ def world(tmp_path_factory):
     from mdlm.adapt.persist import unpack_adapter
 
     unpack_adapter(str(d / "parts" / "adapt"), str(d / "adapt_back"))  # the SFT base is what the parts rebuild (bf16)
-    merged = load_adapter(build_mdm(_adapt_arguments(str(cfg), src, None))[0], str(d / "adapt_back"), merge=True)
+    merged = load_adapter(build_mdm(adapt_arguments(str(cfg), src, None))[0], str(d / "adapt_back"), merge=True)
     sft = _random_lora(merged, mtok)
     save_adapter(sft, str(d / "sft"), tokenizer=mtok, generation_defaults={"mask_token_id": mtok.mask_token_id, "chat": True})
     pack_adapter(str(d / "sft"), str(d / "parts" / "sft"), part_mib=1)

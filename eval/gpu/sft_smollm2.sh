@@ -37,10 +37,13 @@ if [ "$DRY" = 1 ]; then
   LAUNCH=(env MASTER_ADDR=127.0.0.1 MASTER_PORT=$PORT RANK=0 LOCAL_RANK=0 WORLD_SIZE=1 LOCAL_WORLD_SIZE=1
           DS_ACCELERATOR=cpu python3)
 else
-  SRC=/tmp; GG=(--gguf_file $G); ACFG=recipes/configs/adapt_smollm2_gpu.yaml; PARTS=/tmp/adapt_parts/smollm2_mdm_lora
+  SRC=/tmp; GG=(--gguf_file $G); ACFG=${ACFG:-recipes/configs/adapt_smollm2_gpu.yaml}
+  PARTS=${PARTS:-/tmp/adapt_parts/smollm2_mdm_lora}  # eval/gpu/adapt_long.sh leaves its extraction's parts there
   MIX=${MIX:-/tmp/sft_mix}; SCFG=recipes/configs/sft_smollm2_gpu.yaml; DEV=cuda
-  LAUNCH=(deepspeed --num_gpus 2)
+  LAUNCH=(deepspeed --num_gpus "$(nvidia-smi -L | wc -l)")
 fi
+# the steps below keep fixed reserves (rebuild 420 s before the end, SFT 190 s, ...): with less the rebuild gets no time
+[ "$DEADLINE" -ge 520 ] || { echo "DEADLINE=$DEADLINE: this script needs at least 520 s" | tee -a "$LOG"; exit 2; }
 need_files "see the header (calls A and B, the tar of call C)" "$PARTS.sha256" "$MIX/train.jsonl" "$MIX/content_refs.json"
 
 say "rebuild the adapted MDM (source + adaptation parts, merged) → $W/smol/base"

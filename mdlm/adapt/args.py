@@ -32,6 +32,9 @@ class AdaptArguments:
     max_eval_rows: int = field(default=64, metadata={"help": "rows of each eval split scored (ELBO and AR reference)"})
     lora: bool = field(default=True, metadata={"help": "adapt with LoRA (+ the [MASK] row); false = full fine-tuning"})
     train_mask_row: bool = field(default=True, metadata={"help": "with lora: train the [MASK] embedding row too"})
+    full_scope: str = field(default="all", metadata={
+        "help": "with --lora false: all (every weight) or projections (only the LoRA target projections and the "
+                "[MASK] row, so the result can travel as a LoRA extraction: recipes/extract_lora.py)"})
     dtype: str = field(default="float32", metadata={"help": "weights' dtype (float32 master weights; bf16 via --bf16)"})
     time_budget_s: float = field(default=0.0, metadata={"help": "stop training after this many seconds (0 = off)"})
     results_json: str | None = field(default=None, metadata={"help": "write the curve, AR reference and speed here"})
@@ -45,5 +48,7 @@ class AdaptArguments:
             raise ValueError(f"logit_alignment must be one of {', '.join(ALIGNMENTS)}, got {self.logit_alignment!r}")
         if self.seq_len < 2:
             raise ValueError(f"seq_len must be ≥ 2, got {self.seq_len}")
+        if self.full_scope not in ("all", "projections"):
+            raise ValueError(f"full_scope must be all or projections, got {self.full_scope!r}")
         if self.dtype not in ("float32", "bfloat16", "float16"):
             raise ValueError(f"dtype must be float32, bfloat16 or float16, got {self.dtype!r}")

@@ -106,6 +106,22 @@ def ar_reference(model: CausalBackboneForMaskedLM, evals: dict, sep: int, mask_i
     return out
 
 
+def restrict_to_projections(model: torch.nn.Module, target_modules, row_ids: list[int]) -> int:
+    """Full fine-tuning of only what a LoRA extraction can carry (``mdlm.adapt.extract``): the weights of the
+    ``target_modules`` projections and the embedding rows ``row_ids`` (the other rows' gradients are zeroed by a
+    hook; with weight decay 0 Adam then leaves them untouched). Everything else is frozen. Returns the number of
+    parameters that can change."""
+    emb = model.get_input_embeddings().weight
+    targets = set(target_modules)
+    for name, p in model.named_parameters():
+        p.requires_grad_(name.endswith(".weight") and name.removesuffix(".weight").rsplit(".", 1)[-1] in targets)
+    emb.requires_grad_(True)
+    keep = torch.zeros(emb.shape[0], 1, dtype=emb.dtype, device=emb.device)  # (V, 1)
+    keep[row_ids] = 1
+    emb.register_hook(lambda g: g * keep.to(g.device, g.dtype))
+    return sum(p.numel() for p in model.parameters() if p.requires_grad and p is not emb) + len(row_ids) * emb.shape[1]
+
+
 def generation_defaults(tok, seq_len: int) -> dict:
     gen = min(128, seq_len // 2)
     return {"mask_token_id": tok.mask_token_id, "eos_token_id": tok.eos_token_id, "pad_token_id": tok.pad_token_id,
@@ -114,19 +130,37 @@ def generation_defaults(tok, seq_len: int) -> dict:
 
 
 class TimeBudget(TrainerCallback):
-    """Stop training (cleanly: the recipe then evaluates and saves) once ``seconds`` have passed since train begin."""
+    """Stop training (cleanly: the recipe then evaluates and saves) once ``seconds`` have passed since train begin.
+    ``save_checkpoint``: also write a checkpoint at that step, so a later launch with ``--resume_from_checkpoint auto``
+    continues the same run (optimizer, LR schedule and data order included) where this one stopped.
+    Under torch.distributed the ranks decide together (the max over ranks, every ``check_every`` steps), so they all
+    stop at the same step instead of one waiting forever in the next all-reduce."""
 
-    def __init__(self, seconds: float):
+    def __init__(self, seconds: float, save_checkpoint: bool = False, check_every: int = 10):
         self.seconds = seconds
+        self.save_checkpoint = save_checkpoint
+        self.check_every = check_every
         self.t0 = 0.0
 
     def on_train_begin(self, args, state, control, **kw):
         self.t0 = time.perf_counter()
 
+    def _over(self, args, state) -> bool:
+        over = time.perf_counter() - self.t0 > self.seconds
+        dist = torch.distributed
+        if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+            return over
+        if state.global_step % self.check_every:
+            return False  # the same steps on every rank: a collective only every check_every steps
+        flag = torch.tensor([float(over)], device=args.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
+
     def on_step_end(self, args, state, control, **kw):
-        if self.seconds > 0 and time.perf_counter() - self.t0 > self.seconds:
+        if self.seconds > 0 and self._over(args, state):
             control.should_training_stop = True
             control.should_evaluate = True
+            control.should_save = control.should_save or self.save_checkpoint
         return control
 
 

