@@ -100,13 +100,19 @@ def _run_args(tmp_path, tokdir, out):
             "--seed", "0", "--dataloader_num_workers", "0", "--weight_decay", "0"]
 
 
-@pytest.mark.slow
-def test_projection_finetune_travels_as_an_exact_extraction(tmp_path):
+@pytest.fixture
+def corpus(tmp_path):
+    """(tokenizer dir, subprocess env) with the tests' tiny tokenizer and corpus.txt in ``tmp_path``."""
     tokdir = tmp_path / "tok"
     tiny_tokenizer().save_pretrained(tokdir)
     _write_corpus(tmp_path / "corpus.txt")
+    return tokdir, dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
+
+
+@pytest.mark.slow
+def test_projection_finetune_travels_as_an_exact_extraction(tmp_path, corpus):
+    tokdir, env = corpus
     out = tmp_path / "full"
-    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
     run = [sys.executable, os.path.join(ROOT, "recipes", "adapt_ar.py"), *_run_args(tmp_path, tokdir, out),
            "--lora", "false", "--full_scope", "projections", "--max_steps", "8", "--eval_strategy", "no",
            "--save_strategy", "no"]
@@ -147,14 +153,11 @@ def test_projection_finetune_travels_as_an_exact_extraction(tmp_path):
 
 
 @pytest.mark.slow
-def test_two_process_run_stopped_by_its_budget_continues_and_scores_each_row_once(tmp_path):
+def test_two_process_run_stopped_by_its_budget_continues_and_scores_each_row_once(tmp_path, corpus):
     from ports import free_port
 
-    tokdir = tmp_path / "tok"
-    tiny_tokenizer().save_pretrained(tokdir)
-    _write_corpus(tmp_path / "corpus.txt")
+    tokdir, env = corpus
     out = tmp_path / "run"
-    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
 
     def launch(*extra):
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
