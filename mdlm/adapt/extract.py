@@ -57,7 +57,7 @@ def extract_lora(base: torch.nn.Module, tuned: torch.nn.Module, rank: int, token
 
     Raises ``ValueError`` when the two models differ in shape, or in any tensor a LoRA of ``target_modules`` plus
     those embedding rows cannot carry."""
-    base_sd = {k: v for k, v in base.state_dict().items()}
+    base_sd = dict(base.state_dict())
     tuned_sd = tuned.state_dict()
     if base_sd.keys() != tuned_sd.keys():
         raise ValueError(f"base and tuned models have different tensors: {sorted(base_sd.keys() ^ tuned_sd.keys())[:6]}")
@@ -102,7 +102,8 @@ def extract_lora(base: torch.nn.Module, tuned: torch.nn.Module, rank: int, token
             tuned_rows = tuned.get_input_embeddings().weight[rows]  # (n, D)
             layers = [m for m in peft_model.modules() if isinstance(m, TrainableTokensLayer) and m.tied_adapter is None]
             if not layers:
-                raise ValueError("the peft model holds no trainable embedding rows (peft too old for trainable_token_indices?)")
+                raise ValueError("the peft model holds no trainable embedding rows "
+                                 "(a peft without trainable_token_indices?)")
             for m in layers:
                 m.trainable_tokens_delta["default"].copy_(tuned_rows)
     return peft_model, kept
