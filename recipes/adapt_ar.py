@@ -35,6 +35,7 @@ from mdlm.adapt.args import AdaptArguments  # noqa: E402
 from mdlm.cli import parse_config_and_args, refuse_overwrite, run_cli  # noqa: E402
 from mdlm.lora import LoraArguments, apply_lora, count_parameters, save_adapter  # noqa: E402
 from mdlm.training import DiffusionArguments, MDMCollator  # noqa: E402
+from mdlm.training.callbacks import TimeBudget  # noqa: E402
 from mdlm.training.checkpoint import publish_files  # noqa: E402
 from mdlm.training.run import prepare_run, run_recipe  # noqa: E402
 from transformers import TrainingArguments, set_seed  # noqa: E402
@@ -115,7 +116,9 @@ def train(argv: list[str] | None = None, callbacks: tuple = ()):
         f"{a.logit_alignment}", flush=True)
     targs.remove_unused_columns = False
     tokens_per_step = targs.per_device_train_batch_size * targs.gradient_accumulation_steps * a.seq_len
-    cbs = [B.TimeBudget(a.time_budget_s, save_checkpoint=targs.save_strategy != "no"), *callbacks]
+    cbs = list(callbacks)
+    if a.time_budget_s > 0:
+        cbs.insert(0, TimeBudget(a.time_budget_s, save_checkpoint=targs.save_strategy != "no"))
     bcfg = model.config if not a.lora else model.get_base_model().config
     if getattr(bcfg.backbone_config, "intermediate_size", None):
         from mdlm.training.throughput import ThroughputCallback, flops_per_token

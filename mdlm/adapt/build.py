@@ -1,17 +1,16 @@
-"""The pieces ``recipes/adapt_ar.py`` assembles: the MDM built from its source, the data, the AR reference,
-the time budget and the results file."""
+"""The pieces ``recipes/adapt_ar.py`` assembles: the MDM built from its source, the data, the AR reference and
+the results file (the time budget is mdlm.training.callbacks.TimeBudget)."""
 
 from __future__ import annotations
 
 import json
 import math
 import os
-import time
 from typing import Any
 
 import numpy as np
 import torch
-from transformers import AutoConfig, AutoModelForCausalLM, TrainerCallback
+from transformers import AutoConfig, AutoModelForCausalLM
 
 from ..data.packed import load_packed, pack_documents, save_packed
 from ..modeling.causal_backbone import CausalBackboneForMaskedLM, check_bidirectional
@@ -127,41 +126,6 @@ def generation_defaults(tok, seq_len: int) -> dict:
     return {"mask_token_id": tok.mask_token_id, "eos_token_id": tok.eos_token_id, "pad_token_id": tok.pad_token_id,
             "steps": gen, "gen_length": gen, "block_length": min(32, gen), "temperature": 0.0,
             "remasking": "low_confidence", "confidence": "prob", "schedule": "even"}
-
-
-class TimeBudget(TrainerCallback):
-    """Stop training (cleanly: the recipe then evaluates and saves) once ``seconds`` have passed since train begin.
-    ``save_checkpoint``: also write a checkpoint at that step, so a later launch with ``--resume_from_checkpoint auto``
-    continues the same run (optimizer, LR schedule and data order included) where this one stopped.
-    Under torch.distributed the ranks decide together (the max over ranks, every ``check_every`` steps), so they all
-    stop at the same step instead of one waiting forever in the next all-reduce."""
-
-    def __init__(self, seconds: float, save_checkpoint: bool = False, check_every: int = 10):
-        self.seconds = seconds
-        self.save_checkpoint = save_checkpoint
-        self.check_every = check_every
-        self.t0 = 0.0
-
-    def on_train_begin(self, args, state, control, **kw):
-        self.t0 = time.perf_counter()
-
-    def _over(self, args, state) -> bool:
-        over = time.perf_counter() - self.t0 > self.seconds
-        dist = torch.distributed
-        if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
-            return over
-        if state.global_step % self.check_every:
-            return False  # the same steps on every rank: a collective only every check_every steps
-        flag = torch.tensor([float(over)], device=args.device)
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        return bool(flag.item())
-
-    def on_step_end(self, args, state, control, **kw):
-        if self.seconds > 0 and self._over(args, state):
-            control.should_training_stop = True
-            control.should_evaluate = True
-            control.should_save = control.should_save or self.save_checkpoint
-        return control
 
 
 def ratio_curve(log_history: list[dict], ar_nats: dict[str, float], tokens_per_step: int) -> list[dict]:
