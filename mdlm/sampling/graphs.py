@@ -52,3 +52,33 @@ def capture(body: Callable[[], object]) -> StepGraph | None:
         warnings.warn(f"cuda_graphs: capturing the sampler step failed, decoding eagerly instead ({e})",
                       RuntimeWarning, stacklevel=3)
         return None
+
+
+class CountedGraph:
+    """A :class:`StepGraph` of a step that also advances host-side counters (NFE, positions, …) as it runs eagerly.
+    Capturing records kernels without running them, so the counters' advance during the capture is rolled back and
+    added again on every :meth:`replay`."""
+
+    def __init__(self, graph: StepGraph, delta: list[int], read: Callable[[], list[int]],
+                 write: Callable[[list[int]], None]):
+        self.graph, self.delta, self.read, self.write = graph, delta, read, write
+
+    @property
+    def out(self) -> object:
+        return self.graph.out
+
+    def replay(self) -> None:
+        self.graph.replay()
+        self.write([v + d for v, d in zip(self.read(), self.delta)])
+
+
+def capture_counted(body: Callable[[], object], read: Callable[[], list[int]],
+                    write: Callable[[list[int]], None]) -> CountedGraph | None:
+    """:func:`capture` of ``body`` whose counters (``read`` / ``write``) are left as they were before the capture;
+    None (with a warning) when the capture fails."""
+    before = read()
+    graph = capture(body)
+    delta = [a - b for a, b in zip(read(), before)]
+    write(before)
+    return None if graph is None else CountedGraph(graph, delta, read, write)
+

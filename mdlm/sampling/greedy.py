@@ -18,7 +18,7 @@ import torch
 
 from .blocks import Block
 from .fused_step import greedy_confidence_step
-from .graphs import StepGraph, capture
+from .graphs import CountedGraph, capture_counted
 from .step_graph import GreedyStepGraph
 from .step import Sampling, StepReport
 
@@ -69,7 +69,7 @@ class GreedyStep:
             self.n_after = block.counts[:, 1].clone()
         else:
             self.n_after.copy_(block.counts[:, 1])
-        self.graph: StepGraph | None = None
+        self.graph: CountedGraph | None = None
         self.delta: list[int] = []
 
     def fused(self, c: Tensor, window: Tensor, blk: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -94,17 +94,13 @@ class GreedyStep:
         """Capture the step once per block (after a warm-up), then replay it; None: run it eagerly."""
         runner, graphs = self.run.runner, self.graphs
         if self.graph is None and graphs.warmed:
-            before = runner.counters()
-            self.graph = capture(self.body)  # records one step without running it
-            self.delta = [a - b for a, b in zip(runner.counters(), before)]
-            runner.set_counters(before)
+            self.graph = capture_counted(self.body, runner.counters, runner.set_counters)  # records, does not run
             graphs.enabled = self.graph is not None
             if self.graph is None:
                 runner.invalidate()  # the failed capture left unexecuted logits behind
         if self.graph is None:
             return None
         self.graph.replay()
-        runner.set_counters([v + d for v, d in zip(runner.counters(), self.delta)])
         graphs.replays += 1
         committed, flags = self.graph.out
         return (committed.clone() if self.want_info else committed), flags

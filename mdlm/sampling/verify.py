@@ -27,7 +27,7 @@ from .adaptive import entropy_bounded_count, factor_count
 from .blocks import Block
 from .confidence import select_top
 from .eos import eos_fill
-from .graphs import StepGraph, capture
+from .graphs import CountedGraph, capture_counted
 from .step import Sampling, StepReport
 
 Tensor = torch.Tensor
@@ -98,7 +98,7 @@ class VerifiedStep:
         self.fixed = bool(run.config.cuda_graphs)  # fixed-shape steps (on any device); graphs on a GPU only
         self.graphs_on = self.fixed and run.x.is_cuda
         self.warmed, self.replays = False, 0
-        self.graph: StepGraph | None = None
+        self.graph: CountedGraph | None = None
         self.c_buf: Tensor | None = None  # (B, W, V) logits of the current canvas (fixed storage within a block)
         self.most_left = 0  # most masked positions left in a row of the block after the last fixed-shape step
 
@@ -208,21 +208,22 @@ class VerifiedStep:
         """Capture the block's step once (after a warm-up step), then replay it; None: run it eagerly."""
         runner = self.run.runner
         if self.graph is None and self.warmed:
-            before, rows = runner.counters(), self.verify_rows
-            self.graph = capture(self.fixed_body)  # records one step without running it
-            self.delta = [a - b for a, b in zip(runner.counters(), before)] + [self.verify_rows - rows]
-            runner.set_counters(before)
-            self.verify_rows = rows
+            self.graph = capture_counted(self.fixed_body, self._counters, self._set_counters)  # records, does not run
             if self.graph is None:  # capture failed (warned): eager from now on
                 self.graphs_on = False
                 runner.invalidate()
         if self.graph is None:
             return None
         self.graph.replay()
-        runner.set_counters([v + d for v, d in zip(runner.counters(), self.delta)])
-        self.verify_rows += self.delta[2]
         self.replays += 1
         return self.graph.out
+
+    def _counters(self) -> list[int]:
+        return [*self.run.runner.counters(), self.verify_rows]
+
+    def _set_counters(self, values: list[int]) -> None:
+        *runner, self.verify_rows = values
+        self.run.runner.set_counters(runner)
 
     def verify(self, flat: Tensor, W: int, lo: int, hi: int, order: Tensor, d_tok: Tensor, n: Tensor, K: int,
                sup: Tensor) -> tuple[Tensor, Tensor]:
