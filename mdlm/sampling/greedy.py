@@ -70,7 +70,6 @@ class GreedyStep:
         else:
             self.n_after.copy_(block.counts[:, 1])
         self.graph: CountedGraph | None = None
-        self.delta: list[int] = []
 
     def fused(self, c: Tensor, window: Tensor, blk: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """The step after the forward: logits c (B, W, V) → (new canvas, committed, flags)."""
