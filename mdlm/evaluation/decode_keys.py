@@ -140,20 +140,20 @@ def nelbo_key(nelbo_dirs: str | list[str], block_sizes: tuple[int, ...] = (4, 16
     """BD3 NELBO / MDM NELBO per block size from NAME_eval_metrics.json files (eval/gpu/decode_train.sh). With
     several dirs (runs of different lengths) the first gives ``value``; each other one is kept under ``other_runs``
     (its steps, ratios and NELBOs)."""
-    if not isinstance(nelbo_dirs, str):
-        first, *rest = nelbo_dirs
-        out = nelbo_key(first, block_sizes)
-        if rest:
-            out["other_runs"] = [{"steps": k["training"].get("steps"), "value": k["value"],
-                                  "nelbo_nats_per_token": k["nelbo_nats_per_token"], "missing": k["missing"],
-                                  "date": k["date"], "source": k["source"]}
-                                 for k in (nelbo_key(d, block_sizes) for d in rest)]
-            later = "; ".join(f"block {b}: {r} at {o['steps']} steps" for o in out["other_runs"]
-                              for b, r in o["value"].items() if r is not None)
-            out["note"] = (f"value: the {out['training'].get('steps')}-step run, the only one with every block size; "
-                           f"longer runs (other_runs) give {later}")
-        return out
-    nelbo_dir = nelbo_dirs
+    first, *rest = [nelbo_dirs] if isinstance(nelbo_dirs, str) else nelbo_dirs
+    out = _nelbo_run(first, block_sizes)
+    if rest:
+        out["other_runs"] = [{"steps": run["training"].get("steps")}
+                             | {k: run[k] for k in ("value", "nelbo_nats_per_token", "missing", "date", "source")}
+                             for run in (_nelbo_run(d, block_sizes) for d in rest)]
+        later = "; ".join(f"block {b}: {r} at {o['steps']} steps" for o in out["other_runs"]
+                          for b, r in o["value"].items() if r is not None)
+        out["note"] = f"value: the {out['training'].get('steps')}-step run (the first given); other_runs give {later}"
+    return out
+
+
+def _nelbo_run(nelbo_dir: str, block_sizes: tuple[int, ...]) -> dict[str, Any]:
+    """The key's fields for one training run's dir."""
     def nll(name: str) -> float | None:
         p = os.path.join(nelbo_dir, f"{name}_eval_metrics.json")
         return float(read_json(p, "eval metrics")["eval_nll"]) if os.path.isfile(p) else None
