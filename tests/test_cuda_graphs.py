@@ -111,13 +111,13 @@ def test_verified_decoding_replays_its_fixed_shape_step_as_a_graph(extra):
 
 @pytest.mark.gpu
 def test_a_failed_capture_is_reported_and_decodes_eagerly_to_the_same_samples(monkeypatch):
-    import mdlm.sampling.greedy as greedy
+    import mdlm.sampling.graphs as graphs
 
     model = tiny_model("cuda")
     canvas, am = canvas_and_mask("cuda")
     graphed = run(model, canvas, am, True)
     assert graphed.graph_capture_failures == 0 and graphed.graph_replays > 0
-    monkeypatch.setattr(greedy, "capture", lambda body: None)  # what graphs.capture returns after its warning
+    monkeypatch.setattr(graphs, "capture", lambda body: None)  # what graphs.capture returns after its warning
     failed = run(model, canvas, am, True)
     assert failed.graph_capture_failures == 1 and failed.graph_replays == 0
     assert torch.equal(failed.sequences, graphed.sequences)
