@@ -1,7 +1,7 @@
 """ELBO perplexity of an adapted MDM vs the exact perplexity of its AR source, on the same packed held-out rows.
 
     python eval/adapt_elbo.py --base runs/smollm2_mdm_base --adapter runs/smollm2_mdm_lora \\
-        --data data/adapt_smollm2.npz --split validation_wiki --rows 8 --samples 2
+        --data .data/adapt_smollm2.npz --split validation_wiki --rows 8 --samples 2
 
 The AR source is the base's own backbone run causally (with a LoRA adapter: the adapter switched off), scored with
 the same separator column (``mdlm.adapt.ar_reference``). When ``--base`` is a full fine-tune (or a rebuilt model with

@@ -1,6 +1,8 @@
-"""Write the AR → MDM adaptation keys of ``docs/benchmarks/results.json`` (``adapt_elbo_ppl_ratio``,
-``adapt_tokens_per_s``) from the raw files of the runs in ``docs/backbones/``: every figure, the GPU, its count and
-the library versions are read from them; only the date of the run is given (``--date``, the raw files hold none).
+"""Write the AR → MDM adaptation keys of docs/benchmarks/results.json from the runs' raw files.
+
+The keys ``adapt_elbo_ppl_ratio`` and ``adapt_tokens_per_s`` come from the raw files of the runs in
+``docs/backbones/``: every figure, the GPU, its count and the library versions are read from them; only the date of
+the run is given (``--date``, the raw files hold none).
 
     python eval/adapt_results.py --long docs/backbones/h200_adapt_long --date 2026-11-30 --overwrite
     python eval/adapt_results.py --long docs/backbones/h200_adapt_long --date 2026-11-30 --check

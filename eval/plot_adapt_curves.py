@@ -1,5 +1,7 @@
-"""Plot the held-out ELBO-perplexity ratio (adapted MDM / AR source) against training tokens for one or more adaptation
-runs (the ``--results_json`` files of ``recipes/adapt_ar.py``), with the issue's 1.5× goal line.
+"""Plot the held-out ELBO-perplexity ratio (adapted MDM / AR source) against training tokens.
+
+One curve per adaptation run (the ``--results_json`` files of ``recipes/adapt_ar.py``), with the issue's 1.5× goal
+line.
 
     python eval/plot_adapt_curves.py --run "LoRA r=64=docs/backbones/h200x2_adapt_lora_results.json" \\
         --run "full, all weights=docs/backbones/h200x2_adapt_full_results.json" \\

@@ -5,10 +5,10 @@ training with the MDM ELBO (bidirectional attention, [MASK] added; LoRA or full 
     python recipes/adapt_ar.py --config recipes/configs/adapt_tiny_cpu.yaml --output_dir runs/adapt_tiny
     # tokenise the corpora once into a small file (to carry to a GPU machine)
     python recipes/adapt_ar.py --config recipes/configs/adapt_smollm2_gpu.yaml --data wiki+gcide+fortunes \\
-        --prepare_data data/adapt_smollm2.npz --prepare_max_tokens '{"gcide": 3000000}'
+        --prepare_data .data/adapt_smollm2.npz --prepare_max_tokens '{"gcide": 3000000}'
     # SmolLM2-135M on one GPU, LoRA, ~6 minutes (eval/gpu/adapt_smollm2.sh runs it with the numbers of docs/backbones.md)
     python recipes/adapt_ar.py --config recipes/configs/adapt_smollm2_gpu.yaml --source DIR --gguf_file F.gguf \\
-        --data data/adapt_smollm2.npz --output_dir runs/smollm2_mdm
+        --data .data/adapt_smollm2.npz --output_dir runs/smollm2_mdm
     # the adapter's base on any machine (CPU): the source with [MASK], un-trained; then generate with the adapter
     python recipes/adapt_ar.py --config recipes/configs/adapt_smollm2_gpu.yaml --source DIR --gguf_file F.gguf \\
         --base_only true --output_dir runs/smollm2_mdm_base

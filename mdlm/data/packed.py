@@ -42,6 +42,7 @@ def pack_documents(texts: Iterable[str], tokenizer, seq_len: int, separator_id: 
 def save_packed(path: str, splits: dict[str, np.ndarray], vocab_size: int) -> str:
     """Write ``splits`` (name → (N, L) ids) to ``path`` (.npz, compressed) atomically; uint16 when vocab ≤ 65536."""
     dtype = np.uint16 if vocab_size <= 65536 else np.int32
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)  # e.g. .data/ on a fresh clone
     tmp = path + ".tmp.npz"
     np.savez_compressed(tmp, **{k: v.astype(dtype) for k, v in splits.items()})
     os.replace(tmp, path)
