@@ -1,11 +1,16 @@
-"""Write the AR → MDM adaptation keys of docs/benchmarks/results.json from the runs' raw files.
+"""Write the AR → MDM adaptation and SFT-content keys of docs/benchmarks/results.json from the runs' raw files.
 
-The keys ``adapt_elbo_ppl_ratio`` and ``adapt_tokens_per_s`` come from the raw files of the runs in
-``docs/backbones/``: every figure, the GPU, its count and the library versions are read from them; only the date of
-the run is given (``--date``, the raw files hold none).
+The keys ``adapt_elbo_ppl_ratio`` and ``adapt_tokens_per_s`` (``--long``) and ``sft_definition_content_pct`` and
+``sft_synonym_exact_pct`` (``--sft``) come from the raw files of the runs in ``docs/backbones/``: every figure, the
+GPU, its count and the library versions are read from them; only the date of the run is given (``--date``, the raw
+files hold none).
 
     python eval/adapt_results.py --long docs/backbones/h200_adapt_long --date 2026-11-30 --overwrite
+    python eval/adapt_results.py --sft docs/backbones/h200_sft_long --date 2026-11-30 --overwrite
     python eval/adapt_results.py --long docs/backbones/h200_adapt_long --date 2026-11-30 --check
+
+``--sft``: the folder of ``eval/gpu/sft_smollm2.sh``'s raw files (sft_content.json of eval/sft_content_eval.py,
+run.log, eval_metrics.json).
 
 ``--long``: the folder of ``eval/gpu/adapt_long.sh``'s raw files (long_results_finish.json, elbo_check.jsonl,
 extract_lora.json, run.log). The earlier one-call runs (LoRA r=64 and full fine-tuning, 2026-11-29) are kept beside it
@@ -39,16 +44,21 @@ def _load(path: str):
 
 
 def machine(run_log: str) -> dict:
-    """{gpu, gpu_count, torch, transformers} from the lines eval/gpu/adapt_long.sh prints first (nvidia-smi's
-    "NAME, MEMORY, DRIVER", the versions line, "stage S: N process(es)")."""
+    """{gpu, gpu_count, torch, transformers} from the lines eval/gpu/adapt_long.sh / sft_smollm2.sh print (nvidia-smi's
+    "NAME, MEMORY, DRIVER", the versions line, "stage S: N process(es)" or the single-GPU SFT launch line)."""
     with open(run_log, encoding="utf-8") as f:
         lines = f.read().splitlines()
     try:
         gpu = next(ln.split(",")[0] for ln in lines if "MiB," in ln)
         versions = next(ln.split() for ln in lines if ln.startswith("datasets "))
+    except StopIteration:
+        raise UserError(f"{run_log}: no GPU / versions line (is it an eval/gpu script's run.log?)") from None
+    try:
         procs = next(int(m.group(1)) for ln in lines if (m := re.search(r"stage \w+: (\d+) process", ln)))
     except StopIteration:
-        raise UserError(f"{run_log}: no GPU / versions / stage line (is it eval/gpu/adapt_long.sh's run.log?)") from None
+        procs = next((1 for ln in lines if "CUDA_VISIBLE_DEVICES=0 python3" in ln), None)  # sft_smollm2.sh, DS=none
+    if procs is None:
+        raise UserError(f"{run_log}: no 'stage S: N process' or single-GPU SFT line: how many GPUs ran is unknown")
     named = dict(zip(versions[::2], versions[1::2]))
     return {"gpu": gpu, "gpu_count": procs, "torch": named.get("torch"), "transformers": named.get("transformers")}
 
@@ -112,20 +122,52 @@ def figures(long_dir: str, date: str) -> dict:
     return {"adapt_elbo_ppl_ratio": ratio, "adapt_tokens_per_s": speed}
 
 
+SFT_COMMAND = ("DS=none SFT_BUDGET=220 DEADLINE=575 ACFG=recipes/configs/adapt_smollm2_long.yaml "
+               "PARTS=/tmp/adapt_parts/smollm2_mdm_full_r64 bash eval/gpu/sft_smollm2.sh, then eval/sft_content_eval.py "
+               "--num-per-task 200 on the same machine (docs/backbones.md, 'SFT on the long run's base')")
+
+
+def sft_figures(sft_dir: str, date: str) -> dict:
+    """The two SFT content keys from eval/sft_content_eval.py's sft_content.json (every row of its three models)."""
+    content = _load(os.path.join(sft_dir, "sft_content.json"))
+    m = content["metrics"]
+    stack = machine(os.path.join(sft_dir, "run.log")) | {"date": date}
+    out = {}
+    for key, metric, unit in (
+            ("sft_definition_content_pct", "definition_content",
+             "% of held-out WordNet words whose definition names the gloss's head word or a synonym"),
+            ("sft_synonym_exact_pct", "synonym_exact", "% of held-out WordNet words: the answer is one of the synset's "
+                                                       "lemmas")):
+        row = lambda name: {"value": round(100 * m[name][metric]["share"], 1), "hits": m[name][metric]["hits"],
+                            "n": m[name][metric]["n"]}
+        out[key] = {**row("SFT MDM"), "unit": unit, "base_adapted_mdm": row("adapted MDM"),
+                    "ar_source": row("AR source"),
+                    "mean_answer_words": {k: round(v["mean_answer_words"], 1) for k, v in m.items()},
+                    "response_elbo_nats": {k: round(v["response_elbo_nats"], 3) for k, v in m.items()
+                                           if v["response_elbo_nats"] is not None},
+                    "base": "the long run's adapted MDM (rank-64 extraction, docs/backbones.md 'The long run')",
+                    "sampler": content["sampler"], **stack, "command": SFT_COMMAND,
+                    "source": _rel(os.path.join(sft_dir, "sft_content.json"))}
+    return out
+
+
 @run_cli
 def main(argv=None) -> int:
     p = ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--long", required=True, help="folder of eval/gpu/adapt_long.sh's raw files")
+    p.add_argument("--long", help="folder of eval/gpu/adapt_long.sh's raw files")
+    p.add_argument("--sft", help="folder of eval/gpu/sft_smollm2.sh's raw files (with sft_content.json)")
     p.add_argument("--date", required=True, help="the day the run was made (YYYY-MM-DD)")
     p.add_argument("--out", default=RESULTS)
     p.add_argument("--check", action="store_true", help="exit 1 if --out does not hold these figures")
-    p.add_argument("--overwrite", action="store_true", help="replace the two keys in an existing --out")
+    p.add_argument("--overwrite", action="store_true", help="replace these keys in an existing --out")
     a = p.parse_args(argv)
-    new = figures(a.long, a.date)
+    if not (a.long or a.sft):
+        raise UserError("give --long and/or --sft")
+    new = (figures(a.long, a.date) if a.long else {}) | (sft_figures(a.sft, a.date) if a.sft else {})
     old = _load(a.out) if os.path.isfile(a.out) else {}
     if a.check:
         same = all(old.get(k) == v for k, v in new.items())
-        print("adaptation keys are current" if same else f"{a.out}: adaptation keys differ: rerun without --check")
+        print("the keys are current" if same else f"{a.out}: the keys differ: rerun without --check")
         return 0 if same else 1
     if any(k in old for k in new) and not a.overwrite:
         raise UserError(f"{a.out} already has {', '.join(k for k in new if k in old)}; pass --overwrite to replace them")

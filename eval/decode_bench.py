@@ -44,7 +44,7 @@ from mdlm.evaluation.decode_timing import Case, synchronizer, time_generate, tim
 from mdlm.evaluation.llada_loop import block_aligned_fn
 
 PROMPTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "decode_prompts.txt")
-EXACT_ROWS = ("graphs", "verify")  # must give the tokens of `uncached` (one token per step) exactly
+EXACT_ROWS = ("graphs", "verify", "graphs+per_block")  # must give the tokens of `uncached` (one token per step) exactly
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
 
@@ -53,9 +53,12 @@ def parse_args(argv: list[str] | None):
     p.add_argument("--model", help="MDLM checkpoint dir (an MDM or a block-diffusion model)")
     p.add_argument("--out", help="output dir: results.json, samples/, judged.json")
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUT/results.json / judged.json")
-    p.add_argument("--gen-length", type=positive_int, nargs="+", default=[256, 512, 1024])
-    p.add_argument("--batch-size", type=positive_int, nargs="+", default=[1, 64])
-    p.add_argument("--block-length", type=positive_int, default=32)
+    p.add_argument("--gen-length", type=positive_int, nargs="+", default=[256, 512, 1024],
+                   help="generated tokens per sequence (one run of every row per length)")
+    p.add_argument("--batch-size", type=positive_int, nargs="+", default=[1, 64],
+                   help="sequences decoded together (prompts cycled over the batch)")
+    p.add_argument("--block-length", type=positive_int, default=32,
+                   help="semi-autoregressive block (a block-diffusion model uses its own block size)")
     p.add_argument("--rows", nargs="+", help="only these rows, in this order (llada, the reference, always runs "
                    "first); a threshold row as ROW@T runs at threshold T, e.g. dual+threshold@0.7")
     p.add_argument("--prompts", default=PROMPTS, help="one prompt a line (\\n for newlines), cycled over the batch")
@@ -64,7 +67,7 @@ def parse_args(argv: list[str] | None):
     p.add_argument("--eb-gamma", type=float, default=0.1, help="EB-sampler entropy budget (eb rows)")
     p.add_argument("--repeats", type=positive_int, default=3, help="timed runs per row (median)")
     p.add_argument("--max-seconds-per-row", type=float, default=90.0, help="wall-time budget of one row's timed runs")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="default: cuda if present")
     p.add_argument("--dtype", choices=sorted(DTYPES), help="default bf16 on cuda, fp32 on cpu")
     p.add_argument("--threads", type=positive_int, help="torch CPU threads")
     p.add_argument("--no-judge", action="store_true", help="do not judge in this run (judge later: --judge-only)")
@@ -73,7 +76,7 @@ def parse_args(argv: list[str] | None):
     p.add_argument("--judge-device", default=None, help="default: --device")
     p.add_argument("--judge-min-samples", type=positive_int, default=8, help="judge sample files with at least N samples")
     p.add_argument("--judge-max-samples", type=positive_int, default=64, help="score the first N samples of a file")
-    p.add_argument("--judge-batch-size", type=positive_int, default=16)
+    p.add_argument("--judge-batch-size", type=positive_int, default=16, help="samples scored per judge forward")
     p.add_argument("--judge-lengths", type=positive_int, nargs="+", help="judge only these generation lengths")
     a = p.parse_args(argv)
     if a.judge_only is None and (a.model is None or a.out is None):

@@ -8,7 +8,8 @@ Speed does not depend on the weights for these shapes, so the model is randomly 
 (the ``eval/bench_train.py`` sizes, GPT-2 vocabulary). ``decode`` times, CUDA-synchronised, one full
 forward (logits of every column and of the block window only), one dual-cache fill and step
 (:mod:`mdlm.sampling.cached_calls`), one greedy confidence step (:mod:`mdlm.sampling.fused_step`) and
-whole ``generate`` runs (uncached one token per step vs dual cache), then prints the profiler's
+whole ``generate`` runs (uncached one token per step vs dual cache; with CUDA graphs captured once per block —
+before 2026-11-30 — and once per generation, ``cuda_graph_reuse``), then prints the profiler's
 kernel table for a few dual-cached steps. ``train`` profiles bench_train's MDM step. Both print the
 GPU busy share (sum of kernel time / wall time): far below 100% means the host (Python, kernel
 launches, synchronisations) is the bottleneck, not the GPU.
@@ -28,6 +29,7 @@ from mdlm.modeling.padding import default_position_ids
 from mdlm.sampling.cached_calls import BlockCachedLogits
 from mdlm.sampling import SamplerConfig, as_logits_fn, generate
 from mdlm.sampling.fused_step import greedy_confidence_step
+from mdlm.sampling.graphs import capture
 
 
 def timeit(fn: Callable[[], object], n: int, cuda: bool) -> float:
@@ -101,17 +103,27 @@ def decode(a) -> None:
         n_after = torch.full((B,), hi - lo - 1, device=a.device)
         sup = torch.tensor([MASK], device=a.device)
         greedy = timeit(lambda: greedy_confidence_step(logits, x, cols, blk, n_after, sup, gen, MASK, None), a.n, cuda)
+        replayed = None
+        if cuda:  # the floor of a graphed dual step: its kernels replayed back to back (no host time between)
+            body = lambda: greedy_confidence_step(runner.step(x, lo, hi), x, cols, blk, n_after, sup, gen, MASK, None)  # noqa: E731
+            graph = capture(body)
+            replayed = timeit(graph.replay, a.n, cuda) if graph is not None else None
     print(f"full forward (all logits)  {full:8.2f} ms\nfull forward (window head) {win:8.2f} ms\n"
           f"dual fill                  {fill:8.2f} ms\ndual step (block only)     {step:8.2f} ms\n"
           f"greedy confidence step     {greedy:8.2f} ms")
+    if replayed is not None:
+        print(f"dual step + greedy step as one graph replay {replayed:8.2f} ms (the GPU time of a graphed step)")
     reference = as_logits_fn(model)  # LLaDA's loop: logits of every column, no cache, no graphs
-    for name, m, cache, graphs in (("llada", reference, "none", False), ("uncached", model, "none", False),
-                                   ("graphs", model, "none", True), ("dual", model, "dual", False),
-                                   ("dual+graphs", model, "dual", True)):
+    for name, m, cache, graphs, reuse in (
+            ("llada", reference, "none", False, True), ("uncached", model, "none", False, True),
+            ("graphs (one capture per block)", model, "none", True, False), ("graphs", model, "none", True, True),
+            ("dual", model, "dual", False, True), ("dual+graphs (one capture per block)", model, "dual", True, False),
+            ("dual+graphs", model, "dual", True, True)):
         if graphs and not cuda:
             continue
         cfg = SamplerConfig(steps=a.gen_length, block_length=a.block_length, schedule="even", temperature=0.0,
-                            remasking="low_confidence", stop_at_eos=False, cache=cache, cuda_graphs=graphs)
+                            remasking="low_confidence", stop_at_eos=False, cache=cache, cuda_graphs=graphs,
+                            cuda_graph_reuse=reuse)
         run = lambda: generate(m, x, mask_id=MASK, config=cfg, attention_mask=am)  # noqa: E731
         with torch.no_grad():
             ms = timeit(run, 1, cuda)
@@ -181,18 +193,18 @@ def train(a) -> None:
 @run_cli
 def main() -> int:
     p = ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("what", choices=["decode", "train"])
-    p.add_argument("--size", choices=list(SIZES), default="125m")
-    p.add_argument("--batch", type=positive_int, default=64)
-    p.add_argument("--gen-length", type=positive_int, default=256)
-    p.add_argument("--block-length", type=positive_int, default=32)
-    p.add_argument("--seq-len", type=positive_int, default=1024)
-    p.add_argument("--compile", action="store_true")
+    p.add_argument("what", choices=["decode", "train"], help="profile sampler decoding or a training step")
+    p.add_argument("--size", choices=list(SIZES), default="125m", help="model size (random weights)")
+    p.add_argument("--batch", type=positive_int, default=64, help="rows (decode: left-padded prompts)")
+    p.add_argument("--gen-length", type=positive_int, default=256, help="decode: generated tokens per row")
+    p.add_argument("--block-length", type=positive_int, default=32, help="decode: block width")
+    p.add_argument("--seq-len", type=positive_int, default=1024, help="train: tokens per row")
+    p.add_argument("--compile", action="store_true", help="train: torch.compile the model")
     p.add_argument("--float32-norm", action="store_true",
                    help="decode: profile with the RMSNorm of before 2026-11-30 (float32 upcasts) for a before/after")
     p.add_argument("--n", type=positive_int, default=10, help="timed calls per micro-benchmark")
-    p.add_argument("--rows", type=positive_int, default=25)
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--rows", type=positive_int, default=25, help="rows of the profiler's kernel table")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="default: cuda if present")
     a = p.parse_args()
     if a.what == "decode" and not 0 < a.block_length < a.gen_length:
         p.error(f"--block-length must be between 1 and --gen-length - 1 (the dual cache reuses the other blocks), "

@@ -319,6 +319,11 @@ def test_adapter_parts_round_trip_and_a_corrupt_part_is_refused(tmp_path):
     save_adapter(peft_model, str(tmp_path / "ad"), tokenizer=tok)
     parts = pack_adapter(str(tmp_path / "ad"), str(tmp_path / "pk"), part_mib=1)
     assert parts and all(os.path.getsize(p) <= 1 << 20 for p in parts)
+    for f in (tmp_path / "ad").iterdir():  # a later pack of the same files with other time stamps: the same checksums
+        os.utime(f, (1e9, 1e9))
+    pack_adapter(str(tmp_path / "ad"), str(tmp_path / "pk2"), part_mib=1)
+    sums = [(tmp_path / f"{k}.sha256").read_text().replace(k, "") for k in ("pk", "pk2")]
+    assert sums[0] == sums[1]
     unpack_adapter(str(tmp_path / "pk"), str(tmp_path / "back"))
     base, _ = tiny_mdm("llama", "dream")
     x = torch.randint(0, N_WORDS, (1, 6))

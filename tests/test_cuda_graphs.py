@@ -110,6 +110,42 @@ def test_verified_decoding_replays_its_fixed_shape_step_as_a_graph(extra):
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("cache, kinds", [("none", 1), ("dual", 2)])
+def test_one_capture_per_kind_of_step_serves_every_block(cache, kinds, monkeypatch):
+    """cuda_graph_reuse (default): the window is read from device tensors, so the generation captures once per kind
+    of step (a later step; with the dual cache also the block's refill) instead of once per block (3 blocks here),
+    and both give the eager samples."""
+    import mdlm.sampling.graphs as graphs
+
+    captures, real = [], graphs.capture
+    monkeypatch.setattr(graphs, "capture", lambda body: captures.append(1) or real(body))
+    model = tiny_model("cuda")
+    canvas, am = canvas_and_mask("cuda")
+    reused = run(model, canvas, am, True, cache=cache)
+    assert len(captures) == kinds
+    captures.clear()
+    per_block = run(model, canvas, am, True, cache=cache, cuda_graph_reuse=False)
+    assert len(captures) == 48 // 16
+    eager = run(model, canvas, am, False, cache=cache)
+    assert torch.equal(reused.sequences, eager.sequences) and torch.equal(per_block.sequences, eager.sequences)
+    assert (reused.nfe, reused.positions) == (eager.nfe, eager.positions) == (per_block.nfe, per_block.positions)
+    assert reused.graph_replays > per_block.graph_replays
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("cache", ["none", "dual"])
+def test_a_narrower_last_block_captures_anew_and_gives_the_eager_samples(cache):
+    model = tiny_model("cuda")
+    canvas, am = canvas_and_mask("cuda", G=40)  # blocks of 16, 16, 8 columns
+    cfg = dict(steps=40, block_length=16, schedule="even", temperature=0.0, cache=cache, stop_at_eos=False)
+    with torch.no_grad():
+        eager, graphed = (generate(model, canvas, mask_id=MASK, config=SamplerConfig(cuda_graphs=g, **cfg),
+                                   attention_mask=am) for g in (False, True))
+    assert graphed.graph_replays > 0 and torch.equal(graphed.sequences, eager.sequences)
+    assert (graphed.nfe, graphed.positions) == (eager.nfe, eager.positions)
+
+
+@pytest.mark.gpu
 def test_a_failed_capture_is_reported_and_decodes_eagerly_to_the_same_samples(monkeypatch):
     import mdlm.sampling.graphs as graphs
 

@@ -21,7 +21,8 @@ need_files() {
 }
 source eval/gpu/env.sh || { echo "wheel install failed" | tee -a "$LOG"; exit 1; }
 {
-  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+  if command -v nvidia-smi >/dev/null; then nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+  else echo "no GPU (nvidia-smi not found): a CPU run"; fi
   python3 -c "import datasets, transformers, torch; print('datasets', datasets.__version__, 'transformers', transformers.__version__, 'torch', torch.__version__)"
   python3 -c "import matplotlib; print('matplotlib', matplotlib.__version__)" || echo "no matplotlib: tables only (use --replot later)"
 } 2>&1 | tee -a "$LOG"

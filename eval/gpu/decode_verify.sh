@@ -3,6 +3,12 @@
 # rows ROWS (default: graphs, verify — replayed as CUDA graphs —, dual, uncached; in this order, as time allows) at
 # the lengths LENGTHS. Returns decode_verify.tgz (results.json, samples, logs) and run.log.
 #   run(command="STEPS=1500 bash eval/gpu/decode_verify.sh", kind="nvidia-h200", carry=[".whl", ".data/shakespeare_bible.tgz"])
+# Options: TESTS="tests" runs every GPU test (default: the graphed paths' two files); B64_ROWS="..." also runs those
+# rows at batch 64 (one timed run, lengths B64_LENGTHS, default 512: the samples to judge, eval/decode_bench.py
+# --judge-only); PROFILE=1 ends with eval/profile_gpu.py decode at batch 1, 512 tokens (profile_b1.txt).
+# The 2026-11-30 run of the CUDA graphs captured once per generation (docs/benchmarks/decoding.md):
+#   TESTS=tests ROWS="graphs graphs+per_block dual dual+per_block dual+threshold dual+eb uncached" \
+#   B64_ROWS="graphs dual dual+threshold dual+eb" PROFILE=1 STEPS=1500 bash eval/gpu/decode_verify.sh
 #   DRY=1 bash eval/gpu/decode_verify.sh   # CPU dry run here: tiny model, 3 steps, ~2 min
 OUT=${OUT:-out_decode_verify}; DEADLINE=${DEADLINE:-570}
 source eval/gpu/common.sh
@@ -25,7 +31,7 @@ need_files "carry .data/shakespeare_bible.tgz" .data/shakespeare_bible/dataset_d
 mkdir -p $W
 if [ "${DRY:-0}" != 1 ]; then
   say "GPU tests of the graphed sampler paths: start"
-  run_for 400 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_cuda_graphs.py tests/test_policies_verify.py \
+  run_for 400 python3 -m pytest -q -m gpu -p no:cacheprovider ${TESTS:-tests/test_cuda_graphs.py tests/test_policies_verify.py} \
     > $W/gpu_tests.log 2>&1
   say "GPU tests: $(tail -n 1 $W/gpu_tests.log)"
 fi
@@ -40,4 +46,19 @@ run_for 15 python3 eval/decode_bench.py --model $RUNS/mdm --out $W/b1 --overwrit
   --gen-length $LENGTHS $B1 $DEV --no-judge > $W/b1.log 2>&1
 say "decode_bench: exit $?"
 grep "^|" $W/b1.log | tee -a $LOG
+if [ -n "${B64_ROWS:-}" ]; then
+  B64="--batch-size 64 --repeats 1 --max-seconds-per-row 60"; B64_LENGTHS=${B64_LENGTHS:-512}
+  [ "${DRY:-0}" = 1 ] && B64="--batch-size 4 --repeats 1" && B64_LENGTHS=32
+  say "decode_bench b64 ($B64_ROWS) at $B64_LENGTHS: start"
+  run_for 15 python3 eval/decode_bench.py --model $RUNS/mdm --out $W/b64 --overwrite --block-length 32 --rows $B64_ROWS \
+    --gen-length $B64_LENGTHS $B64 $DEV --no-judge > $W/b64.log 2>&1
+  say "decode_bench b64: exit $?"
+  grep "^|" $W/b64.log | tee -a $LOG
+fi
+if [ "${PROFILE:-0}" = 1 ] && [ "${DRY:-0}" != 1 ]; then
+  say "profile of decoding (random 125M weights, batch 1, 512 tokens, block 32): start"
+  run_for 10 python3 eval/profile_gpu.py decode --size 125m --batch 1 --gen-length 512 --block-length 32 \
+    > $W/profile_b1.txt 2>&1
+  say "profile: exit $? | $(grep -E '^generate|graph replay' $W/profile_b1.txt | tr '\n' ';')"
+fi
 tar czf $OUT/decode_verify.tgz -C $W . && say "done"

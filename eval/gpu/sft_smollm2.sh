@@ -16,6 +16,10 @@
 # DRY=1 (CPU, this repo's dev machine, ~8 min on 2 shared cores): a tiny random Llama with SmolLM2's tokenizer as the source, a 2-step
 # adaptation packed into parts, a 3-step ZeRO-3 SFT on DeepSpeed's CPU accelerator (one process), every later step:
 #   DRY=1 OUT=/tmp/sft_dry bash eval/gpu/sft_smollm2.sh
+# Overrides: DS=none trains the SFT in one plain process on GPU 0 (no DeepSpeed; a single-GPU run for content, the
+# ZeRO-3 figures came from the default), SFT_BUDGET=S the SFT's time budget in seconds (default: the config's),
+# ACFG / PARTS the adaptation config and parts (the long run: recipes/configs/adapt_smollm2_long.yaml and
+# /tmp/adapt_parts/smollm2_mdm_full_r64).
 set -uo pipefail
 : "${OUT:?set OUT}"
 DRY=${DRY:-0}; T0=$(date +%s)
@@ -42,6 +46,9 @@ else
   MIX=${MIX:-/tmp/sft_mix}; SCFG=recipes/configs/sft_smollm2_gpu.yaml; DEV=cuda
   LAUNCH=(deepspeed --num_gpus "$(nvidia-smi -L | wc -l)")
 fi
+DS=${DS:-recipes/deepspeed/zero3.json}; DSARG=(--deepspeed "$DS")
+if [ "$DS" = none ]; then DSARG=(); [ "$DRY" = 1 ] || LAUNCH=(env CUDA_VISIBLE_DEVICES=0 python3); fi
+BUDGET=(); [ -n "${SFT_BUDGET:-}" ] && BUDGET=(--time_budget_s "$SFT_BUDGET")
 # the steps below keep fixed reserves (rebuild 420 s before the end, SFT 190 s, ...): with less the rebuild gets no time
 [ "$DEADLINE" -ge 520 ] || { echo "DEADLINE=$DEADLINE: this script needs at least 520 s" | tee -a "$LOG"; exit 2; }
 need_files "see the header (calls A and B, the tar of call C)" "$PARTS.sha256" "$MIX/train.jsonl" "$MIX/content_refs.json"
@@ -51,11 +58,11 @@ run_for 420 python3 recipes/rebuild_adapted.py --source "$SRC" "${GG[@]}" --adap
   --out "$W/smol" 2>&1 | grep -v -E "Converting|it/s" | tee -a "$LOG"
 need_files "the rebuild failed" "$W/smol/base/model.safetensors"
 
-say "LoRA SFT, DeepSpeed ZeRO-3 (${LAUNCH[*]})"
+say "LoRA SFT (${LAUNCH[*]} ${DSARG[*]} ${BUDGET[*]})"
 ( while true; do nvidia-smi --query-gpu=index,memory.used,utilization.gpu --format=csv,noheader,nounits 2>/dev/null \
   | sed "s/^/$(date +%s) /"; sleep 5; done ) > "$OUT/nvidia_smi.log" & MON=$!
 run_for 190 "${LAUNCH[@]}" recipes/sft_lora.py --config $SCFG --base_model "$W/smol/base" \
-  --data_files "$MIX/train.jsonl" --eval_files "$MIX/heldout_eval.jsonl" --deepspeed recipes/deepspeed/zero3.json \
+  --data_files "$MIX/train.jsonl" --eval_files "$MIX/heldout_eval.jsonl" "${DSARG[@]}" "${BUDGET[@]}" \
   --output_dir "$W/sft" > "$OUT/sft_train.log" 2>&1; echo "sft rc=$?" | tee -a "$LOG"
 kill $MON 2>/dev/null
 grep -E "^LoRA|'loss'|eval_nll|ELBO|time budget|rror" "$OUT/sft_train.log" | tail -n 12
@@ -68,8 +75,8 @@ cat "$OUT/smollm2_sft_lora.sha256" | tee -a "$LOG"
 python3 -c "from mdlm.adapt.rebuild import attach_sft_adapter as a; a('$OUT/smollm2_sft_lora', '$W/smol/base', '$W/sft_back')" \
   2>&1 | tail -n 2
 { echo "# rebuild on any machine (CPU included): GGUF + adaptation parts + these SFT parts"
-  echo "python recipes/rebuild_adapted.py --source \$SMOL --gguf_file $G --adapt_parts PARTS/smollm2_mdm_lora \\"
-  echo "    --sft_parts PARTS/smollm2_sft_lora --out runs/smollm2_chat"
+  echo "python recipes/rebuild_adapted.py --source \$SMOL --gguf_file $G --adapt_parts PARTS/$(basename "$PARTS") \\"
+  echo "    --adapt_config $ACFG --sft_parts PARTS/smollm2_sft_lora --out runs/smollm2_chat"
   echo "python recipes/generate.py --model runs/smollm2_chat/sft --chat --prompt \"Define ocean.\""
   echo "# sha256 of the SFT parts:"; cat "$OUT/smollm2_sft_lora.sha256"; } > "$OUT/REBUILD.txt"
 
@@ -91,5 +98,10 @@ if [ "$(left)" -gt 100 ]; then
   CUDA_VISIBLE_DEVICES=0 run_for 10 python3 eval/adapt_compare.py --source "$SRC" "${GG[@]}" --shift_token "<|endoftext|>" \
     --variant adapted="$W/smol/base" "${CMP[@]}" --out "$OUT/compare.json" 2>&1 | grep -v -E "Converting|Loading" | tail -n 20
 fi
+# the device tool returns at most 8 files: the parts, their sha256, REBUILD.txt, the summary and run.log as they are,
+# everything else (logs, content tables, samples) in raw.tgz
+( cd "$OUT" && keep=(! -name 'smollm2_sft_lora.*' ! -name REBUILD.txt ! -name sft_results.json ! -name run.log ! -name raw.tgz) \
+  && find . -mindepth 1 -maxdepth 1 "${keep[@]}" -print0 | tar czf raw.tgz --null -T - \
+  && find . -mindepth 1 -maxdepth 1 "${keep[@]}" -exec rm -rf {} + )
 ls -la "$OUT"
 say "done"

@@ -43,9 +43,16 @@ def to_bf16(adapter_dir: str) -> int:
     return os.path.getsize(path)
 
 
+def _reproducible(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    """No time stamp or owner in the tar: the same files give the same bytes (and SHA-256) on every pack."""
+    info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+    return info
+
+
 def pack_adapter(adapter_dir: str, prefix: str, part_mib: int = 15, bf16: bool = True) -> list[str]:
     """Tar the regular files of ``adapter_dir`` into ``prefix.tar.partNN`` pieces of ≤ ``part_mib`` MiB and write
-    ``prefix.sha256`` (one ``<sha256>  <file name>`` line per part and one for the whole tar). Returns the parts."""
+    ``prefix.sha256`` (one ``<sha256>  <file name>`` line per part and one for the whole tar). Returns the parts.
+    The same files pack to the same bytes (no time stamps or owners in the tar)."""
     if not os.path.isfile(os.path.join(adapter_dir, "adapter_config.json")):
         raise ValueError(f"{adapter_dir!r} is not an adapter directory (no adapter_config.json)")
     if bf16:
@@ -55,7 +62,7 @@ def pack_adapter(adapter_dir: str, prefix: str, part_mib: int = 15, bf16: bool =
         for name in sorted(os.listdir(adapter_dir)):
             full = os.path.join(adapter_dir, name)
             if os.path.isfile(full):
-                tar.add(full, arcname=name)
+                tar.add(full, arcname=name, filter=_reproducible)
     data = buf.getvalue()
     size = part_mib << 20
     parts, lines = [], []

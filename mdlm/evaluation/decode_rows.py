@@ -14,6 +14,8 @@ how the network is called and how many tokens a step commits. ``llada`` is not a
   verify              exact self-speculative decoding: a threshold draft, kept only where one more forward agrees
   block_exact         block-diffusion models (BD3-LM): finished blocks' K/V cached exactly
   ...+eos             EOS-aware early block termination
+  ...+per_block       CUDA graphs captured once per block (before 2026-11-30: the window baked into each graph)
+                      instead of once per generation (``cuda_graph_reuse``), for a before/after in one run
 Combinations are named by joining with ``+``; ``ROW@T`` runs a threshold row at threshold T. A row whose option the
 installed sampler or the model lacks is skipped by the benchmark with the reason (the config's or ``generate``'s
 error).
@@ -50,6 +52,8 @@ def row_overrides(threshold: float, factor: float, eb_gamma: float) -> dict[str,
         "dual+factor": dual | fac | g,
         "verify": thr | {"verify": True} | g,
         "dual+threshold+eos": dual | thr | g | {"eos_early_stop": True},
+        "graphs+per_block": g | {"cuda_graph_reuse": False},
+        "dual+per_block": dual | g | {"cuda_graph_reuse": False},
     }
 
 

@@ -91,17 +91,25 @@ class BlockKVCache:
         fresh_start: None while filling (the forward's input is the whole canvas); else the
             column where the forward's input slice starts: its fresh K/V overwrite columns
             [fresh_start, fresh_start + Q) of every layer and the layer attends over all L columns.
+        fresh_index: (B, Q) long, scattered fresh columns per row (partial caching) instead of a span.
+        fresh_columns: (Q,) long, the fresh columns as a device tensor (the same in every row) instead of
+            ``fresh_start``: a forward that reads its columns from a tensor is the same kernels for every block,
+            so one CUDA graph serves them all (the sampler's ``cuda_graphs``).
+
+    A fill of an already filled cache with K/V of the same shapes writes into the existing tensors (fixed storage,
+    which a CUDA graph of a later step reads) instead of replacing them.
     """
 
     keys: list[Tensor] = field(default_factory=list)
     values: list[Tensor] = field(default_factory=list)
     fresh_start: int | None = None
     fresh_index: Tensor | None = None  # (B, Q) long: scattered fresh columns (partial caching) instead of a span
+    fresh_columns: Tensor | None = None  # (Q,) long: a span given as a tensor (block-invariant CUDA graphs)
 
     @property
     def slicing(self) -> bool:
         """True once filled and the forward's input is a part of the canvas (a span or scattered columns)."""
-        return self.fresh_start is not None or self.fresh_index is not None
+        return self.fresh_start is not None or self.fresh_index is not None or self.fresh_columns is not None
 
     @property
     def filled(self) -> bool:
@@ -117,6 +125,14 @@ class BlockKVCache:
 
         k, v: (B, Hkv, Q, D) for the forward's input columns → (B, Hkv, L, D) each."""
         if not self.slicing:  # filling: the input is the whole canvas
+            if layer_idx < len(self.keys):  # a refill: in place, so the storage a captured step reads stays
+                kc, vc = self.keys[layer_idx], self.values[layer_idx]
+                if kc.shape != k.shape:
+                    raise ValueError(f"refilling a cache of K/V {tuple(kc.shape)} with {tuple(k.shape)}: "
+                                     "use a new BlockKVCache for another canvas")
+                kc.copy_(k)
+                vc.copy_(v)
+                return kc, vc
             if layer_idx != len(self.keys):
                 raise RuntimeError(f"KV cache filled out of order: layer {layer_idx} after {len(self.keys)} layers")
             self.keys.append(k)
@@ -131,6 +147,13 @@ class BlockKVCache:
                 raise ValueError(f"fresh_index {tuple(self.fresh_index.shape)} does not match fresh K/V {tuple(k.shape)}")
             kc.scatter_(2, idx, k)
             vc.scatter_(2, idx, v)
+            return kc, vc
+        if self.fresh_columns is not None:  # a span read from a tensor: (Q,) columns of every row
+            if self.fresh_columns.shape[0] != k.shape[2] or kc.shape[0] != k.shape[0]:
+                raise ValueError(f"fresh_columns {tuple(self.fresh_columns.shape)} / cached K/V {tuple(kc.shape)} do "
+                                 f"not match fresh K/V {tuple(k.shape)}")
+            kc.index_copy_(2, self.fresh_columns, k)
+            vc.index_copy_(2, self.fresh_columns, v)
             return kc, vc
         s, e = self.fresh_start, self.fresh_start + k.shape[2]
         if kc.shape[0] != k.shape[0] or e > kc.shape[2]:

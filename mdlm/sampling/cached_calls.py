@@ -29,6 +29,40 @@ from .adapters import extract_logits, position_ids_from_mask
 Tensor = torch.Tensor
 
 
+class FixedWindow:
+    """The block window [lo, hi) as device tensors of fixed storage, refilled in place at each block (``set``).
+
+    A forward that reads its columns from these tensors (instead of Python slices) launches the same kernels with
+    the same arguments in every block of the same width, so one captured CUDA graph replays in all of them
+    (:mod:`.greedy`). ``cols``: (W,) long canvas columns; ``flat(R, L)``: (R·W,) long flat indices r·L + col of
+    those columns in an (R, L) canvas, the ``logits_positions`` of a full forward (the LM head then runs on the
+    window only, as with a slice)."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.span: tuple[int, int] | None = None
+        self.cols: Tensor | None = None
+        self._flat: dict[tuple[int, int], Tensor] = {}
+
+    def set(self, lo: int, hi: int) -> None:
+        cols = torch.arange(lo, hi, device=self.device)  # (W,)
+        if self.cols is None or self.cols.shape != cols.shape:  # another width: new storage (graphs are per width)
+            self.cols, self._flat = cols, {}
+        else:
+            self.cols.copy_(cols)
+            for (R, L), buf in self._flat.items():
+                buf.copy_(self._flat_of(R, L))
+        self.span = (lo, hi)
+
+    def _flat_of(self, R: int, L: int) -> Tensor:
+        return (torch.arange(R, device=self.device)[:, None] * L + self.cols[None, :]).flatten()  # (R·W,)
+
+    def flat(self, R: int, L: int) -> Tensor:
+        if (R, L) not in self._flat:
+            self._flat[(R, L)] = self._flat_of(R, L)
+        return self._flat[(R, L)]
+
+
 class WindowLogits:
     """``f(x, lo, hi) -> (R, W, V)``: logits of canvas columns [lo, hi) only, from a model with
     ``supports_logits_window`` (e.g. ``MDLMForMaskedLM``: ``logits_positions=slice``), so the LM head runs
@@ -51,14 +85,16 @@ class WindowLogits:
     def supported(model: Any) -> bool:
         return bool(getattr(model, "supports_logits_window", False))
 
-    def __call__(self, x: Tensor, lo: int, hi: int) -> Tensor:
+    def __call__(self, x: Tensor, lo: int, hi: int, fixed: FixedWindow | None = None) -> Tensor:
+        """Logits (R, W, V) of columns [lo, hi) of ``x`` (R, L); ``fixed``: the same columns read from its tensors."""
         pos, mask = self.pos, self.mask
         if pos is not None and x.shape[0] != pos.shape[0]:
             reps = x.shape[0] // pos.shape[0]
             pos = pos.repeat(reps, 1)
             mask = None if mask is None else mask.repeat(reps, 1, 1, 1)
-        out = self.model(input_ids=x, attention_mask=mask, position_ids=pos, logits_positions=slice(lo, hi))
-        return extract_logits(out)  # (R, W, V)
+        cols = slice(lo, hi) if fixed is None else fixed.flat(*x.shape)
+        out = self.model(input_ids=x, attention_mask=mask, position_ids=pos, logits_positions=cols)
+        return extract_logits(out).view(x.shape[0], hi - lo, -1)  # (R, W, V)
 
 
 def _span_positions(B: int, L: int, lo: int, hi: int, device: torch.device) -> Tensor:
@@ -112,27 +148,48 @@ class BlockCachedLogits:
             return slice(lo, hi)
         return _span_positions(B, Q, lo, hi, device)  # (B, Q)
 
+    @staticmethod
+    def supports_fixed(model: Any, mode: str) -> bool:
+        """Whether ``fill`` / ``step`` can read the window from a :class:`FixedWindow` (dual cache, a model that
+        takes flat ``logits_positions``): the prefix cache's steps change width with the block."""
+        return mode == "dual" and bool(getattr(model, "supports_logits_window", False))
+
     @torch.no_grad()
-    def fill(self, x: Tensor, lo: int, hi: int) -> Tensor:
-        """Full forward of ``x`` (B, L): refresh the cache; logits of columns [lo, hi) → (B, W, V)."""
+    def fill(self, x: Tensor, lo: int, hi: int, fixed: FixedWindow | None = None) -> Tensor:
+        """Full forward of ``x`` (B, L): refresh the cache (in place when it holds this canvas already); logits of
+        columns [lo, hi) → (B, W, V), read from ``fixed``'s tensors when given."""
         B, L = x.shape
-        self.cache = BlockKVCache()
+        c = self.cache
+        if c is None or not c.filled or c.length != L or c.keys[0].shape[0] != B:
+            self.cache = BlockKVCache()
+        self.cache.fresh_start = self.cache.fresh_columns = None
+        cols = self._columns(B, L, lo, hi, x.device) if fixed is None else fixed.flat(B, L)
         out = self.model(input_ids=x, attention_mask=self._key_mask, position_ids=self._positions(x),
-                         logits_positions=self._columns(B, L, lo, hi, x.device), kv_cache=self.cache)
+                         logits_positions=cols, kv_cache=self.cache)
         self.positions += L
         self.calls += 1
         return out.logits.view(B, hi - lo, -1)  # (B, W, V)
 
     @torch.no_grad()
-    def step(self, x: Tensor, lo: int, hi: int) -> Tensor:
-        """Forward of the block only, against the cache filled at the block start → (B, W, V)."""
+    def step(self, x: Tensor, lo: int, hi: int, fixed: FixedWindow | None = None) -> Tensor:
+        """Forward of the block only, against the cache filled at the block start → (B, W, V). ``fixed`` (dual
+        only): the block's columns read from its tensors."""
         if self.cache is None or not self.cache.filled:
             raise RuntimeError("BlockCachedLogits.step before fill: call fill() at the block start")
         B, L = x.shape
         if self.cache.length != L:
             raise ValueError(f"the cache holds a canvas of {self.cache.length} columns, got {L}")
+        if fixed is not None:
+            if self.mode != "dual":
+                raise ValueError("a fixed window needs the dual cache (prefix steps change width with the block)")
+            self.cache.fresh_start, self.cache.fresh_columns = None, fixed.cols
+            out = self.model(input_ids=x.index_select(1, fixed.cols), attention_mask=self._key_mask,
+                             position_ids=self._positions(x).index_select(1, fixed.cols), kv_cache=self.cache)
+            self.positions += hi - lo
+            self.calls += 1
+            return out.logits.view(B, hi - lo, -1)  # (B, W, V)
         q_hi = hi if self.mode == "dual" else L
-        self.cache.fresh_start = lo
+        self.cache.fresh_start, self.cache.fresh_columns = lo, None
         out = self.model(input_ids=x[:, lo:q_hi], attention_mask=self._key_mask,
                          position_ids=self._positions(x)[:, lo:q_hi],
                          logits_positions=self._columns(B, q_hi - lo, 0, hi - lo, x.device), kv_cache=self.cache)

@@ -135,6 +135,10 @@ class MDLMGenerationConfig:
     cuda_graphs: bool = field(default=False, metadata=_help(
         "GPU: replay each greedy step as one CUDA graph (temperature 0, confidence prob, no noise; unmasking "
         "confidence, fast_dllm or eb; with verify: fixed-shape steps of verify_draft canvases each)"))
+    cuda_graph_reuse: bool = field(default=True, metadata=_help(
+        "cuda_graphs without a cache or with the dual cache: the model reads the block window from device tensors, "
+        "so one graph per kind of step (block start, later step) serves every block of the same width; off: one "
+        "capture per block (the same samples; slower: each capture costs host time)"))
     reuse_logits: bool = field(default=True, metadata=_help("reuse logits while the canvas is unchanged"))
     return_history: bool = field(default=False, metadata=_help("keep the canvas after every step"))
 

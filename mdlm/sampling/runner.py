@@ -33,7 +33,7 @@ import torch
 from mdlm.modeling.kv_cache import supports_kv_cache
 
 from .adapters import as_logits_fn
-from .cached_calls import BlockCachedLogits, BlockExactLogits, PartialCachedLogits, WindowLogits
+from .cached_calls import BlockCachedLogits, BlockExactLogits, FixedWindow, PartialCachedLogits, WindowLogits
 from .cfg import unconditional_input
 
 Tensor = torch.Tensor
@@ -86,6 +86,7 @@ class ModelRunner:
             self.blocks = [BlockCachedLogits(model, cache, am2 if guidance and batch else attention_mask)
                            for _ in range(n)]
         self.span: tuple[int, int] | None = None
+        self.fixed: FixedWindow | None = None  # the window as tensors (use_fixed_window)
         self.c: Tensor | None = None
         self.u: Tensor | None = None
         self.nfe = 0
@@ -107,6 +108,31 @@ class ModelRunner:
         self.span = None
         self.invalidate()
 
+    def use_fixed_window(self, device: torch.device) -> bool:
+        """Read every block's window from fixed device tensors (:class:`~.cached_calls.FixedWindow`, refilled by
+        :meth:`set_window`), so each kind of call is the same kernels in every block of the same width and one
+        CUDA graph serves them all. Possible without a cache (a model with ``supports_logits_window``) and with the
+        dual cache, no partial cache; returns whether it is on."""
+        ok = self.partial is None and not self.exact and (
+            (not self.blocks and self.window_fn is not None)
+            or (bool(self.blocks) and BlockCachedLogits.supports_fixed(self.blocks[0].model, self.blocks[0].mode)))
+        if ok and self.fixed is None:
+            self.fixed = FixedWindow(device)
+        return ok
+
+    def set_window(self, lo: int, hi: int) -> None:
+        """The block's window [lo, hi) into the fixed tensors (:meth:`use_fixed_window`)."""
+        self.fixed.set(lo, hi)
+
+    def fills_next(self, lo: int, hi: int) -> bool:
+        """Whether the next call for window [lo, hi) is a K/V cache's full refill (a block's first call)."""
+        return bool(self.blocks or self.exact) and self.span != (lo, hi)
+
+    def replayed(self, lo: int, hi: int) -> None:
+        """A CUDA-graph replay ran a call for window [lo, hi) (a K/V cache now holds this block)."""
+        if self.blocks or self.exact:
+            self.span = (lo, hi)
+
     # ------------------------------------------------------------------ calls
     def _am(self, rows: int) -> Tensor | None:
         am = self.am
@@ -121,16 +147,17 @@ class ModelRunner:
             ex = self.exact[which]
             self.positions += passes * (hi - (ex.cache.length if ex.cache is not None else 0))
             return ex(x, lo, hi)
+        fixed = self.fixed if self.fixed is not None and self.fixed.span == (lo, hi) else None
         if self.blocks:
             cache = self.blocks[which]
             q = L if fill else (hi - lo if cache.mode == "dual" else L - lo)
             self.positions += passes * q
-            return cache.fill(x, lo, hi) if fill else cache.step(x, lo, hi)
+            return cache.fill(x, lo, hi, fixed) if fill else cache.step(x, lo, hi, fixed)
         self.positions += passes * L
         if self.partial is not None:
             return self.partial.fill(x, self._am(x.shape[0]))[:, lo:hi]
         if self.window_fn is not None:
-            return self.window_fn(x, lo, hi)
+            return self.window_fn(x, lo, hi, fixed)
         return self.fn(x, self._am(x.shape[0]))[:, lo:hi]
 
     def _both(self, x: Tensor) -> Tensor:
