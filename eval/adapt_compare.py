@@ -105,18 +105,19 @@ def load_variant(base, path: str):
 
 def parse(argv=None):
     p = ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--source", required=True)
-    p.add_argument("--gguf_file")
-    p.add_argument("--shift_token")
-    p.add_argument("--logit_alignment", default="dream")
-    p.add_argument("--variant", action="append", default=[], metavar="NAME=DIR")
-    p.add_argument("--steps", default="16,64,256")
-    p.add_argument("--gen_length", type=int, default=256)
-    p.add_argument("--num_uncond", type=int, default=16)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--out", required=True)
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--source", required=True, help="the AR source: an HF causal-LM dir (with --gguf_file: its GGUF)")
+    p.add_argument("--gguf_file", help="a GGUF file name inside --source (needs the gguf package)")
+    p.add_argument("--shift_token", help="Dream alignment's separator token (e.g. <|endoftext|>)")
+    p.add_argument("--logit_alignment", default="dream", help="the untrained row's convention: dream or llada")
+    p.add_argument("--variant", action="append", default=[], metavar="NAME=DIR",
+                   help="an adapted model (LoRA adapter or full checkpoint dir) as the row NAME; repeatable")
+    p.add_argument("--steps", default="16,64,256", help="comma-separated sampler step counts")
+    p.add_argument("--gen_length", type=int, default=256, help="tokens per sample")
+    p.add_argument("--num_uncond", type=int, default=16, help="unconditional samples per row (generative perplexity)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="default: cuda if present")
+    p.add_argument("--out", required=True, help="JSON of every sample and figure")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     return p.parse_args(argv)
 
 

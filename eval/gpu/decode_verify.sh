@@ -7,7 +7,7 @@
 # rows at batch 64 (one timed run, lengths B64_LENGTHS, default 512: the samples to judge, eval/decode_bench.py
 # --judge-only); PROFILE=1 ends with eval/profile_gpu.py decode at batch 1, 512 tokens (profile_b1.txt).
 # The 2026-11-30 run of the CUDA graphs captured once per generation (docs/benchmarks/decoding.md):
-#   TESTS=tests ROWS="graphs graphs+per_block dual dual+per_block dual+threshold dual+eb uncached" \
+#   TESTS=tests ROWS="graphs graphs+per_block dual dual+per_block dual+threshold dual+eb" DEADLINE=585 \
 #   B64_ROWS="graphs dual dual+threshold dual+eb" PROFILE=1 STEPS=1500 bash eval/gpu/decode_verify.sh
 #   DRY=1 bash eval/gpu/decode_verify.sh   # CPU dry run here: tiny model, 3 steps, ~2 min
 OUT=${OUT:-out_decode_verify}; DEADLINE=${DEADLINE:-570}

@@ -19,7 +19,12 @@
 # Overrides: DS=none trains the SFT in one plain process on GPU 0 (no DeepSpeed; a single-GPU run for content, the
 # ZeRO-3 figures came from the default), SFT_BUDGET=S the SFT's time budget in seconds (default: the config's),
 # ACFG / PARTS the adaptation config and parts (the long run: recipes/configs/adapt_smollm2_long.yaml and
-# /tmp/adapt_parts/smollm2_mdm_full_r64).
+# /tmp/adapt_parts/smollm2_mdm_full_r64). The 2026-11-30 run on the long run's base, one warm nvidia-h200
+# (docs/backbones.md, "SFT on the long run's base"): A as above with .whl2; B carries runs/smollm2_parts_long and
+# .data/sft_mix.tgz (copy the parts to /tmp/adapt_parts, untar the mix into /tmp); C carries .big2:
+#   cp .big2/part* /tmp/big/ && cat /tmp/big/part* > /tmp/SmolLM2-135M-Instruct.Q4_1.gguf && DS=none SFT_BUDGET=220 \
+#     DEADLINE=575 ACFG=recipes/configs/adapt_smollm2_long.yaml PARTS=/tmp/adapt_parts/smollm2_mdm_full_r64 \
+#     bash eval/gpu/sft_smollm2.sh
 set -uo pipefail
 : "${OUT:?set OUT}"
 DRY=${DRY:-0}; T0=$(date +%s)
