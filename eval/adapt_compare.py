@@ -118,6 +118,7 @@ def parse(argv=None):
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="default: cuda if present")
     p.add_argument("--out", required=True, help="JSON of every sample and figure")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    p.add_argument("--skip_untrained", action="store_true", help="leave out the untrained wrapper's rows")
     return p.parse_args(argv)
 
 
@@ -141,7 +142,7 @@ def main(argv=None) -> int:
     print(f"ar: genppl {report['rows']['ar']['genppl']:.1f}, unigram entropy {report['rows']['ar']['unigram_entropy']:.2f}",
           flush=True)
     write_report(a.out, report)
-    for name, path in [("untrained", None)] + [tuple(v) for v in variants]:
+    for name, path in ([] if a.skip_untrained else [("untrained", None)]) + [tuple(v) for v in variants]:
         m = model if path is None else load_variant(model, path).to(a.device).eval()
         for s in steps:
             r = mdm_rows(m, tok, s, a.gen_length, a.num_uncond, a.seed)

@@ -27,6 +27,7 @@ BAD_VALUES = [  # (script, argv, what the one line must say)
     ("fid", ["--images", "x.npz", "--classifier", "C", "--batch-size", "0"], "argument --batch-size/--batch_size: must be ≥ 1"),
     ("bench_train", ["--steps", "0"], "argument --steps: must be ≥ 1"),
     ("profile_gpu", ["decode", "--batch", "0"], "argument --batch: must be ≥ 1"),
+    ("count_ops", ["--gen-length", "8", "--block-length", "16"], "--block-length must be at most --gen-length"),
     ("ablate", ["grid.yaml"], "GRID.yaml needs --out DIR"),
     ("elbo", ["--seq-len", "8"], "the following arguments are required: --model"),
 ]

@@ -96,6 +96,18 @@ def test_rope_tables_are_rebuilt_on_load_not_saved(tmp_path):
     m2 = AutoModelForMaskedLM.from_pretrained(tmp_path)
     cos, sin = rope_cos_sin(torch.arange(40)[None], m2.config.head_dim, m2.config.rope_theta, torch.float32)
     assert torch.equal(m2.model.rope_cos, cos[0, 0]) and torch.equal(m2.model.rope_sin, sin[0, 0])
+    half = m2.config.head_dim // 2
+    assert torch.equal(m2.model.rope_sin_signed, torch.cat([-sin[0, 0, :, :half], sin[0, 0, :, half:]], dim=-1))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_the_rolled_rope_is_the_rotate_half_rope_bit_for_bit(dtype):
+    """The model's RoPE (roll + a signed sin table, 4 kernels) equals the textbook rotate-half form exactly."""
+    from mdlm.modeling.modeling import apply_rope, apply_rope_rolled, rope_cos_sin, signed_sin
+
+    x = torch.randn(2, 3, 7, 16, generator=torch.Generator().manual_seed(0)).to(dtype)
+    cos, sin = rope_cos_sin(torch.arange(3, 10).expand(2, 7), 16, 10000.0, dtype)
+    assert torch.equal(apply_rope_rolled(x, cos, signed_sin(sin)), apply_rope(x, cos, sin))
 
 
 def test_gradient_checkpointing_gives_same_gradients():
@@ -150,3 +162,18 @@ def test_modernbert_backbone_trains_through_the_same_loss():
     out.loss.backward()
     assert torch.isfinite(out.loss)
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad and p.dim() > 1)
+
+
+def test_the_op_counter_sees_every_projection_of_a_decoding_step():
+    """eval/count_ops.py, the CPU proxy for a step's GPU kernels: a dual step of an n-layer model runs 7 projections
+    per layer and the LM head (n·7 + 1 matrix products), and nothing of RoPE's old negate-and-concatenate form."""
+    from test_image_sample_eval import load_eval_script
+
+    from mdlm.evaluation.benchmark_models import build
+
+    count_ops = load_eval_script("count_ops")
+    layers = build("mdlm", "tiny", 64).config.num_hidden_layers
+    c = count_ops.count_step("tiny", gen_length=32, block_length=8, cache="dual")
+    assert c.counts["mm"] == 7 * layers + 1
+    assert c.counts["roll"] == 2 * layers and "neg" not in c.counts
+    assert c.total == sum(c.counts.values()) > c.counts["mm"]

@@ -88,11 +88,11 @@ python3 -c "from mdlm.adapt.rebuild import attach_sft_adapter as a; a('$OUT/smol
 say "content metrics + response ELBO + side by side (adapted base vs SFT vs AR source), one device"
 AR=(--ar-source "$SRC" "${GG[@]/--gguf_file/--ar-gguf}")
 CE=(--num-per-task 200); [ "$DRY" = 1 ] && CE=(--num-per-task 4 --num-other 1 --num-elbo 16 --elbo-samples 1)
-CUDA_VISIBLE_DEVICES=0 run_for 90 python3 eval/sft_content_eval.py --base "$W/smol/base" --adapter "$W/sft_back" \
+CUDA_VISIBLE_DEVICES=0 run_for 45 python3 eval/sft_content_eval.py --base "$W/smol/base" --adapter "$W/sft_back" \
   --data "$MIX" "${AR[@]}" "${CE[@]}" --out "$OUT/content" --device $DEV 2>&1 | grep -v -E "Converting|it/s" \
   | tail -n 60
 say "recipes/generate.py --chat on the reloaded adapter"
-CUDA_VISIBLE_DEVICES=0 run_for 60 python3 recipes/generate.py --model "$W/sft_back" --chat --device $DEV \
+CUDA_VISIBLE_DEVICES=0 run_for 15 python3 recipes/generate.py --model "$W/sft_back" --chat --device $DEV \
   --prompt "Define ocean." --prompt "Give a synonym of happy." --prompt "Tell me about Paris." 2>&1 \
   | grep -v -E "it/s" | tee "$OUT/generate_chat.txt" | tail -n 12
 python3 eval/sft_gpu_summary.py --dir "$OUT" --out "$OUT/sft_results.json" 2>&1 | tail -n 12

@@ -74,6 +74,19 @@ def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     return x * cos + torch.cat([-x2, x1], dim=-1) * sin
 
 
+def signed_sin(sin: Tensor) -> Tensor:
+    """sin (..., D) with its first half negated: rotate_half(x) · sin = roll(x, D/2) · signed_sin(sin)."""
+    half = sin.shape[-1] // 2
+    return torch.cat([-sin[..., :half], sin[..., half:]], dim=-1)
+
+
+def apply_rope_rolled(x: Tensor, cos: Tensor, sin_signed: Tensor) -> Tensor:
+    """:func:`apply_rope` with the sign folded into the table (``sin_signed`` = :func:`signed_sin` of sin): the same
+    values bit for bit (a negation is exact, so (−x₂)·s = x₂·(−s)), in four elementwise kernels instead of five — at
+    batch 1 a decoding step is latency-bound, and RoPE was ~24% of its kernels (docs/benchmarks/decoding.md)."""
+    return x * cos + x.roll(x.shape[-1] // 2, dims=-1) * sin_signed
+
+
 def eager_attention(module, q, k, v, attention_mask, dropout=0.0, scaling=None, **kwargs):
     """Plain softmax attention. q (B, H, L, D); k, v (B, Hkv, S, D); mask (B, 1, L|1, S) bool."""
     rep = q.shape[1] // k.shape[1]
@@ -110,14 +123,15 @@ class MDLMAttention(nn.Module):
     def forward(
         self, x: Tensor, cos: Tensor, sin: Tensor, attention_mask: Tensor | None, kv_cache: BlockKVCache | None = None
     ) -> Tensor:
-        """x (B, L, H) → (B, L, H). With ``kv_cache`` (block decoding, :mod:`.kv_cache`) the fresh
+        """x (B, L, H) → (B, L, H); cos, sin (B, 1, L, D) the rotary tables of the columns' positions, sin with its
+        first half negated (:func:`signed_sin`, what :func:`apply_rope_rolled` takes). With ``kv_cache`` (block decoding, :mod:`.kv_cache`) the fresh
         K/V of these L columns are stored in / spliced into the cache and the queries attend over all
         of the cache's columns (``attention_mask`` then masks those keys)."""
         B, L, _ = x.shape
         q = self.q_proj(x).view(B, L, self.num_heads, self.head_dim).transpose(1, 2)  # (B, H, L, D)
         k = self.k_proj(x).view(B, L, self.num_kv_heads, self.head_dim).transpose(1, 2)  # (B, Hkv, L, D)
         v = self.v_proj(x).view(B, L, self.num_kv_heads, self.head_dim).transpose(1, 2)
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        q, k = apply_rope_rolled(q, cos, sin), apply_rope_rolled(k, cos, sin)  # sin: signed (MDLMModel.forward)
         if kv_cache is not None:
             k, v = kv_cache.update(self.layer_idx, k, v)  # (B, Hkv, S, D), S = cached canvas length
         impl = self.config._attn_implementation or "sdpa"
@@ -188,6 +202,7 @@ class MDLMPreTrainedModel(PreTrainedModel):
             cos, sin = rope_tables(c.max_position_embeddings, c.head_dim, c.rope_theta)
             module.rope_cos.copy_(cos)
             module.rope_sin.copy_(sin)
+            module.rope_sin_signed.copy_(signed_sin(sin))
 
 
 class MDLMModel(MDLMPreTrainedModel):
@@ -200,6 +215,7 @@ class MDLMModel(MDLMPreTrainedModel):
         # not saved: rebuilt from the config (``_init_weights`` refills them after an empty-weight load)
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
+        self.register_buffer("rope_sin_signed", signed_sin(sin), persistent=False)  # what the layers take
         self.gradient_checkpointing = False
         self.post_init()
 
@@ -238,7 +254,7 @@ class MDLMModel(MDLMPreTrainedModel):
             position_ids = default_position_ids(ref, pad)
         dt = inputs_embeds.dtype
         cos = self.rope_cos[position_ids].to(dt)[:, None]  # (B, 1, L, D), = rope_cos_sin(position_ids, …)
-        sin = self.rope_sin[position_ids].to(dt)[:, None]
+        sin = self.rope_sin_signed[position_ids].to(dt)[:, None]  # (B, 1, L, D), first half negated: apply_rope_rolled
         mask = padding_to_attention_mask(attention_mask)
         block = getattr(self.config, "block_size", None)
         if block and kv_cache is None and (mask is None or mask.shape[-2] == 1):  # no query-wise mask given
