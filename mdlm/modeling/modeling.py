@@ -82,8 +82,8 @@ def signed_sin(sin: Tensor) -> Tensor:
 
 def apply_rope_rolled(x: Tensor, cos: Tensor, sin_signed: Tensor) -> Tensor:
     """:func:`apply_rope` with the sign folded into the table (``sin_signed`` = :func:`signed_sin` of sin): the same
-    values bit for bit (a negation is exact, so (−x₂)·s = x₂·(−s)), in four elementwise kernels instead of five — at
-    batch 1 a decoding step is latency-bound, and RoPE was ~24% of its kernels (docs/benchmarks/decoding.md)."""
+    values bit for bit (a negation is exact, so (−x₂)·s = x₂·(−s)), in four elementwise kernels instead of five —
+    at batch 1 a decoding step is latency-bound, and RoPE was ~24% of its kernels (docs/benchmarks/decoding.md)."""
     return x * cos + x.roll(x.shape[-1] // 2, dims=-1) * sin_signed
 
 
@@ -124,9 +124,9 @@ class MDLMAttention(nn.Module):
         self, x: Tensor, cos: Tensor, sin: Tensor, attention_mask: Tensor | None, kv_cache: BlockKVCache | None = None
     ) -> Tensor:
         """x (B, L, H) → (B, L, H); cos, sin (B, 1, L, D) the rotary tables of the columns' positions, sin with its
-        first half negated (:func:`signed_sin`, what :func:`apply_rope_rolled` takes). With ``kv_cache`` (block decoding, :mod:`.kv_cache`) the fresh
-        K/V of these L columns are stored in / spliced into the cache and the queries attend over all
-        of the cache's columns (``attention_mask`` then masks those keys)."""
+        first half negated (:func:`signed_sin`, what :func:`apply_rope_rolled` takes). With ``kv_cache`` (block
+        decoding, :mod:`.kv_cache`) the fresh K/V of these L columns are stored in / spliced into the cache and the
+        queries attend over all of the cache's columns (``attention_mask`` then masks those keys)."""
         B, L, _ = x.shape
         q = self.q_proj(x).view(B, L, self.num_heads, self.head_dim).transpose(1, 2)  # (B, H, L, D)
         k = self.k_proj(x).view(B, L, self.num_kv_heads, self.head_dim).transpose(1, 2)  # (B, Hkv, L, D)
