@@ -127,6 +127,11 @@ SFT_COMMAND = ("DS=none SFT_BUDGET=220 DEADLINE=575 ACFG=recipes/configs/adapt_s
                "--num-per-task 200 on the same machine (docs/backbones.md, 'SFT on the long run's base')")
 
 
+def _share(hits: dict) -> dict:
+    """{value (%), hits, n} of one model's content metric ({share, hits, n} in sft_content.json)."""
+    return {"value": round(100 * hits["share"], 1), "hits": hits["hits"], "n": hits["n"]}
+
+
 def sft_figures(sft_dir: str, date: str) -> dict:
     """The two SFT content keys from eval/sft_content_eval.py's sft_content.json (every row of its three models)."""
     content = _load(os.path.join(sft_dir, "sft_content.json"))
@@ -138,10 +143,8 @@ def sft_figures(sft_dir: str, date: str) -> dict:
              "% of held-out WordNet words whose definition names the gloss's head word or a synonym"),
             ("sft_synonym_exact_pct", "synonym_exact", "% of held-out WordNet words: the answer is one of the synset's "
                                                        "lemmas")):
-        row = lambda name: {"value": round(100 * m[name][metric]["share"], 1), "hits": m[name][metric]["hits"],
-                            "n": m[name][metric]["n"]}
-        out[key] = {**row("SFT MDM"), "unit": unit, "base_adapted_mdm": row("adapted MDM"),
-                    "ar_source": row("AR source"),
+        out[key] = {**_share(m["SFT MDM"][metric]), "unit": unit, "base_adapted_mdm": _share(m["adapted MDM"][metric]),
+                    "ar_source": _share(m["AR source"][metric]),
                     "mean_answer_words": {k: round(v["mean_answer_words"], 1) for k, v in m.items()},
                     "response_elbo_nats": {k: round(v["response_elbo_nats"], 3) for k, v in m.items()
                                            if v["response_elbo_nats"] is not None},
