@@ -4,6 +4,8 @@
     python eval/decode_bench.py --model DIR --gen-length 32 --batch-size 1 4 --block-length 16 \\
         --device cpu --out /tmp/db --no-judge                                                    # CPU dry run
     python eval/decode_bench.py --judge-only runs/decode_bench/mdm                               # judge later (CPU)
+    python eval/decode_bench.py --model runs/smollm2_chat_long/sft --chat \
+        --prompts eval/decode_prompts_chat.txt --out runs/decode_bench/chat                     # an instruction model
 
 For each batch size B and generation length G (default 1 and 64 × 256, 512, 1024; block 32), every row of
 ``mdlm.evaluation.decode_rows`` decodes the same B canvases (prompts: eval/decode_prompts.txt, 64 held-out
@@ -62,6 +64,10 @@ def parse_args(argv: list[str] | None):
     p.add_argument("--rows", nargs="+", help="only these rows, in this order (llada, the reference, always runs "
                    "first); a threshold row as ROW@T runs at threshold T, e.g. dual+threshold@0.7")
     p.add_argument("--prompts", default=PROMPTS, help="one prompt a line (\\n for newlines), cycled over the batch")
+    p.add_argument("--chat", action="store_true", help="wrap each prompt in the tokenizer's chat template (an "
+                   "instruction-tuned model; e.g. --prompts eval/decode_prompts_chat.txt)")
+    p.add_argument("--merge-adapter", action="store_true", help="a LoRA adapter dir as --model: merge it into the base "
+                   "weights before decoding (no extra kernels per projection; every row, llada included, runs it)")
     p.add_argument("--threshold", type=float, default=0.9, help="Fast-dLLM threshold (threshold / verify rows)")
     p.add_argument("--factor", type=float, default=1.0, help="Fast-dLLM factor (factor rows)")
     p.add_argument("--eb-gamma", type=float, default=0.1, help="EB-sampler entropy budget (eb rows)")
@@ -116,7 +122,7 @@ def bench(a) -> dict:
     from mdlm.sampling import as_logits_fn
 
     dtype = DTYPES[a.dtype or ("bf16" if a.device.startswith("cuda") else "fp32")]
-    loaded = load_for_generation(a.model, device=a.device, dtype=dtype)
+    loaded = load_for_generation(a.model, device=a.device, dtype=dtype, merge_adapter=a.merge_adapter)
     model, tok = loaded.model, loaded.tokenizer
     if tok is None or tok.mask_token_id is None:
         raise UserError(f"{a.model} has no tokenizer with a [MASK] token")
@@ -134,7 +140,8 @@ def bench(a) -> dict:
     for B in a.batch_size:
         batch_prompts = [prompts[i % len(prompts)] for i in range(B)]
         for G in a.gen_length:
-            canvas, attn, pm = build_text_canvas(tok, batch_prompts, G, getattr(model.config, "max_position_embeddings", None))
+            max_len = getattr(model.config, "max_position_embeddings", None)
+            canvas, attn, pm = build_text_canvas(tok, batch_prompts, G, max_len, chat=a.chat)
             case = Case(canvas.to(a.device), attn.to(a.device), pm.to(a.device), G, a.block_length, tok.mask_token_id,
                         suppress, len(tok), tok.eos_token_id)
             run_case(a, res, model, tok, reference, plan, case, batch_prompts, sync)
@@ -204,7 +211,8 @@ def meta(a, device: str, dtype, model) -> dict:
             "training_objective": rec, "block_size": getattr(cfg, "block_size", rec.get("block_size")),
             "parameters": sum(p.numel() for p in model.parameters()), "device": device,
             "dtype": str(dtype).replace("torch.", ""), "torch": torch.__version__, "transformers": transformers.__version__,
-            "block_length": a.block_length, "threshold": a.threshold, "factor": a.factor, "eb_gamma": a.eb_gamma,
+            "block_length": a.block_length, "chat": a.chat, "prompts": a.prompts, "merge_adapter": a.merge_adapter,
+            "threshold": a.threshold, "factor": a.factor, "eb_gamma": a.eb_gamma,
             "repeats": a.repeats, "max_seconds_per_row": a.max_seconds_per_row,
             "command": "python eval/decode_bench.py " + " ".join(sys.argv[1:]), "date": time.strftime("%Y-%m-%d")}
 

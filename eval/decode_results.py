@@ -8,8 +8,8 @@ model; ``--nelbo``: the dir(s) of NAME_eval_metrics.json + train_meta.json from 
 gives the key's value, later ones are kept under ``other_runs``);
 ``--sampler``: eval/bench_sampler.py's JSON. Keys (``mdlm.evaluation.decode_keys``): ``decode_speedup_len512``,
 ``decode_speedup_len1024``, ``decode_genppl_ratio_len512``, ``decode_tokens_per_s_b1`` (value: the MDM; the BD3
-model's figures under ``by_model``), ``sampler_overhead_pct``, ``bd3_nelbo_ratio``. Every other key of
-results.json is kept; a key already there is replaced only with ``--overwrite``. The tables replace the text between
+model's and, with ``--chat``, the instruction-tuned adapted SmolLM2's figures under ``by_model``),
+``sampler_overhead_pct``, ``bd3_nelbo_ratio``. Every other key of results.json is kept; a key already there is replaced only with ``--overwrite``. The tables replace the text between
 the ``decode-results`` markers of the markdown file. Bad input: one ``error:`` line, nothing written.
 """
 
@@ -35,7 +35,8 @@ BEGIN, END = "<!-- decode-results:begin -->", "<!-- decode-results:end -->"
 
 
 def keys(a) -> dict[str, dict]:
-    models = {"mdm": Bench(a.mdm)} | ({"bd3": Bench(a.bd3)} if a.bd3 else {})
+    models = ({"mdm": Bench(a.mdm)} | ({"bd3": Bench(a.bd3)} if a.bd3 else {})
+              | ({"smollm2_chat": Bench(a.chat)} if a.chat else {}))
     out: dict[str, dict] = {}
     for G in a.lengths:
         per = {m: speedup_key(b, G) for m, b in models.items()}
@@ -58,7 +59,8 @@ def _brief(per: dict[str, dict]) -> dict[str, dict]:
 
 def tables(a, figures: dict[str, dict]) -> str:
     parts = []
-    for name, dirs in (("MDM", a.mdm), ("block diffusion (BD3)", a.bd3 or [])):
+    for name, dirs in (("MDM", a.mdm), ("block diffusion (BD3)", a.bd3 or []),
+                       ("adapted SmolLM2, instruction-tuned (chat prompts)", a.chat or [])):
         if not dirs:
             continue
         b = Bench(dirs)
@@ -99,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     p = ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--mdm", nargs="+", required=True, help="decode_bench output dir(s) of the MDM")
     p.add_argument("--bd3", nargs="+", help="decode_bench output dir(s) of the block-diffusion model")
+    p.add_argument("--chat", nargs="+", help="decode_bench output dir(s) of the instruction-tuned adapted SmolLM2 "
+                   "(eval/gpu/decode_chat.sh; model (iii), under by_model as smollm2_chat)")
     p.add_argument("--sampler", help="eval/bench_sampler.py JSON output")
     p.add_argument("--sampler-row", help="the bench_sampler row (strategy) for sampler_overhead_pct (default: the first)")
     p.add_argument("--nelbo", nargs="+", help="dir(s) of NAME_eval_metrics.json + train_meta.json "

@@ -52,6 +52,8 @@ def row_overrides(threshold: float, factor: float, eb_gamma: float) -> dict[str,
         "dual+factor": dual | fac | g,
         "verify": thr | {"verify": True} | g,
         "dual+threshold+eos": dual | thr | g | {"eos_early_stop": True},
+        "threshold+eos": thr | g | {"eos_early_stop": True},
+        "eb+eos": eb | g | {"eos_early_stop": True},
         "graphs+per_block": g | {"cuda_graph_reuse": False},
         "dual+per_block": dual | g | {"cuda_graph_reuse": False},
     }

@@ -101,6 +101,8 @@ class CausalBackboneForMaskedLM(PreTrainedModel):
     ``forward(input_ids (B, L), attention_mask (B, L) | None, position_ids (B, L) | None)`` →
     ``MaskedLMOutput(logits (B, L, V))`` with row i scoring token i. There is no K/V-cache interface
     (``supports_block_kv_cache`` is False): the sampler's cache modes refuse this model with one error line.
+    With a plain LM head (``supports_logits_window``) the sampler gets the logits of its block window only, as
+    from ``MDLMForMaskedLM`` (no cache, CUDA graphs captured once per generation).
     """
 
     config_class = CausalBackboneConfig
@@ -163,18 +165,36 @@ class CausalBackboneForMaskedLM(PreTrainedModel):
         or scaling in between), so ``forward(logits_positions=...)`` runs the head at those positions only."""
         return getattr(self.lm.config, "model_type", None) in PLAIN_HEAD_MODEL_TYPES
 
+    @property
+    def supports_logits_window(self) -> bool:
+        """The sampler's window interface (as ``MDLMForMaskedLM``): ``logits_positions`` as a slice of columns or flat
+        indices, a (B, 1, 1, L) bool key-padding mask accepted. Needs a plain LM head."""
+        return self.supports_logits_positions
+
     def forward(
         self,
         input_ids: Tensor,
         attention_mask: Tensor | None = None,
         position_ids: Tensor | None = None,
-        logits_positions: Tensor | None = None,
+        logits_positions: Tensor | slice | None = None,
         **kwargs,
     ) -> MaskedLMOutput:
-        """Logits (B, L, V), row i scoring token i under both conventions; with ``logits_positions`` (B, L) bool
-        only those rows, as (M, V) in row-major order (the training loss needs the masked positions only)."""
-        if attention_mask is not None and attention_mask.dim() != 2:
-            raise ValueError("CausalBackboneForMaskedLM takes a (B, L) padding mask, not a 4-D attention mask")
+        """Logits (B, L, V), row i scoring token i under both conventions. ``logits_positions`` (needs a plain LM head
+        for anything but a bool mask, see ``supports_logits_positions``): (B, L) bool → those rows as (M, V) in
+        row-major order (the training loss needs the masked positions only); (M,) int64 flat indices b·L + l → (M, V)
+        (no host synchronisation); a ``slice`` of columns → (B, W, V) (the sampler's block window).
+        ``attention_mask``: (B, L) 1 = token / 0 = padding, or the sampler's (B, 1, 1, L) bool key-padding mask."""
+        if attention_mask is not None and attention_mask.dim() == 4 and attention_mask.dtype == torch.bool \
+                and attention_mask.shape[1] == attention_mask.shape[2] == 1:
+            attention_mask = attention_mask[:, 0, 0, :].long()  # (B, L) key padding, as the sampler built it
+        elif attention_mask is not None and attention_mask.dim() != 2:
+            raise ValueError("CausalBackboneForMaskedLM takes a (B, L) or (B, 1, 1, L) bool padding mask, "
+                             f"not a mask of shape {tuple(attention_mask.shape)}")
+        window = logits_positions is not None and (isinstance(logits_positions, slice)
+                                                   or logits_positions.dtype != torch.bool)
+        if window and not self.supports_logits_positions:
+            raise ValueError(f"logits_positions as a slice / flat indices needs a plain LM head; "
+                             f"{self.lm.config.model_type!r} is not one of {', '.join(PLAIN_HEAD_MODEL_TYPES)}")
         if position_ids is None and attention_mask is not None:  # left padding: positions count real tokens only
             position_ids = (attention_mask.long().cumsum(dim=1) - 1).clamp_min(0)  # (B, L)
         dream = self.config.logit_alignment == "dream"
@@ -184,7 +204,13 @@ class CausalBackboneForMaskedLM(PreTrainedModel):
             h = self.lm.base_model(input_ids=ids, attention_mask=am, position_ids=pos, is_causal=False,
                                    use_cache=False).last_hidden_state  # (B, L[+1], H)
             h = h[:, :-1] if dream else h  # (B, L, H): row i scores token i
-            return MaskedLMOutput(logits=self.lm.get_output_embeddings()(h[logits_positions]))  # (M, V)
+            if isinstance(logits_positions, slice):
+                h = h[:, logits_positions]  # (B, W, H)
+            elif logits_positions.dtype != torch.bool:
+                h = h.flatten(0, 1).index_select(0, logits_positions)  # (M, H): flat indices b·L + l
+            else:
+                h = h[logits_positions]  # (M, H)
+            return MaskedLMOutput(logits=self.lm.get_output_embeddings()(h))  # (M, V) or (B, W, V)
         out = self.lm(input_ids=ids, attention_mask=am, position_ids=pos, is_causal=False, use_cache=False)
         logits = out.logits[:, :-1] if dream else out.logits  # (B, L, V): row i scores token i
         return MaskedLMOutput(logits=logits if logits_positions is None else logits[logits_positions])

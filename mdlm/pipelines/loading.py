@@ -27,9 +27,12 @@ def _is_adapter(path: str) -> bool:
     return os.path.isfile(os.path.join(path, "adapter_config.json"))
 
 
-def load_for_generation(path: str, adapter: str | None = None, device: str = "cpu", dtype: torch.dtype | None = None) -> Loaded:
+def load_for_generation(path: str, adapter: str | None = None, device: str = "cpu", dtype: torch.dtype | None = None,
+                        merge_adapter: bool = False) -> Loaded:
     """``path`` is a checkpoint dir or an adapter dir (its base is read from adapter_config.json);
     ``adapter`` adds a LoRA adapter on top of ``path``. Weights come from safetensors only.
+    ``merge_adapter``: merge the adapter into the base weights (in float32, then cast to ``dtype``) and return the
+    plain model — the same function without the adapter's extra kernels per projection (faster decoding).
 
     Raises ValueError (one line for the user) for a missing dir, pickle-only weights (with how to convert
     them), a truncated / empty weight file, or weights holding NaN/inf (a diverged run)."""
@@ -46,7 +49,8 @@ def load_for_generation(path: str, adapter: str | None = None, device: str = "cp
     check_weights_dir(path)
     if adapter:
         check_weights_dir(adapter, what="adapter", adapter=True)
-    kwargs = {"dtype": dtype} if dtype is not None else {}
+    merge = bool(adapter) and merge_adapter
+    kwargs = {"dtype": torch.float32 if merge else dtype} if dtype is not None else {}
     model: PreTrainedModel = AutoModelForMaskedLM.from_pretrained(path, use_safetensors=True, **kwargs)
     check_finite_model(model, path)
     tok_dir = adapter if adapter and os.path.isfile(os.path.join(adapter, "tokenizer_config.json")) else path
@@ -55,8 +59,8 @@ def load_for_generation(path: str, adapter: str | None = None, device: str = "cp
     if adapter:
         from ..lora import load_adapter
 
-        model = load_adapter(model, adapter)
+        model = load_adapter(model, adapter, merge=merge)
         check_finite_model(model, adapter)
         defaults.update(load_generation_defaults(adapter))
-    model.to(device).eval()
+    model.to(device=device, **({"dtype": dtype} if merge and dtype is not None else {})).eval()
     return Loaded(model, tok, defaults, model_dir=adapter or path, base_dir=path)
