@@ -13,6 +13,8 @@ training with the MDM ELBO (bidirectional attention, [MASK] added; LoRA or full 
     python recipes/adapt_ar.py --config recipes/configs/adapt_smollm2_gpu.yaml --source DIR --gguf_file F.gguf \\
         --base_only true --output_dir runs/smollm2_mdm_base
     python recipes/generate.py --model runs/smollm2_mdm_base --adapter runs/smollm2_mdm --prompt "The ocean"
+    # DiffuLLaMA's attention-mask annealing (causal → bidirectional over the first 200 steps), any run above:
+    python recipes/adapt_ar.py --config recipes/configs/adapt_tiny_cpu.yaml --attention_anneal_steps 200 ...
 
 DeepSpeed / torchrun work as for recipes/train_text.py (``--deepspeed recipes/deepspeed/zero2.json``).
 Output: with LoRA an adapter dir (peft files + base fingerprint + tokenizer + generation_config.json), else a full
@@ -119,6 +121,11 @@ def train(argv: list[str] | None = None, callbacks: tuple = ()):
     cbs = list(callbacks)
     if a.time_budget_s > 0:
         cbs.insert(0, TimeBudget(a.time_budget_s, save_checkpoint=targs.save_strategy != "no"))
+    if a.attention_anneal_steps > 0:
+        from mdlm.adapt.anneal import AttentionAnnealCallback
+
+        cbs.append(AttentionAnnealCallback(a.attention_anneal_steps, seed=targs.seed))
+        say(f"attention-mask annealing: causal → bidirectional over {a.attention_anneal_steps} steps", flush=True)
     bcfg = model.config if not a.lora else model.get_base_model().config
     if getattr(bcfg.backbone_config, "intermediate_size", None):
         from mdlm.training.throughput import ThroughputCallback, flops_per_token

@@ -35,6 +35,10 @@ class AdaptArguments:
     full_scope: str = field(default="all", metadata={
         "help": "with --lora false: all (every weight) or projections (only the LoRA target projections and the "
                 "[MASK] row, so the result can travel as a LoRA extraction: recipes/extract_lora.py)"})
+    attention_anneal_steps: int = field(default=0, metadata={
+        "help": "DiffuLLaMA's attention-mask annealing: open the causal mask's upper triangle linearly over the first "
+                "N optimizer steps (each entry with probability step/N, redrawn every forward); 0 = bidirectional "
+                "from the start"})
     dtype: str = field(default="float32", metadata={"help": "weights' dtype (float32 master weights; bf16 via --bf16)"})
     time_budget_s: float = field(default=0.0, metadata={"help": "stop training after this many seconds (0 = off)"})
     results_json: str | None = field(default=None, metadata={"help": "write the curve, AR reference and speed here"})
@@ -50,5 +54,7 @@ class AdaptArguments:
             raise ValueError(f"seq_len must be ≥ 2, got {self.seq_len}")
         if self.full_scope not in ("all", "projections"):
             raise ValueError(f"full_scope must be all or projections, got {self.full_scope!r}")
+        if self.attention_anneal_steps < 0:
+            raise ValueError(f"attention_anneal_steps must be ≥ 0, got {self.attention_anneal_steps}")
         if self.dtype not in ("float32", "bfloat16", "float16"):
             raise ValueError(f"dtype must be float32, bfloat16 or float16, got {self.dtype!r}")

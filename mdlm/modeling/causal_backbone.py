@@ -124,6 +124,9 @@ class CausalBackboneForMaskedLM(PreTrainedModel):
             # builds no mask at all (neither causal nor padding)
             lm.config._attn_implementation = getattr(config, "_attn_implementation", None) or "sdpa"
         self._no_split_modules = list(getattr(lm, "_no_split_modules", None) or [])
+        # DiffuLLaMA's attention-mask annealing while training: (ratio, generator) set per step by
+        # mdlm.adapt.anneal.AttentionAnnealCallback; None = bidirectional (always so in eval mode)
+        self.attention_anneal: tuple[float, torch.Generator] | None = None
         self.post_init()
 
     def _init_weights(self, module: torch.nn.Module) -> None:
@@ -158,6 +161,23 @@ class CausalBackboneForMaskedLM(PreTrainedModel):
         am[rows, first] = 1
         pos = (am.long().cumsum(dim=1) - 1).clamp_min(0)  # (B, L + 1): separator 0, tokens 1, 2, …
         return ext, am, pos
+
+    def _annealed_mask(self, ids: Tensor, am: Tensor | None) -> Tensor:
+        """The (B, 1, L, L) training mask of the current annealing step (``mdlm.adapt.anneal``), in the form the
+        backbone's attention takes it: bool for SDPA, additive float for eager attention."""
+        from ..adapt.anneal import annealed_attention_mask
+
+        impl = getattr(self.lm.config, "_attn_implementation", None) or "sdpa"
+        if impl not in ("sdpa", "eager"):
+            raise ValueError(f"attention-mask annealing needs sdpa or eager attention, not {impl!r} (it passes a "
+                             "4-D mask); set attn_implementation='sdpa'")
+        ratio, gen = self.attention_anneal
+        mask = annealed_attention_mask(ids.shape[0], ids.shape[1], ratio, key_padding=am, generator=gen,
+                                       device=ids.device)  # (B, 1, L, L)
+        if impl == "eager":
+            dtype = self.get_input_embeddings().weight.dtype
+            mask = torch.zeros(mask.shape, dtype=dtype, device=ids.device).masked_fill(~mask, torch.finfo(dtype).min)
+        return mask
 
     @property
     def supports_logits_positions(self) -> bool:
@@ -200,6 +220,10 @@ class CausalBackboneForMaskedLM(PreTrainedModel):
         dream = self.config.logit_alignment == "dream"
         ids, am, pos = self._with_separator(input_ids, attention_mask, position_ids) if dream else (
             input_ids, attention_mask, position_ids)
+        if self.training and self.attention_anneal is not None:  # causal → bidirectional, DiffuLLaMA
+            if pos is None and am is not None:
+                pos = (am.long().cumsum(dim=1) - 1).clamp_min(0)  # (B, L[+1])
+            am = self._annealed_mask(ids, am)  # (B, 1, L[+1], L[+1])
         if logits_positions is not None and self.supports_logits_positions:  # the body, then the head where asked
             h = self.lm.base_model(input_ids=ids, attention_mask=am, position_ids=pos, is_causal=False,
                                    use_cache=False).last_hidden_state  # (B, L[+1], H)
