@@ -204,12 +204,7 @@ class CausalBackboneForMaskedLM(PreTrainedModel):
         row-major order (the training loss needs the masked positions only); (M,) int64 flat indices b·L + l → (M, V)
         (no host synchronisation); a ``slice`` of columns → (B, W, V) (the sampler's block window).
         ``attention_mask``: (B, L) 1 = token / 0 = padding, or the sampler's (B, 1, 1, L) bool key-padding mask."""
-        if attention_mask is not None and attention_mask.dim() == 4 and attention_mask.dtype == torch.bool \
-                and attention_mask.shape[1] == attention_mask.shape[2] == 1:
-            attention_mask = attention_mask[:, 0, 0, :].long()  # (B, L) key padding, as the sampler built it
-        elif attention_mask is not None and attention_mask.dim() != 2:
-            raise ValueError("CausalBackboneForMaskedLM takes a (B, L) or (B, 1, 1, L) bool padding mask, "
-                             f"not a mask of shape {tuple(attention_mask.shape)}")
+        attention_mask = _padding_mask(attention_mask)
         window = logits_positions is not None and (isinstance(logits_positions, slice)
                                                    or logits_positions.dtype != torch.bool)
         if window and not self.supports_logits_positions:
@@ -228,16 +223,31 @@ class CausalBackboneForMaskedLM(PreTrainedModel):
             h = self.lm.base_model(input_ids=ids, attention_mask=am, position_ids=pos, is_causal=False,
                                    use_cache=False).last_hidden_state  # (B, L[+1], H)
             h = h[:, :-1] if dream else h  # (B, L, H): row i scores token i
-            if isinstance(logits_positions, slice):
-                h = h[:, logits_positions]  # (B, W, H)
-            elif logits_positions.dtype != torch.bool:
-                h = h.flatten(0, 1).index_select(0, logits_positions)  # (M, H): flat indices b·L + l
-            else:
-                h = h[logits_positions]  # (M, H)
-            return MaskedLMOutput(logits=self.lm.get_output_embeddings()(h))  # (M, V) or (B, W, V)
+            return MaskedLMOutput(logits=self.lm.get_output_embeddings()(_select_rows(h, logits_positions)))
         out = self.lm(input_ids=ids, attention_mask=am, position_ids=pos, is_causal=False, use_cache=False)
         logits = out.logits[:, :-1] if dream else out.logits  # (B, L, V): row i scores token i
         return MaskedLMOutput(logits=logits if logits_positions is None else logits[logits_positions])
+
+
+def _padding_mask(attention_mask: Tensor | None) -> Tensor | None:
+    """(B, L) padding mask as given, or the sampler's (B, 1, 1, L) bool key-padding mask → (B, L) long; any other
+    shape (a full 4-D mask) is refused with its shape."""
+    if attention_mask is None or attention_mask.dim() == 2:
+        return attention_mask
+    if attention_mask.dim() == 4 and attention_mask.dtype == torch.bool and attention_mask.shape[1:3] == (1, 1):
+        return attention_mask[:, 0, 0, :].long()  # (B, L)
+    raise ValueError("CausalBackboneForMaskedLM takes a (B, L) or (B, 1, 1, L) bool padding mask, "
+                     f"not a mask of shape {tuple(attention_mask.shape)}")
+
+
+def _select_rows(h: Tensor, logits_positions: Tensor | slice) -> Tensor:
+    """Hidden states (B, L, H) at ``logits_positions``: a slice of columns → (B, W, H); (M,) int64 flat indices
+    b·L + l → (M, H) (no host synchronisation); (B, L) bool → (M, H) in row-major order."""
+    if isinstance(logits_positions, slice):
+        return h[:, logits_positions]
+    if logits_positions.dtype != torch.bool:
+        return h.flatten(0, 1).index_select(0, logits_positions)
+    return h[logits_positions]
 
 
 def check_bidirectional(model: CausalBackboneForMaskedLM) -> None:
