@@ -47,6 +47,23 @@ def test_window_logits_equal_the_full_logits_there(kind, alignment):
         torch.testing.assert_close(idx, full[:, 6:10].reshape(12, -1))
 
 
+@pytest.mark.parametrize("impl", ["sdpa", "eager"])
+def test_the_samplers_key_padding_mask_gives_the_padded_logits_in_both_attention_forms(impl):
+    """The sampler's (B, 1, 1, L) mask reaches transformers as a prepared 4-D mask (bool for SDPA, additive for eager
+    attention): the same logits as the (B, L) padding mask transformers turns into a mask itself."""
+    from mdlm.modeling.padding import padding_to_attention_mask
+
+    model, tok = tiny_mdm("llama", "dream", seed=4)
+    model.lm.config._attn_implementation = impl
+    x, am = _padded_batch(tok, seed=2)
+    pos = (am.cumsum(1) - 1).clamp_min(0)
+    with torch.no_grad():
+        built = model(input_ids=x, attention_mask=am, position_ids=pos).logits
+        prepared = model(input_ids=x, attention_mask=padding_to_attention_mask(am), position_ids=pos).logits
+    torch.testing.assert_close(prepared[0, 5:], built[0, 5:])  # the padded row's real tokens
+    torch.testing.assert_close(prepared[1:], built[1:])
+
+
 @pytest.mark.parametrize("unmasking", ["confidence", "fast_dllm"])
 def test_sampler_with_the_window_decodes_the_full_forwards_tokens(unmasking, monkeypatch):
     """The sampler's window path (LM head on the block only) and its full-forward path decode the same tokens with the
@@ -87,7 +104,8 @@ def test_a_full_attention_mask_is_refused_with_its_shape():
 @pytest.mark.parametrize("unmasking", ["confidence", "fast_dllm"])
 def test_cuda_graphs_replay_the_adapted_backbone_to_the_eager_tokens(padded, unmasking):
     """Each step of the adapted Llama captured as one CUDA graph (transformers' modeling code inside the capture)
-    decodes the eager tokens; without padding every step after the first replays."""
+    decodes the eager tokens, with and without padding (the sampler's key-padding mask goes to transformers as a
+    prepared 4-D mask, so no mask is built — and no CPU tensor copied — during the capture)."""
     model, tok = tiny_mdm("llama", "dream", seed=5)
     model = model.cuda()
     x, am = _padded_batch(tok, seed=1)
@@ -99,8 +117,7 @@ def test_cuda_graphs_replay_the_adapted_backbone_to_the_eager_tokens(padded, unm
                         config=SamplerConfig(cuda_graphs=g, **cfg)) for g in (False, True)]
     assert torch.equal(run[0].sequences, run[1].sequences)
     assert run[0].nfe == run[1].nfe
-    if not padded:
-        assert run[1].graph_replays > 0 and run[1].graph_capture_failures == 0
+    assert run[1].graph_replays > 0 and run[1].graph_capture_failures == 0
 
 
 def test_a_merged_adapter_gives_the_adapters_logits_without_peft(tmp_path):

@@ -148,17 +148,17 @@ class CausalBackboneForMaskedLM(PreTrainedModel):
         """Insert the Dream separator right before each row's first real token: ids/mask/positions (B, L) → (B, L + 1).
         Column 0 is new; for a left-padded row the separator takes the last padding column instead, so that the
         first real token's predecessor is always the separator (padded and unpadded rows give the same logits)."""
-        B = ids.shape[0]
         ext = torch.cat([ids[:, :1], ids], dim=1)  # (B, L + 1)
         if am is None:
             ext[:, 0] = int(self.config.shift_token_id)
             pos = None if pos is None else torch.cat([torch.zeros_like(pos[:, :1]), pos + 1], dim=1)
             return ext, None, pos
         first = am.long().argmax(dim=1)  # (B,) first real column of the row (0 without left padding)
-        rows = torch.arange(B, device=ids.device)
-        ext[rows, first] = int(self.config.shift_token_id)
-        am = torch.cat([torch.zeros_like(am[:, :1]), am], dim=1)
-        am[rows, first] = 1
+        sep = torch.arange(ext.shape[1], device=ids.device)[None, :] == first[:, None]  # (B, L + 1)
+        # masked_fill with a Python scalar: no host-to-device copy (an indexed assignment would make one, which a
+        # CUDA-graph capture refuses)
+        ext = ext.masked_fill(sep, int(self.config.shift_token_id))
+        am = torch.cat([torch.zeros_like(am[:, :1]), am], dim=1).masked_fill(sep, 1)
         pos = (am.long().cumsum(dim=1) - 1).clamp_min(0)  # (B, L + 1): separator 0, tokens 1, 2, …
         return ext, am, pos
 
@@ -178,6 +178,18 @@ class CausalBackboneForMaskedLM(PreTrainedModel):
             dtype = self.get_input_embeddings().weight.dtype
             mask = torch.zeros(mask.shape, dtype=dtype, device=ids.device).masked_fill(~mask, torch.finfo(dtype).min)
         return mask
+
+    def _key_padding_mask(self, am: Tensor) -> Tensor:
+        """(B, L) padding → the (B, 1, 1, L) key-padding mask in the attention's form (bool for SDPA, additive float
+        for eager attention); other attention implementations keep the (B, L) mask and build their own."""
+        impl = getattr(self.lm.config, "_attn_implementation", None) or "sdpa"
+        if impl == "sdpa":
+            return am.bool()[:, None, None, :]
+        if impl == "eager":
+            dtype = self.get_input_embeddings().weight.dtype
+            return torch.zeros(am.shape, dtype=dtype, device=am.device).masked_fill(
+                ~am.bool(), torch.finfo(dtype).min)[:, None, None, :]
+        return am
 
     @property
     def supports_logits_positions(self) -> bool:
@@ -204,6 +216,7 @@ class CausalBackboneForMaskedLM(PreTrainedModel):
         row-major order (the training loss needs the masked positions only); (M,) int64 flat indices b·L + l → (M, V)
         (no host synchronisation); a ``slice`` of columns → (B, W, V) (the sampler's block window).
         ``attention_mask``: (B, L) 1 = token / 0 = padding, or the sampler's (B, 1, 1, L) bool key-padding mask."""
+        from_sampler = attention_mask is not None and attention_mask.dim() == 4
         attention_mask = _padding_mask(attention_mask)
         window = logits_positions is not None and (isinstance(logits_positions, slice)
                                                    or logits_positions.dtype != torch.bool)
@@ -219,6 +232,8 @@ class CausalBackboneForMaskedLM(PreTrainedModel):
             if pos is None and am is not None:
                 pos = (am.long().cumsum(dim=1) - 1).clamp_min(0)  # (B, L[+1])
             am = self._annealed_mask(ids, am)  # (B, 1, L[+1], L[+1])
+        elif from_sampler and am is not None:  # a prepared 4-D mask: transformers builds none (no CPU copy, so the
+            am = self._key_padding_mask(am)    # sampler's steps can be captured as CUDA graphs with padding too)
         if logits_positions is not None and self.supports_logits_positions:  # the body, then the head where asked
             h = self.lm.base_model(input_ids=ids, attention_mask=am, position_ids=pos, is_causal=False,
                                    use_cache=False).last_hidden_state  # (B, L[+1], H)
