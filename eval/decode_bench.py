@@ -13,7 +13,8 @@ Shakespeare / Bible openings, cycled) greedily. ``llada`` is LLaDA's ``generate(
 (``mdlm.evaluation.llada_loop``: uncached, one token per step, logits of every column). Per row: NFE, tokens/s
 (B·G / wall time; CUDA-synchronised; median of ``--repeats`` after a first-block warm-up), speedup over ``llada``,
 share of generated tokens equal to ``llada``'s and to the ``uncached`` row's (one token per step through the
-sampler: "exact" rows must give 100%), and the samples cut at EOS in ``OUT/samples/G{G}_B{B}_{row}.jsonl``.
+sampler: "exact" rows must give 100%), and the samples cut at EOS in ``OUT/samples/G{G}_B{B}_{row}.jsonl`` (``+``
+in a row's name → ``_``, ``@`` → ``_t``).
 A row is skipped, with its reason printed and recorded, when the sampler or the model lacks its option or when
 its estimated wall time exceeds ``--max-seconds-per-row`` (LLaDA's loop is then timed per step and its run time
 estimated, marked so). ``OUT/results.json`` is rewritten after every row (a cut run keeps what it finished).
@@ -52,7 +53,8 @@ DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
 def parse_args(argv: list[str] | None):
     p = ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", help="MDLM checkpoint dir (an MDM or a block-diffusion model)")
+    p.add_argument("--model", help="checkpoint dir: an MDM, a block-diffusion model, an adapted HF causal LM, or a "
+                   "LoRA adapter dir on one of them (see --merge-adapter)")
     p.add_argument("--out", help="output dir: results.json, samples/, judged.json")
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUT/results.json / judged.json")
     p.add_argument("--gen-length", type=positive_int, nargs="+", default=[256, 512, 1024],

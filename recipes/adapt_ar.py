@@ -122,10 +122,14 @@ def train(argv: list[str] | None = None, callbacks: tuple = ()):
     if a.time_budget_s > 0:
         cbs.insert(0, TimeBudget(a.time_budget_s, save_checkpoint=targs.save_strategy != "no"))
     if a.attention_anneal_steps > 0:
-        from mdlm.adapt.anneal import AttentionAnnealCallback
+        from mdlm.adapt.anneal import AttentionAnnealCallback, anneal_ratio
 
         cbs.append(AttentionAnnealCallback(a.attention_anneal_steps, seed=targs.seed))
         say(f"attention-mask annealing: causal → bidirectional over {a.attention_anneal_steps} steps", flush=True)
+        if 0 < targs.max_steps <= a.attention_anneal_steps:
+            say(f"warning: --max_steps {targs.max_steps} ends the run while the mask is still annealing (the last "
+                f"step opens {anneal_ratio(targs.max_steps - 1, a.attention_anneal_steps):.0%} of it); the saved "
+                "model is evaluated and sampled bidirectionally", flush=True)
     bcfg = model.config if not a.lora else model.get_base_model().config
     if getattr(bcfg.backbone_config, "intermediate_size", None):
         from mdlm.training.throughput import ThroughputCallback, flops_per_token

@@ -17,6 +17,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def test_the_ratio_rises_linearly_then_stays_at_one():
     assert [anneal_ratio(s, 4) for s in (0, 1, 2, 4, 9)] == [0.0, 0.25, 0.5, 1.0, 1.0]
     assert anneal_ratio(0, 0) == 1.0  # no annealing: bidirectional from the start
+    with pytest.raises(ValueError, match="anneal_steps"):
+        anneal_ratio(0, -1)
 
 
 def test_the_mask_goes_from_causal_to_full_and_opens_about_ratio_of_the_upper_triangle():
@@ -90,7 +92,7 @@ def test_the_callback_sets_each_steps_ratio_and_clears_it_at_the_end():
         AttentionAnnealCallback(-1)
 
 
-def test_a_tiny_adaptation_with_annealing_anneals_and_the_elbo_falls(tmp_path):
+def test_a_tiny_adaptation_with_annealing_anneals_and_the_elbo_falls(tmp_path, capsys):
     """recipes/adapt_ar.py --attention_anneal_steps 20: the first 20 of 30 steps train under the annealed mask (ratio
     0 → 0.95, as the callback saw it at each step's end), the rest bidirectionally, and the held-out ELBO falls."""
     import importlib.util
@@ -130,6 +132,7 @@ def test_a_tiny_adaptation_with_annealing_anneals_and_the_elbo_falls(tmp_path):
             "--attention_anneal_steps", "20"]
     probe = Probe()
     trainer = adapt_ar.train(argv, callbacks=(probe,))
+    assert "attention-mask annealing done at step 20" in capsys.readouterr().out
     assert probe.ratios[:3] == [0.0, 0.05, 0.1] and probe.ratios[19] == 0.95 and probe.ratios[20:] == [None] * 10
     curve = [p for p in trainer.adapt_result["curve"] if p["eval"] == "validation"]
     assert curve[-1]["step"] == 30 and curve[-1]["elbo_ppl"] < 0.9 * curve[0]["elbo_ppl"]

@@ -302,3 +302,19 @@ def test_malformed_yaml_is_one_line(tmp_path):
     cfg.write_text("dataset: shakespeare\n  seq_len: [\n")
     r = _cli("recipes/train_vq.py", "--config", str(cfg), cwd=tmp_path)
     assert r.returncode == 2 and _last_line(r).startswith(f"error: config '{cfg}' is not valid YAML (line 2")
+
+
+def test_a_finished_lora_run_is_not_taken_for_a_failed_start(tmp_path):
+    """An output dir holding a finished run's LoRA adapter (no model.safetensors) is protected like a full model:
+    another run is refused, never 'started afresh' over it."""
+    from mdlm.training.checkpoint import check_output_dir, write_marker
+
+    out = tmp_path / "adapter_run"
+    write_marker(str(out), {"fingerprint": "abc", "finished": {"global_step": 30}})
+    (out / "adapter_model.safetensors").write_bytes(b"weights")
+    with pytest.raises(ValueError, match="holds another run"):
+        check_output_dir(str(out), resume=False, run_fingerprint="other")
+    with pytest.raises(ValueError, match="finished at step 30"):
+        check_output_dir(str(out), resume=False, run_fingerprint="abc")
+    (out / "adapter_model.safetensors").unlink()  # nothing saved: a failed start, which any run may take over
+    assert check_output_dir(str(out), resume=False, run_fingerprint="other") == "failed-start"

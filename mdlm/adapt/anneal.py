@@ -20,9 +20,12 @@ Tensor = torch.Tensor
 
 
 def anneal_ratio(step: int, anneal_steps: int) -> float:
-    """Share of the causal mask's upper triangle opened at training step ``step``: linear 0 → 1 over ``anneal_steps``
-    (1.0 from then on, and always for ``anneal_steps`` ≤ 0)."""
-    if anneal_steps <= 0:
+    """Share of the causal mask's upper triangle opened at optimizer step ``step`` (completed steps, counted from 0:
+    the first step trains causally, the last annealed one opens (N−1)/N): linear 0 → 1 over ``anneal_steps`` = N,
+    1.0 from then on and always for N = 0 (no annealing). Raises ValueError for N < 0."""
+    if anneal_steps < 0:
+        raise ValueError(f"anneal_steps must be ≥ 0, got {anneal_steps}")
+    if anneal_steps == 0:
         return 1.0
     return min(1.0, max(0.0, step / anneal_steps))
 
@@ -39,7 +42,9 @@ def annealed_attention_mask(
     """(B, 1, L, L) bool, True = query i may attend to key j: the causal mask (j ≤ i) with each entry above the
     diagonal opened independently with probability ``ratio`` (per row of the batch); ratio 0 = causal, 1 = full.
     ``key_padding`` (B, L), 1 = token / 0 = padding: padding keys are closed for every query, and every query still
-    sees itself (no empty row for SDPA). ``generator`` (on ``device``) makes the draw reproducible."""
+    sees itself (no empty row for SDPA). ``generator`` (on ``device``) makes the draw reproducible. L is the length
+    the backbone sees (one more than the canvas under the Dream alignment: its separator column).
+    Raises ValueError for a ratio outside [0, 1]."""
     if not 0.0 <= ratio <= 1.0:
         raise ValueError(f"ratio must be in [0, 1], got {ratio}")
     device = key_padding.device if key_padding is not None and device is None else device
@@ -58,13 +63,14 @@ def annealed_attention_mask(
 
 class AttentionAnnealCallback(TrainerCallback):
     """Sets ``attention_anneal = (ratio, generator)`` on every ``CausalBackboneForMaskedLM`` inside the trained model at
-    the start of each optimizer step (``None`` once the ratio reaches 1). The generator is seeded from (seed, step,
-    process), so a resumed run draws the same masks as an uninterrupted one and the global RNG is left alone."""
+    the start of each optimizer step (``None`` once the ratio reaches 1, with one printed line). The generator is
+    seeded from (seed, step, process), so a resumed run draws the same masks as an uninterrupted one and the global
+    RNG is left alone; the micro-batches of one step (gradient accumulation) share its ratio and draw different
+    masks from it. Raises ValueError for ``anneal_steps`` < 0."""
 
     def __init__(self, anneal_steps: int, seed: int = 0):
-        if anneal_steps < 0:
-            raise ValueError(f"anneal_steps must be ≥ 0, got {anneal_steps}")
-        self.anneal_steps, self.seed = anneal_steps, seed
+        anneal_ratio(0, anneal_steps)  # validates
+        self.anneal_steps, self.seed, self._said_done = anneal_steps, seed, False
 
     def on_step_begin(self, args, state, control, model=None, **kwargs):
         from ..modeling.causal_backbone import CausalBackboneForMaskedLM
@@ -74,6 +80,10 @@ class AttentionAnnealCallback(TrainerCallback):
             if not isinstance(m, CausalBackboneForMaskedLM):
                 continue
             if ratio >= 1.0:
+                if m.attention_anneal is not None and not self._said_done and args.process_index == 0:
+                    print(f"attention-mask annealing done at step {state.global_step}: bidirectional from here",
+                          flush=True)
+                    self._said_done = True
                 m.attention_anneal = None
                 continue
             dev = next(m.parameters()).device

@@ -213,11 +213,16 @@ class ModelRunner:
 
 
 def _need_model(model: Any, what: str) -> None:
-    if not supports_kv_cache(model):
+    if supports_kv_cache(model):
+        return
+    if isinstance(model, torch.nn.Module):  # a model without the interface, e.g. an adapted HF causal LM
         raise ValueError(
-            f"{what} needs the model itself with the K/V cache interface (supports_block_kv_cache, e.g. "
-            f"MDLMForMaskedLM), got {type(model).__name__}: a plain callable f(x) can only run full forwards; "
-            "pass the model, not a wrapped function, or turn the cache off")
+            f"{what} needs a model with the K/V cache interface (supports_block_kv_cache, e.g. MDLMForMaskedLM); "
+            f"{type(model).__name__} has none: decode it without a cache (cache_implementation='none')")
+    raise ValueError(
+        f"{what} needs the model itself with the K/V cache interface (supports_block_kv_cache, e.g. "
+        f"MDLMForMaskedLM), got {type(model).__name__}: a plain callable f(x) can only run full forwards; "
+        "pass the model, not a wrapped function, or turn the cache off")
 
 
 def model_block_size(model: Any) -> int | None:

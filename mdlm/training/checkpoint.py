@@ -60,7 +60,8 @@ def publish_files(staging_dir: str, out_dir: str) -> None:
 RUN_MARKER = "mdlm_run.json"
 # what a run writes into its output dir before its first checkpoint (removed when that start failed)
 START_ARTEFACTS = (RUN_MARKER, "tokenizer", "vq", STAGING, ".final", ".tokenizer-staging", ".tokenizer-old", ".vq-staging")
-_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
+# what a finished run leaves: a full model (sharded or not) or a LoRA adapter (recipes/sft_lora.py, adapt_ar.py)
+_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "adapter_model.safetensors")
 
 
 def read_marker(out_dir: str) -> dict | None:
