@@ -69,7 +69,8 @@ def parse_args(argv: list[str] | None):
     p.add_argument("--chat", action="store_true", help="wrap each prompt in the tokenizer's chat template (an "
                    "instruction-tuned model; e.g. --prompts eval/decode_prompts_chat.txt)")
     p.add_argument("--merge-adapter", action="store_true", help="a LoRA adapter dir as --model: merge it into the base "
-                   "weights before decoding (no extra kernels per projection; every row, llada included, runs it)")
+                   "weights before decoding (no extra kernels per projection; every row, llada included, runs it); "
+                   "nothing to do for a full checkpoint")
     p.add_argument("--threshold", type=float, default=0.9, help="Fast-dLLM threshold (threshold / verify rows)")
     p.add_argument("--factor", type=float, default=1.0, help="Fast-dLLM factor (factor rows)")
     p.add_argument("--eb-gamma", type=float, default=0.1, help="EB-sampler entropy budget (eb rows)")
