@@ -20,6 +20,7 @@ from mdlm.cli import ArgumentParser, positive_int, run_cli
 from mdlm.evaluation.benchmark_models import SIZES, build
 from mdlm.sampling.cached_calls import BlockCachedLogits, WindowLogits
 
+PROMPT = 32  # prompt columns before the generated ones
 VIEWS = ("view", "_unsafe_view", "t", "transpose", "expand", "slice", "unsqueeze", "select", "split", "chunk",
          "as_strided", "detach", "alias", "reshape", "permute", "squeeze")
 
@@ -42,7 +43,7 @@ class OpCounter(TorchDispatchMode):
         return sum(self.counts.values())
 
 
-def count_step(size: str, gen_length: int, block_length: int, cache: str, prompt: int = 32) -> OpCounter:
+def count_step(size: str, gen_length: int, block_length: int, cache: str, prompt: int = PROMPT) -> OpCounter:
     """The operations of one decoding step of a randomly initialised model of ``size`` on a (1, prompt + gen_length)
     canvas, the block at the first generated column."""
     torch.manual_seed(0)
@@ -76,7 +77,7 @@ def main(argv=None) -> int:
     if a.block_length > a.gen_length:
         p.error("--block-length must be at most --gen-length")
     c = count_step(a.size, a.gen_length, a.block_length, a.cache)
-    print(f"{a.size} | cache {a.cache} | 1 x {32 + a.gen_length} columns | block {a.block_length}: "
+    print(f"{a.size} | cache {a.cache} | 1 x {PROMPT + a.gen_length} columns | block {a.block_length}: "
           f"{c.total} ATen operations per step")
     for name, n in sorted(c.counts.items(), key=lambda kv: -kv[1])[: a.top]:
         print(f"  {name:48s} {n}")

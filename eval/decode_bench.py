@@ -1,4 +1,4 @@
-"""Decoding speed and quality against LLaDA's reference loop, on one model, one GPU, one command.
+"""Decoding speed and quality against LLaDA's reference loop, on one model, one device, one command.
 
     python eval/decode_bench.py --model runs/decode/mdm --out runs/decode_bench/mdm            # GPU: all of it
     python eval/decode_bench.py --model DIR --gen-length 32 --batch-size 1 4 --block-length 16 \\

@@ -95,7 +95,7 @@ def test_rope_tables_are_rebuilt_on_load_not_saved(tmp_path):
         assert not [k for k in f.keys() if "rope" in k]
     m2 = AutoModelForMaskedLM.from_pretrained(tmp_path)
     cos, sin = rope_cos_sin(torch.arange(40)[None], m2.config.head_dim, m2.config.rope_theta, torch.float32)
-    assert torch.equal(m2.model.rope_cos, cos[0, 0]) and torch.equal(m2.model.rope_sin, sin[0, 0])
+    assert torch.equal(m2.model.rope_cos, cos[0, 0])
     half = m2.config.head_dim // 2
     assert torch.equal(m2.model.rope_sin_signed, torch.cat([-sin[0, 0, :, :half], sin[0, 0, :, half:]], dim=-1))
 

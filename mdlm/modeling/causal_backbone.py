@@ -24,6 +24,9 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import MaskedLMOutput
 
+from .modeling import select_rows
+from .padding import default_position_ids
+
 Tensor = torch.Tensor
 ALIGNMENTS = ("llada", "dream")
 # keys of the backbone's config that say where/how it was loaded, not what it is: left out of config.json so that
@@ -159,37 +162,40 @@ class CausalBackboneForMaskedLM(PreTrainedModel):
         # CUDA-graph capture refuses)
         ext = ext.masked_fill(sep, int(self.config.shift_token_id))
         am = torch.cat([torch.zeros_like(am[:, :1]), am], dim=1).masked_fill(sep, 1)
-        pos = (am.long().cumsum(dim=1) - 1).clamp_min(0)  # (B, L + 1): separator 0, tokens 1, 2, …
+        pos = default_position_ids(ext, am)  # (B, L + 1): separator 0, tokens 1, 2, …
         return ext, am, pos
 
-    def _annealed_mask(self, ids: Tensor, am: Tensor | None) -> Tensor:
-        """The (B, 1, L, L) training mask of the current annealing step (``mdlm.adapt.anneal``), in the form the
-        backbone's attention takes it: bool for SDPA, additive float for eager attention."""
-        from ..adapt.anneal import annealed_attention_mask
+    def _prepared_mask(self, allowed: Tensor) -> Tensor:
+        """A (B, 1, Lq|1, L) bool mask (True = may attend) in the form the backbone's attention takes a prepared 4-D
+        mask: bool for SDPA, additive float for eager attention. transformers passes a 4-D mask through as it is (it
+        builds none: no host-to-device copy, so a sampler step can be captured as a CUDA graph)."""
+        if self._attn_impl == "sdpa":
+            return allowed
+        dtype = self.get_input_embeddings().weight.dtype
+        return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill(~allowed,
+                                                                                          torch.finfo(dtype).min)
 
-        impl = getattr(self.lm.config, "_attn_implementation", None) or "sdpa"
-        if impl not in ("sdpa", "eager"):
-            raise ValueError(f"attention-mask annealing needs sdpa or eager attention, not {impl!r} (it passes a "
-                             "4-D mask); set attn_implementation='sdpa'")
-        ratio, gen = self.attention_anneal
-        mask = annealed_attention_mask(ids.shape[0], ids.shape[1], ratio, key_padding=am, generator=gen,
-                                       device=ids.device)  # (B, 1, L, L)
-        if impl == "eager":
-            dtype = self.get_input_embeddings().weight.dtype
-            mask = torch.zeros(mask.shape, dtype=dtype, device=ids.device).masked_fill(~mask, torch.finfo(dtype).min)
-        return mask
+    @property
+    def _attn_impl(self) -> str:
+        return getattr(self.lm.config, "_attn_implementation", None) or "sdpa"
 
-    def _key_padding_mask(self, am: Tensor) -> Tensor:
-        """(B, L) padding → the (B, 1, 1, L) key-padding mask in the attention's form (bool for SDPA, additive float
-        for eager attention); other attention implementations keep the (B, L) mask and build their own."""
-        impl = getattr(self.lm.config, "_attn_implementation", None) or "sdpa"
-        if impl == "sdpa":
-            return am.bool()[:, None, None, :]
-        if impl == "eager":
-            dtype = self.get_input_embeddings().weight.dtype
-            return torch.zeros(am.shape, dtype=dtype, device=am.device).masked_fill(
-                ~am.bool(), torch.finfo(dtype).min)[:, None, None, :]
-        return am
+    def _attention_mask(self, ids: Tensor, am: Tensor | None) -> Tensor | None:
+        """What the backbone gets as ``attention_mask`` for ids (B, L') and their (B, L') padding mask: while training
+        under attention-mask annealing the (B, 1, L', L') annealed mask (``mdlm.adapt.anneal``); else, with padding
+        and an SDPA / eager backbone, the prepared (B, 1, 1, L') key-padding mask; else ``am`` as given (no padding,
+        or another attention implementation, which builds its own mask from it)."""
+        if self.training and self.attention_anneal is not None:
+            from ..adapt.anneal import annealed_attention_mask
+
+            if self._attn_impl not in ("sdpa", "eager"):
+                raise ValueError(f"attention-mask annealing needs sdpa or eager attention, not {self._attn_impl!r} "
+                                 "(it passes a 4-D mask); set attn_implementation='sdpa'")
+            ratio, gen = self.attention_anneal
+            return self._prepared_mask(annealed_attention_mask(ids.shape[0], ids.shape[1], ratio, key_padding=am,
+                                                               generator=gen, device=ids.device))
+        if am is None or self._attn_impl not in ("sdpa", "eager"):
+            return am
+        return self._prepared_mask(am.bool()[:, None, None, :])
 
     @property
     def supports_logits_positions(self) -> bool:
@@ -216,7 +222,6 @@ class CausalBackboneForMaskedLM(PreTrainedModel):
         row-major order (the training loss needs the masked positions only); (M,) int64 flat indices b·L + l → (M, V)
         (no host synchronisation); a ``slice`` of columns → (B, W, V) (the sampler's block window).
         ``attention_mask``: (B, L) 1 = token / 0 = padding, or the sampler's (B, 1, 1, L) bool key-padding mask."""
-        from_sampler = attention_mask is not None and attention_mask.dim() == 4
         attention_mask = _padding_mask(attention_mask)
         window = logits_positions is not None and (isinstance(logits_positions, slice)
                                                    or logits_positions.dtype != torch.bool)
@@ -224,21 +229,16 @@ class CausalBackboneForMaskedLM(PreTrainedModel):
             raise ValueError(f"logits_positions as a slice / flat indices needs a plain LM head; "
                              f"{self.lm.config.model_type!r} is not one of {', '.join(PLAIN_HEAD_MODEL_TYPES)}")
         if position_ids is None and attention_mask is not None:  # left padding: positions count real tokens only
-            position_ids = (attention_mask.long().cumsum(dim=1) - 1).clamp_min(0)  # (B, L)
+            position_ids = default_position_ids(input_ids, attention_mask)  # (B, L)
         dream = self.config.logit_alignment == "dream"
         ids, am, pos = self._with_separator(input_ids, attention_mask, position_ids) if dream else (
             input_ids, attention_mask, position_ids)
-        if self.training and self.attention_anneal is not None:  # causal → bidirectional, DiffuLLaMA
-            if pos is None and am is not None:
-                pos = (am.long().cumsum(dim=1) - 1).clamp_min(0)  # (B, L[+1])
-            am = self._annealed_mask(ids, am)  # (B, 1, L[+1], L[+1])
-        elif from_sampler and am is not None:  # a prepared 4-D mask: transformers builds none (no CPU copy, so the
-            am = self._key_padding_mask(am)    # sampler's steps can be captured as CUDA graphs with padding too)
+        am = self._attention_mask(ids, am)  # (B, L[+1]), a prepared (B, 1, 1|L[+1], L[+1]) mask, or None
         if logits_positions is not None and self.supports_logits_positions:  # the body, then the head where asked
             h = self.lm.base_model(input_ids=ids, attention_mask=am, position_ids=pos, is_causal=False,
                                    use_cache=False).last_hidden_state  # (B, L[+1], H)
             h = h[:, :-1] if dream else h  # (B, L, H): row i scores token i
-            return MaskedLMOutput(logits=self.lm.get_output_embeddings()(_select_rows(h, logits_positions)))
+            return MaskedLMOutput(logits=self.lm.get_output_embeddings()(select_rows(h, logits_positions)))
         out = self.lm(input_ids=ids, attention_mask=am, position_ids=pos, is_causal=False, use_cache=False)
         logits = out.logits[:, :-1] if dream else out.logits  # (B, L, V): row i scores token i
         return MaskedLMOutput(logits=logits if logits_positions is None else logits[logits_positions])
@@ -253,16 +253,6 @@ def _padding_mask(attention_mask: Tensor | None) -> Tensor | None:
         return attention_mask[:, 0, 0, :].long()  # (B, L)
     raise ValueError("CausalBackboneForMaskedLM takes a (B, L) or (B, 1, 1, L) bool padding mask, "
                      f"not a mask of shape {tuple(attention_mask.shape)}")
-
-
-def _select_rows(h: Tensor, logits_positions: Tensor | slice) -> Tensor:
-    """Hidden states (B, L, H) at ``logits_positions``: a slice of columns → (B, W, H); (M,) int64 flat indices
-    b·L + l → (M, H) (no host synchronisation); (B, L) bool → (M, H) in row-major order."""
-    if isinstance(logits_positions, slice):
-        return h[:, logits_positions]
-    if logits_positions.dtype != torch.bool:
-        return h.flatten(0, 1).index_select(0, logits_positions)
-    return h[logits_positions]
 
 
 def check_bidirectional(model: CausalBackboneForMaskedLM) -> None:

@@ -87,6 +87,17 @@ def apply_rope_rolled(x: Tensor, cos: Tensor, sin_signed: Tensor) -> Tensor:
     return x * cos + x.roll(x.shape[-1] // 2, dims=-1) * sin_signed
 
 
+def select_rows(h: Tensor, logits_positions: Tensor | slice) -> Tensor:
+    """Hidden states (B, L, H) at ``logits_positions``, where the LM head runs: a slice of columns → (B, W, H) (the
+    sampler's block window); (M,) int64 flat indices b·L + l → (M, H) (no host synchronisation); (B, L) bool →
+    (M, H) in row-major order (the training loss's masked positions)."""
+    if isinstance(logits_positions, slice):
+        return h[:, logits_positions]
+    if logits_positions.dtype != torch.bool:
+        return h.flatten(0, 1).index_select(0, logits_positions)
+    return h[logits_positions]
+
+
 def eager_attention(module, q, k, v, attention_mask, dropout=0.0, scaling=None, **kwargs):
     """Plain softmax attention. q (B, H, L, D); k, v (B, Hkv, S, D); mask (B, 1, L|1, S) bool."""
     rep = q.shape[1] // k.shape[1]
@@ -201,7 +212,6 @@ class MDLMPreTrainedModel(PreTrainedModel):
             c = self.config
             cos, sin = rope_tables(c.max_position_embeddings, c.head_dim, c.rope_theta)
             module.rope_cos.copy_(cos)
-            module.rope_sin.copy_(sin)
             module.rope_sin_signed.copy_(signed_sin(sin))
 
 
@@ -214,8 +224,7 @@ class MDLMModel(MDLMPreTrainedModel):
         cos, sin = rope_tables(config.max_position_embeddings, config.head_dim, config.rope_theta)  # (P, D)
         # not saved: rebuilt from the config (``_init_weights`` refills them after an empty-weight load)
         self.register_buffer("rope_cos", cos, persistent=False)
-        self.register_buffer("rope_sin", sin, persistent=False)
-        self.register_buffer("rope_sin_signed", signed_sin(sin), persistent=False)  # what the layers take
+        self.register_buffer("rope_sin_signed", signed_sin(sin), persistent=False)  # sin, first half negated
         self.gradient_checkpointing = False
         self.post_init()
 
@@ -314,10 +323,4 @@ class MDLMForMaskedLM(MDLMPreTrainedModel):
             h = self.model(input_ids, attention_mask, position_ids, inputs_embeds).last_hidden_state  # (B, L, H)
         else:
             h = self.model(input_ids, attention_mask, position_ids, inputs_embeds, kv_cache=kv_cache).last_hidden_state
-        if isinstance(logits_positions, slice):
-            h = h[:, logits_positions]  # (B, W, H)
-        elif logits_positions is not None and logits_positions.dtype != torch.bool:
-            h = h.flatten(0, 1).index_select(0, logits_positions)  # (M, H): flat indices b·L + l, no host sync
-        elif logits_positions is not None:
-            h = h[logits_positions]  # (M, H)
-        return MaskedLMOutput(logits=self.lm_head(h))
+        return MaskedLMOutput(logits=self.lm_head(h if logits_positions is None else select_rows(h, logits_positions)))

@@ -179,21 +179,20 @@ class BlockCachedLogits:
         B, L = x.shape
         if self.cache.length != L:
             raise ValueError(f"the cache holds a canvas of {self.cache.length} columns, got {L}")
-        if fixed is not None:
+        if fixed is not None:  # the block's columns from the fixed tensors: every logit of the input is wanted
             if self.mode != "dual":
                 raise ValueError("a fixed window needs the dual cache (prefix steps change width with the block)")
             self.cache.fresh_start, self.cache.fresh_columns = None, fixed.cols
-            out = self.model(input_ids=x.index_select(1, fixed.cols), attention_mask=self._key_mask,
-                             position_ids=self._positions(x).index_select(1, fixed.cols), kv_cache=self.cache)
-            self.positions += hi - lo
-            self.calls += 1
-            return out.logits.view(B, hi - lo, -1)  # (B, W, V)
-        q_hi = hi if self.mode == "dual" else L
-        self.cache.fresh_start, self.cache.fresh_columns = lo, None
-        out = self.model(input_ids=x[:, lo:q_hi], attention_mask=self._key_mask,
-                         position_ids=self._positions(x)[:, lo:q_hi],
-                         logits_positions=self._columns(B, q_hi - lo, 0, hi - lo, x.device), kv_cache=self.cache)
-        self.positions += q_hi - lo
+            ids, pos, cols = x.index_select(1, fixed.cols), self._positions(x).index_select(1, fixed.cols), None
+            q = hi - lo
+        else:  # a slice: the block (dual) or the block and everything after it (prefix)
+            q = (hi if self.mode == "dual" else L) - lo
+            self.cache.fresh_start, self.cache.fresh_columns = lo, None
+            ids, pos = x[:, lo:lo + q], self._positions(x)[:, lo:lo + q]
+            cols = self._columns(B, q, 0, hi - lo, x.device)
+        out = self.model(input_ids=ids, attention_mask=self._key_mask, position_ids=pos, logits_positions=cols,
+                         kv_cache=self.cache)
+        self.positions += q
         self.calls += 1
         return out.logits.view(B, hi - lo, -1)  # (B, W, V)
 

@@ -12,9 +12,8 @@ captured the second time (capture records, it does not run) and replayed from th
 ``cuda_graph_reuse`` (the default) and a runner that reads the window from device tensors (no cache or the dual
 cache, :meth:`.runner.ModelRunner.use_fixed_window`), the kinds are, per block width, "a later call" and, with the
 dual cache, "a block's first call" (its full refill): one capture (two with the dual cache) serves the whole
-generation. Otherwise (prefix cache, a
-model without a logits window, reuse off) the block's window is baked into the graph, so each block captures its
-own graph for its steps after the first.
+generation. Otherwise (prefix cache, a model without a logits window, reuse off) the block's window is baked into
+the graph, so each block captures its own graph for its steps after the first.
 """
 
 from __future__ import annotations
