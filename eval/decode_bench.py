@@ -15,6 +15,9 @@ Shakespeare / Bible openings, cycled) greedily. ``llada`` is LLaDA's ``generate(
 share of generated tokens equal to ``llada``'s and to the ``uncached`` row's (one token per step through the
 sampler: "exact" rows must give 100%), and the samples cut at EOS in ``OUT/samples/G{G}_B{B}_{row}.jsonl`` (``+``
 in a row's name → ``_``, ``@`` → ``_t``).
+``--b1-prompts K`` times batch 1 on the first K prompts, each decoded alone, and merges them per row (tokens/s =
+K·G / total time, NFE the mean, all K samples): with one prompt, the length of one answer decides an
+instruction model's batch-1 figures.
 A row is skipped, with its reason printed and recorded, when the sampler or the model lacks its option or when
 its estimated wall time exceeds ``--max-seconds-per-row`` (LLaDA's loop is then timed per step and its run time
 estimated, marked so). ``OUT/results.json`` is rewritten after every row (a cut run keeps what it finished).
@@ -43,7 +46,7 @@ from mdlm.evaluation.decode_report import (
     write_results,
 )
 from mdlm.evaluation.decode_rows import row_config, row_overrides, sample_stem, select_rows
-from mdlm.evaluation.decode_timing import Case, synchronizer, time_generate, time_llada
+from mdlm.evaluation.decode_timing import Case, merge_prompt_runs, synchronizer, time_generate, time_llada
 from mdlm.evaluation.llada_loop import block_aligned_fn
 
 PROMPTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "decode_prompts.txt")
@@ -75,6 +78,9 @@ def parse_args(argv: list[str] | None):
     p.add_argument("--factor", type=float, default=1.0, help="Fast-dLLM factor (factor rows)")
     p.add_argument("--eb-gamma", type=float, default=0.1, help="EB-sampler entropy budget (eb rows)")
     p.add_argument("--repeats", type=positive_int, default=3, help="timed runs per row (median)")
+    p.add_argument("--b1-prompts", type=positive_int, default=1, help="batch 1: decode each of the first K prompts "
+                   "alone and merge (tokens/s = K·G / total time, NFE the mean, all K samples); with one prompt its "
+                   "answer's length alone decides an instruction model's batch-1 figures")
     p.add_argument("--max-seconds-per-row", type=float, default=90.0, help="wall-time budget of one row's timed runs")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="default: cuda if present")
     p.add_argument("--dtype", choices=sorted(DTYPES), help="default bf16 on cuda, fp32 on cpu")
@@ -141,51 +147,99 @@ def bench(a) -> dict:
     res = {"meta": meta(a, device, dtype, model), "rows": []}
     os.makedirs(os.path.join(a.out, "samples"), exist_ok=True)
     for B in a.batch_size:
-        batch_prompts = [prompts[i % len(prompts)] for i in range(B)]
+        # batch 1 over K prompts (--b1-prompts): each decoded alone, the row's figures merged over them
+        groups = ([[prompts[k % len(prompts)]] for k in range(a.b1_prompts)] if B == 1 else
+                  [[prompts[i % len(prompts)] for i in range(B)]])
         for G in a.gen_length:
             max_len = getattr(model.config, "max_position_embeddings", None)
-            canvas, attn, pm = build_text_canvas(tok, batch_prompts, G, max_len, chat=a.chat)
-            case = Case(canvas.to(a.device), attn.to(a.device), pm.to(a.device), G, a.block_length, tok.mask_token_id,
-                        suppress, len(tok), tok.eos_token_id)
-            run_case(a, res, model, tok, reference, plan, case, batch_prompts, sync)
+            record = recorder(a, res, tok, [p for g in groups for p in g], B, G)
+            runs = []
+            for batch_prompts in groups:
+                canvas, attn, pm = build_text_canvas(tok, batch_prompts, G, max_len, chat=a.chat)
+                case = Case(canvas.to(a.device), attn.to(a.device), pm.to(a.device), G, a.block_length,
+                            tok.mask_token_id, suppress, len(tok), tok.eos_token_id)
+                # one canvas: each row is written as it finishes (a cut run keeps them); several: after the merge
+                runs.append(run_case(a, model, reference, plan, case, sync, record if len(groups) == 1 else None))
+            if len(groups) > 1:
+                for name, t in merge_runs(runs, G).items():
+                    record(name, t)
     return res
 
 
-def run_case(a, res, model, tok, reference, plan, case: Case, prompts: list[str], sync) -> None:
-    """Every row on one (B, G) canvas: llada first (the reference), then the sampler rows."""
-    B, G = case.canvas.shape[0], case.gen_length
+def run_case(a, model, reference, plan, case: Case, sync, on_row=None) -> dict:
+    """Every row on one (B, G) canvas: llada first (the reference), then the sampler rows; row → Timed, or the
+    reason it was skipped (a str), each also passed to ``on_row(name, result)`` as it finishes."""
+    G = case.gen_length
     block_size = getattr(model.config, "block_size", None)
     if block_size:  # a block-diffusion model: LLaDA's loop over its plain forward, blocks aligned as its sampler's
         reference = block_aligned_fn(model, case.canvas.shape[1] - G, int(block_size))
-    ref = time_llada(reference, case, steps=G, repeats=a.repeats, max_seconds=a.max_seconds_per_row, sync=sync)
-    seqs = {"llada": ref.sequences}
-    add_row(a, res, tok, prompts, B, G, "llada", ref, ref, seqs)
+    out = {}
+
+    def done(name, result):
+        out[name] = result
+        if on_row is not None:
+            on_row(name, result)
+
+    done("llada", time_llada(reference, case, steps=G, repeats=a.repeats, max_seconds=a.max_seconds_per_row, sync=sync))
     for name, kw in plan.items():
         cfg, note = row_config(G, a.block_length, kw, graphs=a.device.startswith("cuda"))
         if cfg is None:
-            add_skip(a, res, B, G, name, note)
+            done(name, note)
             continue
         try:
             t = time_generate(model, case, cfg, repeats=a.repeats, max_seconds=a.max_seconds_per_row, sync=sync)
         except (ValueError, NotImplementedError, TypeError, RuntimeError) as e:  # the model / device lacks the option
-            add_skip(a, res, B, G, name, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+            done(name, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
             continue
         if t.repeats == 0:  # over the time budget
-            add_skip(a, res, B, G, name, t.note)
+            done(name, t.note)
             continue
-        seqs[name], t.note = t.sequences, "; ".join(n for n in (note, t.note) if n)
-        add_row(a, res, tok, prompts, B, G, name, t, ref, seqs)
+        t.note = "; ".join(n for n in (note, t.note) if n)
+        done(name, t)
+    return out
+
+
+def merge_runs(runs: list[dict], G: int) -> dict:
+    """The runs of one (B, G) over several batch-1 prompts as one: a row skipped on any prompt is skipped."""
+    if len(runs) == 1:
+        return runs[0]
+    merged = {}
+    for name in runs[0]:
+        skips = [f"prompt {k}: {r[name]}" for k, r in enumerate(runs) if isinstance(r[name], str)]
+        merged[name] = "; ".join(skips) if skips else merge_prompt_runs([r[name] for r in runs], G)
+    return merged
+
+
+def recorder(a, res, tok, prompts: list[str], B: int, G: int):
+    """``record(name, result)``: a row or its skip reason into ``res`` and the output files; llada (the reference
+    every row's speedup and agreement are measured against) comes first."""
+    seqs: dict = {}
+    ref: dict = {}
+
+    def record(name: str, t) -> None:
+        if isinstance(t, str):
+            add_skip(a, res, B, G, name, t)
+            return
+        if name == "llada":
+            ref["llada"] = t
+        seqs[name] = t.sequences
+        add_row(a, res, tok, prompts, B, G, name, t, ref["llada"], seqs)
+
+    return record
 
 
 def add_row(a, res, tok, prompts, B, G, name, t, ref, seqs) -> None:
-    row = {"batch_size": B, "gen_length": G, "run": name, "nfe": t.nfe, "positions": t.positions,
+    n_seq = len(prompts)  # B, or the K prompts of --b1-prompts decoded one by one
+    row = {"batch_size": B, "sequences": n_seq, "gen_length": G, "run": name, "nfe": t.nfe, "positions": t.positions,
            "graph_replays": t.graph_replays, "capture_failures": t.capture_failures,
            "seconds": round(t.seconds, 4), "repeats": t.repeats,
-           "tokens_per_s": round(B * G / t.seconds, 1) if t.seconds > 0 else None,
+           "tokens_per_s": round(B * G / t.seconds, 1) if t.seconds > 0 else None,  # t.seconds: per decode
            "speedup": round(ref.seconds / t.seconds, 2) if t.seconds > 0 else None,
            "reference_estimated": ref.repeats == 0, "estimated": t.repeats == 0,
            "agreement": agreement(t.sequences, seqs.get("llada"), G),
            "agreement_uncached": agreement(t.sequences, seqs.get("uncached"), G), "note": t.note}
+    if n_seq != B:
+        row["note"] = "; ".join(n for n in (f"{n_seq} prompts, one at a time: mean time, mean NFE", row["note"]) if n)
     if name.partition("@")[0] in EXACT_ROWS and row["agreement_uncached"] is not None and row["agreement_uncached"] < 1.0:
         row["note"] = "; ".join(n for n in (row["note"], "NOT EXACT: tokens differ from one-token-per-step greedy") if n)
     if t.sequences is not None:
@@ -216,7 +270,7 @@ def meta(a, device: str, dtype, model) -> dict:
             "dtype": str(dtype).replace("torch.", ""), "torch": torch.__version__, "transformers": transformers.__version__,
             "block_length": a.block_length, "chat": a.chat, "prompts": a.prompts, "merge_adapter": a.merge_adapter,
             "threshold": a.threshold, "factor": a.factor, "eb_gamma": a.eb_gamma,
-            "repeats": a.repeats, "max_seconds_per_row": a.max_seconds_per_row,
+            "repeats": a.repeats, "max_seconds_per_row": a.max_seconds_per_row, "b1_prompts": a.b1_prompts,
             "command": "python eval/decode_bench.py " + " ".join(sys.argv[1:]), "date": time.strftime("%Y-%m-%d")}
 
 

@@ -8,7 +8,8 @@ model; ``--nelbo``: the dir(s) of NAME_eval_metrics.json + train_meta.json from 
 gives the key's value, later ones are kept under ``other_runs``);
 ``--sampler``: eval/bench_sampler.py's JSON. Keys (``mdlm.evaluation.decode_keys``): ``decode_speedup_len512``,
 ``decode_speedup_len1024``, ``decode_genppl_ratio_len512``, ``decode_tokens_per_s_b1`` (value: the MDM; the BD3
-model's and, with ``--chat``, the instruction-tuned adapted SmolLM2's figures under ``by_model``),
+model's and, with ``--chat``, the instruction-tuned adapted SmolLM2's figures under ``by_model``; ``--by-model NAME
+DIR...`` adds any other model there),
 ``sampler_overhead_pct``, ``bd3_nelbo_ratio``. Every other key of results.json is kept; a key already there is replaced only with ``--overwrite``. The tables replace the text between
 the ``decode-results`` markers of the markdown file. Bad input: one ``error:`` line, nothing written.
 """
@@ -36,7 +37,7 @@ BEGIN, END = "<!-- decode-results:begin -->", "<!-- decode-results:end -->"
 
 def keys(a) -> dict[str, dict]:
     models = ({"mdm": Bench(a.mdm)} | ({"bd3": Bench(a.bd3)} if a.bd3 else {})
-              | ({"smollm2_chat": Bench(a.chat)} if a.chat else {}))
+              | ({"smollm2_chat": Bench(a.chat)} if a.chat else {}) | {n: Bench(d) for n, d in extra_models(a)})
     out: dict[str, dict] = {}
     for G in a.lengths:
         per = {m: speedup_key(b, G) for m, b in models.items()}
@@ -53,6 +54,18 @@ def keys(a) -> dict[str, dict]:
     return out
 
 
+def extra_models(a) -> list[tuple[str, list[str]]]:
+    """``--by-model NAME DIR [DIR ...]`` as (name, dirs); a name clash or a missing dir is one error."""
+    out = []
+    for spec in a.by_model or []:
+        if len(spec) < 2:
+            raise UserError(f"--by-model needs a NAME and at least one DIR, got {' '.join(spec)!r}")
+        if spec[0] in ("mdm", "bd3", "smollm2_chat") or spec[0] in dict(out):
+            raise UserError(f"--by-model name {spec[0]!r} is already taken")
+        out.append((spec[0], spec[1:]))
+    return out
+
+
 def _brief(per: dict[str, dict]) -> dict[str, dict]:
     return {m: {k: v.get(k) for k in ("value", "row", "model", "source")} for m, v in per.items()}
 
@@ -60,7 +73,7 @@ def _brief(per: dict[str, dict]) -> dict[str, dict]:
 def tables(a, figures: dict[str, dict]) -> str:
     parts = []
     for name, dirs in (("MDM", a.mdm), ("block diffusion (BD3)", a.bd3 or []),
-                       ("adapted SmolLM2, instruction-tuned (chat prompts)", a.chat or [])):
+                       ("adapted SmolLM2, instruction-tuned (chat prompts)", a.chat or []), *extra_models(a)):
         if not dirs:
             continue
         b = Bench(dirs)
@@ -103,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bd3", nargs="+", help="decode_bench output dir(s) of the block-diffusion model")
     p.add_argument("--chat", nargs="+", help="decode_bench output dir(s) of the instruction-tuned adapted SmolLM2 "
                    "(eval/gpu/decode_chat.sh; model (iii), under by_model as smollm2_chat)")
+    p.add_argument("--by-model", nargs="+", action="append", metavar="NAME_THEN_DIRS",
+                   help="NAME DIR [DIR ...]: another model's decode_bench dir(s), under by_model as NAME "
+                   "(repeatable; e.g. smollm2_chat_canvas, eval/gpu/chat_canvas.sh)")
     p.add_argument("--sampler", help="eval/bench_sampler.py JSON output")
     p.add_argument("--sampler-row", help="the bench_sampler row (strategy) for sampler_overhead_pct (default: the first)")
     p.add_argument("--nelbo", nargs="+", help="dir(s) of NAME_eval_metrics.json + train_meta.json "

@@ -15,7 +15,7 @@
     python recipes/generate.py --model DIR --prompt "..." --temperature 0 --block-length 32 \\
         --cache-implementation dual --cuda-graphs
     # a LoRA adapter dir works as --model (its base is read from adapter_config.json), or --adapter
-    python recipes/generate.py --model runs/wordnet_lora --chat --prompt "Define ocean"
+    python recipes/generate.py --model runs/wordnet_lora_tiny --chat --prompt "Define ocean."
     # images: class-conditional grid with guidance in an interval (relative paths go under --output-dir,
     # default MODEL/samples; an existing file is kept unless --overwrite)
     python recipes/generate.py --model runs/fmnist_mdm_tiny --class-id 3 --num-samples 16 --out grid.png \\

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from mdlm.evaluation.decode_choice import choose_speedup_row
+from mdlm.evaluation.decode_keys import Bench, empty_share
 from mdlm.evaluation.decode_report import quality
 from mdlm.evaluation.decode_rows import row_config, row_overrides, sample_stem, select_rows
 from mdlm.evaluation.llada_loop import block_aligned_fn, llada_generate, transfer_counts
@@ -86,6 +87,64 @@ def test_speedup_row_is_the_fastest_that_passes_the_quality_bar():
     assert choose_speedup_row({"llada": 1, "graphs": 3.0}, {}, {"graphs": 1.0}).row == "graphs"
     none = choose_speedup_row({"llada": 1, "dual": 9.0}, q, {"dual": 0.2})
     assert none.row is None and none.speedup is None
+
+
+def test_empty_answers_never_make_a_speedup():
+    """An instruction model that emits EOS at once decodes nothing: an empty text equals the reference's and
+    scores a perfect genppl, so neither may count."""
+    speed = {"llada": 1.0, "graphs": 3.0, "threshold+eos": 900.0}
+    agree = {"graphs": 1.0, "threshold+eos": 1.0}
+    none = choose_speedup_row(speed, {}, agree, empty={"llada": 1.0, "graphs": 1.0, "threshold+eos": 1.0})
+    assert none.row is None and set(none.rejected) == {"graphs", "threshold+eos"} and "empty" in none.why
+    q = {"llada": {"genppl": 10.0, "entropy": 3.0}, "threshold+eos": {"genppl": 10.0, "entropy": 3.0}}
+    c = choose_speedup_row(speed, q, {"graphs": 1.0}, empty={"llada": 0.0, "graphs": 0.0, "threshold+eos": 0.25})
+    assert c.row == "graphs" and "25% of its answers are empty" in c.rejected["threshold+eos"]
+    assert choose_speedup_row(speed, q, agree, empty={"llada": 0.0}).row == "threshold+eos"  # unknown: no check
+
+
+def _bench_dir(path, rows, texts):
+    (path / "samples").mkdir(parents=True)
+    for r in rows:
+        r["samples"] = f"samples/{r['run']}.jsonl"
+        (path / r["samples"]).write_text("".join(json.dumps({"text": t}) + "\n" for t in texts[r["run"]]))
+    (path / "results.json").write_text(json.dumps({"meta": {}, "rows": rows}))
+    return str(path)
+
+
+def test_agreement_on_one_prompt_is_not_evidence_unless_exact_by_construction(tmp_path):
+    row = {"batch_size": 1, "gen_length": 32, "nfe": 32, "tokens_per_s": 1.0, "agreement": 1.0}
+    rows = [dict(row, run="llada", speedup=1.0), dict(row, run="graphs", speedup=3.0),
+            dict(row, run="threshold", speedup=30.0, nfe=4)]
+    b = Bench([_bench_dir(tmp_path / "b1", rows, {"llada": ["a b"], "graphs": ["a b"], "threshold": ["a b"]})])
+    assert b.min_agreement(32, "graphs") == 1.0 and b.min_agreement(32, "threshold") is None
+    choice, _ = b.choose(1, 32)
+    assert choice.row == "graphs" and "not judged" in choice.rejected["threshold"]
+    big = [dict(r, batch_size=8) for r in rows]
+    b8 = Bench([b.dirs[0], _bench_dir(tmp_path / "b8", big, {n: ["a b"] * 8 for n in ("llada", "graphs", "threshold")})])
+    assert b8.min_agreement(32, "threshold") == 1.0 and b8.choose(1, 32)[0].row == "threshold"
+    k8 = [dict(r, sequences=8) for r in rows]  # batch 1 over 8 prompts (decode_bench.py --b1-prompts 8)
+    assert Bench([_bench_dir(tmp_path / "k8", k8, {n: ["a b"] * 8 for n in ("llada", "graphs", "threshold")})]
+                 ).min_agreement(32, "threshold") == 1.0
+    empty = Bench([_bench_dir(tmp_path / "e", rows, {n: [" "] for n in ("llada", "graphs", "threshold")})])
+    assert empty_share(os.path.join(empty.dirs[0], "samples", "llada.jsonl")) == 1.0
+    assert empty.choose(1, 32)[0].row is None
+
+
+def test_a_row_over_several_batch1_prompts_is_their_total_time_and_mean_nfe():
+    """--b1-prompts K: K decodes of one prompt each are one row: tokens/s = K·G / total time, so a speedup is the
+    ratio of total times; NFE the mean; the K generated parts stacked; an estimate anywhere leaves no tokens."""
+    from mdlm.evaluation.decode_timing import Timed, merge_prompt_runs
+
+    G = 4
+    a = Timed(torch.arange(10).view(1, 10), 2.0, 3, 4, 40, 3, "x")
+    b = Timed(torch.arange(8).view(1, 8), 1.0, 2, 1, 8, 0, "x", capture_failures=1)
+    m = merge_prompt_runs([a, b], G)
+    assert m.seconds == 1.5 and G / m.seconds == 2 * G / (2.0 + 1.0)
+    assert (m.nfe, m.repeats, m.positions, m.graph_replays, m.note, m.capture_failures) == (2.5, 2, 48, 3, "x", 1)
+    assert m.sequences.tolist() == [[6, 7, 8, 9], [4, 5, 6, 7]]
+    assert merge_prompt_runs([a, Timed(None, 5.0, 0, 4)], G).sequences is None
+    ref = merge_prompt_runs([Timed(None, 4.0, 0, 4), Timed(None, 8.0, 0, 4)], G)
+    assert ref.seconds / m.seconds == (4.0 + 8.0) / (2.0 + 1.0)  # the speedup: total over total
 
 
 def test_batch1_row_takes_the_quality_of_the_judged_batch64_file():

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("deepspeed")
+pytest.importorskip("deepspeed", reason="DeepSpeed is not installed: pip install -e \".[dev]\"")
 ROOT = Path(__file__).resolve().parents[1]
 from ports import free_port  # noqa: E402
 from test_training import TINY  # noqa: E402

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-pytest.importorskip("gradio")
-pytest.importorskip("playwright")
+NO_DEMO = 'the web demo\'s extra is not installed: pip install -e ".[demo]"'
+pytest.importorskip("gradio", reason=NO_DEMO)
+pytest.importorskip("playwright", reason=NO_DEMO)
 
 from demo_fixtures import tiny_image_checkpoint, tiny_text_checkpoint  # noqa: E402
 

@@ -10,8 +10,9 @@ import time
 
 import pytest
 
-gr = pytest.importorskip("gradio")
-gradio_client = pytest.importorskip("gradio_client")
+NO_DEMO = 'the web demo\'s extra is not installed: pip install -e ".[demo]"'
+gr = pytest.importorskip("gradio", reason=NO_DEMO)
+gradio_client = pytest.importorskip("gradio_client", reason=NO_DEMO)
 
 from demo_fixtures import tiny_image_checkpoint, tiny_text_checkpoint  # noqa: E402
 

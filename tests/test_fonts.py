@@ -7,7 +7,7 @@ from mdlm.fonts import label_font
 
 
 def test_label_font_covers_greek_and_math_symbols():
-    pytest.importorskip("matplotlib")
+    pytest.importorskip("matplotlib", reason="matplotlib is not installed: pip install matplotlib")
     from PIL import Image, ImageDraw
 
     font = label_font(14)

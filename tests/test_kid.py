@@ -46,7 +46,7 @@ def test_symmetric_and_seeded():
 
 
 def test_matches_torchmetrics_per_subset_estimate():
-    tm = pytest.importorskip("torchmetrics.image.kid")
+    tm = pytest.importorskip("torchmetrics.image.kid", reason="torchmetrics is not installed: pip install -e \".[images]\"")
     x, y = torch.tensor(gauss(50, d=8, seed=9)), torch.tensor(gauss(50, d=8, shift=0.2, seed=10))
     assert float(mmd2_unbiased(x[None], y[None])) == pytest.approx(float(tm.poly_mmd(x, y)), rel=1e-10)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-pytest.importorskip("lm_eval")
+pytest.importorskip("lm_eval", reason="lm-eval is not installed: pip install -e \".[eval]\"")
 
 from lm_eval.api.instance import Instance  # noqa: E402
 

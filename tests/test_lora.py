@@ -329,7 +329,7 @@ def _ds_run(world, tmp_path, cfg, port, steps):
 @pytest.mark.slow
 @pytest.mark.parametrize("cfg", ["zero2", "zero3"])
 def test_deepspeed_cpu_trains_and_saves_adapter(world, tmp_path, cfg):
-    pytest.importorskip("deepspeed")
+    pytest.importorskip("deepspeed", reason="DeepSpeed is not installed: pip install -e \".[dev]\"")
     r, out = _ds_run(world, tmp_path, cfg, free_port(), 2)
     assert r.returncode == 0, r.stderr[-4000:]
     assert (out / "adapter_model.safetensors").exists() and (out / FINGERPRINT_FILE).exists()

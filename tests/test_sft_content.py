@@ -91,7 +91,7 @@ def test_pick_rows_is_fixed_one_per_prompt_and_the_table_shows_every_kind():
 
 @pytest.mark.slow
 @pytest.mark.slow
-@pytest.mark.skipif(not os.path.isfile("/usr/share/wordnet/data.noun"), reason="Debian wordnet-base not installed")
+@pytest.mark.skipif(not os.path.isfile("/usr/share/wordnet/data.noun"), reason="needs Debian wordnet-base (apt-get install -y wordnet-base)")
 def test_real_wordnet_ocean():
     from mdlm.data.wordnet_refs import load_synsets
 

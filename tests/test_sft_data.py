@@ -86,6 +86,37 @@ def test_collator_pads_batch_like_max_length(tok, pad_policy):
     assert coll16(list(loose))["input_ids"].shape[1] % 16 == 0
 
 
+def test_response_canvas_is_the_decoders_canvas_filled_with_eos(tok):
+    """response_length=R: every row is prompt + exactly R response positions (answer, then EOS), the canvas a
+    decoder with gen_length=R fills; shorter prompts' extra columns are not attended; a cut answer gets no EOS."""
+    pairs = [("Define cat.", "a small feline"), ("Use dog in a sentence.", "The dog barked at the cat all night."),
+             ("Define mat.", "The cat sat on the mat. The dog barked at the cat. " * 3)]
+    ds = Dataset.from_dict({"prompt": [p for p, _ in pairs], "response": [r for _, r in pairs]})
+    feats = list(sft.tokenize_sft_dataset(ds, tok, max_length=64, pad_policy="eos", padding="longest"))
+    R = 24
+    b = sft.SFTCollator.from_tokenizer(tok, "eos", response_length=R)(feats)
+    n_prompt = [f["prompt_length"] for f in feats]
+    assert b["input_ids"].shape[1] == max(n_prompt) + R
+    eos = tok.eos_token_id
+    for i, (f, p) in enumerate(zip(feats, n_prompt)):
+        ids, attn, elig = b["input_ids"][i], b["attention_mask"][i], b["eligible"][i]
+        assert attn[: p + R].all() or i == 2, i  # the whole canvas is attended (row 2: cut, below)
+        assert not attn[p + R :].any()  # past the row's own canvas: never attended
+        assert int(elig.sum()) == int(attn.sum()) - p  # the loss region = the response canvas
+        n_real = len(f["input_ids"])
+        if i < 2:  # answers that end: the tokens, then EOS up to the canvas end
+            assert ids[:n_real].tolist() == f["input_ids"] and f["input_ids"][-1] == eos
+            assert (ids[n_real : p + R] == eos).all() and int(attn.sum()) == p + R
+    # row 2's answer is longer than R: cut to the canvas, no EOS taught mid-answer
+    cut = b["input_ids"][2, : n_prompt[2] + R].tolist()
+    assert cut == feats[2]["input_ids"][: n_prompt[2] + R] and eos not in cut[n_prompt[2] :]
+    assert int(b["attention_mask"][2].sum()) == n_prompt[2] + R
+    with pytest.raises(ValueError, match="pad_policy='eos'"):
+        sft.SFTCollator.from_tokenizer(tok, "mask", response_length=R)
+    with pytest.raises(ValueError, match="at least 1"):
+        sft.SFTCollator.from_tokenizer(tok, "eos", response_length=0)
+
+
 def test_chat_template_is_used_when_present(tok):
     msgs = sft.to_messages("Give a synonym of dog.", "domestic dog", system="Be brief.")
     plain = sft.encode_sft_example(tok, msgs, max_length=64)

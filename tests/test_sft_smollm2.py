@@ -145,7 +145,7 @@ def test_a_corrupted_part_is_one_error_line_and_writes_nothing(world, tmp_path, 
 
 @pytest.mark.slow
 def test_lora_sft_under_zero3_on_cpu_saves_an_adapter_that_loads_without_deepspeed(world, tmp_path):
-    pytest.importorskip("deepspeed")
+    pytest.importorskip("deepspeed", reason="DeepSpeed is not installed: pip install -e \".[dev]\"")
     out = rebuild(world["src"], None, str(world["dir"] / "parts" / "adapt"), str(tmp_path / "r"),
                   adapt_config=world["cfg"])
     rows = [{"prompt": f"w{i} w{i + 1}", "response": f"w{i + 2} w{i + 3} w{i + 4}"} for i in range(30)]

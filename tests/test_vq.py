@@ -169,7 +169,7 @@ def test_loader_rejects_other_dirs(tmp_path):
 
 
 def test_diffusers_vqmodel_loader(tmp_path):
-    diffusers = pytest.importorskip("diffusers")
+    diffusers = pytest.importorskip("diffusers", reason="diffusers is not installed: pip install -e \".[images]\"")
     torch.manual_seed(0)
     vq = diffusers.VQModel(
         in_channels=1,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("deepspeed")
+pytest.importorskip("deepspeed", reason="DeepSpeed is not installed: pip install -e \".[dev]\"")
 ROOT = Path(__file__).resolve().parents[1]
 from ports import free_port
 from test_training import TINY

@@ -33,6 +33,11 @@ EOS / padding (``pad_policy``)
     ``padding="max_length"`` (default) pads each example to ``max_length`` as it is tokenised;
     ``padding="longest"`` leaves it unpadded and :class:`SFTCollator` pads each batch to its longest
     row with the same policy (LLaDA pads EOS "within each mini-batch").
+    ``SFTCollator(response_length=R)`` (``"eos"`` only) instead gives every row a response canvas of
+    exactly R positions — the answer, then EOS to ``prompt + R`` — as a decoder with ``gen_length=R``
+    sees it, so the model learns to fill a whole canvas with EOS after its answer (what makes EOS-aware
+    and threshold decoding commit the tail in few steps); positions after a row's canvas (shorter
+    prompts in the batch) are not attended and not scored.
 
 Truncation
     A prompt of ``max_length`` tokens or more leaves no room for a response: by default
@@ -321,15 +326,26 @@ class SFTCollator:
     pad_token_id: int | None = None
     pad_policy: PadPolicy = "eos"
     pad_to_multiple_of: int | None = None
+    response_length: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.response_length is not None:
+            if self.response_length < 1:
+                raise ValueError(f"response_length must be at least 1, got {self.response_length}")
+            if self.pad_policy != "eos":
+                raise ValueError("response_length (a response canvas filled with EOS) needs pad_policy='eos'")
 
     @classmethod
     def from_tokenizer(
-        cls, tokenizer: PreTrainedTokenizerBase, pad_policy: PadPolicy = "eos", pad_to_multiple_of: int | None = None
+        cls, tokenizer: PreTrainedTokenizerBase, pad_policy: PadPolicy = "eos", pad_to_multiple_of: int | None = None,
+        response_length: int | None = None,
     ) -> SFTCollator:
         _check_policy(tokenizer, pad_policy, "longest", "error")
-        return cls(tokenizer.eos_token_id, tokenizer.pad_token_id, pad_policy, pad_to_multiple_of)
+        return cls(tokenizer.eos_token_id, tokenizer.pad_token_id, pad_policy, pad_to_multiple_of, response_length)
 
     def __call__(self, features: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
+        if self.response_length is not None:
+            return self._canvas(features)
         lengths = torch.tensor([len(f["input_ids"]) for f in features], dtype=torch.long)
         L = int(lengths.max())
         if self.pad_to_multiple_of:
@@ -353,4 +369,29 @@ class SFTCollator:
         else:
             attn = torch.where(real, 1, pad_attn).long()
         prompt = place("prompt_mask", False, torch.bool)
+        return {"input_ids": ids, "attention_mask": attn, "prompt_mask": prompt, "eligible": attn.bool() & ~prompt}
+
+    def _canvas(self, features: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
+        """Each row = prompt ‖ response ‖ EOS… filling exactly ``response_length`` positions after the
+        prompt; a response longer than that is cut (and, like a row cut by ``max_length`` — one that does
+        not end in EOS —, gets no EOS: its remaining canvas is not attended). Padding after the canvas is
+        never attended."""
+        R = int(self.response_length)
+        n_prompt = torch.tensor([sum(map(bool, f["prompt_mask"])) for f in features], dtype=torch.long)  # (B,)
+        real = [list(f["input_ids"])[: int(p) + R] for f, p in zip(features, n_prompt)]
+        ends = torch.tensor([bool(r) and r[-1] == self.eos_token_id for r in real])  # (B,) the answer ended
+        lengths = torch.tensor([len(r) for r in real], dtype=torch.long)  # (B,)
+        canvas = n_prompt + R  # (B,)
+        L = int(canvas.max())
+        if self.pad_to_multiple_of:
+            L = -(-L // self.pad_to_multiple_of) * self.pad_to_multiple_of
+        pos = torch.arange(L)[None, :]  # (1, L)
+        filled = pos < lengths[:, None]  # (B, L) the feature's own tokens
+        fill = self.eos_token_id if self.pad_token_id is None else self.pad_token_id
+        ids = torch.full((len(features), L), fill, dtype=torch.long)
+        ids[filled] = torch.tensor(list(chain.from_iterable(real)), dtype=torch.long)
+        eos_tail = (pos >= lengths[:, None]) & (pos < canvas[:, None]) & ends[:, None]  # (B, L)
+        ids[eos_tail] = self.eos_token_id
+        attn = (filled | eos_tail).long()
+        prompt = pos < n_prompt[:, None]
         return {"input_ids": ids, "attention_mask": attn, "prompt_mask": prompt, "eligible": attn.bool() & ~prompt}

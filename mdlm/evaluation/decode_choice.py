@@ -6,6 +6,10 @@ generative perplexity ≤ 1.05× the reference's and mean unigram entropy within
 guard against repetitive text). A row whose tokens are all equal to the reference's (agreement 1.0) has the
 reference's samples and so passes without being judged. Among the rows that pass, the fastest is chosen; every
 other row is listed with the reason it was not.
+
+Empty answers (an instruction model that emits EOS at once) make every comparison vacuous — an empty text is
+"equal" to the reference's and scores a perfect genppl — so when the reference's answers are all empty no row is
+chosen, and a row with a larger share of empty answers than the reference's is rejected.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ def quality_verdict(q: dict | None, ref: dict | None, agreement: float | None,
     if agreement is not None and agreement >= 1.0:
         return None
     if not q or ref is None or not _finite(q.get("genppl")) or not _finite(q.get("entropy")):
-        return "not judged (and its tokens differ from the reference's)"
+        return "not judged, and its tokens are not shown equal to the reference's"
     if not _finite(ref.get("genppl")) or not _finite(ref.get("entropy")) or ref["genppl"] <= 0:
         return "the reference row is not judged"
     ratio = q["genppl"] / ref["genppl"]
@@ -46,12 +50,18 @@ def quality_verdict(q: dict | None, ref: dict | None, agreement: float | None,
 
 def choose_speedup_row(speedups: dict[str, float | None], quality: dict[str, dict], agreement: dict[str, float | None],
                        reference: str = "llada", genppl_ratio_max: float = GENPPL_RATIO_MAX,
-                       entropy_tol: float = ENTROPY_TOL_NATS) -> Choice:
+                       entropy_tol: float = ENTROPY_TOL_NATS, empty: dict[str, float] | None = None) -> Choice:
     """The fastest row (largest ``speedups[row]``, over the reference) whose quality passes :func:`quality_verdict`.
 
     ``quality[row]`` = {"genppl", "entropy"} (judged; the reference's under ``reference``), ``agreement[row]``
-    the share of its tokens equal to the reference's. Rows without a measured speedup are rejected."""
+    the share of its tokens equal to the reference's, ``empty[row]`` the share of its answers that are empty
+    (module docstring; None: not known, no check). Rows without a measured speedup are rejected."""
     ref_q = quality.get(reference)
+    empty = empty or {}
+    ref_empty = empty.get(reference)
+    if ref_empty is not None and ref_empty >= 1.0:
+        why = "the reference's answers are all empty (EOS at once): nothing was decoded to compare"
+        return Choice(None, None, why, {row: why for row in speedups if row != reference})
     rejected: dict[str, str] = {}
     passing: list[tuple[float, str]] = []
     for row, s in speedups.items():
@@ -59,6 +69,9 @@ def choose_speedup_row(speedups: dict[str, float | None], quality: dict[str, dic
             continue
         if not _finite(s):
             rejected[row] = "no speedup measured"
+            continue
+        if ref_empty is not None and empty.get(row) is not None and empty[row] > ref_empty:
+            rejected[row] = f"{100 * empty[row]:.0f}% of its answers are empty (the reference: {100 * ref_empty:.0f}%)"
             continue
         why = quality_verdict(quality.get(row), ref_q, agreement.get(row), genppl_ratio_max, entropy_tol)
         if why is None:

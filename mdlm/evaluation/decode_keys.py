@@ -11,6 +11,7 @@ comes from, the command, GPU, versions and date (eval/decode_results.py writes t
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -26,27 +27,48 @@ from .decode_report import quality, read_bench, read_json
 WRITTEN_BY = "eval/decode_results.py"
 
 
+# Rows whose tokens equal one-token-per-step greedy decoding by construction (tested): their agreement with the
+# reference counts on any number of sequences. Any other row passes by agreement only when its tokens equal the
+# reference's over at least AGREEMENT_MIN_SEQUENCES sequences (one batch-1 prompt is luck, not evidence).
+EXACT_BY_CONSTRUCTION = ("uncached", "graphs", "graphs+per_block", "verify", "block_exact")
+AGREEMENT_MIN_SEQUENCES = 8
+
+
 class Bench:
-    """The decode_bench output dirs of one model, merged: rows by (B, G, run), judged files, meta."""
+    """The decode_bench output dirs of one model, merged: rows by (B, G, run), judged files, meta, and each
+    row's share of empty answers (from its samples file)."""
 
     def __init__(self, dirs: list[str]):
         if not dirs:
             raise UserError("no decode_bench output dir given")
-        self.dirs, self.rows, self.judged, self.meta = dirs, {}, {}, {}
+        self.dirs, self.rows, self.judged, self.meta, self.empty = dirs, {}, {}, {}, {}
         for d in dirs:
             res, judged = read_bench(d)
             self.meta = self.meta or res["meta"]
             for r in res["rows"]:
-                self.rows[(r["batch_size"], r["gen_length"], r["run"])] = r
+                key = (r["batch_size"], r["gen_length"], r["run"])
+                self.rows[key] = r
+                if r.get("samples") and os.path.isfile(os.path.join(d, r["samples"])):
+                    self.empty[key] = empty_share(os.path.join(d, r["samples"]))
             self.judged.update(judged)
 
     def measured(self, B: int, G: int) -> dict[str, dict]:
         return {run: r for (b, g, run), r in self.rows.items() if b == B and g == G and "skipped" not in r}
 
     def min_agreement(self, G: int, run: str) -> float | None:
-        vals = [r.get("agreement") for (b, g, n), r in self.rows.items() if g == G and n == run and "skipped" not in r]
-        vals = [v for v in vals if v is not None]
-        return min(vals) if vals else None
+        """The smallest share of the row's tokens equal to llada's over the batch sizes measured at ``G``; None
+        when that rests on fewer than AGREEMENT_MIN_SEQUENCES sequences (a row's ``sequences``: its batch size, or
+        the prompts of ``decode_bench.py --b1-prompts``) and the row is not exact by construction."""
+        found = [(r.get("agreement"), r.get("sequences", b)) for (b, g, n), r in self.rows.items()
+                 if g == G and n == run and "skipped" not in r and r.get("agreement") is not None]
+        if not found or (run.partition("@")[0] not in EXACT_BY_CONSTRUCTION
+                         and sum(b for _, b in found) < AGREEMENT_MIN_SEQUENCES):
+            return None
+        return min(v for v, _ in found)
+
+    def max_empty(self, G: int, run: str) -> float | None:
+        vals = [v for (b, g, n), v in self.empty.items() if g == G and n == run]
+        return max(vals) if vals else None
 
     def choose(self, B: int, G: int) -> tuple[Choice, dict[str, dict]]:
         rows = self.measured(B, G)
@@ -56,13 +78,21 @@ class Bench:
         q = {k: v for k, v in q.items() if v is not None}
         agree = {run: self.min_agreement(G, run) for run in rows}
         speed = {run: r["speedup"] for run, r in rows.items()}
-        return choose_speedup_row(speed, q, agree), q
+        empty = {run: self.max_empty(G, run) for run in rows}
+        return choose_speedup_row(speed, q, agree, empty={k: v for k, v in empty.items() if v is not None}), q
 
     def stamp(self) -> dict[str, Any]:
         m = self.meta
         return {"gpu": m.get("device"), "torch": m.get("torch"), "transformers": m.get("transformers"),
                 "dtype": m.get("dtype"), "model": m.get("model"), "block_length": m.get("block_length"),
                 "command": m.get("command"), "date": m.get("date"), "source": self.dirs, "written_by": WRITTEN_BY}
+
+
+def empty_share(samples_path: str) -> float | None:
+    """Share of the samples (decode_bench JSONL, cut at EOS) whose text is empty or whitespace; None if none."""
+    with open(samples_path, encoding="utf-8") as f:
+        texts = [json.loads(line).get("text", "") for line in f if line.strip()]
+    return sum(not t.strip() for t in texts) / len(texts) if texts else None
 
 
 def speedup_key(bench: Bench, G: int, B: int = 1) -> dict[str, Any]:

@@ -140,3 +140,22 @@ def time_llada(fn, case: Case, *, steps: int, repeats: int, max_seconds: float, 
                           f"steps (a full run would exceed --max-seconds-per-row)")
     out, median, note = _timed_runs(lambda: run(None), n, repeats, sync)
     return Timed(out.sequences, median, n, out.nfe, case.canvas.shape[1] * out.nfe, note=note)
+
+
+def merge_prompt_runs(runs: list[Timed], gen_length: int) -> Timed:
+    """One row timed on K prompts, each decoded alone at batch 1, as one row: ``seconds`` the mean time of a decode
+    (so B·G / seconds = K·G / total time and a speedup of two merged rows = ratio of their total times), ``nfe``
+    the mean NFE (rounded to 0.1), ``sequences`` the K generated parts stacked, (K, G) — None when any run was
+    only estimated —, ``repeats`` the fewest of any prompt, the counts summed and the notes joined."""
+    if not runs:
+        raise ValueError("merge_prompt_runs needs at least one run")
+    seqs = None if any(t.sequences is None for t in runs) else torch.cat([t.sequences[:, -gen_length:] for t in runs])
+
+    def total(field: str) -> int | None:
+        vals = [getattr(t, field) for t in runs]
+        return None if any(v is None for v in vals) else sum(vals)
+
+    notes = list(dict.fromkeys(t.note for t in runs if t.note))
+    return Timed(seqs, statistics.fmean(t.seconds for t in runs), min(t.repeats for t in runs),
+                 round(statistics.fmean(t.nfe for t in runs), 1), total("positions"), total("graph_replays"),
+                 "; ".join(notes), sum(t.capture_failures for t in runs))
