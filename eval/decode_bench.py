@@ -136,6 +136,8 @@ def bench(a) -> dict:
     if tok is None or tok.mask_token_id is None:
         raise UserError(f"{a.model} has no tokenizer with a [MASK] token")
     prompts, sync = read_prompts(a.prompts), synchronizer(a.device)
+    if a.b1_prompts > len(prompts) and 1 in a.batch_size:
+        raise UserError(f"--b1-prompts {a.b1_prompts}: {a.prompts} holds only {len(prompts)} prompts")
     plan = row_overrides(a.threshold, a.factor, a.eb_gamma)
     if a.rows:
         try:

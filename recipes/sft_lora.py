@@ -83,6 +83,12 @@ def _check_args(sargs: SFTArguments) -> None:
             raise UserError(f"data file {f!r} does not exist")
     if not 0.0 <= sargs.eval_fraction < 1.0:
         raise UserError(f"--eval_fraction must lie in [0, 1), got {sargs.eval_fraction}")
+    if sargs.response_length is not None and (sargs.response_length < 1 or sargs.pad_policy != "eos"):
+        raise UserError(f"--response_length {sargs.response_length}: needs a value >= 1 and --pad_policy eos "
+                        f"(got {sargs.pad_policy!r})")
+    if sargs.response_length is not None and sargs.gen_length > sargs.response_length:
+        print(f"warning: --gen_length {sargs.gen_length} (the saved chat defaults) is longer than the trained response "
+              f"canvas --response_length {sargs.response_length}; decoding past it can give empty answers", flush=True)
 
 
 def run_fingerprint(sargs: SFTArguments, largs: LoraArguments, diff: DiffusionArguments) -> str:

@@ -346,3 +346,16 @@ def test_base_fingerprint_of_a_tensor_past_float32_integers():
     m.big = torch.nn.Parameter(torch.arange(2**24 + 3, dtype=torch.float32), requires_grad=False)
     probe = _weight_probe(m)["big"]
     assert probe[0] == 0.0 and probe[-1] == float(f"{2**24 + 2:.6g}")
+
+
+@pytest.mark.parametrize("extra", [["--response_length", "0"], ["--response_length", "32", "--pad_policy", "mask"]])
+def test_a_bad_response_canvas_is_refused_before_any_data_is_read(tmp_path, extra):
+    """--response_length must be >= 1 with EOS padding; the error comes before tokenising (no output dir made)."""
+    from mdlm.cli import UserError
+
+    base = tmp_path / "base"
+    base.mkdir()
+    out = tmp_path / "out"
+    with pytest.raises(UserError, match="--response_length"):
+        _recipe().train(["--base_model", str(base), "--output_dir", str(out), *extra])
+    assert not out.exists()

@@ -60,7 +60,7 @@ def choose_speedup_row(speedups: dict[str, float | None], quality: dict[str, dic
     empty = empty or {}
     ref_empty = empty.get(reference)
     if ref_empty is not None and ref_empty >= 1.0:
-        why = "the reference's answers are all empty (EOS at once): nothing was decoded to compare"
+        why = "the reference's answers are all empty (nothing but EOS or whitespace): nothing was decoded to compare"
         return Choice(None, None, why, {row: why for row in speedups if row != reference})
     rejected: dict[str, str] = {}
     passing: list[tuple[float, str]] = []

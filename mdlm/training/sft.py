@@ -30,7 +30,7 @@ class SFTArguments:
     pad_policy: str = field(default="eos", metadata={"help": "eos (LLaDA: EOS padding is scored) or mask"})
     response_length: int | None = field(default=None, metadata={
         "help": "with pad_policy eos: give every training row a response canvas of exactly this many positions "
-                "(answer, then EOS), as decoding with gen_length = this sees it; default: pad to the batch's longest"})
+                "(answer, then EOS), as decoding with gen_length = this sees it (unset: pad to the batch's longest)"})
     eval_pad_policy: str = field(default="mask", metadata={"help": "mask: score response + one EOS only"})
     truncate_prompt: str = field(default="error", metadata={"help": "error or left (keep the prompt's tail)"})
     num_proc: int | None = field(default=None, metadata={"help": "processes for tokenising"})
