@@ -45,12 +45,11 @@ from mdlm.evaluation.decode_report import (
     write_judged,
     write_results,
 )
-from mdlm.evaluation.decode_rows import row_config, row_overrides, sample_stem, select_rows
+from mdlm.evaluation.decode_rows import EXACT_ROWS, row_config, row_overrides, sample_stem, select_rows
 from mdlm.evaluation.decode_timing import Case, merge_prompt_runs, synchronizer, time_generate, time_llada
 from mdlm.evaluation.llada_loop import block_aligned_fn
 
 PROMPTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "decode_prompts.txt")
-EXACT_ROWS = ("graphs", "verify", "graphs+per_block")  # must give the tokens of `uncached` (one token per step) exactly
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
 
@@ -150,7 +149,7 @@ def bench(a) -> dict:
     os.makedirs(os.path.join(a.out, "samples"), exist_ok=True)
     for B in a.batch_size:
         # batch 1 over K prompts (--b1-prompts): each decoded alone, the row's figures merged over them
-        groups = ([[prompts[k % len(prompts)]] for k in range(a.b1_prompts)] if B == 1 else
+        groups = ([[p] for p in prompts[: a.b1_prompts]] if B == 1 else
                   [[prompts[i % len(prompts)] for i in range(B)]])
         for G in a.gen_length:
             max_len = getattr(model.config, "max_position_embeddings", None)
@@ -203,8 +202,6 @@ def run_case(a, model, reference, plan, case: Case, sync, on_row=None) -> dict:
 
 def merge_runs(runs: list[dict], G: int) -> dict:
     """The runs of one (B, G) over several batch-1 prompts as one: a row skipped on any prompt is skipped."""
-    if len(runs) == 1:
-        return runs[0]
     merged = {}
     for name in runs[0]:
         skips = [f"prompt {k}: {r[name]}" for k, r in enumerate(runs) if isinstance(r[name], str)]

@@ -49,6 +49,7 @@ from dataclasses import asdict, dataclass, field
 
 import mdlm  # noqa: F401  (registers the model with the Auto classes)
 from mdlm.cli import UserError, parse_config_and_args, run_cli
+from mdlm.data.sft import check_response_length
 from mdlm.data.sft_sources import build_data, select_eval, wordnet_data  # noqa: F401  (eval/sft_eval.py)
 from mdlm.lora import LoraArguments
 from mdlm.training import DiffusionArguments, MDMTrainer
@@ -83,9 +84,10 @@ def _check_args(sargs: SFTArguments) -> None:
             raise UserError(f"data file {f!r} does not exist")
     if not 0.0 <= sargs.eval_fraction < 1.0:
         raise UserError(f"--eval_fraction must lie in [0, 1), got {sargs.eval_fraction}")
-    if sargs.response_length is not None and (sargs.response_length < 1 or sargs.pad_policy != "eos"):
-        raise UserError(f"--response_length {sargs.response_length}: needs a value >= 1 and --pad_policy eos "
-                        f"(got {sargs.pad_policy!r})")
+    try:
+        check_response_length(sargs.response_length, sargs.pad_policy)
+    except ValueError as e:
+        raise UserError(f"--response_length: {e}") from None
     if sargs.response_length is not None and sargs.gen_length > sargs.response_length:
         print(f"warning: --gen_length {sargs.gen_length} (the saved chat defaults) is longer than the trained response "
               f"canvas --response_length {sargs.response_length}; decoding past it can give empty answers", flush=True)

@@ -313,6 +313,16 @@ def load_sft_jsonl(paths: str | os.PathLike | Sequence[str | os.PathLike], *, ca
 
 
 # -------------------------------------------------------------------------------------- collator
+def check_response_length(response_length: int | None, pad_policy: str) -> None:
+    """ValueError unless ``response_length`` is unset, or ≥ 1 with ``pad_policy="eos"`` (the canvas is EOS-filled)."""
+    if response_length is None:
+        return
+    if response_length < 1:
+        raise ValueError(f"response_length must be at least 1, got {response_length}")
+    if pad_policy != "eos":
+        raise ValueError("response_length (a response canvas filled with EOS) needs pad_policy='eos'")
+
+
 @dataclass
 class SFTCollator:
     """Pad SFT features to the batch's longest row (optionally a multiple of ``pad_to_multiple_of``)
@@ -329,11 +339,7 @@ class SFTCollator:
     response_length: int | None = None
 
     def __post_init__(self) -> None:
-        if self.response_length is not None:
-            if self.response_length < 1:
-                raise ValueError(f"response_length must be at least 1, got {self.response_length}")
-            if self.pad_policy != "eos":
-                raise ValueError("response_length (a response canvas filled with EOS) needs pad_policy='eos'")
+        check_response_length(self.response_length, self.pad_policy)
 
     @classmethod
     def from_tokenizer(

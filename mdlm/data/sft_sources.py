@@ -113,9 +113,6 @@ def build_data(sargs, tok, seed: int = 0) -> SFTData:
     heldout = None
     if rows_eval is not None:
         heldout = tokenize(rows_eval, tok, sargs, sargs.eval_pad_policy, "held-out data")
-    try:
-        collator = SFTCollator.from_tokenizer(tok, sargs.pad_policy, response_length=sargs.response_length)
-    except ValueError as e:
-        raise UserError(f"--response_length: {e}") from None
+    collator = SFTCollator.from_tokenizer(tok, sargs.pad_policy, response_length=sargs.response_length)
     return SFTData(train, heldout, rows_eval, collator,
                    SFTCollator.from_tokenizer(tok, sargs.eval_pad_policy))

@@ -23,14 +23,14 @@ from .decode_choice import (
     choose_speedup_row,
 )
 from .decode_report import quality, read_bench, read_json
+from .decode_rows import EXACT_BY_CONSTRUCTION
 
 WRITTEN_BY = "eval/decode_results.py"
 
 
-# Rows whose tokens equal one-token-per-step greedy decoding by construction (tested): their agreement with the
-# reference counts on any number of sequences. Any other row passes by agreement only when its tokens equal the
-# reference's over at least AGREEMENT_MIN_SEQUENCES sequences (one batch-1 prompt is luck, not evidence).
-EXACT_BY_CONSTRUCTION = ("uncached", "graphs", "graphs+per_block", "verify", "block_exact")
+# A row exact by construction (decode_rows.EXACT_BY_CONSTRUCTION) passes by its agreement with the reference on any
+# number of sequences; any other row only when its tokens equal the reference's over at least AGREEMENT_MIN_SEQUENCES
+# sequences (one batch-1 prompt is luck, not evidence).
 AGREEMENT_MIN_SEQUENCES = 8
 
 

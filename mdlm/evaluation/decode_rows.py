@@ -27,6 +27,12 @@ from typing import Any
 
 from ..sampling import MDLMGenerationConfig
 
+# Rows that must give the tokens of ``uncached`` (one token per step) exactly: the benchmark flags them otherwise.
+EXACT_ROWS = ("graphs", "verify", "graphs+per_block")
+# Rows equal to one-token-per-step greedy decoding by construction (tested): the exact rows, ``uncached`` itself
+# and a block-diffusion model's ``block_exact``.
+EXACT_BY_CONSTRUCTION = ("uncached", "block_exact", *EXACT_ROWS)
+
 
 def row_overrides(threshold: float, factor: float, eb_gamma: float) -> dict[str, dict[str, Any]]:
     """Row name → MDLMGenerationConfig fields over :func:`base_settings`, in the default order the rows run (the
