@@ -26,7 +26,7 @@ from ..schedules import get_schedule
 from .args import DiffusionArguments
 from .safe_trainer import NonFiniteError, NonFiniteLossError, SafeCheckpointMixin
 
-__all__ = ["MDMTrainer", "NonFiniteError", "NonFiniteLossError", "masked_logits"]
+__all__ = ["MDMTrainer", "NonFiniteError", "NonFiniteLossError", "StepSeededMixin", "masked_logits"]
 
 
 def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
@@ -59,7 +59,22 @@ def masked_logits(model: torch.nn.Module, noisy: torch.Tensor, attention_mask: t
     return logits[masked] if logits.dim() == 3 else logits
 
 
-class MDMTrainer(SafeCheckpointMixin, Trainer):
+class StepSeededMixin:
+    """``_generator(device)``: the masking RNG of one micro-batch, seeded from (seed, global step, micro-step, rank),
+    so a resumed run sees exactly the masks it would have seen (for any Trainer subclass)."""
+
+    _micro: tuple[int, int] = (-1, 0)
+
+    def _generator(self, device: torch.device) -> torch.Generator:
+        step = self.state.global_step
+        micro = self._micro[1] + 1 if self._micro[0] == step else 0
+        self._micro = (step, micro)
+        # the global micro-batch index: the same masks on W ranks as on one rank with W× gradient accumulation
+        seed = (self.args.seed * 1_000_003 + step * 1009 + (micro * self.args.world_size + self.args.process_index) * 101) % (2**63)
+        return torch.Generator(device=device).manual_seed(seed)
+
+
+class MDMTrainer(SafeCheckpointMixin, StepSeededMixin, Trainer):
     def __init__(self, *args, diffusion_args: DiffusionArguments, mask_token_id: int, **kwargs):
         super().__init__(*args, **kwargs)
         self.diff = diffusion_args
@@ -68,13 +83,6 @@ class MDMTrainer(SafeCheckpointMixin, Trainer):
         self._micro = (-1, 0)
 
     # ---- loss -------------------------------------------------------------------------------
-    def _generator(self, device: torch.device) -> torch.Generator:
-        step = self.state.global_step
-        micro = self._micro[1] + 1 if self._micro[0] == step else 0
-        self._micro = (step, micro)
-        # the global micro-batch index: the same masks on W ranks as on one rank with W× gradient accumulation
-        seed = (self.args.seed * 1_000_003 + step * 1009 + (micro * self.args.world_size + self.args.process_index) * 101) % (2**63)
-        return torch.Generator(device=device).manual_seed(seed)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         ids = inputs["input_ids"]  # (B, L)
