@@ -54,12 +54,7 @@ for S in "${STAGES[@]}"; do case $S in
 base)
   if [ ! -d .data/shakespeare_bible ] && [ -f .data/shakespeare_bible.tgz ]; then tar xzf .data/shakespeare_bible.tgz -C .data; fi
   need_files "carry .data/shakespeare_bible.tgz" .data/shakespeare_bible/dataset_dict.json
-  if [ -f $RUNS/mdm/config.json ]; then say "MDM kept from an earlier call ($RUNS/mdm)"; else
-    say "train the MDM ($STEPS steps): start"
-    run_for 330 python3 recipes/train_text.py $C --output_dir $RUNS/mdm > $W/train_mdm.log 2>&1
-    say "train: exit $? | $(grep -E 'validation ELBO|rror' $W/train_mdm.log | tail -1)"
-  fi
-  need_files "the MDM did not train (see $W/train_mdm.log)" $RUNS/mdm/config.json
+  ensure_mdm 330
   say "teacher trajectories (up to $NUM_PROMPTS prompts x $GEN tokens): start"
   python3 recipes/distill_parallel.py teacher --model $RUNS/mdm --dataset .data/shakespeare_bible \
     --num_prompts $NUM_PROMPTS --gen_length $GEN --block_length $BLOCK --batch_size $TEACHER_BATCH $GPU_TEACHER \

@@ -35,12 +35,7 @@ if [ "${DRY:-0}" != 1 ]; then
     > $W/gpu_tests.log 2>&1
   say "GPU tests: $(tail -n 1 $W/gpu_tests.log)"
 fi
-if [ -f $RUNS/mdm/config.json ]; then say "MDM kept from an earlier call ($RUNS/mdm)"; else
-  say "train the MDM ($STEPS steps): start"
-  run_for 120 python3 recipes/train_text.py $C --output_dir $RUNS/mdm > $W/train_mdm.log 2>&1
-  say "train: exit $? | $(grep -E 'validation ELBO|rror' $W/train_mdm.log | tail -1)"
-fi
-need_files "the MDM did not train (see $W/train_mdm.log)" $RUNS/mdm/config.json
+ensure_mdm 120
 say "decode_bench b1 ($ROWS) at $LENGTHS: start"
 run_for 15 python3 eval/decode_bench.py --model $RUNS/mdm --out $W/b1 --overwrite --block-length 32 --rows $ROWS \
   --gen-length $LENGTHS $B1 $DEV --no-judge > $W/b1.log 2>&1
