@@ -4,7 +4,9 @@ greedy decodes, so that parallel commits (Fast-dLLM threshold, EB-sampler) fire.
 Two stages, each its own command:
 
     # 1. teacher: the model's own greedy semi-AR decodes (one token per step) of paragraph openings of a training split
-    python recipes/distill_parallel.py teacher --model runs/shakespeare_tiny --dataset shakespeare+bible \\
+    #    (a CPU smoke run on the quickstart model, whose greedy decodes are newlines: the recipe warns, and the distilled
+    #    model is a fast newline printer; distil a model whose greedy text is text, e.g. the 125M GPU one)
+    python recipes/distill_parallel.py teacher --model runs/shakespeare_tiny --dataset shakespeare \\
         --num_prompts 64 --gen_length 64 --block_length 32 --out runs/traj_tiny
     # on a GPU: the dual K/V cache and CUDA graphs make it ~5x faster (trajectories under the cache)
     python recipes/distill_parallel.py teacher --model runs/decode/mdm --dataset .data/shakespeare_bible \\
@@ -15,13 +17,16 @@ Two stages, each its own command:
     # DeepSpeed / torchrun, N GPUs
     deepspeed --num_gpus 2 recipes/distill_parallel.py train --config recipes/configs/distill_parallel_125m.yaml \\
         --base_model runs/decode/mdm --trajectories runs/traj --output_dir runs/distilled
-    # then decode with a threshold (recipes/generate.py --unmasking fast_dllm --threshold 0.9) or benchmark it:
+    # then decode (its saved defaults: greedy, Fast-dLLM threshold 0.9, the training block) or benchmark it:
+    python recipes/generate.py --model runs/distilled_tiny --prompt "ROMEO:"
     python eval/decode_bench.py --model runs/distilled --out runs/bench_distilled --rows graphs threshold eb
 
-``teacher`` writes a ``datasets`` dir (``prompt``, ``prompt_ids``, ``response_ids``; the last ``--eval_rows`` of
-``train`` are held out) plus ``teacher.json`` (model, settings, tokens/s). ``train`` writes an HF checkpoint like
-the base's (loadable with ``from_pretrained``; generation_config.json copied), with ``eval_metrics.json``: held-out
-cross-entropy, accuracy, entropy and the share of positions a 0.9 threshold commits correctly, before and after.
+``teacher`` writes a ``datasets`` dir (``prompt``, ``prompt_ids``, ``response_ids``) plus ``teacher.json`` (model,
+settings, tokens/s, the share of degenerate trajectories). ``train`` holds out the last ``--eval_rows`` trajectories
+and writes an HF checkpoint like the base's (loadable with ``from_pretrained``), whose generation_config.json is the
+base's with greedy threshold decoding (temperature 0, confidence = p, Fast-dLLM threshold 0.9, the training block),
+and ``eval_metrics.json``: held-out cross-entropy, accuracy, entropy and the share of positions a 0.9 threshold commits
+correctly, before (``before_*``) and after (``eval_*``).
 """
 
 from __future__ import annotations
@@ -73,7 +78,7 @@ def teacher(argv) -> dict:
     from datasets import Dataset
 
     from mdlm.certainty_forcing.prompts import paragraph_openings
-    from mdlm.certainty_forcing.teacher import teacher_config, teacher_trajectories
+    from mdlm.certainty_forcing.teacher import degenerate_share, teacher_config, teacher_trajectories
     from mdlm.data.text import load_text_corpus
     from mdlm.pipelines import load_for_generation
 
@@ -102,10 +107,16 @@ def teacher(argv) -> dict:
             print(f"--max_seconds {a.max_seconds:g}: stopping after {len(rows)} of {len(prompts)} prompts", flush=True)
             break
     seconds = time.perf_counter() - t0
+    degenerate = degenerate_share([r["response_ids"] for r in rows])
+    if degenerate >= 0.5:
+        print(f"warning: {degenerate:.0%} of the trajectories are one or two tokens repeated: {a.model}'s greedy "
+              "decoding is degenerate, and distilling it makes a fast model of that (train the model longer)",
+              file=sys.stderr, flush=True)
     meta = {"model": os.path.abspath(a.model), "dataset": a.dataset, "split": a.split, "rows": len(rows), "prompts_asked": a.num_prompts,
             "gen_length": a.gen_length, "block_length": a.block_length, "cache": a.cache,
             "cuda_graphs": config.cuda_graphs, "batch_size": a.batch_size, "seed": a.seed, "seconds": round(seconds, 1),
-            "tokens_per_s": round(len(rows) * a.gen_length / seconds, 1), "device": device, "dtype": str(dtype),
+            "tokens_per_s": round(len(rows) * a.gen_length / seconds, 1), "degenerate_share": round(degenerate, 4),
+            "device": device, "dtype": str(dtype),
             "command": " ".join(sys.argv), "date": time.strftime("%Y-%m-%d")}
     staging = a.out.rstrip("/") + ".partial"
     shutil.rmtree(staging, ignore_errors=True)
@@ -138,17 +149,31 @@ def train(argv=None):
 
     from mdlm.certainty_forcing.args import DistillArguments
     from mdlm.certainty_forcing.collator import TrajectoryCollator
+    from mdlm.certainty_forcing.teacher import student_generation_defaults
     from mdlm.certainty_forcing.trainer import CertaintyForcingTrainer
     from mdlm.generation_defaults import load_generation_defaults
     from mdlm.training.run import finish_run, prepare_run, train_from
 
     dargs, targs = parse_config_and_args((DistillArguments, TrainingArguments), argv)
-    if not dargs.base_model or not os.path.isfile(os.path.join(dargs.base_model, "config.json")):
+    for flag in ("base_model", "trajectories"):
+        if not getattr(dargs, flag):
+            raise UserError(f"--{flag} is required")
+    if not os.path.isfile(os.path.join(dargs.base_model, "config.json")):
         raise UserError(f"--base_model {dargs.base_model!r} is not a checkpoint dir (no config.json)")
     data, meta = read_trajectories(dargs.trajectories)
     dargs.block_length = dargs.block_length or meta["block_length"]
+    if meta["gen_length"] % dargs.block_length:
+        raise UserError(f"--block_length {dargs.block_length} does not divide the trajectories' {meta['gen_length']} "
+                        "tokens (the decoder's blocks would not be the ones trained)")
     if not 0 < dargs.eval_rows < len(data):
         raise UserError(f"--eval_rows {dargs.eval_rows} must be between 1 and the trajectories' {len(data)} - 1")
+    if targs.process_index == 0:
+        if os.path.realpath(dargs.base_model) != os.path.realpath(meta["model"]):
+            print(f"warning: --base_model {dargs.base_model} is not the model the trajectories were decoded by "
+                  f"({meta['model']}): certainty forcing distils a model on its own decodes", file=sys.stderr)
+        if meta.get("degenerate_share", 0) >= 0.5:
+            print(f"warning: {meta['degenerate_share']:.0%} of the trajectories are one or two tokens repeated (a "
+                  "degenerate teacher): the distilled model will decode that, fast", file=sys.stderr)
     fingerprint = json.dumps({"base": os.path.abspath(dargs.base_model), "traj": os.path.abspath(dargs.trajectories),
                               **{k: v for k, v in vars(dargs).items() if k not in ("base_model", "trajectories")}},
                              sort_keys=True)
@@ -164,9 +189,10 @@ def train(argv=None):
                                       distill_args=dargs, mask_token_id=tok.mask_token_id)
     before = trainer.evaluate(metric_key_prefix="before")
     train_from(trainer, resume)
-    metrics = trainer.evaluate() | before
-    model.config.certainty_forcing = {"teacher": meta, **{k: v for k, v in vars(dargs).items()}}
-    finish_run(trainer, tok, metrics, load_generation_defaults(dargs.base_model) or None)
+    metrics = before | trainer.evaluate()  # (both dicts carry the logged epoch: the final one wins)
+    model.config.certainty_forcing = {"teacher": meta, **vars(dargs)}
+    defaults = student_generation_defaults(load_generation_defaults(dargs.base_model), dargs.block_length)
+    finish_run(trainer, tok, metrics, defaults)
     if targs.process_index == 0:
         print(f"held-out positions a {dargs.confident_threshold} threshold commits correctly: "
               f"{before['before_confident_correct']:.1%} -> {metrics['eval_confident_correct']:.1%} | accuracy "

@@ -14,7 +14,8 @@ import torch
 from mdlm.certainty_forcing import certainty_forcing_loss, semi_ar_mask
 from mdlm.certainty_forcing.collator import TrajectoryCollator
 from mdlm.certainty_forcing.prompts import paragraph_openings
-from mdlm.certainty_forcing.teacher import teacher_config, teacher_trajectories
+from mdlm.certainty_forcing.teacher import (degenerate_share, student_generation_defaults, teacher_config,
+                                            teacher_trajectories)
 from mdlm.pipelines import load_for_generation
 from mdlm.pipelines.text import build_text_canvas
 from mdlm.sampling import MDLMGenerationConfig, generate
@@ -98,6 +99,17 @@ def test_paragraph_openings_are_speech_openings_cut_at_a_word():
     assert got == ["ROMEO:\nBut soft, what light through yonder", "In the beginning God created the heaven"]
 
 
+def test_degenerate_teachers_are_named_and_the_student_decodes_greedily_with_a_threshold():
+    assert degenerate_share([[5] * 8, [5, 6] * 4, [1, 2, 3, 4]]) == pytest.approx(2 / 3)
+    with pytest.raises(ValueError):
+        degenerate_share([])
+    base = {"max_new_tokens": 64, "temperature": 1.0, "confidence": "random", "mask_token_id": 3}
+    d = student_generation_defaults(base, 32)
+    cfg = MDLMGenerationConfig.from_dict(d)  # a valid sampler config
+    assert (cfg.temperature, cfg.confidence, cfg.unmasking, cfg.threshold) == (0.0, "prob", "fast_dllm", 0.9)
+    assert cfg.steps == cfg.max_new_tokens == 64 and cfg.block_length == 32 and d["mask_token_id"] == 3
+
+
 def test_trajectory_batch_is_the_samplers_canvas(ck):
     """The collator lays out (prompt, response) exactly where build_text_canvas puts prompt and [MASK]s."""
     tok = load_for_generation(ck).tokenizer
@@ -152,12 +164,15 @@ def test_distilling_a_tiny_model_makes_threshold_decoding_commit_in_parallel(ck,
                               "--gen_length", str(G), "--block_length", str(b), "--batch_size", "32",
                               "--out", str(traj)], capture_output=True, text=True, env=env)
     assert p.returncode == 0, p.stderr[-2000:]
-    assert json.loads((traj / "teacher.json").read_text())["rows"] == 96
+    meta = json.loads((traj / "teacher.json").read_text())
+    assert meta["rows"] == 96 and 0.0 <= meta["degenerate_share"] <= 1.0
     p = subprocess.run(run + ["train", "--config", os.path.join(ROOT, "recipes/configs/distill_parallel_tiny.yaml"),
                               "--base_model", src, "--trajectories", str(traj), "--output_dir", str(out),
                               "--max_steps", "60", "--learning_rate", "0.003", "--disable_tqdm", "true"],
                        capture_output=True, text=True, env=env)
     assert p.returncode == 0, p.stderr[-2000:]
+    saved = json.loads((out / "generation_config.json").read_text())
+    assert (saved["unmasking"], saved["threshold"], saved["temperature"]) == ("fast_dllm", 0.9, 0.0)
     metrics = json.loads((out / "eval_metrics.json").read_text())
     assert metrics["eval_confident_correct"] > metrics["before_confident_correct"] + 0.3
     held_out = ["over the lazy", "not all the world", "a sense to"]

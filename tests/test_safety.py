@@ -88,6 +88,18 @@ def test_resuming_a_finished_run_says_so_and_changes_nothing(finished, tmp_path)
     assert _snapshot(run) == before  # no checkpoint-3, the final model untouched
 
 
+def test_resuming_a_finished_run_without_checkpoints_refuses_to_start_over(finished, tmp_path):
+    """A run saved with save_strategy 'no' has its final model and no checkpoint: `--resume_from_checkpoint auto`
+    with a larger --max_steps would retrain from scratch and replace the model, so it is refused."""
+    run = _copy(finished, tmp_path / "run")
+    shutil.rmtree(run / "checkpoint-2")
+    before = _snapshot(run)
+    r = _cli("recipes/train_text.py", *TINY, "--output_dir", str(run), "--max_steps", "4", "--save_steps", "2",
+             "--resume_from_checkpoint", "auto", cwd=tmp_path)
+    assert r.returncode == 2 and "no complete checkpoint to resume from" in _last_line(r), r.stderr[-2000:]
+    assert _snapshot(run) == before  # the final model untouched
+
+
 def test_killed_during_the_final_save_finishes_without_training_past_max_steps(recipe, finished, tmp_path):
     """checkpoint-2 = max_steps, but no final model (and no 'finished' mark): the resume only finishes."""
     run = _copy(finished, tmp_path / "run")

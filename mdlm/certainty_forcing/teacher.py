@@ -55,3 +55,21 @@ def teacher_trajectories(model: torch.nn.Module, tokenizer, prompts: list[str], 
         bar.update(len(batch))
         bar.set_postfix(tokens_per_s=f"{made / (time.perf_counter() - t0):,.0f}")
     bar.close()
+
+
+def degenerate_share(responses: list[list[int]], max_distinct: int = 2) -> float:
+    """Share of ``responses`` (token-id lists) made of at most ``max_distinct`` distinct tokens — greedy decoding
+    stuck on one or two tokens (a model trained for minutes prints newlines). Distilling such trajectories makes a
+    fast model of that, so the recipe warns. Raises ``ValueError`` for no responses."""
+    if not responses:
+        raise ValueError("no responses")
+    return sum(len(set(r)) <= max_distinct for r in responses) / len(responses)
+
+
+def student_generation_defaults(base: dict, block_length: int, threshold: float = 0.9) -> dict:
+    """The distilled model's sampler defaults: the base's (``generation_config.json`` fields) with the decoding it was
+    distilled for — greedy (temperature 0, confidence = p(argmax), no choice noise), Fast-dLLM's ``threshold`` rule
+    with ``steps`` = the generated length (only a cap), semi-AR blocks of ``block_length`` (at most the length)."""
+    gen = int(base.get("max_new_tokens") or 128)
+    return {**base, "temperature": 0.0, "confidence": "prob", "choice_noise": 0.0, "schedule": "even",
+            "unmasking": "fast_dllm", "threshold": threshold, "steps": gen, "block_length": min(block_length, gen)}

@@ -44,8 +44,13 @@ def _finished_step(targs: TrainingArguments) -> int | None:
 def _resolve_resume(targs: TrainingArguments, want: str) -> str | None:
     if str(want).lower() in _AUTO:
         resume = last_checkpoint(targs.output_dir)
-        if resume is None and targs.process_index == 0:
-            print(f"no complete checkpoint in {targs.output_dir}; starting from scratch", flush=True)
+        if resume is None:  # it holds this run's output but nothing to resume: training would replace it from scratch
+            final = os.path.isfile(os.path.join(targs.output_dir, "config.json"))
+            what = "this run's final model" if final else "this run's output"
+            raise ValueError(
+                f"output_dir {targs.output_dir!r} holds {what} "
+                "but no complete checkpoint to resume from (save_strategy 'no'?): training again would start from "
+                "scratch and replace it; choose another --output_dir, or delete it to start over")
     elif os.path.isdir(want):
         resume = want
     else:
