@@ -36,6 +36,7 @@ import os
 import random
 import shutil
 import sys
+import tempfile
 import time
 
 import mdlm  # noqa: F401  (registers the model with the Auto classes)
@@ -75,7 +76,6 @@ def teacher_args(argv):
 
 def teacher(argv) -> dict:
     import torch
-    from datasets import Dataset
 
     from mdlm.certainty_forcing.prompts import paragraph_openings
     from mdlm.certainty_forcing.teacher import degenerate_share, teacher_config, teacher_trajectories
@@ -112,23 +112,38 @@ def teacher(argv) -> dict:
         print(f"warning: {degenerate:.0%} of the trajectories are one or two tokens repeated: {a.model}'s greedy "
               "decoding is degenerate, and distilling it makes a fast model of that (train the model longer)",
               file=sys.stderr, flush=True)
-    meta = {"model": os.path.abspath(a.model), "dataset": a.dataset, "split": a.split, "rows": len(rows), "prompts_asked": a.num_prompts,
-            "gen_length": a.gen_length, "block_length": a.block_length, "cache": a.cache,
-            "cuda_graphs": config.cuda_graphs, "batch_size": a.batch_size, "seed": a.seed, "seconds": round(seconds, 1),
-            "tokens_per_s": round(len(rows) * a.gen_length / seconds, 1), "degenerate_share": round(degenerate, 4),
-            "device": device, "dtype": str(dtype),
+    meta = {"model": os.path.abspath(a.model), "dataset": a.dataset, "split": a.split, "rows": len(rows),
+            "prompts_asked": a.num_prompts, "gen_length": a.gen_length, "block_length": a.block_length,
+            "cache": a.cache, "cuda_graphs": config.cuda_graphs, "batch_size": a.batch_size, "seed": a.seed,
+            "seconds": round(seconds, 1), "tokens_per_s": round(len(rows) * a.gen_length / seconds, 1),
+            "degenerate_share": round(degenerate, 4), "device": device, "dtype": str(dtype),
             "command": " ".join(sys.argv), "date": time.strftime("%Y-%m-%d")}
-    staging = a.out.rstrip("/") + ".partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    Dataset.from_list(rows).save_to_disk(staging)
-    with open(os.path.join(staging, TEACHER_META), "w", encoding="utf-8") as f:
-        json.dump(meta, f, indent=1)
-    if os.path.exists(a.out):  # --overwrite: replaced only once the new one is complete
-        shutil.rmtree(a.out)
-    os.replace(staging, a.out)
+    write_trajectories(rows, meta, a.out)
     print(f"wrote {a.out}: {len(rows)} trajectories of {a.gen_length} tokens in {seconds:.0f} s "
           f"({meta['tokens_per_s']:,.0f} tokens/s)", flush=True)
     return meta
+
+
+def write_trajectories(rows: list[dict], meta: dict, out: str) -> None:
+    """Save ``rows`` (a ``datasets`` dir) + ``teacher.json`` into a fresh staging dir beside ``out``, then swap it in:
+    an existing ``out`` (``--overwrite``) is replaced only once the new one is complete."""
+    from datasets import Dataset
+
+    parent = os.path.dirname(os.path.abspath(out))
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(dir=parent, prefix=".distill_teacher_")
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staging, 0o777 & ~umask)  # a plain dir, not mkdtemp's private 0700
+    try:
+        Dataset.from_list(rows).save_to_disk(staging)
+        with open(os.path.join(staging, TEACHER_META), "w", encoding="utf-8") as f:
+            json.dump(meta, f, indent=1)
+        if os.path.exists(out):
+            shutil.rmtree(out)
+        os.replace(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # gone already after the swap
 
 
 # ----------------------------------------------------------------------------------------------- train
