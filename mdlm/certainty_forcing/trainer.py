@@ -57,15 +57,12 @@ class CertaintyForcingTrainer(SafeCheckpointMixin, StepSeededMixin, Trainer):
         with torch.no_grad(), self.autocast_smart_context_manager():
             for batch in self.get_eval_dataloader(ds):
                 logits, y = self._scored_logits(model, self._prepare_inputs(batch), g)  # (M, V), (M,)
-                logp = torch.log_softmax(logits.float(), -1)  # (M, V)
-                p_max, arg = logp.max(-1)  # (M,) each
-                correct = (arg == y).double()  # (M,)
-                logq = torch.log_softmax(logits.float() / self.dist.certainty_temperature, -1)
-                ent = -(logq.exp() * logq).sum(-1).double()  # (M,)
-                conf = correct * (p_max.exp() >= self.dist.confident_threshold).double()
-                ce = -logp.gather(1, y[:, None]).squeeze(1).double()  # (M,)
-                sums += torch.stack([ce.sum(), correct.sum(), (ent * correct).sum(), conf.sum()])
-                n += y.numel()
+                out = certainty_forcing_loss(logits, y, temperature=self.dist.certainty_temperature)  # batch means
+                p_max, arg = torch.softmax(logits.float(), -1).max(-1)  # (M,) each
+                conf = ((arg == y) & (p_max >= self.dist.confident_threshold)).sum()
+                m, right = y.numel(), out.accuracy * y.numel()  # means → sums over the batch's positions
+                sums += torch.stack([out.cross_entropy * m, right, out.entropy * right, conf]).double()
+                n += m
         sums, n = self.accelerator.reduce(sums, "sum"), self.accelerator.reduce(n, "sum")
         ce, right, ent, conf = (sums / n.clamp_min(1)).tolist()
         metrics = {f"{metric_key_prefix}_cross_entropy": ce, f"{metric_key_prefix}_accuracy": right,

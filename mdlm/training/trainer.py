@@ -80,7 +80,6 @@ class MDMTrainer(SafeCheckpointMixin, StepSeededMixin, Trainer):
         self.diff = diffusion_args
         self.mask_token_id = int(mask_token_id)
         self.schedule = get_schedule(diffusion_args.schedule)
-        self._micro = (-1, 0)
 
     # ---- loss -------------------------------------------------------------------------------
 
