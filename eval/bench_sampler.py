@@ -15,7 +15,9 @@ sampler (``steps`` = the generated length, only a cap), greedy one token per ste
 equal to one-token-per-step greedy — 100% unless the batched forward rounds differently from the B-row one), and
 the EOS early stop. On a GPU, two more rows run the greedy LLaDA setting
 with ``cuda_graphs=True`` (each step — forward on the block window, greedy step, canvas update — replayed
-as one CUDA graph); their overhead is measured against back-to-back CUDA-graph replays of the forward alone.
+as one CUDA graph); their overhead is measured against back-to-back CUDA-graph replays of the forward alone; two
+more add ``torch_compile`` (forward and greedy step through TorchInductor), measured against the compiled forward's
+replays.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from mdlm.pipelines import load_for_generation  # noqa: E402
 from mdlm.pipelines.text import build_text_canvas  # noqa: E402
 from mdlm.sampling import SamplerConfig, as_logits_fn, generate, trim_at_eos  # noqa: E402
 from mdlm.sampling.cached_calls import WindowLogits  # noqa: E402
+from mdlm.sampling.compiled import compiled_calls  # noqa: E402
 
 GREEDY = dict(schedule="even", temperature=0.0)
 STRATEGIES = {
@@ -63,6 +66,10 @@ GRAPHED = {  # rows run with the model itself (LM head on the block window) and 
     "llada + CUDA graphs (no EOS policy: no sync)": {"cuda_graphs": True, "stop_at_eos": False},
     "fast_dllm 0.9 + CUDA graphs": {"cuda_graphs": True, "unmasking": "fast_dllm", "threshold": 0.9, "steps": None},
     "eb γ=0.1 + CUDA graphs": {"cuda_graphs": True, "unmasking": "eb", "eb_gamma": 0.1, "steps": None},
+    # the forward and the greedy step through torch.compile (their overhead: over the compiled forward's replays)
+    "llada + CUDA graphs + torch_compile (no sync)": {"cuda_graphs": True, "stop_at_eos": False, "torch_compile": True},
+    "fast_dllm 0.9 + CUDA graphs + torch_compile": {"cuda_graphs": True, "unmasking": "fast_dllm", "threshold": 0.9,
+                                                    "steps": None, "torch_compile": True},
 }
 
 
@@ -73,13 +80,14 @@ def sampler_config(kw: dict, steps: int, block_length: int, gen_length: int):
     return SamplerConfig(steps=gen_length if row_steps is None else row_steps, block_length=block_length, **kw)
 
 
-def graphed_forward_seconds(model, canvas, attn, gen_length: int, block_length: int, repeats: int) -> float:
+def graphed_forward_seconds(model, canvas, attn, gen_length: int, block_length: int, repeats: int,
+                            compiled: bool = False) -> float:
     """Seconds of one forward (logits of the first block's window) replayed back to back as a CUDA graph:
-    the reference for the graphed rows' overhead."""
+    the reference for the graphed rows' overhead (``compiled``: the forward through torch.compile)."""
     lo = canvas.shape[1] - gen_length
     fwd = WindowLogits(model, attn)
     x = canvas.clone()
-    with torch.no_grad():
+    with torch.no_grad(), compiled_calls(model, compiled):
         for _ in range(3):
             fwd(x, lo, lo + block_length)
         torch.cuda.synchronize()
@@ -195,11 +203,16 @@ def main() -> None:
                      "overhead_pct": round(100 * (total - out.nfe * t_fwd) / total, 2),
                      "overhead_synced_pct": round(100 * (synced_total - timed.seconds) / synced_total, 2),
                      "example": text})
+    t_graph_compiled = None
     if cuda:  # the whole step (forward on the block window + greedy step) replayed as one CUDA graph
         for name, extra in GRAPHED.items():
             if not wanted(name):
                 continue
             cfg = sampler_config({**STRATEGIES[GRAPH_BASE], **extra}, a.steps, a.block_length, a.gen_length)
+            if cfg.torch_compile and t_graph_compiled is None:
+                t_graph_compiled = graphed_forward_seconds(model, canvas, attn, a.gen_length, a.block_length,
+                                                           a.repeats, compiled=True)
+            t_ref = t_graph_compiled if cfg.torch_compile else t_graph
 
             def run_graphed():
                 sync()
@@ -216,8 +229,8 @@ def main() -> None:
             text = tok.decode(trim_at_eos(gen[:1], tok.eos_token_id)[0], skip_special_tokens=True)
             rows.append({"strategy": name, "nfe": out.nfe, "graph_replays": out.graph_replays,
                          "seconds": round(total, 4), "tokens_per_s": round(a.batch * a.gen_length / total, 1),
-                         "forward_ms": round(1000 * t_graph, 3),
-                         "overhead_pct": round(100 * (total - out.nfe * t_graph) / total, 2),
+                         "forward_ms": round(1000 * t_ref, 3),
+                         "overhead_pct": round(100 * (total - out.nfe * t_ref) / total, 2),
                          "overhead_synced_pct": None, "example": text})
     print(f"\nmodel {a.model} | device {a.device} | batch {a.batch} × {a.gen_length} tokens | steps {a.steps} | "
           f"block {a.block_length} | one forward {1000 * t_fwd:.2f} ms\n")
@@ -230,7 +243,8 @@ def main() -> None:
               f"{r.get('verify_rows') or ''} | {same} |")
     if t_graph is not None:
         print(f"\nCUDA-graph rows: overhead over back-to-back graph replays of the forward alone "
-              f"(block-window logits), {1000 * t_graph:.3f} ms each")
+              f"(block-window logits), {1000 * t_graph:.3f} ms each"
+              + ("" if t_graph_compiled is None else f"; {1000 * t_graph_compiled:.3f} ms compiled (torch_compile rows)"))
     print()
     for r in rows:
         print(f"### {r['strategy']}\n{a.prompt}{r['example']}\n")

@@ -2,6 +2,7 @@
 
     python eval/profile_gpu.py decode --size 125m --batch 64 --gen-length 256 --block-length 32
     python eval/profile_gpu.py decode --size 125m --batch 1 --gen-length 512 --float32-norm   # the "before" norm
+    python eval/profile_gpu.py decode --size 125m --batch 1 --gen-length 512 --compile   # + torch.compile rows
     python eval/profile_gpu.py train --size 125m --batch 32 --compile
 
 Speed does not depend on the weights for these shapes, so the model is randomly initialised
@@ -29,6 +30,7 @@ from mdlm.modeling.padding import default_position_ids
 from mdlm.sampling.cached_calls import BlockCachedLogits
 from mdlm.sampling import SamplerConfig, as_logits_fn, generate
 from mdlm.sampling.fused_step import greedy_confidence_step
+from mdlm.sampling.compiled import compiled_calls
 from mdlm.sampling.graphs import capture
 
 
@@ -118,20 +120,26 @@ def decode(a) -> None:
             ("llada", reference, "none", False, True), ("uncached", model, "none", False, True),
             ("graphs (one capture per block)", model, "none", True, False), ("graphs", model, "none", True, True),
             ("dual", model, "dual", False, True), ("dual+graphs (one capture per block)", model, "dual", True, False),
-            ("dual+graphs", model, "dual", True, True)):
-        if graphs and not cuda:
+            ("dual+graphs", model, "dual", True, True), ("graphs+compile", model, "none", True, True),
+            ("dual+graphs+compile", model, "dual", True, True)):
+        compiled = name.endswith("+compile")
+        if (graphs and not cuda) or (compiled and not a.compile):
             continue
         cfg = SamplerConfig(steps=a.gen_length, block_length=a.block_length, schedule="even", temperature=0.0,
                             remasking="low_confidence", stop_at_eos=False, cache=cache, cuda_graphs=graphs,
-                            cuda_graph_reuse=reuse)
+                            cuda_graph_reuse=reuse, torch_compile=compiled)
         run = lambda: generate(m, x, mask_id=MASK, config=cfg, attention_mask=am)  # noqa: E731
         with torch.no_grad():
+            if compiled:  # the first call compiles
+                t = time.perf_counter()
+                run()
+                print(f"generate {name}: first call (compilation) {time.perf_counter() - t:.1f} s")
             ms = timeit(run, 1, cuda)
             out = run()
         print(f"generate {name}: {ms:.0f} ms, NFE {out.nfe}, graph replays {out.graph_replays}, "
               f"{ms / out.nfe:.2f} ms per step, {B * a.gen_length / ms * 1000:,.0f} tokens/s")
-        if name == "graphs":  # is a replayed step GPU-bound? (kernel time / wall time of the whole generation;
-            # not for dual+graphs: its capture under the profiler failed on the H200, 2026-11-30)
+        if name in ("graphs", "graphs+compile"):  # is a replayed step GPU-bound? (kernel time / wall time of the
+            # whole generation; not for dual+graphs: its capture under the profiler failed on the H200, 2026-11-30)
             with torch.no_grad(), profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
                 t = time.perf_counter()
                 run()
@@ -153,6 +161,29 @@ def decode(a) -> None:
                 torch.cuda.synchronize()
             wall = 1000 * (time.perf_counter() - t)
     print("\n5 dual-cached steps (block forward + greedy step):")
+    table(prof, wall, a.rows)
+    if a.compile:
+        compiled_steps(a, model, runner, x, lo, hi, (cols, blk, n_after, sup, gen), cuda)
+
+
+def compiled_steps(a, model, runner: BlockCachedLogits, x, lo: int, hi: int, step_args: tuple, cuda: bool) -> None:
+    """The kernel table of the same dual-cached steps with the forward through torch.compile (after)."""
+    cols, blk, n_after, sup, gen = step_args
+    with torch.no_grad(), compiled_calls(model, True):
+        runner.fill(x, lo, hi)
+        for _ in range(3):  # compile (the step's first calls)
+            runner.step(x, lo, hi)
+        if cuda:
+            torch.cuda.synchronize()
+        with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])) as prof:
+            t = time.perf_counter()
+            for _ in range(5):
+                lg = runner.step(x, lo, hi)
+                greedy_confidence_step(lg, x, cols, blk, n_after, sup, gen, MASK, None)[2].tolist()
+            if cuda:
+                torch.cuda.synchronize()
+            wall = 1000 * (time.perf_counter() - t)
+    print("\n5 dual-cached steps, the forward through torch.compile (block forward + greedy step):")
     table(prof, wall, a.rows)
 
 
@@ -199,7 +230,8 @@ def main() -> int:
     p.add_argument("--gen-length", type=positive_int, default=256, help="decode: generated tokens per row")
     p.add_argument("--block-length", type=positive_int, default=32, help="decode: block width")
     p.add_argument("--seq-len", type=positive_int, default=1024, help="train: tokens per row")
-    p.add_argument("--compile", action="store_true", help="train: torch.compile the model")
+    p.add_argument("--compile", action="store_true", help="train: torch.compile the model; decode: also the "
+                   "torch_compile generate rows and the compiled steps' kernel table")
     p.add_argument("--float32-norm", action="store_true",
                    help="decode: profile with the RMSNorm of before 2026-11-30 (float32 upcasts) for a before/after")
     p.add_argument("--n", type=positive_int, default=10, help="timed calls per micro-benchmark")

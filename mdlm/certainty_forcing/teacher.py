@@ -18,11 +18,12 @@ from ..pipelines.text import build_text_canvas
 from ..sampling import MDLMGenerationConfig, generate
 
 
-def teacher_config(gen_length: int, block_length: int, cache: str = "none", cuda_graphs: bool = False
-                   ) -> MDLMGenerationConfig:
-    """LLaDA's greedy one-token-per-step setting at ``gen_length`` / ``block_length`` (+ ``cache``, graphs)."""
+def teacher_config(gen_length: int, block_length: int, cache: str = "none", cuda_graphs: bool = False,
+                   torch_compile: bool = False) -> MDLMGenerationConfig:
+    """LLaDA's greedy one-token-per-step setting at ``gen_length`` / ``block_length`` (+ ``cache``, graphs,
+    ``torch_compile``)."""
     return MDLMGenerationConfig(**base_settings(gen_length, block_length) | {
-        "cache_implementation": cache, "cuda_graphs": cuda_graphs})
+        "cache_implementation": cache, "cuda_graphs": cuda_graphs, "torch_compile": torch_compile})
 
 
 @torch.inference_mode()

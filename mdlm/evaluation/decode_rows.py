@@ -14,6 +14,7 @@ how the network is called and how many tokens a step commits. ``llada`` is not a
   verify              exact self-speculative decoding: a threshold draft, kept only where one more forward agrees
   block_exact         block-diffusion models (BD3-LM): finished blocks' K/V cached exactly
   ...+eos             EOS-aware early block termination
+  ...+compile         the network's forward through torch.compile (TorchInductor's fused kernels, then the graphs)
   ...+per_block       CUDA graphs captured once per block (before 2026-11-30: the window baked into each graph)
                       instead of once per generation (``cuda_graph_reuse``), for a before/after in one run
 Combinations are named by joining with ``+``; ``ROW@T`` runs a threshold row at threshold T. A row whose option the
@@ -65,12 +66,18 @@ def row_overrides(threshold: float, factor: float, eb_gamma: float) -> dict[str,
     }
 
 
+COMPILE_SUFFIX = "+compile"  # any row name + this: the same row with torch_compile=True
+
+
 def select_rows(plan: dict[str, dict[str, Any]], names: list[str]) -> dict[str, dict[str, Any]]:
     """The rows ``names`` of ``plan``, in the order given. ``ROW@T`` (e.g. ``dual+threshold@0.7``) is a threshold
-    row of ``plan`` run with the Fast-dLLM threshold T instead. Raises ``ValueError`` naming unknown rows."""
+    row of ``plan`` run with the Fast-dLLM threshold T instead; ``ROW+compile`` (e.g. ``threshold+compile@0.8``) the
+    row with ``torch_compile``. Raises ``ValueError`` naming unknown rows."""
     out, unknown = {}, []
     for name in names:
         base, _, t = name.partition("@")
+        compiled = base.endswith(COMPILE_SUFFIX) and base != COMPILE_SUFFIX
+        base = base[: -len(COMPILE_SUFFIX)] if compiled else base
         kw = plan.get(base)
         if kw is None or (t and kw.get("threshold") is None):  # a factor row has threshold None
             unknown.append(name)
@@ -83,9 +90,10 @@ def select_rows(plan: dict[str, dict[str, Any]], names: list[str]) -> dict[str, 
             if not 0.0 < thr < 1.0:
                 raise ValueError(f"row {name!r}: the threshold after '@' must be a number in (0, 1)")
             kw = kw | {"threshold": thr}
-        out[name] = kw
+        out[name] = kw | {"torch_compile": True} if compiled else kw
     if unknown:
-        raise ValueError(f"unknown row(s) {unknown}; valid: llada, {', '.join(plan)} (threshold rows also as ROW@T)")
+        raise ValueError(f"unknown row(s) {unknown}; valid: llada, {', '.join(plan)} (any row also as ROW+compile, "
+                         "threshold rows also as ROW@T)")
     return out
 
 

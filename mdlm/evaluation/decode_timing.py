@@ -107,16 +107,22 @@ def time_generate(model, case: Case, config: MDLMGenerationConfig, *, repeats: i
         return out
 
     warm_config = dataclasses.replace(config, steps=case.block_length)  # the first block at one token per step
+    notes, first = [], None
+    if config.torch_compile:  # a shape's first call compiles: a one-off cost, kept out of the estimate
+        _, first = _timed(lambda: run(case.first_block(), warm_config), sync)
     _, warm = _timed(lambda: run(case.first_block(), warm_config), sync)
+    if first is not None and first - warm > 1.0:  # it compiled (later prompts reuse the compiled graphs): say so
+        notes.append(f"first call {first:.1f} s (torch.compile)")
     estimate = warm * case.n_blocks
     n = fit_repeats(estimate, repeats, max_seconds)
     if n == 0:
-        return Timed(None, estimate, 0, 0, note=f"skipped: estimated {estimate:.1f} s a run (first-block warm-up "
-                                                 f"{warm:.2f} s x {case.n_blocks} blocks) > --max-seconds-per-row",
-                     capture_failures=sum(failed))
+        return Timed(None, estimate, 0, 0, note="; ".join(notes + [
+            f"skipped: estimated {estimate:.1f} s a run (first-block warm-up {warm:.2f} s x {case.n_blocks} blocks) "
+            "> --max-seconds-per-row"]), capture_failures=sum(failed))
     out, median, note = _timed_runs(lambda: run(None), n, repeats, sync)
     if sum(failed):
-        note = "; ".join(x for x in (note, f"{sum(failed)} CUDA-graph capture(s) failed: eager fallback") if x)
+        notes.append(f"{sum(failed)} CUDA-graph capture(s) failed: eager fallback")
+    note = "; ".join(x for x in (note, *notes) if x)
     return Timed(out.sequences, median, n, out.nfe, out.positions, out.graph_replays, note, sum(failed))
 
 

@@ -139,6 +139,10 @@ class MDLMGenerationConfig:
         "cuda_graphs without a cache or with the dual cache: the model reads the block window from device tensors, "
         "so one graph per kind of step (block start, later step) serves every block of the same width; off: one "
         "capture per block (the same samples; slower: each capture costs host time)"))
+    torch_compile: bool = field(default=False, metadata=_help(
+        "compile the network's forward with torch.compile (TorchInductor fuses its small kernels; with cuda_graphs the "
+        "graphs capture the fused kernels); the first generation of each canvas shape pays the compilation, tens of "
+        "seconds on a GPU; needs the model itself (an nn.Module), not a logits function"))
     reuse_logits: bool = field(default=True, metadata=_help("reuse logits while the canvas is unchanged"))
     return_history: bool = field(default=False, metadata=_help("keep the canvas after every step"))
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .blocks import Block
+from .compiled import compiled_function
 from .fused_step import greedy_confidence_step
 from .graphs import capture_counted
 from .step_graph import GreedyStepGraph
@@ -35,7 +36,10 @@ Tensor = torch.Tensor
 class _Graphs:
     enabled: bool = True
     reuse: bool = False  # graphs kept across blocks (the runner reads a fixed window)
-    warm: set = field(default_factory=set)  # kinds of step that ran eagerly once (lazy kernel set-up done)
+    warm: dict = field(default_factory=dict)  # kind of step → eager runs so far (lazy set-up, compilation)
+    # eager runs of a kind before its capture: 1 (lazy kernel set-up); 2 with torch_compile, whose second call of a
+    # kind can trace a new graph (the dual cache's first refill in place) — compiling inside a capture breaks it
+    warm_runs: int = 1
     captured: dict = field(default_factory=dict)  # kind of step → CountedGraph
     replays: int = 0
 
@@ -59,7 +63,7 @@ class GreedyStep:
     def __init__(self, run: Sampling, want_info: bool):
         self.run, self.want_info = run, want_info
         cfg = run.config
-        self.graphs = _Graphs() if cfg.cuda_graphs and _graphs_possible(run.x) else None
+        self.graphs = _Graphs(warm_runs=1 + cfg.torch_compile) if cfg.cuda_graphs and _graphs_possible(run.x) else None
         if self.graphs is not None and cfg.cuda_graph_reuse:
             self.graphs.reuse = run.runner.use_fixed_window(run.x.device)
         use_step_graph = cfg.step_graph and run.x.is_cuda and self.graphs is None
@@ -102,9 +106,9 @@ class GreedyStep:
     def fused(self, c: Tensor, window: Tensor, blk: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """The step after the forward: logits c (B, W, V) → (new canvas, committed, flags)."""
         run, cfg = self.run, self.run.config
-        return greedy_confidence_step(c, run.x, window, blk, self.n_after, run.suppressed(c.shape[-1]), run.gen,
-                                      run.mask_id, run.eos_id, cfg.threshold, self.rule, cfg.factor, cfg.eb_gamma,
-                                      run.stop_ids, run.early_eos_id)
+        step = compiled_function(greedy_confidence_step) if cfg.torch_compile else greedy_confidence_step
+        return step(c, run.x, window, blk, self.n_after, run.suppressed(c.shape[-1]), run.gen, run.mask_id, run.eos_id,
+                    cfg.threshold, self.rule, cfg.factor, cfg.eb_gamma, run.stop_ids, run.early_eos_id)
 
     def body(self) -> tuple[Tensor, Tensor]:
         run, blk = self.run, self.block
@@ -133,7 +137,7 @@ class GreedyStep:
         runner, graphs = self.run.runner, self.graphs
         graph = graphs.captured.get(kind)
         if graph is None:
-            if kind not in graphs.warm:
+            if graphs.warm.get(kind, 0) < graphs.warm_runs:
                 return None
             span = runner.span
             graph = capture_counted(self.body, runner.counters, runner.set_counters)  # records, does not run
@@ -160,7 +164,7 @@ class GreedyStep:
         if out is None:
             out = self.body()
             if kind is not None:
-                self.graphs.warm.add(kind)
+                self.graphs.warm[kind] = self.graphs.warm.get(kind, 0) + 1
         committed, flags = out
         if self.synced:
             changed, left, early = flags.tolist()  # the step's one host synchronisation

@@ -21,6 +21,7 @@ import torch
 
 from .blocks import Block, BlockPlan
 from .callbacks import Callback, StepInfo, compose
+from .compiled import compiled_calls
 from .config import MDLMGenerationConfig
 from .greedy import GreedyStep
 from .inputs import check_generator, prepare_canvas
@@ -95,13 +96,14 @@ def generate(model_fn: Any, canvas: Tensor, *, mask_id: int, config: MDLMGenerat
             rows no token decodes from).
     Raises:
         ValueError: missing ``mask_id``, masks of the wrong shape, steps < blocks, a cache with a plain callable.
+        TypeError: ``config.torch_compile`` with a plain callable (it compiles an ``nn.Module``'s forward).
     Warns:
         UserWarning: ``config.steps`` exceeds the positions to generate (clamped).
     """
     cfg = MDLMGenerationConfig() if config is None else config
     if not isinstance(cfg, MDLMGenerationConfig):
         raise TypeError(f"config must be an MDLMGenerationConfig, got {type(cfg).__name__}")
-    with torch.inference_mode():
+    with torch.inference_mode(), compiled_calls(model_fn, cfg.torch_compile):
         x, gen, cond, model_am = prepare_canvas(canvas, mask_id, generate_mask, cond_mask, attention_mask)
         generator = check_generator(generator, x.device)
         history = [x.clone()] if cfg.return_history else None
@@ -116,7 +118,8 @@ def generate(model_fn: Any, canvas: Tensor, *, mask_id: int, config: MDLMGenerat
             steps = n_max
         plan = BlockPlan(gen, steps, decode_block_length(model_fn, cfg.block_length), cfg.schedule)
         runner = ModelRunner(model_fn, model_am, cond, mask_id, cache=cfg.cache_implementation, gen=gen,
-                             partial=cfg.partial_cache, guidance=cfg.guidance_scale > 0, batch=cfg.guidance_batch)
+                             partial=cfg.partial_cache, guidance=cfg.guidance_scale > 0, batch=cfg.guidance_batch,
+                             compiled=cfg.torch_compile)
         run = Sampling(cfg, runner, make_policy(cfg), x, gen, mask_id, eos_id if cfg.stop_at_eos else None,
                        suppress_tokens, generator, vocab_size)
         if cfg.eos_early_stop:

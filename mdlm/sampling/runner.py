@@ -53,11 +53,16 @@ class ModelRunner:
         guidance: classifier-free guidance is on (an unconditional pass may be asked for).
         batch: run the conditional and unconditional passes as one call of 2B rows.
         gen: (B, L) bool, the positions to generate (needed by ``block_exact``: where its blocks start).
+        compiled: the model's forward is ``torch.compile``'d (:mod:`.compiled`): where the runner can, it reads every
+            block's window from fixed tensors (:meth:`use_fixed_window`), so TorchDynamo does not recompile for each
+            block's Python slice.
     """
 
     def __init__(self, model: Any, attention_mask: Tensor | None, cond: Tensor, mask_id: int, *, cache: str = "none",
-                 partial: bool = False, guidance: bool = False, batch: bool = True, gen: Tensor | None = None):
+                 partial: bool = False, guidance: bool = False, batch: bool = True, gen: Tensor | None = None,
+                 compiled: bool = False):
         self.am, self.cond, self.mask_id = attention_mask, cond, mask_id
+        self.compiled = compiled
         cache = resolve_cache(model, cache)
         if partial and cache == "block_exact":
             raise ValueError("partial_cache cannot be combined with block_exact decoding (a block-diffusion model)")
@@ -147,6 +152,9 @@ class ModelRunner:
             ex = self.exact[which]
             self.positions += passes * (hi - (ex.cache.length if ex.cache is not None else 0))
             return ex(x, lo, hi)
+        if self.compiled and (self.fixed is not None or self.use_fixed_window(x.device)) \
+                and self.fixed.span != (lo, hi):
+            self.fixed.set(lo, hi)  # a slice would be a constant of the compiled graph: one recompilation per block
         fixed = self.fixed if self.fixed is not None and self.fixed.span == (lo, hi) else None
         if self.blocks:
             cache = self.blocks[which]

@@ -90,7 +90,7 @@ def validate(c: Any) -> None:
         raise ValueError(f"top_p must be None or in (0, 1], got {c.top_p!r}")
     for name in ("choice_noise_anneal", "guidance_batch", "stop_at_eos", "suppress_pad", "chat", "cuda_graphs",
                  "reuse_logits", "return_history", "partial_cache", "eos_early_stop", "verify", "step_graph",
-                 "cuda_graph_reuse"):
+                 "cuda_graph_reuse", "torch_compile"):
         _bool(name, getattr(c, name))
     _check_threshold(c)
     _check_adaptive(c)
@@ -145,6 +145,10 @@ def _check_combinations(c: Any) -> None:
     if c.cache_implementation not in ("none", "block_exact") and c.block_length is None:
         raise ValueError(f"cache_implementation={c.cache_implementation!r} caches the K/V outside the current block, "
                          "so it needs semi-autoregressive blocks: set block_length (smaller than the generated length)")
+    if c.torch_compile and (c.cache_implementation == "prefix" or c.partial_cache):
+        what = "the prefix cache" if c.cache_implementation == "prefix" else "partial caching"
+        raise ValueError(f"torch_compile with {what} would recompile the forward at every block (its window is a "
+                         "Python slice); use cache_implementation none, dual or block_exact, or torch_compile=False")
     if c.cuda_graphs and not (c.uses_greedy_step or c.verify):
         raise ValueError("cuda_graphs replays the greedy step: it needs temperature=0, unmasking confidence, fast_dllm or eb, "
                          "confidence='prob', choice_noise=0, no re-masking and no guidance (guidance_scale=0)")
