@@ -4,8 +4,8 @@
 #   1  STAGE=base     carry [".whl", ".data/shakespeare_bible.tgz"]: the 125M MDM of eval/gpu/decode_train.sh
 #                     (STEPS=1500, kept if already there; the GPU tests of torch_compile / CUDA graphs run beside its
 #                     training, gpu_tests.txt), then its own greedy 1024-token decodes of paragraph openings of the
-#                     training split (recipes/distill_parallel.py teacher, TEACHER_FLAGS: dual cache, CUDA graphs,
-#                     torch.compile; as many prompts as the call's time allows, up to NUM_PROMPTS)
+#                     training split (recipes/distill_parallel.py teacher, TEACHER_FLAGS: dual cache, CUDA graphs;
+#                     as many prompts as the call's time allows, up to NUM_PROMPTS)
 #   2  STAGE=distill  distillation (recipes/configs/distill_parallel_125m.yaml, CF_STEPS steps), then
 #                     eval/decode_bench.py at batch 1 over the first B1_PROMPTS prompts at 512 / 1024 tokens (ROWS), then
 #                     eval/bench_sampler.py's CUDA-graph rows at batch 8 on the distilled model (the sampler's overhead)
@@ -16,16 +16,18 @@
 #   or STAGE=judge on the GPU, after two calls that carry ".big1" (prefix `mkdir -p /tmp/big && cp .big1/part*
 #     /tmp/big/ && `) and ".big2" (prefix `cp .big2/part* /tmp/big/ && cat /tmp/big/part* >
 #     /tmp/SmolLM2-135M-Instruct.Q4_1.gguf && sha256sum -c .big2/sha256 && `)
+# The run of 2026-12-01 (later session; docs/benchmarks/decoding.md, "torch.compile under the CUDA graphs") set
+#   TEACHER_FLAGS="--cache dual --cuda_graphs --torch_compile" TEACHER_BATCH=256 NUM_PROMPTS=8192 (1) and CF_STEPS=800 (2)
 # Each call returns run.log and STAGE.tgz (logs, results, samples). Raw files: docs/benchmarks/.
 #   DRY=1 OUT=/tmp/dd JUDGE_GGUF=PATH bash eval/gpu/decode_distill.sh   # CPU dry run of every stage, tiny model
 OUT=${OUT:-out_decode_distill}; DEADLINE=${DEADLINE:-575}
 source eval/gpu/common.sh
 STEPS=${STEPS:-1500}; RUNS=${RUNS:-runs/decode/s$STEPS}; W=${WORK:-runs/distill}
-NUM_PROMPTS=${NUM_PROMPTS:-8192}; TEACHER_BATCH=${TEACHER_BATCH:-256}; GEN=1024; BLOCK=32; B1_PROMPTS=${B1_PROMPTS:-8}
+NUM_PROMPTS=${NUM_PROMPTS:-4096}; TEACHER_BATCH=${TEACHER_BATCH:-128}; GEN=1024; BLOCK=32; B1_PROMPTS=${B1_PROMPTS:-8}
 C="--config recipes/configs/gpt2_125m.yaml --dataset .data/shakespeare_bible --seq_len 1088 --max_steps $STEPS
    --per_device_train_batch_size 32 --eval_strategy no --save_strategy no --logging_steps 50 --sample_on_end 0 --seed 0"
-CF_STEPS=${CF_STEPS:-1200}; DC="--config recipes/configs/distill_parallel_125m.yaml --max_steps $CF_STEPS"
-DEV="--device cuda --dtype bf16"; TEACHER_FLAGS=${TEACHER_FLAGS-"--cache dual --cuda_graphs --torch_compile"}
+CF_STEPS=${CF_STEPS:-600}; DC="--config recipes/configs/distill_parallel_125m.yaml --max_steps $CF_STEPS"
+DEV="--device cuda --dtype bf16"; TEACHER_FLAGS=${TEACHER_FLAGS-"--cache dual --cuda_graphs"}
 ROWS=${ROWS:-"graphs graphs+compile threshold threshold+compile dual+threshold+compile factor+compile"}
 BROWS=${BROWS:-"threshold threshold+compile dual+threshold+compile"}; B16_ROWS=${B16_ROWS:-"threshold+compile dual+threshold+compile"}
 B1="--batch-size 1 --b1-prompts $B1_PROMPTS --repeats 1 --max-seconds-per-row 25 --gen-length 512 1024"

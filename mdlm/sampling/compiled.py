@@ -8,13 +8,15 @@ the fused kernels instead of the eager ones.
 
 How: ``nn.Module.compile()`` keeps a compiled ``__call__`` in the module's ``_compiled_call_impl`` slot, which
 ``module(...)`` uses when set. :func:`compiled_calls` fills that slot for the duration of one ``generate`` and puts
-back what was there, so the caller's model is unchanged afterwards; the compiled callable is kept on the model,
-so later generations reuse TorchDynamo's cache (shapes are compiled as dynamic: a new canvas length or batch does not
-recompile). The greedy step (:mod:`.greedy`) compiles the sampler's own step function too (:func:`compiled_function`). Every runner mode calls the model through ``model(...)``,
-so the full forward, the logits window, the dual / prefix K/V cache and the exact block cache are all compiled.
+back what was there, so the caller's model is unchanged afterwards; the compiled callable is kept on the model, so
+later generations reuse TorchDynamo's cache (shapes are compiled as dynamic: a new canvas length does not recompile;
+a new batch size did once on a CPU). The greedy step (:mod:`.greedy`) compiles the sampler's own step function too (:func:`compiled_function`).
+Every runner mode calls the model through ``model(...)``; the runner reads the block window from fixed tensors where
+it can (no cache, the dual cache), and the exact block cache passes tensors too, so blocks do not recompile; the
+prefix cache and partial caching pass Python slices (one recompilation per block) and are refused by the config.
 
-The first generation of each shape pays the compilation (tens of seconds for a 125M model on a GPU); CUDA-graph
-capture happens after one eager step, so compilation never runs inside a capture.
+The first generation pays the compilation (tens of seconds for a 125M model on a GPU). With ``cuda_graphs`` each
+kind of step runs eagerly twice before its capture, so nothing compiles inside a capture (:mod:`.greedy`).
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ def check_compilable(model: Any) -> None:
 
 @contextmanager
 def compiled_calls(model: Any, enabled: bool) -> Iterator[None]:
-    """While the block runs, ``model(...)`` calls a ``torch.compile``'d forward (see the module docstring).
+    """While the ``with`` block runs, ``model(...)`` calls a ``torch.compile``'d forward (see the module docstring).
 
     Args:
         model: the network ``generate`` was given; with ``enabled`` it must be a ``torch.nn.Module``.
@@ -77,7 +79,9 @@ def compiled_calls(model: Any, enabled: bool) -> Iterator[None]:
     before = getattr(model, _SLOT)
     setattr(model, _SLOT, fn)
     try:
-        with torch._dynamo.config.patch(recompile_limit=max(RECOMPILE_LIMIT, torch._dynamo.config.recompile_limit)):
+        cfg = torch._dynamo.config
+        name = "recompile_limit" if hasattr(cfg, "recompile_limit") else "cache_size_limit"  # torch < 2.6: the old name
+        with cfg.patch(**{name: max(RECOMPILE_LIMIT, getattr(cfg, name))}):
             yield
     finally:
         setattr(model, _SLOT, before)

@@ -147,8 +147,10 @@ def _check_combinations(c: Any) -> None:
                          "so it needs semi-autoregressive blocks: set block_length (smaller than the generated length)")
     if c.torch_compile and (c.cache_implementation == "prefix" or c.partial_cache):
         what = "the prefix cache" if c.cache_implementation == "prefix" else "partial caching"
+        fix = ("use cache_implementation none, dual or block_exact" if c.cache_implementation == "prefix"
+               else "turn partial_cache off")
         raise ValueError(f"torch_compile with {what} would recompile the forward at every block (its window is a "
-                         "Python slice); use cache_implementation none, dual or block_exact, or torch_compile=False")
+                         f"Python slice); {fix}, or torch_compile=False")
     if c.cuda_graphs and not (c.uses_greedy_step or c.verify):
         raise ValueError("cuda_graphs replays the greedy step: it needs temperature=0, unmasking confidence, fast_dllm or eb, "
                          "confidence='prob', choice_noise=0, no re-masking and no guidance (guidance_scale=0)")
