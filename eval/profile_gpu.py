@@ -148,30 +148,19 @@ def decode(a) -> None:
             busy = sum(e.self_device_time_total for e in prof.key_averages() if e.device_type.name == "CUDA") / 1000
             print(f"  under the profiler: GPU kernel time {busy:.1f} ms of {wall:.1f} ms wall ({busy / wall:.0%} busy), "
                   f"{busy / out.nfe:.2f} ms of kernels per step")
-    with torch.no_grad():
-        runner.fill(x, lo, hi)
-        if cuda:
-            torch.cuda.synchronize()
-        with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])) as prof:
-            t = time.perf_counter()
-            for _ in range(5):
-                lg = runner.step(x, lo, hi)
-                greedy_confidence_step(lg, x, cols, blk, n_after, sup, gen, MASK, None)[2].tolist()
-            if cuda:
-                torch.cuda.synchronize()
-            wall = 1000 * (time.perf_counter() - t)
-    print("\n5 dual-cached steps (block forward + greedy step):")
-    table(prof, wall, a.rows)
+    dual_steps_table(a, model, runner, x, lo, hi, (cols, blk, n_after, sup, gen), cuda, compiled=False)
     if a.compile:
-        compiled_steps(a, model, runner, x, lo, hi, (cols, blk, n_after, sup, gen), cuda)
+        dual_steps_table(a, model, runner, x, lo, hi, (cols, blk, n_after, sup, gen), cuda, compiled=True)
 
 
-def compiled_steps(a, model, runner: BlockCachedLogits, x, lo: int, hi: int, step_args: tuple, cuda: bool) -> None:
-    """The kernel table of the same dual-cached steps with the forward through torch.compile (after)."""
+def dual_steps_table(a, model, runner: BlockCachedLogits, x, lo: int, hi: int, step_args: tuple, cuda: bool,
+                     compiled: bool) -> None:
+    """The profiler's kernel table of 5 dual-cached steps (block forward + greedy step); ``compiled``: the forward
+    through torch.compile (its first calls, the compilation, run before the profiler starts)."""
     cols, blk, n_after, sup, gen = step_args
-    with torch.no_grad(), compiled_calls(model, True):
+    with torch.no_grad(), compiled_calls(model, compiled):
         runner.fill(x, lo, hi)
-        for _ in range(3):  # compile (the step's first calls)
+        for _ in range(3 if compiled else 0):
             runner.step(x, lo, hi)
         if cuda:
             torch.cuda.synchronize()
@@ -183,7 +172,8 @@ def compiled_steps(a, model, runner: BlockCachedLogits, x, lo: int, hi: int, ste
             if cuda:
                 torch.cuda.synchronize()
             wall = 1000 * (time.perf_counter() - t)
-    print("\n5 dual-cached steps, the forward through torch.compile (block forward + greedy step):")
+    what = ", the forward through torch.compile" if compiled else ""
+    print(f"\n5 dual-cached steps{what} (block forward + greedy step):")
     table(prof, wall, a.rows)
 
 

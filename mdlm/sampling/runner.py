@@ -96,6 +96,8 @@ class ModelRunner:
         self.u: Tensor | None = None
         self.nfe = 0
         self.positions = 0
+        if compiled:
+            self.use_fixed_window(cond.device)  # where the mode allows it (no cache, dual); else slices as before
 
     # ------------------------------------------------------------------ state
     def counters(self) -> list[int]:
@@ -152,8 +154,7 @@ class ModelRunner:
             ex = self.exact[which]
             self.positions += passes * (hi - (ex.cache.length if ex.cache is not None else 0))
             return ex(x, lo, hi)
-        if self.compiled and (self.fixed is not None or self.use_fixed_window(x.device)) \
-                and self.fixed.span != (lo, hi):
+        if self.compiled and self.fixed is not None and self.fixed.span != (lo, hi):
             self.fixed.set(lo, hi)  # a slice would be a constant of the compiled graph: one recompilation per block
         fixed = self.fixed if self.fixed is not None and self.fixed.span == (lo, hi) else None
         if self.blocks:
