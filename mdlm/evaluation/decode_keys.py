@@ -159,6 +159,9 @@ def sampler_key(path: str, previous: dict | None, row_name: str | None = None) -
            "unit": "% of wall time outside the model's forwards (each forward timed between GPU synchronisations)",
            "overhead_over_back_to_back_forwards_pct": row["overhead_pct"], "cuda_graphs_rows": graphed,
            "all_rows": {r["strategy"]: r["overhead_synced_pct"] for r in d["rows"]},
+           # per extra step, % of a forward (two step counts, the per-generation costs cancelled; bench_sampler.py)
+           "cuda_graphs_rows_per_step": {r["strategy"]: r["overhead_per_step_pct"] for r in d["rows"]
+                                         if r.get("overhead_per_step_pct") is not None},
            "gpu": m.get("device"), "torch": m.get("torch"), "command": "python " + m.get("command", ""),
            "date": m.get("date"), "source": path, "written_by": WRITTEN_BY}
     if previous and previous.get("written_by") != WRITTEN_BY:
