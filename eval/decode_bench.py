@@ -66,7 +66,8 @@ def parse_args(argv: list[str] | None):
     p.add_argument("--block-length", type=positive_int, default=32,
                    help="semi-autoregressive block (a block-diffusion model uses its own block size)")
     p.add_argument("--rows", nargs="+", help="only these rows, in this order (llada, the reference, always runs "
-                   "first); a threshold row as ROW@T runs at threshold T, e.g. dual+threshold@0.7")
+                   "first): " + ", ".join(row_overrides(0.9, 1.0, 0.1)) + "; a threshold row as ROW@T runs at "
+                   "threshold T (e.g. dual+threshold@0.7), any row as ROW+compile through torch.compile")
     p.add_argument("--prompts", default=PROMPTS, help="one prompt a line (\\n for newlines), cycled over the batch")
     p.add_argument("--chat", action="store_true", help="wrap each prompt in the tokenizer's chat template (an "
                    "instruction-tuned model; e.g. --prompts eval/decode_prompts_chat.txt)")
@@ -248,7 +249,8 @@ def add_row(a, res, tok, prompts, B, G, name, t, ref, seqs) -> None:
     res["rows"].append(row)
     write_results(a.out, res)
     print(f"B={B} G={G} {name}: NFE {row['nfe']} | {row['tokens_per_s']} tok/s | {row['speedup']}x llada | "
-          f"= llada {row['agreement']} | = uncached {row['agreement_uncached']} {t.note}", flush=True)
+          f"= llada {row['agreement']}" + ("" if row["agreement_uncached"] is None else
+                                         f" | = uncached {row['agreement_uncached']}") + f" {t.note}", flush=True)
 
 
 def add_skip(a, res, B, G, name, why) -> None:

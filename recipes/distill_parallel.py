@@ -227,8 +227,13 @@ def main() -> int:
     # the deepspeed launcher puts --local_rank=N before the script's own arguments: keep it for TrainingArguments
     rank = [x for x in sys.argv[1:] if x.startswith("--local_rank=")]
     argv = [x for x in sys.argv[1:] if not x.startswith("--local_rank=")]
-    if not argv or argv[0] not in ("teacher", "train"):
-        raise UserError("usage: distill_parallel.py {teacher,train} ... (see the module docstring)")
+    if argv[:1] in ([], ["-h"], ["--help"]):  # no stage named: the launch commands of both
+        print(__doc__)
+        print("Each stage's options: distill_parallel.py teacher --help, distill_parallel.py train --help")
+        return 0
+    if argv[0] not in ("teacher", "train"):
+        raise UserError(f"unknown stage {argv[0]!r}: usage: distill_parallel.py {{teacher,train}} ... "
+                        "(distill_parallel.py --help)")
     if argv[0] == "teacher":
         teacher(argv[1:])
     else:

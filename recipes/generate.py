@@ -141,7 +141,9 @@ def run_text(a: argparse.Namespace, loaded) -> None:
         print(f"wrote {path} ({len(prompts)} samples)")
     dt = time.perf_counter() - t0
     n_tok = len(prompts) * config.max_new_tokens
-    print(f"[{len(prompts)} × {config.max_new_tokens} tokens, {nfe} NFE, {dt:.2f}s, {n_tok / dt:.1f} tokens/s]",
+    first = " (the first generation compiles: eval/decode_bench.py times compiled rows without it)" \
+        if config.torch_compile else ""
+    print(f"[{len(prompts)} × {config.max_new_tokens} tokens, {nfe} NFE, {dt:.2f}s, {n_tok / dt:.1f} tokens/s{first}]",
           file=sys.stderr)
 
 

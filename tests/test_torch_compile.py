@@ -87,3 +87,32 @@ def test_inductor_kernels_under_cuda_graphs_give_the_eager_samples(extra):
     assert out.graph_replays > 0
     assert out.graph_capture_failures == 0  # a compilation inside a capture breaks it (then decoding goes eager)
     assert torch.equal(out.sequences, ref.sequences)
+
+
+@pytest.mark.parametrize("cache", ["none", "dual"])
+def test_the_benchmarks_compile_warmup_compiles_every_graph_of_the_timed_runs(eager_backend, monkeypatch, cache):
+    """decode_bench's ``ROW+compile`` rows compile in an untimed first call over the first blocks; the timed runs
+    must not compile anything more (the dual cache's in-place refill of a later block is a graph of its own: with a
+    one-block warm-up it compiled inside the first timed run)."""
+    from torch._dynamo.utils import counters
+
+    from mdlm.evaluation import decode_timing
+
+    model = tiny()
+    canvas, am = ragged_canvas([3, 5], 40)
+    prompt = (am == 1) & (canvas != MASK)
+    case = decode_timing.Case(canvas, am, prompt, 40, 8, MASK, [], None)
+    cfg = SamplerConfig(schedule="even", temperature=0.0, steps=40, block_length=8, threshold=0.5,
+                        cache_implementation=cache, torch_compile=True)
+    graphs_after_warmup = []
+    timed_runs = decode_timing._timed_runs
+
+    def count_then_time(*args, **kwargs):
+        graphs_after_warmup.append(counters["stats"]["unique_graphs"])
+        return timed_runs(*args, **kwargs)
+
+    monkeypatch.setattr(decode_timing, "_timed_runs", count_then_time)
+    counters.clear()
+    t = decode_timing.time_generate(model, case, cfg, repeats=1, max_seconds=60.0, sync=lambda: None)
+    assert t.repeats == 1 and graphs_after_warmup[0] > 0
+    assert counters["stats"]["unique_graphs"] == graphs_after_warmup[0]  # nothing compiled while timed
