@@ -12,6 +12,4 @@ def test_per_step_overhead_cancels_fixed_costs():
     t_fwd, fixed, extra = 2e-3, 0.05, 4e-5  # forward 2 ms; 50 ms paid once per call; 40 µs outside each forward
     t1, t2 = fixed + 128 * (t_fwd + extra), fixed + 256 * (t_fwd + extra)
     assert bench.per_step_overhead_pct(t1, 128, t2, 256, t_fwd) == pytest.approx(2.0)
-    # the whole-call share of the first run would charge the fixed cost to the sampler: far above 2 %
-    assert 100 * (t1 - 128 * t_fwd) / (128 * t_fwd) > 15
     assert bench.per_step_overhead_pct(t1, 128, t1, 128, t_fwd) is None  # no extra forwards: nothing to compare

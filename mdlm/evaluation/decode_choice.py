@@ -50,12 +50,15 @@ def quality_verdict(q: dict | None, ref: dict | None, agreement: float | None,
 
 def choose_speedup_row(speedups: dict[str, float | None], quality: dict[str, dict], agreement: dict[str, float | None],
                        reference: str = "llada", genppl_ratio_max: float = GENPPL_RATIO_MAX,
-                       entropy_tol: float = ENTROPY_TOL_NATS, empty: dict[str, float] | None = None) -> Choice:
+                       entropy_tol: float = ENTROPY_TOL_NATS, empty: dict[str, float] | None = None,
+                       references: dict[str, dict | None] | None = None) -> Choice:
     """The fastest row (largest ``speedups[row]``, over the reference) whose quality passes :func:`quality_verdict`.
 
     ``quality[row]`` = {"genppl", "entropy"} (judged; the reference's under ``reference``), ``agreement[row]``
     the share of its tokens equal to the reference's, ``empty[row]`` the share of its answers that are empty
-    (module docstring; None: not known, no check). Rows without a measured speedup are rejected."""
+    (module docstring; None: not known, no check), ``references[row]`` the reference's quality to judge that row
+    against (the reference's samples at the row's judged batch size; default ``quality[reference]`` for every row).
+    Rows without a measured speedup are rejected."""
     ref_q = quality.get(reference)
     empty = empty or {}
     ref_empty = empty.get(reference)
@@ -73,7 +76,8 @@ def choose_speedup_row(speedups: dict[str, float | None], quality: dict[str, dic
         if ref_empty is not None and empty.get(row) is not None and empty[row] > ref_empty:
             rejected[row] = f"{100 * empty[row]:.0f}% of its answers are empty (the reference: {100 * ref_empty:.0f}%)"
             continue
-        why = quality_verdict(quality.get(row), ref_q, agreement.get(row), genppl_ratio_max, entropy_tol)
+        ref_row = references.get(row) if references is not None else ref_q
+        why = quality_verdict(quality.get(row), ref_row, agreement.get(row), genppl_ratio_max, entropy_tol)
         if why is None:
             passing.append((float(s), row))
         else:

@@ -22,7 +22,7 @@ from .decode_choice import (
     Choice,
     choose_speedup_row,
 )
-from .decode_report import quality, read_bench, read_json
+from .decode_report import paired_quality, quality, read_bench, read_json
 from .decode_rows import EXACT_BY_CONSTRUCTION
 
 WRITTEN_BY = "eval/decode_results.py"
@@ -74,12 +74,14 @@ class Bench:
         rows = self.measured(B, G)
         if "llada" not in rows:
             raise UserError(f"{self.dirs}: no llada row at batch {B}, length {G}")
-        q = {run: quality(self.judged, G, run, B) for run in rows}
-        q = {k: v for k, v in q.items() if v is not None}
+        paired = {run: paired_quality(self.judged, G, run, B) for run in rows}  # (row's, llada's at its batch)
+        q = {k: v for k, (v, _) in paired.items() if v is not None}
+        refs = {k: ref for k, (_, ref) in paired.items()}
         agree = {run: self.min_agreement(G, run) for run in rows}
         speed = {run: r["speedup"] for run, r in rows.items()}
         empty = {run: self.max_empty(G, run) for run in rows}
-        return choose_speedup_row(speed, q, agree, empty={k: v for k, v in empty.items() if v is not None}), q
+        return choose_speedup_row(speed, q, agree, empty={k: v for k, v in empty.items() if v is not None},
+                                  references=refs), q
 
     def stamp(self) -> dict[str, Any]:
         m = self.meta
@@ -120,11 +122,12 @@ def _ratio(rows: dict[str, dict], a: str | None, b: str) -> float | None:
 def genppl_key(bench: Bench, row: str | None, G: int = 512) -> dict[str, Any]:
     ref = quality(bench.judged, G, "llada", 64)
     runs = sorted({run for (b, g, run) in bench.rows if g == G})
-    qs = {run: quality(bench.judged, G, run, 64) for run in runs}
+    qs = {run: paired_quality(bench.judged, G, run, 64) for run in runs}  # each row against llada at its batch
     per = {run: {"genppl": round(v["genppl"], 3), "entropy": round(v["entropy"], 4),
-                 "genppl_ratio": round(v["genppl"] / ref["genppl"], 3) if ref else None,
-                 "entropy_delta": round(v["entropy"] - ref["entropy"], 4) if ref else None, "samples": v["samples"]}
-           for run, v in qs.items() if v is not None}
+                 "genppl_ratio": round(v["genppl"] / r["genppl"], 3) if r else None,
+                 "entropy_delta": round(v["entropy"] - r["entropy"], 4) if r else None, "samples": v["samples"],
+                 "judged_batch_size": v["batch_size"]}
+           for run, (v, r) in qs.items() if v is not None}
     value = per.get(row, {}).get("genppl_ratio") if row else None
     missing = None if value is not None else ("the chosen row is not judged (its tokens equal llada's: ratio 1 by "
                                               "construction)" if row else "no row chosen") if ref else "llada not judged"

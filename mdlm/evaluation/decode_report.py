@@ -63,6 +63,17 @@ def quality(judged: dict, G: int, row: str, B: int) -> dict | None:
     return {"genppl": r["genppl"], "entropy": r["unigram_entropy"], "samples": r["samples"], "batch_size": b}
 
 
+def paired_quality(judged: dict, G: int, row: str, B: int, reference: str = "llada") -> tuple[dict | None, dict | None]:
+    """(the row's :func:`quality`, the reference's quality judged at the same batch size, or None): a ratio never
+    compares samples of two batch sizes (a batch-64 row judged only through its batch-1 samples is compared with the
+    reference's batch-1 samples)."""
+    q = quality(judged, G, row, B)
+    if q is None:
+        return None, None
+    ref = quality(judged, G, reference, q["batch_size"])
+    return q, (ref if ref is not None and ref["batch_size"] == q["batch_size"] else None)
+
+
 def table_rows(res: dict, judged: dict) -> list[dict]:
     """The measured rows with quality and ratios to llada's quality at the same (B, G) added."""
     out = []
@@ -70,8 +81,7 @@ def table_rows(res: dict, judged: dict) -> list[dict]:
         if "skipped" in r:
             out.append(dict(r))
             continue
-        q = quality(judged, r["gen_length"], r["run"], r["batch_size"])
-        ref = quality(judged, r["gen_length"], "llada", r["batch_size"])
+        q, ref = paired_quality(judged, r["gen_length"], r["run"], r["batch_size"])
         row = dict(r, quality=q)
         if q and ref:
             row["genppl_ratio"] = round(q["genppl"] / ref["genppl"], 3)

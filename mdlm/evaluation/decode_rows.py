@@ -7,7 +7,7 @@ how the network is called and how many tokens a step commits. ``llada`` is not a
 
   uncached            one token per step, no cache, LM head on the block window (``generate`` on the model)
   graphs              + each step replayed as one CUDA graph
-  dual+graphs         Fast-dLLM dual K/V cache (approximate after each block's first step) + graphs
+  dual                Fast-dLLM dual K/V cache (approximate after each block's first step), with graphs
   threshold           Fast-dLLM parallel decoding: top-1 + every position with p >= threshold (Wu et al. 2025)
   factor              Fast-dLLM's factor rule instead of a fixed threshold
   eb                  entropy-bounded unmasking (EB-sampler, Ben-Hamu et al. 2025): an entropy budget per step
@@ -17,7 +17,8 @@ how the network is called and how many tokens a step commits. ``llada`` is not a
   ...+compile         the network's forward through torch.compile (TorchInductor's fused kernels, then the graphs)
   ...+per_block       CUDA graphs captured once per block (before 2026-11-30: the window baked into each graph)
                       instead of once per generation (``cuda_graph_reuse``), for a before/after in one run
-Combinations are named by joining with ``+``; ``ROW@T`` runs a threshold row at threshold T. A row whose option the
+Every row but ``uncached`` asks for CUDA graphs. Combinations are named by joining with ``+``; ``ROW@T`` runs a
+threshold row at threshold T (with compilation ``threshold+compile@0.8``, or ``threshold@0.8+compile``). A row whose option the
 installed sampler or the model lacks is skipped by the benchmark with the reason (the config's or ``generate``'s
 error).
 """
@@ -76,6 +77,8 @@ def select_rows(plan: dict[str, dict[str, Any]], names: list[str]) -> dict[str, 
     out, unknown = {}, []
     for name in names:
         base, _, t = name.partition("@")
+        if t.endswith(COMPILE_SUFFIX):  # ROW@T+compile, the same row as ROW+compile@T
+            t, base = t[: -len(COMPILE_SUFFIX)], base + COMPILE_SUFFIX
         compiled = base.endswith(COMPILE_SUFFIX) and base != COMPILE_SUFFIX
         base = base[: -len(COMPILE_SUFFIX)] if compiled else base
         kw = plan.get(base)

@@ -101,7 +101,8 @@ def _timed_runs(fn: Callable[[], Any], n: int, repeats: int, sync: Callable[[], 
 
 def time_generate(model, case: Case, config: MDLMGenerationConfig, *, repeats: int, max_seconds: float,
                   sync: Callable[[], None]) -> Timed:
-    """A sampler row: warm-up on the first block, the budget check, then the median of the timed runs."""
+    """A sampler row: warm-up on the first block (a ``torch_compile`` row: first an untimed call over its first
+    two blocks, the compilation), the budget check, then the median of the timed runs."""
 
     failed = []  # per generation: CUDA-graph captures that failed (those steps ran eagerly)
 
