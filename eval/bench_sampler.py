@@ -20,10 +20,10 @@ more add ``torch_compile`` (forward and greedy step through TorchInductor), meas
 replays.
 
 Every graphed row with a schedule's step count (not an adaptive rule's cap) is also timed at twice the steps (one
-token per step at the most, same blocks): the difference of the two runs is ``(N2 − N1)`` more steps and nothing else,
-so ``(ΔT − ΔNFE · t_fwd) / (ΔNFE · t_fwd)`` is the sampler's overhead per step as a share of the forward's time, with
-the per-generation costs (the eager first steps, the graph captures, the block set-up) cancelled out; the
-"overhead over pure forwards" column keeps them (a share of the whole call).
+token per step at the most, same blocks): the difference of the two runs is ``(N2 − N1)`` more steps and nothing
+else, so ``(ΔT − ΔNFE · t_fwd) / (ΔNFE · t_fwd)`` is the sampler's overhead per step as a share of one forward's
+time, with the per-generation costs (the eager first steps, the graph captures, the block set-up) cancelled out; the
+"overhead over pure forwards" column keeps them (a share of the whole call's wall time).
 """
 
 from __future__ import annotations

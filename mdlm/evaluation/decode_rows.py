@@ -18,9 +18,9 @@ how the network is called and how many tokens a step commits. ``llada`` is not a
   ...+per_block       CUDA graphs captured once per block (before 2026-11-30: the window baked into each graph)
                       instead of once per generation (``cuda_graph_reuse``), for a before/after in one run
 Every row but ``uncached`` asks for CUDA graphs. Combinations are named by joining with ``+``; ``ROW@T`` runs a
-threshold row at threshold T (with compilation ``threshold+compile@0.8``, or ``threshold@0.8+compile``). A row whose option the
-installed sampler or the model lacks is skipped by the benchmark with the reason (the config's or ``generate``'s
-error).
+threshold row at threshold T (with compilation ``threshold+compile@0.8``, or ``threshold@0.8+compile``). A row
+whose option the installed sampler or the model lacks is skipped by the benchmark with the reason (the config's or
+``generate``'s error).
 """
 
 from __future__ import annotations
