@@ -2,6 +2,8 @@
 
     python eval/bench_sampler.py --model runs/shakespeare_tiny --batch 8 --gen-length 128 --steps 64
     python eval/bench_sampler.py --model runs/shakespeare_tiny --only llada verify eb fast_dllm   # a subset
+    python eval/bench_sampler.py --random-size 125m --batch 8 --gen-length 256 --steps 128 --dtype bfloat16 \
+        --only graphs --row-stats torch        # a random 125M model (speed only); PyTorch statistics
 
 The sampler's overhead over pure forwards is (T_gen − NFE · t_fwd) / T_gen: T_gen is the wall time of
 ``generate`` (best of ``--repeats`` after a warm-up run), t_fwd the time of one forward of the same
@@ -43,6 +45,9 @@ from mdlm.pipelines.text import build_text_canvas  # noqa: E402
 from mdlm.sampling import SamplerConfig, as_logits_fn, generate, trim_at_eos  # noqa: E402
 from mdlm.sampling.cached_calls import WindowLogits  # noqa: E402
 from mdlm.sampling.compiled import compiled_calls  # noqa: E402
+from mdlm.sampling.row_stats import backend_for, use_backend  # noqa: E402
+from mdlm.evaluation.benchmark_models import SIZES, build  # noqa: E402
+from mdlm.tokenizers.text import gpt2_tokenizer  # noqa: E402
 
 GREEDY = dict(schedule="even", temperature=0.0)
 STRATEGIES = {
@@ -147,7 +152,13 @@ def same_share(name: str, gen, seqs: dict) -> float | None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--model", required=True)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--model", help="checkpoint directory")
+    src.add_argument("--random-size", choices=list(SIZES), help="a randomly initialised model of this size with "
+                     "GPT-2's tokenizer (speed does not depend on the weights; the samples are noise)")
+    p.add_argument("--row-stats", choices=["auto", "torch", "triton"], default="auto",
+                   help="the greedy step's per-position statistics: auto (the Triton kernel on a GPU), torch (PyTorch "
+                        "ops, as the step computed them before the kernel) or triton (mdlm/sampling/row_stats.py)")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--gen-length", type=int, default=128)
     p.add_argument("--block-length", type=int, default=32)
@@ -165,8 +176,19 @@ def main() -> None:
         return a.only is None or any(w.lower() in name.lower() for w in a.only)
 
     dtype = getattr(torch, a.dtype) if a.dtype else None
-    loaded = load_for_generation(a.model, device=a.device, dtype=dtype)
-    tok, model = loaded.tokenizer, loaded.model
+    if a.random_size:
+        tok = gpt2_tokenizer()
+        torch.manual_seed(0)  # the same random weights in every run (their samples are comparable across runs)
+        model = build("mdlm", a.random_size, 2048).to(a.device, dtype or torch.float32).eval()
+    else:
+        loaded = load_for_generation(a.model, device=a.device, dtype=dtype)
+        tok, model = loaded.tokenizer, loaded.model
+    with use_backend(a.row_stats):
+        run_rows(a, tok, model, wanted)
+
+
+def run_rows(a, tok, model, wanted) -> None:
+    """Every wanted row on ``model``: the table, the examples and (``--out``) the JSON."""
     canvas, attn, prompt = build_text_canvas(tok, [a.prompt] * a.batch, a.gen_length, model.config.max_position_embeddings)
     canvas, attn, prompt = canvas.to(a.device), attn.to(a.device), prompt.to(a.device)
     cuda = a.device.startswith("cuda")
@@ -257,7 +279,8 @@ def main() -> None:
                          "overhead_pct": round(100 * (total - out.nfe * t_ref) / total, 2),
                          "overhead_per_step_pct": None if per_step is None else round(per_step, 2),
                          "overhead_synced_pct": None, "example": text})
-    print(f"\nmodel {a.model} | device {a.device} | batch {a.batch} × {a.gen_length} tokens | steps {a.steps} | "
+    print(f"\nmodel {a.model or 'random ' + a.random_size} | row stats {a.row_stats} | device {a.device} | "
+          f"batch {a.batch} × {a.gen_length} tokens | steps {a.steps} | "
           f"block {a.block_length} | one forward {1000 * t_fwd:.2f} ms\n")
     print("| strategy | NFE | tokens/s | overhead over pure forwards | overhead, synced forwards | per step, % of a "
           "forward | verify rows | tokens = one-per-step greedy |\n|---|---|---|---|---|---|---|---|")
@@ -276,7 +299,9 @@ def main() -> None:
         print(f"### {r['strategy']}\n{a.prompt}{r['example']}\n")
     if a.out:
         meta = {"device": torch.cuda.get_device_name() if cuda else "cpu", "torch": torch.__version__,
-                "command": " ".join(sys.argv), "date": time.strftime("%Y-%m-%d")}
+                "command": " ".join(sys.argv), "date": time.strftime("%Y-%m-%d"), "row_stats": a.row_stats,
+                "row_stats_used": backend_for(torch.empty(0, device=a.device)),
+                "model": a.model or f"random {a.random_size}"}
         with open(a.out, "w") as f:
             json.dump({"meta": meta, "rows": rows}, f, indent=1)
 

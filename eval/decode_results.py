@@ -48,7 +48,8 @@ def keys(a) -> dict[str, dict]:
     per = {m: tokens_per_s_key(b, a.lengths, G) for m, b in models.items()}
     out["decode_tokens_per_s_b1"] = per["mdm"] | {"by_model": _brief(per)}
     if a.sampler:
-        out["sampler_overhead_pct"] = sampler_key(a.sampler, a.previous.get("sampler_overhead_pct"), a.sampler_row)
+        out["sampler_overhead_pct"] = sampler_key(a.sampler, a.previous.get("sampler_overhead_pct"), a.sampler_row,
+                                                  a.sampler_per_step)
     if a.nelbo:
         out["bd3_nelbo_ratio"] = nelbo_key(a.nelbo)
     return out
@@ -121,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
                    "(repeatable; e.g. smollm2_chat_canvas, eval/gpu/chat_canvas.sh)")
     p.add_argument("--sampler", help="eval/bench_sampler.py JSON output")
     p.add_argument("--sampler-row", help="the bench_sampler row (strategy) for sampler_overhead_pct (default: the first)")
+    p.add_argument("--sampler-per-step", action="store_true", help="sampler_overhead_pct's value: the row's overhead "
+                   "per extra step (a graphed row timed at two step counts) instead of its synced whole-call share")
     p.add_argument("--nelbo", nargs="+", help="dir(s) of NAME_eval_metrics.json + train_meta.json "
                    "(eval/gpu/decode_train.sh); the first gives the key's value, later ones (e.g. longer runs of "
                    "fewer models) are kept under other_runs")

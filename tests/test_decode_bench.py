@@ -264,3 +264,27 @@ def test_every_failed_graph_capture_of_a_row_is_counted_and_noted(monkeypatch):
     t = decode_timing.time_generate(None, case, cfg, repeats=2, max_seconds=60.0, sync=lambda: None)
     assert t.repeats == 2 and t.capture_failures == 2 * (1 + 2)  # the warm-up and both timed runs
     assert "6 CUDA-graph capture(s) failed" in t.note
+
+
+def test_sampler_key_takes_a_graphed_rows_per_step_overhead_only_where_it_was_measured(tmp_path):
+    from mdlm.cli import UserError
+    from mdlm.evaluation.decode_keys import sampler_key
+
+    rows = [{"strategy": "greedy", "overhead_pct": 7.0, "overhead_synced_pct": 4.0},
+            {"strategy": "graphs+compile", "overhead_pct": 15.0, "overhead_synced_pct": None,
+             "overhead_per_step_pct": 2.6},
+            {"strategy": "fast_dllm graphs", "overhead_pct": 18.0, "overhead_synced_pct": None,
+             "overhead_per_step_pct": None}]
+    p = tmp_path / "s.json"
+    p.write_text(json.dumps({"meta": {"device": "g", "command": "c", "model": "random 125m", "row_stats_used": "triton"},
+                             "rows": rows}))
+    assert sampler_key(str(p), None)["value"] == 4.0  # the first row's synced whole-call share
+    key = sampler_key(str(p), None, "graphs+compile", per_step=True)
+    assert (key["value"], key["whole_call_pct"], key["row_stats"]) == (2.6, 15.0, "triton")
+    assert "per extra step" in key["unit"] and "before" not in key
+    before = sampler_key(str(p), None)
+    again = sampler_key(str(p), before, "graphs+compile", per_step=True)  # the measure changed: the old figure kept
+    assert again["before"]["value"] == 4.0 and again["before"]["unit"] == before["unit"]
+    assert "before" not in sampler_key(str(p), again, "graphs+compile", per_step=True)
+    with pytest.raises(UserError, match="no per-step overhead"):
+        sampler_key(str(p), None, "fast_dllm graphs", per_step=True)

@@ -28,6 +28,8 @@
 # The run of 2026-12-01 (later session; docs/benchmarks/decoding.md, "torch.compile under the CUDA graphs") set
 #   TEACHER_FLAGS="--cache dual --cuda_graphs --torch_compile" TEACHER_BATCH=256 NUM_PROMPTS=8192 (1) and CF_STEPS=800 (2)
 # The run of 2026-12-01 (session 18): the defaults (CF_STEPS=1600).
+# The run of 2026-12-01 (session 19, with the Triton row-stats kernel): STAGE=base, then STAGE=distill with
+#   ROWS="graphs+compile threshold+compile threshold+compile@0.85 threshold+compile@0.8 dual+threshold+compile factor+compile"
 # Each call returns run.log and STAGE.tgz (logs, results, samples). Raw files: docs/benchmarks/.
 #   DRY=1 OUT=/tmp/dd JUDGE_GGUF=PATH bash eval/gpu/decode_distill.sh   # CPU dry run of every stage, tiny model
 OUT=${OUT:-out_decode_distill}; DEADLINE=${DEADLINE:-575}

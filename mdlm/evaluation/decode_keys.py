@@ -147,9 +147,11 @@ def tokens_per_s_key(bench: Bench, lengths: list[int], head: int = 512) -> dict[
             "per_length": per} | bench.stamp()
 
 
-def sampler_key(path: str, previous: dict | None, row_name: str | None = None) -> dict[str, Any]:
+def sampler_key(path: str, previous: dict | None, row_name: str | None = None,
+                per_step: bool = False) -> dict[str, Any]:
     """``sampler_overhead_pct`` from eval/bench_sampler.py's JSON: the first row's synced overhead, or the row named
-    ``row_name`` (e.g. a run whose first row is known to be invalid)."""
+    ``row_name`` (e.g. a run whose first row is known to be invalid). ``per_step``: the value is that (graphed) row's
+    overhead per extra step as a % of one forward (the per-generation costs cancelled), its whole-call share beside."""
     d = read_json(path, "bench_sampler output")
     if not isinstance(d.get("rows"), list) or not d["rows"] or not isinstance(d.get("meta"), dict):
         raise UserError(f"{path!r} has no 'meta' and 'rows': not written by eval/bench_sampler.py")
@@ -158,17 +160,30 @@ def sampler_key(path: str, previous: dict | None, row_name: str | None = None) -
         raise UserError(f"{path!r} has no row {row_name!r}; rows: {', '.join(r.get('strategy', '?') for r in d['rows'])}")
     row, m = (named[0] if named else d["rows"][0]), d["meta"]
     graphed = {r["strategy"]: r["overhead_pct"] for r in d["rows"] if r.get("overhead_synced_pct") is None}
-    out = {"value": row["overhead_synced_pct"], "row": row["strategy"], "goal": "<= 3",
-           "unit": "% of wall time outside the model's forwards (each forward timed between GPU synchronisations)",
-           "overhead_over_back_to_back_forwards_pct": row["overhead_pct"], "cuda_graphs_rows": graphed,
+    if per_step:
+        if row.get("overhead_per_step_pct") is None:
+            raise UserError(f"row {row['strategy']!r} of {path!r} has no per-step overhead (a graphed row with a "
+                            "schedule's step count has one)")
+        head = {"value": row["overhead_per_step_pct"], "row": row["strategy"], "goal": "<= 3",
+                "unit": "% of one forward's time (CUDA-graph replays), the sampler's time per extra step "
+                        "(two step counts: per-generation costs cancelled)",
+                "whole_call_pct": row["overhead_pct"]}
+    else:
+        head = {"value": row["overhead_synced_pct"], "row": row["strategy"], "goal": "<= 3",
+                "unit": "% of wall time outside the model's forwards (each forward timed between GPU synchronisations)",
+                "overhead_over_back_to_back_forwards_pct": row["overhead_pct"]}
+    out = head | {
+           "cuda_graphs_rows": graphed,
            "all_rows": {r["strategy"]: r["overhead_synced_pct"] for r in d["rows"]},
            # per extra step, % of a forward (two step counts, the per-generation costs cancelled; bench_sampler.py)
            "cuda_graphs_rows_per_step": {r["strategy"]: r["overhead_per_step_pct"] for r in d["rows"]
                                          if r.get("overhead_per_step_pct") is not None},
+           "model": m.get("model"), "row_stats": m.get("row_stats_used", m.get("row_stats")),
            "gpu": m.get("device"), "torch": m.get("torch"), "command": "python " + m.get("command", ""),
            "date": m.get("date"), "source": path, "written_by": WRITTEN_BY}
-    if previous and previous.get("written_by") != WRITTEN_BY:
-        out["before"] = {k: previous.get(k) for k in ("value", "gpu", "date", "source")}
+    if previous and (previous.get("written_by") != WRITTEN_BY or previous.get("unit") != out["unit"]):
+        # another writer's figure, or the same key measured another way: kept beside, never compared silently
+        out["before"] = {k: previous.get(k) for k in ("value", "row", "unit", "gpu", "date", "source")}
     return out
 
 

@@ -41,8 +41,8 @@ _FUNCTIONS: dict[tuple, Callable] = {}
 
 def compiled_function(fn: Callable) -> Callable:
     """``fn`` through ``torch.compile`` (:data:`COMPILE_KWARGS`), made once per function and reused: for the
-    sampler's own fixed-shape step (:func:`.fused_step.greedy_confidence_step`), whose ~40 small kernels
-    TorchInductor fuses into a few (a single pass over the vocabulary for argmax, log-sum-exp and the rest)."""
+    sampler's own fixed-shape step (:func:`.fused_step.greedy_confidence_step`), whose ~45 small kernels
+    TorchInductor fuses into about ten (its pass over the vocabulary stays the Triton kernel of :mod:`.row_stats`)."""
     key = (fn, tuple(sorted(COMPILE_KWARGS.items())))
     if key not in _FUNCTIONS:
         _FUNCTIONS[key] = torch.compile(fn, **COMPILE_KWARGS)
@@ -56,6 +56,14 @@ def check_compilable(model: Any) -> None:
                         "pass the model to generate() or set torch_compile=False")
     if not hasattr(model, _SLOT):
         raise TypeError(f"torch_compile needs torch >= 2.2 (nn.Module.compile); this is torch {torch.__version__}")
+
+
+def recompile_headroom():
+    """TorchDynamo's recompile limit raised to :data:`RECOMPILE_LIMIT` (a context manager): past the limit a function
+    runs eagerly without a word, e.g. the compiled greedy step called with many rules, batch sizes and thresholds."""
+    cfg = torch._dynamo.config
+    name = "recompile_limit" if hasattr(cfg, "recompile_limit") else "cache_size_limit"  # torch < 2.6: the old name
+    return cfg.patch(**{name: max(RECOMPILE_LIMIT, getattr(cfg, name))})
 
 
 @contextmanager
@@ -79,9 +87,7 @@ def compiled_calls(model: Any, enabled: bool) -> Iterator[None]:
     before = getattr(model, _SLOT)
     setattr(model, _SLOT, fn)
     try:
-        cfg = torch._dynamo.config
-        name = "recompile_limit" if hasattr(cfg, "recompile_limit") else "cache_size_limit"  # torch < 2.6: the old name
-        with cfg.patch(**{name: max(RECOMPILE_LIMIT, getattr(cfg, name))}):
+        with recompile_headroom():
             yield
     finally:
         setattr(model, _SLOT, before)

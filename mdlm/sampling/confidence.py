@@ -57,16 +57,27 @@ def add_choice_noise(score: Tensor, alpha: float, generator: torch.Generator) ->
     return score.double() + alpha * gumbel(tuple(score.shape), generator, score.device)
 
 
+# windows up to this width rank by pairwise comparison ((B, W, W) booleans: a few fusable element-wise kernels, no sort)
+PAIRWISE_MAX_WIDTH = 64
+
+
 def select_top(score: Tensor, eligible: Tensor, n: Tensor) -> Tensor:
     """Per row, the ``n[b]`` eligible positions with the largest score (ties → lower index).
 
     score (B, W), eligible (B, W) bool, n (B,) long (clamped to the eligible count).
-    Returns (B, W) bool. Vectorised: a stable descending sort gives every position its rank.
+    Returns (B, W) bool. Vectorised: every position's rank in a stable descending sort — for W ≤
+    :data:`PAIRWISE_MAX_WIDTH` counted as #{j: s_j > s_i} + #{j < i: s_j = s_i}, else from a sort.
     """
     key = score.double().nan_to_num(nan=-1e300, posinf=1e300, neginf=-1e300)  # eligible -inf still rank first
-    masked = torch.where(eligible, key, torch.full_like(key, float("-inf")))
-    order = torch.argsort(masked, dim=-1, descending=True, stable=True)  # (B, W)
-    ranks = torch.empty_like(order).scatter_(-1, order, torch.arange(order.shape[-1], device=order.device)
-                                             .expand_as(order).contiguous())
+    masked = torch.where(eligible, key, torch.full_like(key, float("-inf")))  # (B, W)
+    W = masked.shape[-1]
+    if W <= PAIRWISE_MAX_WIDTH:
+        col = torch.arange(W, device=masked.device)  # (W,)
+        ki, kj = masked.unsqueeze(-1), masked.unsqueeze(-2)  # (B, W, 1) position i, (B, 1, W) position j
+        ranks = ((kj > ki) | ((kj == ki) & (col < col.unsqueeze(-1)))).sum(dim=-1)  # (B, W)
+    else:
+        order = torch.argsort(masked, dim=-1, descending=True, stable=True)  # (B, W)
+        ranks = torch.empty_like(order).scatter_(-1, order, torch.arange(W, device=order.device)
+                                                 .expand_as(order).contiguous())
     n = torch.minimum(n.long(), eligible.sum(-1))
     return (ranks < n.unsqueeze(-1)) & eligible

@@ -8,7 +8,7 @@ This module computes that step on the whole block window (B, W, V) with a fixed 
 synchronisation:
 
   x̂_i   = argmax_v ℓ_i(v)                    (suppressed ids at −inf)
-  s_i   = log p_i(x̂_i) = log_softmax(ℓ_i)(x̂_i)   (one fused kernel, float32 accumulation)
+  s_i   = log p_i(x̂_i)                        (float32; with 1 − p_i(x̂_i) and, for the EB rule, H(p_i))
   n_b   = #masked_b − counts_b[i+1]           (the exact schedule count of the step)
           threshold (Fast-dLLM): n_b = max(n_b, #{masked i: p_i(x̂_i) ≥ τ}, 1 if any masked)
   commit the n_b masked positions of row b with the largest s_i (ties → lower index)
@@ -19,9 +19,12 @@ may be ordered differently, and a confidence within ~1e-7 of the threshold may f
 Because it has fixed shapes and no synchronisation, the step can be captured with the forward in a CUDA
 graph (``SamplerConfig.cuda_graphs``, :mod:`.graphs`).
 
-Measured on one H100 (125M model, batch 8 × 256 tokens, docs/benchmarks/h100_sampler_125m_b8_graphs.json):
-12.1% of the wall time outside the forwards (15.6% with the general step). Running this function alone
-through ``torch.compile`` was slower (29.2%, session 4), so it runs eagerly.
+The per-position statistics come from :func:`.row_stats.greedy_row_stats`: on a GPU one Triton kernel that reads
+the (B, W, V) logits once. Measured on one H200 (``eval/bench_greedy_step.py``, block 32, GPT-2's padded vocabulary,
+docs/benchmarks/h200_decode_kernel/step.json), GPU time of the step as a CUDA graph, batch 8, Fast-dLLM rule:
+276 µs with PyTorch statistics → 104 µs with the kernel; the schedule rule through ``torch.compile`` (the rest of
+the step fused) 97 → 41 µs. In the sampler (``eval/bench_sampler.py``, random 125M weights, batch 8 × 256 tokens)
+the compiled graphed greedy row's overhead per step fell from 10.2% to 2.6% of a compiled forward's time.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import torch
 
 from .adaptive import entropy_bounded_count, eos_early_fill, factor_count
 from .confidence import select_top
+from .row_stats import greedy_row_stats
 from .eos import eos_fill
 
 Tensor = torch.Tensor
@@ -38,7 +42,8 @@ def greedy_confidence_step(logits: Tensor, x: Tensor, window: Tensor, block: Ten
                            suppress: Tensor, gen: Tensor, mask_id: int, eos_id: int | None,
                            threshold: float | None = None, rule: str = "schedule", factor: float | None = None,
                            eb_gamma: float | None = None, stop_ids: Tensor | None = None,
-                           early_eos_id: int | None = None) -> tuple[Tensor, Tensor, Tensor]:
+                           early_eos_id: int | None = None, row_stats: str | None = None
+                           ) -> tuple[Tensor, Tensor, Tensor]:
     """One greedy step on a block window (confidence, Fast-dLLM or EB rule), then the EOS policies (:mod:`.eos`).
 
     Args:
@@ -57,6 +62,8 @@ def greedy_confidence_step(logits: Tensor, x: Tensor, window: Tensor, block: Ten
             (entropy-bounded with budget ``eb_gamma``, positions ranked by entropy).
         stop_ids, early_eos_id: EOS-aware early termination (:func:`.adaptive.eos_early_fill`): positions predicted
             as one of ``stop_ids`` (EOS, pad) are filled with ``early_eos_id``; None: off.
+        row_stats: the per-position statistics' implementation, "auto", "torch" or "triton" (:mod:`.row_stats`);
+            None: the choice in force.
     Returns:
         (new canvas (B, L) long, committed (B, L) bool — window commits and EOS fills —,
         flags (3,) long: [the canvas changed, masked positions are left in the block, positions filled by the
@@ -64,27 +71,24 @@ def greedy_confidence_step(logits: Tensor, x: Tensor, window: Tensor, block: Ten
     """
     x_w = x.index_select(1, window)  # (B, W)
     masked = block & (x_w == mask_id)  # (B, W)
-    lg = logits.index_fill(-1, suppress, float("-inf"))  # (B, W, V), logits' dtype
-    tok = lg.argmax(dim=-1)  # (B, W)
-    # one fused pass in float32 (no float32 copy of the logits): log p(x̂) = ℓ(x̂) − logsumexp(ℓ)
-    logp = torch.log_softmax(lg, dim=-1, dtype=torch.float32)  # (B, W, V)
-    log_conf = logp.gather(-1, tok.unsqueeze(-1)).squeeze(-1)  # (B, W)
+    # one pass over the vocabulary (a Triton kernel on a GPU, :mod:`.row_stats`): x̂, log p(x̂), 1 − p(x̂), H
+    want_err = threshold is not None or rule == "fast_dllm"  # 1 − p(x̂): the threshold and factor rules
+    tok, log_conf, err, ent = greedy_row_stats(logits, suppress, want_err, rule == "eb", row_stats)  # (B, W) each
     n_masked = masked.sum(dim=-1)  # (B,)
     score = torch.where(masked, log_conf, float("-inf"))  # (B, W) ranking score
     if rule == "schedule":
         n = (n_masked - n_after).clamp_min(0)  # (B,)
         if threshold is not None:
-            n_thr = (masked & (_rest(logp, tok) <= 1.0 - threshold)).sum(dim=-1)  # (B,)
+            n_thr = (masked & (err <= 1.0 - threshold)).sum(dim=-1)  # (B,)
             n = torch.maximum(torch.maximum(n, n_thr), masked.any(dim=-1).long())
     else:
         if rule == "eb":
-            ent = -(logp.exp() * logp.clamp_min(torch.finfo(logp.dtype).min)).sum(dim=-1)  # (B, W)
             n = entropy_bounded_count(ent, masked, float(eb_gamma))
             score = torch.where(masked, -ent, float("-inf"))
         elif factor is not None:
-            n = factor_count(_rest(logp, tok), masked, float(factor))
+            n = factor_count(err, masked, float(factor))
         else:
-            n = torch.maximum((masked & (_rest(logp, tok) <= 1.0 - threshold)).sum(dim=-1), masked.any(dim=-1).long())
+            n = torch.maximum((masked & (err <= 1.0 - threshold)).sum(dim=-1), masked.any(dim=-1).long())
         n = torch.where(n_after == 0, n_masked, n)  # the row's last allowed step commits what is left
     commit_w = select_top(score, masked, n)  # (B, W)
     new = x.index_copy(1, window, torch.where(commit_w, tok, x_w))  # (B, L)
@@ -102,8 +106,3 @@ def greedy_confidence_step(logits: Tensor, x: Tensor, window: Tensor, block: Ten
     left = (block & (new.index_select(1, window) == mask_id)).any()
     return new, committed, torch.stack([committed.any().long(), left.long(), n_early])
 
-
-def _rest(logp: Tensor, tok: Tensor) -> Tensor:
-    """(B, W) 1 − p(x̂) summed over the other tokens: exact near p = 1, where float32 rounds p itself to 1
-    (a threshold of 1.0 must admit nothing that is not certain)."""
-    return logp.scatter(-1, tok.unsqueeze(-1), float("-inf")).exp().sum(dim=-1)

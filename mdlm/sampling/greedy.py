@@ -25,6 +25,7 @@ import torch
 from .blocks import Block
 from .compiled import compiled_function
 from .fused_step import greedy_confidence_step
+from .row_stats import backend_for
 from .graphs import capture_counted
 from .step_graph import GreedyStepGraph
 from .step import Sampling, StepReport
@@ -108,7 +109,7 @@ class GreedyStep:
         run, cfg = self.run, self.run.config
         step = compiled_function(greedy_confidence_step) if cfg.torch_compile else greedy_confidence_step
         return step(c, run.x, window, blk, self.n_after, run.suppressed(c.shape[-1]), run.gen, run.mask_id, run.eos_id,
-                    cfg.threshold, self.rule, cfg.factor, cfg.eb_gamma, run.stop_ids, run.early_eos_id)
+                    cfg.threshold, self.rule, cfg.factor, cfg.eb_gamma, run.stop_ids, run.early_eos_id, backend_for(c))
 
     def body(self) -> tuple[Tensor, Tensor]:
         run, blk = self.run, self.block

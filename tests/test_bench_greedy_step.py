@@ -1,0 +1,23 @@
+"""eval/bench_greedy_step.py on a CPU (a smoke run: PyTorch statistics only, no CUDA graphs) and its input check."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+
+def test_bench_greedy_step_writes_a_timed_row_per_batch_and_rule(tmp_path):
+    out = tmp_path / "step.json"
+    subprocess.run([sys.executable, "eval/bench_greedy_step.py", "--device", "cpu", "--replays", "1", "--vocab", "300",
+                    "--batch", "1", "2", "--no-compile", "--out", str(out)], check=True, capture_output=True)
+    rows = json.loads(out.read_text())["rows"]
+    assert {(r["batch"], r["rule"]) for r in rows} == {(b, rule) for b in (1, 2)
+                                                        for rule in ("schedule", "fast_dllm 0.9", "eb 0.1")}
+    assert all(r["us_per_step"] > 0 and r["row_stats"] == "torch" and not r["compiled"] for r in rows)
+
+
+def test_bench_greedy_step_refuses_a_vocabulary_without_room_for_mask():
+    r = subprocess.run([sys.executable, "eval/bench_greedy_step.py", "--device", "cpu", "--vocab", "300",
+                        "--valid", "299"], capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.strip().startswith("error: --valid must leave room")
