@@ -25,6 +25,7 @@ from torch.profiler import ProfilerActivity, profile
 from mdlm.cli import ArgumentParser, positive_int, run_cli
 from mdlm.sampling.compiled import compiled_function, recompile_headroom
 from mdlm.sampling.fused_step import greedy_confidence_step
+from mdlm.sampling.graphs import replay_seconds
 
 RULES = {"schedule": dict(rule="schedule"), "fast_dllm 0.9": dict(rule="fast_dllm", threshold=0.9),
          "eb 0.1": dict(rule="eb", eb_gamma=0.1)}
@@ -64,19 +65,7 @@ def graph_us(fn, replays: int, cuda: bool) -> float:
         for _ in range(replays):
             fn()
         return 1e6 * (time.perf_counter() - t) / replays
-    torch.cuda.synchronize()
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        fn()
-    best = float("inf")
-    for _ in range(3):
-        torch.cuda.synchronize()
-        t = time.perf_counter()
-        for _ in range(replays):
-            graph.replay()
-        torch.cuda.synchronize()
-        best = min(best, (time.perf_counter() - t) / replays)
-    return 1e6 * best
+    return 1e6 * replay_seconds(fn, replays)
 
 
 def kernels(fn, cuda: bool) -> int | None:

@@ -45,6 +45,7 @@ from mdlm.pipelines.text import build_text_canvas  # noqa: E402
 from mdlm.sampling import SamplerConfig, as_logits_fn, generate, trim_at_eos  # noqa: E402
 from mdlm.sampling.cached_calls import WindowLogits  # noqa: E402
 from mdlm.sampling.compiled import compiled_calls  # noqa: E402
+from mdlm.sampling.graphs import replay_seconds  # noqa: E402
 from mdlm.sampling.row_stats import backend_for, use_backend  # noqa: E402
 from mdlm.evaluation.benchmark_models import SIZES, build  # noqa: E402
 from mdlm.tokenizers.text import gpt2_tokenizer  # noqa: E402
@@ -102,19 +103,7 @@ def graphed_forward_seconds(model, canvas, attn, gen_length: int, block_length: 
     with torch.no_grad(), compiled_calls(model, compiled):
         for _ in range(3):
             fwd(x, lo, lo + block_length)
-        torch.cuda.synchronize()
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            fwd(x, lo, lo + block_length)
-        best = float("inf")
-        for _ in range(max(1, repeats)):
-            torch.cuda.synchronize()
-            t = time.perf_counter()
-            for _ in range(32):
-                graph.replay()
-            torch.cuda.synchronize()
-            best = min(best, (time.perf_counter() - t) / 32)
-    return best
+        return replay_seconds(lambda: fwd(x, lo, lo + block_length), 32, repeats)
 
 
 def per_step_overhead_pct(t1: float, nfe1: int, t2: float, nfe2: int, t_fwd: float) -> float | None:

@@ -164,7 +164,7 @@ def test_greedy_step_commits_the_same_with_the_kernel(rule):
     from mdlm.sampling.fused_step import greedy_confidence_step
 
     B, W, V, mask_id = 3, 16, 5000, 4999
-    lg = logits_with_cases(V, torch.bfloat16).to(KERNEL_DEVICE)[:, :, :]  # (2, 6, V)
+    lg = logits_with_cases(V, torch.bfloat16).to(KERNEL_DEVICE)  # (2, 6, V)
     lg = torch.cat([lg, lg.flip(1), lg], dim=1)[:, :W].repeat(2, 1, 1)[:B]  # (B, W, V)
     x = torch.full((B, W + 4), mask_id, device=KERNEL_DEVICE)
     x[:, :4] = 1

@@ -24,6 +24,7 @@ whose forward synchronises) warns once and the generation continues eagerly.
 
 from __future__ import annotations
 
+import time
 import warnings
 from typing import Callable
 
@@ -42,6 +43,23 @@ class StepGraph:
 
     def replay(self) -> None:
         self.graph.replay()
+
+
+def replay_seconds(body: Callable[[], object], replays: int, runs: int = 3) -> float:
+    """Seconds per replay of ``body`` (already warmed up, GPU work only) captured as one CUDA graph and replayed
+    ``replays`` times back to back, the best of ``runs`` such runs (a benchmark's figure: the GPU time of the kernels
+    with one launch per replay). Raises RuntimeError when the capture fails."""
+    torch.cuda.synchronize()
+    graph = StepGraph(body)
+    best = float("inf")
+    for _ in range(max(1, runs)):
+        torch.cuda.synchronize()
+        t = time.perf_counter()
+        for _ in range(replays):
+            graph.replay()
+        torch.cuda.synchronize()
+        best = min(best, (time.perf_counter() - t) / replays)
+    return best
 
 
 def capture(body: Callable[[], object]) -> StepGraph | None:

@@ -96,13 +96,13 @@ def backend_for(logits: Tensor, name: str | None = None) -> str:
     name = current_backend() if name is None else _check(name, "row_stats")
     if name == "torch":
         return "torch"
-    ok = logits.is_cuda and _triton_module() is not None
-    if name == "triton":
-        if _triton_module() is None or not _kernel_device_ok(logits):
-            raise RuntimeError("the Triton row-stats kernel needs CUDA logits and an importable, working triton "
-                               f"(logits on {logits.device}, triton {'usable' if _triton_module() else 'not usable'})")
-        return "triton"
-    return "triton" if ok else "torch"
+    if name == "auto":  # CPU logits never import Triton
+        return "triton" if logits.is_cuda and _triton_module() is not None else "torch"
+    usable = _triton_module() is not None
+    if not usable or not _kernel_device_ok(logits):
+        raise RuntimeError("the Triton row-stats kernel needs CUDA logits and an importable, working triton "
+                           f"(logits on {logits.device}, triton {'usable' if usable else 'not usable'})")
+    return "triton"
 
 
 def row_stats_torch(logits: Tensor, suppress: Tensor, want_err: bool = True, want_entropy: bool = False
