@@ -1,7 +1,7 @@
 """The greedy decoding step alone (no model): GPU time per step of each implementation, on synthetic logits.
 
     python eval/bench_greedy_step.py                                   # batch 1 and 8, block 32, GPT-2's padded vocabulary
-    python eval/bench_greedy_step.py --batch 8 --rules schedule --out step.json
+    python eval/bench_greedy_step.py --batch 8 --rules schedule --out step.json   # --overwrite to replace it
     python eval/bench_greedy_step.py --device cpu --replays 5 --vocab 2048   # a smoke run (no CUDA graphs, no kernel)
 
 For each batch size, rule (the schedule's count, Fast-dLLM's threshold 0.9, the EB budget) and implementation —
@@ -22,7 +22,7 @@ import time
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from mdlm.cli import ArgumentParser, positive_int, run_cli
+from mdlm.cli import ArgumentParser, positive_int, refuse_overwrite, run_cli
 from mdlm.sampling.compiled import compiled_function, recompile_headroom
 from mdlm.sampling.fused_step import greedy_confidence_step
 from mdlm.sampling.graphs import replay_seconds
@@ -90,14 +90,17 @@ def main() -> int:
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile rows")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--out", help="write the rows as JSON here")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     a = p.parse_args()
+    refuse_overwrite(a.out, a.overwrite)
     cuda = a.device.startswith("cuda")
     valid = a.valid if a.valid is not None else a.vocab - 47
     if not 2 <= valid < a.vocab - 1:
         p.error(f"--valid must leave room for a mask id: 2 ≤ valid < vocab − 1 = {a.vocab - 1}")
     backends = ["torch", "triton"] if cuda else ["torch"]
     rows = []
-    print("| batch | rule | row stats | rest of the step | µs per step (CUDA graph) | kernels (eager) | canvas = "
+    timing = "µs per step (CUDA graph)" if cuda else "µs per call (CPU, no graph)"
+    print(f"| batch | rule | row stats | rest of the step | {timing} | kernels (eager) | canvas = "
           "torch eager |\n|---|---|---|---|---|---|---|", flush=True)
     with torch.inference_mode(), recompile_headroom():
         for B in a.batch:

@@ -30,7 +30,6 @@ time, with the per-generation costs (the eager first steps, the graph captures, 
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import sys
@@ -40,6 +39,7 @@ import time
 import torch  # noqa: E402
 
 import mdlm  # noqa: E402,F401
+from mdlm.cli import ArgumentParser, refuse_overwrite, run_cli  # noqa: E402
 from mdlm.pipelines import load_for_generation  # noqa: E402
 from mdlm.pipelines.text import build_text_canvas  # noqa: E402
 from mdlm.sampling import SamplerConfig, as_logits_fn, generate, trim_at_eos  # noqa: E402
@@ -140,14 +140,15 @@ def same_share(name: str, gen, seqs: dict) -> float | None:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = ArgumentParser(description=__doc__.split("\n")[0])
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--model", help="checkpoint directory")
     src.add_argument("--random-size", choices=list(SIZES), help="a randomly initialised model of this size with "
                      "GPT-2's tokenizer (speed does not depend on the weights; the samples are noise)")
     p.add_argument("--row-stats", choices=["auto", "torch", "triton"], default="auto",
                    help="the greedy step's per-position statistics: auto (the Triton kernel on a GPU), torch (PyTorch "
-                        "ops, as the step computed them before the kernel) or triton (mdlm/sampling/row_stats.py)")
+                        "ops, as the step computed them before the kernel) or triton (mdlm/sampling/row_stats_triton.py; "
+                        "a CUDA device)")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--gen-length", type=int, default=128)
     p.add_argument("--block-length", type=int, default=32)
@@ -155,11 +156,15 @@ def main() -> None:
     p.add_argument("--prompt", default="ROMEO:\n")
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--dtype", default=None, choices=[None, "bfloat16", "float32"])
+    p.add_argument("--dtype", default=None, choices=["bfloat16", "float32"], help="default: the checkpoint's")
     p.add_argument("--only", nargs="+", default=None, metavar="WORD",
                    help="run only the strategies whose name contains one of these words (e.g. llada verify eb)")
-    p.add_argument("--out")
+    p.add_argument("--out", help="write the rows as JSON here")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     a = p.parse_args()
+    refuse_overwrite(a.out, a.overwrite)
+    if a.row_stats == "triton" and not a.device.startswith("cuda"):
+        p.error("--row-stats triton needs a CUDA --device (the kernel runs on a GPU)")
 
     def wanted(name: str) -> bool:
         return a.only is None or any(w.lower() in name.lower() for w in a.only)
@@ -296,4 +301,4 @@ def run_rows(a, tok, model, wanted) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)()

@@ -59,8 +59,8 @@ fi
 
 if has sampler; then
   B="python eval/bench_sampler.py --model $BASE --gen-length 64 --steps 32 --block-length 32 --repeats 3"
-  timed cpu_sampler_b8 $B --batch 8 --out "$OUT/cpu_sampler_b8.json"
-  timed cpu_sampler_b1 $B --batch 1 --out "$OUT/cpu_sampler_b1.json"
+  timed cpu_sampler_b8 $B --batch 8 --out "$OUT/cpu_sampler_b8.json" --overwrite
+  timed cpu_sampler_b1 $B --batch 1 --out "$OUT/cpu_sampler_b1.json" --overwrite
   tail -12 "$OUT/cpu_sampler_b8.log" | tee -a "$SUMMARY"
 fi
 echo "summary: $SUMMARY"

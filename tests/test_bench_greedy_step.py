@@ -1,4 +1,5 @@
-"""eval/bench_greedy_step.py on a CPU (a smoke run: PyTorch statistics only, no CUDA graphs) and its input check."""
+"""eval/bench_greedy_step.py on a CPU (a smoke run: PyTorch statistics only, no CUDA graphs), its input checks, and
+bench_sampler.py's output and kernel checks."""
 
 from __future__ import annotations
 
@@ -21,3 +22,21 @@ def test_bench_greedy_step_refuses_a_vocabulary_without_room_for_mask():
     r = subprocess.run([sys.executable, "eval/bench_greedy_step.py", "--device", "cpu", "--vocab", "300",
                         "--valid", "299"], capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.strip().startswith("error: --valid must leave room")
+
+
+def test_the_benchmarks_never_replace_an_output_without_overwrite(tmp_path):
+    out = tmp_path / "step.json"
+    out.write_text("keep me")
+    r = subprocess.run([sys.executable, "eval/bench_greedy_step.py", "--device", "cpu", "--vocab", "300",
+                        "--out", str(out)], capture_output=True, text=True)
+    assert r.returncode == 2 and "exists; pass --overwrite" in r.stderr and out.read_text() == "keep me"
+    r = subprocess.run([sys.executable, "eval/bench_sampler.py", "--random-size", "tiny", "--device", "cpu",
+                        "--out", str(out)], capture_output=True, text=True)
+    assert r.returncode == 2 and "exists; pass --overwrite" in r.stderr and out.read_text() == "keep me"
+
+
+def test_bench_sampler_refuses_the_kernel_on_a_cpu_in_one_line():
+    r = subprocess.run([sys.executable, "eval/bench_sampler.py", "--random-size", "tiny", "--device", "cpu",
+                        "--row-stats", "triton"], capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.strip().startswith("error: --row-stats triton needs a CUDA")
+    assert "Traceback" not in r.stderr

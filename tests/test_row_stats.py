@@ -17,6 +17,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 HAS_TRITON = importlib.util.find_spec("triton") is not None
 KERNEL_DEVICE = "cuda" if torch.cuda.is_available() else ("cpu" if os.environ.get("TRITON_INTERPRET") == "1" else None)
+KERNEL_SKIP = ("the Triton kernel: needs `pip install triton` and a CUDA GPU, or on a CPU `pip install triton` and "
+               "TRITON_INTERPRET=1 in the environment")
 
 
 def float64_stats(logits: torch.Tensor, suppress: torch.Tensor):
@@ -91,7 +93,7 @@ def test_the_environment_variable_chooses_the_default(monkeypatch):
 
 
 @pytest.mark.skipif(not HAS_TRITON or KERNEL_DEVICE is None,
-                    reason="needs triton and a CUDA GPU (or TRITON_INTERPRET=1 on a CPU)")
+                    reason=KERNEL_SKIP)
 @pytest.mark.parametrize("V,dtype", [(37, torch.float32), (5000, torch.bfloat16), (50257, torch.bfloat16),
                                      (8192, torch.float16)])
 def test_triton_kernel_matches_torch(V, dtype):
@@ -117,7 +119,7 @@ def test_triton_kernel_matches_torch(V, dtype):
 
 
 @pytest.mark.skipif(not HAS_TRITON or KERNEL_DEVICE is None,
-                    reason="needs triton and a CUDA GPU (or TRITON_INTERPRET=1 on a CPU)")
+                    reason=KERNEL_SKIP)
 def test_kernel_ranks_near_certain_positions_as_float64_does():
     """Margins of 25 and 27 nats over 1,000 ids: float32 log_softmax gives log p = 0 for both (a tie), the kernel
     −log1p(rest) ≈ −1.4e-8 and −1.9e-9, ordered as the float64 definition orders them."""
@@ -135,7 +137,7 @@ def test_kernel_ranks_near_certain_positions_as_float64_does():
 
 
 @pytest.mark.skipif(not HAS_TRITON or KERNEL_DEVICE is None,
-                    reason="needs triton and a CUDA GPU (or TRITON_INTERPRET=1 on a CPU)")
+                    reason=KERNEL_SKIP)
 def test_a_kernel_that_fails_at_its_first_launch_warns_once_and_falls_back(monkeypatch):
     from mdlm.sampling import row_stats_triton as rt
 
@@ -156,7 +158,7 @@ def test_a_kernel_that_fails_at_its_first_launch_warns_once_and_falls_back(monke
 
 
 @pytest.mark.skipif(not HAS_TRITON or KERNEL_DEVICE is None,
-                    reason="needs triton and a CUDA GPU (or TRITON_INTERPRET=1 on a CPU)")
+                    reason=KERNEL_SKIP)
 @pytest.mark.parametrize("rule", [dict(rule="schedule"), dict(rule="schedule", threshold=0.5),
                                   dict(rule="fast_dllm", threshold=0.9), dict(rule="fast_dllm", factor=1.0),
                                   dict(rule="eb", eb_gamma=0.5)])

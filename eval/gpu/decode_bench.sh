@@ -46,7 +46,7 @@ bench() {  # NAME GPU BLOCK ROWS PART ARGS...: one eval/decode_bench.py run into
 ) &
 (
   t=$(date +%s); say "bench_sampler (overhead) on the MDM, GPU 1: start"
-  CUDA_VISIBLE_DEVICES=1 run_for 30 python3 eval/bench_sampler.py --model $RUNS/mdm $SAMPLER --out $OUT/bench_sampler_b8.json \
+  CUDA_VISIBLE_DEVICES=1 run_for 30 python3 eval/bench_sampler.py --model $RUNS/mdm $SAMPLER --out $OUT/bench_sampler_b8.json --overwrite \
     2>&1 | grep "^|" | head -12
   say "bench_sampler: done after $(( $(date +%s) - t )) s"
   if [ -f $RUNS/bd3_16/config.json ]; then

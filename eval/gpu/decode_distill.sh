@@ -123,7 +123,7 @@ distill2)
 extra)
   need_files "run STAGE=distill first (same warm machine)" $W/mdm_cf/config.json
   say "bench_sampler (batch 8, CUDA-graph rows) on the distilled model: start"
-  run_for 5 python3 eval/bench_sampler.py --model $W/mdm_cf $SAMPLER --out $W/bench_sampler_b8.json > $W/bench_sampler.log 2>&1
+  run_for 5 python3 eval/bench_sampler.py --model $W/mdm_cf $SAMPLER --out $W/bench_sampler_b8.json --overwrite > $W/bench_sampler.log 2>&1
   say "bench_sampler: exit $?"; grep "^|" $W/bench_sampler.log | tee -a $LOG
   bench $W/mdm_cf cf_b64 "$BROWS" $B64
   bench $RUNS/mdm src_b64 llada $B64

@@ -29,9 +29,9 @@ fi
 say "GPU tests: CUDA graphs == eager for every fixed-shape policy, step_graph == eager"
 run_for 240 python3 -m pytest -q -m gpu tests/test_cuda_graphs.py 2>&1 | tail -5 | tee $OUT/gpu_tests.log
 say "bench_sampler, batch 8"
-run_for 90 python3 eval/bench_sampler.py --model $BASE --batch 8 "${BENCH[@]}" --out $OUT/bench_sampler_b8.json \
+run_for 90 python3 eval/bench_sampler.py --model $BASE --batch 8 "${BENCH[@]}" --out $OUT/bench_sampler_b8.json --overwrite \
   2>&1 | grep -v "Loading weights" | grep -E "^\||^model|^CUDA" | tee $OUT/bench_sampler_b8.txt
 say "bench_sampler, batch 1 (adaptive rules, verify)"
 run_for 5 python3 eval/bench_sampler.py --model $BASE --batch 1 "${BENCH[@]}" --only llada fast_dllm eb verify \
-  --out $OUT/bench_sampler_b1.json 2>&1 | grep -v "Loading weights" | grep -E "^\||^model|^CUDA" | tee $OUT/bench_sampler_b1.txt
+  --out $OUT/bench_sampler_b1.json --overwrite 2>&1 | grep -v "Loading weights" | grep -E "^\||^model|^CUDA" | tee $OUT/bench_sampler_b1.txt
 say "done"

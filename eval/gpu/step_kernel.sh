@@ -25,11 +25,11 @@ say "GPU tests: start"
 run_for 330 python3 -m pytest -q -x $TESTS > $OUT/gpu_tests.txt 2>&1
 say "GPU tests: exit $? | $(tail -1 $OUT/gpu_tests.txt)"
 say "bench_greedy_step: start"
-run_for 250 python3 eval/bench_greedy_step.py $STEP --out $OUT/step.json > $OUT/step.txt 2>&1
+run_for 250 python3 eval/bench_greedy_step.py $STEP --out $OUT/step.json --overwrite > $OUT/step.txt 2>&1
 say "bench_greedy_step: exit $?"; cat $OUT/step.txt | tee -a $LOG
 for b in $BACKENDS; do
   say "bench_sampler --row-stats $b: start"
-  run_for 60 python3 eval/bench_sampler.py $SAMPLER --only graphs --row-stats $b --out $OUT/sampler_$b.json \
+  run_for 60 python3 eval/bench_sampler.py $SAMPLER --only graphs --row-stats $b --out $OUT/sampler_$b.json --overwrite \
     > $OUT/sampler_$b.log 2>&1
   say "bench_sampler $b: exit $?"; grep "^|\|CUDA-graph rows" $OUT/sampler_$b.log | tee -a $LOG
 done

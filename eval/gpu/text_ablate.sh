@@ -51,7 +51,7 @@ if has speed; then
   for B in 8 64; do
     say "bench_sampler batch $B"
     run_for 3 python3 eval/bench_sampler.py --model "$BASE" --batch "$B" --gen-length 256 --steps 128 \
-      --block-length 32 --repeats 2 --dtype bfloat16 --device cuda --out "$OUT/bench_sampler_b$B.json" 2>&1 \
+      --block-length 32 --repeats 2 --dtype bfloat16 --device cuda --out "$OUT/bench_sampler_b$B.json" --overwrite 2>&1 \
       | grep -v "Loading weights" | head -14 | tee -a "$LOG"
   done
 fi

@@ -29,5 +29,5 @@ for d in bench_cache_b1 bench_cache_b64; do
 done
 say "bench_sampler (overhead), batch 8"
 run_for 5 python3 eval/bench_sampler.py --model $BASE --batch 8 --gen-length 256 --steps 128 --block-length 32 \
-  --repeats 2 --dtype bfloat16 --device cuda --out $OUT/bench_sampler_b8.json 2>&1 | grep -v "Loading weights" | head -16
+  --repeats 2 --dtype bfloat16 --device cuda --out $OUT/bench_sampler_b8.json --overwrite 2>&1 | grep -v "Loading weights" | head -16
 say "done"

@@ -184,6 +184,8 @@ def sampler_key(path: str, previous: dict | None, row_name: str | None = None,
     if previous and (previous.get("written_by") != WRITTEN_BY or previous.get("unit") != out["unit"]):
         # another writer's figure, or the same key measured another way: kept beside, never compared silently
         out["before"] = {k: previous.get(k) for k in ("value", "row", "unit", "gpu", "date", "source")}
+    elif previous and "before" in previous:  # rewritten the same way: the earlier measure stays recorded
+        out["before"] = previous["before"]
     return out
 
 
