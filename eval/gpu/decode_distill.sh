@@ -13,6 +13,7 @@
 #                     whole call and per step), batch 64 / 512 tokens (BROWS) on the distilled model and the source's
 #                     LLaDA loop there (the distillation's own quality cost), batch 16 / 1024 (B16_ROWS),
 #                     eval/profile_gpu.py decode --compile at batch 1 and 8
+#   3b STAGE=b16      only the batch-16 / 1024-token rows of 3 (B16_ROWS): 16 samples per row for the quality bar
 #   A second round (dParallel-style, from the distilled model's own greedy decodes; not run yet), after call 1:
 #   2' STAGE="distill teacher2" NO_B1=1   distillation as in 2 without its benchmark, then the distilled model's own
 #                     trajectories (recipes/distill_parallel.py teacher --model $W/mdm_cf) into $W/traj2
@@ -69,7 +70,7 @@ if [ "${DRY:-0}" = 1 ]; then  # tiny model, a few steps, CPU
 fi
 mkdir -p $W
 if [ "${DRY:-0}" = 1 ]; then STAGES=(${DRY_STAGES:-base distill extra judge})
-else read -ra STAGES <<< "${STAGE:?STAGE=base, distill, extra, judge, teacher2 or distill2 (several: in order)}"; fi
+else read -ra STAGES <<< "${STAGE:?STAGE=base, distill, extra, b16, judge, teacher2 or distill2 (several: in order)}"; fi
 bench() {  # MODEL DIR ROWS ARGS...: one eval/decode_bench.py run (no judging here, see the header)
   local model=$1 dir=$2 rows=$3 t=$(date +%s); shift 3
   say "decode_bench $dir ($rows): start"
@@ -100,7 +101,7 @@ base)
   if [ ! -d .data/shakespeare_bible ] && [ -f .data/shakespeare_bible.tgz ]; then tar xzf .data/shakespeare_bible.tgz -C .data; fi
   need_files "carry .data/shakespeare_bible.tgz" .data/shakespeare_bible/dataset_dict.json
   if [ "$GPU_TESTS" = 1 ]; then  # beside the training: the GPU tests this run relies on
-    python3 -m pytest -q -p no:cacheprovider tests/test_torch_compile.py tests/test_cuda_graphs.py > $W/gpu_tests.txt 2>&1 &
+    python3 -m pytest -q -p no:cacheprovider tests/test_torch_compile.py tests/test_cuda_graphs.py tests/test_launch_ahead.py > $W/gpu_tests.txt 2>&1 &
   fi
   ensure_mdm 330
   wait
@@ -136,6 +137,10 @@ extra)
   say "profile: exit $?"; grep -E "^generate|^full|^dual|^greedy" $W/profile_b8.txt | tee -a $LOG
   tar czf $OUT/extra.tgz -C $W bench_sampler.log bench_sampler_b8.json cf_b64 src_b64 cf_b16 cf_b64.log src_b64.log \
     cf_b16.log profile_b1.txt profile_b8.txt 2>/dev/null ;;
+b16)
+  need_files "run STAGE=distill first (same warm machine)" $W/mdm_cf/config.json
+  bench $W/mdm_cf cf_b16 "$B16_ROWS" $B16
+  tar czf $OUT/b16.tgz -C $W cf_b16 cf_b16.log 2>/dev/null ;;
 judge)
   need_files "join the GGUF first (see the header)" $JUDGE
   for d in cf_b1 cf_b64 cf_b16 src_b64; do

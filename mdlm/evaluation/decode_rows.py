@@ -15,6 +15,8 @@ how the network is called and how many tokens a step commits. ``llada`` is not a
   block_exact         block-diffusion models (BD3-LM): finished blocks' K/V cached exactly
   ...+eos             EOS-aware early block termination
   ...+compile         the network's forward through torch.compile (TorchInductor's fused kernels, then the graphs)
+  ...+sync            a threshold / factor / EB row that reads the block's state back after every step (before
+                      2026-12-01) instead of launching ahead (``launch_ahead``, mdlm/sampling/ahead.py)
   ...+per_block       CUDA graphs captured once per block (before 2026-11-30: the window baked into each graph)
                       instead of once per generation (``cuda_graph_reuse``), for a before/after in one run
 Every row but ``uncached`` asks for CUDA graphs. Combinations are named by joining with ``+``; ``ROW@T`` runs a
@@ -44,6 +46,7 @@ def row_overrides(threshold: float, factor: float, eb_gamma: float) -> dict[str,
     eb = {"unmasking": "eb", "eb_gamma": eb_gamma}
     fac = {"unmasking": "fast_dllm", "threshold": None, "factor": factor}
     g, dual, bx = {"cuda_graphs": True}, {"cache_implementation": "dual"}, {"cache_implementation": "block_exact"}
+    sync = {"launch_ahead": False}
     return {
         "uncached": {},
         "graphs": g,
@@ -62,6 +65,9 @@ def row_overrides(threshold: float, factor: float, eb_gamma: float) -> dict[str,
         "dual+threshold+eos": dual | thr | g | {"eos_early_stop": True},
         "threshold+eos": thr | g | {"eos_early_stop": True},
         "eb+eos": eb | g | {"eos_early_stop": True},
+        "threshold+sync": thr | g | sync,
+        "eb+sync": eb | g | sync,
+        "factor+sync": fac | g | sync,
         "graphs+per_block": g | {"cuda_graph_reuse": False},
         "dual+per_block": dual | g | {"cuda_graph_reuse": False},
     }

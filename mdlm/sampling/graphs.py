@@ -18,7 +18,8 @@ How the sampler uses it (:func:`mdlm.sampling.sampler._greedy_block`), per block
 Replays compute exactly what the eager step computes (same kernels, same inputs), so the samples are
 the same. Host synchronisations: none per step for the schedule alone (whether the block is finished
 is known from the count table), one per step with a confidence threshold or the EOS policy (whether
-masked positions are left decides when the block ends). A graph whose capture fails (e.g. a model
+masked positions are left decides when the block ends) unless the block advance runs on the device
+(:mod:`.ahead`). A graph whose capture fails (e.g. a model
 whose forward synchronises) warns once and the generation continues eagerly.
 """
 

@@ -5,7 +5,8 @@ float32 precision), and with ``cuda_graphs`` each block's later steps replayed a
 
 Host synchronisations: none per step with the schedule's counts alone (the count table, on the host, says how
 many masked positions each step leaves); one per step with a threshold or the EOS policy (did the canvas change;
-is the block filled).
+is the block filled) — for an adaptive rule without EOS policy or cache, one per run of steps instead
+(:mod:`.ahead`, ``launch_ahead``).
 
 CUDA graphs (``cuda_graphs``): a kind of step runs eagerly the first time it is seen (lazy kernel set-up), is
 captured the second time (capture records, it does not run) and replayed from then on. With

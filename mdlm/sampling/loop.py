@@ -19,6 +19,7 @@ from typing import Any, Iterable
 
 import torch
 
+from .ahead import LaunchAhead, launch_ahead_applies, one_width
 from .blocks import Block, BlockPlan
 from .callbacks import Callback, StepInfo, compose
 from .compiled import compiled_calls
@@ -130,7 +131,10 @@ def generate(model_fn: Any, canvas: Tensor, *, mask_id: int, config: MDLMGenerat
         kind = VerifiedStep if cfg.verify else GreedyStep if cfg.uses_greedy_step else DenoiseStep
         stepper = kind(run, want_info=callback is not None)
         step = 0
-        for block in plan.blocks(x, mask_id):
+        ahead = _launch_ahead(stepper, plan, x, mask_id, callback is not None or history is not None)
+        if ahead is not None:  # the greedy loop below with the block advance on the device (:mod:`.ahead`)
+            step = ahead.run()
+        for block in () if ahead is not None else plan.blocks(x, mask_id):
             runner.start_block()
             stepper.start_block(block)
             # verify: one verified commit per step at the least, however the step budget was split over blocks
@@ -154,6 +158,14 @@ def generate(model_fn: Any, canvas: Tensor, *, mask_id: int, config: MDLMGenerat
         out.step_graph_replays = getattr(stepper, "step_graph_replays", 0)
         out.graph_capture_failures = getattr(stepper, "graph_capture_failures", 0)
         return out
+
+
+def _launch_ahead(stepper: Any, plan: BlockPlan, x: Tensor, mask_id: int, per_step: bool) -> LaunchAhead | None:
+    """A :class:`.ahead.LaunchAhead` for this generation where it applies (its blocks made up front), else None."""
+    if not launch_ahead_applies(stepper, per_step):
+        return None
+    blocks = list(plan.blocks(x, mask_id))
+    return LaunchAhead(stepper, blocks) if one_width(blocks) else None
 
 
 def _early_stop(run: Sampling, eos_id: int | None, pad_id: int | None) -> None:

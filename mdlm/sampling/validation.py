@@ -90,7 +90,7 @@ def validate(c: Any) -> None:
         raise ValueError(f"top_p must be None or in (0, 1], got {c.top_p!r}")
     for name in ("choice_noise_anneal", "guidance_batch", "stop_at_eos", "suppress_pad", "chat", "cuda_graphs",
                  "reuse_logits", "return_history", "partial_cache", "eos_early_stop", "verify", "step_graph",
-                 "cuda_graph_reuse", "torch_compile"):
+                 "launch_ahead", "cuda_graph_reuse", "torch_compile"):
         _bool(name, getattr(c, name))
     _check_threshold(c)
     _check_adaptive(c)
