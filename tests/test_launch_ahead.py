@@ -56,7 +56,8 @@ def runs(monkeypatch):
 
 
 def decode(model, canvas, am, launch_ahead: bool, callback=None, eos_id=None, **kw):
-    cfg = MDLMGenerationConfig(steps=int((canvas == MASK).sum(1).max()), block_length=8, schedule="even", temperature=0.0,
+    steps = int((canvas == MASK).sum(1).max())
+    cfg = MDLMGenerationConfig(steps=steps, block_length=8, schedule="even", temperature=0.0,
                                launch_ahead=launch_ahead, **kw)
     with torch.no_grad():
         return generate(model, canvas, mask_id=MASK, config=cfg, attention_mask=am, suppress_tokens=[0],
@@ -82,6 +83,25 @@ def test_launch_ahead_gives_the_synchronised_samples_and_wastes_no_forward(runs,
     assert steps == fast.steps and reads < steps  # fewer read-backs than steps
     assert not (fast.sequences == MASK).any()
     assert torch.equal(fast.sequences[0, :3], canvas[0, :3])  # padding untouched
+
+
+@pytest.mark.parametrize("backend", ["eager", "aot_eager"])
+def test_the_compiled_block_advance_gives_the_synchronised_samples(runs, monkeypatch, backend):
+    """torch_compile: the forward, the step and the block advance (in-place writes into the step's buffers) traced
+    by TorchDynamo; ``aot_eager`` also functionalises the writes as TorchInductor does (CPU: no code generation)."""
+    import mdlm.sampling.compiled as compiled
+
+    monkeypatch.setitem(compiled.COMPILE_KWARGS, "backend", backend)
+    monkeypatch.setattr(compiled, "_FUNCTIONS", {})
+    torch._dynamo.reset()
+    model = confident_model()
+    canvas, am = canvas_and_mask()
+    rule = RULES[0]
+    try:
+        same(decode(model, canvas, am, True, torch_compile=True, **rule), decode(model, canvas, am, False, **rule))
+    finally:
+        torch._dynamo.reset()
+    assert len(runs) == 1
 
 
 WHY_NOT = ["eos policy", "early stop", "dual cache", "callback", "schedule only", "off", "narrow last block",

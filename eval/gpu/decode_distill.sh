@@ -91,7 +91,9 @@ distill_round() {  # NAME BASE TRAJ MODEL B1DIR: distil BASE on $W/TRAJ into $W/
   say "$name: certainty-forcing distillation of $base on $traj ($CF_STEPS steps): start"
   run_for 330 python3 recipes/distill_parallel.py train $DC --base_model $base --trajectories $W/$traj \
     --output_dir $W/$model > $W/$name.log 2>&1
-  say "$name: exit $? | $(grep -E 'threshold commits|rror' $W/$name.log | tail -1)"
+  local rc=$?
+  say "$name: exit $rc | $(grep -E 'threshold commits|rror' $W/$name.log | tail -1)"
+  [ $rc = 124 ] && say "$name: cut by its time limit (the call keeps 330 s for the batch-1 rows): lower CF_STEPS (1,600 fit in 216 s) or set NO_B1=1"
   need_files "the distillation failed (see $W/$name.log)" $W/$model/config.json
   [ "${NO_B1:-0}" = 1 ] || bench $W/$model $b1 "$ROWS" $B1
   tar czf $OUT/$name.tgz -C $W $name.log $model/eval_metrics.json $model/trainer_state.json $b1 $b1.log 2>/dev/null

@@ -1,19 +1,21 @@
 """Launch-ahead decoding: the block's progress kept on the device, so an adaptive greedy step needs no host sync.
 
-A threshold, factor or EB step (:mod:`.fused_step`) commits a number of tokens only the device knows, so the
-host loop of :mod:`.greedy` reads a flag back after every step ("is the block filled?") before it launches the
-next one. At batch 1 the GPU then idles while the host learns the answer and launches again: measured on one
-H200 (125M model, 1,024 tokens, block 32, compiled, CUDA graphs), 1.147 ms a threshold step against 1.064 ms a
-one-token step of the same forward, which needs no such read (docs/benchmarks/decoding.md).
+A threshold, factor or EB step (:mod:`.fused_step`) commits a number of tokens only the device knows, so the host
+loop of :mod:`.greedy` reads a flag back after every step ("is the block filled?") before it launches the next
+one, and at batch 1 the GPU idles while the host learns the answer and launches again.
 
-Here every step also advances the block on the device: after the commit, a block with nothing masked left moves
-the window to the next block (its columns, block mask and count table are rows of tables made once per
-generation), and a step after the last block commits nothing. The host launches steps without reading anything,
-``blocks left`` of them at a time — every unfinished block needs one step at least, so none of them is wasted —
-and reads the state (block, step in block, steps run) once per such run: about ``S̄ · ln(NB) + S̄`` reads for
-``NB`` blocks of ``S̄`` steps on average (~50 instead of ~350 at 1,024 tokens, ~11 steps a block), every one
-while the GPU still has steps queued except the last few. The commits, the canvas and the NFE are those of the
-synchronised loop (tests/test_launch_ahead.py).
+Here every step also advances the block on the device (:func:`advance_buffers`, compiled with ``torch_compile``):
+after the commit, a block with nothing masked left moves the window to the next block (its columns, block mask and
+count table are rows of tables made once per generation), and a step after the last block commits nothing. The
+host launches ``blocks left`` steps at a time — every unfinished block needs one step at least, so none is wasted —
+and reads the state (block, step in block, steps run) back once per such run: 44 reads instead of 352 for 32
+blocks of 11 steps each, all but the last block's while the GPU still has steps queued. The commits, the canvas,
+the steps and the NFE are those of the synchronised loop (tests/test_launch_ahead.py).
+
+Measured on one H200 (the distilled 125M MDM, batch 1, 1,024 tokens, block 32, compiled, CUDA graphs, 8 prompts;
+docs/benchmarks/decoding.md): a threshold step 1.215 ms reading back after every step → 1.134 ms launched ahead
+(2,334 → 2,500 tokens/s, the same tokens and NFE); a one-token step of the same forward, which never reads back,
+1.053 ms. That run's block advance was ~25 small eager kernels; it is compiled with the step since (not yet timed).
 
 It applies (``MDLMGenerationConfig.launch_ahead``, on by default) to the greedy step with a rule that needs the
 flag (a threshold, ``fast_dllm``, ``eb``) and no EOS policy (``stop_at_eos`` with an EOS id, ``eos_early_stop``:
@@ -28,6 +30,7 @@ from __future__ import annotations
 import torch
 
 from .blocks import Block
+from .compiled import compiled_function
 from .graphs import capture_counted
 from .greedy import GreedyStep
 
@@ -51,6 +54,35 @@ def one_width(blocks: list[Block]) -> bool:
     return len({b.hi - b.lo for b in blocks}) == 1
 
 
+def advance_buffers(state: Tensor, left: Tensor, cols_t: Tensor, flat_t: Tensor, blk_t: Tensor, counts_t: Tensor,
+                    cols_bufs: tuple[Tensor, ...], flat_buf: Tensor, blk_buf: Tensor, n_after_buf: Tensor) -> None:
+    """The block advance after a step, written into the step's input buffers (device ops only, no host sync;
+    ``torch.compile`` fuses it into a few kernels with ``torch_compile``).
+
+    Args:
+        state: (3,) long [block, step in block, steps run], updated in place; block == NB: the generation is done.
+        left: () long, masked positions left in the block after the step (0: the block is filled: next block).
+        cols_t: (NB, W) long, each block's canvas columns; flat_t: (NB, B·W) long, the same as flat indices
+            b·L + column (the LM head's ``logits_positions``); blk_t: (NB, B, W) bool, each block's positions;
+        counts_t: (NB, S+1, B) long, masked positions each block's schedule leaves after each step (0 after its S_b).
+        cols_bufs, flat_buf, blk_buf, n_after_buf: the buffers the next step reads ((W,), (B·W,), (B, W), (B,)).
+    """
+    nb, s_max = blk_t.shape[0], counts_t.shape[1] - 1
+    block, i, steps = state[0], state[1], state[2]
+    active = block < nb  # () a step of a real block (False: a step after the last one, which commits nothing)
+    filled = active & (left == 0)
+    block = block + filled.long()
+    i = torch.where(filled, torch.zeros_like(i), i + active.long())
+    state.copy_(torch.stack([block, i, steps + active.long()]))
+    k = block.clamp_max(nb - 1).view(1)  # (1,) the block the next step reads (the last one once finished)
+    j = (i + 1).clamp_max(s_max).view(1)  # (1,) the schedule's count after the next step
+    for buf in cols_bufs:
+        buf.copy_(cols_t.index_select(0, k)[0])
+    flat_buf.copy_(flat_t.index_select(0, k)[0])
+    blk_buf.copy_(blk_t.index_select(0, k)[0])
+    n_after_buf.copy_(counts_t.index_select(0, k)[0].index_select(0, j)[0])
+
+
 class LaunchAhead:
     """Runs a whole generation of :class:`.greedy.GreedyStep` steps with the block advance on the device.
 
@@ -61,17 +93,19 @@ class LaunchAhead:
     def __init__(self, stepper: GreedyStep, blocks: list[Block]):
         self.stepper, self.blocks = stepper, blocks
         run = stepper.run
-        dev, B = run.x.device, run.x.shape[0]
+        dev, (B, L) = run.x.device, run.x.shape
         self.nb = len(blocks)
         self.cols = torch.stack([torch.arange(b.lo, b.hi, device=dev) for b in blocks])  # (NB, W)
+        self.flat = (torch.arange(B, device=dev)[None, :, None] * L + self.cols[:, None, :]).flatten(1)  # (NB, B·W)
         self.blk = torch.stack([b.blk for b in blocks])  # (NB, B, W)
-        self.s_max = max(b.S for b in blocks)
-        counts = torch.zeros(self.nb, B, self.s_max + 1, dtype=torch.long)  # (NB, B, S+1), 0 after a block's steps
+        s_max = max(b.S for b in blocks)
+        counts = torch.zeros(self.nb, s_max + 1, B, dtype=torch.long)  # (NB, S+1, B), 0 after a block's steps
         for k, b in enumerate(blocks):
-            counts[k, :, : b.S + 1] = b.counts_cpu
+            counts[k, : b.S + 1] = b.counts_cpu.T
         self.counts = counts.to(dev)
         self.state = torch.zeros(3, dtype=torch.long, device=dev)  # [block, step in block, steps run]
         self.reads = 0  # host synchronisations (state read-backs)
+        self.advance_fn = compiled_function(advance_buffers) if run.config.torch_compile else advance_buffers
 
     def _start(self) -> None:
         stepper, runner, first = self.stepper, self.stepper.run.runner, self.blocks[0]
@@ -82,20 +116,10 @@ class LaunchAhead:
 
     def advance(self, flags: Tensor) -> None:
         """After a step: the next block when this one is filled (flags[1] == 0), the next step otherwise; the
-        window, block mask and count buffers refilled from the tables (device ops only, no host sync)."""
-        st, runner = self.state, self.stepper.run.runner
-        active = st[0] < self.nb  # () bool: a step of a real block (False: the generation is finished)
-        filled = active & (flags[1] == 0)
-        b = st[0] + filled.long()
-        i = torch.where(filled, torch.zeros_like(st[1]), st[1] + active.long())
-        st.copy_(torch.stack([b, i, st[2] + active.long()]))
-        k = b.clamp_max(self.nb - 1).view(1)  # (1,) the block the next step reads (the last one once finished)
-        cols = self.cols.index_select(0, k)[0]  # (W,)
-        self.stepper.window.copy_(cols)
-        runner.fixed.copy_cols(cols)
-        self.stepper.blk.copy_(self.blk.index_select(0, k)[0])  # (B, W)
-        j = (i + 1).clamp_max(self.s_max).view(1)
-        self.stepper.n_after.copy_(self.counts.index_select(0, k)[0].index_select(1, j)[:, 0])  # (B,)
+        window, block mask and count buffers refilled from the tables (:func:`advance_buffers`)."""
+        stepper, fixed = self.stepper, self.stepper.run.runner.fixed
+        self.advance_fn(self.state, flags[1], self.cols, self.flat, self.blk, self.counts, (stepper.window, fixed.cols),
+                        fixed.flat(*stepper.run.x.shape), stepper.blk, stepper.n_after)
 
     def body(self) -> tuple[Tensor, Tensor]:
         """One step: forward, greedy step, canvas update, block advance (what a CUDA graph captures)."""

@@ -54,14 +54,6 @@ class FixedWindow:
                 buf.copy_(self._flat_of(R, L))
         self.span = (lo, hi)
 
-    def copy_cols(self, cols: Tensor) -> None:
-        """Columns ``cols`` (W,) long, a device tensor of this width, into the tensors (device ops only: no host
-        synchronisation, capturable in a CUDA graph; launch-ahead decoding, :mod:`.ahead`). ``span`` keeps the
-        host-side window the tensors were made for."""
-        self.cols.copy_(cols)
-        for (R, L), buf in self._flat.items():
-            buf.copy_(self._flat_of(R, L))
-
     def _flat_of(self, R: int, L: int) -> Tensor:
         return (torch.arange(R, device=self.device)[:, None] * L + self.cols[None, :]).flatten()  # (R·W,)
 
