@@ -68,7 +68,9 @@ def parse_args(argv: list[str] | None):
     p.add_argument("--rows", nargs="+", help="only these rows, in this order (llada, the reference, always runs "
                    "first): " + ", ".join(row_overrides(0.9, 1.0, 0.1)) + "; a threshold row as ROW@T runs at "
                    "threshold T (e.g. dual+threshold@0.7), any row as ROW+compile through torch.compile (both: "
-                   "threshold+compile@0.8); every row but uncached uses CUDA graphs")
+                   "threshold+compile@0.8); every row but uncached uses CUDA graphs; ...+sync rows read the block's "
+                   "state back after every step (launch_ahead off), ...+per_block rows capture one graph per block "
+                   "(the before of a before/after; mdlm/evaluation/decode_rows.py lists every row)")
     p.add_argument("--prompts", default=PROMPTS, help="one prompt a line (\\n for newlines), cycled over the batch")
     p.add_argument("--chat", action="store_true", help="wrap each prompt in the tokenizer's chat template (an "
                    "instruction-tuned model; e.g. --prompts eval/decode_prompts_chat.txt)")

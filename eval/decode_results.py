@@ -23,6 +23,7 @@ from mdlm.cli import ArgumentParser, UserError, positive_int, run_cli
 from mdlm.evaluation.decode_keys import (
     Bench,
     genppl_key,
+    missing_length_key,
     nelbo_key,
     sampler_key,
     speedup_key,
@@ -39,11 +40,16 @@ def keys(a) -> dict[str, dict]:
     models = ({"mdm": Bench(a.mdm)} | ({"bd3": Bench(a.bd3)} if a.bd3 else {})
               | ({"smollm2_chat": Bench(a.chat)} if a.chat else {}) | {n: Bench(d) for n, d in extra_models(a)})
     out: dict[str, dict] = {}
+    # the MDM needs every length (an error otherwise); another model may have been measured at some only
+    def measured(m: str, b: Bench, G: int) -> bool:
+        return m == "mdm" or b.has_reference(1, G)
+
     for G in a.lengths:
-        per = {m: speedup_key(b, G) for m, b in models.items()}
+        per = {m: speedup_key(b, G) if measured(m, b, G) else missing_length_key(G) for m, b in models.items()}
         out[f"decode_speedup_len{G}"] = per["mdm"] | {"by_model": _brief(per)}
     G = a.lengths[0]
-    per = {m: genppl_key(b, b.choose(1, G)[0].row, G) for m, b in models.items()}
+    per = {m: genppl_key(b, b.choose(1, G)[0].row, G) if measured(m, b, G) else missing_length_key(G)
+           for m, b in models.items()}
     out[f"decode_genppl_ratio_len{G}"] = per["mdm"] | {"by_model": _brief(per)}
     per = {m: tokens_per_s_key(b, a.lengths, G) for m, b in models.items()}
     out["decode_tokens_per_s_b1"] = per["mdm"] | {"by_model": _brief(per)}
@@ -68,7 +74,9 @@ def extra_models(a) -> list[tuple[str, list[str]]]:
 
 
 def _brief(per: dict[str, dict]) -> dict[str, dict]:
-    return {m: {k: v.get(k) for k in ("value", "row", "model", "source")} for m, v in per.items()}
+    return {m: {k: v.get(k) for k in ("value", "row", "model", "source")} | ({"missing": v["missing"]} if "missing" in v
+                                                                              and v.get("value") is None else {})
+            for m, v in per.items()}
 
 
 def tables(a, figures: dict[str, dict]) -> str:

@@ -56,9 +56,10 @@ def runs(monkeypatch):
 
 
 def decode(model, canvas, am, launch_ahead: bool, callback=None, eos_id=None, **kw):
+    """Greedy decoding in blocks of 8; ``cuda_graphs`` (which launch-ahead needs) does nothing on a CPU."""
     steps = int((canvas == MASK).sum(1).max())
-    cfg = MDLMGenerationConfig(steps=steps, block_length=8, schedule="even", temperature=0.0,
-                               launch_ahead=launch_ahead, **kw)
+    kw = {"cuda_graphs": True, "block_length": 8} | kw
+    cfg = MDLMGenerationConfig(steps=steps, schedule="even", temperature=0.0, launch_ahead=launch_ahead, **kw)
     with torch.no_grad():
         return generate(model, canvas, mask_id=MASK, config=cfg, attention_mask=am, suppress_tokens=[0],
                         callback=callback, eos_id=eos_id)
@@ -86,9 +87,9 @@ def test_launch_ahead_gives_the_synchronised_samples_and_wastes_no_forward(runs,
 
 
 @pytest.mark.parametrize("backend", ["eager", "aot_eager"])
-def test_the_compiled_block_advance_gives_the_synchronised_samples(runs, monkeypatch, backend):
-    """torch_compile: the forward, the step and the block advance (in-place writes into the step's buffers) traced
-    by TorchDynamo; ``aot_eager`` also functionalises the writes as TorchInductor does (CPU: no code generation)."""
+def test_with_a_compiled_forward_it_gives_the_synchronised_samples(runs, monkeypatch, backend):
+    """torch_compile: the forward and the step traced by TorchDynamo (``aot_eager`` also functionalises as
+    TorchInductor does; a CPU: no code generation), the block advance eager between them."""
     import mdlm.sampling.compiled as compiled
 
     monkeypatch.setitem(compiled.COMPILE_KWARGS, "backend", backend)
@@ -105,7 +106,7 @@ def test_the_compiled_block_advance_gives_the_synchronised_samples(runs, monkeyp
 
 
 WHY_NOT = ["eos policy", "early stop", "dual cache", "callback", "schedule only", "off", "narrow last block",
-           "rows of other lengths"]
+           "rows of other lengths", "no cuda_graphs", "one block"]
 
 
 @pytest.mark.parametrize("why", WHY_NOT)
@@ -123,6 +124,10 @@ def test_where_it_cannot_apply_the_synchronised_loop_runs(runs, why):
         kw["cache_implementation"] = "dual"
     elif why == "callback":
         kw["callback"] = lambda step, canvas, info: None
+    elif why == "no cuda_graphs":
+        kw["cuda_graphs"] = False  # on a GPU: eager steps, whose advance would be ~25 more launches a step
+    elif why == "one block":
+        kw["block_length"] = None  # one block saves no read-back
     elif why == "schedule only":
         rule = {}  # the count table says when a block ends: no read-back to save
     out = decode(model, canvas, am, why != "off", **rule, **kw)
@@ -138,11 +143,11 @@ def test_under_cuda_graphs_and_torch_compile_it_gives_the_synchronised_samples(r
     torch._dynamo.reset()
     model = confident_model("cuda")
     canvas, am = canvas_and_mask("cuda")
-    synced = decode(model, canvas, am, False, cuda_graphs=True, torch_compile=compile_, **rule)
-    fast = decode(model, canvas, am, True, cuda_graphs=True, torch_compile=compile_, **rule)
+    synced = decode(model, canvas, am, False, torch_compile=compile_, **rule)  # graphed, read back every step
+    fast = decode(model, canvas, am, True, torch_compile=compile_, **rule)
     assert fast.graph_replays > 0 and fast.graph_capture_failures == 0
     same(fast, synced)
-    eager = decode(model, canvas, am, False, **rule)
+    eager = decode(model, canvas, am, False, cuda_graphs=False, **rule)
     if not compile_:  # TorchInductor's kernels may round differently from the eager ones
         same(fast, eager)
     (steps, reads), = runs

@@ -55,6 +55,10 @@ class Bench:
     def measured(self, B: int, G: int) -> dict[str, dict]:
         return {run: r for (b, g, run), r in self.rows.items() if b == B and g == G and "skipped" not in r}
 
+    def has_reference(self, B: int, G: int) -> bool:
+        """Whether the runs hold a measured ``llada`` row at batch ``B``, length ``G`` (a key can be chosen there)."""
+        return "llada" in self.measured(B, G)
+
     def min_agreement(self, G: int, run: str) -> float | None:
         """The smallest share of the row's tokens equal to llada's over the batch sizes measured at ``G``; None
         when that rests on fewer than AGREEMENT_MIN_SEQUENCES sequences (a row's ``sequences``: its batch size, or
@@ -136,9 +140,19 @@ def genppl_key(bench: Bench, row: str | None, G: int = 512) -> dict[str, Any]:
             "missing": missing} | bench.stamp()
 
 
+def missing_length_key(G: int) -> dict[str, Any]:
+    """A ``by_model`` entry for a model whose runs have no batch-1 ``llada`` row at length ``G`` (not measured there)."""
+    return {"value": None, "row": None, "gen_length": G, "missing": f"no batch-1 llada row at length {G} in these runs"}
+
+
 def tokens_per_s_key(bench: Bench, lengths: list[int], head: int = 512) -> dict[str, Any]:
+    """Batch-1 tokens/s of the chosen row at each length of ``lengths`` that was measured (None elsewhere); the value:
+    at ``head``."""
     per = {}
     for G in lengths:
+        if not bench.has_reference(1, G):
+            per[str(G)] = {"row": None, "tokens_per_s": None}
+            continue
         choice, _ = bench.choose(1, G)
         r = bench.measured(1, G).get(choice.row or "")
         per[str(G)] = {"row": choice.row, "tokens_per_s": r["tokens_per_s"] if r else None}

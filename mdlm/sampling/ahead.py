@@ -4,25 +4,29 @@ A threshold, factor or EB step (:mod:`.fused_step`) commits a number of tokens o
 loop of :mod:`.greedy` reads a flag back after every step ("is the block filled?") before it launches the next
 one, and at batch 1 the GPU idles while the host learns the answer and launches again.
 
-Here every step also advances the block on the device (:func:`advance_buffers`, compiled with ``torch_compile``):
+Here every step also advances the block on the device (:func:`advance_buffers`, inside the step's CUDA graph):
 after the commit, a block with nothing masked left moves the window to the next block (its columns, block mask and
 count table are rows of tables made once per generation), and a step after the last block commits nothing. The
 host launches ``blocks left`` steps at a time — every unfinished block needs one step at least, so none is wasted —
-and reads the state (block, step in block, steps run) back once per such run: 44 reads instead of 352 for 32
-blocks of 11 steps each, all but the last block's while the GPU still has steps queued. The commits, the canvas,
-the steps and the NFE are those of the synchronised loop (tests/test_launch_ahead.py).
+and reads the state (block, step in block, steps run) back once per such run. Each read still waits for the queued
+steps, so the GPU idles once per read instead of once per step: 43 reads instead of 352 steps for 32 blocks of 11
+steps each, and no saving with one block (not used there). The commits, the canvas, the steps and the NFE are those
+of the per-step read-back (tests/test_launch_ahead.py).
 
 Measured on one H200 (the distilled 125M MDM, batch 1, 1,024 tokens, block 32, compiled, CUDA graphs, 8 prompts;
 docs/benchmarks/decoding.md): a threshold step 1.215 ms reading back after every step → 1.134 ms launched ahead
 (2,334 → 2,500 tokens/s, the same tokens and NFE); a one-token step of the same forward, which never reads back,
-1.053 ms. That run's block advance was ~25 small eager kernels; it is compiled with the step since (not yet timed).
+1.053 ms. Most of the rest is the advance's ~25 small kernels per step.
 
-It applies (``MDLMGenerationConfig.launch_ahead``, on by default) to the greedy step with a rule that needs the
-flag (a threshold, ``fast_dllm``, ``eb``) and no EOS policy (``stop_at_eos`` with an EOS id, ``eos_early_stop``:
-they fill later blocks, so a block's steps would no longer be bounded below), without a K/V cache (a cached
-block's first call is another kind of step), on a model that reads its window from device tensors
-(``supports_logits_window``), with every block of one width, and with no callback, streamer or history (they
-want the canvas of every step on the host). Otherwise the loop of :mod:`.greedy` runs, unchanged.
+It applies (``MDLMGenerationConfig.launch_ahead``, on by default) to the greedy step (temperature 0, confidence
+``prob``, no guidance or re-masking) with a rule that needs the flag (a threshold, ``fast_dllm``, ``eb``), with
+``cuda_graphs`` (and ``cuda_graph_reuse``: one graph for every block), no EOS policy (``stop_at_eos`` with an EOS
+id, ``eos_early_stop``: they fill later blocks, so a block's steps would no longer be bounded below), no K/V cache
+(a cached block's first call is another kind of step), a model that reads its window from device tensors
+(``supports_logits_window``), two blocks or more that all span the same number of columns (left-padded prompts and
+a generation length that is a multiple of ``block_length``, every generated position masked), and no callback,
+streamer or history (they want the canvas of every step on the host). Otherwise the loop of :mod:`.greedy` runs,
+unchanged, without a word.
 """
 
 from __future__ import annotations
@@ -30,7 +34,6 @@ from __future__ import annotations
 import torch
 
 from .blocks import Block
-from .compiled import compiled_function
 from .graphs import capture_counted
 from .greedy import GreedyStep
 
@@ -44,20 +47,25 @@ def launch_ahead_applies(stepper: object, per_step_output: bool) -> bool:
         return False
     run, runner = stepper.run, stepper.run.runner
     no_cache = not runner.blocks and not runner.exact and runner.partial is None and runner.window_fn is not None
-    reused = stepper.graphs is None or stepper.graphs.reuse  # with graphs: one capture serves every block
+    # with CUDA graphs the advance is inside the step's one launch (on a CPU they do nothing: the same loop, eager);
+    # on a GPU without them its ~25 eager launches a step are untested for speed, so the per-step read-back stays
+    graphs = bool(run.config.cuda_graphs) and (stepper.graphs is None or stepper.graphs.reuse)
     return (bool(run.config.launch_ahead) and stepper.synced and run.eos_id is None and run.stop_ids is None
-            and no_cache and reused)
+            and no_cache and graphs)
 
 
-def one_width(blocks: list[Block]) -> bool:
-    """Every block has the same window width (one set of window tensors, one graph)."""
-    return len({b.hi - b.lo for b in blocks}) == 1
+def worth_it(blocks: list[Block]) -> bool:
+    """Two blocks or more (one block saves no read-back: each of its steps needs one), all of one window width (one
+    set of window tensors, one graph)."""
+    return len(blocks) >= 2 and len({b.hi - b.lo for b in blocks}) == 1
 
 
 def advance_buffers(state: Tensor, left: Tensor, cols_t: Tensor, flat_t: Tensor, blk_t: Tensor, counts_t: Tensor,
                     cols_bufs: tuple[Tensor, ...], flat_buf: Tensor, blk_buf: Tensor, n_after_buf: Tensor) -> None:
-    """The block advance after a step, written into the step's input buffers (device ops only, no host sync;
-    ``torch.compile`` fuses it into a few kernels with ``torch_compile``).
+    """The block advance after a step, written into the step's input buffers (device ops only, no host sync; ~25
+    small kernels, recorded in the step's CUDA graph). Not compiled: the tables' block count NB would be a dynamic
+    dimension that TorchDynamo's duck sizing ties to any equal dimension (e.g. the batch size), so a generation with
+    another number of blocks (a benchmark's warm-up over the first blocks, then the whole canvas) recompiles.
 
     Args:
         state: (3,) long [block, step in block, steps run], updated in place; block == NB: the generation is done.
@@ -105,7 +113,6 @@ class LaunchAhead:
         self.counts = counts.to(dev)
         self.state = torch.zeros(3, dtype=torch.long, device=dev)  # [block, step in block, steps run]
         self.reads = 0  # host synchronisations (state read-backs)
-        self.advance_fn = compiled_function(advance_buffers) if run.config.torch_compile else advance_buffers
 
     def _start(self) -> None:
         stepper, runner, first = self.stepper, self.stepper.run.runner, self.blocks[0]
@@ -118,7 +125,7 @@ class LaunchAhead:
         """After a step: the next block when this one is filled (flags[1] == 0), the next step otherwise; the
         window, block mask and count buffers refilled from the tables (:func:`advance_buffers`)."""
         stepper, fixed = self.stepper, self.stepper.run.runner.fixed
-        self.advance_fn(self.state, flags[1], self.cols, self.flat, self.blk, self.counts, (stepper.window, fixed.cols),
+        advance_buffers(self.state, flags[1], self.cols, self.flat, self.blk, self.counts, (stepper.window, fixed.cols),
                         fixed.flat(*stepper.run.x.shape), stepper.blk, stepper.n_after)
 
     def body(self) -> tuple[Tensor, Tensor]:
@@ -150,10 +157,11 @@ class LaunchAhead:
     def run(self) -> int:
         """Decode every block; returns the steps run."""
         self._start()
+        block = 0
         while True:
+            for _ in range(self.nb - block):  # each unfinished block needs a step at least: none is wasted
+                self.step()
             block, _, steps = self.state.tolist()  # the one host synchronisation of a run of steps
             self.reads += 1
             if block >= self.nb:
                 return steps
-            for _ in range(self.nb - block):  # each unfinished block needs a step at least: none is wasted
-                self.step()

@@ -140,9 +140,9 @@ class MDLMGenerationConfig:
         "so one graph per kind of step (block start, later step) serves every block of the same width; off: one "
         "capture per block (the same samples; slower: each capture costs host time)"))
     launch_ahead: bool = field(default=True, metadata=_help(
-        "greedy threshold / fast_dllm / eb steps without a cache or EOS policy: keep the block's progress on the "
-        "device and launch steps without reading it back after each one (one host synchronisation per run of steps "
-        "instead of one per step; the same samples and NFE; docs/sampling.md)"))
+        "greedy threshold / fast_dllm / eb steps with cuda_graphs, no cache or EOS policy, two blocks or more: keep "
+        "the block's progress on the device and launch steps without reading it back after each one (one host "
+        "synchronisation per run of steps instead of one per step; the same samples and NFE; docs/sampling.md)"))
     torch_compile: bool = field(default=False, metadata=_help(
         "compile the network's forward with torch.compile (TorchInductor fuses its small kernels; with cuda_graphs the "
         "graphs capture the fused kernels); the first generation of each canvas shape pays the compilation, tens of "

@@ -19,7 +19,7 @@ from typing import Any, Iterable
 
 import torch
 
-from .ahead import LaunchAhead, launch_ahead_applies, one_width
+from .ahead import LaunchAhead, launch_ahead_applies, worth_it
 from .blocks import Block, BlockPlan
 from .callbacks import Callback, StepInfo, compose
 from .compiled import compiled_calls
@@ -165,7 +165,7 @@ def _launch_ahead(stepper: Any, plan: BlockPlan, x: Tensor, mask_id: int, per_st
     if not launch_ahead_applies(stepper, per_step):
         return None
     blocks = list(plan.blocks(x, mask_id))
-    return LaunchAhead(stepper, blocks) if one_width(blocks) else None
+    return LaunchAhead(stepper, blocks) if worth_it(blocks) else None
 
 
 def _early_stop(run: Sampling, eos_id: int | None, pad_id: int | None) -> None:
