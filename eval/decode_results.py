@@ -74,9 +74,13 @@ def extra_models(a) -> list[tuple[str, list[str]]]:
 
 
 def _brief(per: dict[str, dict]) -> dict[str, dict]:
-    return {m: {k: v.get(k) for k in ("value", "row", "model", "source")} | ({"missing": v["missing"]} if "missing" in v
-                                                                              and v.get("value") is None else {})
-            for m, v in per.items()}
+    """Each model's value, row, model and source; and why, where there is no value."""
+    out = {}
+    for m, v in per.items():
+        out[m] = {k: v.get(k) for k in ("value", "row", "model", "source")}
+        if v.get("value") is None and v.get("missing"):
+            out[m]["missing"] = v["missing"]
+    return out
 
 
 def tables(a, figures: dict[str, dict]) -> str:

@@ -31,6 +31,10 @@
 # The run of 2026-12-01 (session 18): the defaults (CF_STEPS=1600).
 # The run of 2026-12-01 (session 19, with the Triton row-stats kernel): STAGE=base, then STAGE=distill with
 #   ROWS="graphs+compile threshold+compile threshold+compile@0.85 threshold+compile@0.8 dual+threshold+compile factor+compile"
+# The run of 2026-12-01 (session 20, launch-ahead): STAGE=base, then STAGE=distill with
+#   ROWS="graphs+compile threshold+compile threshold+sync+compile threshold+compile@0.875 threshold+compile@0.85"
+#   (CF_STEPS=2000 did not fit: cut at 236 s), then STAGE=b16 B16_ROWS="threshold+compile threshold+compile@0.875
+#   threshold+compile@0.85" DEADLINE=470
 # Each call returns run.log and STAGE.tgz (logs, results, samples). Raw files: docs/benchmarks/.
 #   DRY=1 OUT=/tmp/dd JUDGE_GGUF=PATH bash eval/gpu/decode_distill.sh   # CPU dry run of every stage, tiny model
 OUT=${OUT:-out_decode_distill}; DEADLINE=${DEADLINE:-575}

@@ -15,8 +15,8 @@ how the network is called and how many tokens a step commits. ``llada`` is not a
   block_exact         block-diffusion models (BD3-LM): finished blocks' K/V cached exactly
   ...+eos             EOS-aware early block termination
   ...+compile         the network's forward through torch.compile (TorchInductor's fused kernels, then the graphs)
-  ...+sync            a threshold / factor / EB row that reads the block's state back after every step (before
-                      2026-12-01) instead of launching ahead (``launch_ahead``, mdlm/sampling/ahead.py)
+  ...+sync            a threshold / factor / EB row that reads the block's state back after every step (the loop
+                      before launch-ahead, session 20) instead of launching ahead (``launch_ahead``, sampling/ahead.py)
   ...+per_block       CUDA graphs captured once per block (before 2026-11-30: the window baked into each graph)
                       instead of once per generation (``cuda_graph_reuse``), for a before/after in one run
 Every row but ``uncached`` asks for CUDA graphs. Combinations are named by joining with ``+``; ``ROW@T`` runs a

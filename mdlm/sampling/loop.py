@@ -7,8 +7,10 @@
             commit; ReMDM re-mask; EOS policy                    (:mod:`.step`; greedy fast path :mod:`.greedy`)
             history / callback(step, canvas, StepInfo)           (:mod:`.callbacks`)
 
-Only masked positions of the current block are candidates (everything right of the block is never committed,
-as in LLaDA). Vectorised over the batch; Python loops only over blocks and steps.
+With an adaptive greedy rule and CUDA graphs the same loop runs with the block advance on the device and one host
+read-back per run of steps (:mod:`.ahead`). Only masked positions of the current block are candidates (everything
+right of the block is never committed, as in LLaDA). Vectorised over the batch; Python loops only over blocks and
+steps.
 """
 
 from __future__ import annotations
