@@ -1,8 +1,9 @@
 """Launch-ahead decoding (mdlm/sampling/ahead.py, ``launch_ahead``): a threshold / factor / EB step with the block
-advance on the device gives the synchronised loop's samples, NFE, steps and positions — left padding, rows of other
-lengths, blocks that take different numbers of steps — reads the state back fewer times than it steps and wastes no
-forward; where it cannot apply (an EOS policy, a cache, a callback, blocks of other widths) the synchronised loop runs.
-GPU: the same under CUDA graphs and torch.compile."""
+advance on the device gives the synchronised loop's samples, NFE, steps and positions — left padding, blocks that
+take different numbers of steps, a compiled forward — reads the state back fewer times than it steps and wastes no
+forward; where it cannot apply (an EOS policy, a cache, a callback, no CUDA graphs, one block, blocks of other widths:
+rows of other lengths, a narrower last block) the synchronised loop runs. GPU: the same under CUDA graphs and
+torch.compile."""
 
 from __future__ import annotations
 

@@ -41,8 +41,8 @@ Tensor = torch.Tensor
 
 
 def launch_ahead_applies(stepper: object, per_step_output: bool) -> bool:
-    """Whether :class:`LaunchAhead` can run this generation, but for the blocks' widths (see the module docstring;
-    ``per_step_output``: a callback, streamer or history wants every step's canvas)."""
+    """Whether :class:`LaunchAhead` can run this generation, but for its blocks (:func:`worth_it`; the module docstring
+    lists the conditions; ``per_step_output``: a callback, streamer or history wants every step's canvas)."""
     if not isinstance(stepper, GreedyStep) or per_step_output:
         return False
     run, runner = stepper.run, stepper.run.runner
