@@ -8,7 +8,7 @@ Here every step also advances the block on the device (:func:`advance_buffers`, 
 after the commit, a block with nothing masked left moves the window to the next block (its columns, block mask and
 count table are rows of tables made once per generation), and a step after the last block commits nothing. The
 host launches ``blocks left`` steps at a time — every unfinished block needs one step at least, so none is wasted —
-and reads the state (block, step in block, steps run) back once per such run. Each read still waits for the queued
+and reads the state (block, step in block) back once per such run. Each read still waits for the queued
 steps, so the GPU idles once per read instead of once per step: 43 reads instead of 352 steps for 32 blocks of 11
 steps each, and no saving with one block (not used there). The commits, the canvas, the steps and the NFE are those
 of the per-step read-back (tests/test_launch_ahead.py).
@@ -16,7 +16,8 @@ of the per-step read-back (tests/test_launch_ahead.py).
 Measured on one H200 (the distilled 125M MDM, batch 1, 1,024 tokens, block 32, compiled, CUDA graphs, 8 prompts;
 docs/benchmarks/decoding.md): a threshold step 1.215 ms reading back after every step → 1.134 ms launched ahead
 (2,334 → 2,500 tokens/s, the same tokens and NFE); a one-token step of the same forward, which never reads back,
-1.053 ms. Most of the rest is the advance's ~25 small kernels per step.
+1.053 ms. The rest is most likely the advance's ~27 small kernels per step in that run (counted on a CPU, not timed;
+~20 since: see :func:`advance_buffers`).
 
 It applies (``MDLMGenerationConfig.launch_ahead``, on by default) to the greedy step (temperature 0, confidence
 ``prob``, no guidance or re-masking) with a rule that needs the flag (a threshold, ``fast_dllm``, ``eb``), with
@@ -48,7 +49,7 @@ def launch_ahead_applies(stepper: object, per_step_output: bool) -> bool:
     run, runner = stepper.run, stepper.run.runner
     no_cache = not runner.blocks and not runner.exact and runner.partial is None and runner.window_fn is not None
     # with CUDA graphs the advance is inside the step's one launch (on a CPU they do nothing: the same loop, eager);
-    # on a GPU without them its ~25 eager launches a step are untested for speed, so the per-step read-back stays
+    # on a GPU without them its ~20 eager launches a step are untested for speed, so the per-step read-back stays
     graphs = bool(run.config.cuda_graphs) and (stepper.graphs is None or stepper.graphs.reuse)
     return (bool(run.config.launch_ahead) and stepper.synced and run.eos_id is None and run.stop_ids is None
             and no_cache and graphs)
@@ -62,13 +63,15 @@ def worth_it(blocks: list[Block]) -> bool:
 
 def advance_buffers(state: Tensor, left: Tensor, cols_t: Tensor, flat_t: Tensor, blk_t: Tensor, counts_t: Tensor,
                     cols_bufs: tuple[Tensor, ...], flat_buf: Tensor, blk_buf: Tensor, n_after_buf: Tensor) -> None:
-    """The block advance after a step, written into the step's input buffers (device ops only, no host sync; ~25
-    small kernels, recorded in the step's CUDA graph). Not compiled: the tables' block count NB would be a dynamic
-    dimension that TorchDynamo's duck sizing ties to any equal dimension (e.g. the batch size), so a generation with
-    another number of blocks (a benchmark's warm-up over the first blocks, then the whole canvas) recompiles.
+    """The block advance after a step, written into the step's input buffers (device ops only, no host sync; ~20
+    small kernels, recorded in the step's CUDA graph). Not compiled: TorchDynamo specialised the tables' block count
+    NB (``dynamic=True`` notwithstanding; its recompile log: "tensor 'blk_t' size mismatch at index 0. expected 2,
+    actual 5"), so a generation with another number of blocks (a benchmark's warm-up over its first blocks, then the
+    whole canvas) recompiled inside the timed run.
 
     Args:
-        state: (3,) long [block, step in block, steps run], updated in place; block == NB: the generation is done.
+        state: (2,) long [block, step in block], updated in place; block == NB: the generation is done (the host
+            launches no step then: every block it counts on needs one at least; one would commit nothing).
         left: () long, masked positions left in the block after the step (0: the block is filled: next block).
         cols_t: (NB, W) long, each block's canvas columns; flat_t: (NB, B·W) long, the same as flat indices
             b·L + column (the LM head's ``logits_positions``); blk_t: (NB, B, W) bool, each block's positions;
@@ -76,16 +79,15 @@ def advance_buffers(state: Tensor, left: Tensor, cols_t: Tensor, flat_t: Tensor,
         cols_bufs, flat_buf, blk_buf, n_after_buf: the buffers the next step reads ((W,), (B·W,), (B, W), (B,)).
     """
     nb, s_max = blk_t.shape[0], counts_t.shape[1] - 1
-    block, i, steps = state[0], state[1], state[2]
-    active = block < nb  # () a step of a real block (False: a step after the last one, which commits nothing)
-    filled = active & (left == 0)
-    block = block + filled.long()
-    i = torch.where(filled, torch.zeros_like(i), i + active.long())
-    state.copy_(torch.stack([block, i, steps + active.long()]))
+    filled = left == 0  # () the block has no masked position left: the next step starts the next block
+    block = state[0] + filled.long()
+    i = torch.where(filled, torch.zeros_like(state[1]), state[1] + 1)
+    state.copy_(torch.stack([block, i]))
     k = block.clamp_max(nb - 1).view(1)  # (1,) the block the next step reads (the last one once finished)
     j = (i + 1).clamp_max(s_max).view(1)  # (1,) the schedule's count after the next step
+    cols = cols_t.index_select(0, k)[0]  # (W,)
     for buf in cols_bufs:
-        buf.copy_(cols_t.index_select(0, k)[0])
+        buf.copy_(cols)
     flat_buf.copy_(flat_t.index_select(0, k)[0])
     blk_buf.copy_(blk_t.index_select(0, k)[0])
     n_after_buf.copy_(counts_t.index_select(0, k)[0].index_select(0, j)[0])
@@ -111,7 +113,7 @@ class LaunchAhead:
         for k, b in enumerate(blocks):
             counts[k, : b.S + 1] = b.counts_cpu.T
         self.counts = counts.to(dev)
-        self.state = torch.zeros(3, dtype=torch.long, device=dev)  # [block, step in block, steps run]
+        self.state = torch.zeros(2, dtype=torch.long, device=dev)  # [block, step in block]
         self.reads = 0  # host synchronisations (state read-backs)
 
     def _start(self) -> None:
@@ -155,13 +157,13 @@ class LaunchAhead:
         graphs.replays += 1
 
     def run(self) -> int:
-        """Decode every block; returns the steps run."""
+        """Decode every block; returns the steps run (each one a step of an unfinished block)."""
         self._start()
-        block = 0
-        while True:
+        block = steps = 0
+        while block < self.nb:
             for _ in range(self.nb - block):  # each unfinished block needs a step at least: none is wasted
                 self.step()
-            block, _, steps = self.state.tolist()  # the one host synchronisation of a run of steps
+            steps += self.nb - block
+            block = int(self.state[0])  # the one host synchronisation of a run of steps
             self.reads += 1
-            if block >= self.nb:
-                return steps
+        return steps
