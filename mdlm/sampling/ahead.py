@@ -32,6 +32,10 @@ unchanged, without a word.
 
 from __future__ import annotations
 
+import os
+import warnings
+from typing import Callable
+
 import torch
 
 from .blocks import Block
@@ -93,6 +97,58 @@ def advance_buffers(state: Tensor, left: Tensor, cols_t: Tensor, flat_t: Tensor,
     n_after_buf.copy_(counts_t.index_select(0, k)[0].index_select(0, j)[0])
 
 
+ADVANCE_BACKENDS = ("auto", "torch", "triton")
+
+
+def advance_backend(device: torch.device) -> str:
+    """Which advance runs on ``device``: "triton" (:func:`.ahead_triton.advance_triton`, one kernel) on CUDA when
+    Triton imports, else "torch" (:func:`advance_buffers`). The environment variable ``MDLM_AHEAD_ADVANCE`` (auto,
+    torch, triton) forces one.
+
+    Raises:
+        ValueError: an unknown ``MDLM_AHEAD_ADVANCE``. RuntimeError: "triton" forced without CUDA or Triton (under
+            ``TRITON_INTERPRET=1`` a CPU device is allowed).
+    """
+    name = os.environ.get("MDLM_AHEAD_ADVANCE", "auto")
+    if name not in ADVANCE_BACKENDS:
+        raise ValueError(f"MDLM_AHEAD_ADVANCE={name!r}: expected one of {', '.join(ADVANCE_BACKENDS)}")
+    if name == "torch":
+        return "torch"
+    ok_device = device.type == "cuda" or os.environ.get("TRITON_INTERPRET") == "1"
+    try:
+        from . import ahead_triton  # noqa: F401
+        has_triton = True
+    except ImportError:
+        has_triton = False
+    if name == "triton" and not (ok_device and has_triton):
+        raise RuntimeError(f"MDLM_AHEAD_ADVANCE=triton needs a CUDA device and an importable triton (device "
+                           f"{device}, triton {'imports' if has_triton else 'does not import'})")
+    return "triton" if name == "triton" or (device.type == "cuda" and has_triton) else "torch"
+
+
+def _with_fallback(kernel: Callable[..., None]) -> Callable[..., None]:
+    """``kernel``, or :func:`advance_buffers` from its first failed launch on (one warning: a compiler, driver or
+    launcher problem of this machine, not of the inputs)."""
+    state = {"ok": False, "failed": False}
+
+    def advance(*args) -> None:
+        if state["ok"]:
+            return kernel(*args)
+        if not state["failed"]:
+            try:
+                kernel(*args)
+                state["ok"] = True
+                return None
+            except Exception as e:
+                state["failed"] = True
+                warnings.warn(f"the Triton block-advance kernel failed at its first launch ({type(e).__name__}: {e});"
+                              " using PyTorch ops (MDLM_AHEAD_ADVANCE=torch skips the kernel)", RuntimeWarning,
+                              stacklevel=2)
+        return advance_buffers(*args)
+
+    return advance
+
+
 class LaunchAhead:
     """Runs a whole generation of :class:`.greedy.GreedyStep` steps with the block advance on the device.
 
@@ -115,6 +171,13 @@ class LaunchAhead:
         self.counts = counts.to(dev)
         self.state = torch.zeros(2, dtype=torch.long, device=dev)  # [block, step in block]
         self.reads = 0  # host synchronisations (state read-backs)
+        self.backend = advance_backend(dev)
+        if self.backend == "triton":
+            from .ahead_triton import advance_triton
+
+            self._advance = _with_fallback(advance_triton)
+        else:
+            self._advance = advance_buffers
 
     def _start(self) -> None:
         stepper, runner, first = self.stepper, self.stepper.run.runner, self.blocks[0]
@@ -127,8 +190,8 @@ class LaunchAhead:
         """After a step: the next block when this one is filled (flags[1] == 0), the next step otherwise; the
         window, block mask and count buffers refilled from the tables (:func:`advance_buffers`)."""
         stepper, fixed = self.stepper, self.stepper.run.runner.fixed
-        advance_buffers(self.state, flags[1], self.cols, self.flat, self.blk, self.counts, (stepper.window, fixed.cols),
-                        fixed.flat(*stepper.run.x.shape), stepper.blk, stepper.n_after)
+        self._advance(self.state, flags[1], self.cols, self.flat, self.blk, self.counts, (stepper.window, fixed.cols),
+                      fixed.flat(*stepper.run.x.shape), stepper.blk, stepper.n_after)
 
     def body(self) -> tuple[Tensor, Tensor]:
         """One step: forward, greedy step, canvas update, block advance (what a CUDA graph captures)."""
