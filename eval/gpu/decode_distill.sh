@@ -14,7 +14,7 @@
 #                     LLaDA loop there (the distillation's own quality cost), batch 16 / 1024 (B16_ROWS),
 #                     eval/profile_gpu.py decode --compile at batch 1 and 8
 #   3b STAGE=b16      only the batch-16 / 1024-token rows of 3 (B16_ROWS): 16 samples per row for the quality bar
-#   A second round (dParallel-style, from the distilled model's own greedy decodes; not run yet), after call 1:
+#   A second round (dParallel-style, from the distilled model's own greedy decodes; run in session 21), after call 1:
 #   2' STAGE="distill teacher2" NO_B1=1   distillation as in 2 without its benchmark, then the distilled model's own
 #                     trajectories (recipes/distill_parallel.py teacher --model $W/mdm_cf) into $W/traj2
 #   3' STAGE=distill2 the distilled model distilled again on traj2 (CF_STEPS) into $W/mdm_cf2, then the batch-1 rows
@@ -37,6 +37,10 @@
 #   ROWS="graphs+compile threshold+compile threshold+sync+compile threshold+compile@0.875 threshold+compile@0.85"
 #   (CF_STEPS=2000 did not fit: cut at 236 s), then STAGE=b16 B16_ROWS="threshold+compile threshold+compile@0.875
 #   threshold+compile@0.85" DEADLINE=470
+# The run of 2026-12-01 (session 21, the second round, the Triton advance): STAGE=base, then STAGE="distill teacher2"
+#   NO_B1=1, then STAGE="advance distill2" CF_STEPS=1200 B1_PROMPTS=16 ROWS="threshold+compile threshold+compile@0.95"
+#   DEADLINE=582 (373 s), then eval/decode_bench.py on runs/distill/mdm_cf2 (docs/benchmarks/decoding.md, "A second
+#   distillation round")
 # Each call returns run.log and STAGE.tgz (logs, results, samples). Raw files: docs/benchmarks/.
 #   DRY=1 OUT=/tmp/dd JUDGE_GGUF=PATH bash eval/gpu/decode_distill.sh   # CPU dry run of every stage, tiny model
 OUT=${OUT:-out_decode_distill}; DEADLINE=${DEADLINE:-575}

@@ -16,8 +16,9 @@ of the per-step read-back (tests/test_launch_ahead.py).
 Measured on one H200 (the distilled 125M MDM, batch 1, 1,024 tokens, block 32, compiled, CUDA graphs, 8 prompts;
 docs/benchmarks/decoding.md): a threshold step 1.215 ms reading back after every step → 1.134 ms launched ahead
 (2,334 → 2,500 tokens/s, the same tokens and NFE); a one-token step of the same forward, which never reads back,
-1.053 ms. The rest is most likely the advance's ~27 small kernels per step in that run (counted on a CPU, not timed;
-~20 since: see :func:`advance_buffers`).
+1.053 ms. The advance itself (``eval/bench_advance.py``, one CUDA graph replayed): 22.9 µs a step as the 21 PyTorch
+kernels of :func:`advance_buffers`, 7.9 µs as the one kernel of :mod:`.ahead_triton` (the default on CUDA; the
+environment variable ``MDLM_AHEAD_ADVANCE`` = auto, torch or triton chooses).
 
 It applies (``MDLMGenerationConfig.launch_ahead``, on by default) to the greedy step (temperature 0, confidence
 ``prob``, no guidance or re-masking) with a rule that needs the flag (a threshold, ``fast_dllm``, ``eb``), with
@@ -32,6 +33,7 @@ unchanged, without a word.
 
 from __future__ import annotations
 
+import importlib
 import os
 import warnings
 from typing import Callable
@@ -67,8 +69,8 @@ def worth_it(blocks: list[Block]) -> bool:
 
 def advance_buffers(state: Tensor, left: Tensor, cols_t: Tensor, flat_t: Tensor, blk_t: Tensor, counts_t: Tensor,
                     cols_bufs: tuple[Tensor, ...], flat_buf: Tensor, blk_buf: Tensor, n_after_buf: Tensor) -> None:
-    """The block advance after a step, written into the step's input buffers (device ops only, no host sync; ~20
-    small kernels, recorded in the step's CUDA graph). Not compiled: TorchDynamo specialised the tables' block count
+    """The block advance after a step, written into the step's input buffers (device ops only, no host sync; 21
+    small kernels, recorded in the step's CUDA graph; :func:`.ahead_triton.advance_triton` is the same as one kernel). Not compiled: TorchDynamo specialised the tables' block count
     NB (``dynamic=True`` notwithstanding; its recompile log: "tensor 'blk_t' size mismatch at index 0. expected 2,
     actual 5"), so a generation with another number of blocks (a benchmark's warm-up over its first blocks, then the
     whole canvas) recompiled inside the timed run.
@@ -116,8 +118,7 @@ def advance_backend(device: torch.device) -> str:
         return "torch"
     ok_device = device.type == "cuda" or os.environ.get("TRITON_INTERPRET") == "1"
     try:
-        from . import ahead_triton  # noqa: F401
-        has_triton = True
+        has_triton = importlib.import_module(".ahead_triton", __package__) is not None
     except ImportError:
         has_triton = False
     if name == "triton" and not (ok_device and has_triton):
