@@ -7,8 +7,9 @@
 Each implementation (``mdlm/sampling/ahead.py``'s ``advance_buffers``, ``mdlm/sampling/ahead_triton.py``'s
 ``advance_triton``) advances a generation of ``--blocks`` blocks by one step, captured as one CUDA graph and
 replayed back to back (``replay_seconds``): the microseconds per replay are what it adds to every launch-ahead
-step (decoding at 1,024 tokens takes ~1.1 ms a step on one H200 for the 125M MDM). The kernels each launches
-(eager, ``torch.profiler``) are listed beside. On a CPU only the PyTorch ops run, eagerly (a smoke run).
+step (decoding at 1,024 tokens takes ~1.1 ms a step on one H200 for the 125M MDM). What each launches (eager,
+``torch.profiler``: the CUDA events — kernels and device copies —, on a CPU its top-level ATen ops) is listed
+beside as ``kernels``. On a CPU only the PyTorch ops run, eagerly (a smoke run).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import time
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from mdlm.cli import ArgumentParser, positive_int, refuse_overwrite, run_cli
+from mdlm.cli import ArgumentParser, UserError, positive_int, refuse_overwrite, run_cli
 from mdlm.sampling.ahead import advance_buffers
 from mdlm.sampling.graphs import replay_seconds
 
@@ -33,9 +34,9 @@ def tables(batch: int, blocks: int, width: int, steps: int, device: str) -> tupl
     blk = torch.ones(blocks, batch, width, dtype=torch.bool, device=device)  # (NB, B, W)
     per = torch.linspace(width, 0, steps + 1, device=device).round().long()  # (S+1,)
     counts = per.view(1, -1, 1).expand(blocks, -1, batch).contiguous()  # (NB, S+1, B)
-    bufs = ((torch.empty(width, dtype=torch.long, device=device), torch.empty(width, dtype=torch.long, device=device)),
-            torch.empty(batch * width, dtype=torch.long, device=device),
-            torch.empty(batch, width, dtype=torch.bool, device=device), torch.empty(batch, dtype=torch.long, device=device))
+    long = dict(dtype=torch.long, device=device)
+    bufs = ((torch.empty(width, **long), torch.empty(width, **long)), torch.empty(batch * width, **long),
+            torch.empty(batch, width, dtype=torch.bool, device=device), torch.empty(batch, **long))
     return [cols, flat, blk, counts], bufs
 
 
@@ -62,8 +63,10 @@ def main() -> int:
     refuse_overwrite(a.out, a.overwrite)
     impls = {"torch": advance_buffers}
     if a.device.startswith("cuda"):
-        from mdlm.sampling.ahead_triton import advance_triton
-
+        try:
+            from mdlm.sampling.ahead_triton import advance_triton
+        except Exception as e:
+            raise UserError(f"the Triton advance does not import ({type(e).__name__}: {e}); pip install triton") from e
         impls["triton"] = advance_triton
     rows = []
     for B in a.batch:
@@ -83,7 +86,8 @@ def main() -> int:
                 us = (time.perf_counter() - t) / a.replays * 1e6
             rows.append({"batch": B, "impl": name, "us_per_step": round(us, 2), "kernels": n,
                          "graphed": a.device.startswith("cuda")})
-            print(f"| {B} | {name} | {us:.2f} µs | {n} kernels |", flush=True)
+            what = "GPU ops (kernels, copies)" if a.device.startswith("cuda") else "top-level aten ops"
+            print(f"| {B} | {name} | {us:.2f} µs | {n} {what} |", flush=True)
     meta = {"device": torch.cuda.get_device_name() if a.device.startswith("cuda") else "cpu",
             "torch": torch.__version__, "blocks": a.blocks, "width": a.width, "steps": a.steps,
             "replays": a.replays, "command": " ".join(["python", *sys.argv]), "date": time.strftime("%Y-%m-%d")}

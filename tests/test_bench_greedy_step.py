@@ -1,5 +1,5 @@
-"""eval/bench_greedy_step.py on a CPU (a smoke run: PyTorch statistics only, no CUDA graphs), its input checks, and
-bench_sampler.py's output and kernel checks."""
+"""eval/bench_greedy_step.py and eval/bench_advance.py on a CPU (smoke runs: PyTorch ops only, no CUDA graphs),
+their input checks, and bench_sampler.py's output and kernel checks."""
 
 from __future__ import annotations
 
@@ -40,3 +40,17 @@ def test_bench_sampler_refuses_the_kernel_on_a_cpu_in_one_line():
                         "--row-stats", "triton"], capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.strip().startswith("error: --row-stats triton needs a CUDA")
     assert "Traceback" not in r.stderr
+
+
+def test_bench_advance_writes_a_row_per_batch_and_keeps_an_existing_output(tmp_path):
+    """eval/bench_advance.py on a CPU: the PyTorch advance timed eagerly per batch size; no overwrite without asking."""
+    out = tmp_path / "advance.json"
+    subprocess.run([sys.executable, "eval/bench_advance.py", "--device", "cpu", "--replays", "2", "--blocks", "4",
+                    "--batch", "1", "3", "--out", str(out)], check=True, capture_output=True)
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["batch"], r["impl"]) for r in rows] == [(1, "torch"), (3, "torch")]
+    assert all(r["us_per_step"] > 0 and r["kernels"] > 1 and not r["graphed"] for r in rows)
+    before = out.read_text()
+    r = subprocess.run([sys.executable, "eval/bench_advance.py", "--device", "cpu", "--out", str(out)],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "exists; pass --overwrite" in r.stderr and out.read_text() == before

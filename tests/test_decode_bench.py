@@ -293,13 +293,13 @@ def test_sampler_key_takes_a_graphed_rows_per_step_overhead_only_where_it_was_me
 def test_a_model_measured_at_one_length_only_gets_missing_entries_at_the_others(tmp_path, capsys, monkeypatch):
     """--by-model with runs at 1024 tokens only (e.g. a 16-prompt rerun): its 512 entries say what is missing, its
     1024 entry is chosen as usual; the MDM itself must have every length (one error line otherwise)."""
-    def rows(G):
+    def rows(G, fast=3.0):
         row = {"batch_size": 1, "gen_length": G, "nfe": G, "tokens_per_s": 1.0, "agreement": 1.0}
-        return [dict(row, run="llada", speedup=1.0), dict(row, run="graphs", speedup=3.0, tokens_per_s=3.0)]
+        return [dict(row, run="llada", speedup=1.0), dict(row, run="graphs", speedup=fast, tokens_per_s=fast)]
 
     texts = {"llada": ["a b"], "graphs": ["a b"]}
     mdm = _bench_dir(tmp_path / "mdm", rows(512) + rows(1024), texts)
-    late = _bench_dir(tmp_path / "late", rows(1024), texts)
+    late = _bench_dir(tmp_path / "late", rows(1024, fast=5.0), texts)
     results, md = tmp_path / "results.json", tmp_path / "decoding.md"
     results.write_text("{}")
     md.write_text("<!-- decode-results:begin -->\n<!-- decode-results:end -->\n")
@@ -307,9 +307,12 @@ def test_a_model_measured_at_one_length_only_gets_missing_entries_at_the_others(
     code, err = run_results(["--mdm", mdm, "--by-model", "late", late, *args], capsys, monkeypatch)
     assert code in (0, None), err
     keys = json.loads(results.read_text())
-    assert keys["decode_speedup_len1024"]["by_model"]["late"]["value"] == 3.0
+    assert keys["decode_speedup_len1024"]["by_model"]["late"]["value"] == 5.0
     late512 = keys["decode_speedup_len512"]["by_model"]["late"]
     assert late512["value"] is None and "length 512" in late512["missing"]
     assert keys["decode_tokens_per_s_b1"]["by_model"]["late"]["value"] is None  # its head length is 512
+    best = keys["decode_speedup_len1024"]["best_by_model"]  # the key's value stays the MDM's
+    assert (best["name"], best["value"], keys["decode_speedup_len1024"]["value"]) == ("late", 5.0, 3.0)
+    assert keys["decode_speedup_len512"]["best_by_model"]["name"] == "mdm"  # late has no 512 figure
     code, err = run_results(["--mdm", late, *args, "--overwrite"], capsys, monkeypatch)
     assert code == 2 and len(err) == 1 and "no llada row at batch 1, length 512" in err[0]

@@ -179,16 +179,16 @@ def advance_case(device: str, B: int, NB: int = 3, W: int = 4, S: int = 4, seed:
 
 
 @needs_kernel
-@pytest.mark.parametrize("B", [1, 3, 130])  # 130 rows: B·W = 520 numbers, more than one chunk of the kernel's loop
-def test_the_triton_advance_writes_what_the_pytorch_advance_writes(B):
+@pytest.mark.parametrize("B, W", [(1, 4), (3, 4), (260, 300)])  # 260 rows, 300 columns: every copy loop of the
+def test_the_triton_advance_writes_what_the_pytorch_advance_writes(B, W):  # kernel runs more than one chunk of 256
     from mdlm.sampling.ahead_triton import advance_triton
 
     dev, NB, S = KERNEL_DEVICE, 3, 4
     for block in range(NB):
         for i in range(S):
             for left in (0, 2):  # the block filled (next block, step 0) or not (next step)
-                want_t, want_b = advance_case(dev, B)
-                got_t, got_b = advance_case(dev, B)
+                want_t, want_b = advance_case(dev, B, W=W)
+                got_t, got_b = advance_case(dev, B, W=W)
                 states = [torch.tensor([block, i], device=dev) for _ in range(2)]
                 flags = torch.tensor([1, left, 0], device=dev)
                 ahead.advance_buffers(states[0], flags[1], *want_t, *want_b)
@@ -201,6 +201,7 @@ def test_the_triton_advance_writes_what_the_pytorch_advance_writes(B):
 
 
 @needs_kernel
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # a fallback to the PyTorch advance would fail the test
 def test_launch_ahead_through_the_triton_advance_gives_the_synchronised_samples(runs, monkeypatch):
     monkeypatch.setenv("MDLM_AHEAD_ADVANCE", "triton")
     seen = []
@@ -222,35 +223,62 @@ def test_the_advance_backend_is_chosen_by_device_and_refused_where_it_cannot_run
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     monkeypatch.delenv("MDLM_AHEAD_ADVANCE", raising=False)
     assert ahead.advance_backend(torch.device("cpu")) == "torch"  # auto: the kernel only on CUDA
+    monkeypatch.setattr(ahead, "KERNEL", {"ok": False, "failed": RuntimeError("no driver")})
+    assert ahead.advance_backend(torch.device("cuda")) == "torch"  # its first launch failed in this process
     monkeypatch.setenv("MDLM_AHEAD_ADVANCE", "torch")
     assert ahead.advance_backend(torch.device("cpu")) == "torch"
     monkeypatch.setenv("MDLM_AHEAD_ADVANCE", "fast")
     with pytest.raises(ValueError, match="MDLM_AHEAD_ADVANCE='fast'"):
         ahead.advance_backend(torch.device("cpu"))
     monkeypatch.setenv("MDLM_AHEAD_ADVANCE", "triton")
-    with pytest.raises(RuntimeError, match="needs a CUDA device"):
+    with pytest.raises(RuntimeError, match="needs a CUDA device .or a CPU with TRITON_INTERPRET=1."):
         ahead.advance_backend(torch.device("cpu"))
 
 
-def test_a_failing_kernel_warns_once_and_the_pytorch_advance_takes_over():
+def test_a_failing_kernel_warns_once_per_process_and_the_pytorch_advance_takes_over(monkeypatch):
+    monkeypatch.setattr(ahead, "KERNEL", {"ok": False, "failed": None})
     calls = []
 
     def broken(*args):
         calls.append(1)
         raise RuntimeError("no driver")
 
-    advance = ahead._with_fallback(broken)
     (want_t, want_b), (got_t, got_b) = advance_case("cpu", 2), advance_case("cpu", 2)
     s_want, s_got, flags = torch.tensor([0, 1]), torch.tensor([0, 1]), torch.tensor([1, 0, 0])
     ahead.advance_buffers(s_want, flags[1], *want_t, *want_b)
     with pytest.warns(RuntimeWarning, match="failed at its first launch"):
-        advance(s_got, flags[1], *got_t, *got_b)
+        assert ahead.advance_with_fallback(broken, s_got, flags[1], *got_t, *got_b) == "torch"
     assert torch.equal(s_want, s_got) and torch.equal(want_b[2], got_b[2]) and torch.equal(want_b[3], got_b[3])
-    advance(s_got, flags[1], *got_t, *got_b)  # no second try, no second warning
+    # a later generation (another LaunchAhead) neither tries the kernel again nor warns again
+    assert ahead.advance_with_fallback(broken, s_got, flags[1], *got_t, *got_b) == "torch"
     assert len(calls) == 1
 
 
+def test_a_kernel_that_worked_before_raises_instead_of_falling_back(monkeypatch):
+    monkeypatch.setattr(ahead, "KERNEL", {"ok": True, "failed": None})
+
+    def bad_inputs(*args):
+        raise ValueError("shapes do not agree")
+
+    tables, bufs = advance_case("cpu", 2)
+    with pytest.raises(ValueError, match="shapes do not agree"):
+        ahead.advance_with_fallback(bad_inputs, torch.tensor([0, 0]), torch.tensor(1), *tables, *bufs)
+
+
+@needs_kernel
+def test_the_triton_advance_refuses_tables_and_buffers_that_do_not_agree():
+    from mdlm.sampling.ahead_triton import advance_triton
+
+    tables, (cols, flat, blk, n_after) = advance_case(KERNEL_DEVICE, 2)
+    state, left = torch.tensor([0, 0], device=KERNEL_DEVICE), torch.tensor(1, device=KERNEL_DEVICE)
+    with pytest.raises(ValueError, match="shapes do not agree"):
+        advance_triton(state, left, *tables, cols, flat[:-1], blk, n_after)  # one flat index short: out of bounds
+    with pytest.raises(ValueError, match="two column buffers"):
+        advance_triton(state, left, *tables, cols[:1], flat, blk, n_after)
+
+
 @pytest.mark.gpu
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # a fallback to the PyTorch advance would fail the test
 def test_on_a_gpu_the_triton_advance_runs_by_default(runs, monkeypatch):
     monkeypatch.delenv("MDLM_AHEAD_ADVANCE", raising=False)
     seen = []

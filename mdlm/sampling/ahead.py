@@ -55,7 +55,7 @@ def launch_ahead_applies(stepper: object, per_step_output: bool) -> bool:
     run, runner = stepper.run, stepper.run.runner
     no_cache = not runner.blocks and not runner.exact and runner.partial is None and runner.window_fn is not None
     # with CUDA graphs the advance is inside the step's one launch (on a CPU they do nothing: the same loop, eager);
-    # on a GPU without them its ~20 eager launches a step are untested for speed, so the per-step read-back stays
+    # on a GPU without them the advance (1 to 21 eager launches a step) is untimed: the per-step read-back stays
     graphs = bool(run.config.cuda_graphs) and (stepper.graphs is None or stepper.graphs.reuse)
     return (bool(run.config.launch_ahead) and stepper.synced and run.eos_id is None and run.stop_ids is None
             and no_cache and graphs)
@@ -70,10 +70,10 @@ def worth_it(blocks: list[Block]) -> bool:
 def advance_buffers(state: Tensor, left: Tensor, cols_t: Tensor, flat_t: Tensor, blk_t: Tensor, counts_t: Tensor,
                     cols_bufs: tuple[Tensor, ...], flat_buf: Tensor, blk_buf: Tensor, n_after_buf: Tensor) -> None:
     """The block advance after a step, written into the step's input buffers (device ops only, no host sync; 21
-    small kernels, recorded in the step's CUDA graph; :func:`.ahead_triton.advance_triton` is the same as one kernel). Not compiled: TorchDynamo specialised the tables' block count
-    NB (``dynamic=True`` notwithstanding; its recompile log: "tensor 'blk_t' size mismatch at index 0. expected 2,
-    actual 5"), so a generation with another number of blocks (a benchmark's warm-up over its first blocks, then the
-    whole canvas) recompiled inside the timed run.
+    small kernels, recorded in the step's CUDA graph; :func:`.ahead_triton.advance_triton` does the same in one).
+    Not compiled: TorchDynamo specialised the tables' block count NB (``dynamic=True`` notwithstanding; its recompile
+    log: "tensor 'blk_t' size mismatch at index 0. expected 2, actual 5"), so a generation with another number of
+    blocks (a benchmark's warm-up over its first blocks, then the whole canvas) recompiled inside the timed run.
 
     Args:
         state: (2,) long [block, step in block], updated in place; block == NB: the generation is done (the host
@@ -100,54 +100,54 @@ def advance_buffers(state: Tensor, left: Tensor, cols_t: Tensor, flat_t: Tensor,
 
 
 ADVANCE_BACKENDS = ("auto", "torch", "triton")
+# the Triton advance's first launch in this process: "ok" once one worked, "failed" its error (then PyTorch ops)
+KERNEL: dict = {"ok": False, "failed": None}
 
 
 def advance_backend(device: torch.device) -> str:
     """Which advance runs on ``device``: "triton" (:func:`.ahead_triton.advance_triton`, one kernel) on CUDA when
-    Triton imports, else "torch" (:func:`advance_buffers`). The environment variable ``MDLM_AHEAD_ADVANCE`` (auto,
-    torch, triton) forces one.
+    Triton imports and its first launch in this process has not failed, else "torch" (:func:`advance_buffers`). The
+    environment variable ``MDLM_AHEAD_ADVANCE`` (auto, torch, triton) forces one.
 
     Raises:
-        ValueError: an unknown ``MDLM_AHEAD_ADVANCE``. RuntimeError: "triton" forced without CUDA or Triton (under
-            ``TRITON_INTERPRET=1`` a CPU device is allowed).
+        ValueError: an unknown ``MDLM_AHEAD_ADVANCE``. RuntimeError: "triton" forced without CUDA (or a CPU under
+            ``TRITON_INTERPRET=1``) or without an importable Triton.
     """
     name = os.environ.get("MDLM_AHEAD_ADVANCE", "auto")
     if name not in ADVANCE_BACKENDS:
         raise ValueError(f"MDLM_AHEAD_ADVANCE={name!r}: expected one of {', '.join(ADVANCE_BACKENDS)}")
-    if name == "torch":
+    if name == "torch" or (name == "auto" and (device.type != "cuda" or KERNEL["failed"] is not None)):
         return "torch"
-    ok_device = device.type == "cuda" or os.environ.get("TRITON_INTERPRET") == "1"
     try:
         has_triton = importlib.import_module(".ahead_triton", __package__) is not None
-    except ImportError:
+    except Exception:  # not installed, or an install that fails to import
         has_triton = False
+    ok_device = device.type == "cuda" or os.environ.get("TRITON_INTERPRET") == "1"
     if name == "triton" and not (ok_device and has_triton):
-        raise RuntimeError(f"MDLM_AHEAD_ADVANCE=triton needs a CUDA device and an importable triton (device "
-                           f"{device}, triton {'imports' if has_triton else 'does not import'})")
-    return "triton" if name == "triton" or (device.type == "cuda" and has_triton) else "torch"
+        raise RuntimeError(f"MDLM_AHEAD_ADVANCE=triton needs a CUDA device (or a CPU with TRITON_INTERPRET=1) and an "
+                           f"importable triton (device {device}, triton "
+                           f"{'imports' if has_triton else 'does not import'})")
+    return "triton" if has_triton else "torch"
 
 
-def _with_fallback(kernel: Callable[..., None]) -> Callable[..., None]:
-    """``kernel``, or :func:`advance_buffers` from its first failed launch on (one warning: a compiler, driver or
-    launcher problem of this machine, not of the inputs)."""
-    state = {"ok": False, "failed": False}
-
-    def advance(*args) -> None:
-        if state["ok"]:
-            return kernel(*args)
-        if not state["failed"]:
-            try:
-                kernel(*args)
-                state["ok"] = True
-                return None
-            except Exception as e:
-                state["failed"] = True
-                warnings.warn(f"the Triton block-advance kernel failed at its first launch ({type(e).__name__}: {e});"
-                              " using PyTorch ops (MDLM_AHEAD_ADVANCE=torch skips the kernel)", RuntimeWarning,
-                              stacklevel=2)
-        return advance_buffers(*args)
-
-    return advance
+def advance_with_fallback(kernel: Callable[..., None], *args) -> str:
+    """``kernel(*args)`` (the Triton advance), or :func:`advance_buffers` once its first launch in this process has
+    failed (one warning: a compiler, driver or launcher problem of this machine, not of the inputs; a kernel that
+    worked before and fails now raises). Returns which ran: "triton" or "torch"."""
+    if KERNEL["failed"] is None:
+        try:
+            kernel(*args)
+            KERNEL["ok"] = True
+            return "triton"
+        except Exception as e:
+            if KERNEL["ok"]:
+                raise
+            KERNEL["failed"] = e
+            warnings.warn(f"the Triton block-advance kernel failed at its first launch ({type(e).__name__}: {e}); "
+                          "using PyTorch ops from now on (MDLM_AHEAD_ADVANCE=torch skips the kernel)", RuntimeWarning,
+                          stacklevel=2)
+    advance_buffers(*args)
+    return "torch"
 
 
 class LaunchAhead:
@@ -172,13 +172,8 @@ class LaunchAhead:
         self.counts = counts.to(dev)
         self.state = torch.zeros(2, dtype=torch.long, device=dev)  # [block, step in block]
         self.reads = 0  # host synchronisations (state read-backs)
-        self.backend = advance_backend(dev)
-        if self.backend == "triton":
-            from .ahead_triton import advance_triton
-
-            self._advance = _with_fallback(advance_triton)
-        else:
-            self._advance = advance_buffers
+        self.backend = advance_backend(dev)  # "torch" after a failed first launch of the kernel (advance)
+        self.forced = os.environ.get("MDLM_AHEAD_ADVANCE") == "triton"  # then a failing kernel raises
 
     def _start(self) -> None:
         stepper, runner, first = self.stepper, self.stepper.run.runner, self.blocks[0]
@@ -189,10 +184,20 @@ class LaunchAhead:
 
     def advance(self, flags: Tensor) -> None:
         """After a step: the next block when this one is filled (flags[1] == 0), the next step otherwise; the
-        window, block mask and count buffers refilled from the tables (:func:`advance_buffers`)."""
+        window, block mask and count buffers refilled from the tables (the Triton kernel on CUDA, else
+        :func:`advance_buffers`; :func:`advance_backend`)."""
         stepper, fixed = self.stepper, self.stepper.run.runner.fixed
-        self._advance(self.state, flags[1], self.cols, self.flat, self.blk, self.counts, (stepper.window, fixed.cols),
-                      fixed.flat(*stepper.run.x.shape), stepper.blk, stepper.n_after)
+        args = (self.state, flags[1], self.cols, self.flat, self.blk, self.counts, (stepper.window, fixed.cols),
+                fixed.flat(*stepper.run.x.shape), stepper.blk, stepper.n_after)
+        if self.backend == "torch":
+            advance_buffers(*args)
+            return
+        from .ahead_triton import advance_triton
+
+        if self.forced:
+            advance_triton(*args)
+        else:
+            self.backend = advance_with_fallback(advance_triton, *args)
 
     def body(self) -> tuple[Tensor, Tensor]:
         """One step: forward, greedy step, canvas update, block advance (what a CUDA graph captures)."""

@@ -1,6 +1,6 @@
 """The launch-ahead block advance (:func:`.ahead.advance_buffers`) as one Triton kernel (CUDA; imports only with Triton).
 
-:func:`.ahead.advance_buffers` is ~20 small PyTorch kernels per decoding step (a comparison, casts, ``where``,
+:func:`.ahead.advance_buffers` is 21 small PyTorch kernels per decoding step (a comparison, casts, ``where``,
 ``stack``, clamps, index selects and copies), each a launch inside the step's CUDA graph for a few dozen numbers.
 Here one program does the same work: it reads the step's ``left`` count and the state (block, step in block),
 writes the new state, and copies row (k, j) of the tables — the block k the next step reads, the schedule count j
@@ -60,7 +60,8 @@ def advance_triton(state: Tensor, left: Tensor, cols_t: Tensor, flat_t: Tensor, 
     any device under ``TRITON_INTERPRET=1``).
 
     Raises:
-        ValueError: not two column buffers, or a table or buffer that is not contiguous.
+        ValueError: not two column buffers, a table or buffer that is not contiguous, or shapes that do not agree
+            (the kernel would read or write out of bounds where the PyTorch ops raise).
     """
     if len(cols_bufs) != 2:
         raise ValueError(f"advance_triton writes two column buffers, got {len(cols_bufs)}")
@@ -69,6 +70,15 @@ def advance_triton(state: Tensor, left: Tensor, cols_t: Tensor, flat_t: Tensor, 
         raise ValueError("advance_triton needs contiguous tables and buffers")
     nb, w = cols_t.shape
     s1, b = counts_t.shape[1], counts_t.shape[2]
+    bw = flat_t.shape[1]
+    agree = (state.numel() == 2 and left.numel() == 1 and flat_t.shape[0] == blk_t.shape[0] == counts_t.shape[0] == nb
+             and blk_t[0].numel() == bw == flat_buf.numel() == blk_buf.numel() and n_after_buf.numel() == b
+             and all(c.numel() == w for c in cols_bufs) and blk_t.dtype == blk_buf.dtype == torch.bool)
+    if not agree:
+        raise ValueError(f"advance_triton: shapes do not agree (state {tuple(state.shape)}, cols {tuple(cols_t.shape)},"
+                         f" flat {tuple(flat_t.shape)}, blk {tuple(blk_t.shape)} {blk_t.dtype}, counts "
+                         f"{tuple(counts_t.shape)}, buffers {[tuple(c.shape) for c in cols_bufs]} "
+                         f"{tuple(flat_buf.shape)} {tuple(blk_buf.shape)} {blk_buf.dtype} {tuple(n_after_buf.shape)})")
     _advance_kernel[(1,)](state, left, cols_t, flat_t, blk_t.view(torch.uint8), counts_t, cols_bufs[0], cols_bufs[1],
-                          flat_buf, blk_buf.view(torch.uint8), n_after_buf, nb, s1, w, flat_t.shape[1], b,
+                          flat_buf, blk_buf.view(torch.uint8), n_after_buf, nb, s1, w, bw, b,
                           BLOCK=BLOCK, num_warps=1)
