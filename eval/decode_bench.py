@@ -235,12 +235,16 @@ def add_row(a, res, tok, prompts, B, G, name, t, ref, seqs) -> None:
     n_seq = len(prompts)  # B, or the K prompts of --b1-prompts decoded one by one
     row = {"batch_size": B, "sequences": n_seq, "gen_length": G, "run": name, "nfe": t.nfe, "positions": t.positions,
            "graph_replays": t.graph_replays, "capture_failures": t.capture_failures,
+           "launch_ahead": t.launch_ahead, "ahead_reads": t.ahead_reads,
            "seconds": round(t.seconds, 4), "repeats": t.repeats,
            "tokens_per_s": round(B * G / t.seconds, 1) if t.seconds > 0 else None,  # t.seconds: per decode
            "speedup": round(ref.seconds / t.seconds, 2) if t.seconds > 0 else None,
            "reference_estimated": ref.repeats == 0, "estimated": t.repeats == 0,
            "agreement": agreement(t.sequences, seqs.get("llada"), G),
            "agreement_uncached": agreement(t.sequences, seqs.get("uncached"), G), "note": t.note}
+    if t.launch_ahead:
+        ahead = f"launched ahead ({t.launch_ahead} advance, {t.ahead_reads} state reads a decode)"
+        row["note"] = "; ".join(n for n in (row["note"], ahead) if n)
     if n_seq != B:
         row["note"] = "; ".join(n for n in (f"{n_seq} prompts, one at a time: mean time, mean NFE", row["note"]) if n)
     if name.partition("@")[0] in EXACT_ROWS and row["agreement_uncached"] is not None and row["agreement_uncached"] < 1.0:

@@ -145,6 +145,18 @@ def test_a_row_over_several_batch1_prompts_is_their_total_time_and_mean_nfe():
     assert merge_prompt_runs([a, Timed(None, 5.0, 0, 4)], G).sequences is None
     ref = merge_prompt_runs([Timed(None, 4.0, 0, 4), Timed(None, 8.0, 0, 4)], G)
     assert ref.seconds / m.seconds == (4.0 + 8.0) / (2.0 + 1.0)  # the speedup: total over total
+    assert (m.launch_ahead, m.ahead_reads) == (None, None)  # neither prompt launched ahead
+
+
+def test_a_merged_row_says_which_block_advance_ran_and_its_reads_per_decode():
+    from mdlm.evaluation.decode_timing import Timed, merge_prompt_runs
+
+    ahead = [Timed(None, 1.0, 1, 4, launch_ahead="triton", ahead_reads=r) for r in (3, 4)]
+    m = merge_prompt_runs(ahead, 4)
+    assert (m.launch_ahead, m.ahead_reads) == ("triton", 3.5)
+    m = merge_prompt_runs([ahead[0], Timed(None, 1.0, 1, 4, launch_ahead="torch", ahead_reads=5)], 4)
+    assert (m.launch_ahead, m.ahead_reads) == ("torch+triton", 4.0)  # the kernel failed between prompts: both
+    assert merge_prompt_runs([ahead[0], Timed(None, 1.0, 1, 4)], 4).ahead_reads is None  # one prompt read back
 
 
 def test_batch1_row_takes_the_quality_of_the_judged_batch64_file():

@@ -83,6 +83,8 @@ def test_launch_ahead_gives_the_synchronised_samples_and_wastes_no_forward(runs,
     blocks = 40 // 8
     assert blocks < fast.nfe < 40  # parallel commits happened, and blocks took different numbers of steps
     assert steps == fast.steps and reads < steps  # fewer read-backs than steps
+    assert (fast.launch_ahead, fast.ahead_reads) == ("torch", reads)  # the output says so (CPU: PyTorch advance)
+    assert (synced.launch_ahead, synced.ahead_reads) == (None, 0)
     assert not (fast.sequences == MASK).any()
     assert torch.equal(fast.sequences[0, :3], canvas[0, :3])  # padding untouched
 

@@ -71,6 +71,8 @@ class Timed:
     graph_replays: int | None = None
     note: str = ""
     capture_failures: int = 0  # CUDA-graph captures that failed (those blocks decoded eagerly), warm-up included
+    launch_ahead: str | None = None  # the block advance of launch-ahead decoding ("triton", "torch"), None: not used
+    ahead_reads: float | None = None  # launch-ahead's host read-backs per decode
 
 
 def synchronizer(device: str) -> Callable[[], None]:
@@ -137,7 +139,8 @@ def time_generate(model, case: Case, config: MDLMGenerationConfig, *, repeats: i
     if sum(failed):
         notes.append(f"{sum(failed)} CUDA-graph capture(s) failed: eager fallback")
     note = "; ".join(x for x in (note, *notes) if x)
-    return Timed(out.sequences, median, n, out.nfe, out.positions, out.graph_replays, note, sum(failed))
+    return Timed(out.sequences, median, n, out.nfe, out.positions, out.graph_replays, note, sum(failed),
+                 launch_ahead=out.launch_ahead, ahead_reads=out.ahead_reads if out.launch_ahead else None)
 
 
 def time_llada(fn, case: Case, *, steps: int, repeats: int, max_seconds: float, sync: Callable[[], None]) -> Timed:
@@ -166,7 +169,8 @@ def merge_prompt_runs(runs: list[Timed], gen_length: int) -> Timed:
     """One row timed on K prompts, each decoded alone at batch 1, as one row: ``seconds`` the mean time of a decode
     (so B·G / seconds = K·G / total time and a speedup of two merged rows = ratio of their total times), ``nfe``
     the mean NFE (rounded to 0.1), ``sequences`` the K generated parts stacked, (K, G) — None when any run was
-    only estimated —, ``repeats`` the fewest of any prompt, the counts summed and the notes joined."""
+    only estimated —, ``repeats`` the fewest of any prompt, the counts summed and the notes joined; launch-ahead's
+    advances joined and its read-backs the mean per decode (None unless every prompt launched ahead)."""
     if not runs:
         raise ValueError("merge_prompt_runs needs at least one run")
     seqs = None if any(t.sequences is None for t in runs) else torch.cat([t.sequences[:, -gen_length:] for t in runs])
@@ -176,6 +180,9 @@ def merge_prompt_runs(runs: list[Timed], gen_length: int) -> Timed:
         return None if any(v is None for v in vals) else sum(vals)
 
     notes = list(dict.fromkeys(t.note for t in runs if t.note))
+    advances = sorted({t.launch_ahead for t in runs if t.launch_ahead})  # several: a kernel failed between prompts
+    reads = [t.ahead_reads for t in runs]
     return Timed(seqs, statistics.fmean(t.seconds for t in runs), min(t.repeats for t in runs),
                  round(statistics.fmean(t.nfe for t in runs), 1), total("positions"), total("graph_replays"),
-                 "; ".join(notes), sum(t.capture_failures for t in runs))
+                 "; ".join(notes), sum(t.capture_failures for t in runs), launch_ahead="+".join(advances) or None,
+                 ahead_reads=None if any(r is None for r in reads) else round(statistics.fmean(reads), 1))

@@ -57,6 +57,10 @@ class SampleOutput:
             termination instead of being decoded.
         graph_capture_failures: CUDA-graph captures (``cuda_graphs`` / ``step_graph``) that failed, each with a
             warning; the steps they were for ran eagerly (the same samples, slower). 0 otherwise.
+        launch_ahead: the block advance that ran when launch-ahead decoding applied (:mod:`.ahead`): "triton" (one
+            kernel) or "torch" (PyTorch ops, also after a failed first launch of the kernel); None when the loop read
+            the block's state back after every step.
+        ahead_reads: with ``launch_ahead``: the host read-backs of the state (one per run of steps); 0 otherwise.
     """
 
     sequences: Tensor
@@ -69,6 +73,8 @@ class SampleOutput:
     eos_early_filled: int = 0
     step_graph_replays: int = 0
     graph_capture_failures: int = 0
+    launch_ahead: str | None = None
+    ahead_reads: int = 0
 
 
 def generate(model_fn: Any, canvas: Tensor, *, mask_id: int, config: MDLMGenerationConfig | None = None,
@@ -159,6 +165,8 @@ def generate(model_fn: Any, canvas: Tensor, *, mask_id: int, config: MDLMGenerat
         out.verify_rows, out.eos_early_filled = getattr(stepper, "verify_rows", 0), run.early_filled
         out.step_graph_replays = getattr(stepper, "step_graph_replays", 0)
         out.graph_capture_failures = getattr(stepper, "graph_capture_failures", 0)
+        if ahead is not None:
+            out.launch_ahead, out.ahead_reads = ahead.backend, ahead.reads
         return out
 
 
