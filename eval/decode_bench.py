@@ -242,7 +242,7 @@ def add_row(a, res, tok, prompts, B, G, name, t, ref, seqs) -> None:
            "reference_estimated": ref.repeats == 0, "estimated": t.repeats == 0,
            "agreement": agreement(t.sequences, seqs.get("llada"), G),
            "agreement_uncached": agreement(t.sequences, seqs.get("uncached"), G), "note": t.note}
-    if t.launch_ahead:
+    if t.launch_ahead and t.ahead_reads is not None:
         ahead = f"launched ahead ({t.launch_ahead} advance, {t.ahead_reads} state reads a decode)"
         row["note"] = "; ".join(n for n in (row["note"], ahead) if n)
     if n_seq != B:

@@ -227,6 +227,10 @@ def test_the_advance_backend_is_chosen_by_device_and_refused_where_it_cannot_run
     assert ahead.advance_backend(torch.device("cpu")) == "torch"  # auto: the kernel only on CUDA
     monkeypatch.setattr(ahead, "KERNEL", {"ok": False, "failed": RuntimeError("no driver")})
     assert ahead.advance_backend(torch.device("cuda")) == "torch"  # its first launch failed in this process
+    monkeypatch.setattr(ahead, "KERNEL", {"ok": False, "failed": None})
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    assert ahead.advance_backend(torch.device("cuda")) == "torch"  # the interpreter's host copies defeat graphs
+    monkeypatch.delenv("TRITON_INTERPRET")
     monkeypatch.setenv("MDLM_AHEAD_ADVANCE", "torch")
     assert ahead.advance_backend(torch.device("cpu")) == "torch"
     monkeypatch.setenv("MDLM_AHEAD_ADVANCE", "fast")
@@ -256,15 +260,26 @@ def test_a_failing_kernel_warns_once_per_process_and_the_pytorch_advance_takes_o
     assert len(calls) == 1
 
 
-def test_a_kernel_that_worked_before_raises_instead_of_falling_back(monkeypatch):
-    monkeypatch.setattr(ahead, "KERNEL", {"ok": True, "failed": None})
+@pytest.mark.parametrize("worked_before", [True, False])
+def test_input_errors_and_a_kernel_that_worked_before_raise_instead_of_falling_back(monkeypatch, worked_before):
+    """A launcher's input check (ValueError) is no machine problem: it raises even at the first launch, and the
+    kernel is not given up for the process; a kernel that worked before and fails now raises too."""
+    monkeypatch.setattr(ahead, "KERNEL", {"ok": worked_before, "failed": None})
 
     def bad_inputs(*args):
         raise ValueError("shapes do not agree")
 
+    def broken(*args):
+        raise RuntimeError("launch failed")
+
     tables, bufs = advance_case("cpu", 2)
+    args = (torch.tensor([0, 0]), torch.tensor(1), *tables, *bufs)
     with pytest.raises(ValueError, match="shapes do not agree"):
-        ahead.advance_with_fallback(bad_inputs, torch.tensor([0, 0]), torch.tensor(1), *tables, *bufs)
+        ahead.advance_with_fallback(bad_inputs, *args)
+    assert ahead.KERNEL["failed"] is None
+    if worked_before:
+        with pytest.raises(RuntimeError, match="launch failed"):
+            ahead.advance_with_fallback(broken, *args)
 
 
 @needs_kernel

@@ -120,14 +120,15 @@ def time_generate(model, case: Case, config: MDLMGenerationConfig, *, repeats: i
 
     warm_config = dataclasses.replace(config, steps=case.block_length)  # the first block at one token per step
     notes, first = [], None
-    if config.torch_compile:  # a shape's first call compiles: a one-off cost, kept out of the timed runs
-        # two blocks: the dual cache's second block refills its cache in place, a graph of its own (block 1 alone
-        # would leave it to be compiled inside the first timed run — tens of seconds on a GPU)
+    # a shape's first call compiles: a one-off cost, kept out of the timed runs. Two blocks: the dual cache's second
+    # block refills its cache in place, a graph of its own (block 1 alone would leave it to be compiled inside the
+    # first timed run — tens of seconds on a GPU), and launch-ahead (two blocks or more) compiles its Triton advance
+    if config.torch_compile or (config.launch_ahead and config.cuda_graphs):
         n = min(COMPILE_WARMUP_BLOCKS, case.n_blocks)
         cover = dataclasses.replace(config, steps=n * case.block_length)
         _, first = _timed(lambda: run(case.first_blocks(n), cover), sync)
     _, warm = _timed(lambda: run(case.first_block(), warm_config), sync)
-    if first is not None and first - warm > 1.0:  # it compiled (later prompts reuse the compiled graphs): say so
+    if config.torch_compile and first - warm > 1.0:  # it compiled (later prompts reuse the compiled graphs): say so
         notes.append(f"first call {first:.1f} s (torch.compile)")
     estimate = warm * case.n_blocks
     n = fit_repeats(estimate, repeats, max_seconds)
@@ -170,7 +171,7 @@ def merge_prompt_runs(runs: list[Timed], gen_length: int) -> Timed:
     (so B·G / seconds = K·G / total time and a speedup of two merged rows = ratio of their total times), ``nfe``
     the mean NFE (rounded to 0.1), ``sequences`` the K generated parts stacked, (K, G) — None when any run was
     only estimated —, ``repeats`` the fewest of any prompt, the counts summed and the notes joined; launch-ahead's
-    advances joined and its read-backs the mean per decode (None unless every prompt launched ahead)."""
+    advance and its read-backs the mean per decode (both None unless every prompt launched ahead)."""
     if not runs:
         raise ValueError("merge_prompt_runs needs at least one run")
     seqs = None if any(t.sequences is None for t in runs) else torch.cat([t.sequences[:, -gen_length:] for t in runs])
@@ -180,9 +181,11 @@ def merge_prompt_runs(runs: list[Timed], gen_length: int) -> Timed:
         return None if any(v is None for v in vals) else sum(vals)
 
     notes = list(dict.fromkeys(t.note for t in runs if t.note))
-    advances = sorted({t.launch_ahead for t in runs if t.launch_ahead})  # several: a kernel failed between prompts
+    advances = sorted({t.launch_ahead for t in runs if t.launch_ahead})  # one per process (a failed kernel: torch)
+    every = all(t.launch_ahead for t in runs)  # a prompt only estimated (or not launched ahead) names none
     reads = [t.ahead_reads for t in runs]
     return Timed(seqs, statistics.fmean(t.seconds for t in runs), min(t.repeats for t in runs),
                  round(statistics.fmean(t.nfe for t in runs), 1), total("positions"), total("graph_replays"),
-                 "; ".join(notes), sum(t.capture_failures for t in runs), launch_ahead="+".join(advances) or None,
-                 ahead_reads=None if any(r is None for r in reads) else round(statistics.fmean(reads), 1))
+                 "; ".join(notes), sum(t.capture_failures for t in runs),
+                 launch_ahead="+".join(advances) if every else None,
+                 ahead_reads=round(statistics.fmean(reads), 1) if every else None)

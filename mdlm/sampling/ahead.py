@@ -33,6 +33,7 @@ unchanged, without a word.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import warnings
@@ -106,7 +107,8 @@ KERNEL: dict = {"ok": False, "failed": None}
 
 def advance_backend(device: torch.device) -> str:
     """Which advance runs on ``device``: "triton" (:func:`.ahead_triton.advance_triton`, one kernel) on CUDA when
-    Triton imports and its first launch in this process has not failed, else "torch" (:func:`advance_buffers`). The
+    Triton imports, its first launch in this process has not failed and ``TRITON_INTERPRET`` is not 1 (the
+    interpreter's host copies would fail a CUDA-graph capture), else "torch" (:func:`advance_buffers`). The
     environment variable ``MDLM_AHEAD_ADVANCE`` (auto, torch, triton) forces one.
 
     Raises:
@@ -116,13 +118,11 @@ def advance_backend(device: torch.device) -> str:
     name = os.environ.get("MDLM_AHEAD_ADVANCE", "auto")
     if name not in ADVANCE_BACKENDS:
         raise ValueError(f"MDLM_AHEAD_ADVANCE={name!r}: expected one of {', '.join(ADVANCE_BACKENDS)}")
-    if name == "torch" or (name == "auto" and (device.type != "cuda" or KERNEL["failed"] is not None)):
+    interpreted = os.environ.get("TRITON_INTERPRET") == "1"  # host copies: no CUDA-graph capture, so not by default
+    if name == "torch" or (name == "auto" and (device.type != "cuda" or interpreted or KERNEL["failed"] is not None)):
         return "torch"
-    try:
-        has_triton = importlib.import_module(".ahead_triton", __package__) is not None
-    except Exception:  # not installed, or an install that fails to import
-        has_triton = False
-    ok_device = device.type == "cuda" or os.environ.get("TRITON_INTERPRET") == "1"
+    has_triton = _triton_imports()
+    ok_device = device.type == "cuda" or interpreted
     if name == "triton" and not (ok_device and has_triton):
         raise RuntimeError(f"MDLM_AHEAD_ADVANCE=triton needs a CUDA device (or a CPU with TRITON_INTERPRET=1) and an "
                            f"importable triton (device {device}, triton "
@@ -130,17 +130,26 @@ def advance_backend(device: torch.device) -> str:
     return "triton" if has_triton else "torch"
 
 
+@functools.cache
+def _triton_imports() -> bool:
+    """Whether :mod:`.ahead_triton` imports (asked once per process)."""
+    try:
+        return importlib.import_module(".ahead_triton", __package__) is not None
+    except Exception:  # not installed, or an install that fails to import
+        return False
+
+
 def advance_with_fallback(kernel: Callable[..., None], *args) -> str:
     """``kernel(*args)`` (the Triton advance), or :func:`advance_buffers` once its first launch in this process has
-    failed (one warning: a compiler, driver or launcher problem of this machine, not of the inputs; a kernel that
-    worked before and fails now raises). Returns which ran: "triton" or "torch"."""
+    failed (one warning: a compiler, driver or launcher problem of this machine). Input errors (``ValueError``: the
+    launcher's checks) and a kernel that worked before and fails now raise. Returns which ran: "triton" or "torch"."""
     if KERNEL["failed"] is None:
         try:
             kernel(*args)
             KERNEL["ok"] = True
             return "triton"
         except Exception as e:
-            if KERNEL["ok"]:
+            if KERNEL["ok"] or isinstance(e, ValueError):
                 raise
             KERNEL["failed"] = e
             warnings.warn(f"the Triton block-advance kernel failed at its first launch ({type(e).__name__}: {e}); "

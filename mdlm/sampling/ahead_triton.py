@@ -22,7 +22,9 @@ Tensor = torch.Tensor
 BLOCK = 256  # numbers copied per chunk of the program's loop (a power of two)
 
 
-@triton.jit
+# sizes are not specialised on (Triton compiles a variant per "== 1" / "divisible by 16" pattern of its integer
+# arguments otherwise: a warm-up over 2 blocks and a generation of 32 would compile twice)
+@triton.jit(do_not_specialize=["NB", "S1", "W", "BW", "B"])
 def _advance_kernel(state_ptr, left_ptr, cols_t_ptr, flat_t_ptr, blk_t_ptr, counts_t_ptr, win_ptr, cols_ptr,
                     flat_ptr, blk_ptr, n_ptr, NB, S1, W, BW, B, BLOCK: tl.constexpr):
     left = tl.load(left_ptr)

@@ -58,8 +58,8 @@ class SampleOutput:
         graph_capture_failures: CUDA-graph captures (``cuda_graphs`` / ``step_graph``) that failed, each with a
             warning; the steps they were for ran eagerly (the same samples, slower). 0 otherwise.
         launch_ahead: the block advance that ran when launch-ahead decoding applied (:mod:`.ahead`): "triton" (one
-            kernel) or "torch" (PyTorch ops, also after a failed first launch of the kernel); None when the loop read
-            the block's state back after every step.
+            kernel) or "torch" (PyTorch ops, also after a failed first launch of the kernel); None: launch-ahead did
+            not apply (the loop of :mod:`.greedy` ran).
         ahead_reads: with ``launch_ahead``: the host read-backs of the state (one per run of steps); 0 otherwise.
     """
 
