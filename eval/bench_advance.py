@@ -7,9 +7,10 @@
 Each implementation (``mdlm/sampling/ahead.py``'s ``advance_buffers``, ``mdlm/sampling/ahead_triton.py``'s
 ``advance_triton``) advances a generation of ``--blocks`` blocks by one step, captured as one CUDA graph and
 replayed back to back (``replay_seconds``): the microseconds per replay are what it adds to every launch-ahead
-step (decoding at 1,024 tokens takes ~1.1 ms a step on one H200 for the 125M MDM). What each launches (eager,
-``torch.profiler``: the CUDA events — kernels and device copies —, on a CPU its top-level ATen ops) is listed
-beside as ``kernels``. On a CPU only the PyTorch ops run, eagerly (a smoke run).
+step (decoding at 1,024 tokens takes ~1.1 ms a step on one H200 for the 125M MDM). The tables are those a
+generation builds (``advance_tables``). What each launches (eager, ``torch.profiler``: the CUDA events — kernels
+and device copies) is listed beside as ``kernels``. On a CPU only the PyTorch ops run, eagerly, and ``kernels`` is
+null (a smoke run).
 """
 
 from __future__ import annotations
@@ -19,34 +20,29 @@ import sys
 import time
 
 import torch
-from torch.profiler import ProfilerActivity, profile
 
 from mdlm.cli import ArgumentParser, UserError, positive_int, refuse_overwrite, run_cli
-from mdlm.sampling.ahead import advance_buffers
-from mdlm.sampling.graphs import replay_seconds
+from mdlm.evaluation.kernel_timing import graph_us, kernels
+from mdlm.sampling.ahead import advance_buffers, advance_tables
+from mdlm.sampling.blocks import Block
+
+PROMPT = 16  # prompt columns before the generated ones
 
 
-def tables(batch: int, blocks: int, width: int, steps: int, device: str) -> tuple[list, tuple]:
-    """Tables of a generation (blocks × width columns after a 16-token prompt, ``steps`` steps a block) and buffers."""
-    cols = 16 + torch.arange(blocks * width, device=device).view(blocks, width)  # (NB, W)
-    L = 16 + blocks * width
-    flat = (torch.arange(batch, device=device)[None, :, None] * L + cols[:, None, :]).flatten(1)  # (NB, B·W)
-    blk = torch.ones(blocks, batch, width, dtype=torch.bool, device=device)  # (NB, B, W)
-    per = torch.linspace(width, 0, steps + 1, device=device).round().long()  # (S+1,)
-    counts = per.view(1, -1, 1).expand(blocks, -1, batch).contiguous()  # (NB, S+1, B)
+def blocks(batch: int, n: int, width: int, steps: int) -> list[Block]:
+    """``n`` blocks of ``width`` generated columns each after the prompt, every row masked there, an even schedule
+    of ``steps`` steps a block."""
+    counts = torch.linspace(width, 0, steps + 1).round().long().expand(batch, -1)  # (B, S+1)
+    blk = torch.ones(batch, width, dtype=torch.bool)
+    return [Block(k, steps, PROMPT + k * width, PROMPT + (k + 1) * width, blk, counts, counts,
+                  torch.full((batch,), steps)) for k in range(n)]
+
+
+def buffers(batch: int, width: int, device: str) -> tuple:
+    """The step's input buffers the advance writes: two (W,) column buffers, (B·W,) flat, (B, W) mask, (B,) counts."""
     long = dict(dtype=torch.long, device=device)
-    bufs = ((torch.empty(width, **long), torch.empty(width, **long)), torch.empty(batch * width, **long),
+    return ((torch.empty(width, **long), torch.empty(width, **long)), torch.empty(batch * width, **long),
             torch.empty(batch, width, dtype=torch.bool, device=device), torch.empty(batch, **long))
-    return [cols, flat, blk, counts], bufs
-
-
-def kernels_launched(fn) -> int:
-    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA] if torch.cuda.is_available()
-                 else [ProfilerActivity.CPU]) as prof:
-        fn()
-    if torch.cuda.is_available():
-        return sum(1 for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA)
-    return sum(1 for e in prof.events() if e.name.startswith("aten::") and e.cpu_parent is None)
 
 
 def main() -> int:
@@ -68,27 +64,20 @@ def main() -> int:
         except Exception as e:
             raise UserError(f"the Triton advance does not import ({type(e).__name__}: {e}); pip install triton") from e
         impls["triton"] = advance_triton
-    rows = []
+    rows, cuda = [], a.device.startswith("cuda")
     for B in a.batch:
         for name, fn in impls.items():
-            tabs, bufs = tables(B, a.blocks, a.width, a.steps, a.device)
+            tables = advance_tables(blocks(B, a.blocks, a.width, a.steps), B, PROMPT + a.blocks * a.width,
+                                    torch.device(a.device))
+            bufs = buffers(B, a.width, a.device)
             state = torch.zeros(2, dtype=torch.long, device=a.device)
             left = torch.ones((), dtype=torch.long, device=a.device)  # never filled: the state counts steps
-            body = lambda: fn(state, left, *tabs, *bufs)  # noqa: E731
-            body()
-            n = kernels_launched(body)
-            if a.device.startswith("cuda"):
-                us = replay_seconds(body, a.replays) * 1e6
-            else:
-                t = time.perf_counter()
-                for _ in range(a.replays):
-                    body()
-                us = (time.perf_counter() - t) / a.replays * 1e6
-            rows.append({"batch": B, "impl": name, "us_per_step": round(us, 2), "kernels": n,
-                         "graphed": a.device.startswith("cuda")})
-            what = "GPU ops (kernels, copies)" if a.device.startswith("cuda") else "top-level aten ops"
-            print(f"| {B} | {name} | {us:.2f} µs | {n} {what} |", flush=True)
-    meta = {"device": torch.cuda.get_device_name() if a.device.startswith("cuda") else "cpu",
+            body = lambda: fn(state, left, *tables, *bufs)  # noqa: E731
+            us, n = graph_us(body, a.replays, cuda), kernels(body, cuda)
+            rows.append({"batch": B, "impl": name, "us_per_step": round(us, 2), "kernels": n, "graphed": cuda})
+            ops = f"{n} GPU ops (kernels, copies)" if cuda else "not counted on a CPU"
+            print(f"| {B} | {name} | {us:.2f} µs | {ops} |", flush=True)
+    meta = {"device": torch.cuda.get_device_name() if cuda else "cpu",
             "torch": torch.__version__, "blocks": a.blocks, "width": a.width, "steps": a.steps,
             "replays": a.replays, "command": " ".join(["python", *sys.argv]), "date": time.strftime("%Y-%m-%d")}
     if a.out:

@@ -20,12 +20,11 @@ import sys
 import time
 
 import torch
-from torch.profiler import ProfilerActivity, profile
 
 from mdlm.cli import ArgumentParser, positive_int, refuse_overwrite, run_cli
+from mdlm.evaluation.kernel_timing import graph_us, kernels
 from mdlm.sampling.compiled import compiled_function, recompile_headroom
 from mdlm.sampling.fused_step import greedy_confidence_step
-from mdlm.sampling.graphs import replay_seconds
 
 RULES = {"schedule": dict(rule="schedule"), "fast_dllm 0.9": dict(rule="fast_dllm", threshold=0.9),
          "eb 0.1": dict(rule="eb", eb_gamma=0.1)}
@@ -54,28 +53,6 @@ def step_fn(inp: dict, rule: dict, compiled: bool, backend: str):
     step = compiled_function(greedy_confidence_step) if compiled else greedy_confidence_step
     return lambda: step(inp["logits"], inp["x"], inp["window"], inp["block"], inp["n_after"], inp["suppress"],
                         inp["gen"], inp["mask_id"], inp["eos_id"], **rule, row_stats=backend)
-
-
-def graph_us(fn, replays: int, cuda: bool) -> float:
-    """Microseconds per call: CUDA-graph replays back to back on a GPU (best of 3 runs), plain calls on a CPU."""
-    for _ in range(3):
-        fn()
-    if not cuda:
-        t = time.perf_counter()
-        for _ in range(replays):
-            fn()
-        return 1e6 * (time.perf_counter() - t) / replays
-    return 1e6 * replay_seconds(fn, replays)
-
-
-def kernels(fn, cuda: bool) -> int | None:
-    """Device kernels one eager call launches (None on a CPU)."""
-    if not cuda:
-        return None
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
-        fn()
-        torch.cuda.synchronize()
-    return sum(1 for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA)
 
 
 def main() -> int:

@@ -46,17 +46,19 @@ def keys(a) -> dict[str, dict]:
 
     for G in a.lengths:
         per = {m: speedup_key(b, G) if measured(m, b, G) else missing_length_key(G) for m, b in models.items()}
-        best = _best(per, "the largest speedup under by_model: each a ratio to that model's own LLaDA loop in its "
-                          "own run, its row chosen by the quality rule there; value is the --mdm model's")
-        out[f"decode_speedup_len{G}"] = per["mdm"] | {"by_model": _brief(per), "best_by_model": best}
+        brief = _brief(per)
+        best = _best(brief, "the largest speedup under by_model: each a ratio to that model's own LLaDA loop in its "
+                            "own run, its row chosen by the quality rule there; value is the --mdm model's")
+        out[f"decode_speedup_len{G}"] = per["mdm"] | {"by_model": brief, "best_by_model": best}
     G = a.lengths[0]
     per = {m: genppl_key(b, b.choose(1, G)[0].row, G) if measured(m, b, G) else missing_length_key(G)
            for m, b in models.items()}
     out[f"decode_genppl_ratio_len{G}"] = per["mdm"] | {"by_model": _brief(per)}
     per = {m: tokens_per_s_key(b, a.lengths, G) for m, b in models.items()}
-    best = _best(per, "the most tokens/s under by_model (batch 1, each model's chosen row at the key's length); "
-                      "value is the --mdm model's")
-    out["decode_tokens_per_s_b1"] = per["mdm"] | {"by_model": _brief(per), "best_by_model": best}
+    brief = _brief(per)
+    best = _best(brief, "the most tokens/s under by_model (batch 1, each model's chosen row at the key's length); "
+                        "value is the --mdm model's")
+    out["decode_tokens_per_s_b1"] = per["mdm"] | {"by_model": brief, "best_by_model": best}
     if a.sampler:
         out["sampler_overhead_pct"] = sampler_key(a.sampler, a.previous.get("sampler_overhead_pct"), a.sampler_row,
                                                   a.sampler_per_step)
@@ -87,14 +89,14 @@ def _brief(per: dict[str, dict]) -> dict[str, dict]:
     return out
 
 
-def _best(per: dict[str, dict], note: str) -> dict | None:
-    """The ``by_model`` entry with the largest value (each a row chosen by the quality rule within its own run; the
-    key's own ``value`` stays the ``--mdm`` model's), with ``note``; None when no model has one."""
-    have = {m: v for m, v in per.items() if v.get("value") is not None}
+def _best(brief: dict[str, dict], note: str) -> dict | None:
+    """The :func:`_brief` entry with the largest value (each a row chosen by the quality rule within its own run;
+    the key's own ``value`` stays the ``--mdm`` model's), named, with ``note``; None when no model has one."""
+    have = {m: v for m, v in brief.items() if v["value"] is not None}
     if not have:
         return None
     m = max(have, key=lambda k: have[k]["value"])
-    return {"name": m} | {k: have[m].get(k) for k in ("value", "row", "model", "source")} | {"note": note}
+    return {"name": m} | have[m] | {"note": note}
 
 
 def tables(a, figures: dict[str, dict]) -> str:

@@ -139,17 +139,18 @@ def _triton_imports() -> bool:
         return False
 
 
-def advance_with_fallback(kernel: Callable[..., None], *args) -> str:
+def advance_with_fallback(kernel: Callable[..., None], *args, fallback: bool = True) -> str:
     """``kernel(*args)`` (the Triton advance), or :func:`advance_buffers` once its first launch in this process has
     failed (one warning: a compiler, driver or launcher problem of this machine). Input errors (``ValueError``: the
-    launcher's checks) and a kernel that worked before and fails now raise. Returns which ran: "triton" or "torch"."""
-    if KERNEL["failed"] is None:
+    launcher's checks), a kernel that worked before and fails now, and any failure with ``fallback=False`` (a forced
+    ``MDLM_AHEAD_ADVANCE=triton``) raise. Returns which ran: "triton" or "torch"."""
+    if KERNEL["failed"] is None or not fallback:
         try:
             kernel(*args)
             KERNEL["ok"] = True
             return "triton"
         except Exception as e:
-            if KERNEL["ok"] or isinstance(e, ValueError):
+            if KERNEL["ok"] or isinstance(e, ValueError) or not fallback:
                 raise
             KERNEL["failed"] = e
             warnings.warn(f"the Triton block-advance kernel failed at its first launch ({type(e).__name__}: {e}); "
@@ -157,6 +158,19 @@ def advance_with_fallback(kernel: Callable[..., None], *args) -> str:
                           stacklevel=2)
     advance_buffers(*args)
     return "torch"
+
+
+def advance_tables(blocks: list[Block], B: int, L: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The tables :func:`advance_buffers` reads, for ``blocks`` of one width W in a (B, L) canvas: each block's
+    columns (NB, W) long, their flat indices b·L + column (NB, B·W) long, block masks (NB, B, W) bool and schedule
+    counts (NB, S+1, B) long (0 after a block's own S steps), all on ``device``."""
+    cols = torch.stack([torch.arange(b.lo, b.hi, device=device) for b in blocks])  # (NB, W)
+    flat = (torch.arange(B, device=device)[None, :, None] * L + cols[:, None, :]).flatten(1)  # (NB, B·W)
+    blk = torch.stack([b.blk for b in blocks]).to(device)  # (NB, B, W)
+    counts = torch.zeros(len(blocks), max(b.S for b in blocks) + 1, B, dtype=torch.long)  # (NB, S+1, B)
+    for k, b in enumerate(blocks):
+        counts[k, : b.S + 1] = b.counts_cpu.T
+    return cols, flat, blk, counts.to(device)
 
 
 class LaunchAhead:
@@ -171,18 +185,15 @@ class LaunchAhead:
         run = stepper.run
         dev, (B, L) = run.x.device, run.x.shape
         self.nb = len(blocks)
-        self.cols = torch.stack([torch.arange(b.lo, b.hi, device=dev) for b in blocks])  # (NB, W)
-        self.flat = (torch.arange(B, device=dev)[None, :, None] * L + self.cols[:, None, :]).flatten(1)  # (NB, B·W)
-        self.blk = torch.stack([b.blk for b in blocks])  # (NB, B, W)
-        s_max = max(b.S for b in blocks)
-        counts = torch.zeros(self.nb, s_max + 1, B, dtype=torch.long)  # (NB, S+1, B), 0 after a block's steps
-        for k, b in enumerate(blocks):
-            counts[k, : b.S + 1] = b.counts_cpu.T
-        self.counts = counts.to(dev)
+        self.tables = advance_tables(blocks, B, L, dev)  # cols, flat, blk, counts
         self.state = torch.zeros(2, dtype=torch.long, device=dev)  # [block, step in block]
         self.reads = 0  # host synchronisations (state read-backs)
         self.backend = advance_backend(dev)  # "torch" after a failed first launch of the kernel (advance)
         self.forced = os.environ.get("MDLM_AHEAD_ADVANCE") == "triton"  # then a failing kernel raises
+        if self.backend == "triton":
+            from .ahead_triton import advance_triton
+
+            self.kernel = advance_triton
 
     def _start(self) -> None:
         stepper, runner, first = self.stepper, self.stepper.run.runner, self.blocks[0]
@@ -196,17 +207,12 @@ class LaunchAhead:
         window, block mask and count buffers refilled from the tables (the Triton kernel on CUDA, else
         :func:`advance_buffers`; :func:`advance_backend`)."""
         stepper, fixed = self.stepper, self.stepper.run.runner.fixed
-        args = (self.state, flags[1], self.cols, self.flat, self.blk, self.counts, (stepper.window, fixed.cols),
-                fixed.flat(*stepper.run.x.shape), stepper.blk, stepper.n_after)
+        args = (self.state, flags[1], *self.tables, (stepper.window, fixed.cols), fixed.flat(*stepper.run.x.shape),
+                stepper.blk, stepper.n_after)
         if self.backend == "torch":
             advance_buffers(*args)
-            return
-        from .ahead_triton import advance_triton
-
-        if self.forced:
-            advance_triton(*args)
         else:
-            self.backend = advance_with_fallback(advance_triton, *args)
+            self.backend = advance_with_fallback(self.kernel, *args, fallback=not self.forced)
 
     def body(self) -> tuple[Tensor, Tensor]:
         """One step: forward, greedy step, canvas update, block advance (what a CUDA graph captures)."""
