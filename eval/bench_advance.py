@@ -59,6 +59,8 @@ def main() -> int:
     refuse_overwrite(a.out, a.overwrite)
     impls = {"torch": advance_buffers}
     if a.device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UserError(f"--device {a.device}: no CUDA device here (use --device cpu for a smoke run)")
         try:
             from mdlm.sampling.ahead_triton import advance_triton
         except Exception as e:

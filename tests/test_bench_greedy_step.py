@@ -54,3 +54,14 @@ def test_bench_advance_writes_a_row_per_batch_and_keeps_an_existing_output(tmp_p
     r = subprocess.run([sys.executable, "eval/bench_advance.py", "--device", "cpu", "--out", str(out)],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "exists; pass --overwrite" in r.stderr and out.read_text() == before
+
+
+def test_bench_advance_refuses_a_cuda_device_that_is_not_there_in_one_line():
+    import pytest
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is here")
+    r = subprocess.run([sys.executable, "eval/bench_advance.py", "--device", "cuda"], capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.strip() == ("error: --device cuda: no CUDA device here (use --device cpu "
+                                                      "for a smoke run)")

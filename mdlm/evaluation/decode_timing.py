@@ -5,8 +5,9 @@ that decodes only the first block of the same (B, L) canvas (the same shapes, so
 CUDA-graph pools are warm, at 1/n_blocks of the cost). The warm-up also gives the estimate the budget is checked
 against: ``warm-up seconds × n_blocks`` (an over-estimate: it includes the first-call costs). A row estimated
 over ``max_seconds`` is skipped with that note; ``repeats`` is cut so that they fit the budget. A ``torch_compile``
-row first decodes its first two blocks once, untimed (the compilation; noted when it took over a second), so that
-no kind of forward is compiled inside a timed run.
+row, and any row with ``cuda_graphs`` and ``launch_ahead`` on (launch-ahead needs two blocks; its Triton advance
+compiles at its first launch), first decodes its first two blocks once, untimed (a compilation is noted when it took
+over a second), so that no kind of forward or kernel is compiled inside a timed run.
 LLaDA's loop costs the same at every step (one full forward of the same canvas), so when its full runs do not
 fit the budget its time is ``steps × seconds per step`` measured over one block, marked ``estimated``.
 """
@@ -103,8 +104,9 @@ def _timed_runs(fn: Callable[[], Any], n: int, repeats: int, sync: Callable[[], 
 
 def time_generate(model, case: Case, config: MDLMGenerationConfig, *, repeats: int, max_seconds: float,
                   sync: Callable[[], None]) -> Timed:
-    """A sampler row: warm-up on the first block (a ``torch_compile`` row: first an untimed call over its first
-    two blocks, the compilation), the budget check, then the median of the timed runs."""
+    """A sampler row: warm-up on the first block (a ``torch_compile`` row or one with ``cuda_graphs`` and
+    ``launch_ahead``: first an untimed call over its first two blocks), the budget check, then the median of the
+    timed runs."""
 
     failed = []  # per generation: CUDA-graph captures that failed (those steps ran eagerly)
 
