@@ -8,6 +8,7 @@ files hold none).
     python eval/adapt_results.py --long docs/backbones/h200_adapt_long --date 2026-11-30 --overwrite
     python eval/adapt_results.py --sft docs/backbones/h200_sft_long --date 2026-11-30 --overwrite
     python eval/adapt_results.py --long docs/backbones/h200_adapt_long --date 2026-11-30 --check
+    python eval/adapt_results.py --wsd docs/backbones/h200_adapt_wsd --date 2026-12-01 --overwrite
 
 ``--sft``: the folder of ``eval/gpu/sft_smollm2.sh``'s raw files (sft_content.json of eval/sft_content_eval.py,
 run.log, eval_metrics.json).
@@ -15,6 +16,12 @@ run.log, eval_metrics.json).
 ``--long``: the folder of ``eval/gpu/adapt_long.sh``'s raw files (long_results_finish.json, elbo_check.jsonl,
 extract_lora.json, run.log). The earlier one-call runs (LoRA r=64 and full fine-tuning, 2026-11-29) are kept beside it
 as ``earlier_runs`` from their own results files.
+
+``--wsd``: the folder of the warmup-stable-decay run's raw files (``eval/gpu/adapt_long.sh`` with
+``CFG=recipes/configs/adapt_smollm2_wsd.yaml``, stages train, train, decay; files prefixed by their call): the
+decay launch's ``*long_results_decay.json`` (its log history holds every launch) and the same call's ``*run.log``. It writes the same
+two keys, with the long run (``docs/backbones/h200_adapt_long``) and the earlier runs under ``earlier_runs``, and the
+long run's rank-64 extraction as the persisted model (the WSD run returned none).
 """
 
 from __future__ import annotations
@@ -122,6 +129,69 @@ def figures(long_dir: str, date: str) -> dict:
     return {"adapt_elbo_ppl_ratio": ratio, "adapt_tokens_per_s": speed}
 
 
+WSD_DIR_LONG = "docs/backbones/h200_adapt_long"
+WSD_COMMAND = ("CFG=recipes/configs/adapt_smollm2_wsd.yaml bash eval/gpu/adapt_long.sh with STAGE=train, STAGE=train, "
+               "STAGE=decay on one warm machine (docs/backbones.md, 'The WSD run')")
+
+
+def _one(folder: str, suffix: str) -> str:
+    found = sorted(f for f in os.listdir(folder) if f.endswith(suffix)) if os.path.isdir(folder) else []
+    if len(found) != 1:
+        raise UserError(f"{folder}: expected one *{suffix}, found {len(found)}")
+    return os.path.join(folder, found[0])
+
+
+def wsd_figures(wsd_dir: str, date: str) -> dict:
+    """The two adaptation keys from the WSD run; the long run (cosine, half the batch) becomes an earlier run."""
+    res_path = _one(wsd_dir, "long_results_decay.json")
+    res = _load(res_path)
+    run_log = res_path.removesuffix("long_results_decay.json") + "run.log"  # the decay launch's call
+    long = figures(os.path.join(ROOT, WSD_DIR_LONG), "2026-11-30")
+    logs = [x for x in res["log_history"] if "tokens_per_s" in x and not x.get("warmup")]
+    stack = machine(run_log) | {"date": date}
+    lr = long["adapt_elbo_ppl_ratio"]
+    earlier = {"long_cosine_batch32": {"value": lr["value"], "train_tokens": lr["train_tokens"],
+                                       "tokens_per_s": long["adapt_tokens_per_s"]["value"], "source": lr["source"].split(",")[0]},
+               **lr["earlier_runs"]}
+    source = ", ".join(_rel(p) for p in (res_path, run_log))
+    if not os.path.isfile(run_log):
+        raise UserError(f"missing raw file {run_log}")
+    with open(run_log, encoding="utf-8") as f:
+        plan = re.search(r"decay plan: max_steps (\d+) num_decay_steps (\d+)", f.read())
+    if not plan:
+        raise UserError(f"{run_log}: no 'decay plan:' line (was the last stage STAGE=decay?)")
+    ratio = {
+        "value": round(res["ratio_final"][SPLIT], 3),
+        "unit": lr["unit"], "goal": lr["goal"],
+        "model": "SmolLM2-135M-Instruct (Q4_1 GGUF, de-quantised) -> MDM, Dream-aligned, full fine-tuning of the seven "
+                 "projections + the [MASK] row, batch 64 x 512, lr 3e-4 warmup-stable-decay, the decay (cosine, last "
+                 f"{plan.group(2)} of {plan.group(1)} steps) planned from the measured speed and run to its end",
+        "elbo_ppl": round(res["final"][f"eval_{SPLIT}_ppl"], 2),
+        "ar_ppl": round(res["ar_ppl"][SPLIT], 2),
+        "train_tokens": res["train_tokens"],
+        "curve_tokens_ratio": _curve(res),
+        "other_sets": {k.removeprefix("validation_"): round(v, 3) for k, v in res["ratio_final"].items() if k != SPLIT},
+        "persisted_model": {**lr["persisted_extraction"],
+                            "note": "this run's weights did not leave the GPU machine (no device time was left for the "
+                                    "extraction); the model that outlives the GPU is still the long run's rank-64 LoRA "
+                                    "extraction (recipes/extract_lora.py), scored against that run's full fine-tune by "
+                                    "eval/adapt_elbo.py with 8 samples per row, same masks"},
+        "earlier_runs": earlier, **stack, "command": WSD_COMMAND, "source": source, "note": lr["note"],
+    }
+    speed = {
+        "value": round(res["tokens_per_s_mean"]),
+        "unit": "training tokens/s, one H200, full fine-tuning of the projections, batch 64 x 512, bf16 autocast over "
+                "fp32 weights, LM head at masked positions only (mean of the logged intervals after warm-up, all three "
+                "launches)",
+        "mfu_pct": round(100 * statistics.fmean(x["mfu"] for x in logs), 1),
+        "peak_tflops": 772,
+        "earlier_runs": {"long_cosine_batch32": long["adapt_tokens_per_s"]["value"],
+                         **long["adapt_tokens_per_s"]["earlier_runs"]},
+        **stack, "command": WSD_COMMAND, "source": _rel(res_path) + " (tokens_per_s_mean; mfu of log_history)",
+    }
+    return {"adapt_elbo_ppl_ratio": ratio, "adapt_tokens_per_s": speed}
+
+
 SFT_COMMAND = ("DS=none SFT_BUDGET=220 DEADLINE=575 ACFG=recipes/configs/adapt_smollm2_long.yaml "
                "PARTS=/tmp/adapt_parts/smollm2_mdm_full_r64 bash eval/gpu/sft_smollm2.sh, then eval/sft_content_eval.py "
                "--num-per-task 200 on the same machine (docs/backbones.md, 'SFT on the long run's base')")
@@ -159,14 +229,18 @@ def main(argv=None) -> int:
     p = ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--long", help="folder of eval/gpu/adapt_long.sh's raw files")
     p.add_argument("--sft", help="folder of eval/gpu/sft_smollm2.sh's raw files (with sft_content.json)")
+    p.add_argument("--wsd", help="folder of the WSD run's raw files (replaces --long's keys; the long run becomes earlier)")
     p.add_argument("--date", required=True, help="the day the run was made (YYYY-MM-DD)")
     p.add_argument("--out", default=RESULTS)
     p.add_argument("--check", action="store_true", help="exit 1 if --out does not hold these figures")
     p.add_argument("--overwrite", action="store_true", help="replace these keys in an existing --out")
     a = p.parse_args(argv)
-    if not (a.long or a.sft):
-        raise UserError("give --long and/or --sft")
-    new = (figures(a.long, a.date) if a.long else {}) | (sft_figures(a.sft, a.date) if a.sft else {})
+    if not (a.long or a.sft or a.wsd):
+        raise UserError("give --long, --wsd and/or --sft")
+    if a.long and a.wsd:
+        raise UserError("--long and --wsd write the same keys: give one")
+    new = ((figures(a.long, a.date) if a.long else {}) | (wsd_figures(a.wsd, a.date) if a.wsd else {})
+           | (sft_figures(a.sft, a.date) if a.sft else {}))
     old = _load(a.out) if os.path.isfile(a.out) else {}
     if a.check:
         same = all(old.get(k) == v for k, v in new.items())

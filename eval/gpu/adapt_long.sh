@@ -9,8 +9,13 @@
 #       --target /tmp/site .whl2/*.whl
 #   call 2, carry [".big2", ".data/adapt_smollm2.npz"]:  STAGE=train bash eval/gpu/adapt_long.sh
 #   call 3:                                               STAGE=finish bash eval/gpu/adapt_long.sh
+# With a warmup-stable-decay config (CFG=recipes/configs/adapt_smollm2_wsd.yaml) the run spans any number of calls:
+# STAGE=train launches (stable learning rate, each stopped by its budget with a checkpoint) and a last STAGE=decay
+# launch, which sets max_steps and num_decay_steps from the speed measured so far (python -m mdlm.training.wsd) so
+# that the decay ends inside that call, then runs finish's extraction and checks.
 # Each launch continues the run in $RUN (--resume_from_checkpoint auto) and stops on a time budget that leaves the
-# stage's later steps DEADLINE s in all. Writes under $OUT: train_<stage>.log, long_results_<stage>.json, and (finish)
+# stage's later steps DEADLINE s in all. Writes under $OUT: train_<stage>.log, long_results_<stage>.json (<stage>.<n>
+# for a stage repeated in one go), and (finish or decay)
 # smollm2_mdm_full_r64.tar.partNN + .sha256, elbo_check.jsonl, compare.json; the parts are also copied to
 # $PARTS_DIR/smollm2_mdm_lora.* (default /tmp/adapt_parts, where eval/gpu/sft_smollm2.sh reads them; $W/adapt_parts
 # in a dry run).
@@ -18,13 +23,14 @@
 # DRY=1 (CPU here): a tiny random Llama with SmolLM2's tokenizer, 2 gloo processes, both stages in one go (random ids
 # stand in for .data/adapt_smollm2.npz when it is missing):
 #   DRY=1 OUT=/tmp/long_dry bash eval/gpu/adapt_long.sh
+#   DRY=1 CFG=recipes/configs/adapt_smollm2_wsd.yaml DRY_STAGES="train train decay" OUT=/tmp/wsd_dry bash eval/gpu/adapt_long.sh
 set -uo pipefail
 : "${OUT:?set OUT}"
 DRY=${DRY:-0}; T0=$(date +%s)
 DEADLINE=${DEADLINE:-570}; [ "$DRY" = 1 ] && DEADLINE=${DRY_DEADLINE:-900}
 source eval/gpu/common.sh
 G=SmolLM2-135M-Instruct.Q4_1.gguf
-CFG=recipes/configs/adapt_smollm2_long.yaml
+CFG=${CFG:-recipes/configs/adapt_smollm2_long.yaml}
 RUN=${RUN:-/tmp/run_long}; W=${W:-/tmp/long_work}; DATA=${DATA:-.data/adapt_smollm2.npz}
 PARTS_DIR=${PARTS_DIR:-/tmp/adapt_parts}  # where eval/gpu/sft_smollm2.sh looks for the adaptation's parts
 if [ "$DRY" = 1 ]; then
@@ -40,36 +46,53 @@ save_packed('$DATA', {k: r.integers(0, 49152, (n, 512)) for k, n in [('train', 6
             ('validation_gcide', 4), ('validation_fortunes', 4)]}, 49153)"
   fi
   OVR=(--max_steps 12 --per_device_train_batch_size 2 --per_device_eval_batch_size 2 --max_eval_rows 3
-       --eval_num_samples 1 --eval_steps 4 --save_steps 1000 --use_cpu true --dataloader_num_workers 0)
-  STAGES=(train finish); EXTRA_TRAIN=(--time_budget_s 0.001)  # the dry run's first launch stops at its first check
+       --eval_num_samples 1 --eval_steps 4 --save_steps 1000 --use_cpu true --dataloader_num_workers 0 --logging_steps 2 --warmup_steps 4)
+  read -r -a STAGES <<< "${DRY_STAGES:-train finish}"
+  EXTRA_TRAIN=(--time_budget_s 0.001)  # the dry run's train launches stop at their first check (every 10 steps)
 else
   if [ ! -f /tmp/$G ]; then
     need_files "carry .big2 (call 2) after .big1 (call 1)" .big2/sha256
-    cp .big2/part* /tmp/big/ && cat /tmp/big/part* > /tmp/$G && sha256sum -c .big2/sha256 \
-      || { say "GGUF join failed"; exit 1; }
+    cp .big2/part* /tmp/big/ && cat /tmp/big/part* > /tmp/$G.join && python3 -c "import lzma, shutil, sys
+src = open(sys.argv[1], 'rb'); xz = src.read(6) == b'\xfd7zXZ\x00'; src.seek(0)  # parts of an xz stream, or of the file
+shutil.copyfileobj(lzma.open(src) if xz else src, open(sys.argv[2], 'wb'), 1 << 24)" /tmp/$G.join /tmp/$G \
+      && rm /tmp/$G.join && sha256sum -c .big2/sha256 || { say "GGUF join failed"; exit 1; }
   fi
   SRC=(--source /tmp --gguf_file $G); NPROC=$(nvidia-smi -L | wc -l); POST=${POST:-60}; OVR=()
   STAGES=("${STAGE:?STAGE=train or finish}"); EXTRA_TRAIN=()
-  [ "${STAGES[0]}" = finish ] && POST=${POST_FINISH:-200}
+  [ "${STAGES[0]}" != train ] && POST=${POST_FINISH:-200}
   [ -f "$DATA" ] || DATA=/tmp/adapt_smollm2.npz
   [ -f .data/adapt_smollm2.npz ] && cp .data/adapt_smollm2.npz /tmp/  # kept for call 3, which carries nothing
 fi
 need_files "tokenise with recipes/adapt_ar.py --prepare_data (docs/backbones.md)" "$DATA"
+cfg_value() { python3 -c "import sys, yaml; print(yaml.safe_load(open('$CFG'))[sys.argv[1]])" "$1"; }
 PORT=$(python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
 
+N=0
 for S in "${STAGES[@]}"; do
+  N=$((N + 1)); TAG=$S; [ -e "$OUT/train_$S.log" ] && TAG=$S.$N  # a stage repeated in one go keeps each launch's log
   BUDGET=$(( $(left) - POST - 45 ))  # 45 s: loading the source and the AR reference before the budget's clock starts
   B=("${EXTRA_TRAIN[@]}"); [ "$S" = finish ] && B=()
   [ ${#B[@]} = 0 ] && B=(--time_budget_s "$BUDGET")
+  ls -d "$RUN"/checkpoint-* >/dev/null 2>&1 && B+=(--eval_on_start false)  # a resumed launch: the curve has step 0
+  if [ "$S" = decay ]; then  # WSD: the decay fits this launch's budget at the speed measured so far
+    [ "$DRY" = 1 ] && BUDGET=${DRY_DECAY_S:-20}
+    TPS=$(( $(cfg_value per_device_train_batch_size) * $(cfg_value seq_len) * NPROC ))
+    [ "$DRY" = 1 ] && TPS=$(( 2 * $(cfg_value seq_len) * NPROC ))
+    PLAN=$(python3 -m mdlm.training.wsd "$RUN" --seconds "$BUDGET" --tokens-per-step $TPS \
+      --eval-steps "$(cfg_value eval_steps)" --eval-seconds "${EVAL_S:-12}") || { say "no decay plan"; exit 1; }
+    say "decay plan: $PLAN"; read -r _ MAXS _ NDEC _ <<< "$PLAN"
+    B=(--time_budget_s "$BUDGET" --max_steps "$MAXS" --lr_scheduler_kwargs "{\"num_decay_steps\": $NDEC, \"decay_type\": \"cosine\"}"
+        --eval_on_start false)
+  fi
   say "stage $S: $NPROC process(es), ${B[*]}"
   run_for $(( POST - 30 )) torchrun --nproc_per_node "$NPROC" --master_port "$PORT" recipes/adapt_ar.py --config $CFG \
-    "${SRC[@]}" --data "$DATA" --output_dir "$RUN" --resume_from_checkpoint auto "${B[@]}" "${OVR[@]}" \
-    --results_json "$OUT/long_results_$S.json" > "$OUT/train_$S.log" 2>&1
+    "${SRC[@]}" --data "$DATA" --output_dir "$RUN" --resume_from_checkpoint auto "${OVR[@]}" "${B[@]}" \
+    --results_json "$OUT/long_results_$TAG.json" > "$OUT/train_$TAG.log" 2>&1
   echo "stage $S rc=$?" | tee -a "$LOG"
-  grep -E "ratio|AR source|trainable|resuming|tokens/s|rror" "$OUT/train_$S.log" | grep -v Warning | tail -n 14
+  grep -E "ratio|AR source|trainable|resuming|tokens/s|rror" "$OUT/train_$TAG.log" | grep -v Warning | tail -n 14
 done
-[[ " ${STAGES[*]} " == *" finish "* ]] || { ls -la "$OUT"; say "done"; exit 0; }
-need_files "the finishing launch saved no model: $OUT/train_finish.log" "$RUN/config.json"
+[[ " ${STAGES[*]} " == *" finish "* || " ${STAGES[*]} " == *" decay "* ]] || { ls -la "$OUT"; say "done"; exit 0; }
+need_files "the finishing launch saved no model: $OUT/train_$TAG.log" "$RUN/config.json"
 
 say "rank-64 LoRA extraction of the full fine-tune → parts in \$OUT and $PARTS_DIR"
 rm -rf "$W/lora64" "$W/base"

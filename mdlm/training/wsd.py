@@ -1,0 +1,100 @@
+"""Planning the decay of a warmup-stable-decay (WSD) run from its measured speed.
+
+A WSD schedule (Hu et al. 2024, MiniCPM §4.1; transformers' ``warmup_stable_decay``) holds the learning rate at its
+peak after warm-up and decays it only over the last ``num_decay_steps``. While the run is in its stable phase its
+length can still change: a run spread over fixed-length device calls trains the stable phase on time budgets and,
+in its last call, sets ``max_steps`` and ``num_decay_steps`` so that the decay ends inside that call. transformers'
+schedule lambdas are ``functools.partial`` objects whose arguments are not part of the saved scheduler state, so a
+resumed Trainer follows the new length (tested in ``tests/test_wsd_plan.py``).
+
+    python -m mdlm.training.wsd runs/smollm2_wsd --seconds 300 --tokens-per-step 32768 --eval-steps 400
+    # → "max_steps 6120 num_decay_steps 1320 (from step 4800 at 168,000 tokens/s)"
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import re
+import sys
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DecayPlan:
+    """``max_steps`` / ``num_decay_steps`` that end a resumed run's decay within the given seconds."""
+
+    start_step: int
+    max_steps: int
+    num_decay_steps: int
+    tokens_per_s: float
+
+
+def measured_tokens_per_s(log_history: list[dict], last: int = 5) -> float:
+    """Mean of the last ``last`` logged ``tokens_per_s`` intervals that are not warm-up
+    (:class:`mdlm.training.throughput.ThroughputCallback` writes them; evaluation pauses are excluded there).
+
+    Raises ValueError when the history has none."""
+    speeds = [r["tokens_per_s"] for r in log_history if "tokens_per_s" in r and not r.get("warmup")]
+    if not speeds:
+        raise ValueError("the checkpoint's log history has no tokens_per_s entries (was ThroughputCallback on?)")
+    recent = speeds[-last:]
+    return sum(recent) / len(recent)
+
+
+def plan_decay(start_step: int, tokens_per_s: float, seconds: float, tokens_per_step: int, eval_steps: int = 0,
+               eval_seconds: float = 0.0, safety: float = 0.95) -> DecayPlan:
+    """The decay that fits in ``seconds`` of training after ``start_step``.
+
+    Steps that fit: ``n = safety · seconds / (1/r + eval_seconds/eval_steps)`` with ``r = tokens_per_s /
+    tokens_per_step`` steps per second, i.e. each step's time plus its share of one evaluation of ``eval_seconds``
+    every ``eval_steps`` steps (``n = safety · seconds · r`` without evaluations). Raises ValueError for non-positive
+    speeds, sizes or seconds, or a plan of fewer than one step."""
+    if tokens_per_s <= 0 or tokens_per_step <= 0 or seconds <= 0:
+        raise ValueError(f"need positive tokens_per_s, tokens_per_step and seconds, got {tokens_per_s}, "
+                         f"{tokens_per_step}, {seconds}")
+    step_s = tokens_per_step / tokens_per_s
+    if eval_steps > 0 and eval_seconds > 0:  # each step also carries its share of one evaluation
+        step_s += eval_seconds / eval_steps
+    n = int(safety * seconds / step_s)
+    if n < 1:
+        raise ValueError(f"{seconds:.0f} s at {tokens_per_s:,.0f} tokens/s is less than one step of {tokens_per_step}")
+    return DecayPlan(start_step, start_step + n, n, tokens_per_s)
+
+
+def latest_checkpoint(run_dir: str) -> str:
+    """The ``checkpoint-N`` dir of ``run_dir`` with the largest N. Raises FileNotFoundError when there is none."""
+    found = [(int(m.group(1)), p) for p in glob.glob(os.path.join(run_dir, "checkpoint-*"))
+             if (m := re.search(r"checkpoint-(\d+)$", p)) and os.path.isfile(os.path.join(p, "trainer_state.json"))]
+    if not found:
+        raise FileNotFoundError(f"no checkpoint-N/trainer_state.json under {run_dir!r}")
+    return max(found)[1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run_dir", help="the run's output dir (its newest checkpoint-N is read)")
+    p.add_argument("--seconds", type=float, required=True, help="training seconds the decay must fit in")
+    p.add_argument("--tokens-per-step", type=int, required=True, help="batch × seq_len × accumulation × GPUs")
+    p.add_argument("--eval-steps", type=int, default=0, help="an evaluation every this many steps (0: none)")
+    p.add_argument("--eval-seconds", type=float, default=0.0, help="seconds one evaluation takes")
+    p.add_argument("--safety", type=float, default=0.95, help="share of the estimate planned (default 0.95)")
+    a = p.parse_args(argv)
+    try:
+        ck = latest_checkpoint(a.run_dir)
+        with open(os.path.join(ck, "trainer_state.json")) as f:
+            state = json.load(f)
+        plan = plan_decay(int(state["global_step"]), measured_tokens_per_s(state["log_history"]), a.seconds,
+                          a.tokens_per_step, a.eval_steps, a.eval_seconds, a.safety)
+    except (OSError, ValueError, KeyError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"max_steps {plan.max_steps} num_decay_steps {plan.num_decay_steps} "
+          f"(from step {plan.start_step} at {plan.tokens_per_s:,.0f} tokens/s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
