@@ -5,10 +5,11 @@ The keys ``adapt_elbo_ppl_ratio`` and ``adapt_tokens_per_s`` (``--long``) and ``
 GPU, its count and the library versions are read from them; only the date of the run is given (``--date``, the raw
 files hold none).
 
-    python eval/adapt_results.py --long docs/backbones/h200_adapt_long --date 2026-11-30 --overwrite
+    python eval/adapt_results.py --wsd docs/backbones/h200_adapt_wsd --date 2026-12-01 --overwrite   # current keys
+    python eval/adapt_results.py --wsd docs/backbones/h200_adapt_wsd --date 2026-12-01 --check
     python eval/adapt_results.py --sft docs/backbones/h200_sft_long --date 2026-11-30 --overwrite
-    python eval/adapt_results.py --long docs/backbones/h200_adapt_long --date 2026-11-30 --check
-    python eval/adapt_results.py --wsd docs/backbones/h200_adapt_wsd --date 2026-12-01 --overwrite
+    # until 2026-12-01 the two adaptation keys were the long run's (now under earlier_runs of the --wsd keys):
+    python eval/adapt_results.py --long docs/backbones/h200_adapt_long --date 2026-11-30 --out /tmp/long_keys.json
 
 ``--sft``: the folder of ``eval/gpu/sft_smollm2.sh``'s raw files (sft_content.json of eval/sft_content_eval.py,
 run.log, eval_metrics.json).
@@ -21,7 +22,8 @@ as ``earlier_runs`` from their own results files.
 ``CFG=recipes/configs/adapt_smollm2_wsd.yaml``, stages train, train, decay; files prefixed by their call): the
 decay launch's ``*long_results_decay.json`` (its log history holds every launch) and the same call's ``*run.log``. It writes the same
 two keys, with the long run (``docs/backbones/h200_adapt_long``) and the earlier runs under ``earlier_runs``, and the
-long run's rank-64 extraction as the persisted model (the WSD run returned none).
+long run's rank-64 extraction as ``persisted_model`` (the WSD run returned none; ``--long`` calls it
+``persisted_extraction``). ``--long`` and ``--wsd`` write the same keys: give one.
 """
 
 from __future__ import annotations
@@ -146,6 +148,8 @@ def wsd_figures(wsd_dir: str, date: str) -> dict:
     res_path = _one(wsd_dir, "long_results_decay.json")
     res = _load(res_path)
     run_log = res_path.removesuffix("long_results_decay.json") + "run.log"  # the decay launch's call
+    if not os.path.isfile(run_log):
+        raise UserError(f"missing raw file {run_log}")
     long = figures(os.path.join(ROOT, WSD_DIR_LONG), "2026-11-30")
     logs = [x for x in res["log_history"] if "tokens_per_s" in x and not x.get("warmup")]
     stack = machine(run_log) | {"date": date}
@@ -154,18 +158,20 @@ def wsd_figures(wsd_dir: str, date: str) -> dict:
                                        "tokens_per_s": long["adapt_tokens_per_s"]["value"], "source": lr["source"].split(",")[0]},
                **lr["earlier_runs"]}
     source = ", ".join(_rel(p) for p in (res_path, run_log))
-    if not os.path.isfile(run_log):
-        raise UserError(f"missing raw file {run_log}")
     with open(run_log, encoding="utf-8") as f:
         plan = re.search(r"decay plan: max_steps (\d+) num_decay_steps (\d+)", f.read())
     if not plan:
         raise UserError(f"{run_log}: no 'decay plan:' line (was the last stage STAGE=decay?)")
+    planned, decay = int(plan.group(1)), plan.group(2)
+    end = (f"the decay (cosine, last {decay} of {planned} steps) planned from the measured speed and run to its end"
+           if res["steps"] == planned else
+           f"the decay (cosine, last {decay} of {planned} steps) planned from the measured speed, cut short by the "
+           f"time budget at step {res['steps']}")
     ratio = {
         "value": round(res["ratio_final"][SPLIT], 3),
         "unit": lr["unit"], "goal": lr["goal"],
         "model": "SmolLM2-135M-Instruct (Q4_1 GGUF, de-quantised) -> MDM, Dream-aligned, full fine-tuning of the seven "
-                 "projections + the [MASK] row, batch 64 x 512, lr 3e-4 warmup-stable-decay, the decay (cosine, last "
-                 f"{plan.group(2)} of {plan.group(1)} steps) planned from the measured speed and run to its end",
+                 "projections + the [MASK] row, batch 64 x 512, lr 3e-4 warmup-stable-decay, " + end,
         "elbo_ppl": round(res["final"][f"eval_{SPLIT}_ppl"], 2),
         "ar_ppl": round(res["ar_ppl"][SPLIT], 2),
         "train_tokens": res["train_tokens"],
@@ -231,10 +237,12 @@ def main(argv=None) -> int:
     p.add_argument("--sft", help="folder of eval/gpu/sft_smollm2.sh's raw files (with sft_content.json)")
     p.add_argument("--wsd", help="folder of the WSD run's raw files (replaces --long's keys; the long run becomes earlier)")
     p.add_argument("--date", required=True, help="the day the run was made (YYYY-MM-DD)")
-    p.add_argument("--out", default=RESULTS)
+    p.add_argument("--out", default=RESULTS, help="results file to write (default docs/benchmarks/results.json)")
     p.add_argument("--check", action="store_true", help="exit 1 if --out does not hold these figures")
     p.add_argument("--overwrite", action="store_true", help="replace these keys in an existing --out")
     a = p.parse_args(argv)
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", a.date):
+        raise UserError(f"--date must be YYYY-MM-DD, got {a.date!r}")
     if not (a.long or a.sft or a.wsd):
         raise UserError("give --long, --wsd and/or --sft")
     if a.long and a.wsd:

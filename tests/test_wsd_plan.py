@@ -86,3 +86,68 @@ def test_cli_without_a_checkpoint_is_one_error_line(tmp_path, capsys):
     assert main([str(tmp_path), "--seconds", "100", "--tokens-per-step", "1000"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: no checkpoint-N")
+
+
+class _Tiny(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Linear(4, 1)
+
+    def forward(self, x, y):
+        return {"loss": ((self.w(x).squeeze(-1) - y) ** 2).mean()}
+
+
+class _StopAt:
+    """Stops training at ``step`` with a checkpoint, as TimeBudget(save_checkpoint=True) does on its budget."""
+
+    def __new__(cls, step):
+        from transformers import TrainerCallback
+
+        class Stop(TrainerCallback):
+            def on_step_end(self, args, state, control, **kw):
+                if state.global_step == step:
+                    control.should_training_stop = control.should_save = True
+                return control
+
+        return Stop()
+
+
+def _trainer(out, max_steps, decay, callbacks=()):
+    from transformers import Trainer, TrainingArguments
+
+    data = [{"x": torch.randn(4, generator=torch.Generator().manual_seed(i)), "y": torch.tensor(1.0)} for i in range(64)]
+    args = TrainingArguments(out, max_steps=max_steps, per_device_train_batch_size=4, learning_rate=0.1,
+                             lr_scheduler_type="warmup_stable_decay", warmup_steps=2,
+                             lr_scheduler_kwargs={"num_decay_steps": decay}, logging_steps=1, save_strategy="steps",
+                             save_steps=10_000, report_to="none", use_cpu=True, disable_tqdm=True,
+                             dataloader_num_workers=0)
+    torch.manual_seed(0)
+    return Trainer(model=_Tiny(), args=args, train_dataset=data, callbacks=list(callbacks))
+
+
+def test_a_trainer_resumed_with_a_new_length_decays_to_its_new_end(tmp_path):
+    """The decay stage's path end to end: a stable-phase launch stops at step 6 with a checkpoint; the resumed launch
+    gets max_steps 14 and num_decay_steps 6 and ends its decay there."""
+    first = _trainer(str(tmp_path), max_steps=1000, decay=300, callbacks=[_StopAt(6)])
+    first.train()
+    assert first.state.global_step == 6 and os.path.isdir(tmp_path / "checkpoint-6")
+    lr_first = [h["learning_rate"] for h in first.state.log_history if "learning_rate" in h]
+    assert lr_first[-1] == pytest.approx(0.1)  # stable
+
+    second = _trainer(str(tmp_path), max_steps=14, decay=6)
+    second.train(resume_from_checkpoint=str(tmp_path / "checkpoint-6"))
+    assert second.state.global_step == 14
+    lrs = {h["step"]: h["learning_rate"] for h in second.state.log_history if "learning_rate" in h}
+    # stable until step 8 = 14 - 6; a log at step s shows the rate step s used (the schedule's value at s - 1)
+    assert lrs[8] == pytest.approx(0.1) and lrs[9] == pytest.approx(0.1)
+    decay = [lrs[s] for s in range(10, 15)]
+    assert decay == sorted(decay, reverse=True) and decay[0] < 0.1 and decay[-1] < 0.01
+
+
+def test_cli_names_a_file_that_is_not_a_trainer_state(tmp_path, capsys):
+    d = tmp_path / "checkpoint-3"
+    d.mkdir()
+    (d / "trainer_state.json").write_text('{"log_history": []}')
+    assert main([str(tmp_path), "--seconds", "100", "--tokens-per-step", "1000"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "trainer_state.json is not a Trainer state" in err[0]

