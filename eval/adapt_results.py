@@ -35,12 +35,14 @@ import statistics
 
 from mdlm.cli import ArgumentParser, UserError, run_cli
 from mdlm.evaluation.files import write_text
+from mdlm.training.throughput import steady_intervals
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 RESULTS = os.path.join(ROOT, "docs", "benchmarks", "results.json")
 EARLIER = {"lora_r64": "docs/backbones/h200x2_adapt_lora_results.json",
            "full_all_weights": "docs/backbones/h200x2_adapt_full_results.json"}
 SPLIT = "validation_wiki"
+UNIT = "ELBO perplexity of the adapted MDM / exact perplexity of the AR source, held-out wiki (53,760 tokens)"
 COMMAND = ("STAGE=train then STAGE=finish bash eval/gpu/adapt_long.sh on one warm machine "
            "(recipes/adapt_ar.py --config recipes/configs/adapt_smollm2_long.yaml; see docs/backbones.md, 'The long run')")
 
@@ -80,6 +82,22 @@ def _rel(path: str) -> str:
     return os.path.relpath(path, ROOT)
 
 
+def _ratio_fields(res: dict) -> dict:
+    """The ratio key's figures read from one results file of recipes/adapt_ar.py (its last launch)."""
+    return {"value": round(res["ratio_final"][SPLIT], 3), "unit": UNIT, "goal": "<= 1.5",
+            "elbo_ppl": round(res["final"][f"eval_{SPLIT}_ppl"], 2), "ar_ppl": round(res["ar_ppl"][SPLIT], 2),
+            "train_tokens": res["train_tokens"], "curve_tokens_ratio": _curve(res),
+            "other_sets": {k.removeprefix("validation_"): round(v, 3) for k, v in res["ratio_final"].items() if k != SPLIT}}
+
+
+def _speed(res: dict, res_path: str, unit: str, earlier: dict, stack: dict, command: str) -> dict:
+    """The tokens/s key: the results file's mean over the steady intervals, MFU from its log history."""
+    return {"value": round(res["tokens_per_s_mean"]), "unit": unit,
+            "mfu_pct": round(100 * statistics.fmean(x["mfu"] for x in steady_intervals(res["log_history"])), 1),
+            "peak_tflops": 772, "earlier_runs": earlier, **stack, "command": command,
+            "source": _rel(res_path) + " (tokens_per_s_mean; mfu of log_history)"}
+
+
 def figures(long_dir: str, date: str) -> dict:
     fin_path = os.path.join(long_dir, "long_results_finish.json")
     fin = _load(fin_path)
@@ -91,19 +109,11 @@ def figures(long_dir: str, date: str) -> dict:
         r = _load(os.path.join(ROOT, path))
         earlier[name] = {"value": round(r["ratio_final"][SPLIT], 3), "train_tokens": r["train_tokens"],
                          "tokens_per_s": round(r["tokens_per_s_mean"]), "source": path}
-    logs = [x for x in fin["log_history"] if "tokens_per_s" in x and not x.get("warmup")]
     stack = machine(os.path.join(long_dir, "run.log")) | {"date": date}
     ratio = {
-        "value": round(fin["ratio_final"][SPLIT], 3),
-        "unit": "ELBO perplexity of the adapted MDM / exact perplexity of the AR source, held-out wiki (53,760 tokens)",
-        "goal": "<= 1.5",
+        **_ratio_fields(fin),
         "model": "SmolLM2-135M-Instruct (Q4_1 GGUF, de-quantised) -> MDM, Dream-aligned, full fine-tuning of the seven "
                  "projections + the [MASK] row, cosine schedule run to its end",
-        "elbo_ppl": round(fin["final"][f"eval_{SPLIT}_ppl"], 2),
-        "ar_ppl": round(fin["ar_ppl"][SPLIT], 2),
-        "train_tokens": fin["train_tokens"],
-        "curve_tokens_ratio": _curve(fin),
-        "other_sets": {k.removeprefix("validation_"): round(v, 3) for k, v in fin["ratio_final"].items() if k != SPLIT},
         "persisted_extraction": {
             "value": round(ext_row["ratio"], 3),
             "full_finetune_same_rows_and_masks": round(full_row["ratio"], 3),
@@ -119,19 +129,13 @@ def figures(long_dir: str, date: str) -> dict:
         "note": "the MDM trained on the same corpora's training split (held-out documents, in-domain); the source did "
                 "not. ELBO = 8-sample Monte-Carlo upper bound.",
     }
-    speed = {
-        "value": round(fin["tokens_per_s_mean"]),
-        "unit": "training tokens/s, one H200, full fine-tuning of the projections, batch 32 x 512, bf16 autocast over "
-                "fp32 weights, LM head at masked positions only (mean of the logged intervals after warm-up)",
-        "mfu_pct": round(100 * statistics.fmean(x["mfu"] for x in logs), 1),
-        "peak_tflops": 772,
-        "earlier_runs": {k: v["tokens_per_s"] for k, v in earlier.items()},
-        **stack, "command": COMMAND, "source": _rel(fin_path) + " (tokens_per_s_mean; mfu of log_history)",
-    }
+    speed = _speed(fin, fin_path, "training tokens/s, one H200, full fine-tuning of the projections, batch 32 x 512, "
+                   "bf16 autocast over fp32 weights, LM head at masked positions only (mean of the logged intervals "
+                   "after warm-up)", {k: v["tokens_per_s"] for k, v in earlier.items()}, stack, COMMAND)
     return {"adapt_elbo_ppl_ratio": ratio, "adapt_tokens_per_s": speed}
 
 
-WSD_DIR_LONG = "docs/backbones/h200_adapt_long"
+WSD_DIR_LONG, WSD_LONG_DATE = "docs/backbones/h200_adapt_long", "2026-11-30"  # the long run: an earlier run of --wsd
 WSD_COMMAND = ("CFG=recipes/configs/adapt_smollm2_wsd.yaml bash eval/gpu/adapt_long.sh with STAGE=train, STAGE=train, "
                "STAGE=decay on one warm machine (docs/backbones.md, 'The WSD run')")
 
@@ -150,8 +154,7 @@ def wsd_figures(wsd_dir: str, date: str) -> dict:
     run_log = res_path.removesuffix("long_results_decay.json") + "run.log"  # the decay launch's call
     if not os.path.isfile(run_log):
         raise UserError(f"missing raw file {run_log}")
-    long = figures(os.path.join(ROOT, WSD_DIR_LONG), "2026-11-30")
-    logs = [x for x in res["log_history"] if "tokens_per_s" in x and not x.get("warmup")]
+    long = figures(os.path.join(ROOT, WSD_DIR_LONG), WSD_LONG_DATE)
     stack = machine(run_log) | {"date": date}
     lr = long["adapt_elbo_ppl_ratio"]
     earlier = {"long_cosine_batch32": {"value": lr["value"], "train_tokens": lr["train_tokens"],
@@ -167,16 +170,13 @@ def wsd_figures(wsd_dir: str, date: str) -> dict:
            if res["steps"] == planned else
            f"the decay (cosine, last {decay} of {planned} steps) planned from the measured speed, cut short by the "
            f"time budget at step {res['steps']}")
+    tokens_per_step = res["train_tokens"] // res["steps"]
+    peak_lr = max(h["learning_rate"] for h in res["log_history"] if "learning_rate" in h)
     ratio = {
-        "value": round(res["ratio_final"][SPLIT], 3),
-        "unit": lr["unit"], "goal": lr["goal"],
+        **_ratio_fields(res),
         "model": "SmolLM2-135M-Instruct (Q4_1 GGUF, de-quantised) -> MDM, Dream-aligned, full fine-tuning of the seven "
-                 "projections + the [MASK] row, batch 64 x 512, lr 3e-4 warmup-stable-decay, " + end,
-        "elbo_ppl": round(res["final"][f"eval_{SPLIT}_ppl"], 2),
-        "ar_ppl": round(res["ar_ppl"][SPLIT], 2),
-        "train_tokens": res["train_tokens"],
-        "curve_tokens_ratio": _curve(res),
-        "other_sets": {k.removeprefix("validation_"): round(v, 3) for k, v in res["ratio_final"].items() if k != SPLIT},
+                 f"projections + the [MASK] row, {tokens_per_step:,} tokens a step, peak lr {peak_lr:g} "
+                 "warmup-stable-decay, " + end,
         "persisted_model": {**lr["persisted_extraction"],
                             "note": "this run's weights did not leave the GPU machine (no device time was left for the "
                                     "extraction); the model that outlives the GPU is still the long run's rank-64 LoRA "
@@ -184,17 +184,11 @@ def wsd_figures(wsd_dir: str, date: str) -> dict:
                                     "eval/adapt_elbo.py with 8 samples per row, same masks"},
         "earlier_runs": earlier, **stack, "command": WSD_COMMAND, "source": source, "note": lr["note"],
     }
-    speed = {
-        "value": round(res["tokens_per_s_mean"]),
-        "unit": "training tokens/s, one H200, full fine-tuning of the projections, batch 64 x 512, bf16 autocast over "
-                "fp32 weights, LM head at masked positions only (mean of the logged intervals after warm-up, all three "
-                "launches)",
-        "mfu_pct": round(100 * statistics.fmean(x["mfu"] for x in logs), 1),
-        "peak_tflops": 772,
-        "earlier_runs": {"long_cosine_batch32": long["adapt_tokens_per_s"]["value"],
-                         **long["adapt_tokens_per_s"]["earlier_runs"]},
-        **stack, "command": WSD_COMMAND, "source": _rel(res_path) + " (tokens_per_s_mean; mfu of log_history)",
-    }
+    speed = _speed(res, res_path, f"training tokens/s, one H200, full fine-tuning of the projections, "
+                   f"{tokens_per_step:,} tokens a step, bf16 autocast over fp32 weights, LM head at masked positions "
+                   "only (mean of the logged intervals after warm-up, every launch)",
+                   {"long_cosine_batch32": long["adapt_tokens_per_s"]["value"],
+                    **long["adapt_tokens_per_s"]["earlier_runs"]}, stack, WSD_COMMAND)
     return {"adapt_elbo_ppl_ratio": ratio, "adapt_tokens_per_s": speed}
 
 

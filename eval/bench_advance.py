@@ -15,13 +15,13 @@ null (a smoke run).
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 
 import torch
 
 from mdlm.cli import ArgumentParser, UserError, positive_int, refuse_overwrite, run_cli
+from mdlm.evaluation.files import write_json
 from mdlm.evaluation.kernel_timing import graph_us, kernels
 from mdlm.sampling.ahead import advance_buffers, advance_tables
 from mdlm.sampling.blocks import Block
@@ -83,8 +83,7 @@ def main() -> int:
             "torch": torch.__version__, "blocks": a.blocks, "width": a.width, "steps": a.steps,
             "replays": a.replays, "command": " ".join(["python", *sys.argv]), "date": time.strftime("%Y-%m-%d")}
     if a.out:
-        with open(a.out, "w") as f:
-            json.dump({"meta": meta, "rows": rows}, f, indent=1)
+        write_json(a.out, {"meta": meta, "rows": rows})
     return 0
 
 

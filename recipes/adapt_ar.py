@@ -40,6 +40,7 @@ from mdlm.training import DiffusionArguments, MDMCollator  # noqa: E402
 from mdlm.training.callbacks import TimeBudget  # noqa: E402
 from mdlm.training.checkpoint import publish_files  # noqa: E402
 from mdlm.training.run import prepare_run, run_recipe  # noqa: E402
+from mdlm.training.throughput import steady_intervals  # noqa: E402
 from transformers import TrainingArguments, set_seed  # noqa: E402
 
 H200_BF16_PEAK = 772e12  # measured, DESIGN.md
@@ -145,7 +146,7 @@ def train(argv: list[str] | None = None, callbacks: tuple = ()):
     if targs.should_save:
         save_result(trainer, model, tok, a, targs.output_dir)
     steps = trainer.state.global_step
-    speeds = [r["tokens_per_s"] for r in trainer.state.log_history if "tokens_per_s" in r and not r.get("warmup")]
+    speeds = [r["tokens_per_s"] for r in steady_intervals(trainer.state.log_history)]
     result = {
         "source": a.source, "gguf_file": a.gguf_file, "logit_alignment": a.logit_alignment, "lora": a.lora,
         "lora_r": largs.r if a.lora else None, "trainable_params": trainable, "total_params": total,

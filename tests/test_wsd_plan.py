@@ -6,7 +6,7 @@ import os
 
 import pytest
 import torch
-from transformers import get_scheduler
+from transformers import TrainerCallback, get_scheduler
 
 from mdlm.training.wsd import latest_checkpoint, main, measured_tokens_per_s, plan_decay
 
@@ -97,19 +97,16 @@ class _Tiny(torch.nn.Module):
         return {"loss": ((self.w(x).squeeze(-1) - y) ** 2).mean()}
 
 
-class _StopAt:
+class _StopAt(TrainerCallback):
     """Stops training at ``step`` with a checkpoint, as TimeBudget(save_checkpoint=True) does on its budget."""
 
-    def __new__(cls, step):
-        from transformers import TrainerCallback
+    def __init__(self, step: int):
+        self.step = step
 
-        class Stop(TrainerCallback):
-            def on_step_end(self, args, state, control, **kw):
-                if state.global_step == step:
-                    control.should_training_stop = control.should_save = True
-                return control
-
-        return Stop()
+    def on_step_end(self, args, state, control, **kw):
+        if state.global_step == self.step:
+            control.should_training_stop = control.should_save = True
+        return control
 
 
 def _trainer(out, max_steps, decay, callbacks=()):

@@ -85,6 +85,13 @@ def expected_masked_share(schedule, t_min: float, n: int = 10001) -> float:
     return float(schedule.gamma(t).mean())
 
 
+def steady_intervals(log_history: list[dict]) -> list[dict]:
+    """The logged throughput records of :class:`ThroughputCallback` (``tokens_per_s``, ``mfu``) that are not flagged
+    warm-up — the steady intervals, evaluation excluded — in logging order, from a Trainer's ``log_history`` (across
+    resumed launches it holds every launch's)."""
+    return [r for r in log_history if "tokens_per_s" in r and not r.get("warmup")]
+
+
 class ThroughputCallback(TrainerCallback):
     """Adds ``tokens_per_s`` and ``mfu`` to each logged record (wall time between log calls; the Trainer's loss
     ``.item()`` at logging synchronises the GPU). The first interval (compilation, warm-up) is flagged ``warmup``;

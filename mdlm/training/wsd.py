@@ -25,6 +25,8 @@ import re
 import sys
 from dataclasses import dataclass
 
+from .throughput import steady_intervals
+
 
 @dataclass(frozen=True)
 class DecayPlan:
@@ -37,11 +39,10 @@ class DecayPlan:
 
 
 def measured_tokens_per_s(log_history: list[dict], last: int = 5) -> float:
-    """Mean of the last ``last`` logged ``tokens_per_s`` intervals that are not warm-up
-    (:class:`mdlm.training.throughput.ThroughputCallback` writes them; evaluation pauses are excluded there).
+    """Mean ``tokens_per_s`` of the last ``last`` steady intervals (:func:`.throughput.steady_intervals`).
 
     Raises ValueError when the history has none."""
-    speeds = [r["tokens_per_s"] for r in log_history if "tokens_per_s" in r and not r.get("warmup")]
+    speeds = [r["tokens_per_s"] for r in steady_intervals(log_history)]
     if not speeds:
         raise ValueError("the checkpoint's log history has no tokens_per_s entries (was ThroughputCallback on?)")
     recent = speeds[-last:]
