@@ -5,8 +5,12 @@ The keys ``adapt_elbo_ppl_ratio`` and ``adapt_tokens_per_s`` (``--long``) and ``
 GPU, its count and the library versions are read from them; only the date of the run is given (``--date``, the raw
 files hold none).
 
-    python eval/adapt_results.py --wsd docs/backbones/h200_adapt_wsd --date 2026-12-01 --overwrite   # current keys
-    python eval/adapt_results.py --wsd docs/backbones/h200_adapt_wsd --date 2026-12-01 --check
+    python eval/adapt_results.py --wsd docs/backbones/h200_adapt_wsd_compile \
+        --config recipes/configs/adapt_smollm2_wsd_compile.yaml --date 2026-12-01 --overwrite        # current keys
+    python eval/adapt_results.py --wsd docs/backbones/h200_adapt_wsd_compile \
+        --config recipes/configs/adapt_smollm2_wsd_compile.yaml --date 2026-12-01 --check
+    # the first (eager) WSD run's keys, now under earlier_runs of the compiled run's:
+    python eval/adapt_results.py --wsd docs/backbones/h200_adapt_wsd --date 2026-12-01 --out /tmp/wsd_keys.json
     python eval/adapt_results.py --sft docs/backbones/h200_sft_long --date 2026-11-30 --overwrite
     # until 2026-12-01 the two adaptation keys were the long run's (now under earlier_runs of the --wsd keys):
     python eval/adapt_results.py --long docs/backbones/h200_adapt_long --date 2026-11-30 --out /tmp/long_keys.json
@@ -18,12 +22,14 @@ run.log, eval_metrics.json).
 extract_lora.json, run.log). The earlier one-call runs (LoRA r=64 and full fine-tuning, 2026-11-29) are kept beside it
 as ``earlier_runs`` from their own results files.
 
-``--wsd``: the folder of the warmup-stable-decay run's raw files (``eval/gpu/adapt_long.sh`` with
-``CFG=recipes/configs/adapt_smollm2_wsd.yaml``, stages train, train, decay; files prefixed by their call): the
-decay launch's ``*long_results_decay.json`` (its log history holds every launch) and the same call's ``*run.log``. It writes the same
-two keys, with the long run (``docs/backbones/h200_adapt_long``) and the earlier runs under ``earlier_runs``, and the
-long run's rank-64 extraction as ``persisted_model`` (the WSD run returned none; ``--long`` calls it
-``persisted_extraction``). ``--long`` and ``--wsd`` write the same keys: give one.
+``--wsd``: the folder of a warmup-stable-decay run's raw files (``eval/gpu/adapt_long.sh`` with ``CFG=`` its config
+(``--config``, which also says how it compiled), train stages then a decay; files prefixed by their call): the decay
+launch's ``*long_results_decay.json`` (its log history holds every launch) and the same call's ``*run.log``. It
+writes the same two keys, with the earlier runs under ``earlier_runs`` (the first WSD run,
+``docs/backbones/h200_adapt_wsd``, when the folder is a later one; the long run, ``docs/backbones/h200_adapt_long``;
+the one-call runs), and as ``persisted_model`` the run's own rank-64 extraction when the folder holds its
+``*elbo_check.jsonl`` and ``*extract_lora.json``, else the long run's (``--long`` calls it ``persisted_extraction``).
+``--long`` and ``--wsd`` write the same keys: give one.
 """
 
 from __future__ import annotations
@@ -136,19 +142,76 @@ def figures(long_dir: str, date: str) -> dict:
 
 
 WSD_DIR_LONG, WSD_LONG_DATE = "docs/backbones/h200_adapt_long", "2026-11-30"  # the long run: an earlier run of --wsd
-WSD_COMMAND = ("CFG=recipes/configs/adapt_smollm2_wsd.yaml bash eval/gpu/adapt_long.sh with STAGE=train, STAGE=train, "
-               "STAGE=decay on one warm machine (docs/backbones.md, 'The WSD run')")
+# the first WSD run (eager, 2026-12-01): an earlier run of any later --wsd folder
+WSD_DIR_EAGER, WSD_EAGER_DATE, WSD_EAGER_CONFIG = ("docs/backbones/h200_adapt_wsd", "2026-12-01",
+                                                   "recipes/configs/adapt_smollm2_wsd.yaml")
 
 
-def _one(folder: str, suffix: str) -> str:
+def wsd_command(config: str) -> str:
+    return (f"CFG={config} bash eval/gpu/adapt_long.sh with STAGE=train (one or more launches), then STAGE=decay, on "
+            "one warm machine (docs/backbones.md, 'The WSD run' / 'The compiled WSD run')")
+
+
+def _one(folder: str, suffix: str, required: bool = True) -> str | None:
     found = sorted(f for f in os.listdir(folder) if f.endswith(suffix)) if os.path.isdir(folder) else []
-    if len(found) != 1:
+    if len(found) != 1 and (required or found):
         raise UserError(f"{folder}: expected one *{suffix}, found {len(found)}")
-    return os.path.join(folder, found[0])
+    return os.path.join(folder, found[0]) if found else None
 
 
-def wsd_figures(wsd_dir: str, date: str) -> dict:
-    """The two adaptation keys from the WSD run; the long run (cosine, half the batch) becomes an earlier run."""
+def _compile_note(config: str) -> str:
+    """How the config compiles the model (its torch_compile / regional_compile keys)."""
+    import yaml
+
+    path = os.path.join(ROOT, config)
+    if not os.path.isfile(path):
+        raise UserError(f"--config {config}: no such file (a path relative to the repository root)")
+    with open(path, encoding="utf-8") as f:
+        cfg = yaml.safe_load(f) or {}
+    if not cfg.get("torch_compile"):
+        return "eager (no torch.compile)"
+    return "torch.compile, " + ("regional (one decoder layer compiled, reused)" if cfg.get("regional_compile")
+                                else "the whole model in one graph")
+
+
+def _own_extraction(wsd_dir: str) -> dict | None:
+    """This run's rank-64 extraction, scored against its full fine-tune (elbo_check.jsonl), when the run made one."""
+    check_path, ext_path = _one(wsd_dir, "elbo_check.jsonl", False), _one(wsd_dir, "extract_lora.json", False)
+    if check_path is None or ext_path is None:
+        return None
+    rows = [c for c in _load(check_path) if c["split"] == SPLIT]
+    ext = next((c for c in rows if os.path.basename(c["model"].rstrip("/")) == "lora64"), None)
+    full = next((c for c in rows if c is not ext), None)
+    if ext is None or full is None:
+        raise UserError(f"{check_path}: expected a {SPLIT} row for the extraction (lora64) and one for the full model")
+    meta = _load(ext_path)
+    sha = _manifest(_one(wsd_dir, ".sha256", False))
+    return {"value": round(ext["ratio"], 3), "full_finetune_same_rows_and_masks": round(full["ratio"], 3),
+            "rank": meta["rank"], "kept_energy_mean": round(meta["kept_energy_mean"], 3),
+            "note": "the model that outlives the GPU: this run's rank-64 LoRA extraction of the full fine-tune "
+                    "(recipes/extract_lora.py); both scored by eval/adapt_elbo.py with 8 samples per row, same masks",
+            "sha256": _rel(sha) if sha else None, "source": ", ".join(_rel(p) for p in (check_path, ext_path))}
+
+
+def _manifest(raw: str | None) -> str | None:
+    """The manifest in docs/backbones/ naming the same tar (same whole-file SHA-256) as the GPU's raw one — the parts
+    are renamed when kept — else the raw one."""
+    if raw is None:
+        return None
+    with open(raw, encoding="utf-8") as f:
+        tar_sha = next((ln.split()[0] for ln in f if ln.strip().endswith(".tar")), None)
+    docs = os.path.join(ROOT, "docs", "backbones")
+    for name in sorted(os.listdir(docs)):
+        if name.endswith(".sha256") and tar_sha is not None:
+            with open(os.path.join(docs, name), encoding="utf-8") as f:
+                if any(ln.split()[:1] == [tar_sha] for ln in f):
+                    return os.path.join(docs, name)
+    return raw
+
+
+def wsd_figures(wsd_dir: str, date: str, config: str = WSD_EAGER_CONFIG) -> dict:
+    """The two adaptation keys from a WSD run; the earlier runs (the first WSD run when this is a later one, the long
+    run, the one-call runs) go under ``earlier_runs``."""
     res_path = _one(wsd_dir, "long_results_decay.json")
     res = _load(res_path)
     run_log = res_path.removesuffix("long_results_decay.json") + "run.log"  # the decay launch's call
@@ -160,6 +223,22 @@ def wsd_figures(wsd_dir: str, date: str) -> dict:
     earlier = {"long_cosine_batch32": {"value": lr["value"], "train_tokens": lr["train_tokens"],
                                        "tokens_per_s": long["adapt_tokens_per_s"]["value"], "source": lr["source"].split(",")[0]},
                **lr["earlier_runs"]}
+    speeds_before = {"long_cosine_batch32": long["adapt_tokens_per_s"]["value"],
+                     **long["adapt_tokens_per_s"]["earlier_runs"]}
+    persisted = {**lr["persisted_extraction"],
+                 "note": "this run's weights did not leave the GPU machine (no device time was left for the "
+                         "extraction); the model that outlives the GPU is still the long run's rank-64 LoRA "
+                         "extraction (recipes/extract_lora.py), scored against that run's full fine-tune by "
+                         "eval/adapt_elbo.py with 8 samples per row, same masks"}
+    eager_dir = os.path.join(ROOT, WSD_DIR_EAGER)
+    if os.path.abspath(wsd_dir) != os.path.abspath(eager_dir):  # a later WSD run: the first one is an earlier run
+        first = wsd_figures(eager_dir, WSD_EAGER_DATE, WSD_EAGER_CONFIG)
+        fr, fs = first["adapt_elbo_ppl_ratio"], first["adapt_tokens_per_s"]
+        earlier = {"wsd_eager_batch64": {"value": fr["value"], "train_tokens": fr["train_tokens"],
+                                         "tokens_per_s": fs["value"], "mfu_pct": fs["mfu_pct"],
+                                         "source": fr["source"].split(",")[0]}, **earlier}
+        speeds_before = {"wsd_eager_batch64": fs["value"], **speeds_before}
+    persisted = _own_extraction(wsd_dir) or persisted
     source = ", ".join(_rel(p) for p in (res_path, run_log))
     with open(run_log, encoding="utf-8") as f:
         plan = re.search(r"decay plan: max_steps (\d+) num_decay_steps (\d+)", f.read())
@@ -172,23 +251,19 @@ def wsd_figures(wsd_dir: str, date: str) -> dict:
            f"time budget at step {res['steps']}")
     tokens_per_step = res["train_tokens"] // res["steps"]
     peak_lr = max(h["learning_rate"] for h in res["log_history"] if "learning_rate" in h)
+    compiled = _compile_note(config)
     ratio = {
         **_ratio_fields(res),
         "model": "SmolLM2-135M-Instruct (Q4_1 GGUF, de-quantised) -> MDM, Dream-aligned, full fine-tuning of the seven "
                  f"projections + the [MASK] row, {tokens_per_step:,} tokens a step, peak lr {peak_lr:g} "
                  "warmup-stable-decay, " + end,
-        "persisted_model": {**lr["persisted_extraction"],
-                            "note": "this run's weights did not leave the GPU machine (no device time was left for the "
-                                    "extraction); the model that outlives the GPU is still the long run's rank-64 LoRA "
-                                    "extraction (recipes/extract_lora.py), scored against that run's full fine-tune by "
-                                    "eval/adapt_elbo.py with 8 samples per row, same masks"},
-        "earlier_runs": earlier, **stack, "command": WSD_COMMAND, "source": source, "note": lr["note"],
+        "persisted_model": persisted,
+        "earlier_runs": earlier, **stack, "command": wsd_command(config), "source": source, "note": lr["note"],
     }
     speed = _speed(res, res_path, f"training tokens/s, one H200, full fine-tuning of the projections, "
-                   f"{tokens_per_step:,} tokens a step, bf16 autocast over fp32 weights, LM head at masked positions "
-                   "only (mean of the logged intervals after warm-up, every launch)",
-                   {"long_cosine_batch32": long["adapt_tokens_per_s"]["value"],
-                    **long["adapt_tokens_per_s"]["earlier_runs"]}, stack, WSD_COMMAND)
+                   f"{tokens_per_step:,} tokens a step, bf16 autocast over fp32 weights, {compiled}, LM head at masked "
+                   "positions only (mean of the logged intervals after warm-up, every launch)",
+                   speeds_before, stack, wsd_command(config))
     return {"adapt_elbo_ppl_ratio": ratio, "adapt_tokens_per_s": speed}
 
 
@@ -230,6 +305,8 @@ def main(argv=None) -> int:
     p.add_argument("--long", help="folder of eval/gpu/adapt_long.sh's raw files")
     p.add_argument("--sft", help="folder of eval/gpu/sft_smollm2.sh's raw files (with sft_content.json)")
     p.add_argument("--wsd", help="folder of the WSD run's raw files (replaces --long's keys; the long run becomes earlier)")
+    p.add_argument("--config", default=None, help="with --wsd: the run's config (its command, how it compiled); "
+                   f"may be left out for {WSD_DIR_EAGER} ({WSD_EAGER_CONFIG})")
     p.add_argument("--date", required=True, help="the day the run was made (YYYY-MM-DD)")
     p.add_argument("--out", default=RESULTS, help="results file to write (default docs/benchmarks/results.json)")
     p.add_argument("--check", action="store_true", help="exit 1 if --out does not hold these figures")
@@ -241,7 +318,13 @@ def main(argv=None) -> int:
         raise UserError("give --long, --wsd and/or --sft")
     if a.long and a.wsd:
         raise UserError("--long and --wsd write the same keys: give one")
-    new = ((figures(a.long, a.date) if a.long else {}) | (wsd_figures(a.wsd, a.date) if a.wsd else {})
+    if a.config and not a.wsd:
+        raise UserError("--config goes with --wsd")
+    if a.wsd and a.config is None:
+        if os.path.abspath(a.wsd) != os.path.abspath(os.path.join(ROOT, WSD_DIR_EAGER)):
+            raise UserError(f"--wsd {a.wsd}: give the run's --config (e.g. recipes/configs/adapt_smollm2_wsd_compile.yaml)")
+        a.config = WSD_EAGER_CONFIG
+    new = ((figures(a.long, a.date) if a.long else {}) | (wsd_figures(a.wsd, a.date, a.config) if a.wsd else {})
            | (sft_figures(a.sft, a.date) if a.sft else {}))
     old = _load(a.out) if os.path.isfile(a.out) else {}
     if a.check:

@@ -28,6 +28,7 @@ import json
 import math
 import os
 import time
+from contextlib import nullcontext
 from dataclasses import asdict
 
 
@@ -39,6 +40,7 @@ from mdlm.lora import LoraArguments, apply_lora, count_parameters, save_adapter 
 from mdlm.training import DiffusionArguments, MDMCollator  # noqa: E402
 from mdlm.training.callbacks import TimeBudget  # noqa: E402
 from mdlm.training.checkpoint import publish_files  # noqa: E402
+from mdlm.training.compile_mode import regional_compilation  # noqa: E402
 from mdlm.training.run import prepare_run, run_recipe  # noqa: E402
 from mdlm.training.throughput import steady_intervals  # noqa: E402
 from transformers import TrainingArguments, set_seed  # noqa: E402
@@ -46,9 +48,10 @@ from transformers import TrainingArguments, set_seed  # noqa: E402
 H200_BF16_PEAK = 772e12  # measured, DESIGN.md
 
 
-# How long one launch may train and where it reports: not part of what the run computes, so a run stopped by its time
-# budget can be continued (``--resume_from_checkpoint auto``) with another budget or results file.
-RUN_CONTROL_FIELDS = ("time_budget_s", "results_json")
+# How long one launch may train, where it reports and how it compiles: not part of what the run computes, so a run
+# stopped by its time budget can be continued (``--resume_from_checkpoint auto``) with another budget, results file or
+# compilation.
+RUN_CONTROL_FIELDS = ("time_budget_s", "results_json", "regional_compile")  # the last: speed only, same maths
 
 
 def fingerprint(*parts) -> str:
@@ -84,6 +87,8 @@ def save_result(trainer, model, tok, a: AdaptArguments, out: str) -> None:
 
 def train(argv: list[str] | None = None, callbacks: tuple = ()):
     a, largs, diff, targs = parse_config_and_args((AdaptArguments, LoraArguments, DiffusionArguments, TrainingArguments), argv)
+    if a.regional_compile and not targs.torch_compile:
+        raise ValueError("--regional_compile true needs --torch_compile true")
     t_start = time.perf_counter()
     set_seed(targs.seed)
     model, tok = B.build_mdm(a)
@@ -136,9 +141,11 @@ def train(argv: list[str] | None = None, callbacks: tuple = ()):
         from mdlm.training.throughput import ThroughputCallback, flops_per_token
 
         cbs.append(ThroughputCallback(tokens_per_step, flops_per_token(bcfg.backbone_config, a.seq_len), H200_BF16_PEAK))
-    trainer = B.multi_eval_trainer_class()(
-        model=model, args=targs, train_dataset=train_ds, eval_dataset=evals, data_collator=MDMCollator(tok.pad_token_id),
-        processing_class=tok, diffusion_args=diff, mask_token_id=tok.mask_token_id, callbacks=cbs)
+    with regional_compilation(a.regional_compile) if targs.torch_compile else nullcontext():
+        trainer = B.multi_eval_trainer_class()(
+            model=model, args=targs, train_dataset=train_ds, eval_dataset=evals,
+            data_collator=MDMCollator(tok.pad_token_id), processing_class=tok, diffusion_args=diff,
+            mask_token_id=tok.mask_token_id, callbacks=cbs)
     t0 = time.perf_counter()
     trainer.train(resume_from_checkpoint=resume)
     train_s = time.perf_counter() - t0

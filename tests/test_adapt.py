@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import math
 import os
 import subprocess
 import sys
@@ -182,10 +181,7 @@ def _write_corpus(path):
 
 @pytest.mark.parametrize("kind,lora", [("llama", True), ("gpt2", False)])
 def test_recipe_adapts_a_tiny_model_and_the_elbo_falls(kind, lora, tmp_path):
-    spec = importlib.util.spec_from_file_location("adapt_ar", os.path.join(ROOT, "recipes", "adapt_ar.py"))
-    adapt_ar = importlib.util.module_from_spec(spec)
-    sys.modules["adapt_ar"] = adapt_ar  # its dataclasses look their module up
-    spec.loader.exec_module(adapt_ar)
+    adapt_ar = _load_adapt_recipe()
 
     tokdir = tmp_path / "tok"
     tiny_tokenizer().save_pretrained(tokdir)
@@ -216,6 +212,79 @@ def test_recipe_adapts_a_tiny_model_and_the_elbo_falls(kind, lora, tmp_path):
     else:
         back = AutoModelForMaskedLM.from_pretrained(out)
         assert isinstance(back, CausalBackboneForMaskedLM) and back.config.backbone_config.model_type == "gpt2"
+
+
+def _load_adapt_recipe():
+    spec = importlib.util.spec_from_file_location("adapt_ar", os.path.join(ROOT, "recipes", "adapt_ar.py"))
+    adapt_ar = importlib.util.module_from_spec(spec)
+    sys.modules["adapt_ar"] = adapt_ar  # its dataclasses look their module up
+    spec.loader.exec_module(adapt_ar)
+    return adapt_ar
+
+
+def _tiny_recipe_argv(tmp_path, *extra):
+    tokdir = tmp_path / "tok"
+    tiny_tokenizer().save_pretrained(tokdir)
+    _write_corpus(tmp_path / "corpus.txt")
+    spec = {"model_type": "llama", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+            "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 64}
+    return ["--random_config", json.dumps(spec), "--tokenizer", str(tokdir), "--data", str(tmp_path / "corpus.txt"),
+            "--seq_len", "24", "--max_eval_rows", "4", "--lora", "false", "--output_dir", str(tmp_path / "run"),
+            "--per_device_train_batch_size", "8", "--eval_num_samples", "1", "--eval_strategy", "no",
+            "--save_strategy", "no", "--report_to", "none", "--use_cpu", "true", "--disable_tqdm", "true",
+            "--logging_steps", "2", "--seed", "0", "--dataloader_num_workers", "0", *extra]
+
+
+def test_regional_compile_needs_torch_compile_and_does_not_change_the_run(tmp_path):
+    """--regional_compile is a speed setting: refused without --torch_compile, and left out of the run's fingerprint
+    (a run may be resumed with or without it)."""
+    from mdlm.adapt.args import AdaptArguments
+
+    adapt_ar = _load_adapt_recipe()
+    with pytest.raises(ValueError, match="--regional_compile true needs --torch_compile true"):
+        adapt_ar.train(_tiny_recipe_argv(tmp_path, "--max_steps", "2", "--regional_compile", "true"))
+    assert adapt_ar.fingerprint(AdaptArguments(regional_compile=True)) == adapt_ar.fingerprint(AdaptArguments())
+
+
+def test_regional_compilation_overrides_an_inherited_setting_and_restores_it(monkeypatch):
+    from mdlm.training.compile_mode import REGIONAL_ENV, regional_compilation
+
+    monkeypatch.setenv(REGIONAL_ENV, "1")
+    with regional_compilation(False):
+        assert os.environ[REGIONAL_ENV] == "0"
+    assert os.environ[REGIONAL_ENV] == "1"
+    monkeypatch.delenv(REGIONAL_ENV)
+    with regional_compilation(True):
+        assert os.environ[REGIONAL_ENV] == "1"
+    assert REGIONAL_ENV not in os.environ
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("regional,inherited", [(True, None), (False, "1")])
+def test_regional_compile_compiles_each_decoder_layer_and_the_loss_falls(tmp_path, monkeypatch, regional, inherited):
+    """--torch_compile true --regional_compile true: the Trainer trains a model whose decoder layers are compiled one
+    by one (accelerate's regional compilation); --regional_compile false compiles the whole model even when the
+    environment says regional. The original model stays uncompiled (evaluation, saving), the environment is left as
+    it was, and the tiny model learns (the training loss falls)."""
+    from mdlm.training.compile_mode import REGIONAL_ENV
+
+    adapt_ar = _load_adapt_recipe()
+    if inherited is None:
+        monkeypatch.delenv(REGIONAL_ENV, raising=False)
+    else:
+        monkeypatch.setenv(REGIONAL_ENV, inherited)
+    trainer = adapt_ar.train(_tiny_recipe_argv(tmp_path, "--max_steps", "12", "--learning_rate", "0.01",
+                                               "--torch_compile", "true", "--regional_compile", str(regional).lower()))
+    compiled = trainer.model_wrapped
+    if regional:
+        assert type(compiled.lm.model.layers[0]).__name__ == "OptimizedModule"
+    else:
+        assert type(compiled).__name__ == "OptimizedModule"  # one graph for the whole wrapper
+        assert type(compiled._orig_mod.lm.model.layers[0]).__name__ == "LlamaDecoderLayer"
+    assert type(trainer.model.lm.model.layers[0]).__name__ == "LlamaDecoderLayer"
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    assert len(losses) == 6 and losses[-1] < losses[0]
+    assert os.environ.get(REGIONAL_ENV) == inherited  # set only while the Trainer was built
 
 
 def tiny_mdm_from_spec(spec, tokdir):
@@ -371,7 +440,8 @@ def test_left_padding_changes_no_logit_also_through_peft(kind, targets):
 @pytest.mark.parametrize("alignment", ["llada", "dream"])
 def test_logits_at_masked_positions_equal_the_full_logits_there(kind, alignment):
     """Training needs logits at masked positions only: the wrapper runs the LM head there (a plain head), with the
-    same values as indexing the full (B, L, V) logits — also through peft and with left padding."""
+    same values as indexing the full (B, L, V) logits — by a bool mask or by the flat indices the trainer passes, also
+    through peft and with left padding."""
     from mdlm.lora import LoraArguments, apply_lora
     from mdlm.training.trainer import masked_logits
 
@@ -389,8 +459,10 @@ def test_logits_at_masked_positions_equal_the_full_logits_there(kind, alignment)
         with torch.no_grad():
             full = m(input_ids=x, attention_mask=am).logits  # (B, L, V)
             part = masked_logits(m, x, am, masked)  # (M, V)
+            flat = masked_logits(m, x, am, masked, masked.reshape(-1).nonzero().squeeze(1))  # the trainer's path
         assert part.shape == (int(masked.sum()), full.shape[-1])
         torch.testing.assert_close(part, full[masked])
+        torch.testing.assert_close(flat, full[masked])
 
 
 def test_a_head_that_is_not_plain_falls_back_to_the_full_logits(monkeypatch):

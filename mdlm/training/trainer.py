@@ -49,11 +49,13 @@ def masked_logits(model: torch.nn.Module, noisy: torch.Tensor, attention_mask: t
     adapted causal LM with a plain head (``supports_logits_positions``); any other HF masked-LM returns
     (B, L, V), which is then indexed."""
     inner = _unwrap(model)
-    if isinstance(inner, MDLMForMaskedLM):
-        where = index if index is not None else masked
+    where = masked if index is None else index
+    if index is not None:  # M changes every step: a compiled model's first graph takes any M (no recompile)
+        torch._dynamo.maybe_mark_dynamic(index, 0)
+    # ours, or an adapted causal LM with a plain head: the LM head at masked rows only. Flat indices rather than the
+    # bool mask: gathering by a bool mask has a data-dependent shape, which breaks a compiled model's graph in two
+    if isinstance(inner, MDLMForMaskedLM) or getattr(inner, "supports_logits_positions", False):
         logits = model(input_ids=noisy, attention_mask=attention_mask, logits_positions=where).logits
-    elif getattr(inner, "supports_logits_positions", False):  # an adapted causal LM: its head at masked rows only
-        logits = model(input_ids=noisy, attention_mask=attention_mask, logits_positions=masked).logits
     else:
         logits = model(input_ids=noisy, attention_mask=attention_mask).logits
     return logits[masked] if logits.dim() == 3 else logits
