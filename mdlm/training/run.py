@@ -180,7 +180,8 @@ def finish_run(trainer, tokenizer, metrics: dict[str, float], generation_default
 def run_recipe(train_fn, argv: list[str] | None = None) -> int:
     """A training recipe's ``main`` body: run ``train_fn(argv)``; a non-finite loss / gradient / weight
     (nothing non-finite was saved) is one ``error:`` line and exit status 1; a finished run being resumed
-    says so and exits 0. Bad input is left to ``run_cli``."""
+    says so and exits 0; a multi-process run that ends with 0 leaves its process group first. Bad input is left
+    to ``run_cli``."""
     import sys
 
     from .safe_trainer import NonFiniteError
@@ -192,8 +193,18 @@ def run_recipe(train_fn, argv: list[str] | None = None) -> int:
         return 1
     except RunFinished as e:
         print(str(e), file=sys.stderr, flush=True)
-        return 0
+    _leave_process_group()
     return 0
+
+
+def _leave_process_group() -> None:
+    """Destroy the default process group of a finished multi-process run (torch warns when a program exits without
+    it; a gloo group left to the interpreter's exit has aborted a rank after its work was done, "terminate called
+    without an active exception"). No-op in a single process."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def write_json_atomic(obj, path: str) -> None:
