@@ -273,8 +273,10 @@ def test_regional_compile_compiles_each_decoder_layer_and_the_loss_falls(tmp_pat
         monkeypatch.delenv(REGIONAL_ENV, raising=False)
     else:
         monkeypatch.setenv(REGIONAL_ENV, inherited)
+    # aot_eager: traced and functionalised as for TorchInductor, no code generation (no C++ compiler needed on a CPU)
     trainer = adapt_ar.train(_tiny_recipe_argv(tmp_path, "--max_steps", "12", "--learning_rate", "0.01",
-                                               "--torch_compile", "true", "--regional_compile", str(regional).lower()))
+                                               "--torch_compile", "true", "--torch_compile_backend", "aot_eager",
+                                               "--regional_compile", str(regional).lower()))
     compiled = trainer.model_wrapped
     if regional:
         assert type(compiled.lm.model.layers[0]).__name__ == "OptimizedModule"
