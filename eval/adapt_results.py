@@ -107,9 +107,7 @@ def _speed(res: dict, res_path: str, unit: str, earlier: dict, stack: dict, comm
 def figures(long_dir: str, date: str) -> dict:
     fin_path = os.path.join(long_dir, "long_results_finish.json")
     fin = _load(fin_path)
-    checks = {(os.path.basename(c["model"].rstrip("/")), c["split"]): c for c in _load(os.path.join(long_dir, "elbo_check.jsonl"))}
-    ext = _load(os.path.join(long_dir, "extract_lora.json"))
-    full_row, ext_row = checks[("run_long", SPLIT)], checks[("lora64", SPLIT)]
+    scores = _extraction_scores(os.path.join(long_dir, "elbo_check.jsonl"), os.path.join(long_dir, "extract_lora.json"))
     earlier = {}
     for name, path in EARLIER.items():
         r = _load(os.path.join(ROOT, path))
@@ -121,9 +119,7 @@ def figures(long_dir: str, date: str) -> dict:
         "model": "SmolLM2-135M-Instruct (Q4_1 GGUF, de-quantised) -> MDM, Dream-aligned, full fine-tuning of the seven "
                  "projections + the [MASK] row, cosine schedule run to its end",
         "persisted_extraction": {
-            "value": round(ext_row["ratio"], 3),
-            "full_finetune_same_rows_and_masks": round(full_row["ratio"], 3),
-            "rank": ext["rank"], "kept_energy_mean": round(ext["kept_energy_mean"], 3),
+            **scores,
             "note": "the model that outlives the GPU: a rank-64 LoRA extraction of the full fine-tune "
                     "(recipes/extract_lora.py); both scored by eval/adapt_elbo.py with 8 samples per row, same masks",
             "sha256": "docs/backbones/smollm2_mdm_full_r64.sha256",
@@ -179,18 +175,25 @@ def _own_extraction(wsd_dir: str) -> dict | None:
     check_path, ext_path = _one(wsd_dir, "elbo_check.jsonl", False), _one(wsd_dir, "extract_lora.json", False)
     if check_path is None or ext_path is None:
         return None
+    sha = _manifest(_one(wsd_dir, ".sha256", False))
+    return {**_extraction_scores(check_path, ext_path),
+            "note": "the model that outlives the GPU: this run's rank-64 LoRA extraction of the full fine-tune "
+                    "(recipes/extract_lora.py); both scored by eval/adapt_elbo.py with 8 samples per row, same masks",
+            "sha256": _rel(sha) if sha else None, "source": ", ".join(_rel(p) for p in (check_path, ext_path))}
+
+
+def _extraction_scores(check_path: str, ext_path: str) -> dict:
+    """{value, full_finetune_same_rows_and_masks, rank, kept_energy_mean} of a run's rank-r extraction: its wiki ratio
+    and the full fine-tune's on the same rows and masks (elbo_check.jsonl: the extraction's row is the model dir
+    ``lora64``), and the extraction's rank and kept energy (extract_lora.json)."""
     rows = [c for c in _load(check_path) if c["split"] == SPLIT]
     ext = next((c for c in rows if os.path.basename(c["model"].rstrip("/")) == "lora64"), None)
     full = next((c for c in rows if c is not ext), None)
     if ext is None or full is None:
         raise UserError(f"{check_path}: expected a {SPLIT} row for the extraction (lora64) and one for the full model")
     meta = _load(ext_path)
-    sha = _manifest(_one(wsd_dir, ".sha256", False))
     return {"value": round(ext["ratio"], 3), "full_finetune_same_rows_and_masks": round(full["ratio"], 3),
-            "rank": meta["rank"], "kept_energy_mean": round(meta["kept_energy_mean"], 3),
-            "note": "the model that outlives the GPU: this run's rank-64 LoRA extraction of the full fine-tune "
-                    "(recipes/extract_lora.py); both scored by eval/adapt_elbo.py with 8 samples per row, same masks",
-            "sha256": _rel(sha) if sha else None, "source": ", ".join(_rel(p) for p in (check_path, ext_path))}
+            "rank": meta["rank"], "kept_energy_mean": round(meta["kept_energy_mean"], 3)}
 
 
 def _manifest(raw: str | None) -> str | None:

@@ -16,10 +16,9 @@ import tarfile
 import tempfile
 
 from mdlm.cli import ArgumentParser, refuse_overwrite, run_cli
+from mdlm.modeling.causal_backbone import VOLATILE_CONFIG_KEYS  # how it was loaded, not what it is
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-# where a config was loaded from, not what it is: left out so that the same GGUF gives the same file anywhere
-_VOLATILE = ("_name_or_path", "_model_name_or_path", "transformers_version", "architectures", "dtype", "torch_dtype")
 
 
 def smollm2_dir() -> str:
@@ -39,7 +38,8 @@ def write_shape(out: str, source: str, gguf_file: str | None) -> dict:
     kw = {"gguf_file": gguf_file} if gguf_file else {}
     if not gguf_file and not os.path.isfile(os.path.join(source, "config.json")):
         raise ValueError(f"{source} has no config.json: pass --gguf-file for a GGUF in it")
-    cfg = {k: v for k, v in AutoConfig.from_pretrained(source, **kw).to_dict().items() if k not in _VOLATILE}
+    loaded = AutoConfig.from_pretrained(source, **kw).to_dict()
+    cfg = {k: v for k, v in loaded.items() if k not in VOLATILE_CONFIG_KEYS}
     with tempfile.TemporaryDirectory() as tmp:
         d = os.path.join(tmp, "smol_shape")
         os.makedirs(d)

@@ -45,7 +45,7 @@ for M in ${MODES:-regional full}; do
     *) echo "error: unknown mode '$M' (regional, full or eager)" >&2; exit 2 ;;
   esac
   say "$M: start ($STEPS steps, $NPROC process(es))"
-  run_for 10 env ACCELERATE_DYNAMO_USE_REGIONAL_COMPILATION=0 TORCH_LOGS=recompiles torchrun --nproc_per_node "$NPROC" --master_port "$PORT" recipes/adapt_ar.py \
+  run_for 10 env TORCH_LOGS=recompiles torchrun --nproc_per_node "$NPROC" --master_port "$PORT" recipes/adapt_ar.py \
     --config "$CFG" --source "$W/src" --data "$W/ids.npz" --output_dir "$W/run_$M" --eval_splits validation_wiki \
     --max_eval_rows 2 --max_steps "$STEPS" --eval_strategy no --eval_on_start false --save_strategy no \
     --logging_steps "$EVERY" --warmup_steps 10 --lr_scheduler_kwargs '{"num_decay_steps": 10}' "${C[@]}" "${OVR[@]}" \

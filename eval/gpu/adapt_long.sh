@@ -22,8 +22,8 @@
 #
 # Environment: OUT (required), STAGE, CFG, DEADLINE (s from the script's start; default 570), POST / POST_FINISH (s kept
 # after a train / a finish or decay launch: 60 / 200 — the extraction and its checks need ~200), EVAL_S (s one
-# evaluation takes, for the decay plan; 12), RUN (the run dir; /tmp/run_long for the long config, /tmp/run_wsd for
-# the WSD one, so the two never resume each other), W (scratch; deleted and re-made by a dry run), DATA, PARTS_DIR;
+# evaluation takes, for the decay plan; 12), RUN (the run dir: /tmp/run_<the config's name after adapt_smollm2_>,
+# e.g. /tmp/run_long, /tmp/run_wsd, /tmp/run_wsd_compile, so that two configs never resume each other), W (scratch; deleted and re-made by a dry run), DATA, PARTS_DIR;
 # dry runs: DRY_STAGES, DRY_DEADLINE, DRY_DECAY_S (s the dry decay is planned on; 20).
 # DRY=1 (CPU here): a tiny random Llama with SmolLM2's tokenizer, 2 gloo processes, both stages in one go (random ids
 # stand in for .data/adapt_smollm2.npz when it is missing):

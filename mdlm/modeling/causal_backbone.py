@@ -31,8 +31,8 @@ Tensor = torch.Tensor
 ALIGNMENTS = ("llada", "dream")
 # keys of the backbone's config that say where/how it was loaded, not what it is: left out of config.json so that
 # the same source gives the same config (and adapter base fingerprint) on every machine and path
-_VOLATILE = ("_name_or_path", "_model_name_or_path", "transformers_version", "architectures", "dtype", "torch_dtype",
-             "quantization_config", "_attn_implementation_autoset")
+VOLATILE_CONFIG_KEYS = ("_name_or_path", "_model_name_or_path", "transformers_version", "architectures", "dtype",
+                        "torch_dtype", "quantization_config", "_attn_implementation_autoset")
 
 
 # causal-LM heads that are a plain linear map of the body's last hidden state (Gemma-2's soft-capping, Cohere's
@@ -75,7 +75,7 @@ class CausalBackboneConfig(PretrainedConfig):
     def to_dict(self) -> dict:
         out = super().to_dict()
         if isinstance(out.get("backbone_config"), dict):
-            out["backbone_config"] = {k: v for k, v in out["backbone_config"].items() if k not in _VOLATILE}
+            out["backbone_config"] = {k: v for k, v in out["backbone_config"].items() if k not in VOLATILE_CONFIG_KEYS}
         return out
 
     @property

@@ -18,13 +18,12 @@ also moves the warm-up.
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
-import re
 import sys
 from dataclasses import dataclass
 
+from .checkpoint import list_checkpoints
 from .throughput import steady_intervals
 
 
@@ -72,12 +71,12 @@ def plan_decay(start_step: int, tokens_per_s: float, seconds: float, tokens_per_
 
 
 def latest_checkpoint(run_dir: str) -> str:
-    """The ``checkpoint-N`` dir of ``run_dir`` with the largest N. Raises FileNotFoundError when there is none."""
-    found = [(int(m.group(1)), p) for p in glob.glob(os.path.join(run_dir, "checkpoint-*"))
-             if (m := re.search(r"checkpoint-(\d+)$", p)) and os.path.isfile(os.path.join(p, "trainer_state.json"))]
-    if not found:
-        raise FileNotFoundError(f"no checkpoint-N/trainer_state.json under {run_dir!r}")
-    return max(found)[1]
+    """The newest ``checkpoint-N`` dir of ``run_dir`` (:func:`.checkpoint.list_checkpoints`) that holds a
+    ``trainer_state.json``. Raises FileNotFoundError when there is none."""
+    for ckpt in reversed(list_checkpoints(run_dir)):
+        if os.path.isfile(os.path.join(ckpt, "trainer_state.json")):
+            return ckpt
+    raise FileNotFoundError(f"no checkpoint-N/trainer_state.json under {run_dir!r}")
 
 
 def main(argv: list[str] | None = None) -> int:
